@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what tests need into .venv, starts a throwaway
+# PostgreSQL, then runs pytest (hypothesis, coverage floor 90%), mypy --strict and ruff.
+# .ci/run calls exactly this script. With CI=true a missing PostgreSQL is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,sql,postgres]'
+
+# shellcheck source=scripts/postgres.sh
+source scripts/postgres.sh
+start_postgres
+
+status=0
+.venv/bin/python -m pytest -p no:cacheprovider --cov=revcrm --cov-report=term --cov-fail-under=90 "$@" || status=$?
+if [ "$status" -eq 0 ]; then
+  .venv/bin/python -m mypy --strict src tests || status=$?
+fi
+if [ "$status" -eq 0 ]; then
+  .venv/bin/python -m ruff check src tests benchmarks examples || status=$?
+fi
+exit "$status"

@@ -1,0 +1,64 @@
+"""revcrm: a revenue-focused CRM library over a host application's billing records.
+
+The public API is re-exported here; modules whose names start with ``_`` are private.
+"""
+
+from revcrm._book import Book
+from revcrm._cycles import BillingCycle, CycleUnit
+from revcrm._discount import Discount, DiscountDuration
+from revcrm._money import DEFAULT_ROUNDING, FxRates, Money, format_money
+from revcrm._records import (
+    AttributeValue,
+    CreditEntry,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    LineKind,
+    PaymentMethod,
+    Plan,
+    Product,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
+from revcrm._subscription import (
+    ChangeKind,
+    Subscription,
+    SubscriptionChange,
+    SubscriptionState,
+    SubscriptionStatus,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_ROUNDING",
+    "AttributeValue",
+    "BillingCycle",
+    "Book",
+    "ChangeKind",
+    "CreditEntry",
+    "Customer",
+    "CycleUnit",
+    "Discount",
+    "DiscountDuration",
+    "FxRates",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceStatus",
+    "LineKind",
+    "Money",
+    "PaymentMethod",
+    "Plan",
+    "Product",
+    "Subscription",
+    "SubscriptionChange",
+    "SubscriptionState",
+    "SubscriptionStatus",
+    "Transaction",
+    "TransactionKind",
+    "TransactionStatus",
+    "__version__",
+    "format_money",
+]

@@ -1,0 +1,182 @@
+"""The book: an immutable collection of billing records that pure metric functions read."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from functools import cached_property
+from types import MappingProxyType
+from typing import TypeVar
+
+import attrs
+
+from revcrm._money import FxRates, Money, money_sum
+from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
+from revcrm._subscription import Subscription
+from revcrm.errors import DuplicateError, UnknownReferenceError
+
+__all__ = ["Book"]
+
+_R = TypeVar("_R")
+
+
+def _by_id(kind: str, items: Iterable[_R], key: Callable[[_R], str]) -> Mapping[str, _R]:
+    out: dict[str, _R] = {}
+    for item in items:
+        k = key(item)
+        if k in out:
+            raise DuplicateError(kind, k)
+        out[k] = item
+    return MappingProxyType(out)
+
+
+def _group(items: Iterable[_R], key: Callable[[_R], str]) -> Mapping[str, tuple[_R, ...]]:
+    groups: dict[str, list[_R]] = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
+    return MappingProxyType({k: tuple(v) for k, v in groups.items()})
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Book:
+    """Customers and their billing records, validated for unique ids and known references.
+
+    Build with :meth:`of`; records are kept in a canonical order (by id) so results never
+    depend on the order the host supplied them in.
+    """
+
+    customers: tuple[Customer, ...] = ()
+    products: tuple[Product, ...] = ()
+    plans: tuple[Plan, ...] = ()
+    subscriptions: tuple[Subscription, ...] = ()
+    invoices: tuple[Invoice, ...] = ()
+    transactions: tuple[Transaction, ...] = ()
+    credits: tuple[CreditEntry, ...] = ()
+    fx: FxRates = attrs.field(factory=FxRates)
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        customers: Iterable[Customer] = (),
+        products: Iterable[Product] = (),
+        plans: Iterable[Plan] = (),
+        subscriptions: Iterable[Subscription] = (),
+        invoices: Iterable[Invoice] = (),
+        transactions: Iterable[Transaction] = (),
+        credits: Iterable[CreditEntry] = (),
+        fx: FxRates | None = None,
+    ) -> Book:
+        def ordered(items: Iterable[_R], key: Callable[[_R], str]) -> tuple[_R, ...]:
+            return tuple(sorted(items, key=key))
+
+        book = cls(
+            customers=ordered(customers, lambda c: c.id),
+            products=ordered(products, lambda p: p.id),
+            plans=ordered(plans, lambda p: p.id),
+            subscriptions=ordered(subscriptions, lambda s: s.id),
+            invoices=ordered(invoices, lambda i: i.id),
+            transactions=ordered(transactions, lambda t: t.id),
+            credits=ordered(credits, lambda c: c.id),
+            fx=fx if fx is not None else FxRates(),
+        )
+        book.validate()
+        return book
+
+    def validate(self) -> None:
+        """Check unique ids and that every reference resolves; raise a revcrm error if not."""
+        customers = self.customer_index
+        _by_id("product", self.products, lambda p: p.id)
+        plans = _by_id("plan", self.plans, lambda p: p.id)
+        products = {p.id for p in self.products}
+        subs = self.subscription_index
+        invoices = _by_id("invoice", self.invoices, lambda i: i.id)
+        _by_id("transaction", self.transactions, lambda t: t.id)
+        _by_id("credit", self.credits, lambda c: c.id)
+        for p in self.plans:
+            if p.product_id not in products:
+                raise UnknownReferenceError(f"plan[{p.id}].product_id", p.product_id, "product")
+        for s in self.subscriptions:
+            if s.customer_id not in customers:
+                raise UnknownReferenceError(f"subscription[{s.id}].customer_id", s.customer_id, "customer")
+            for st in s.states:
+                if st.plan_id is not None and plans and st.plan_id not in plans:
+                    raise UnknownReferenceError(f"subscription[{s.id}].plan_id", st.plan_id, "plan")
+        for inv in self.invoices:
+            if inv.customer_id not in customers:
+                raise UnknownReferenceError(f"invoice[{inv.id}].customer_id", inv.customer_id, "customer")
+            for line in inv.lines:
+                if line.subscription_id is not None and line.subscription_id not in subs:
+                    raise UnknownReferenceError(
+                        f"invoice[{inv.id}].lines.subscription_id", line.subscription_id, "subscription"
+                    )
+        for t in self.transactions:
+            if t.customer_id not in customers:
+                raise UnknownReferenceError(f"transaction[{t.id}].customer_id", t.customer_id, "customer")
+            if t.invoice_id is not None and t.invoice_id not in invoices:
+                raise UnknownReferenceError(f"transaction[{t.id}].invoice_id", t.invoice_id, "invoice")
+        for c in self.credits:
+            if c.customer_id not in customers:
+                raise UnknownReferenceError(f"credit[{c.id}].customer_id", c.customer_id, "customer")
+
+    # -- indexes (computed once per book) ------------------------------------------------------
+
+    @cached_property
+    def customer_index(self) -> Mapping[str, Customer]:
+        return _by_id("customer", self.customers, lambda c: c.id)
+
+    @cached_property
+    def subscription_index(self) -> Mapping[str, Subscription]:
+        return _by_id("subscription", self.subscriptions, lambda s: s.id)
+
+    @cached_property
+    def subscriptions_by_customer(self) -> Mapping[str, tuple[Subscription, ...]]:
+        return _group(self.subscriptions, lambda s: s.customer_id)
+
+    @cached_property
+    def invoices_by_customer(self) -> Mapping[str, tuple[Invoice, ...]]:
+        return _group(self.invoices, lambda i: i.customer_id)
+
+    @cached_property
+    def transactions_by_customer(self) -> Mapping[str, tuple[Transaction, ...]]:
+        return _group(self.transactions, lambda t: t.customer_id)
+
+    @cached_property
+    def credits_by_customer(self) -> Mapping[str, tuple[CreditEntry, ...]]:
+        return _group(self.credits, lambda c: c.customer_id)
+
+    def customer(self, customer_id: str) -> Customer:
+        from revcrm.errors import NotFoundError
+
+        try:
+            return self.customer_index[customer_id]
+        except KeyError:
+            raise NotFoundError("customer", customer_id) from None
+
+    def credit_balance(self, customer_id: str, currency: str, *, at: datetime | None = None) -> Money:
+        """Sum of the customer's credit ledger in ``currency`` (up to ``at`` when given)."""
+        entries = self.credits_by_customer.get(customer_id, ())
+        return money_sum(
+            (e.amount for e in entries if e.amount.currency == currency and (at is None or e.at <= at)),
+            currency,
+        )
+
+    def restricted_to(self, customer_ids: Iterable[str]) -> Book:
+        """The sub-book of some customers and everything that belongs to them."""
+        keep = set(customer_ids)
+        return Book(
+            customers=tuple(c for c in self.customers if c.id in keep),
+            products=self.products,
+            plans=self.plans,
+            subscriptions=tuple(s for s in self.subscriptions if s.customer_id in keep),
+            invoices=tuple(i for i in self.invoices if i.customer_id in keep),
+            transactions=tuple(t for t in self.transactions if t.customer_id in keep),
+            credits=tuple(c for c in self.credits if c.customer_id in keep),
+            fx=self.fx,
+        )
+
+    def __len__(self) -> int:
+        return len(self.customers)
+
+

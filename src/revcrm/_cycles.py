@@ -1,0 +1,165 @@
+"""Billing cycles and billing dates computed from an anchor."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from typing import ClassVar, Final, TypeVar
+
+import attrs
+from dateutil.relativedelta import relativedelta
+
+from revcrm.errors import ValidationError
+
+__all__ = ["BillingCycle", "CycleUnit"]
+
+_D = TypeVar("_D", date, datetime)
+
+#: Weeks per month used to normalise weekly cycles: 52 / 12 (dbt_stripe and Tidemill).
+WEEKS_PER_MONTH: Final = Fraction(52, 12)
+#: Days per month used to normalise daily cycles: 365 / 12, the same year-based convention.
+DAYS_PER_MONTH: Final = Fraction(365, 12)
+
+
+class CycleUnit(enum.StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+
+
+def _positive(_i: object, _a: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValidationError("count", value, "a billing cycle needs a positive whole count")
+
+
+@attrs.frozen
+class BillingCycle:
+    """A recurring interval: ``count`` x ``unit`` (3 months, 1 year, 2 weeks).
+
+    One-off charges are not a cycle: model them as one-off invoice lines or a plan
+    without a cycle.
+    """
+
+    count: int = attrs.field(validator=_positive)
+    unit: CycleUnit = attrs.field(converter=CycleUnit)
+
+    MONTHLY: ClassVar[BillingCycle]
+    QUARTERLY: ClassVar[BillingCycle]
+    SEMIANNUAL: ClassVar[BillingCycle]
+    ANNUAL: ClassVar[BillingCycle]
+    BIENNIAL: ClassVar[BillingCycle]
+    TRIENNIAL: ClassVar[BillingCycle]
+    WEEKLY: ClassVar[BillingCycle]
+    DAILY: ClassVar[BillingCycle]
+
+    @classmethod
+    def months(cls, count: int) -> BillingCycle:
+        return cls(count, CycleUnit.MONTH)
+
+    @classmethod
+    def years(cls, count: int) -> BillingCycle:
+        return cls(count, CycleUnit.YEAR)
+
+    @classmethod
+    def weeks(cls, count: int) -> BillingCycle:
+        return cls(count, CycleUnit.WEEK)
+
+    @classmethod
+    def days(cls, count: int) -> BillingCycle:
+        return cls(count, CycleUnit.DAY)
+
+    @classmethod
+    def parse(cls, text: str) -> BillingCycle:
+        """Parse ``"monthly"``, ``"annual"``, ``"3 month"``, ``"2 years"`` and similar."""
+        key = text.strip().lower()
+        named = _NAMES.get(key)
+        if named is not None:
+            return named
+        parts = key.split()
+        if len(parts) == 2 and parts[0].isdigit():
+            unit = parts[1].removesuffix("s")
+            if unit in CycleUnit.__members__.values():
+                return cls(int(parts[0]), CycleUnit(unit))
+        raise ValidationError("cycle", text, "unknown billing cycle")
+
+    @property
+    def length_in_months(self) -> Fraction:
+        """Exact length in months; weeks and days by the documented year-based convention."""
+        match self.unit:
+            case CycleUnit.MONTH:
+                return Fraction(self.count)
+            case CycleUnit.YEAR:
+                return Fraction(12 * self.count)
+            case CycleUnit.WEEK:
+                return self.count / WEEKS_PER_MONTH
+            case CycleUnit.DAY:
+                return self.count / DAYS_PER_MONTH
+
+    def advance(self, anchor: _D, n: int) -> _D:
+        """The date ``n`` cycles after ``anchor``, clamped to the end of shorter months.
+
+        Always computed from the anchor, never stepped from the previous date, so an
+        anchor of Jan 31 bills Feb 28 (29), Mar 31, Apr 30.
+        """
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise ValidationError("n", n, "expected a whole number of cycles")
+        match self.unit:
+            case CycleUnit.MONTH:
+                return anchor + relativedelta(months=self.count * n)
+            case CycleUnit.YEAR:
+                return anchor + relativedelta(years=self.count * n)
+            case CycleUnit.WEEK:
+                return anchor + timedelta(weeks=self.count * n)
+            case CycleUnit.DAY:
+                return anchor + timedelta(days=self.count * n)
+
+    def period_containing(self, anchor: _D, moment: _D) -> tuple[_D, _D]:
+        """The service period ``[start, end)`` of this cycle that contains ``moment``."""
+        n = self._index(anchor, moment)
+        return self.advance(anchor, n), self.advance(anchor, n + 1)
+
+    def next_after(self, anchor: _D, moment: _D) -> _D:
+        """The first billing date strictly after ``moment``."""
+        return self.period_containing(anchor, moment)[1]
+
+    def _index(self, anchor: _D, moment: _D) -> int:
+        # A first guess from the mean cycle length, then corrected against the exact
+        # clamped dates, so the answer never depends on stepping.
+        span = (moment - anchor) / timedelta(days=1) if isinstance(moment, datetime) else (
+            (moment - anchor).days
+        )
+        n = int(span // float(self.length_in_months * Fraction(36525, 1200)))
+        while self.advance(anchor, n) > moment:
+            n -= 1
+        while self.advance(anchor, n + 1) <= moment:
+            n += 1
+        return n
+
+    def __str__(self) -> str:
+        for name, cycle in _NAMES.items():
+            if cycle == self:
+                return name
+        return f"{self.count} {self.unit.value}s"
+
+
+BillingCycle.MONTHLY = BillingCycle(1, CycleUnit.MONTH)
+BillingCycle.QUARTERLY = BillingCycle(3, CycleUnit.MONTH)
+BillingCycle.SEMIANNUAL = BillingCycle(6, CycleUnit.MONTH)
+BillingCycle.ANNUAL = BillingCycle(1, CycleUnit.YEAR)
+BillingCycle.BIENNIAL = BillingCycle(2, CycleUnit.YEAR)
+BillingCycle.TRIENNIAL = BillingCycle(3, CycleUnit.YEAR)
+BillingCycle.WEEKLY = BillingCycle(1, CycleUnit.WEEK)
+BillingCycle.DAILY = BillingCycle(1, CycleUnit.DAY)
+
+_NAMES: Final[dict[str, BillingCycle]] = {
+    "monthly": BillingCycle.MONTHLY,
+    "quarterly": BillingCycle.QUARTERLY,
+    "semiannual": BillingCycle.SEMIANNUAL,
+    "annual": BillingCycle.ANNUAL,
+    "biennial": BillingCycle.BIENNIAL,
+    "triennial": BillingCycle.TRIENNIAL,
+    "weekly": BillingCycle.WEEKLY,
+    "daily": BillingCycle.DAILY,
+}

@@ -1,0 +1,298 @@
+"""Customers, products, plans, invoices, transactions and credit ledger entries."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Final
+
+import attrs
+
+from revcrm._cycles import BillingCycle
+from revcrm._money import Money, money_sum
+from revcrm._time import check_date, optional_utc, utc
+from revcrm.errors import ValidationError
+
+__all__ = [
+    "AttributeValue",
+    "CreditEntry",
+    "Customer",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceStatus",
+    "LineKind",
+    "PaymentMethod",
+    "Plan",
+    "Product",
+    "Transaction",
+    "TransactionKind",
+    "TransactionStatus",
+]
+
+AttributeValue = str | int | Decimal | bool | date
+
+_EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _id(field: str) -> object:
+    def check(_i: object, _a: object, value: object) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError(field, value, "must be a non-empty string")
+
+    return check
+
+
+def _email(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _EMAIL.match(value.strip()):
+        raise ValidationError("email", value, "not an email address")
+    return value.strip()
+
+
+def _attributes(value: Mapping[str, AttributeValue] | None) -> Mapping[str, AttributeValue]:
+    items = dict(value or {})
+    for key, v in items.items():
+        if isinstance(v, float):
+            raise ValidationError(f"custom_attributes[{key}]", v, "floats not accepted; use Decimal")
+        if not isinstance(v, str | int | Decimal | bool | date):
+            raise ValidationError(f"custom_attributes[{key}]", v, "string, number, boolean or date")
+    return MappingProxyType(items)
+
+
+def _positive_money(field: str, allow_zero: bool = True) -> object:
+    def check(_i: object, _a: object, value: Money | None) -> None:
+        if value is None:
+            return
+        if not isinstance(value, Money):
+            raise ValidationError(field, value, "expected Money")
+        if value.amount < 0 or (not allow_zero and value.amount == 0):
+            raise ValidationError(field, value, "must be positive" if not allow_zero else "cannot be negative")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class Customer:
+    """A customer (a client account of the host panel)."""
+
+    id: str = attrs.field(validator=_id("customer.id"))
+    registered_at: datetime = attrs.field(converter=lambda v: utc(v, "registered_at"))
+    external_id: str | None = None
+    email: str | None = attrs.field(default=None, converter=_email)
+    username: str | None = None
+    name: str = ""
+    company: str | None = None
+    phone: str | None = None
+    role: str | None = None
+    website: str | None = None
+    location: str | None = None
+    owner_id: str | None = None  # staff member who owns the account
+    last_login_at: datetime | None = attrs.field(
+        default=None, converter=lambda v: optional_utc(v, "last_login_at")
+    )
+    referral_source: str | None = None
+    referrer_id: str | None = None
+    custom_attributes: Mapping[str, AttributeValue] = attrs.field(
+        factory=dict, converter=_attributes, hash=False
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Product:
+    id: str = attrs.field(validator=_id("product.id"))
+    name: str
+    external_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    """A price of a product on one billing cycle; the setup fee is kept apart from it."""
+
+    id: str = attrs.field(validator=_id("plan.id"))
+    product_id: str
+    name: str
+    price: Money = attrs.field(validator=_positive_money("price"))
+    cycle: BillingCycle | None  # None: a one-off product, not recurring
+    setup_fee: Money | None = attrs.field(default=None, validator=_positive_money("setup_fee"))
+    external_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.setup_fee is not None and self.setup_fee.currency != self.price.currency:
+            raise ValidationError("setup_fee", self.setup_fee, "must be in the price's currency")
+
+
+class InvoiceStatus(enum.StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+
+
+class LineKind(enum.StrEnum):
+    RECURRING = "recurring"
+    ONE_OFF = "one_off"
+
+
+@attrs.frozen(kw_only=True)
+class InvoiceLine:
+    """One invoice line: ``amount`` is quantity x unit price before discount and tax."""
+
+    kind: LineKind = attrs.field(converter=LineKind)
+    amount: Money = attrs.field(validator=_positive_money("amount"))
+    description: str = ""
+    quantity: int = 1
+    discount: Money | None = attrs.field(default=None, validator=_positive_money("discount"))
+    tax: Money | None = attrs.field(default=None, validator=_positive_money("tax"))
+    period_start: datetime | None = attrs.field(
+        default=None, converter=lambda v: optional_utc(v, "period_start")
+    )
+    period_end: datetime | None = attrs.field(
+        default=None, converter=lambda v: optional_utc(v, "period_end")
+    )
+    subscription_id: str | None = None
+    product_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int) or self.quantity <= 0:
+            raise ValidationError("quantity", self.quantity, "must be a positive whole number")
+        for field in ("discount", "tax"):
+            other = getattr(self, field)
+            if other is not None and other.currency != self.amount.currency:
+                raise ValidationError(field, other, f"must be in {self.amount.currency}")
+        if (self.period_start is None) != (self.period_end is None):
+            raise ValidationError("period_end", self.period_end, "give both period ends or neither")
+        if self.period_start is not None and self.period_end is not None:
+            if self.period_end <= self.period_start:
+                raise ValidationError("period_end", self.period_end, "must be after period_start")
+        if self.kind is LineKind.RECURRING and self.period_start is None:
+            raise ValidationError("period_start", None, "a recurring line needs its service period")
+        if self.discount is not None and self.discount > self.amount:
+            raise ValidationError("discount", self.discount, "exceeds the line amount")
+
+    @property
+    def net(self) -> Money:
+        """Amount after discount, excluding tax: what MRR counts."""
+        return self.amount - self.discount if self.discount is not None else self.amount
+
+    @property
+    def total(self) -> Money:
+        return self.net + self.tax if self.tax is not None else self.net
+
+
+def _lines(value: Iterable[InvoiceLine]) -> tuple[InvoiceLine, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class Invoice:
+    id: str = attrs.field(validator=_id("invoice.id"))
+    customer_id: str
+    currency: str
+    issued_at: datetime = attrs.field(converter=lambda v: utc(v, "issued_at"))
+    due_date: date = attrs.field(converter=lambda v: check_date(v, "due_date"))
+    status: InvoiceStatus = attrs.field(converter=InvoiceStatus)
+    lines: tuple[InvoiceLine, ...] = attrs.field(converter=_lines, default=())
+    number: str | None = None
+    external_id: str | None = None
+    paid_at: datetime | None = attrs.field(default=None, converter=lambda v: optional_utc(v, "paid_at"))
+
+    def __attrs_post_init__(self) -> None:
+        Money.zero(self.currency)  # validates the code
+        for i, line in enumerate(self.lines):
+            if line.amount.currency != self.currency:
+                raise ValidationError(f"lines[{i}].amount", line.amount, f"must be in {self.currency}")
+        if self.due_date < self.issued_at.date():
+            raise ValidationError("due_date", self.due_date, "is before the issue date")
+
+    @property
+    def subtotal(self) -> Money:
+        return money_sum((line.net for line in self.lines), self.currency)
+
+    @property
+    def tax(self) -> Money:
+        return money_sum((line.tax for line in self.lines if line.tax is not None), self.currency)
+
+    @property
+    def total(self) -> Money:
+        return self.subtotal + self.tax
+
+    def is_overdue(self, on: date) -> bool:
+        """Open and past its due date on ``on`` (derived, never stored)."""
+        return self.status is InvoiceStatus.OPEN and check_date(on, "on") > self.due_date
+
+
+class TransactionKind(enum.StrEnum):
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
+class TransactionStatus(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+class PaymentMethod(enum.StrEnum):
+    """Common payment methods; ``Transaction.method`` accepts any other lowercase name too."""
+
+    STRIPE = "stripe"
+    PAYPAL = "paypal"
+    CREDIT = "credit"
+    BANK_TRANSFER = "bank_transfer"
+    CARD = "card"
+
+
+def _method(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("method", value, "a payment method name is required")
+    return value.strip().lower()
+
+
+@attrs.frozen(kw_only=True)
+class Transaction:
+    """A payment or refund; ``amount`` is always positive, ``kind`` gives the direction."""
+
+    id: str = attrs.field(validator=_id("transaction.id"))
+    customer_id: str
+    kind: TransactionKind = attrs.field(converter=TransactionKind)
+    status: TransactionStatus = attrs.field(converter=TransactionStatus)
+    amount: Money = attrs.field(validator=_positive_money("amount", allow_zero=False))
+    method: str = attrs.field(converter=_method)
+    at: datetime = attrs.field(converter=lambda v: utc(v, "at"))
+    invoice_id: str | None = None
+    subscription_id: str | None = None
+    external_id: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is TransactionStatus.SUCCEEDED
+
+    @property
+    def signed_amount(self) -> Money:
+        """Positive for payments, negative for refunds."""
+        return self.amount if self.kind is TransactionKind.PAYMENT else -self.amount
+
+
+@attrs.frozen(kw_only=True)
+class CreditEntry:
+    """A credit ledger entry: positive adds credit, negative spends it. Balances are derived."""
+
+    id: str = attrs.field(validator=_id("credit.id"))
+    customer_id: str
+    amount: Money
+    reason: str
+    at: datetime = attrs.field(converter=lambda v: utc(v, "at"))
+    staff_id: str | None = None
+    invoice_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.amount, Money) or self.amount.is_zero():
+            raise ValidationError("amount", self.amount, "a non-zero Money is required")
+        if not self.reason.strip():
+            raise ValidationError("reason", self.reason, "a reason is required")

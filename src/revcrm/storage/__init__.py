@@ -1,0 +1,3 @@
+"""Storage protocols and backends (in-memory, SQL)."""
+
+__all__: list[str] = []
