@@ -127,9 +127,7 @@ class BillingCycle:
     def _index(self, anchor: _D, moment: _D) -> int:
         # A first guess from the mean cycle length, then corrected against the exact
         # clamped dates, so the answer never depends on stepping.
-        span = (moment - anchor) / timedelta(days=1) if isinstance(moment, datetime) else (
-            (moment - anchor).days
-        )
+        span = (moment - anchor) / timedelta(days=1)
         n = int(span // float(self.length_in_months * Fraction(36525, 1200)))
         while self.advance(anchor, n) > moment:
             n -= 1

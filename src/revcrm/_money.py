@@ -8,7 +8,7 @@ import functools
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Final, Self
+from typing import Final
 
 import attrs
 import babel.numbers
@@ -16,7 +16,14 @@ import babel.numbers
 from revcrm._time import check_date
 from revcrm.errors import CurrencyMismatchError, MissingRateError, ValidationError
 
-__all__ = ["DEFAULT_ROUNDING", "DIVISION_PRECISION", "FxRates", "Money", "format_money"]
+__all__ = [
+    "DEFAULT_ROUNDING",
+    "DIVISION_PRECISION",
+    "EXACT_CONTEXT",
+    "FxRates",
+    "Money",
+    "format_money",
+]
 
 #: Rounding used by :meth:`Money.rounded` unless another mode is passed: round half to even
 #: ("banker's rounding"), which does not bias sums of many rounded amounts upwards.
@@ -34,6 +41,9 @@ _EXACT: Final = decimal.Context(
     Emin=decimal.MIN_EMIN,
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
 )
+#: The context revcrm's own Decimal sums run under: additions and multiplications exact.
+EXACT_CONTEXT: Final = _EXACT
+
 _DIVIDE: Final = decimal.Context(
     prec=DIVISION_PRECISION,
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
@@ -197,7 +207,9 @@ class Money:
         ``ROUND_HALF_UP`` for the schoolbook rule).
         """
         exponent = Decimal(1).scaleb(-self.minor_units)
-        return Money(self.amount.quantize(exponent, rounding=rounding, context=_EXACT), self.currency)
+        return Money(
+            self.amount.quantize(exponent, rounding=rounding, context=_EXACT), self.currency
+        )
 
     def is_zero(self) -> bool:
         return self.amount == 0
@@ -298,8 +310,8 @@ class FxRates:
             }
         )
 
-    def with_rate(self, day: date, source: str, target: str, rate: str | int | Decimal) -> Self:
-        return type(self).from_rates([*self.items(), (day, source, target, rate)])
+    def with_rate(self, day: date, source: str, target: str, rate: str | int | Decimal) -> FxRates:
+        return FxRates.from_rates([*self.items(), (day, source, target, rate)])
 
     def items(self) -> list[tuple[date, str, str, Decimal]]:
         return [
@@ -339,5 +351,3 @@ class FxRates:
 
     def __hash__(self) -> int:
         return hash(tuple(self.items()))
-
-

@@ -6,16 +6,24 @@ import bisect
 import enum
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Any
 
 import attrs
 
+from revcrm._checks import as_enum
 from revcrm._cycles import BillingCycle
 from revcrm._discount import Discount, DiscountDuration
 from revcrm._money import Money
 from revcrm._time import optional_utc, utc
 from revcrm.errors import ValidationError
 
-__all__ = ["ChangeKind", "Subscription", "SubscriptionChange", "SubscriptionState", "SubscriptionStatus"]
+__all__ = [
+    "ChangeKind",
+    "Subscription",
+    "SubscriptionChange",
+    "SubscriptionState",
+    "SubscriptionStatus",
+]
 
 
 class SubscriptionStatus(enum.StrEnum):
@@ -74,6 +82,40 @@ def _price(value: object) -> Money | None:
     return value
 
 
+def _at(value: object) -> datetime:
+    return utc(value, "at")
+
+
+def _trial_end(value: object) -> datetime | None:
+    return optional_utc(value, "trial_end")
+
+
+def _anchor(value: object) -> datetime | None:
+    return optional_utc(value, "billing_anchor")
+
+
+def _ends_at(value: object) -> datetime | None:
+    return optional_utc(value, "ends_at")
+
+
+def _kind(value: object) -> ChangeKind:
+    return as_enum(ChangeKind, value, "kind")
+
+
+def _status(value: object) -> SubscriptionStatus | None:
+    return None if value is None else as_enum(SubscriptionStatus, value, "status")
+
+
+def _cycle(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, BillingCycle):
+        raise ValidationError("cycle", value, "expected a BillingCycle")
+
+
+def _discount(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Discount):
+        raise ValidationError("discount", value, "expected a Discount")
+
+
 @attrs.frozen(kw_only=True)
 class SubscriptionChange:
     """One entry of a subscription's history, effective at ``at`` (aware, UTC).
@@ -84,26 +126,18 @@ class SubscriptionChange:
     period when omitted).
     """
 
-    kind: ChangeKind = attrs.field(converter=ChangeKind)
-    at: datetime = attrs.field(converter=lambda v: utc(v, "at"))
+    kind: ChangeKind = attrs.field(converter=_kind)
+    at: datetime = attrs.field(converter=_at)
     price: Money | None = attrs.field(default=None, converter=_price)
-    cycle: BillingCycle | None = None
+    cycle: BillingCycle | None = attrs.field(default=None, validator=_cycle)
     quantity: int | None = attrs.field(default=None, converter=_quantity)
     product_id: str | None = None
     plan_id: str | None = None
-    discount: Discount | None = None
-    status: SubscriptionStatus | None = attrs.field(
-        default=None, converter=attrs.converters.optional(SubscriptionStatus)
-    )
-    trial_end: datetime | None = attrs.field(
-        default=None, converter=lambda v: optional_utc(v, "trial_end")
-    )
-    billing_anchor: datetime | None = attrs.field(
-        default=None, converter=lambda v: optional_utc(v, "billing_anchor")
-    )
-    ends_at: datetime | None = attrs.field(
-        default=None, converter=lambda v: optional_utc(v, "ends_at")
-    )
+    discount: Discount | None = attrs.field(default=None, validator=_discount)
+    status: SubscriptionStatus | None = attrs.field(default=None, converter=_status)
+    trial_end: datetime | None = attrs.field(default=None, converter=_trial_end)
+    billing_anchor: datetime | None = attrs.field(default=None, converter=_anchor)
+    ends_at: datetime | None = attrs.field(default=None, converter=_ends_at)
     note: str = ""
 
 
@@ -164,6 +198,15 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
     def bad(field: str, value: object, reason: str) -> ValidationError:
         return ValidationError(f"subscription[{sub_id}].{field}", value, reason)
 
+    def check_discount(currency: str) -> None:
+        d = c.discount
+        if d is None:
+            return
+        if d.amount_off is not None and d.amount_off.currency != currency:
+            raise bad("discount", d, f"amount off must be in {currency}")
+        if d.ends_at is not None and d.ends_at < c.at:
+            raise bad("discount.ends_at", d.ends_at, "the discount ends before it is set")
+
     if prev is None:
         if c.kind is not ChangeKind.STARTED:
             raise bad("history[0].kind", c.kind, "a history must begin with STARTED")
@@ -176,6 +219,7 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
             raise bad("status", status, "a subscription cannot start ended")
         if c.trial_end is not None and c.trial_end < c.at:
             raise bad("trial_end", c.trial_end, "trial ends before the subscription starts")
+        check_discount(c.price.currency)
         anchor = c.billing_anchor or (c.trial_end if c.trial_end is not None else c.at)
         return SubscriptionState(
             status=status,
@@ -219,6 +263,7 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
                 billing_anchor=c.billing_anchor or prev.billing_anchor,
             )
         case ChangeKind.DISCOUNT_CHANGED:
+            check_discount(prev.currency)
             s = attrs.evolve(s, discount=c.discount, discount_from=c.at if c.discount else None)
         case ChangeKind.STATUS_CHANGED:
             if c.status is None or c.status not in _SETTABLE:
@@ -251,7 +296,9 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
             )
         case ChangeKind.REACTIVATED:
             if not ended and not prev.cancel_at_period_end:
-                raise bad("kind", c.kind, "only a cancelled or scheduled-to-cancel service reactivates")
+                raise bad("kind", c.kind, "only a cancelled or scheduled-to-cancel service revives")
+            if c.price is not None and c.price.currency != prev.currency:
+                raise bad("price", c.price, f"currency differs from {prev.currency}")
             s = attrs.evolve(
                 s,
                 status=SubscriptionStatus.ACTIVE,
@@ -373,7 +420,9 @@ class Subscription:
         )
 
     def set_discount(self, at: datetime, discount: Discount | None) -> Subscription:
-        return self.append(SubscriptionChange(kind=ChangeKind.DISCOUNT_CHANGED, at=at, discount=discount))
+        return self.append(
+            SubscriptionChange(kind=ChangeKind.DISCOUNT_CHANGED, at=at, discount=discount)
+        )
 
     def set_status(self, at: datetime, status: SubscriptionStatus) -> Subscription:
         return self.append(SubscriptionChange(kind=ChangeKind.STATUS_CHANGED, at=at, status=status))
