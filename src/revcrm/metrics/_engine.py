@@ -436,11 +436,12 @@ class MrrAnalysis:
         periods = period_bounds(Frequency(every), a, b)
         if not periods:
             return []
-        ends = [p[1] for p in periods]
-        values = self._values_before(ends)
+        # The first and last periods are clipped to [start, end).
+        clipped = [(max(p, a), min(q, b)) for p, q in periods]
+        values = self._values_before([q for _, q in clipped])
         return [
-            MrrPoint(start=p[0], end=p[1], mrr=Money(v, self.currency))
-            for p, v in zip(periods, values, strict=True)
+            MrrPoint(start=p, end=q, mrr=Money(v, self.currency))
+            for (p, q), v in zip(clipped, values, strict=True)
         ]
 
     @functools.cached_property
@@ -587,7 +588,8 @@ class MrrAnalysis:
         periods = period_bounds(Frequency(every), a, b)
         if not periods:
             return []
-        return self._waterfalls([p[0] for p in periods] + [periods[-1][1]])
+        # The first and last periods are clipped to [start, end).
+        return self._waterfalls([a] + [p[0] for p in periods[1:]] + [b])
 
     @_exact
     def _waterfalls(self, bounds: list[datetime]) -> list[Waterfall]:
@@ -619,6 +621,50 @@ class MrrAnalysis:
                 )
             )
         return out
+
+    def customer_states(self, at: datetime, *, inclusive: bool) -> Iterator[tuple[str, bool]]:
+        """Each customer with history before ``at`` and whether it counts as a customer then:
+        MRR above zero, or a live free plan after having paid when the policy keeps free-plan
+        customers (``free_plans_churn=False``)."""
+        keep_free = not self.policy.free_plans_churn
+        find = bisect.bisect_right if inclusive else bisect.bisect_left
+        for cid, times in self._event_times.items():
+            i = find(times, at)
+            if i:
+                e = self._events[cid][i - 1]
+                yield cid, e.after > _ZERO or (keep_free and e.free_after)
+
+    def customer_levels(
+        self, customer_id: str, moments: Sequence[datetime]
+    ) -> list[tuple[Decimal, bool]]:
+        """The customer's MRR just before each (sorted) moment, converted at the date of the
+        change that set it, and whether it counts as a customer then."""
+        events = self._events.get(customer_id, ())
+        keep_free = not self.policy.free_plans_churn
+        out = []
+        i = 0
+        level, counted = _ZERO, False
+        for m in moments:
+            while i < len(events) and events[i].at < m:
+                e = events[i]
+                level, counted = e.after, e.after > _ZERO or (keep_free and e.free_after)
+                i += 1
+            out.append((level, counted))
+        return out
+
+    def first_paid(self) -> dict[str, datetime]:
+        """When each customer first had MRR (the moment of its ``new`` movement)."""
+        out = {}
+        for cid, events in self._events.items():
+            for e in events:
+                if e.after > _ZERO:
+                    out[cid] = e.at
+                    break
+        return out
+
+    @functools.cached_property
+    def _event_times(self) -> dict[str, list[datetime]]:
+        return {cid: [e.at for e in events] for cid, events in self._events.items()}
 
     @property
     def customer_ids(self) -> list[str]:

@@ -1,0 +1,324 @@
+"""Churn, retention, quick ratio, revenue retention and cohorts over an :class:`MrrAnalysis`."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Final
+
+import attrs
+
+from revcrm._money import Money, divide
+from revcrm._time import as_moment
+from revcrm.errors import ValidationError
+from revcrm.metrics._engine import Frequency, Movement, MovementKind, MrrAnalysis, period_bounds
+from revcrm.metrics._policy import ChurnDenominator
+
+__all__ = [
+    "ChurnRate",
+    "Cohort",
+    "CohortCell",
+    "MrrChurn",
+    "RevenueRetention",
+    "churn_series",
+    "cohorts",
+    "customer_churn_rate",
+    "customer_retention_rate",
+    "customers_at",
+    "mrr_churn",
+    "quick_ratio",
+    "revenue_retention",
+]
+
+_ZERO: Final = Decimal(0)
+_ONE: Final = Decimal(1)
+
+
+def _rate(numerator: int | Decimal, denominator: int | Decimal) -> Decimal | None:
+    """``numerator / denominator`` (division rule of Money); None when the denominator is 0."""
+    if denominator == 0:
+        return None
+    return divide(Decimal(numerator), Decimal(denominator))
+
+
+def _paying(analysis: MrrAnalysis, at: datetime, *, inclusive: bool) -> set[str]:
+    return {c for c, counted in analysis.customer_states(at, inclusive=inclusive) if counted}
+
+
+def customers_at(analysis: MrrAnalysis, at: date | datetime) -> int:
+    """Number of customers at moment ``at`` (see the policy's ``free_plans_churn``)."""
+    return len(_paying(analysis, as_moment(at, "at"), inclusive=True))
+
+
+@attrs.frozen(kw_only=True)
+class ChurnRate:
+    """Customer churn over ``[start, end)``: ``rate = churned / denominator`` (None if 0)."""
+
+    start: datetime
+    end: datetime
+    denominator_rule: ChurnDenominator
+    customers_at_start: int
+    new_customers: int
+    churned: int
+    denominator: int
+    rate: Decimal | None
+
+
+def _by_kind(moves: Iterable[Movement], kind: MovementKind) -> set[str]:
+    return {m.customer_id for m in moves if m.kind is kind}
+
+
+def customer_churn_rate(
+    analysis: MrrAnalysis, start: date | datetime, end: date | datetime
+) -> ChurnRate:
+    """Customer churn rate with the policy's denominator.
+
+    - ``START`` (ChartMogul): customers who churned in the period, excluding those who
+      joined in it and those who churned and came back within it, over customers at start.
+    - ``START_30_DAY`` (Baremetrics): customers lost in the 30 days before ``end`` over
+      customers active 30 days before ``end`` (``start`` is ignored).
+    - ``START_PLUS_NEW`` (Stripe): customers lost in the period over customers at start
+      plus new customers in the period.
+    """
+    a, b = as_moment(start, "start"), as_moment(end, "end")
+    rule = analysis.policy.churn_denominator
+    if rule is ChurnDenominator.START_30_DAY:
+        a = b - timedelta(days=30)
+    if b <= a:
+        raise ValidationError("end", end, "must be after start")
+    moves = analysis.movements(a, b)
+    at_start = _paying(analysis, a, inclusive=False)
+    at_end = _paying(analysis, b, inclusive=False)
+    new = _by_kind(moves, MovementKind.NEW)
+    churned = _by_kind(moves, MovementKind.CHURN)
+    if rule is ChurnDenominator.START:
+        counted = {c for c in churned if c in at_start and c not in at_end}
+        denominator = len(at_start)
+    elif rule is ChurnDenominator.START_30_DAY:
+        counted = churned
+        denominator = len(at_start)
+    else:
+        counted = churned - at_end
+        denominator = len(at_start) + len(new)
+    return ChurnRate(
+        start=a,
+        end=b,
+        denominator_rule=rule,
+        customers_at_start=len(at_start),
+        new_customers=len(new),
+        churned=len(counted),
+        denominator=denominator,
+        rate=_rate(len(counted), denominator),
+    )
+
+
+def customer_retention_rate(
+    analysis: MrrAnalysis, start: date | datetime, end: date | datetime
+) -> Decimal | None:
+    """``(E - N) / S``: customers at end minus new ones, over customers at start."""
+    a, b = as_moment(start, "start"), as_moment(end, "end")
+    s = _paying(analysis, a, inclusive=False)
+    e = _paying(analysis, b, inclusive=False)
+    new = _by_kind(analysis.movements(a, b), MovementKind.NEW)
+    return _rate(len(e) - len(new & e), len(s))
+
+
+@attrs.frozen(kw_only=True)
+class MrrChurn:
+    """Gross and net MRR churn over a period, as fractions of the starting MRR."""
+
+    start_mrr: Money
+    churned: Money  # positive amounts lost to churn
+    contraction: Money
+    expansion: Money
+    reactivation: Money
+    gross: Decimal | None
+    net: Decimal | None
+
+
+def mrr_churn(analysis: MrrAnalysis, start: date | datetime, end: date | datetime) -> MrrChurn:
+    """Gross = (churn + contraction) / start MRR; net subtracts expansion and (by policy)
+    reactivation. Baremetrics' cap at 100% applies when ``policy.cap_mrr_churn``."""
+    w = analysis.waterfall(start, end)
+    lost = -(w.churn + w.contraction)
+    won = w.expansion + (
+        w.reactivation
+        if analysis.policy.net_churn_includes_reactivation
+        else Money.zero(w.start_mrr.currency)
+    )
+    gross = _rate(lost.amount, w.start_mrr.amount)
+    net = _rate((lost - won).amount, w.start_mrr.amount)
+    if analysis.policy.cap_mrr_churn and gross is not None:
+        gross = min(gross, _ONE)
+        net = min(net, _ONE) if net is not None else None
+    return MrrChurn(
+        start_mrr=w.start_mrr,
+        churned=-w.churn,
+        contraction=-w.contraction,
+        expansion=w.expansion,
+        reactivation=w.reactivation,
+        gross=gross,
+        net=net,
+    )
+
+
+def quick_ratio(
+    analysis: MrrAnalysis,
+    start: date | datetime,
+    end: date | datetime,
+    *,
+    include_reactivation: bool = True,
+) -> Decimal | None:
+    """(new + expansion [+ reactivation]) / (contraction + churn); None with no losses.
+
+    saas-metrics includes reactivation (the default); Baremetrics excludes it.
+    """
+    w = analysis.waterfall(start, end)
+    gained = (
+        w.new
+        + w.expansion
+        + (w.reactivation if include_reactivation else Money.zero(w.new.currency))
+    )
+    lost = -(w.contraction + w.churn)
+    return _rate(gained.amount, lost.amount)
+
+
+@attrs.frozen(kw_only=True)
+class RevenueRetention:
+    """NRR and GRR of the customers paying at ``start``, measured at ``end``."""
+
+    customers: int
+    start_mrr: Money
+    end_mrr: Money
+    retained_mrr: Money  # sum over customers of min(end, start): no expansion
+    net: Decimal | None
+    gross: Decimal | None
+
+
+def revenue_retention(
+    analysis: MrrAnalysis, start: date | datetime, end: date | datetime
+) -> RevenueRetention:
+    """Net and gross revenue retention of a fixed set of customers (GRR never above 100%)."""
+    a, b = as_moment(start, "start"), as_moment(end, "end")
+    c = analysis.currency
+    ids = sorted(_paying(analysis, a, inclusive=False))
+    s_total = e_total = kept = _ZERO
+    for cid in ids:
+        (s_v, _), (e_v, _) = analysis.customer_levels(cid, [a, b])
+        s_total += s_v
+        e_total += e_v
+        kept += min(s_v, e_v)
+    return RevenueRetention(
+        customers=len(ids),
+        start_mrr=Money(s_total, c),
+        end_mrr=Money(e_total, c),
+        retained_mrr=Money(kept, c),
+        net=_rate(e_total, s_total),
+        gross=_rate(kept, s_total),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ChurnPoint:
+    start: datetime
+    end: datetime
+    customer_churn: ChurnRate
+    mrr_churn: MrrChurn
+
+
+def churn_series(
+    analysis: MrrAnalysis,
+    start: date | datetime,
+    end: date | datetime,
+    every: Frequency | str = Frequency.MONTH,
+) -> list[ChurnPoint]:
+    """Customer and MRR churn per calendar period, for trend charts."""
+    a, b = as_moment(start, "start"), as_moment(end, "end")
+    return [
+        ChurnPoint(
+            start=p,
+            end=q,
+            customer_churn=customer_churn_rate(analysis, p, q),
+            mrr_churn=mrr_churn(analysis, p, q),
+        )
+        for p, q in period_bounds(Frequency(every), a, b)
+    ]
+
+
+@attrs.frozen(kw_only=True)
+class CohortCell:
+    """A cohort ``age`` periods after its first: customers and MRR at that period's close."""
+
+    age: int
+    customers: int
+    mrr: Money
+    customer_rate: Decimal | None  # customers / cohort size
+    mrr_rate: Decimal | None  # MRR / MRR at the close of the first period
+
+
+@attrs.frozen(kw_only=True)
+class Cohort:
+    start: datetime  # the acquisition period
+    end: datetime
+    size: int
+    initial_mrr: Money
+    cells: tuple[CohortCell, ...]
+    customer_ids: tuple[str, ...]
+
+
+def cohorts(
+    analysis: MrrAnalysis,
+    start: date | datetime,
+    as_of: date | datetime,
+    every: Frequency | str = Frequency.MONTH,
+) -> list[Cohort]:
+    """Cohort triangle: customers grouped by the period of their first MRR (``new``
+    movement), with customers retained and net MRR retained at the close of each later
+    period up to ``as_of``."""
+    a, b = as_moment(start, "start"), as_moment(as_of, "as_of")
+    freq = Frequency(every)
+    if freq not in (Frequency.MONTH, Frequency.QUARTER):
+        raise ValidationError("every", every, "cohorts are monthly or quarterly")
+    periods = period_bounds(freq, a, b)
+    if not periods:
+        return []
+    starts = [p[0] for p in periods]
+    first_paid = analysis.first_paid()
+    members: dict[int, list[str]] = defaultdict(list)
+    for cid, t in first_paid.items():
+        if starts[0] <= t < periods[-1][1]:
+            members[bisect.bisect_right(starts, t) - 1].append(cid)
+    closes = [p[1] for p in periods]
+    out = []
+    cur = analysis.currency
+    for k, (p, q) in enumerate(periods):
+        ids = sorted(members.get(k, []))
+        rows = [analysis.customer_levels(cid, closes[k:]) for cid in ids]
+        initial = sum((r[0][0] for r in rows), _ZERO)
+        cells = []
+        for age in range(len(periods) - k):
+            alive = sum(1 for r in rows if r[age][1])
+            m = sum((r[age][0] for r in rows), _ZERO)
+            cells.append(
+                CohortCell(
+                    age=age,
+                    customers=alive,
+                    mrr=Money(m, cur),
+                    customer_rate=_rate(alive, len(ids)),
+                    mrr_rate=_rate(m, initial),
+                )
+            )
+        out.append(
+            Cohort(
+                start=p,
+                end=q,
+                size=len(ids),
+                initial_mrr=Money(initial, cur),
+                cells=tuple(cells),
+                customer_ids=tuple(ids),
+            )
+        )
+    return out
