@@ -14,6 +14,7 @@ import attrs
 from revcrm._money import FxRates, Money, money_sum
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription
+from revcrm._time import optional_utc
 from revcrm.errors import DuplicateError, UnknownReferenceError
 
 __all__ = ["Book"]
@@ -116,9 +117,15 @@ class Book:
                 raise UnknownReferenceError(f"transaction[{t.id}].customer_id", t.customer_id, "customer")
             if t.invoice_id is not None and t.invoice_id not in invoices:
                 raise UnknownReferenceError(f"transaction[{t.id}].invoice_id", t.invoice_id, "invoice")
+            if t.subscription_id is not None and t.subscription_id not in subs:
+                raise UnknownReferenceError(
+                    f"transaction[{t.id}].subscription_id", t.subscription_id, "subscription"
+                )
         for c in self.credits:
             if c.customer_id not in customers:
                 raise UnknownReferenceError(f"credit[{c.id}].customer_id", c.customer_id, "customer")
+            if c.invoice_id is not None and c.invoice_id not in invoices:
+                raise UnknownReferenceError(f"credit[{c.id}].invoice_id", c.invoice_id, "invoice")
 
     # -- indexes (computed once per book) ------------------------------------------------------
 
@@ -156,6 +163,7 @@ class Book:
 
     def credit_balance(self, customer_id: str, currency: str, *, at: datetime | None = None) -> Money:
         """Sum of the customer's credit ledger in ``currency`` (up to ``at`` when given)."""
+        at = optional_utc(at, "at")
         entries = self.credits_by_customer.get(customer_id, ())
         return money_sum(
             (e.amount for e in entries if e.amount.currency == currency and (at is None or e.at <= at)),

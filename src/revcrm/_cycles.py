@@ -10,6 +10,7 @@ from typing import ClassVar, Final, TypeVar
 import attrs
 from dateutil.relativedelta import relativedelta
 
+from revcrm._checks import as_enum
 from revcrm.errors import ValidationError
 
 __all__ = ["BillingCycle", "CycleUnit"]
@@ -34,6 +35,10 @@ def _positive(_i: object, _a: object, value: int) -> None:
         raise ValidationError("count", value, "a billing cycle needs a positive whole count")
 
 
+def _unit(value: object) -> CycleUnit:
+    return as_enum(CycleUnit, value, "unit")
+
+
 @attrs.frozen
 class BillingCycle:
     """A recurring interval: ``count`` x ``unit`` (3 months, 1 year, 2 weeks).
@@ -43,7 +48,7 @@ class BillingCycle:
     """
 
     count: int = attrs.field(validator=_positive)
-    unit: CycleUnit = attrs.field(converter=CycleUnit)
+    unit: CycleUnit = attrs.field(converter=_unit)
 
     MONTHLY: ClassVar[BillingCycle]
     QUARTERLY: ClassVar[BillingCycle]

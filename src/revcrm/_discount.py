@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import attrs
 
+from revcrm._checks import as_enum
 from revcrm._money import Money, to_decimal
 from revcrm._time import optional_utc
 from revcrm.errors import ValidationError
@@ -30,6 +31,14 @@ def _percent(value: object) -> Decimal | None:
     return d
 
 
+def _duration(value: object) -> DiscountDuration:
+    return as_enum(DiscountDuration, value, "duration")
+
+
+def _ends_at(value: object) -> datetime | None:
+    return optional_utc(value, "ends_at")
+
+
 @attrs.frozen(kw_only=True)
 class Discount:
     """A percentage or fixed amount off each period's price.
@@ -40,15 +49,15 @@ class Discount:
     percent_off: Decimal | None = attrs.field(default=None, converter=_percent)
     amount_off: Money | None = None
     duration: DiscountDuration = attrs.field(
-        default=DiscountDuration.FOREVER, converter=DiscountDuration
+        default=DiscountDuration.FOREVER, converter=_duration
     )
-    ends_at: datetime | None = attrs.field(
-        default=None, converter=lambda v: optional_utc(v, "ends_at")
-    )
+    ends_at: datetime | None = attrs.field(default=None, converter=_ends_at)
 
     def __attrs_post_init__(self) -> None:
         if (self.percent_off is None) == (self.amount_off is None):
             raise ValidationError("discount", self, "give exactly one of percent_off, amount_off")
+        if self.amount_off is not None and not isinstance(self.amount_off, Money):
+            raise ValidationError("amount_off", self.amount_off, "expected Money")
         if self.amount_off is not None and self.amount_off.amount <= 0:
             raise ValidationError("amount_off", self.amount_off, "must be positive")
         if self.duration is DiscountDuration.REPEATING and self.ends_at is None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
+from revcrm._checks import as_enum
 from revcrm._cycles import BillingCycle
 from revcrm._money import Money, money_sum
 from revcrm._time import check_date, optional_utc, utc
@@ -38,8 +39,11 @@ AttributeValue = str | int | Decimal | bool | date
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def _id(field: str) -> object:
-    def check(_i: object, _a: object, value: object) -> None:
+_Validator = Callable[[object, "attrs.Attribute[Any]", Any], None]
+
+
+def _id(field: str) -> _Validator:
+    def check(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, str) or not value.strip():
             raise ValidationError(field, value, "must be a non-empty string")
 
@@ -58,22 +62,58 @@ def _attributes(value: Mapping[str, AttributeValue] | None) -> Mapping[str, Attr
     items = dict(value or {})
     for key, v in items.items():
         if isinstance(v, float):
-            raise ValidationError(f"custom_attributes[{key}]", v, "floats not accepted; use Decimal")
+            raise ValidationError(
+                f"custom_attributes[{key}]", v, "floats not accepted; use Decimal"
+            )
         if not isinstance(v, str | int | Decimal | bool | date):
             raise ValidationError(f"custom_attributes[{key}]", v, "string, number, boolean or date")
     return MappingProxyType(items)
 
 
-def _positive_money(field: str, allow_zero: bool = True) -> object:
-    def check(_i: object, _a: object, value: Money | None) -> None:
-        if value is None:
+def _positive_money(field: str, *, allow_zero: bool = True, optional: bool = False) -> _Validator:
+    def check(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+        if value is None and optional:
             return
         if not isinstance(value, Money):
             raise ValidationError(field, value, "expected Money")
         if value.amount < 0 or (not allow_zero and value.amount == 0):
-            raise ValidationError(field, value, "must be positive" if not allow_zero else "cannot be negative")
+            reason = "cannot be negative" if allow_zero else "must be positive"
+            raise ValidationError(field, value, reason)
 
     return check
+
+
+# Named converters (not lambdas) so mypy sees the accepted types of each field.
+def _registered_at(v: object) -> datetime:
+    return utc(v, "registered_at")
+
+
+def _last_login_at(v: object) -> datetime | None:
+    return optional_utc(v, "last_login_at")
+
+
+def _period_start(v: object) -> datetime | None:
+    return optional_utc(v, "period_start")
+
+
+def _period_end(v: object) -> datetime | None:
+    return optional_utc(v, "period_end")
+
+
+def _issued_at(v: object) -> datetime:
+    return utc(v, "issued_at")
+
+
+def _due_date(v: object) -> date:
+    return check_date(v, "due_date")
+
+
+def _paid_at(v: object) -> datetime | None:
+    return optional_utc(v, "paid_at")
+
+
+def _at(v: object) -> datetime:
+    return utc(v, "at")
 
 
 @attrs.frozen(kw_only=True)
@@ -81,7 +121,7 @@ class Customer:
     """A customer (a client account of the host panel)."""
 
     id: str = attrs.field(validator=_id("customer.id"))
-    registered_at: datetime = attrs.field(converter=lambda v: utc(v, "registered_at"))
+    registered_at: datetime = attrs.field(converter=_registered_at)
     external_id: str | None = None
     email: str | None = attrs.field(default=None, converter=_email)
     username: str | None = None
@@ -92,9 +132,7 @@ class Customer:
     website: str | None = None
     location: str | None = None
     owner_id: str | None = None  # staff member who owns the account
-    last_login_at: datetime | None = attrs.field(
-        default=None, converter=lambda v: optional_utc(v, "last_login_at")
-    )
+    last_login_at: datetime | None = attrs.field(default=None, converter=_last_login_at)
     referral_source: str | None = None
     referrer_id: str | None = None
     custom_attributes: Mapping[str, AttributeValue] = attrs.field(
@@ -118,7 +156,9 @@ class Plan:
     name: str
     price: Money = attrs.field(validator=_positive_money("price"))
     cycle: BillingCycle | None  # None: a one-off product, not recurring
-    setup_fee: Money | None = attrs.field(default=None, validator=_positive_money("setup_fee"))
+    setup_fee: Money | None = attrs.field(
+        default=None, validator=_positive_money("setup_fee", optional=True)
+    )
     external_id: str | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -139,27 +179,34 @@ class LineKind(enum.StrEnum):
     ONE_OFF = "one_off"
 
 
+def _line_kind(value: object) -> LineKind:
+    return as_enum(LineKind, value, "kind")
+
+
+def _invoice_status(value: object) -> InvoiceStatus:
+    return as_enum(InvoiceStatus, value, "status")
+
+
 @attrs.frozen(kw_only=True)
 class InvoiceLine:
     """One invoice line: ``amount`` is quantity x unit price before discount and tax."""
 
-    kind: LineKind = attrs.field(converter=LineKind)
+    kind: LineKind = attrs.field(converter=_line_kind)
     amount: Money = attrs.field(validator=_positive_money("amount"))
     description: str = ""
     quantity: int = 1
-    discount: Money | None = attrs.field(default=None, validator=_positive_money("discount"))
-    tax: Money | None = attrs.field(default=None, validator=_positive_money("tax"))
-    period_start: datetime | None = attrs.field(
-        default=None, converter=lambda v: optional_utc(v, "period_start")
+    discount: Money | None = attrs.field(
+        default=None, validator=_positive_money("discount", optional=True)
     )
-    period_end: datetime | None = attrs.field(
-        default=None, converter=lambda v: optional_utc(v, "period_end")
-    )
+    tax: Money | None = attrs.field(default=None, validator=_positive_money("tax", optional=True))
+    period_start: datetime | None = attrs.field(default=None, converter=_period_start)
+    period_end: datetime | None = attrs.field(default=None, converter=_period_end)
     subscription_id: str | None = None
     product_id: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int) or self.quantity <= 0:
+        q = self.quantity
+        if isinstance(q, bool) or not isinstance(q, int) or q <= 0:
             raise ValidationError("quantity", self.quantity, "must be a positive whole number")
         for field in ("discount", "tax"):
             other = getattr(self, field)
@@ -167,9 +214,12 @@ class InvoiceLine:
                 raise ValidationError(field, other, f"must be in {self.amount.currency}")
         if (self.period_start is None) != (self.period_end is None):
             raise ValidationError("period_end", self.period_end, "give both period ends or neither")
-        if self.period_start is not None and self.period_end is not None:
-            if self.period_end <= self.period_start:
-                raise ValidationError("period_end", self.period_end, "must be after period_start")
+        if (
+            self.period_start is not None
+            and self.period_end is not None
+            and self.period_end <= self.period_start
+        ):
+            raise ValidationError("period_end", self.period_end, "must be after period_start")
         if self.kind is LineKind.RECURRING and self.period_start is None:
             raise ValidationError("period_start", None, "a recurring line needs its service period")
         if self.discount is not None and self.discount > self.amount:
@@ -194,19 +244,21 @@ class Invoice:
     id: str = attrs.field(validator=_id("invoice.id"))
     customer_id: str
     currency: str
-    issued_at: datetime = attrs.field(converter=lambda v: utc(v, "issued_at"))
-    due_date: date = attrs.field(converter=lambda v: check_date(v, "due_date"))
-    status: InvoiceStatus = attrs.field(converter=InvoiceStatus)
+    issued_at: datetime = attrs.field(converter=_issued_at)
+    due_date: date = attrs.field(converter=_due_date)
+    status: InvoiceStatus = attrs.field(converter=_invoice_status)
     lines: tuple[InvoiceLine, ...] = attrs.field(converter=_lines, default=())
     number: str | None = None
     external_id: str | None = None
-    paid_at: datetime | None = attrs.field(default=None, converter=lambda v: optional_utc(v, "paid_at"))
+    paid_at: datetime | None = attrs.field(default=None, converter=_paid_at)
 
     def __attrs_post_init__(self) -> None:
         Money.zero(self.currency)  # validates the code
         for i, line in enumerate(self.lines):
             if line.amount.currency != self.currency:
-                raise ValidationError(f"lines[{i}].amount", line.amount, f"must be in {self.currency}")
+                raise ValidationError(
+                    f"lines[{i}].amount", line.amount, f"must be in {self.currency}"
+                )
         if self.due_date < self.issued_at.date():
             raise ValidationError("due_date", self.due_date, "is before the issue date")
 
@@ -248,6 +300,14 @@ class PaymentMethod(enum.StrEnum):
     CARD = "card"
 
 
+def _transaction_kind(value: object) -> TransactionKind:
+    return as_enum(TransactionKind, value, "kind")
+
+
+def _transaction_status(value: object) -> TransactionStatus:
+    return as_enum(TransactionStatus, value, "status")
+
+
 def _method(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("method", value, "a payment method name is required")
@@ -260,11 +320,11 @@ class Transaction:
 
     id: str = attrs.field(validator=_id("transaction.id"))
     customer_id: str
-    kind: TransactionKind = attrs.field(converter=TransactionKind)
-    status: TransactionStatus = attrs.field(converter=TransactionStatus)
+    kind: TransactionKind = attrs.field(converter=_transaction_kind)
+    status: TransactionStatus = attrs.field(converter=_transaction_status)
     amount: Money = attrs.field(validator=_positive_money("amount", allow_zero=False))
     method: str = attrs.field(converter=_method)
-    at: datetime = attrs.field(converter=lambda v: utc(v, "at"))
+    at: datetime = attrs.field(converter=_at)
     invoice_id: str | None = None
     subscription_id: str | None = None
     external_id: str | None = None
@@ -287,12 +347,12 @@ class CreditEntry:
     customer_id: str
     amount: Money
     reason: str
-    at: datetime = attrs.field(converter=lambda v: utc(v, "at"))
+    at: datetime = attrs.field(converter=_at)
     staff_id: str | None = None
     invoice_id: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.amount, Money) or self.amount.is_zero():
             raise ValidationError("amount", self.amount, "a non-zero Money is required")
-        if not self.reason.strip():
+        if not isinstance(self.reason, str) or not self.reason.strip():
             raise ValidationError("reason", self.reason, "a reason is required")
