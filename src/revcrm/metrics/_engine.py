@@ -30,7 +30,7 @@ from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
-from revcrm.metrics._mrr import DEFAULT_POLICY, state_mrr
+from revcrm.metrics._mrr import DEFAULT_POLICY, discounted_price, state_mrr
 from revcrm.metrics._policy import FxDateRule, MetricsPolicy
 
 __all__ = [
@@ -289,7 +289,9 @@ def _subscription_stream(
     free: list[tuple[datetime, datetime | None]] = []
     open_at: datetime | None = None
     for t, value, s in raw:
-        live_free = value == _ZERO and _is_live(s, t) and s.list_amount().amount == _ZERO
+        live_free = (
+            value == _ZERO and _is_live(s, t) and discounted_price(s, t, policy).amount == _ZERO
+        )
         if live_free and open_at is None:
             open_at = t
         elif not live_free and open_at is not None:
@@ -307,13 +309,24 @@ def _is_live(s: SubscriptionState, t: datetime) -> bool:
 
 
 def _months_between(start: datetime, end: datetime) -> Fraction:
-    """Length of a service period in months: whole months when the dates are n months apart
-    (clamped), otherwise days at 365/12 days per month (the daily-cycle convention)."""
-    approx = round((end - start).days / 30.436875)
-    for n in (approx - 1, approx, approx + 1):
-        if n > 0 and _add_months(start, n) == end:
+    """Length of a service period in months.
+
+    Whole months when both ends are the same billing anchor clamped to month end (Jan 31 ->
+    Feb 28 -> Mar 31 are one month apart each), otherwise days at 365/12 days per month
+    (the daily-cycle convention).
+    """
+    n = (end.year - start.year) * 12 + end.month - start.month
+    if n > 0 and start.time() == end.time():
+        start_last = start.day == calendar.monthrange(start.year, start.month)[1]
+        end_last = end.day == calendar.monthrange(end.year, end.month)[1]
+        if (
+            start.day == end.day
+            or (start_last and end.day > start.day)
+            or (end_last and end.day < start.day)
+        ):
             return Fraction(n)
-    return Fraction((end - start).days * 12, 365) or Fraction(1, 365 * 24)
+    seconds = Fraction(int((end - start).total_seconds()))
+    return seconds * 12 / (365 * 86400)
 
 
 def _invoice_streams(book: Book, policy: MetricsPolicy, currency: str) -> list[_Stream]:

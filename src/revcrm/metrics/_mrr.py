@@ -59,11 +59,16 @@ def state_mrr(s: SubscriptionState, at: datetime, policy: MetricsPolicy) -> Mone
     days = policy.past_due_churn_after_days
     if status is _S.PAST_DUE and days is not None and at >= s.status_since + timedelta(days=days):
         return zero
+    return monthly_amount(discounted_price(s, at, policy), s.cycle)
+
+
+def discounted_price(s: SubscriptionState, at: datetime, policy: MetricsPolicy) -> Money:
+    """Price x quantity per cycle after the discounts the policy counts."""
     price = s.list_amount()
     if _discount_applies(s, at, policy):
         assert s.discount is not None
         price = s.discount.apply(price)
-    return monthly_amount(price, s.cycle)
+    return price
 
 
 def subscription_mrr(
