@@ -8,7 +8,6 @@ from fractions import Fraction
 from typing import ClassVar, Final, TypeVar
 
 import attrs
-from dateutil.relativedelta import relativedelta
 
 from revcrm._checks import as_enum
 from revcrm.errors import ValidationError
@@ -21,6 +20,24 @@ _D = TypeVar("_D", date, datetime)
 WEEKS_PER_MONTH: Final = Fraction(52, 12)
 #: Days per month used to normalise daily cycles: 365 / 12, the same year-based convention.
 DAYS_PER_MONTH: Final = Fraction(365, 12)
+
+
+_MONTH_DAYS: Final = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def add_months(value: _D, months: int) -> _D:
+    """``value`` plus ``months`` calendar months, the day clamped to the month's last day.
+
+    The same result as ``value + relativedelta(months=months)``, several times faster:
+    billing dates are computed for every renewal of every subscription.
+    """
+    y, m = divmod(value.month - 1 + months, 12)
+    year = value.year + y
+    last = _MONTH_DAYS[m]
+    if m == 1 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        last = 29
+    day = value.day
+    return value.replace(year=year, month=m + 1, day=day if day <= last else last)
 
 
 class CycleUnit(enum.StrEnum):
@@ -112,9 +129,9 @@ class BillingCycle:
             raise ValidationError("n", n, "expected a whole number of cycles")
         match self.unit:
             case CycleUnit.MONTH:
-                return anchor + relativedelta(months=self.count * n)
+                return add_months(anchor, self.count * n)
             case CycleUnit.YEAR:
-                return anchor + relativedelta(years=self.count * n)
+                return add_months(anchor, 12 * self.count * n)
             case CycleUnit.WEEK:
                 return anchor + timedelta(weeks=self.count * n)
             case CycleUnit.DAY:
@@ -132,8 +149,12 @@ class BillingCycle:
     def _index(self, anchor: _D, moment: _D) -> int:
         # A first guess from the mean cycle length, then corrected against the exact
         # clamped dates, so the answer never depends on stepping.
-        span = (moment - anchor) / timedelta(days=1)
-        n = int(span // float(self.length_in_months * Fraction(36525, 1200)))
+        if self.unit in (CycleUnit.MONTH, CycleUnit.YEAR):
+            months = (moment.year - anchor.year) * 12 + moment.month - anchor.month
+            n = months // int(self.length_in_months)
+        else:
+            span = (moment - anchor) / timedelta(days=1)
+            n = int(span // float(self.length_in_months * Fraction(36525, 1200)))
         while self.advance(anchor, n) > moment:
             n -= 1
         while self.advance(anchor, n + 1) <= moment:

@@ -24,7 +24,7 @@ import attrs
 from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
-from revcrm._cycles import BillingCycle, CycleUnit
+from revcrm._cycles import BillingCycle, CycleUnit, add_months
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
 from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
@@ -172,11 +172,7 @@ class _Event(NamedTuple):
 # -- calendar helpers -------------------------------------------------------------------------
 
 
-def _add_months(dt: datetime, months: int) -> datetime:
-    # The same clamping as relativedelta, without its per-call overhead (hot path).
-    y, m = divmod(dt.month - 1 + months, 12)
-    year, month = dt.year + y, m + 1
-    return dt.replace(year=year, month=month, day=min(dt.day, calendar.monthrange(year, month)[1]))
+_add_months = add_months
 
 
 def _advance(cycle: BillingCycle, anchor: datetime, n: int) -> datetime:
@@ -761,7 +757,8 @@ def analyse(
 
     ``horizon`` bounds the renewals generated for foreign-currency subscriptions under the
     service-period FX rule (their converted MRR changes at each billing date); queries past
-    it use the last rate before it. It defaults to ten years after the book's last record.
+    it use the rate of the last billing date before it. It defaults to one year after the
+    book's last record; pass a later one to ask about moments further ahead.
     """
     check_currency(currency)
     src = MrrSource(source)
@@ -791,8 +788,9 @@ def analyse(
 def _default_horizon(book: Book) -> datetime:
     latest = [s.history[-1].at for s in book.subscriptions]
     latest += [i.issued_at for i in book.invoices]
+    latest += [t.at for t in book.transactions]
     base = max(latest) if latest else as_moment(date(2000, 1, 1), "horizon")
-    return _add_months(base, 120)
+    return _add_months(base, 12)
 
 
 # -- function API -----------------------------------------------------------------------------
