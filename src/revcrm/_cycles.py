@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import ClassVar, Final, TypeVar
@@ -106,7 +107,7 @@ class BillingCycle:
                 return cls(int(parts[0]), CycleUnit(unit))
         raise ValidationError("cycle", text, "unknown billing cycle")
 
-    @property
+    @functools.cached_property
     def length_in_months(self) -> Fraction:
         """Exact length in months; weeks and days by the documented year-based convention."""
         match self.unit:

@@ -9,9 +9,11 @@ from decimal import Decimal
 import attrs
 
 from revcrm._checks import as_enum
-from revcrm._money import Money, to_decimal
+from revcrm._money import EXACT_CONTEXT, Money, divide, to_decimal
 from revcrm._time import optional_utc
-from revcrm.errors import ValidationError
+from revcrm.errors import CurrencyMismatchError, ValidationError
+
+_HUNDRED = Decimal(100)
 
 __all__ = ["Discount", "DiscountDuration"]
 
@@ -87,8 +89,16 @@ class Discount:
 
     def apply(self, price: Money) -> Money:
         """The price after this discount, never below zero."""
+        if self.amount_off is not None and self.amount_off.currency != price.currency:
+            raise CurrencyMismatchError(price.currency, self.amount_off.currency, "discount")
+        return Money(self.apply_amount(price.amount), price.currency)
+
+    def apply_amount(self, price: Decimal) -> Decimal:
+        """:meth:`apply` on a bare amount in the discount's currency."""
         if self.percent_off is not None:
-            return price - price * self.percent_off / 100
+            return EXACT_CONTEXT.subtract(
+                price, divide(EXACT_CONTEXT.multiply(price, self.percent_off), _HUNDRED)
+            )
         assert self.amount_off is not None
-        after = price - self.amount_off
-        return after if after.amount > 0 else Money.zero(price.currency)
+        after = EXACT_CONTEXT.subtract(price, self.amount_off.amount)
+        return after if after > 0 else Decimal(0)

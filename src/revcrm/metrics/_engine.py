@@ -30,7 +30,7 @@ from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
-from revcrm.metrics._mrr import DEFAULT_POLICY, discounted_price, state_mrr
+from revcrm.metrics._mrr import DEFAULT_POLICY, discounted_price, state_amount
 from revcrm.metrics._policy import FxDateRule, MetricsPolicy
 
 __all__ = [
@@ -260,7 +260,7 @@ def _subscription_stream(
         if i < 0:
             continue
         s = states[i]
-        value = state_mrr(s, t, policy).amount
+        value = state_amount(s, t, policy)
         raw.append((t, value, s))
     steps: list[_Step] = []
     foreign = sub.currency != currency and policy.fx_date is FxDateRule.SERVICE_PERIOD_START
@@ -757,8 +757,8 @@ def analyse(
 
     ``horizon`` bounds the renewals generated for foreign-currency subscriptions under the
     service-period FX rule (their converted MRR changes at each billing date); queries past
-    it use the rate of the last billing date before it. It defaults to one year after the
-    book's last record; pass a later one to ask about moments further ahead.
+    it use the rate of the last billing date before it. It defaults to the book's last
+    record; pass a later one to ask about moments further ahead.
     """
     check_currency(currency)
     src = MrrSource(source)
@@ -789,8 +789,7 @@ def _default_horizon(book: Book) -> datetime:
     latest = [s.history[-1].at for s in book.subscriptions]
     latest += [i.issued_at for i in book.invoices]
     latest += [t.at for t in book.transactions]
-    base = max(latest) if latest else as_moment(date(2000, 1, 1), "horizon")
-    return _add_months(base, 12)
+    return max(latest) if latest else as_moment(date(2000, 1, 1), "horizon")
 
 
 # -- function API -----------------------------------------------------------------------------

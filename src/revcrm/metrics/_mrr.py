@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Final
 
 from revcrm._book import Book
 from revcrm._discount import DiscountDuration
-from revcrm._money import FxRates, Money, check_currency
+from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm._time import as_moment
-from revcrm.metrics._normalise import monthly_amount
+from revcrm.metrics._normalise import normalise
 from revcrm.metrics._policy import ChurnRecognition, DiscountPolicy, FxDateRule, MetricsPolicy
 
 __all__ = ["mrr", "subscription_mrr", "subscription_mrr_timeline"]
 
 DEFAULT_POLICY: Final = MetricsPolicy()
+_ZERO: Final = Decimal(0)
 
 _S = SubscriptionStatus
 
@@ -40,33 +42,39 @@ def _discount_applies(s: SubscriptionState, at: datetime, policy: MetricsPolicy)
 
 def state_mrr(s: SubscriptionState, at: datetime, policy: MetricsPolicy) -> Money:
     """The MRR a subscription in state ``s`` contributes at ``at`` (its own currency)."""
-    zero = Money.zero(s.currency)
+    return Money(state_amount(s, at, policy), s.currency)
+
+
+def state_amount(s: SubscriptionState, at: datetime, policy: MetricsPolicy) -> Decimal:
+    """:func:`state_mrr` as a bare Decimal: the engine's hot path avoids building Money."""
     status = s.status
     if status is _S.CANCELLED:
         still_paid = s.ended_at is not None and at < s.ended_at
         if policy.churn_recognition is ChurnRecognition.END_OF_PAID_PERIOD and still_paid:
             status = s.paying_status
         else:
-            return zero
+            return _ZERO
     if s.cancel_at_period_end and policy.churn_recognition is ChurnRecognition.WHEN_SCHEDULED:
-        return zero
+        return _ZERO
     if status in (_S.TERMINATED, _S.PENDING):
-        return zero
+        return _ZERO
     if status is _S.TRIALING and not policy.count_trials:
-        return zero
+        return _ZERO
     if status is _S.SUSPENDED and not policy.count_suspended:
-        return zero
+        return _ZERO
     days = policy.past_due_churn_after_days
     if status is _S.PAST_DUE and days is not None and at >= s.status_since + timedelta(days=days):
-        return zero
-    return monthly_amount(discounted_price(s, at, policy), s.cycle)
+        return _ZERO
+    price = EXACT_CONTEXT.multiply(s.price.amount, Decimal(s.quantity))
+    if s.discount is not None and _discount_applies(s, at, policy):
+        price = s.discount.apply_amount(price)
+    return normalise(price, s.cycle)
 
 
 def discounted_price(s: SubscriptionState, at: datetime, policy: MetricsPolicy) -> Money:
     """Price x quantity per cycle after the discounts the policy counts."""
     price = s.list_amount()
-    if _discount_applies(s, at, policy):
-        assert s.discount is not None
+    if s.discount is not None and _discount_applies(s, at, policy):
         price = s.discount.apply(price)
     return price
 

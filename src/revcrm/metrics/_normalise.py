@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from revcrm._cycles import BillingCycle
-from revcrm._money import Money
+from revcrm._money import EXACT_CONTEXT, Money, divide
 
 __all__ = ["monthly_amount"]
 
@@ -18,6 +18,15 @@ def monthly_amount(amount: Money, cycle: BillingCycle) -> Money:
     convention, as dbt_stripe and Tidemill). The result is exact whenever the quotient
     has a finite decimal expansion, and otherwise carries ``DIVISION_PRECISION`` digits.
     """
+    return Money(normalise(amount.amount, cycle), amount.currency)
+
+
+def normalise(amount: Decimal, cycle: BillingCycle) -> Decimal:
+    """:func:`monthly_amount` on a bare Decimal."""
     months = cycle.length_in_months
+    if months == 1:
+        return amount
     # One multiplication and one division, so the result is linear in ``amount``.
-    return amount * months.denominator / Decimal(months.numerator)
+    return divide(
+        EXACT_CONTEXT.multiply(amount, Decimal(months.denominator)), Decimal(months.numerator)
+    )
