@@ -111,46 +111,56 @@ def main() -> None:
     start = datetime(end.year, end.month, 1, tzinfo=UTC) - relativedelta(months=args.months - 1)
     previous: tuple[int, float] | None = None
     for size in args.sizes:
-        t0 = time.perf_counter()
-        book = demo_book(size, months=args.months)
-        built = time.perf_counter() - t0
-        # The book is long-lived data, as in a host process: keep the cyclic garbage
-        # collector from rescanning it during every measurement (see the note printed).
-        if not args.no_freeze:
-            gc.freeze()
-        print(
-            f"\n== {size:,} customers: {len(book.subscriptions):,} subscriptions, "
-            f"{len(book.invoices):,} invoices, {len(book.transactions):,} transactions "
-            f"(built in {built:.1f} s)"
+        secs = run_size(
+            size, args.months, start, end, freeze=not args.no_freeze, pandas=have_pandas
         )
-        _, secs, peak = measure(lambda: revcrm_pack(book, start, end))
-        print(
-            f"revcrm series + waterfall ({args.months} months) + dashboard: {secs:.2f} s, peak {peak:.0f} MiB traced"
-        )
-        analysis = analyse(book, currency="USD")
-        for label, fn in (
-            ("  analyse (timelines, events)", lambda: analyse(book, currency="USD")),
-            ("  monthly series", lambda: analysis.series(start, end)),
-            ("  monthly waterfalls", lambda: analysis.waterfalls(start, end)),
-            (
-                "  dashboard (reusing analysis)",
-                lambda: dashboard(book, as_of=end, currency="USD", analysis=analysis),
-            ),
-        ):
-            t1 = time.perf_counter()
-            fn()
-            print(f"{label:<34} {time.perf_counter() - t1:6.2f} s")
         if previous is not None:
-            ratio = secs / previous[1]
-            print(f"growth: {size / previous[0]:.0f}x the customers took {ratio:.1f}x the time")
+            print(
+                f"growth: {size / previous[0]:.0f}x the customers took "
+                f"{secs / previous[1]:.1f}x the time"
+            )
         previous = (size, secs)
-        if have_pandas:
-            _, psecs, ppeak = measure(lambda: pandas_pack(book, start, end))
-            print(f"pandas monthly series + waterfall: {psecs:.2f} s, peak {ppeak:.0f} MiB traced")
-            print(f"ratio pandas / revcrm (series + waterfall + dashboard): {psecs / secs:.2f}x")
-        del book, analysis
         gc.unfreeze()
         gc.collect()
+
+
+def run_size(
+    size: int, months: int, start: datetime, end: datetime, *, freeze: bool, pandas: bool
+) -> float:
+    t0 = time.perf_counter()
+    book = demo_book(size, months=months)
+    built = time.perf_counter() - t0
+    if freeze:
+        # The book is long-lived data, as in a host process: keep the cyclic garbage
+        # collector from rescanning it during every measurement.
+        gc.freeze()
+    print(
+        f"\n== {size:,} customers: {len(book.subscriptions):,} subscriptions, "
+        f"{len(book.invoices):,} invoices, {len(book.transactions):,} transactions "
+        f"(built in {built:.1f} s; gc.freeze: {freeze})"
+    )
+    _, secs, peak = measure(lambda: revcrm_pack(book, start, end))
+    print(
+        f"revcrm series + waterfall ({months} months) + dashboard: {secs:.2f} s, peak {peak:.0f} MiB traced"
+    )
+    analysis = analyse(book, currency="USD")
+    for label, fn in (
+        ("  analyse (timelines, events)", lambda: analyse(book, currency="USD")),
+        ("  monthly series", lambda: analysis.series(start, end)),
+        ("  monthly waterfalls", lambda: analysis.waterfalls(start, end)),
+        (
+            "  dashboard (reusing analysis)",
+            lambda: dashboard(book, as_of=end, currency="USD", analysis=analysis),
+        ),
+    ):
+        t1 = time.perf_counter()
+        fn()
+        print(f"{label:<34} {time.perf_counter() - t1:6.2f} s")
+    if pandas:
+        _, psecs, ppeak = measure(lambda: pandas_pack(book, start, end))
+        print(f"pandas monthly series + waterfall: {psecs:.2f} s, peak {ppeak:.0f} MiB traced")
+        print(f"ratio pandas / revcrm (series + waterfall + dashboard): {psecs / secs:.2f}x")
+    return secs
 
 
 if __name__ == "__main__":
