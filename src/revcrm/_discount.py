@@ -75,7 +75,7 @@ class Discount:
         *,
         ends_at: datetime | None = None,
     ) -> Discount:
-        return cls(percent_off=to_decimal(percent_off), duration=duration, ends_at=ends_at)
+        return cls(percent_off=to_decimal(percent_off, "percent_off"), duration=duration, ends_at=ends_at)
 
     @classmethod
     def amount(
