@@ -46,7 +46,7 @@ def measure(fn: Callable[[], T]) -> tuple[T, float, float]:
 
 
 def revcrm_pack(book: Book, start: datetime, end: datetime) -> tuple[Any, ...]:
-    analysis = analyse(book, currency="USD")
+    analysis = analyse(book, currency="USD", horizon=end)
     series = analysis.series(start, end)
     falls = analysis.waterfalls(start, end)
     dash = dashboard(book, as_of=end, currency="USD", analysis=analysis)
@@ -143,9 +143,9 @@ def run_size(
     print(
         f"revcrm series + waterfall ({months} months) + dashboard: {secs:.2f} s, peak {peak:.0f} MiB traced"
     )
-    analysis = analyse(book, currency="USD")
+    analysis = analyse(book, currency="USD", horizon=end)
     for label, fn in (
-        ("  analyse (timelines, events)", lambda: analyse(book, currency="USD")),
+        ("  analyse (timelines, events)", lambda: analyse(book, currency="USD", horizon=end)),
         ("  monthly series", lambda: analysis.series(start, end)),
         ("  monthly waterfalls", lambda: analysis.waterfalls(start, end)),
         (

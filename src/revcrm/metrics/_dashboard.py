@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+import decimal
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -10,7 +12,7 @@ import attrs
 from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
-from revcrm._money import Money, format_money
+from revcrm._money import EXACT_CONTEXT, Money, format_money
 from revcrm._records import Transaction, TransactionKind
 from revcrm._subscription import SubscriptionStatus
 from revcrm._time import as_moment
@@ -51,20 +53,48 @@ def cash_revenue(
 ) -> CashRevenue:
     """Cash collected in a period: gross successful payments, refunds, and net of refunds."""
     a, b = as_moment(start, "start"), as_moment(end, "end")
-    gross = refunds = Money.zero(currency)
-    count = 0
-    for t in transactions:
-        if not t.succeeded or not a <= t.at < b:
-            continue
-        amount = book.fx.convert(t.amount, currency, on=t.at.date())
-        if t.kind is TransactionKind.PAYMENT:
-            gross += amount
-            count += 1
-        else:
-            refunds += amount
-    return CashRevenue(
-        start=a, end=b, gross=gross, refunds=refunds, net=gross - refunds, payments=count
-    )
+    return cash_by_period(transactions, [a, b], currency=currency, book=book)[0]
+
+
+def cash_by_period(
+    transactions: Iterable[Transaction],
+    bounds: Sequence[datetime],
+    *,
+    currency: str,
+    book: Book,
+) -> list[CashRevenue]:
+    """:func:`cash_revenue` for consecutive periods ``[bounds[i], bounds[i + 1])`` in one pass."""
+    k = len(bounds) - 1
+    gross = [Decimal(0)] * k
+    refunds = [Decimal(0)] * k
+    counts = [0] * k
+    fx = book.fx
+    with decimal.localcontext(EXACT_CONTEXT):
+        for t in transactions:
+            if not t.succeeded:
+                continue
+            i = bisect.bisect_right(bounds, t.at) - 1
+            if not 0 <= i < k:
+                continue
+            amount = t.amount.amount
+            if t.amount.currency != currency:
+                amount *= fx.rate(t.amount.currency, currency, t.at.date())
+            if t.kind is TransactionKind.PAYMENT:
+                gross[i] += amount
+                counts[i] += 1
+            else:
+                refunds[i] += amount
+    return [
+        CashRevenue(
+            start=bounds[i],
+            end=bounds[i + 1],
+            gross=Money(gross[i], currency),
+            refunds=Money(refunds[i], currency),
+            net=Money(gross[i] - refunds[i], currency),
+            payments=counts[i],
+        )
+        for i in range(k)
+    ]
 
 
 @attrs.frozen(kw_only=True)
@@ -114,7 +144,7 @@ def dashboard(
     Pass ``analysis`` to reuse an :func:`analyse` result computed for the same book.
     """
     t = as_moment(as_of, "as_of")
-    a = analysis or analyse(book, currency=currency, policy=policy)
+    a = analysis or analyse(book, currency=currency, policy=policy, horizon=t + renewals_window)
     current = a.mrr(t)
     this_month = _month_start(t)
     next_month = this_month + relativedelta(months=1)
@@ -141,23 +171,20 @@ def dashboard(
     months = [this_month - relativedelta(months=k) for k in range(trend_months - 1, -1, -1)]
     closes = [m + relativedelta(months=1) for m in months]
     mrr_points = [a.mrr_before(c) for c in closes[:-1]] + [current]
+    cash = cash_by_period(txs, [*months, next_month], currency=currency, book=book)
     trend = tuple(
-        MonthTrend(
-            start=m,
-            end=c,
-            cash=cash_revenue(txs, m, min(c, next_month), currency=currency, book=book),
-            mrr=v,
-        )
-        for m, c, v in zip(months, closes, mrr_points, strict=True)
+        MonthTrend(start=m, end=c, cash=cash_m, mrr=v)
+        for m, c, cash_m, v in zip(months, closes, cash, mrr_points, strict=True)
     )
+    last = cash_by_period(txs, [last_month, this_month], currency=currency, book=book)[0]
     return Dashboard(
         as_of=t,
         currency=currency,
         mrr=current,
         arr=current * 12,
         customers=customers_at(a, t),
-        revenue_this_month=cash_revenue(txs, this_month, next_month, currency=currency, book=book),
-        revenue_last_month=cash_revenue(txs, last_month, this_month, currency=currency, book=book),
+        revenue_this_month=cash[-1],
+        revenue_last_month=last,
         churn=churn,
         renewals_count=count,
         renewals_mrr=upcoming,

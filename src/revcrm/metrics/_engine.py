@@ -757,8 +757,9 @@ def analyse(
 
     ``horizon`` bounds the renewals generated for foreign-currency subscriptions under the
     service-period FX rule (their converted MRR changes at each billing date); queries past
-    it use the rate of the last billing date before it. It defaults to the book's last
-    record; pass a later one to ask about moments further ahead.
+    it use the rate of the last billing date before it. It defaults to one year after the
+    book's last record; the function API (``mrr_series`` and friends) passes the end of the
+    requested range.
     """
     check_currency(currency)
     src = MrrSource(source)
@@ -789,7 +790,8 @@ def _default_horizon(book: Book) -> datetime:
     latest = [s.history[-1].at for s in book.subscriptions]
     latest += [i.issued_at for i in book.invoices]
     latest += [t.at for t in book.transactions]
-    return max(latest) if latest else as_moment(date(2000, 1, 1), "horizon")
+    base = max(latest) if latest else as_moment(date(2000, 1, 1), "horizon")
+    return _add_months(base, 12)
 
 
 # -- function API -----------------------------------------------------------------------------
@@ -805,7 +807,8 @@ def mrr_movements(
     source: MrrSource | str = MrrSource.SUBSCRIPTIONS,
 ) -> list[Movement]:
     """Event-level MRR movements with ``start <= at < end`` in ``currency``."""
-    return analyse(book, currency=currency, policy=policy, source=source).movements(start, end)
+    a = analyse(book, currency=currency, policy=policy, source=source, horizon=end)
+    return a.movements(start, end)
 
 
 def mrr_waterfall(
@@ -819,7 +822,7 @@ def mrr_waterfall(
     source: MrrSource | str = MrrSource.SUBSCRIPTIONS,
 ) -> Waterfall | list[Waterfall]:
     """The MRR bridge over ``[start, end)``, or one per calendar period when ``every`` is given."""
-    analysis = analyse(book, currency=currency, policy=policy, source=source)
+    analysis = analyse(book, currency=currency, policy=policy, source=source, horizon=end)
     if every is None:
         return analysis.waterfall(start, end)
     return analysis.waterfalls(start, end, every)
@@ -836,4 +839,5 @@ def mrr_series(
     source: MrrSource | str = MrrSource.SUBSCRIPTIONS,
 ) -> list[MrrPoint]:
     """MRR at the close of each day, week, month or quarter between ``start`` and ``end``."""
-    return analyse(book, currency=currency, policy=policy, source=source).series(start, end, every)
+    a = analyse(book, currency=currency, policy=policy, source=source, horizon=end)
+    return a.series(start, end, every)
