@@ -114,6 +114,15 @@ def test_update_accepts_appended_history_and_profile_edits() -> None:
     assert pipeline.update(renamed).get("a").name == "Ann Lee"
 
 
+def test_editing_a_converted_lead_keeps_its_customer_link() -> None:
+    pipeline = Pipeline.of([lead("a", "ann@example.com")]).convert("a", "cus-1", at=T0 + DAY)
+    edited = attrs.evolve(pipeline.get("a"), notes="renewed in May")
+    pipeline = pipeline.update(edited)
+    assert pipeline.lead_for_customer("cus-1") == edited
+    with pytest.raises(DuplicateError):
+        pipeline.add(lead("b", "bob@example.com").convert("cus-1", at=T0 + DAY))
+
+
 def test_update_refuses_a_rewritten_or_stale_history() -> None:
     pipeline = Pipeline.of([lead("a", "ann@example.com")])
     base = pipeline.get("a")
@@ -123,6 +132,8 @@ def test_update_refuses_a_rewritten_or_stale_history() -> None:
         pipeline.update(stale)
     with pytest.raises(NotFoundError):
         pipeline.update(lead("z", "z@example.com"))
+    with pytest.raises(ValidationError):
+        pipeline.update("a")  # type: ignore[arg-type]
 
 
 def test_update_checks_the_email_of_an_edited_lead() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from types import MappingProxyType
 
 import attrs
 
@@ -14,8 +13,6 @@ from revcrm.leads._lead import Lead, normalise_email
 from revcrm.leads._stages import LeadStage
 
 __all__ = ["Pipeline"]
-
-_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -34,16 +31,25 @@ class Pipeline:
     Build with :meth:`of`; the constructor's fields are internal indexes.
     """
 
-    _leads: Mapping[str, Lead] = attrs.field(factory=lambda: MappingProxyType({}), alias="_leads")
-    _open_by_email: Mapping[str, str] = attrs.field(default=_EMPTY, alias="_open_by_email")
-    _by_customer: Mapping[str, str] = attrs.field(default=_EMPTY, alias="_by_customer")
+    # Plain dicts, private and never written after construction: dict.copy() is the
+    # cheapest copy a change can make.
+    _leads: dict[str, Lead] = attrs.field(factory=dict, alias="_leads")
+    _open_by_email: dict[str, str] = attrs.field(factory=dict, alias="_open_by_email")
+    _by_customer: dict[str, str] = attrs.field(factory=dict, alias="_by_customer")
 
     @classmethod
     def of(cls, leads: Iterable[Lead] = ()) -> Pipeline:
-        pipeline = cls()
+        """A pipeline of ``leads``, checked like successive :meth:`add` calls (in one pass)."""
+        indexes: _Indexes = ({}, {}, {})
         for lead in leads:
-            pipeline = pipeline.add(lead)
-        return pipeline
+            _check_new(indexes[0], lead)
+            _place(indexes, lead)
+        return cls._of(indexes)
+
+    @classmethod
+    def _of(cls, indexes: _Indexes) -> Pipeline:
+        leads, open_by_email, by_customer = indexes
+        return cls(_leads=leads, _open_by_email=open_by_email, _by_customer=by_customer)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -58,7 +64,7 @@ class Pipeline:
         return lead_id in self._leads
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Pipeline) and dict(self._leads) == dict(other._leads)
+        return isinstance(other, Pipeline) and self._leads == other._leads
 
     def __hash__(self) -> int:
         return hash(frozenset(self._leads.items()))
@@ -83,10 +89,7 @@ class Pipeline:
 
     def add(self, lead: Lead) -> Pipeline:
         """Add a new lead; a duplicate id or a second open lead for its email raises."""
-        if not isinstance(lead, Lead):
-            raise ValidationError("lead", lead, "expected a Lead")
-        if lead.id in self._leads:
-            raise DuplicateError("lead", lead.id)
+        _check_new(self._leads, lead)
         return self._put(lead)
 
     def update(self, lead: Lead) -> Pipeline:
@@ -96,6 +99,8 @@ class Pipeline:
         was rewritten, or that two callers moved from the same version, raises
         :class:`~revcrm.errors.ValidationError`. Profile fields may change.
         """
+        if not isinstance(lead, Lead):
+            raise ValidationError("lead", lead, "expected a Lead")
         old = self.get(lead.id)
         if lead.history[: len(old.history)] != old.history:
             raise ValidationError(
@@ -177,28 +182,50 @@ class Pipeline:
     # -- internals ---------------------------------------------------------------------------
 
     def _put(self, lead: Lead) -> Pipeline:
-        """Store ``lead`` (new or replacing its old version) after checking the invariants."""
-        old = self._leads.get(lead.id)
-        open_by_email = dict(self._open_by_email)
-        by_customer = dict(self._by_customer)
-        if old is not None:
-            if open_by_email.get(old.email_key) == old.id:
-                del open_by_email[old.email_key]
-            if old.customer_id is not None:
-                del by_customer[old.customer_id]
-        if lead.is_open:
-            holder = open_by_email.get(lead.email_key)
-            if holder is not None:
-                raise DuplicateError("open lead", lead.email_key)
-            open_by_email[lead.email_key] = lead.id
-        if lead.customer_id is not None:
-            if lead.customer_id in by_customer:
-                raise DuplicateError("converted lead for customer", lead.customer_id)
-            by_customer[lead.customer_id] = lead.id
-        leads = dict(self._leads)
-        leads[lead.id] = lead
-        return Pipeline(
-            _leads=MappingProxyType(leads),
-            _open_by_email=MappingProxyType(open_by_email),
-            _by_customer=MappingProxyType(by_customer),
+        """A new pipeline with ``lead`` stored (new or replacing its old version).
+
+        Copies the indexes, so a change costs O(number of leads); the pipeline is a plain
+        in-memory collection, and storage backends keep their own indexes.
+        """
+        indexes: _Indexes = (
+            self._leads.copy(),
+            self._open_by_email.copy(),
+            self._by_customer.copy(),
         )
+        _place(indexes, lead)
+        return Pipeline._of(indexes)
+
+
+# leads by id, open lead id by email key, converted lead id by customer id
+_Indexes = tuple[dict[str, Lead], dict[str, str], dict[str, str]]
+
+
+def _check_new(leads: Mapping[str, Lead], lead: object) -> None:
+    if not isinstance(lead, Lead):
+        raise ValidationError("lead", lead, "expected a Lead")
+    if lead.id in leads:
+        raise DuplicateError("lead", lead.id)
+
+
+def _place(indexes: _Indexes, lead: Lead) -> None:
+    """Store ``lead`` in the indexes; every check runs before the first write."""
+    leads, open_by_email, by_customer = indexes
+    old = leads.get(lead.id)
+    if lead.is_open:
+        holder = open_by_email.get(lead.email_key)
+        if holder is not None and holder != lead.id:
+            raise DuplicateError("open lead", lead.email_key)
+    if lead.customer_id is not None:
+        holder = by_customer.get(lead.customer_id)
+        if holder is not None and holder != lead.id:
+            raise DuplicateError("converted lead for customer", lead.customer_id)
+    if old is not None:
+        if open_by_email.get(old.email_key) == old.id:
+            del open_by_email[old.email_key]
+        if old.customer_id is not None:
+            del by_customer[old.customer_id]
+    if lead.is_open:
+        open_by_email[lead.email_key] = lead.id
+    if lead.customer_id is not None:
+        by_customer[lead.customer_id] = lead.id
+    leads[lead.id] = lead
