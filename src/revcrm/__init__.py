@@ -22,6 +22,7 @@ from revcrm._records import (
     TransactionKind,
     TransactionStatus,
 )
+from revcrm._referral import ReferralKind, ReferralSource
 from revcrm._subscription import (
     ChangeKind,
     Subscription,
@@ -52,6 +53,8 @@ __all__ = [
     "PaymentMethod",
     "Plan",
     "Product",
+    "ReferralKind",
+    "ReferralSource",
     "Subscription",
     "SubscriptionChange",
     "SubscriptionState",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from revcrm._demo import DEMO_AS_OF, demo_book
@@ -70,6 +70,21 @@ def demo(args: argparse.Namespace) -> int:
             + "".join(f"{fm(c):>12}" for c in cells)
             + f"{fm(w.fx_impact):>10}{fm(w.end_mrr):>13}\n"
         )
+
+    from revcrm._demo import demo_leads
+    from revcrm.leads import conversion_rate, format_funnel, funnel, open_pipeline_value
+
+    leads = demo_leads(book, as_of=as_of)
+    year_ago = as_of - timedelta(days=365)
+    out.write("\n")
+    out.write(
+        format_funnel(
+            funnel(leads, at=as_of),
+            conversion=conversion_rate(leads, start=year_ago, end=as_of, by="source_kind"),
+            pipeline_value=open_pipeline_value(leads, currency=cur, at=as_of, fx=book.fx),
+        )
+        + "\n"
+    )
     return 0
 
 

@@ -32,8 +32,9 @@ from revcrm._records import (
     TransactionStatus,
 )
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
+from revcrm.leads import Lead, Pipeline
 
-__all__ = ["DEMO_AS_OF", "demo_book"]
+__all__ = ["DEMO_AS_OF", "demo_book", "demo_leads"]
 
 DEMO_AS_OF: Final = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -460,3 +461,60 @@ def _fx(rng: random.Random, start: datetime, end: datetime) -> FxRates:
         gbp = (gbp * (1 + Decimal(rng.randint(-12, 12)) / 1000)).quantize(Decimal("0.0001"))
         day += timedelta(days=7)
     return FxRates.from_rates(rates)
+
+
+_LOST_REASONS: Final = ("price", "went with a competitor", "no budget", "no response")
+
+
+def demo_leads(book: Book, *, seed: int = 11, as_of: datetime = DEMO_AS_OF) -> Pipeline:
+    """Leads for the demo book: prospects that later registered (converted when they did,
+    through :meth:`Pipeline.match_registration`), plus prospects lost or still open."""
+    rng = random.Random(seed)
+    pipeline = Pipeline.of()
+    staff = ("staff_1", "staff_2", "staff_3")
+    start = as_of - relativedelta(months=12)
+    n = 0
+    for c in book.customers:
+        if c.registered_at < start or c.email is None or rng.random() < 0.5:
+            continue
+        created = c.registered_at - timedelta(days=rng.randint(2, 40))
+        lead = Lead(
+            id=f"lead_{n:05d}",
+            email=c.email.upper() if rng.random() < 0.1 else c.email,
+            name=c.name,
+            created_at=created,
+            source=c.referral_source if c.referral_source != "referral" else "direct",
+            owner_id=rng.choice(staff),
+            expected_value=Money(rng.choice(("10", "25", "40", "189")), "USD"),
+        )
+        n += 1
+        t = created + timedelta(hours=rng.randint(2, 48))
+        if t < c.registered_at:
+            lead = lead.contact(at=t, staff_id=lead.owner_id)
+            t2 = t + timedelta(days=rng.randint(1, 5))
+            if t2 < c.registered_at and rng.random() < 0.6:
+                lead = lead.qualify(at=t2, staff_id=lead.owner_id)
+        pipeline = pipeline.add(lead)
+        pipeline, _ = pipeline.match_registration(c, at=c.registered_at)
+    for i in range(n // 2):
+        created = start + (as_of - start) * rng.random()
+        lead = Lead(
+            id=f"lead_{n + i:05d}",
+            email=f"prospect{i}@example.net",
+            name=f"Prospect {i}",
+            created_at=created,
+            source=rng.choice(("campaign:black-friday", "search", "social", "direct")),
+            owner_id=rng.choice(staff),
+            expected_value=Money(rng.choice(("10", "25", "40")), "USD"),
+        )
+        t = created + timedelta(days=rng.randint(1, 10))
+        if t < as_of and rng.random() < 0.8:
+            lead = lead.contact(at=t, staff_id=lead.owner_id)
+            t += timedelta(days=rng.randint(1, 20))
+            if t < as_of and rng.random() < 0.5:
+                lead = lead.qualify(at=t, staff_id=lead.owner_id)
+                t += timedelta(days=rng.randint(1, 20))
+            if t < as_of and rng.random() < 0.6:
+                lead = lead.lose(reason=rng.choice(_LOST_REASONS), at=t, staff_id=lead.owner_id)
+        pipeline = pipeline.add(lead)
+    return pipeline
