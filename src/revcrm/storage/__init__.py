@@ -1,3 +1,92 @@
-"""Storage protocols and backends (in-memory, SQL)."""
+"""Storage: the protocols host applications implement or use, and revcrm's backends.
 
-__all__: list[str] = []
+* :mod:`revcrm.storage` protocols (:class:`Store` and one repository per aggregate) and
+  the query and result values they exchange;
+* :class:`InMemoryStore`: thread-safe, for tests and small tools;
+* :class:`SQLStore`: SQLAlchemy Core 2 over SQLite or PostgreSQL (``revcrm[sql]``,
+  ``revcrm[postgres]``). It is imported lazily, so ``import revcrm.storage`` works
+  without SQLAlchemy installed.
+
+The contract suite every backend passes lives in :mod:`revcrm.testing.contract`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from revcrm.storage._memory import InMemoryStore
+from revcrm.storage._protocols import (
+    Analytics,
+    CreditLedger,
+    CustomerRepository,
+    FxRateRepository,
+    InvoiceRepository,
+    PlanRepository,
+    ProductRepository,
+    Repository,
+    Store,
+    SubscriptionRepository,
+    TransactionRepository,
+    UnitOfWork,
+)
+from revcrm.storage._query import (
+    MAX_LIMIT,
+    CashMonth,
+    CustomerFlow,
+    CustomerQuery,
+    CustomerRow,
+    CustomerSort,
+    CustomerSummary,
+    Direction,
+    ImportResult,
+    Page,
+    Period,
+    RecordQuery,
+    StoreDashboard,
+    TrendMonth,
+    Versioned,
+)
+
+if TYPE_CHECKING:
+    from revcrm.storage._sql import SQLStore
+
+__all__ = [
+    "MAX_LIMIT",
+    "Analytics",
+    "CashMonth",
+    "CreditLedger",
+    "CustomerFlow",
+    "CustomerQuery",
+    "CustomerRepository",
+    "CustomerRow",
+    "CustomerSort",
+    "CustomerSummary",
+    "Direction",
+    "FxRateRepository",
+    "ImportResult",
+    "InMemoryStore",
+    "InvoiceRepository",
+    "Page",
+    "Period",
+    "PlanRepository",
+    "ProductRepository",
+    "RecordQuery",
+    "Repository",
+    "SQLStore",
+    "Store",
+    "StoreDashboard",
+    "SubscriptionRepository",
+    "TransactionRepository",
+    "TrendMonth",
+    "UnitOfWork",
+    "Versioned",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # SQLStore needs SQLAlchemy (the ``sql`` extra): load it on first use only.
+    if name == "SQLStore":
+        from revcrm.storage._sql import SQLStore
+
+        return SQLStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,698 @@
+"""The in-memory store: plain dicts behind a lock, with the SQL store's semantics and errors.
+
+Host applications use it in their tests. Every write runs as a unit of work with an undo
+log: an error anywhere in a unit (or in a ``with store.transaction():`` block) restores
+every dict it touched. One re-entrant lock serialises units, so a reader never sees a
+half-applied transaction of another thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Final, Generic, TypeVar
+
+from revcrm._book import Book
+from revcrm._money import FxRates, Money, check_currency, money_sum
+from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
+from revcrm._subscription import Subscription, SubscriptionChange
+from revcrm._time import as_moment
+from revcrm.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    UnknownReferenceError,
+    ValidationError,
+)
+from revcrm.metrics import MetricsPolicy, MrrPoint
+from revcrm.storage import _reference as ref
+from revcrm.storage._codec import (
+    KINDS,
+    check_record,
+    external_id,
+    record_fingerprint,
+    references,
+)
+from revcrm.storage._query import (
+    CashMonth,
+    CustomerFlow,
+    CustomerQuery,
+    CustomerRow,
+    CustomerSort,
+    CustomerSummary,
+    Direction,
+    ImportResult,
+    Page,
+    Period,
+    RecordQuery,
+    SortValue,
+    StoreDashboard,
+    Versioned,
+)
+
+__all__ = ["InMemoryStore"]
+
+_R = TypeVar("_R")
+_MISSING: Final = object()
+
+
+class _Entry(Generic[_R]):
+    __slots__ = ("fingerprint", "record", "version")
+
+    def __init__(self, record: _R, version: int, fingerprint: str) -> None:
+        self.record = record
+        self.version = version
+        self.fingerprint = fingerprint
+
+
+class _Table(Generic[_R]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.rows: dict[str, _Entry[_R]] = {}
+        self.external: dict[str, str] = {}
+
+
+class InMemoryStore:
+    """A :class:`~revcrm.storage.Store` in memory, thread-safe; for tests and small tools.
+
+    ``policy`` is the :class:`~revcrm.metrics.MetricsPolicy` its aggregates use (the
+    SQL store materialises MRR under its policy, so both take it at construction).
+    """
+
+    def __init__(self, *, policy: MetricsPolicy | None = None) -> None:
+        self._policy = policy if policy is not None else MetricsPolicy()
+        self._lock = threading.RLock()
+        self._tables: dict[str, _Table[Any]] = {k: _Table(k) for k in KINDS}
+        self._fx: dict[tuple[str, str, date], Decimal] = {}
+        self._frames: list[list[Callable[[], None]]] = []
+        self._book: Book | None = None
+        self.customers = _Customers(self, self._tables["customer"])
+        self.products = _Products(self, self._tables["product"])
+        self.plans = _Plans(self, self._tables["plan"])
+        self.subscriptions = _Subscriptions(self, self._tables["subscription"])
+        self.invoices = _Invoices(self, self._tables["invoice"])
+        self.transactions = _Transactions(self, self._tables["transaction"])
+        self.credits = _Credits(self, self._tables["credit"])
+        self.fx = _Fx(self)
+
+    @property
+    def policy(self) -> MetricsPolicy:
+        return self._policy
+
+    def close(self) -> None:
+        """Nothing to release; present so code can close any store."""
+
+    # -- units of work -----------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            frame: list[Callable[[], None]] = []
+            self._frames.append(frame)
+            try:
+                yield
+            except BaseException:
+                self._frames.pop()
+                for undo in reversed(frame):
+                    undo()
+                self._book = None
+                raise
+            self._frames.pop()
+            if self._frames:
+                self._frames[-1].extend(frame)  # the outer block can still undo it
+
+    def _set(self, mapping: dict[Any, Any], key: object, value: object) -> None:
+        """Write ``mapping[key]`` (``_MISSING`` deletes), remembering how to undo it."""
+        old = mapping.get(key, _MISSING)
+        if value is _MISSING:
+            mapping.pop(key, None)
+        else:
+            mapping[key] = value
+
+        def undo() -> None:
+            if old is _MISSING:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = old
+
+        self._frames[-1].append(undo)
+        self._book = None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _exists(self, kind: str, key: str) -> bool:
+        return key in self._tables[kind].rows
+
+    def _upsert(
+        self, kind: str, record: Any, expected_version: int | None, counts: list[int] | None = None
+    ) -> int:
+        """One record, inside a unit already open: checks in the contract's order, then write."""
+        table = self._tables[kind]
+        for field, value, target in references(kind, record):
+            if not self._exists(target, value):
+                raise UnknownReferenceError(field, value, target)
+        ext = external_id(record)
+        if ext is not None:
+            owner = table.external.get(ext)
+            if owner is not None and owner != record.id:
+                raise DuplicateError(kind, ext)
+        current = table.rows.get(record.id)
+        actual = current.version if current is not None else None
+        if expected_version is not None and (actual or 0) != expected_version:
+            raise ConflictError(kind, record.id, expected_version, actual)
+        fp = record_fingerprint(kind, record)
+        if current is not None and current.fingerprint == fp:
+            if counts is not None:
+                counts[2] += 1
+            return current.version
+        version = 1 if current is None else current.version + 1
+        if current is not None:
+            old_ext = external_id(current.record)
+            if old_ext is not None:
+                self._set(table.external, old_ext, _MISSING)
+        if ext is not None:
+            self._set(table.external, ext, record.id)
+        self._set(table.rows, record.id, _Entry(record, version, fp))
+        if counts is not None:
+            counts[0 if current is None else 1] += 1
+        return version
+
+    def upsert(self, kind: str, record: Any, expected_version: int | None) -> int:
+        check_record(kind, record)
+        _check_expected(expected_version)
+        with self.transaction():
+            return self._upsert(kind, record, expected_version)
+
+    def upsert_many(self, kind: str, records: Iterable[Any]) -> ImportResult:
+        batch = list(records)
+        for r in batch:
+            check_record(kind, r)
+        counts = [0, 0, 0]
+        with self.transaction():
+            for r in batch:
+                self._upsert(kind, r, None, counts)
+        return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
+
+    def import_book(self, book: Book) -> ImportResult:
+        if not isinstance(book, Book):
+            raise ValidationError("book", book, "expected a revcrm.Book")
+        groups = _book_groups(book)
+        for kind, records in groups:
+            for r in records:
+                check_record(kind, r)
+        total = ImportResult()
+        with self.transaction():
+            for kind, records in groups:
+                counts = [0, 0, 0]
+                for r in records:
+                    self._upsert(kind, r, None, counts)
+                total += ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
+            total += self.fx.put_many(book.fx)
+        return total
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _get(self, kind: str, key: str) -> _Entry[Any]:
+        with self._lock:
+            entry = self._tables[kind].rows.get(key)
+        if entry is None:
+            raise NotFoundError(kind, key)
+        return entry
+
+    def _find(self, kind: str, key: str) -> Any:
+        with self._lock:
+            entry = self._tables[kind].rows.get(key)
+        return None if entry is None else entry.record
+
+    def _find_external(self, kind: str, ext: str) -> Any:
+        with self._lock:
+            table = self._tables[kind]
+            key = table.external.get(ext)
+            return None if key is None else table.rows[key].record
+
+    def _records(self, kind: str) -> list[Any]:
+        with self._lock:
+            return [e.record for e in self._tables[kind].rows.values()]
+
+    def _current_book(self) -> Book:
+        with self._lock:
+            if self._book is None:
+                self._book = Book.of(
+                    customers=self._records("customer"),
+                    products=self._records("product"),
+                    plans=self._records("plan"),
+                    subscriptions=self._records("subscription"),
+                    invoices=self._records("invoice"),
+                    transactions=self._records("transaction"),
+                    credits=self._records("credit"),
+                    fx=self.fx.rates(),
+                )
+            return self._book
+
+    def book(
+        self, *, customer_ids: Iterable[str] | None = None, period: Period | None = None
+    ) -> Book:
+        return restrict_book(self._current_book(), customer_ids=customer_ids, period=period)
+
+    # -- aggregates --------------------------------------------------------------------------
+
+    def mrr(
+        self, *, at: date | datetime, currency: str, customer_ids: Iterable[str] | None = None
+    ) -> Money:
+        t = as_moment(at, "at")
+        ids = None if customer_ids is None else sorted(set(_id_list(customer_ids)))
+        return ref.mrr_at(
+            self._current_book(), at=t, currency=currency, policy=self._policy, customer_ids=ids
+        )
+
+    def mrr_series(
+        self, *, start: date | datetime, end: date | datetime, currency: str
+    ) -> tuple[MrrPoint, ...]:
+        a, b = _range(start, end)
+        check_currency(currency)
+        return ref.mrr_series(
+            self._current_book(), start=a, end=b, currency=currency, policy=self._policy
+        )
+
+    def cash_by_month(
+        self, *, start: date | datetime, end: date | datetime, currency: str
+    ) -> tuple[CashMonth, ...]:
+        a, b = _range(start, end)
+        check_currency(currency)
+        return ref.cash_by_month(self._current_book(), start=a, end=b, currency=currency)
+
+    def paying_customers(self, *, at: date | datetime) -> int:
+        t = as_moment(at, "at")
+        return len(ref.paying_customer_ids(self._current_book(), at=t, policy=self._policy))
+
+    def customer_flow(self, *, start: date | datetime, end: date | datetime) -> CustomerFlow:
+        a, b = as_moment(start, "start"), as_moment(end, "end")
+        return ref.customer_flow(self._current_book(), start=a, end=b, policy=self._policy)
+
+    def dashboard(
+        self, *, as_of: date | datetime, currency: str, trend_months: int = 12
+    ) -> StoreDashboard:
+        with self._lock:  # one consistent snapshot for every figure
+            return ref.compose_dashboard(
+                self, as_of=as_of, currency=currency, trend_months=trend_months
+            )
+
+    def customer_summary(
+        self, customer_id: str, *, as_of: date | datetime, currency: str
+    ) -> CustomerSummary:
+        t = as_moment(as_of, "as_of")
+        check_currency(currency)
+        return ref.customer_summary(
+            self._current_book(), customer_id, at=t, currency=currency, policy=self._policy
+        )
+
+
+def _check_expected(expected: object) -> None:
+    if expected is not None and (
+        isinstance(expected, bool) or not isinstance(expected, int) or expected < 0
+    ):
+        raise ValidationError("expected_version", expected, "a version number >= 0 or None")
+
+
+def _id_list(ids: Iterable[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise ValidationError("customer_ids", ids, "a collection of ids, not one string")
+    return list(ids)
+
+
+def _range(start: date | datetime, end: date | datetime) -> tuple[datetime, datetime]:
+    a, b = as_moment(start, "start"), as_moment(end, "end")
+    if b < a:
+        raise ValidationError("end", end, "is before start")
+    return a, b
+
+
+def _book_groups(book: Book) -> list[tuple[str, tuple[Any, ...]]]:
+    return [
+        ("customer", book.customers),
+        ("product", book.products),
+        ("plan", book.plans),
+        ("subscription", book.subscriptions),
+        ("invoice", book.invoices),
+        ("transaction", book.transactions),
+        ("credit", book.credits),
+    ]
+
+
+def restrict_book(
+    book: Book, *, customer_ids: Iterable[str] | None, period: Period | None
+) -> Book:
+    """The sub-book a store hands out for some customers and/or a period (see Store.book)."""
+    if customer_ids is not None:
+        book = book.restricted_to(_id_list(customer_ids))
+    if period is None:
+        return book
+
+    def inside(t: datetime) -> bool:
+        return t in period
+
+    transactions = tuple(t for t in book.transactions if inside(t.at))
+    credits = tuple(c for c in book.credits if inside(c.at))
+    wanted = {t.invoice_id for t in transactions} | {c.invoice_id for c in credits}
+    invoices = tuple(i for i in book.invoices if inside(i.issued_at) or i.id in wanted)
+    return Book(
+        customers=book.customers,
+        products=book.products,
+        plans=book.plans,
+        subscriptions=book.subscriptions,
+        invoices=invoices,
+        transactions=transactions,
+        credits=credits,
+        fx=book.fx,
+    )
+
+
+# -- repositories ----------------------------------------------------------------------------
+
+
+class _Repo(Generic[_R]):
+    kind: str
+    order: Callable[[Any], SortValue] | None = None  # None: by id only
+
+    def __init__(self, store: InMemoryStore, table: _Table[_R]) -> None:
+        self._store = store
+        self._table = table
+
+    def get(self, id: str) -> _R:
+        record: _R = self._store._get(self.kind, id).record
+        return record
+
+    def find(self, id: str) -> _R | None:
+        record: _R | None = self._store._find(self.kind, id)
+        return record
+
+    def find_by_external_id(self, external_id: str) -> _R | None:
+        record: _R | None = self._store._find_external(self.kind, external_id)
+        return record
+
+    def get_versioned(self, id: str) -> Versioned[_R]:
+        entry = self._store._get(self.kind, id)
+        return Versioned(record=entry.record, version=entry.version)
+
+    def upsert(self, record: _R, *, expected_version: int | None = None) -> int:
+        return self._store.upsert(self.kind, record, expected_version)
+
+    def upsert_many(self, records: Iterable[_R]) -> ImportResult:
+        return self._store.upsert_many(self.kind, records)
+
+    def count(self) -> int:
+        with self._store._lock:
+            return len(self._table.rows)
+
+    def _all(self) -> list[_R]:
+        return self._store._records(self.kind)
+
+    def _page(self, q: RecordQuery, keep: Callable[[_R], bool]) -> Page[_R]:
+        order = type(self).order
+        items = [r for r in self._all() if keep(r)]
+        key: Callable[[Any], SortValue] = order if order is not None else (lambda r: r.id)
+        return ref.page_of(
+            items, key=key, direction=q.direction, after=q.after(), limit=q.limit, scope=q.scope
+        )
+
+    def _for_customer(self, customer_id: str) -> tuple[_R, ...]:
+        order = type(self).order
+        items = [r for r in self._all() if getattr(r, "customer_id", None) == customer_id]
+        if order is not None:
+            return tuple(sorted(items, key=lambda r: (order(r), r.id)))  # type: ignore[attr-defined]
+        return tuple(sorted(items, key=lambda r: r.id))  # type: ignore[attr-defined]
+
+
+def _dated_filter(q: RecordQuery, when: Callable[[Any], datetime]) -> Callable[[Any], bool]:
+    def keep(r: Any) -> bool:
+        if q.customer_id is not None and r.customer_id != q.customer_id:
+            return False
+        t = when(r)
+        if q.since is not None and t < q.since:
+            return False
+        if q.until is not None and t >= q.until:
+            return False
+        if q.status is not None and r.status.value != q.status:
+            return False
+        return q.kind is None or r.kind.value == q.kind
+
+    return keep
+
+
+class _Customers(_Repo[Customer]):
+    kind = "customer"
+
+    def page(
+        self,
+        *,
+        as_of: date | datetime,
+        currency: str,
+        search: str | None = None,
+        owner_id: str | None = None,
+        referral_source: str | None = None,
+        registered_from: date | datetime | None = None,
+        registered_before: date | datetime | None = None,
+        paying: bool | None = None,
+        has_active_services: bool | None = None,
+        customer_ids: Iterable[str] | None = None,
+        sort: CustomerSort | str = CustomerSort.NAME,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[CustomerRow]:
+        q = CustomerQuery(
+            as_of=as_of,
+            currency=currency,
+            search=search,
+            owner_id=owner_id,
+            referral_source=referral_source,
+            registered_from=registered_from,
+            registered_before=registered_before,
+            paying=paying,
+            has_active_services=has_active_services,
+            customer_ids=customer_ids,
+            sort=sort,
+            direction=direction,
+            limit=limit,
+            cursor=cursor,
+        )
+        return ref.list_customers(self._store._current_book(), q, self._store.policy)
+
+
+class _Products(_Repo[Product]):
+    kind = "product"
+
+    def page(
+        self, *, direction: Direction | str = Direction.ASC, limit: int = 100, cursor: str | None = None
+    ) -> Page[Product]:
+        q = RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor)
+        return self._page(q, lambda _r: True)
+
+
+class _Plans(_Repo[Plan]):
+    kind = "plan"
+
+    def for_product(self, product_id: str) -> tuple[Plan, ...]:
+        return tuple(sorted((p for p in self._all() if p.product_id == product_id), key=lambda p: p.id))
+
+    def page(
+        self, *, direction: Direction | str = Direction.ASC, limit: int = 100, cursor: str | None = None
+    ) -> Page[Plan]:
+        q = RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor)
+        return self._page(q, lambda _r: True)
+
+
+def _started(s: Subscription) -> SortValue:
+    return s.started_at
+
+
+def _issued(i: Invoice) -> SortValue:
+    return i.issued_at
+
+
+def _at(r: Transaction | CreditEntry) -> SortValue:
+    return r.at
+
+
+class _Subscriptions(_Repo[Subscription]):
+    kind = "subscription"
+    order = staticmethod(_started)
+
+    def for_customer(self, customer_id: str) -> tuple[Subscription, ...]:
+        return self._for_customer(customer_id)
+
+    def append(
+        self, id: str, change: SubscriptionChange, *, expected_version: int | None = None
+    ) -> Versioned[Subscription]:
+        _check_expected(expected_version)
+        if not isinstance(change, SubscriptionChange):
+            raise ValidationError("change", change, "expected a SubscriptionChange")
+        with self._store.transaction():
+            entry = self._store._get(self.kind, id)
+            if expected_version is not None and entry.version != expected_version:
+                raise ConflictError(self.kind, id, expected_version, entry.version)
+            updated = entry.record.append(change)
+            check_record(self.kind, updated)
+            version = self._store._upsert(self.kind, updated, entry.version)
+        return Versioned(record=updated, version=version)
+
+    def page(
+        self,
+        *,
+        customer_id: str | None = None,
+        since: date | datetime | None = None,
+        until: date | datetime | None = None,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Subscription]:
+        q = RecordQuery(
+            kind_name=self.kind,
+            customer_id=customer_id,
+            since=since,
+            until=until,
+            direction=direction,
+            limit=limit,
+            cursor=cursor,
+        )
+        return self._page(q, _dated_filter(q, lambda s: s.started_at))
+
+
+class _Invoices(_Repo[Invoice]):
+    kind = "invoice"
+    order = staticmethod(_issued)
+
+    def for_customer(self, customer_id: str) -> tuple[Invoice, ...]:
+        return self._for_customer(customer_id)
+
+    def page(
+        self,
+        *,
+        customer_id: str | None = None,
+        since: date | datetime | None = None,
+        until: date | datetime | None = None,
+        status: str | None = None,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Invoice]:
+        q = RecordQuery(
+            kind_name=self.kind,
+            customer_id=customer_id,
+            since=since,
+            until=until,
+            status=status,
+            direction=direction,
+            limit=limit,
+            cursor=cursor,
+        )
+        return self._page(q, _dated_filter(q, lambda i: i.issued_at))
+
+
+class _Transactions(_Repo[Transaction]):
+    kind = "transaction"
+    order = staticmethod(_at)
+
+    def for_customer(self, customer_id: str) -> tuple[Transaction, ...]:
+        return self._for_customer(customer_id)
+
+    def page(
+        self,
+        *,
+        customer_id: str | None = None,
+        since: date | datetime | None = None,
+        until: date | datetime | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Transaction]:
+        q = RecordQuery(
+            kind_name=self.kind,
+            customer_id=customer_id,
+            since=since,
+            until=until,
+            status=status,
+            kind=kind,
+            direction=direction,
+            limit=limit,
+            cursor=cursor,
+        )
+        return self._page(q, _dated_filter(q, lambda t: t.at))
+
+
+class _Credits(_Repo[CreditEntry]):
+    kind = "credit"
+    order = staticmethod(_at)
+
+    def for_customer(self, customer_id: str) -> tuple[CreditEntry, ...]:
+        return self._for_customer(customer_id)
+
+    def balance(
+        self, customer_id: str, currency: str, *, at: date | datetime | None = None
+    ) -> Money:
+        check_currency(currency)
+        t = None if at is None else as_moment(at, "at")
+        return money_sum(
+            (
+                c.amount
+                for c in self._for_customer(customer_id)
+                if c.amount.currency == currency and (t is None or c.at <= t)
+            ),
+            currency,
+        )
+
+    def page(
+        self,
+        *,
+        customer_id: str | None = None,
+        since: date | datetime | None = None,
+        until: date | datetime | None = None,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[CreditEntry]:
+        q = RecordQuery(
+            kind_name=self.kind,
+            customer_id=customer_id,
+            since=since,
+            until=until,
+            direction=direction,
+            limit=limit,
+            cursor=cursor,
+        )
+        return self._page(q, _dated_filter(q, lambda c: c.at))
+
+
+class _Fx:
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def put(self, day: date, source: str, target: str, rate: str | int | Decimal) -> None:
+        self.put_many(FxRates.from_rates([(day, source, target, rate)]))
+
+    def put_many(self, rates: FxRates) -> ImportResult:
+        if not isinstance(rates, FxRates):
+            raise ValidationError("rates", rates, "expected FxRates")
+        counts = [0, 0, 0]
+        store = self._store
+        with store.transaction():
+            for day, source, target, rate in rates.items():
+                key = (source, target, day)
+                old = store._fx.get(key)
+                if old is not None and old == rate:
+                    counts[2] += 1
+                    continue
+                store._set(store._fx, key, rate)
+                counts[0 if old is None else 1] += 1
+        return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
+
+    def rates(self) -> FxRates:
+        with self._store._lock:
+            items = [(d, s, t, r) for (s, t, d), r in self._store._fx.items()]
+        return FxRates.from_rates(items)
+

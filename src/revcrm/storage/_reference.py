@@ -1,0 +1,401 @@
+"""The store aggregates written as plain Python over a :class:`~revcrm.Book`.
+
+This module is the definition of every figure a store computes: the in-memory store
+answers with these functions, and the SQL store's pushed-down queries are tested against
+them (and, where one exists, against the pure function of :mod:`revcrm.metrics`).
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Final, Protocol, TypeVar
+
+from dateutil.relativedelta import relativedelta
+
+from revcrm._book import Book
+from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
+from revcrm._records import Customer, TransactionKind
+from revcrm._subscription import SubscriptionStatus
+from revcrm._time import as_moment
+from revcrm.errors import ValidationError
+from revcrm.metrics import Frequency, MetricsPolicy, MrrPoint, analyse, mrr, subscription_mrr
+from revcrm.storage._query import (
+    CashMonth,
+    CustomerFlow,
+    CustomerQuery,
+    CustomerRow,
+    CustomerSort,
+    CustomerSummary,
+    Direction,
+    Page,
+    SortValue,
+    StoreDashboard,
+    TrendMonth,
+    encode_cursor,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "NEVER",
+    "book_currencies",
+    "cash_by_month",
+    "compose_dashboard",
+    "customer_flow",
+    "customer_rows",
+    "customer_summary",
+    "list_customers",
+    "list_rates",
+    "month_bounds",
+    "mrr_at",
+    "mrr_series",
+    "page_of",
+    "paying_customer_ids",
+    "sort_value",
+]
+
+#: Statuses that count as an active service in the customer list.
+ACTIVE_STATUSES: Final = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
+#: Sort value of "never paid" in the last-payment column: before every real moment.
+NEVER: Final = datetime(1, 1, 1, tzinfo=UTC)
+
+_ZERO: Final = Decimal(0)
+
+
+def month_start(t: datetime) -> datetime:
+    return t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_bounds(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Calendar months ``[a, b)`` (UTC) covering ``[start, end)``."""
+    first = month_start(start)
+    out = []
+    i = 0
+    while True:
+        a = first + relativedelta(months=i)
+        if a >= end:
+            return out
+        out.append((a, first + relativedelta(months=i + 1)))
+        i += 1
+
+
+def book_currencies(book: Book) -> set[str]:
+    """Currencies the customer list may have to convert: of subscriptions and transactions."""
+    return {s.currency for s in book.subscriptions} | {t.amount.currency for t in book.transactions}
+
+
+def list_rates(currencies: Iterable[str], fx: FxRates, target: str, day: date) -> dict[str, Decimal]:
+    """The rate of each currency into ``target`` on ``day``; MissingRateError if one lacks it."""
+    return {c: fx.rate(c, target, day) for c in sorted(set(currencies))}
+
+
+# -- the customer list -----------------------------------------------------------------------
+
+
+def customer_rows(
+    book: Book,
+    customers: Iterable[Customer],
+    *,
+    at: datetime,
+    currency: str,
+    rates: dict[str, Decimal],
+    policy: MetricsPolicy,
+) -> list[CustomerRow]:
+    subs = book.subscriptions_by_customer
+    txs = book.transactions_by_customer
+    out = []
+    with decimal.localcontext(EXACT_CONTEXT):
+        for c in customers:
+            value = _ZERO
+            active = 0
+            for s in subs.get(c.id, ()):
+                value += subscription_mrr(s, at, policy=policy).amount * rates[s.currency]
+                state = s.state_at(at)
+                if state is not None and state.status in ACTIVE_STATUSES:
+                    active += 1
+            paid = net = _ZERO
+            last: datetime | None = None
+            for t in txs.get(c.id, ()):
+                if not t.succeeded or t.at > at:
+                    continue
+                amount = t.amount.amount * rates[t.amount.currency]
+                if t.kind is TransactionKind.PAYMENT:
+                    paid += amount
+                    net += amount
+                    last = t.at if last is None else max(last, t.at)
+                else:
+                    net -= amount
+            out.append(
+                CustomerRow(
+                    customer=c,
+                    mrr=Money(value, currency),
+                    ltv=Money(net, currency),
+                    total_paid=Money(paid, currency),
+                    credit_balance=book.credit_balance(c.id, currency, at=at),
+                    active_services=active,
+                    last_payment_at=last,
+                )
+            )
+    return out
+
+
+def sort_value(row: CustomerRow, sort: CustomerSort) -> SortValue:
+    c = row.customer
+    match sort:
+        case CustomerSort.ID:
+            return c.id
+        case CustomerSort.NAME:
+            return c.name.casefold()
+        case CustomerSort.EMAIL:
+            return (c.email or "").casefold()
+        case CustomerSort.MRR:
+            return row.mrr.amount
+        case CustomerSort.LTV:
+            return row.ltv.amount
+        case CustomerSort.TOTAL_PAID:
+            return row.total_paid.amount
+        case CustomerSort.CREDIT_BALANCE:
+            return row.credit_balance.amount
+        case CustomerSort.ACTIVE_SERVICES:
+            return row.active_services
+        case CustomerSort.CREATED:
+            return c.registered_at
+        case CustomerSort.LAST_PAYMENT:
+            return row.last_payment_at or NEVER
+
+
+class _Keyed(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_K = TypeVar("_K", bound=_Keyed)
+
+
+def page_of(
+    items: Sequence[_K],
+    *,
+    key: Callable[[_K], SortValue],
+    direction: Direction,
+    after: tuple[SortValue, str] | None,
+    limit: int,
+    scope: str,
+) -> Page[_K]:
+    """Sort by (key, id), skip past the cursor, cut one page and make its next cursor."""
+    desc = direction is Direction.DESC
+    decorated = sorted(((key(i), i.id, i) for i in items), key=lambda d: (d[0], d[1]), reverse=desc)
+    if after is not None:
+        av, aid = after
+        if desc:
+            decorated = [d for d in decorated if (d[0], d[1]) < (av, aid)]  # type: ignore[operator]
+        else:
+            decorated = [d for d in decorated if (d[0], d[1]) > (av, aid)]  # type: ignore[operator]
+    chosen = decorated[:limit]
+    more = len(decorated) > limit
+    cursor = encode_cursor(scope, chosen[-1][0], chosen[-1][1]) if more and chosen else None
+    return Page(items=tuple(d[2] for d in chosen), next_cursor=cursor)
+
+
+def _matches(c: Customer, q: CustomerQuery) -> bool:
+    if q.search is not None and not any(
+        q.search in text
+        for text in (c.name.casefold(), (c.email or "").casefold(), (c.username or "").casefold())
+    ):
+        return False
+    if q.owner_id is not None and c.owner_id != q.owner_id:
+        return False
+    if q.referral_source is not None and c.referral_source != q.referral_source:
+        return False
+    if q.registered_from is not None and c.registered_at < q.registered_from:
+        return False
+    if q.registered_before is not None and c.registered_at >= q.registered_before:
+        return False
+    return q.customer_ids is None or c.id in q.customer_ids
+
+
+def list_customers(book: Book, q: CustomerQuery, policy: MetricsPolicy) -> Page[CustomerRow]:
+    rates = list_rates(book_currencies(book), book.fx, q.currency, q.as_of.date())
+    after = q.after()
+    candidates = [c for c in book.customers if _matches(c, q)]
+    rows = customer_rows(
+        book, candidates, at=q.as_of, currency=q.currency, rates=rates, policy=policy
+    )
+    if q.paying is not None:
+        rows = [r for r in rows if (r.mrr.amount > 0) == q.paying]
+    if q.has_active_services is not None:
+        rows = [r for r in rows if (r.active_services > 0) == q.has_active_services]
+    return page_of(
+        rows,
+        key=lambda r: sort_value(r, q.sort),
+        direction=q.direction,
+        after=after,
+        limit=q.limit,
+        scope=q.scope,
+    )
+
+
+def customer_summary(
+    book: Book, customer_id: str, *, at: datetime, currency: str, policy: MetricsPolicy
+) -> CustomerSummary:
+    customer = book.customer(customer_id)
+    rates = list_rates(book_currencies(book), book.fx, currency, at.date())
+    (row,) = customer_rows(book, [customer], at=at, currency=currency, rates=rates, policy=policy)
+    return CustomerSummary(
+        row=row,
+        subscriptions=tuple(
+            sorted(book.subscriptions_by_customer.get(customer_id, ()), key=lambda s: (s.started_at, s.id))
+        ),
+        invoices=tuple(
+            sorted(book.invoices_by_customer.get(customer_id, ()), key=lambda i: (i.issued_at, i.id))
+        ),
+        transactions=tuple(
+            sorted(book.transactions_by_customer.get(customer_id, ()), key=lambda t: (t.at, t.id))
+        ),
+        credits=tuple(sorted(book.credits_by_customer.get(customer_id, ()), key=lambda c: (c.at, c.id))),
+    )
+
+
+# -- dashboard aggregates --------------------------------------------------------------------
+
+
+def mrr_at(
+    book: Book,
+    *,
+    at: datetime,
+    currency: str,
+    policy: MetricsPolicy,
+    customer_ids: Iterable[str] | None = None,
+) -> Money:
+    return mrr(book, at=at, currency=currency, policy=policy, customer_ids=customer_ids)
+
+
+def mrr_series(
+    book: Book, *, start: datetime, end: datetime, currency: str, policy: MetricsPolicy
+) -> tuple[MrrPoint, ...]:
+    horizon = max(end, as_moment(date(2000, 1, 1), "horizon"))
+    analysis = analyse(book, currency=currency, policy=policy, horizon=horizon)
+    return tuple(analysis.series(start, end, Frequency.MONTH))
+
+
+def cash_by_month(
+    book: Book, *, start: datetime, end: datetime, currency: str
+) -> tuple[CashMonth, ...]:
+    months = month_bounds(start, end)
+    if not months:
+        return ()
+    first, last = months[0][0], months[-1][1]
+    gross = [_ZERO] * len(months)
+    refunds = [_ZERO] * len(months)
+    counts = [0] * len(months)
+    index = {a: i for i, (a, _) in enumerate(months)}
+    with decimal.localcontext(EXACT_CONTEXT):
+        for t in book.transactions:
+            if not t.succeeded or not first <= t.at < last:
+                continue
+            i = index[month_start(t.at)]
+            amount = book.fx.convert(t.amount, currency, on=t.at.date()).amount
+            if t.kind is TransactionKind.PAYMENT:
+                gross[i] += amount
+                counts[i] += 1
+            else:
+                refunds[i] += amount
+    return tuple(
+        CashMonth(
+            start=a,
+            end=b,
+            gross=Money(gross[i], currency),
+            refunds=Money(refunds[i], currency),
+            net=Money(gross[i] - refunds[i], currency),
+            payments=counts[i],
+        )
+        for i, (a, b) in enumerate(months)
+    )
+
+
+def paying_customer_ids(book: Book, *, at: datetime, policy: MetricsPolicy) -> set[str]:
+    """Customers with MRR above zero at ``at`` (some subscription contributing)."""
+    return {
+        s.customer_id
+        for s in book.subscriptions
+        if subscription_mrr(s, at, policy=policy).amount > 0
+    }
+
+
+def customer_flow(
+    book: Book, *, start: datetime, end: datetime, policy: MetricsPolicy
+) -> CustomerFlow:
+    if end < start:
+        raise ValidationError("end", end, "is before start")
+    a = paying_customer_ids(book, at=start, policy=policy)
+    b = paying_customer_ids(book, at=end, policy=policy)
+    kept = len(a & b)
+    return CustomerFlow(
+        start=start,
+        end=end,
+        at_start=len(a),
+        at_end=len(b),
+        retained=kept,
+        gained=len(b) - kept,
+        lost=len(a) - kept,
+    )
+
+
+class _Primitives(Protocol):
+    """The pushed-down aggregates a store provides; :func:`compose_dashboard` combines them."""
+
+    def mrr(
+        self, *, at: date | datetime, currency: str, customer_ids: Iterable[str] | None = None
+    ) -> Money: ...
+
+    def mrr_series(
+        self, *, start: date | datetime, end: date | datetime, currency: str
+    ) -> tuple[MrrPoint, ...]: ...
+
+    def cash_by_month(
+        self, *, start: date | datetime, end: date | datetime, currency: str
+    ) -> tuple[CashMonth, ...]: ...
+
+    def paying_customers(self, *, at: date | datetime) -> int: ...
+
+    def customer_flow(self, *, start: date | datetime, end: date | datetime) -> CustomerFlow: ...
+
+
+def compose_dashboard(
+    store: _Primitives, *, as_of: date | datetime, currency: str, trend_months: int
+) -> StoreDashboard:
+    """The dashboard from a store's aggregates: the same composition on every backend.
+
+    Trend months are whole calendar months (cash of the current month includes all of
+    it, as :func:`revcrm.metrics.dashboard`); a past month's MRR is at its close, the
+    current month's at ``as_of``.
+    """
+    t = as_moment(as_of, "as_of")
+    check_currency(currency)
+    if isinstance(trend_months, bool) or not isinstance(trend_months, int) or trend_months < 1:
+        raise ValidationError("trend_months", trend_months, "at least one month")
+    this_month = month_start(t)
+    next_month = this_month + relativedelta(months=1)
+    first = this_month - relativedelta(months=trend_months - 1)
+    last_month = this_month - relativedelta(months=1)
+    cash = store.cash_by_month(start=min(first, last_month), end=next_month, currency=currency)
+    by_start = {c.start: c for c in cash}
+    closes = store.mrr_series(start=first, end=this_month, currency=currency) if first < this_month else ()
+    current = store.mrr(at=t, currency=currency)
+    values = [p.mrr for p in closes] + [current]
+    trend = tuple(
+        TrendMonth(start=a, end=b, cash=by_start[a], mrr=v)
+        for (a, b), v in zip(month_bounds(first, next_month), values, strict=True)
+    )
+    return StoreDashboard(
+        as_of=t,
+        currency=currency,
+        mrr=current,
+        arr=current * 12,
+        paying_customers=store.paying_customers(at=t),
+        revenue_this_month=by_start[this_month],
+        revenue_last_month=by_start[last_month],
+        flow_this_month=store.customer_flow(start=this_month, end=t),
+        trend=trend,
+    )

@@ -1,0 +1,405 @@
+"""Tables, column types and forward migrations of the SQL store (SQLAlchemy Core 2).
+
+Money is exact on every backend: ``NUMERIC`` on PostgreSQL, decimal text on SQLite (whose
+``NUMERIC`` goes through binary floats). Moments are ``TIMESTAMP WITH TIME ZONE`` on
+PostgreSQL and fixed-width UTC text on SQLite, which sorts in time order. Every table name
+starts with the store's prefix so revcrm can live inside a host application's database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from revcrm.errors import ValidationError
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "Key", "Moment", "Exact", "Schema", "check_prefix"]
+
+_PREFIX: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,29}$")
+
+
+def check_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+        raise ValidationError(
+            "prefix", prefix, "1-30 letters, digits or underscores, starting with a letter"
+        )
+    return prefix
+
+
+class Exact(TypeDecorator[Decimal]):
+    """An exact Decimal: NUMERIC on PostgreSQL, decimal text on SQLite."""
+
+    impl = sa.Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.Text())
+        return dialect.type_descriptor(sa.Numeric(asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or isinstance(value, bool):
+            value = Decimal(value)
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def moment_text(value: datetime) -> str:
+    """Fixed-width UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``) that sorts in time order."""
+    if value.tzinfo is None:
+        raise ValidationError("moment", value, "naive datetime")
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    )
+
+
+def parse_moment_text(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+
+
+class Moment(TypeDecorator[datetime]):
+    """An aware UTC instant: TIMESTAMPTZ on PostgreSQL, sortable UTC text on SQLite."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(26))
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return moment_text(value)
+        if value.tzinfo is None:
+            raise ValidationError("moment", value, "naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return parse_moment_text(value)
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Key(TypeDecorator[str]):
+    """Text compared by code point, as Python compares strings (collation "C" on PostgreSQL)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(sa.Text(collation="C"))
+        return dialect.type_descriptor(sa.Text())
+
+
+def _versioned(name: str, meta: sa.MetaData, *cols: sa.Column[Any] | sa.Index | sa.ForeignKeyConstraint) -> sa.Table:
+    return sa.Table(
+        name,
+        meta,
+        sa.Column("id", Key(), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+        *cols,
+    )
+
+
+@attrs.frozen
+class Schema:
+    """Every table of one store (one prefix)."""
+
+    prefix: str
+    meta: sa.MetaData
+    schema_version: sa.Table
+    settings: sa.Table
+    customers: sa.Table
+    products: sa.Table
+    plans: sa.Table
+    subscriptions: sa.Table
+    changes: sa.Table
+    invoices: sa.Table
+    lines: sa.Table
+    transactions: sa.Table
+    credits: sa.Table
+    fx_rates: sa.Table
+    spans: sa.Table
+
+    @classmethod
+    def build(cls, prefix: str) -> Schema:
+        p = check_prefix(prefix)
+        m = sa.MetaData()
+
+        def fk(table: str, ondelete: str | None = None) -> sa.ForeignKey:
+            return sa.ForeignKey(f"{p}{table}.id", ondelete=ondelete)
+
+        schema_version = sa.Table(
+            f"{p}schema_version",
+            m,
+            sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("description", sa.Text, nullable=False),
+            sa.Column("applied_at", Moment(), nullable=False),
+        )
+        settings = sa.Table(
+            f"{p}settings",
+            m,
+            sa.Column("key", Key(), primary_key=True),
+            sa.Column("value", sa.Text, nullable=False),
+        )
+        customers = _versioned(
+            f"{p}customers",
+            m,
+            sa.Column("external_id", Key(), unique=True),
+            sa.Column("registered_at", Moment(), nullable=False),
+            sa.Column("email", sa.Text),
+            sa.Column("username", sa.Text),
+            sa.Column("name", sa.Text, nullable=False),
+            sa.Column("company", sa.Text),
+            sa.Column("phone", sa.Text),
+            sa.Column("role", sa.Text),
+            sa.Column("website", sa.Text),
+            sa.Column("location", sa.Text),
+            sa.Column("owner_id", Key()),
+            sa.Column("last_login_at", Moment()),
+            sa.Column("referral_source", Key()),
+            sa.Column("referrer_id", Key()),
+            sa.Column("custom_attributes", sa.Text, nullable=False),
+            sa.Column("name_fold", Key(), nullable=False),
+            sa.Column("email_fold", Key(), nullable=False),
+            sa.Column("username_fold", Key(), nullable=False),
+            sa.Index(f"{p}cus_name", "name_fold", "id"),
+            sa.Index(f"{p}cus_email", "email_fold", "id"),
+            sa.Index(f"{p}cus_created", "registered_at", "id"),
+            sa.Index(f"{p}cus_owner", "owner_id"),
+            sa.Index(f"{p}cus_source", "referral_source"),
+        )
+        products = _versioned(
+            f"{p}products",
+            m,
+            sa.Column("external_id", Key(), unique=True),
+            sa.Column("name", sa.Text, nullable=False),
+        )
+        plans = _versioned(
+            f"{p}plans",
+            m,
+            sa.Column("external_id", Key(), unique=True),
+            sa.Column("product_id", Key(), fk("products"), nullable=False),
+            sa.Column("name", sa.Text, nullable=False),
+            sa.Column("price", Exact(), nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("cycle_count", sa.Integer),
+            sa.Column("cycle_unit", sa.String(8)),
+            sa.Column("setup_fee", Exact()),
+            sa.Index(f"{p}plan_product", "product_id"),
+        )
+        subscriptions = _versioned(
+            f"{p}subscriptions",
+            m,
+            sa.Column("external_id", Key(), unique=True),
+            sa.Column("customer_id", Key(), fk("customers"), nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("started_at", Moment(), nullable=False),
+            sa.Column("details", sa.Text, nullable=False),
+            sa.Column("change_count", sa.Integer, nullable=False),
+            sa.Index(f"{p}sub_customer", "customer_id", "started_at"),
+            sa.Index(f"{p}sub_started", "started_at", "id"),
+            sa.Index(f"{p}sub_currency", "currency"),
+        )
+        changes = sa.Table(
+            f"{p}subscription_changes",
+            m,
+            sa.Column("subscription_id", Key(), fk("subscriptions", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("kind", sa.String(32), nullable=False),
+            sa.Column("at", Moment(), nullable=False),
+            sa.Column("price", Exact()),
+            sa.Column("price_currency", sa.String(3)),
+            sa.Column("cycle_count", sa.Integer),
+            sa.Column("cycle_unit", sa.String(8)),
+            sa.Column("quantity", sa.Integer),
+            sa.Column("product_id", Key()),
+            sa.Column("plan_id", Key(), fk("plans")),
+            sa.Column("discount_percent", Exact()),
+            sa.Column("discount_amount", Exact()),
+            sa.Column("discount_currency", sa.String(3)),
+            sa.Column("discount_duration", sa.String(16)),
+            sa.Column("discount_ends_at", Moment()),
+            sa.Column("status", sa.String(16)),
+            sa.Column("trial_end", Moment()),
+            sa.Column("billing_anchor", Moment()),
+            sa.Column("ends_at", Moment()),
+            sa.Column("note", sa.Text, nullable=False),
+            sa.Index(f"{p}chg_plan", "plan_id"),
+        )
+        invoices = _versioned(
+            f"{p}invoices",
+            m,
+            sa.Column("external_id", Key(), unique=True),
+            sa.Column("customer_id", Key(), fk("customers"), nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("issued_at", Moment(), nullable=False),
+            sa.Column("due_date", sa.Date, nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("number", sa.Text),
+            sa.Column("paid_at", Moment()),
+            sa.Index(f"{p}inv_customer", "customer_id", "issued_at"),
+            sa.Index(f"{p}inv_issued", "issued_at", "id"),
+        )
+        lines = sa.Table(
+            f"{p}invoice_lines",
+            m,
+            sa.Column("invoice_id", Key(), fk("invoices", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("kind", sa.String(16), nullable=False),
+            sa.Column("amount", Exact(), nullable=False),
+            sa.Column("description", sa.Text, nullable=False),
+            sa.Column("quantity", sa.Integer, nullable=False),
+            sa.Column("discount", Exact()),
+            sa.Column("tax", Exact()),
+            sa.Column("period_start", Moment()),
+            sa.Column("period_end", Moment()),
+            sa.Column("subscription_id", Key(), fk("subscriptions")),
+            sa.Column("product_id", Key()),
+            sa.Index(f"{p}line_sub", "subscription_id"),
+        )
+        transactions = _versioned(
+            f"{p}transactions",
+            m,
+            sa.Column("external_id", Key(), unique=True),
+            sa.Column("customer_id", Key(), fk("customers"), nullable=False),
+            sa.Column("kind", sa.String(16), nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("amount", Exact(), nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("method", sa.Text, nullable=False),
+            sa.Column("at", Moment(), nullable=False),
+            sa.Column("invoice_id", Key(), fk("invoices")),
+            sa.Column("subscription_id", Key(), fk("subscriptions")),
+            sa.Index(f"{p}txn_customer", "customer_id", "at"),
+            sa.Index(f"{p}txn_at", "at", "id"),
+            sa.Index(f"{p}txn_invoice", "invoice_id"),
+            sa.Index(f"{p}txn_sub", "subscription_id"),
+            sa.Index(f"{p}txn_currency", "currency"),
+        )
+        credits = _versioned(
+            f"{p}credits",
+            m,
+            sa.Column("customer_id", Key(), fk("customers"), nullable=False),
+            sa.Column("amount", Exact(), nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("reason", sa.Text, nullable=False),
+            sa.Column("at", Moment(), nullable=False),
+            sa.Column("staff_id", Key()),
+            sa.Column("invoice_id", Key(), fk("invoices")),
+            sa.Index(f"{p}crd_customer", "customer_id", "currency", "at"),
+            sa.Index(f"{p}crd_at", "at", "id"),
+            sa.Index(f"{p}crd_invoice", "invoice_id"),
+        )
+        fx_rates = sa.Table(
+            f"{p}fx_rates",
+            m,
+            sa.Column("source", sa.String(3), primary_key=True),
+            sa.Column("target", sa.String(3), primary_key=True),
+            sa.Column("day", sa.Date, primary_key=True),
+            sa.Column("rate", Exact(), nullable=False),
+        )
+        spans = sa.Table(
+            f"{p}subscription_spans",
+            m,
+            sa.Column("subscription_id", Key(), fk("subscriptions", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("customer_id", Key(), nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("start_at", Moment(), nullable=False),
+            sa.Column("end_at", Moment()),
+            sa.Column("amount", Exact(), nullable=False),
+            sa.Column("positive", sa.Boolean, nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("anchor", Moment(), nullable=False),
+            sa.Column("cycle_count", sa.Integer, nullable=False),
+            sa.Column("cycle_unit", sa.String(8), nullable=False),
+            sa.Index(f"{p}span_start", "start_at"),
+            sa.Index(f"{p}span_end", "end_at"),
+            sa.Index(f"{p}span_customer", "customer_id", "start_at"),
+        )
+        return cls(
+            prefix=p,
+            meta=m,
+            schema_version=schema_version,
+            settings=settings,
+            customers=customers,
+            products=products,
+            plans=plans,
+            subscriptions=subscriptions,
+            changes=changes,
+            invoices=invoices,
+            lines=lines,
+            transactions=transactions,
+            credits=credits,
+            fx_rates=fx_rates,
+            spans=spans,
+        )
+
+    @property
+    def record_tables(self) -> list[sa.Table]:
+        """Version 1: the records and the bookkeeping tables, in creation order."""
+        return [
+            self.schema_version,
+            self.settings,
+            self.customers,
+            self.products,
+            self.plans,
+            self.subscriptions,
+            self.changes,
+            self.invoices,
+            self.lines,
+            self.transactions,
+            self.credits,
+            self.fx_rates,
+        ]
+
+    @property
+    def all_tables(self) -> list[sa.Table]:
+        return [*self.record_tables, self.spans]
+
+
+# A migration takes the connection, the schema and a callback that (re)builds the derived
+# tables under the store's policy (the store owns that logic).
+Migration = Callable[[Connection, Schema, Callable[[Connection], None]], None]
+
+
+def _v1(conn: Connection, s: Schema, _rebuild: Callable[[Connection], None]) -> None:
+    for t in s.record_tables:
+        t.create(conn)
+
+
+def _v2(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> None:
+    s.spans.create(conn)
+    rebuild(conn)  # backfill from the subscriptions already stored
+
+
+#: (version, description, step), applied in order; never edit a released step, add one.
+MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
+    (1, "records: customers, catalogue, subscriptions with history, invoices, payments, credit, fx", _v1),
+    (2, "derived MRR and status spans of every subscription (backfilled)", _v2),
+)
+LATEST_VERSION: Final = MIGRATIONS[-1][0]

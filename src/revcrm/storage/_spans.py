@@ -1,0 +1,79 @@
+"""A subscription's MRR and status as spans of time: what the SQL store materialises.
+
+Each span ``[start, end)`` carries the monthly amount (native currency, exact), the
+subscription's status and the billing anchor and cycle in force, so that MRR at a moment,
+monthly series, paying-customer counts and active-service counts become plain aggregates
+over one table. Spans break at every moment the pure MRR functions can change their
+answer (changes, deferred ends, discount ends, past-due grace), so the amount of the span
+containing ``t`` is exactly ``subscription_mrr(sub, t, policy=policy)``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple
+
+import attrs
+
+from revcrm._subscription import Subscription, SubscriptionStatus
+from revcrm.metrics import MetricsPolicy, subscription_mrr
+
+__all__ = ["Span", "policy_fingerprint", "subscription_spans"]
+
+
+class Span(NamedTuple):
+    seq: int
+    start: datetime
+    end: datetime | None  # None: open-ended
+    amount: Decimal  # monthly, in the subscription's currency
+    status: str
+    anchor: datetime
+    cycle_count: int
+    cycle_unit: str
+
+
+def _breakpoints(sub: Subscription, policy: MetricsPolicy) -> list[datetime]:
+    # The same moments the MRR engine walks (revcrm.metrics._engine._subscription_stream).
+    points = {c.at for c in sub.history}
+    days = policy.past_due_churn_after_days
+    for s in sub.states:
+        if s.ended_at is not None:
+            points.add(s.ended_at)
+        until = s.discount_until()
+        if until is not None:
+            points.add(until)
+        if days is not None and SubscriptionStatus.PAST_DUE in (s.status, s.paying_status):
+            points.add(s.status_since + timedelta(days=days))
+    first = sub.history[0].at
+    return sorted(p for p in points if p >= first)
+
+
+def subscription_spans(sub: Subscription, policy: MetricsPolicy) -> list[Span]:
+    """The subscription's spans, consecutive and non-overlapping, from its first change on.
+
+    Neighbours with equal amount, status, anchor and cycle merge, except before the
+    billing anchor: there the engine converts foreign MRR at the date each span starts,
+    so those starts are kept.
+    """
+    spans: list[Span] = []
+    for t in _breakpoints(sub, policy):
+        s = sub.state_at(t)
+        assert s is not None
+        value = subscription_mrr(sub, t, policy=policy).amount
+        key = (value, s.status.value, s.billing_anchor, s.cycle.count, s.cycle.unit.value)
+        if spans:
+            last = spans[-1]
+            same = (last.amount, last.status, last.anchor, last.cycle_count, last.cycle_unit)
+            if same == key and t >= s.billing_anchor:
+                continue
+            spans[-1] = last._replace(end=t)
+        spans.append(Span(len(spans), t, None, *key))
+    return spans
+
+
+def policy_fingerprint(policy: MetricsPolicy) -> str:
+    """The policy settings spans depend on, as text: stored spans are valid for this only."""
+    fields = ("discounts", "past_due_churn_after_days", "count_suspended", "churn_recognition", "count_trials")
+    values = attrs.asdict(policy)
+    return ";".join(f"{f}={values[f]}" for f in fields)

@@ -1,0 +1,1774 @@
+"""The SQL store: SQLAlchemy Core 2 over SQLite (embedded default) or PostgreSQL.
+
+Design notes (details in docs/storage.md):
+
+* Units of work. Every public call runs in one database transaction; ``with
+  store.transaction():`` makes the calls inside it one transaction (per thread), and
+  each write inside it is a savepoint, so a failed call leaves the block usable. On
+  SQLite write units start with ``BEGIN IMMEDIATE`` (writers queue on the busy timeout
+  instead of failing to upgrade a read lock); on PostgreSQL rows about to change are
+  locked with ``SELECT ... FOR UPDATE`` and multi-statement reads run at REPEATABLE READ.
+* Writes are decided in Python first (references, external ids, versions, fingerprints)
+  and then written in bulk, so a batch either fails before writing or writes everything.
+* Exact money: PostgreSQL sums ``NUMERIC`` natively; on SQLite, money is decimal text
+  and the few aggregate functions (exact sum, sum of products, a sortable key) are
+  registered on each connection and run inside SQLite's query engine.
+* MRR pushdown: every subscription write materialises its spans (see ``_spans``), so
+  MRR, series, counts and the customer list are aggregates over indexed tables.
+"""
+
+from __future__ import annotations
+
+import decimal
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import ColumnElement
+
+from revcrm._book import Book
+from revcrm._cycles import BillingCycle, CycleUnit
+from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
+from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
+from revcrm._subscription import Subscription, SubscriptionChange
+from revcrm._time import as_moment
+from revcrm.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    PolicyError,
+    RevcrmError,
+    StorageError,
+    UnknownReferenceError,
+    ValidationError,
+)
+from revcrm.metrics import FxDateRule, MetricsPolicy, MrrPoint
+from revcrm.storage import _reference as ref
+from revcrm.storage._codec import (
+    KINDS,
+    Row,
+    check_record,
+    decode_credit,
+    decode_customer,
+    decode_invoice,
+    decode_plan,
+    decode_product,
+    decode_subscription,
+    decode_transaction,
+    encode,
+    external_id,
+    fingerprint,
+    references,
+    search_folds,
+)
+from revcrm.storage._memory import _book_groups, _check_expected, _id_list, _range
+from revcrm.storage._query import (
+    CashMonth,
+    CustomerFlow,
+    CustomerQuery,
+    CustomerRow,
+    CustomerSort,
+    CustomerSummary,
+    Direction,
+    ImportResult,
+    Page,
+    Period,
+    RecordQuery,
+    SortValue,
+    StoreDashboard,
+    Versioned,
+    encode_cursor,
+)
+from revcrm.storage._schema import LATEST_VERSION, MIGRATIONS, Exact, Key, Moment, Schema
+from revcrm.storage._spans import policy_fingerprint, subscription_spans
+
+__all__ = ["SQLStore"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_ZERO: Final = Decimal(0)
+_CHUNK: Final = 500  # ids per IN (...) list
+_ONE_MICRO: Final = timedelta(microseconds=1)
+_ACTIVE: Final = tuple(sorted(s.value for s in ref.ACTIVE_STATUSES))
+_POLICY_KEY: Final = "mrr_policy"
+
+
+def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _dec(value: object) -> Decimal:
+    """A driver's aggregate result as an exact Decimal (None is an empty sum)."""
+    if value is None:
+        return _ZERO
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, str):
+        return Decimal(value)
+    raise StorageError(f"unexpected aggregate value {value!r}: money must never be a float")
+
+
+def _day(value: object) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+# -- exact decimal functions registered on SQLite connections --------------------------------
+
+
+class _DSum:
+    def __init__(self) -> None:
+        self.total = _ZERO
+
+    def step(self, value: object) -> None:
+        if value is not None:
+            self.total = EXACT_CONTEXT.add(self.total, Decimal(str(value)))
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+class _DSumX:
+    def __init__(self) -> None:
+        self.total = _ZERO
+
+    def step(self, value: object, factor: object) -> None:
+        if value is not None and factor is not None:
+            product = EXACT_CONTEXT.multiply(Decimal(str(value)), Decimal(str(factor)))
+            self.total = EXACT_CONTEXT.add(self.total, product)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+def decimal_key(value: Decimal) -> str:
+    """Text whose byte order is the numeric order of ``value`` (SQLite sorts money by it).
+
+    Sign class (0 negative, 1 zero, 2 positive), then the adjusted exponent in five digits
+    (complemented for negatives), then the significant digits (nines' complement and a
+    terminator for negatives, so a longer magnitude sorts first).
+    """
+    if value.is_zero():
+        return "1"
+    sign, digits, _ = value.normalize(context=EXACT_CONTEXT).as_tuple()
+    exponent = value.adjusted() + 50000
+    if not 0 <= exponent <= 99999:
+        raise StorageError(f"amount {value} out of the sortable range")
+    text = "".join(map(str, digits))
+    if not sign:
+        return f"2{exponent:05d}{text}"
+    flipped = "".join(str(9 - int(d)) for d in text)
+    return f"0{99999 - exponent:05d}{flipped}~"
+
+
+def _dkey(value: object) -> str | None:
+    return None if value is None else decimal_key(Decimal(str(value)))
+
+
+def _register_sqlite(dbapi_connection: Any) -> None:
+    dbapi_connection.create_aggregate("rc_dsum", 1, _DSum)
+    dbapi_connection.create_aggregate("rc_dsumx", 2, _DSumX)
+    dbapi_connection.create_function("rc_dkey", 1, _dkey, deterministic=True)
+
+
+# -- dialect differences ----------------------------------------------------------------------
+
+
+class _Ops:
+    """The few expressions that differ between SQLite and PostgreSQL."""
+
+    def __init__(self, dialect: str) -> None:
+        self.sqlite = dialect == "sqlite"
+
+    def dsum(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+        # An empty sum is zero (Python's sqlite3 returns NULL when no row reached the
+        # aggregate, as SQL's SUM does).
+        if self.sqlite:
+            return sa.func.coalesce(sa.func.rc_dsum(expr), sa.literal_column("'0'"))
+        return sa.func.coalesce(sa.func.sum(expr), 0)
+
+    def dsum_times(self, expr: ColumnElement[Any], factor: ColumnElement[Any]) -> ColumnElement[Any]:
+        if self.sqlite:
+            return sa.func.coalesce(sa.func.rc_dsumx(expr, factor), sa.literal_column("'0'"))
+        return sa.func.coalesce(sa.func.sum(expr * factor), 0)
+
+    def money_key(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+        return sa.func.rc_dkey(expr) if self.sqlite else expr
+
+    def money_key_value(self, value: Decimal) -> ColumnElement[Any]:
+        if self.sqlite:
+            return sa.literal(decimal_key(value), sa.Text())
+        return sa.literal(value, Exact())
+
+    def contains(self, column: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
+        fn = sa.func.instr if self.sqlite else sa.func.strpos
+        return fn(column, sa.literal(needle, Key())) > 0
+
+    def day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        if self.sqlite:
+            return sa.func.substr(column, 1, 10)
+        return sa.cast(sa.func.timezone("UTC", column), sa.Date)
+
+
+def _factor(value: Decimal) -> ColumnElement[Any]:
+    return sa.literal(value, Exact())
+
+
+def _rate_case(
+    currency: ColumnElement[Any], rates: Mapping[str, Decimal], sign: ColumnElement[bool] | None = None
+) -> ColumnElement[Any]:
+    """``rate(currency)``, negated where ``sign`` is false (refunds in net payments)."""
+    whens: list[tuple[ColumnElement[bool], ColumnElement[Any]]] = []
+    for code, rate in sorted(rates.items()):
+        if sign is None:
+            whens.append((currency == code, _factor(rate)))
+        else:
+            whens.append((sa.and_(currency == code, sign), _factor(rate)))
+            whens.append((currency == code, _factor(-rate)))
+    if not whens:
+        return _factor(Decimal(1))
+    return sa.case(*whens, else_=sa.null())
+
+
+class _Local(threading.local):
+    conn: Connection | None = None
+    write: bool = False
+
+
+class SQLStore:
+    """A :class:`~revcrm.storage.Store` in a SQL database through SQLAlchemy Core 2.
+
+    ``SQLStore("sqlite:///revcrm.db")`` (the embedded default; ``"sqlite://"`` keeps it in
+    memory), ``SQLStore("postgresql+psycopg://user@host/db")``, or
+    ``SQLStore(engine)`` to live in the host application's own database. Every table
+    name starts with ``prefix``. Call :meth:`create_schema` once (it is idempotent) and
+    :meth:`migrate` after upgrading revcrm.
+
+    ``policy`` decides the MRR materialised on every subscription write; opening a
+    database with another policy than the one it was built with raises
+    :class:`~revcrm.errors.PolicyError` until :meth:`migrate` rebuilds the spans.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | sa.URL | Engine,
+        *,
+        prefix: str = "revcrm_",
+        policy: MetricsPolicy | None = None,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self._schema = Schema.build(prefix)
+        self._policy = policy if policy is not None else MetricsPolicy()
+        if isinstance(self._policy, bool) or not isinstance(self._policy, MetricsPolicy):
+            raise ValidationError("policy", policy, "expected a MetricsPolicy")
+        self._busy_ms = int(busy_timeout * 1000)
+        if isinstance(url_or_engine, Engine):
+            self._engine = url_or_engine
+            self._owns_engine = False
+        else:
+            self._engine = _create_engine(url_or_engine, busy_timeout)
+            self._owns_engine = True
+        dialect = self._engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            raise ValidationError("url", str(self._engine.url), "revcrm supports SQLite and PostgreSQL")
+        self._ops = _Ops(dialect)
+        self._sqlite = dialect == "sqlite"
+        # One shared connection (SQLite in memory) needs its units serialised.
+        self._serial: threading.RLock | None = (
+            threading.RLock() if isinstance(self._engine.pool, StaticPool) else None
+        )
+        self._local = _Local()
+        self._ready = False
+        self.customers = _Customers(self, "customer")
+        self.products = _Products(self, "product")
+        self.plans = _Plans(self, "plan")
+        self.subscriptions = _Subscriptions(self, "subscription")
+        self.invoices = _Invoices(self, "invoice")
+        self.transactions = _Transactions(self, "transaction")
+        self.credits = _Credits(self, "credit")
+        self.fx = _Fx(self)
+
+    @classmethod
+    def from_url(cls, url: str | sa.URL, **options: Any) -> SQLStore:
+        return cls(url, **options)
+
+    @classmethod
+    def from_engine(cls, engine: Engine, **options: Any) -> SQLStore:
+        return cls(engine, **options)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def prefix(self) -> str:
+        return self._schema.prefix
+
+    @property
+    def policy(self) -> MetricsPolicy:
+        return self._policy
+
+    def close(self) -> None:
+        """Dispose of the engine if this store created it (a host's engine is left alone)."""
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self._engine.url.render_as_string(hide_password=True)!r}, prefix={self.prefix!r})"
+
+    # -- connections and units of work ----------------------------------------------------
+
+    def _prepare(self, conn: Connection) -> None:
+        if not self._sqlite:
+            return
+        info = conn.connection.info
+        if info.get("revcrm.sqlite") is None:
+            _register_sqlite(conn.connection.dbapi_connection)
+            info["revcrm.sqlite"] = True
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={self._busy_ms}")
+
+    def _open(self, write: bool, *, check: bool = True) -> Connection:
+        try:
+            conn = self._engine.connect()
+        except sa_exc.SQLAlchemyError as e:
+            raise _converted(e) from e
+        try:
+            if self._sqlite:
+                self._prepare(conn)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            elif not write:
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            if check and not self._ready:
+                self._check_ready(conn)
+        except BaseException as e:
+            conn.close()
+            if isinstance(e, sa_exc.SQLAlchemyError):
+                raise _converted(e) from e
+            raise
+        return conn
+
+    @staticmethod
+    def _finish(conn: Connection, commit: bool) -> None:
+        try:
+            if commit:
+                conn.commit()
+            else:
+                conn.rollback()
+        except sa_exc.SQLAlchemyError as e:
+            if commit:
+                raise _converted(e) from e
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _session(self, *, write: bool) -> Iterator[Connection]:
+        local = self._local
+        conn = local.conn
+        if conn is not None:
+            if write and not local.write:
+                raise StorageError("cannot write inside a read-only session")
+            if not write:
+                yield conn
+                return
+            savepoint = conn.begin_nested()
+            try:
+                yield conn
+            except BaseException:
+                if savepoint.is_active:
+                    savepoint.rollback()
+                raise
+            savepoint.commit()
+            return
+        with self._serial if self._serial is not None else nullcontext():
+            conn = self._open(write)
+            local.conn, local.write = conn, write
+            try:
+                yield conn
+            except BaseException:
+                local.conn = None
+                self._finish(conn, commit=False)
+                raise
+            local.conn = None
+            self._finish(conn, commit=True)
+
+    def _run(self, write: bool, fn: Callable[[Connection], _T]) -> _T:
+        # Exact Decimal arithmetic whatever the caller's context (28 digits by default).
+        with self._session(write=write) as conn, decimal.localcontext(EXACT_CONTEXT):
+            try:
+                return fn(conn)
+            except sa_exc.SQLAlchemyError as e:
+                raise _converted(e) from e
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing block for this thread; nested blocks are savepoints."""
+        try:
+            with self._session(write=True):
+                yield
+        except sa_exc.SQLAlchemyError as e:
+            raise _converted(e) from e
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        # Several reads that must agree (the dashboard) share one read transaction.
+        with self._session(write=False):
+            yield
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _installed_version(self, conn: Connection) -> int:
+        if not sa.inspect(conn).has_table(self._schema.schema_version.name):
+            return 0
+        v = conn.execute(sa.select(sa.func.max(self._schema.schema_version.c.version))).scalar()
+        return int(v or 0)
+
+    def schema_version(self) -> int:
+        """The installed schema version (0: no revcrm tables under this prefix)."""
+        conn = self._open(False, check=False)
+        try:
+            return self._installed_version(conn)
+        except sa_exc.SQLAlchemyError as e:
+            raise _converted(e) from e
+        finally:
+            self._finish(conn, commit=False)
+
+    def _check_ready(self, conn: Connection) -> None:
+        version = self._installed_version(conn)
+        if version != LATEST_VERSION:
+            if version > LATEST_VERSION:
+                raise StorageError(
+                    f"schema of prefix {self.prefix!r} is at version {version}, newer than this "
+                    f"revcrm ({LATEST_VERSION}): upgrade revcrm"
+                )
+            raise StorageError(
+                f"schema of prefix {self.prefix!r} is at version {version}, this revcrm needs "
+                f"{LATEST_VERSION}: call create_schema() or migrate()"
+            )
+        stored = self._setting(conn, _POLICY_KEY)
+        if stored != policy_fingerprint(self._policy):
+            raise PolicyError(
+                f"the stored MRR spans were built under another policy ({stored}); "
+                "call migrate() to rebuild them under this store's policy"
+            )
+        self._ready = True
+
+    def _setting(self, conn: Connection, key: str) -> str | None:
+        t = self._schema.settings
+        value = conn.execute(sa.select(t.c.value).where(t.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def _put_setting(self, conn: Connection, key: str, value: str) -> None:
+        t = self._schema.settings
+        conn.execute(t.delete().where(t.c.key == key))
+        conn.execute(t.insert().values(key=key, value=value))
+
+    def create_schema(self) -> int:
+        """Create the tables (or bring them up to date); return the schema version."""
+        return self.migrate()
+
+    def migrate(self, *, to: int | None = None) -> int:
+        """Apply the forward migrations up to ``to`` (default: the latest); return the version.
+
+        At the latest version it also rebuilds the MRR spans if they were built under
+        another policy. Runs in one transaction: a failing step leaves the schema as it was.
+        """
+        target = LATEST_VERSION if to is None else to
+        if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= LATEST_VERSION:
+            raise ValidationError("to", to, f"a schema version from 1 to {LATEST_VERSION}")
+        if self._sqlite and self._engine.url.database not in (None, "", ":memory:"):
+            with self._engine.connect() as c:
+                try:
+                    c.exec_driver_sql("PRAGMA journal_mode=WAL")
+                except sa_exc.SQLAlchemyError as e:
+                    raise _converted(e) from e
+        with self._serial if self._serial is not None else nullcontext():
+            conn = self._open(True, check=False)
+            try:
+                if not self._sqlite:
+                    # Two processes migrating at once: the second waits, then finds it done.
+                    key = sum(self.prefix.encode()) + 0x5245_5643_0000
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+                current = self._installed_version(conn)
+                if current > LATEST_VERSION:
+                    raise StorageError(f"schema version {current} is newer than this revcrm")
+                for version, description, step in MIGRATIONS:
+                    if current < version <= target:
+                        step(conn, self._schema, self._rebuild_spans)
+                        conn.execute(
+                            self._schema.schema_version.insert().values(
+                                version=version,
+                                description=description,
+                                applied_at=datetime.now(UTC),
+                            )
+                        )
+                        current = version
+                if current == LATEST_VERSION and self._setting(conn, _POLICY_KEY) != policy_fingerprint(
+                    self._policy
+                ):
+                    self._rebuild_spans(conn)
+            except BaseException as e:
+                self._finish(conn, commit=False)
+                if isinstance(e, sa_exc.SQLAlchemyError):
+                    raise _converted(e) from e
+                raise
+            self._finish(conn, commit=True)
+        self._ready = False
+        return current
+
+    def drop_schema(self) -> None:
+        """Drop every revcrm table under this prefix (the host's tables are untouched)."""
+        with self._serial if self._serial is not None else nullcontext():
+            conn = self._open(True, check=False)
+            try:
+                self._schema.meta.drop_all(conn, checkfirst=True)
+            except BaseException as e:
+                self._finish(conn, commit=False)
+                if isinstance(e, sa_exc.SQLAlchemyError):
+                    raise _converted(e) from e
+                raise
+            self._finish(conn, commit=True)
+        self._ready = False
+
+    def _rebuild_spans(self, conn: Connection) -> None:
+        s = self._schema
+        conn.execute(s.spans.delete())
+        ids = [r[0] for r in conn.execute(sa.select(s.subscriptions.c.id).order_by(s.subscriptions.c.id))]
+        for chunk in _chunks(ids, 2000):
+            subs = self._load(conn, "subscription", s.subscriptions.c.id.in_(chunk))
+            rows = [row for sub in subs for row in self._span_rows(sub)]
+            if rows:
+                conn.execute(s.spans.insert(), rows)
+        self._put_setting(conn, _POLICY_KEY, policy_fingerprint(self._policy))
+
+    def _span_rows(self, sub: Subscription) -> list[Row]:
+        return [
+            {
+                "subscription_id": sub.id,
+                "seq": sp.seq,
+                "customer_id": sub.customer_id,
+                "currency": sub.currency,
+                "start_at": sp.start,
+                "end_at": sp.end,
+                "amount": sp.amount,
+                "positive": sp.amount != 0,
+                "status": sp.status,
+                "anchor": sp.anchor,
+                "cycle_count": sp.cycle_count,
+                "cycle_unit": sp.cycle_unit,
+            }
+            for sp in subscription_spans(sub, self._policy)
+        ]
+
+    # -- table lookup ------------------------------------------------------------------------
+
+    def _head(self, kind: str) -> sa.Table:
+        s = self._schema
+        return {
+            "customer": s.customers,
+            "product": s.products,
+            "plan": s.plans,
+            "subscription": s.subscriptions,
+            "invoice": s.invoices,
+            "transaction": s.transactions,
+            "credit": s.credits,
+        }[kind]
+
+    def _child(self, kind: str) -> tuple[sa.Table, str] | None:
+        if kind == "subscription":
+            return self._schema.changes, "subscription_id"
+        if kind == "invoice":
+            return self._schema.lines, "invoice_id"
+        return None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _existing_ids(self, conn: Connection, kind: str, ids: Iterable[str]) -> set[str]:
+        head = self._head(kind)
+        wanted = sorted(set(ids))
+        found: set[str] = set()
+        for chunk in _chunks(wanted):
+            found.update(r[0] for r in conn.execute(sa.select(head.c.id).where(head.c.id.in_(chunk))))
+        return found
+
+    def _write(
+        self, conn: Connection, kind: str, records: Sequence[Any], expected: Sequence[int | None]
+    ) -> ImportResult:
+        """Upsert ``records`` of one kind in order, with the in-memory store's semantics."""
+        if not records:
+            return ImportResult()
+        head = self._head(kind)
+        ids = sorted({r.id for r in records})
+        existing: dict[str, tuple[int, str, str | None]] = {}
+        has_ext = "external_id" in head.c
+        for chunk in _chunks(ids):
+            cols = [head.c.id, head.c.version, head.c.digest]
+            if has_ext:
+                cols.append(head.c.external_id)
+            stmt = sa.select(*cols).where(head.c.id.in_(chunk))
+            if not self._sqlite:
+                stmt = stmt.with_for_update()
+            for r in conn.execute(stmt):
+                existing[r[0]] = (int(r[1]), str(r[2]), r[3] if has_ext else None)
+        owners: dict[str, str] = {}
+        exts = sorted({e for r in records if (e := external_id(r)) is not None})
+        for chunk in _chunks(exts):
+            stmt = sa.select(head.c.external_id, head.c.id).where(head.c.external_id.in_(chunk))
+            owners.update((e, i) for e, i in conn.execute(stmt))
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for r in records:
+            for _field, value, target in references(kind, r):
+                wanted[target].add(value)
+        known = {target: self._existing_ids(conn, target, values) for target, values in wanted.items()}
+
+        state: dict[str, tuple[int, str, str | None]] = dict(existing)
+        writes: dict[str, tuple[Any, int, str]] = {}  # id -> (record, version, digest)
+        counts = [0, 0, 0]
+        for r, exp in zip(records, expected, strict=True):
+            for field, value, target in references(kind, r):
+                if value not in known[target]:
+                    raise UnknownReferenceError(field, value, target)
+            ext = external_id(r)
+            if ext is not None:
+                owner = owners.get(ext)
+                if owner is not None and owner != r.id:
+                    raise DuplicateError(kind, ext)
+            cur = state.get(r.id)
+            actual = cur[0] if cur is not None else None
+            if exp is not None and (actual or 0) != exp:
+                raise ConflictError(kind, r.id, exp, actual)
+            row, children = encode(kind, r)
+            digest = fingerprint([row, children])
+            if cur is not None and cur[1] == digest:
+                counts[2] += 1
+                continue
+            version = 1 if cur is None else cur[0] + 1
+            if cur is not None and cur[2] is not None and owners.get(cur[2]) == r.id:
+                del owners[cur[2]]
+            if ext is not None:
+                owners[ext] = r.id
+            state[r.id] = (version, digest, ext)
+            writes[r.id] = (r, version, digest)
+            counts[0 if cur is None else 1] += 1
+
+        inserts: list[Row] = []
+        updates: list[Row] = []
+        children_rows: list[Row] = []
+        span_rows: list[Row] = []
+        for key, (r, version, digest) in writes.items():
+            row, children = encode(kind, r)
+            row["version"] = version
+            row["digest"] = digest
+            if kind == "customer":
+                row.update(search_folds(r))
+            (updates if key in existing else inserts).append(row)
+            children_rows.extend(children)
+            if kind == "subscription":
+                span_rows.extend(self._span_rows(r))
+        updated_ids = [row["id"] for row in updates]
+        if updates and has_ext:
+            # Clear moved external ids first, so swapping two of them never trips the index.
+            moved = [{"b_id": row["id"]} for row in updates if row["external_id"] != existing[row["id"]][2]]
+            if moved:
+                conn.execute(
+                    head.update().where(head.c.id == sa.bindparam("b_id")).values(external_id=None), moved
+                )
+        if updates:
+            cols = [c.name for c in head.c if c.name != "id"]
+            stmt = head.update().where(head.c.id == sa.bindparam("b_id")).values(
+                {c: sa.bindparam(f"b_{c}") for c in cols}
+            )
+            conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in updates])
+        child = self._child(kind)
+        if child is not None and updated_ids:
+            table, fk = child
+            for chunk in _chunks(updated_ids):
+                conn.execute(table.delete().where(table.c[fk].in_(chunk)))
+        if kind == "subscription" and updated_ids:
+            spans = self._schema.spans
+            for chunk in _chunks(updated_ids):
+                conn.execute(spans.delete().where(spans.c.subscription_id.in_(chunk)))
+        if inserts:
+            try:
+                conn.execute(head.insert(), inserts)
+            except sa_exc.IntegrityError as e:
+                # Another connection inserted one of these ids (or external ids) meanwhile.
+                raise ConflictError(kind, inserts[0]["id"], 0, None) from e
+        if child is not None and children_rows:
+            conn.execute(child[0].insert(), children_rows)
+        if span_rows:
+            conn.execute(self._schema.spans.insert(), span_rows)
+        return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
+
+    def _upsert(self, kind: str, record: Any, expected_version: int | None) -> int:
+        check_record(kind, record)
+        _check_expected(expected_version)
+
+        def run(conn: Connection) -> int:
+            self._write(conn, kind, [record], [expected_version])
+            return self._version(conn, kind, record.id)
+
+        return self._run(True, run)
+
+    def _version(self, conn: Connection, kind: str, key: str) -> int:
+        head = self._head(kind)
+        v = conn.execute(sa.select(head.c.version).where(head.c.id == key)).scalar()
+        if v is None:
+            raise NotFoundError(kind, key)
+        return int(v)
+
+    def _upsert_many(self, kind: str, records: Iterable[Any]) -> ImportResult:
+        batch = list(records)
+        for r in batch:
+            check_record(kind, r)
+        return self._run(True, lambda conn: self._write(conn, kind, batch, [None] * len(batch)))
+
+    def import_book(self, book: Book) -> ImportResult:
+        if not isinstance(book, Book):
+            raise ValidationError("book", book, "expected a revcrm.Book")
+        groups = _book_groups(book)
+        for kind, records in groups:
+            for r in records:
+                check_record(kind, r)
+
+        def run(conn: Connection) -> ImportResult:
+            total = ImportResult()
+            for kind, records in groups:
+                total += self._write(conn, kind, records, [None] * len(records))
+            return total + self._put_rates(conn, book.fx)
+
+        return self._run(True, run)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _load(
+        self,
+        conn: Connection,
+        kind: str,
+        where: ColumnElement[bool] | None = None,
+        *,
+        order: Sequence[ColumnElement[Any]] = (),
+        limit: int | None = None,
+    ) -> list[Any]:
+        head = self._head(kind)
+        stmt = sa.select(head)
+        if where is not None:
+            stmt = stmt.where(where)
+        if order:
+            stmt = stmt.order_by(*order)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        heads = [r._mapping for r in conn.execute(stmt)]
+        child = self._child(kind)
+        if child is None:
+            decode = _DECODERS[kind]
+            return [decode(h) for h in heads]
+        table, fk = child
+        groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        if heads:
+            if where is None:
+                cstmt = sa.select(table)
+            elif limit is not None or len(heads) <= _CHUNK:
+                cstmt = sa.select(table).where(table.c[fk].in_([h["id"] for h in heads]))
+            else:
+                cstmt = sa.select(table).join(head, table.c[fk] == head.c.id).where(where)
+            for r in conn.execute(cstmt):
+                m = r._mapping
+                groups[m[fk]].append(m)
+        if kind == "subscription":
+            return [decode_subscription(h, groups[h["id"]]) for h in heads]
+        return [decode_invoice(h, groups[h["id"]]) for h in heads]
+
+    def _get(self, kind: str, key: str) -> Versioned[Any]:
+        def run(conn: Connection) -> Versioned[Any]:
+            head = self._head(kind)
+            found = self._load(conn, kind, head.c.id == key)
+            if not found:
+                raise NotFoundError(kind, key)
+            return Versioned(record=found[0], version=self._version(conn, kind, key))
+
+        return self._run(False, run)
+
+    def _find(self, kind: str, column: str, value: str) -> Any:
+        def run(conn: Connection) -> Any:
+            head = self._head(kind)
+            found = self._load(conn, kind, head.c[column] == value)
+            return found[0] if found else None
+
+        return self._run(False, run)
+
+    def _count(self, kind: str) -> int:
+        head = self._head(kind)
+        return self._run(False, lambda conn: int(conn.execute(sa.select(sa.func.count()).select_from(head)).scalar() or 0))
+
+    def _page(self, kind: str, q: RecordQuery, time_column: str | None) -> Page[Any]:
+        head = self._head(kind)
+        tcol = head.c[time_column] if time_column is not None else head.c.id
+        conds: list[ColumnElement[bool]] = []
+        if q.customer_id is not None:
+            conds.append(head.c.customer_id == q.customer_id)
+        if q.since is not None:
+            conds.append(tcol >= q.since)
+        if q.until is not None:
+            conds.append(tcol < q.until)
+        if q.status is not None:
+            conds.append(head.c.status == q.status)
+        if q.kind is not None:
+            conds.append(head.c.kind == q.kind)
+        after = q.after()
+        desc = q.direction is Direction.DESC
+        if after is not None:
+            value, key = after
+            if time_column is None:
+                conds.append(head.c.id < key if desc else head.c.id > key)
+            else:
+                if not isinstance(value, datetime):
+                    raise ValidationError("cursor", q.cursor, "not a cursor of this listing")
+                pair = sa.tuple_(tcol, head.c.id)
+                other = sa.tuple_(sa.literal(value, Moment()), sa.literal(key, Key()))
+                conds.append(pair < other if desc else pair > other)
+        order = [tcol.desc(), head.c.id.desc()] if desc else [tcol, head.c.id]
+        if time_column is None:
+            order = order[1:]
+
+        def run(conn: Connection) -> Page[Any]:
+            found = self._load(conn, kind, sa.and_(sa.true(), *conds), order=order, limit=q.limit + 1)
+            items = found[: q.limit]
+            cursor = None
+            if len(found) > q.limit:
+                last = items[-1]
+                value = getattr(last, _TIME_ATTR[kind]) if time_column is not None else last.id
+                cursor = encode_cursor(q.scope, value, last.id)
+            return Page(items=tuple(items), next_cursor=cursor)
+
+        return self._run(False, run)
+
+    def _for_customer(self, kind: str, customer_id: str, time_column: str) -> tuple[Any, ...]:
+        head = self._head(kind)
+        return self._run(
+            False,
+            lambda conn: tuple(
+                self._load(
+                    conn, kind, head.c.customer_id == customer_id, order=[head.c[time_column], head.c.id]
+                )
+            ),
+        )
+
+    def _rates(self, conn: Connection) -> FxRates:
+        t = self._schema.fx_rates
+        rows = conn.execute(sa.select(t.c.day, t.c.source, t.c.target, t.c.rate))
+        return FxRates.from_rates([(_day(d), s, tg, r) for d, s, tg, r in rows])
+
+    def _put_rates(self, conn: Connection, rates: FxRates) -> ImportResult:
+        t = self._schema.fx_rates
+        stored = {(s, tg, _day(d)): r for d, s, tg, r in conn.execute(sa.select(t.c.day, t.c.source, t.c.target, t.c.rate))}
+        inserts: list[Row] = []
+        updates: list[Row] = []
+        unchanged = 0
+        for day, source, target, rate in rates.items():
+            old = stored.get((source, target, day))
+            if old is not None and old == rate:
+                unchanged += 1
+                continue
+            row = {"source": source, "target": target, "day": day, "rate": rate}
+            (inserts if old is None else updates).append(row)
+        if updates:
+            stmt = t.update().where(
+                t.c.source == sa.bindparam("b_source"),
+                t.c.target == sa.bindparam("b_target"),
+                t.c.day == sa.bindparam("b_day"),
+            ).values(rate=sa.bindparam("b_rate"))
+            conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in updates])
+        if inserts:
+            conn.execute(t.insert(), inserts)
+        return ImportResult(inserted=len(inserts), updated=len(updates), unchanged=unchanged)
+
+    def book(
+        self, *, customer_ids: Iterable[str] | None = None, period: Period | None = None
+    ) -> Book:
+        ids = None if customer_ids is None else sorted(set(_id_list(customer_ids)))
+        if period is not None and not isinstance(period, Period):
+            raise ValidationError("period", period, "expected a Period")
+
+        def run(conn: Connection) -> Book:
+            s = self._schema
+
+            def owned(kind: str, extra: ColumnElement[bool] | None = None) -> list[Any]:
+                head = self._head(kind)
+                if ids is None:
+                    return self._load(conn, kind, extra)
+                out: list[Any] = []
+                for chunk in _chunks(ids, 5000):
+                    cond = head.c.customer_id.in_(chunk)
+                    out.extend(self._load(conn, kind, cond if extra is None else sa.and_(cond, extra)))
+                return out
+
+            def within(column: sa.Column[Any]) -> ColumnElement[bool] | None:
+                if period is None:
+                    return None
+                return sa.and_(column >= period.start, column < period.end)
+
+            if ids is None:
+                customers = self._load(conn, "customer")
+            else:
+                customers = []
+                for chunk in _chunks(ids, 5000):
+                    customers.extend(self._load(conn, "customer", s.customers.c.id.in_(chunk)))
+            transactions = owned("transaction", within(s.transactions.c.at))
+            credits = owned("credit", within(s.credits.c.at))
+            invoices = owned("invoice", within(s.invoices.c.issued_at))
+            if period is not None:
+                have = {i.id for i in invoices}
+                wanted = sorted(
+                    ({t.invoice_id for t in transactions} | {c.invoice_id for c in credits}) - have - {None}
+                )
+                for chunk in _chunks(wanted):
+                    invoices.extend(self._load(conn, "invoice", s.invoices.c.id.in_(chunk)))
+
+            def by_id(items: list[_R]) -> tuple[_R, ...]:
+                return tuple(sorted(items, key=lambda r: r.id))  # type: ignore[attr-defined]
+
+            return Book(
+                customers=by_id(customers),
+                products=by_id(self._load(conn, "product")),
+                plans=by_id(self._load(conn, "plan")),
+                subscriptions=by_id(owned("subscription")),
+                invoices=by_id(invoices),
+                transactions=by_id(transactions),
+                credits=by_id(credits),
+                fx=self._rates(conn),
+            )
+
+        return self._run(False, run)
+
+    # -- the customer list ----------------------------------------------------------------
+
+    def _currencies(self, conn: Connection) -> set[str]:
+        # One index probe per distinct currency (a loose index scan), not a full scan.
+        found: set[str] = set()
+        for table in (self._schema.subscriptions, self._schema.transactions):
+            prev = ""
+            while True:
+                code = conn.execute(
+                    sa.select(sa.func.min(table.c.currency)).where(table.c.currency > prev)
+                ).scalar()
+                if code is None:
+                    break
+                found.add(str(code))
+                prev = str(code)
+        return found
+
+    def _contains(self, t: datetime) -> ColumnElement[bool]:
+        sp = self._schema.spans
+        return sa.and_(sp.c.start_at <= t, sa.or_(sp.c.end_at.is_(None), sp.c.end_at > t))
+
+    def _figures(
+        self, conn: Connection, ids: Sequence[str], *, at: datetime, currency: str, rates: Mapping[str, Decimal]
+    ) -> dict[str, tuple[Decimal, Decimal, Decimal, Decimal, int, datetime | None]]:
+        """Per customer: (mrr, ltv, total paid, credit balance, active services, last payment)."""
+        s = self._schema
+        sp, tx, cr = s.spans, s.transactions, s.credits
+        ops = self._ops
+        mrr: dict[str, Decimal] = defaultdict(Decimal)
+        paid: dict[str, Decimal] = defaultdict(Decimal)
+        refunded: dict[str, Decimal] = defaultdict(Decimal)
+        credit: dict[str, Decimal] = defaultdict(Decimal)
+        active: dict[str, int] = defaultdict(int)
+        last: dict[str, datetime] = {}
+        with decimal.localcontext(EXACT_CONTEXT):
+            for chunk in _chunks(ids):
+                rows = conn.execute(
+                    sa.select(sp.c.customer_id, sp.c.currency, ops.dsum(sp.c.amount))
+                    .where(sp.c.customer_id.in_(chunk), sp.c.positive, self._contains(at))
+                    .group_by(sp.c.customer_id, sp.c.currency)
+                )
+                for cid, cur, total in rows:
+                    mrr[cid] += _dec(total) * rates[cur]
+                rows = conn.execute(
+                    sa.select(sp.c.customer_id, sa.func.count())
+                    .where(sp.c.customer_id.in_(chunk), sp.c.status.in_(_ACTIVE), self._contains(at))
+                    .group_by(sp.c.customer_id)
+                )
+                for cid, n in rows:
+                    active[cid] = int(n)
+                rows = conn.execute(
+                    sa.select(tx.c.customer_id, tx.c.currency, tx.c.kind, ops.dsum(tx.c.amount), sa.func.max(tx.c.at))
+                    .where(tx.c.customer_id.in_(chunk), tx.c.status == "succeeded", tx.c.at <= at)
+                    .group_by(tx.c.customer_id, tx.c.currency, tx.c.kind)
+                )
+                for cid, cur, kind, total, latest in rows:
+                    value = _dec(total) * rates[cur]
+                    if kind == "payment":
+                        paid[cid] += value
+                        latest = _as_moment(latest)
+                        last[cid] = latest if cid not in last else max(last[cid], latest)
+                    else:
+                        refunded[cid] += value
+                rows = conn.execute(
+                    sa.select(cr.c.customer_id, ops.dsum(cr.c.amount))
+                    .where(cr.c.customer_id.in_(chunk), cr.c.currency == currency, cr.c.at <= at)
+                    .group_by(cr.c.customer_id)
+                )
+                for cid, total in rows:
+                    credit[cid] += _dec(total)
+            return {
+                cid: (mrr[cid], paid[cid] - refunded[cid], paid[cid], credit[cid], active[cid], last.get(cid))
+                for cid in ids
+            }
+
+    def _sort_expr(
+        self, q: CustomerQuery, rates: Mapping[str, Decimal]
+    ) -> tuple[ColumnElement[Any], str]:
+        """The correlated expression of a computed sort column, and its kind."""
+        s = self._schema
+        c, sp, tx, cr = s.customers, s.spans, s.transactions, s.credits
+        ops = self._ops
+        t = q.as_of
+        match q.sort:
+            case CustomerSort.MRR:
+                expr = (
+                    sa.select(ops.dsum_times(sp.c.amount, _rate_case(sp.c.currency, rates)))
+                    .where(sp.c.customer_id == c.c.id, sp.c.positive, self._contains(t))
+                    .scalar_subquery()
+                )
+                return expr, "money"
+            case CustomerSort.TOTAL_PAID | CustomerSort.LTV:
+                conds = [tx.c.customer_id == c.c.id, tx.c.status == "succeeded", tx.c.at <= t]
+                if q.sort is CustomerSort.TOTAL_PAID:
+                    conds.append(tx.c.kind == "payment")
+                    factor = _rate_case(tx.c.currency, rates)
+                else:
+                    factor = _rate_case(tx.c.currency, rates, tx.c.kind == "payment")
+                expr = sa.select(ops.dsum_times(tx.c.amount, factor)).where(*conds).scalar_subquery()
+                return expr, "money"
+            case CustomerSort.CREDIT_BALANCE:
+                expr = (
+                    sa.select(ops.dsum(cr.c.amount))
+                    .where(cr.c.customer_id == c.c.id, cr.c.currency == q.currency, cr.c.at <= t)
+                    .scalar_subquery()
+                )
+                return expr, "money"
+            case CustomerSort.ACTIVE_SERVICES:
+                expr = (
+                    sa.select(sa.func.count())
+                    .where(sp.c.customer_id == c.c.id, sp.c.status.in_(_ACTIVE), self._contains(t))
+                    .scalar_subquery()
+                )
+                return expr, "int"
+            case CustomerSort.LAST_PAYMENT:
+                latest = (
+                    sa.select(sa.func.max(tx.c.at))
+                    .where(
+                        tx.c.customer_id == c.c.id,
+                        tx.c.status == "succeeded",
+                        tx.c.kind == "payment",
+                        tx.c.at <= t,
+                    )
+                    .scalar_subquery()
+                )
+                return sa.func.coalesce(latest, sa.literal(ref.NEVER, Moment())), "moment"
+        raise AssertionError(q.sort)
+
+    def _filters(self, q: CustomerQuery) -> list[ColumnElement[bool]]:
+        s = self._schema
+        c, sp = s.customers, s.spans
+        conds: list[ColumnElement[bool]] = []
+        if q.search is not None:
+            conds.append(
+                sa.or_(
+                    self._ops.contains(c.c.name_fold, q.search),
+                    self._ops.contains(c.c.email_fold, q.search),
+                    self._ops.contains(c.c.username_fold, q.search),
+                )
+            )
+        if q.owner_id is not None:
+            conds.append(c.c.owner_id == q.owner_id)
+        if q.referral_source is not None:
+            conds.append(c.c.referral_source == q.referral_source)
+        if q.registered_from is not None:
+            conds.append(c.c.registered_at >= q.registered_from)
+        if q.registered_before is not None:
+            conds.append(c.c.registered_at < q.registered_before)
+        if q.customer_ids is not None:
+            conds.append(c.c.id.in_(sorted(q.customer_ids)))
+        if q.paying is not None:
+            paying = (
+                sa.select(sp.c.subscription_id)
+                .where(sp.c.customer_id == c.c.id, sp.c.positive, self._contains(q.as_of))
+                .exists()
+            )
+            conds.append(paying if q.paying else ~paying)
+        if q.has_active_services is not None:
+            live = (
+                sa.select(sp.c.subscription_id)
+                .where(sp.c.customer_id == c.c.id, sp.c.status.in_(_ACTIVE), self._contains(q.as_of))
+                .exists()
+            )
+            conds.append(live if q.has_active_services else ~live)
+        return conds
+
+    def _customer_page(self, q: CustomerQuery) -> Page[CustomerRow]:
+        after = q.after()
+
+        def run(conn: Connection) -> Page[CustomerRow]:
+            rates = ref.list_rates(self._currencies(conn), self._rates(conn), q.currency, q.as_of.date())
+            c = self._schema.customers
+            conds = self._filters(q)
+            desc = q.direction is Direction.DESC
+            plain = {
+                CustomerSort.ID: (c.c.id, "str"),
+                CustomerSort.NAME: (c.c.name_fold, "str"),
+                CustomerSort.EMAIL: (c.c.email_fold, "str"),
+                CustomerSort.CREATED: (c.c.registered_at, "moment"),
+            }
+            if q.sort in plain:
+                value, kind = plain[q.sort]
+                base = sa.select(c.c.id.label("id"), value.label("v")).where(*conds).subquery()
+            else:
+                value, kind = self._sort_expr(q, rates)
+                base = sa.select(c.c.id.label("id"), value.label("v")).where(*conds).subquery()
+            key = self._ops.money_key(base.c.v) if kind == "money" else base.c.v
+            stmt = sa.select(base.c.id)
+            if after is not None:
+                av, aid = after
+                literal: ColumnElement[Any]
+                if kind == "money":
+                    if not isinstance(av, Decimal):
+                        raise ValidationError("cursor", q.cursor, "not a cursor of this sort")
+                    literal = self._ops.money_key_value(av)
+                elif kind == "moment":
+                    literal = sa.literal(av, Moment())
+                elif kind == "int":
+                    literal = sa.literal(av, sa.Integer())
+                else:
+                    literal = sa.literal(av, Key())
+                pair, other = sa.tuple_(key, base.c.id), sa.tuple_(literal, sa.literal(aid, Key()))
+                stmt = stmt.where(pair < other if desc else pair > other)
+            order = [key.desc(), base.c.id.desc()] if desc else [key, base.c.id]
+            ids = [r[0] for r in conn.execute(stmt.order_by(*order).limit(q.limit + 1))]
+            more = len(ids) > q.limit
+            ids = ids[: q.limit]
+            rows = self._rows(conn, ids, at=q.as_of, currency=q.currency, rates=rates)
+            cursor = None
+            if more and rows:
+                cursor = encode_cursor(q.scope, ref.sort_value(rows[-1], q.sort), rows[-1].id)
+            return Page(items=tuple(rows), next_cursor=cursor)
+
+        return self._run(False, run)
+
+    def _rows(
+        self, conn: Connection, ids: Sequence[str], *, at: datetime, currency: str, rates: Mapping[str, Decimal]
+    ) -> list[CustomerRow]:
+        if not ids:
+            return []
+        c = self._schema.customers
+        customers = {x.id: x for x in self._load(conn, "customer", c.c.id.in_(list(ids)))}
+        figures = self._figures(conn, ids, at=at, currency=currency, rates=rates)
+        out = []
+        for cid in ids:
+            mrr, ltv, paid, credit, active, last = figures[cid]
+            out.append(
+                CustomerRow(
+                    customer=customers[cid],
+                    mrr=Money(mrr, currency),
+                    ltv=Money(ltv, currency),
+                    total_paid=Money(paid, currency),
+                    credit_balance=Money(credit, currency),
+                    active_services=active,
+                    last_payment_at=last,
+                )
+            )
+        return out
+
+    def customer_summary(
+        self, customer_id: str, *, as_of: date | datetime, currency: str
+    ) -> CustomerSummary:
+        t = as_moment(as_of, "as_of")
+        check_currency(currency)
+
+        def run(conn: Connection) -> CustomerSummary:
+            if not self._exists(conn, customer_id):
+                raise NotFoundError("customer", customer_id)
+            rates = ref.list_rates(self._currencies(conn), self._rates(conn), currency, t.date())
+            (row,) = self._rows(conn, [customer_id], at=t, currency=currency, rates=rates)
+
+            def owned(kind: str, time_column: str) -> tuple[Any, ...]:
+                head = self._head(kind)
+                order = [head.c[time_column], head.c.id]
+                return tuple(self._load(conn, kind, head.c.customer_id == customer_id, order=order))
+
+            return CustomerSummary(
+                row=row,
+                subscriptions=owned("subscription", "started_at"),
+                invoices=owned("invoice", "issued_at"),
+                transactions=owned("transaction", "at"),
+                credits=owned("credit", "at"),
+            )
+
+        return self._run(False, run)
+
+    def _exists(self, conn: Connection, customer_id: str) -> bool:
+        c = self._schema.customers
+        return conn.execute(sa.select(c.c.id).where(c.c.id == customer_id)).first() is not None
+
+    # -- dashboard aggregates ------------------------------------------------------------
+
+    def mrr(
+        self, *, at: date | datetime, currency: str, customer_ids: Iterable[str] | None = None
+    ) -> Money:
+        t = as_moment(at, "at")
+        check_currency(currency)
+        ids = None if customer_ids is None else sorted(set(_id_list(customer_ids)))
+
+        def run(conn: Connection) -> Money:
+            sp = self._schema.spans
+            by_period = self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START
+            chunks: list[Sequence[str] | None] = [None] if ids is None else list(_chunks(ids))
+            fx: FxRates | None = None
+            total = _ZERO
+            with decimal.localcontext(EXACT_CONTEXT):
+                for chunk in chunks:
+                    conds = [sp.c.positive, self._contains(t)]
+                    if chunk is not None:
+                        conds.append(sp.c.customer_id.in_(chunk))
+                    own = sa.select(self._ops.dsum(sp.c.amount)).where(sp.c.currency == currency, *conds)
+                    total += _dec(conn.execute(own).scalar())
+                    # Foreign amounts are grouped by what decides their conversion date.
+                    group: list[ColumnElement[Any]] = [sp.c.currency]
+                    if by_period:
+                        group += [sp.c.anchor, sp.c.cycle_count, sp.c.cycle_unit]
+                    stmt = (
+                        sa.select(*group, self._ops.dsum(sp.c.amount))
+                        .where(sp.c.currency != currency, *conds)
+                        .group_by(*group)
+                    )
+                    for row in conn.execute(stmt):
+                        cur, value = row[0], _dec(row[-1])
+                        if value == 0:
+                            continue
+                        fx = fx or self._rates(conn)
+                        if by_period:
+                            cycle = BillingCycle(int(row[2]), CycleUnit(row[3]))
+                            day = cycle.period_containing(_as_moment(row[1]), t)[0].date()
+                        else:
+                            day = t.date()
+                        total += value * fx.rate(cur, currency, day)
+            return Money(total, currency)
+
+        return self._run(False, run)
+
+    def mrr_series(
+        self, *, start: date | datetime, end: date | datetime, currency: str
+    ) -> tuple[MrrPoint, ...]:
+        a, b = _range(start, end)
+        check_currency(currency)
+        months = ref.month_bounds(a, b)
+        if not months:
+            return ()
+        closes = [m[1] for m in months]
+
+        def run(conn: Connection) -> tuple[MrrPoint, ...]:
+            sp = self._schema.spans
+            by_period = self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START
+            levels: dict[str, list[Decimal]] = defaultdict(lambda: [_ZERO] * len(closes))
+            # Native part: deltas (+amount at each span start, -amount at its end) bucketed
+            # by the first close after them, then summed cumulatively: one pass.
+            native = sp.c.currency == currency if by_period else sa.true()
+            for column, sign in ((sp.c.start_at, 1), (sp.c.end_at, -1)):
+                bucket = sa.case(*((column < m, i) for i, m in enumerate(closes)), else_=sa.null())
+                inner = (
+                    sa.select(sp.c.currency.label("cur"), bucket.label("b"), sp.c.amount.label("amount"))
+                    .where(sp.c.positive, native, column.is_not(None), column < closes[-1])
+                    .subquery()
+                )
+                stmt = sa.select(inner.c.cur, inner.c.b, self._ops.dsum(inner.c.amount)).group_by(
+                    inner.c.cur, inner.c.b
+                )
+                for cur, i, value in conn.execute(stmt):
+                    levels[cur][int(i)] += sign * _dec(value)
+            fx: FxRates | None = None
+            totals = [_ZERO] * len(closes)
+            with decimal.localcontext(EXACT_CONTEXT):
+                for cur, deltas in sorted(levels.items()):
+                    level = _ZERO
+                    for i, d in enumerate(deltas):
+                        level += d
+                        if level == 0:
+                            continue
+                        if cur == currency:
+                            totals[i] += level
+                        else:
+                            fx = fx or self._rates(conn)
+                            totals[i] += level * fx.rate(cur, currency, closes[i].date())
+                if by_period:
+                    # Foreign currencies under the service-period rule: each month close is
+                    # converted at the start of the period then running (one query a month).
+                    for i, m in enumerate(closes):
+                        pre = sa.case((sp.c.anchor >= m, sp.c.start_at), else_=sa.null())
+                        inner = (
+                            sa.select(
+                                sp.c.currency.label("cur"),
+                                sp.c.anchor.label("anchor"),
+                                sp.c.cycle_count.label("count"),
+                                sp.c.cycle_unit.label("unit"),
+                                pre.label("pre"),
+                                sp.c.amount.label("amount"),
+                            )
+                            .where(
+                                sp.c.positive,
+                                sp.c.currency != currency,
+                                sp.c.start_at < m,
+                                sa.or_(sp.c.end_at.is_(None), sp.c.end_at >= m),
+                            )
+                            .subquery()
+                        )
+                        group = [inner.c.cur, inner.c.anchor, inner.c.count, inner.c.unit, inner.c.pre]
+                        stmt = sa.select(*group, self._ops.dsum(inner.c.amount)).group_by(*group)
+                        for cur, anchor, count, unit, start_at, value in conn.execute(stmt):
+                            amount = _dec(value)
+                            if amount == 0:
+                                continue
+                            if start_at is not None:
+                                day = _as_moment(start_at).date()
+                            else:
+                                cycle = BillingCycle(int(count), CycleUnit(unit))
+                                day = cycle.period_containing(_as_moment(anchor), m - _ONE_MICRO)[0].date()
+                            fx = fx or self._rates(conn)
+                            totals[i] += amount * fx.rate(cur, currency, day)
+            return tuple(
+                MrrPoint(start=p[0], end=p[1], mrr=Money(v, currency))
+                for p, v in zip(months, totals, strict=True)
+            )
+
+        return self._run(False, run)
+
+    def cash_by_month(
+        self, *, start: date | datetime, end: date | datetime, currency: str
+    ) -> tuple[CashMonth, ...]:
+        a, b = _range(start, end)
+        check_currency(currency)
+        months = ref.month_bounds(a, b)
+        if not months:
+            return ()
+        first, last = months[0][0], months[-1][1]
+        ends = [m[1] for m in months]
+
+        def run(conn: Connection) -> tuple[CashMonth, ...]:
+            tx = self._schema.transactions
+            bucket = sa.case(*((tx.c.at < m, i) for i, m in enumerate(ends)), else_=sa.null())
+            day = sa.case((tx.c.currency != currency, self._ops.day(tx.c.at)), else_=sa.null())
+            inner = (
+                sa.select(
+                    bucket.label("b"),
+                    tx.c.currency.label("cur"),
+                    tx.c.kind.label("kind"),
+                    day.label("d"),
+                    tx.c.amount.label("amount"),
+                )
+                .where(tx.c.status == "succeeded", tx.c.at >= first, tx.c.at < last)
+                .subquery()
+            )
+            group = [inner.c.b, inner.c.cur, inner.c.kind, inner.c.d]
+            stmt = sa.select(*group, self._ops.dsum(inner.c.amount), sa.func.count()).group_by(*group)
+            gross = [_ZERO] * len(months)
+            refunds = [_ZERO] * len(months)
+            counts = [0] * len(months)
+            fx: FxRates | None = None
+            with decimal.localcontext(EXACT_CONTEXT):
+                for i, cur, kind, d, value, n in conn.execute(stmt):
+                    amount = _dec(value)
+                    if cur != currency:
+                        fx = fx or self._rates(conn)
+                        amount = amount * fx.rate(cur, currency, _day(d))
+                    if kind == "payment":
+                        gross[int(i)] += amount
+                        counts[int(i)] += int(n)
+                    else:
+                        refunds[int(i)] += amount
+            return tuple(
+                CashMonth(
+                    start=m[0],
+                    end=m[1],
+                    gross=Money(gross[i], currency),
+                    refunds=Money(refunds[i], currency),
+                    net=Money(gross[i] - refunds[i], currency),
+                    payments=counts[i],
+                )
+                for i, m in enumerate(months)
+            )
+
+        return self._run(False, run)
+
+    def _paying(self, t: datetime) -> sa.Select[Any]:
+        sp = self._schema.spans
+        return sa.select(sp.c.customer_id).where(sp.c.positive, self._contains(t))
+
+    def paying_customers(self, *, at: date | datetime) -> int:
+        t = as_moment(at, "at")
+        sp = self._schema.spans
+        stmt = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(sp.c.positive, self._contains(t))
+        return self._run(False, lambda conn: int(conn.execute(stmt).scalar() or 0))
+
+    def customer_flow(self, *, start: date | datetime, end: date | datetime) -> CustomerFlow:
+        a, b = as_moment(start, "start"), as_moment(end, "end")
+        if b < a:
+            raise ValidationError("end", end, "is before start")
+        sp = self._schema.spans
+        later = sp.alias("later")
+        at_start = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(sp.c.positive, self._contains(a))
+        at_end = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(sp.c.positive, self._contains(b))
+        kept = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
+            sp.c.positive,
+            self._contains(a),
+            sa.select(later.c.subscription_id)
+            .where(
+                later.c.customer_id == sp.c.customer_id,
+                later.c.positive,
+                later.c.start_at <= b,
+                sa.or_(later.c.end_at.is_(None), later.c.end_at > b),
+            )
+            .exists(),
+        )
+
+        def run(conn: Connection) -> CustomerFlow:
+            n_a = int(conn.execute(at_start).scalar() or 0)
+            n_b = int(conn.execute(at_end).scalar() or 0)
+            n_k = int(conn.execute(kept).scalar() or 0)
+            return CustomerFlow(
+                start=a, end=b, at_start=n_a, at_end=n_b, retained=n_k, gained=n_b - n_k, lost=n_a - n_k
+            )
+
+        return self._run(False, run)
+
+    def dashboard(
+        self, *, as_of: date | datetime, currency: str, trend_months: int = 12
+    ) -> StoreDashboard:
+        with self._snapshot():
+            return ref.compose_dashboard(self, as_of=as_of, currency=currency, trend_months=trend_months)
+
+
+def _as_moment(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    from revcrm.storage._schema import parse_moment_text
+
+    return parse_moment_text(str(value))
+
+
+def _converted(e: sa_exc.SQLAlchemyError) -> RevcrmError:
+    orig = getattr(e, "orig", None)
+    detail = f"{type(orig).__name__}: {orig}" if orig is not None else f"{type(e).__name__}: {e}"
+    return StorageError(f"database error ({detail.strip()})")
+
+
+def _create_engine(url: str | sa.URL, busy_timeout: float) -> Engine:
+    try:
+        parsed = sa.make_url(url)
+    except sa_exc.ArgumentError as e:
+        raise ValidationError("url", str(url), "not a database URL") from e
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3: revcrm[postgres]
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            memory = parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+            args: dict[str, Any] = {"check_same_thread": False, "timeout": busy_timeout}
+            if memory:
+                return sa.create_engine(parsed, connect_args=args, poolclass=StaticPool)
+            return sa.create_engine(parsed, connect_args=args)
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except (sa_exc.SQLAlchemyError, ImportError) as e:
+        raise StorageError(f"cannot create an engine for {parsed.render_as_string(hide_password=True)}: {e}") from e
+
+
+_DECODERS: Final[dict[str, Callable[[Mapping[str, Any]], Any]]] = {
+    "customer": decode_customer,
+    "product": decode_product,
+    "plan": decode_plan,
+    "transaction": decode_transaction,
+    "credit": decode_credit,
+}
+_TIME_ATTR: Final = {"subscription": "started_at", "invoice": "issued_at", "transaction": "at", "credit": "at"}
+
+
+# -- repositories ----------------------------------------------------------------------------
+
+
+class _Repo(Generic[_R]):
+    time_column: str | None = None
+
+    def __init__(self, store: SQLStore, kind: str) -> None:
+        self._store = store
+        self.kind = kind
+
+    def get(self, id: str) -> _R:
+        record: _R = self._store._get(self.kind, id).record
+        return record
+
+    def find(self, id: str) -> _R | None:
+        found: _R | None = self._store._find(self.kind, "id", id)
+        return found
+
+    def find_by_external_id(self, external_id: str) -> _R | None:
+        found: _R | None = self._store._find(self.kind, "external_id", external_id)
+        return found
+
+    def get_versioned(self, id: str) -> Versioned[_R]:
+        v: Versioned[_R] = self._store._get(self.kind, id)
+        return v
+
+    def upsert(self, record: _R, *, expected_version: int | None = None) -> int:
+        return self._store._upsert(self.kind, record, expected_version)
+
+    def upsert_many(self, records: Iterable[_R]) -> ImportResult:
+        return self._store._upsert_many(self.kind, records)
+
+    def count(self) -> int:
+        return self._store._count(self.kind)
+
+    def for_customer(self, customer_id: str) -> tuple[_R, ...]:
+        assert self.time_column is not None
+        found: tuple[_R, ...] = self._store._for_customer(self.kind, customer_id, self.time_column)
+        return found
+
+    def _paged(self, q: RecordQuery) -> Page[_R]:
+        page: Page[_R] = self._store._page(self.kind, q, self.time_column)
+        return page
+
+
+class _Customers(_Repo[Customer]):
+    def page(
+        self,
+        *,
+        as_of: date | datetime,
+        currency: str,
+        search: str | None = None,
+        owner_id: str | None = None,
+        referral_source: str | None = None,
+        registered_from: date | datetime | None = None,
+        registered_before: date | datetime | None = None,
+        paying: bool | None = None,
+        has_active_services: bool | None = None,
+        customer_ids: Iterable[str] | None = None,
+        sort: CustomerSort | str = CustomerSort.NAME,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[CustomerRow]:
+        q = CustomerQuery(
+            as_of=as_of,
+            currency=currency,
+            search=search,
+            owner_id=owner_id,
+            referral_source=referral_source,
+            registered_from=registered_from,
+            registered_before=registered_before,
+            paying=paying,
+            has_active_services=has_active_services,
+            customer_ids=customer_ids,
+            sort=sort,
+            direction=direction,
+            limit=limit,
+            cursor=cursor,
+        )
+        return self._store._customer_page(q)
+
+
+class _Products(_Repo[Product]):
+    def page(
+        self, *, direction: Direction | str = Direction.ASC, limit: int = 100, cursor: str | None = None
+    ) -> Page[Product]:
+        return self._paged(RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor))
+
+
+class _Plans(_Repo[Plan]):
+    def for_product(self, product_id: str) -> tuple[Plan, ...]:
+        store = self._store
+        head = store._schema.plans
+        return store._run(
+            False, lambda conn: tuple(store._load(conn, "plan", head.c.product_id == product_id, order=[head.c.id]))
+        )
+
+    def page(
+        self, *, direction: Direction | str = Direction.ASC, limit: int = 100, cursor: str | None = None
+    ) -> Page[Plan]:
+        return self._paged(RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor))
+
+
+class _Subscriptions(_Repo[Subscription]):
+    time_column = "started_at"
+
+    def append(
+        self, id: str, change: SubscriptionChange, *, expected_version: int | None = None
+    ) -> Versioned[Subscription]:
+        _check_expected(expected_version)
+        if not isinstance(change, SubscriptionChange):
+            raise ValidationError("change", change, "expected a SubscriptionChange")
+        store = self._store
+        head = store._schema.subscriptions
+
+        def run(conn: Connection) -> Versioned[Subscription]:
+            stmt = sa.select(head.c.version).where(head.c.id == id)
+            if not store._sqlite:
+                stmt = stmt.with_for_update()
+            version = conn.execute(stmt).scalar()
+            if version is None:
+                raise NotFoundError(self.kind, id)
+            if expected_version is not None and int(version) != expected_version:
+                raise ConflictError(self.kind, id, expected_version, int(version))
+            (current,) = store._load(conn, self.kind, head.c.id == id)
+            updated = current.append(change)
+            check_record(self.kind, updated)
+            store._write(conn, self.kind, [updated], [int(version)])
+            return Versioned(record=updated, version=store._version(conn, self.kind, id))
+
+        return store._run(True, run)
+
+    def page(
+        self,
+        *,
+        customer_id: str | None = None,
+        since: date | datetime | None = None,
+        until: date | datetime | None = None,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Subscription]:
+        return self._paged(
+            RecordQuery(
+                kind_name=self.kind,
+                customer_id=customer_id,
+                since=since,
+                until=until,
+                direction=direction,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+
+class _Invoices(_Repo[Invoice]):
+    time_column = "issued_at"
+
+    def page(
+        self,
+        *,
+        customer_id: str | None = None,
+        since: date | datetime | None = None,
+        until: date | datetime | None = None,
+        status: str | None = None,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Invoice]:
+        return self._paged(
+            RecordQuery(
+                kind_name=self.kind,
+                customer_id=customer_id,
+                since=since,
+                until=until,
+                status=status,
+                direction=direction,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+
+class _Transactions(_Repo[Transaction]):
+    time_column = "at"
+
+    def page(
+        self,
+        *,
+        customer_id: str | None = None,
+        since: date | datetime | None = None,
+        until: date | datetime | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Transaction]:
+        return self._paged(
+            RecordQuery(
+                kind_name=self.kind,
+                customer_id=customer_id,
+                since=since,
+                until=until,
+                status=status,
+                kind=kind,
+                direction=direction,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+
+class _Credits(_Repo[CreditEntry]):
+    time_column = "at"
+
+    def balance(
+        self, customer_id: str, currency: str, *, at: date | datetime | None = None
+    ) -> Money:
+        check_currency(currency)
+        t = None if at is None else as_moment(at, "at")
+        store = self._store
+        cr = store._schema.credits
+        conds = [cr.c.customer_id == customer_id, cr.c.currency == currency]
+        if t is not None:
+            conds.append(cr.c.at <= t)
+        stmt = sa.select(store._ops.dsum(cr.c.amount)).where(*conds)
+        return store._run(False, lambda conn: Money(_dec(conn.execute(stmt).scalar()), currency))
+
+    def page(
+        self,
+        *,
+        customer_id: str | None = None,
+        since: date | datetime | None = None,
+        until: date | datetime | None = None,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[CreditEntry]:
+        return self._paged(
+            RecordQuery(
+                kind_name=self.kind,
+                customer_id=customer_id,
+                since=since,
+                until=until,
+                direction=direction,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+
+class _Fx:
+    def __init__(self, store: SQLStore) -> None:
+        self._store = store
+
+    def put(self, day: date, source: str, target: str, rate: str | int | Decimal) -> None:
+        self.put_many(FxRates.from_rates([(day, source, target, rate)]))
+
+    def put_many(self, rates: FxRates) -> ImportResult:
+        if not isinstance(rates, FxRates):
+            raise ValidationError("rates", rates, "expected FxRates")
+        return self._store._run(True, lambda conn: self._store._put_rates(conn, rates))
+
+    def rates(self) -> FxRates:
+        return self._store._run(False, self._store._rates)
+
