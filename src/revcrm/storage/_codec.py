@@ -55,7 +55,7 @@ __all__ = [
 
 Row = dict[str, Any]
 
-_SKIP: Final = (Decimal, datetime, date, int, bool, float, type(None))
+_SKIP: Final = (Decimal, datetime, date, int, bool, float, type(None), Money)
 
 
 def _check_str(value: str, path: str) -> None:
@@ -72,8 +72,6 @@ def _walk(value: object, path: str) -> None:
         _check_str(value, path)
     elif isinstance(value, _SKIP):
         return
-    elif isinstance(value, Money):
-        return
     elif isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str):
@@ -84,7 +82,7 @@ def _walk(value: object, path: str) -> None:
         for i, item in enumerate(value):
             _walk(item, f"{path}[{i}]")
     elif attrs.has(type(value)):
-        for a in attrs.fields(type(value)):
+        for a in attrs.fields(type(value)):  # type: ignore[arg-type]
             if a.name.startswith("_"):
                 continue  # derived caches (a subscription's replayed states)
             _walk(getattr(value, a.name), f"{path}.{a.name}")
@@ -172,7 +170,7 @@ def encode_customer(c: Customer) -> Row:
     }
 
 
-def decode_customer(r: Mapping[str, Any]) -> Customer:
+def decode_customer(r: Mapping[Any, Any]) -> Customer:
     return Customer(
         id=r["id"],
         external_id=r["external_id"],
@@ -200,7 +198,7 @@ def encode_product(p: Product) -> Row:
     return {"id": p.id, "external_id": p.external_id, "name": p.name}
 
 
-def decode_product(r: Mapping[str, Any]) -> Product:
+def decode_product(r: Mapping[Any, Any]) -> Product:
     return Product(id=r["id"], external_id=r["external_id"], name=r["name"])
 
 
@@ -227,7 +225,7 @@ def encode_plan(p: Plan) -> Row:
     }
 
 
-def decode_plan(r: Mapping[str, Any]) -> Plan:
+def decode_plan(r: Mapping[Any, Any]) -> Plan:
     cur = r["currency"]
     return Plan(
         id=r["id"],
@@ -271,7 +269,7 @@ def encode_change(sub_id: str, seq: int, c: SubscriptionChange) -> Row:
     }
 
 
-def decode_change(r: Mapping[str, Any]) -> SubscriptionChange:
+def decode_change(r: Mapping[Any, Any]) -> SubscriptionChange:
     discount = None
     if r["discount_duration"] is not None:
         amount = r["discount_amount"]
@@ -312,7 +310,9 @@ def encode_subscription(s: Subscription) -> tuple[Row, list[Row]]:
     return head, [encode_change(s.id, i, c) for i, c in enumerate(s.history)]
 
 
-def decode_subscription(head: Mapping[str, Any], changes: Iterable[Mapping[str, Any]]) -> Subscription:
+def decode_subscription(
+    head: Mapping[Any, Any], changes: Iterable[Mapping[Any, Any]]
+) -> Subscription:
     ordered = sorted(changes, key=lambda r: int(r["seq"]))
     return Subscription(
         id=head["id"],
@@ -348,7 +348,7 @@ def encode_line(inv_id: str, seq: int, line: InvoiceLine) -> Row:
     }
 
 
-def decode_line(r: Mapping[str, Any], currency: str) -> InvoiceLine:
+def decode_line(r: Mapping[Any, Any], currency: str) -> InvoiceLine:
     return InvoiceLine(
         kind=r["kind"],
         amount=Money(r["amount"], currency),
@@ -378,7 +378,7 @@ def encode_invoice(inv: Invoice) -> tuple[Row, list[Row]]:
     return head, [encode_line(inv.id, i, line) for i, line in enumerate(inv.lines)]
 
 
-def decode_invoice(head: Mapping[str, Any], lines: Iterable[Mapping[str, Any]]) -> Invoice:
+def decode_invoice(head: Mapping[Any, Any], lines: Iterable[Mapping[Any, Any]]) -> Invoice:
     cur = head["currency"]
     ordered = sorted(lines, key=lambda r: int(r["seq"]))
     return Invoice(
@@ -414,7 +414,7 @@ def encode_transaction(t: Transaction) -> Row:
     }
 
 
-def decode_transaction(r: Mapping[str, Any]) -> Transaction:
+def decode_transaction(r: Mapping[Any, Any]) -> Transaction:
     return Transaction(
         id=r["id"],
         customer_id=r["customer_id"],
@@ -442,7 +442,7 @@ def encode_credit(c: CreditEntry) -> Row:
     }
 
 
-def decode_credit(r: Mapping[str, Any]) -> CreditEntry:
+def decode_credit(r: Mapping[Any, Any]) -> CreditEntry:
     return CreditEntry(
         id=r["id"],
         customer_id=r["customer_id"],
@@ -488,14 +488,20 @@ def references(kind: str, record: object) -> list[Reference]:
             refs = [(f"subscription[{record.id}].customer_id", record.customer_id, "customer")]
             for i, c in enumerate(record.history):
                 if c.plan_id is not None:
-                    refs.append((f"subscription[{record.id}].history[{i}].plan_id", c.plan_id, "plan"))
+                    refs.append(
+                        (f"subscription[{record.id}].history[{i}].plan_id", c.plan_id, "plan")
+                    )
             return refs
         case Invoice():
             refs = [(f"invoice[{record.id}].customer_id", record.customer_id, "customer")]
             for i, line in enumerate(record.lines):
                 if line.subscription_id is not None:
                     refs.append(
-                        (f"invoice[{record.id}].lines[{i}].subscription_id", line.subscription_id, "subscription")
+                        (
+                            f"invoice[{record.id}].lines[{i}].subscription_id",
+                            line.subscription_id,
+                            "subscription",
+                        )
                     )
             return refs
         case Transaction():
@@ -504,7 +510,11 @@ def references(kind: str, record: object) -> list[Reference]:
                 refs.append((f"transaction[{record.id}].invoice_id", record.invoice_id, "invoice"))
             if record.subscription_id is not None:
                 refs.append(
-                    (f"transaction[{record.id}].subscription_id", record.subscription_id, "subscription")
+                    (
+                        f"transaction[{record.id}].subscription_id",
+                        record.subscription_id,
+                        "subscription",
+                    )
                 )
             return refs
         case CreditEntry():

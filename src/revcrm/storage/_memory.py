@@ -342,9 +342,7 @@ def _book_groups(book: Book) -> list[tuple[str, tuple[Any, ...]]]:
     ]
 
 
-def restrict_book(
-    book: Book, *, customer_ids: Iterable[str] | None, period: Period | None
-) -> Book:
+def restrict_book(book: Book, *, customer_ids: Iterable[str] | None, period: Period | None) -> Book:
     """The sub-book a store hands out for some customers and/or a period (see Store.book)."""
     if customer_ids is not None:
         book = book.restricted_to(_id_list(customer_ids))
@@ -412,11 +410,12 @@ class _Repo(Generic[_R]):
 
     def _page(self, q: RecordQuery, keep: Callable[[_R], bool]) -> Page[_R]:
         order = type(self).order
-        items = [r for r in self._all() if keep(r)]
+        items: list[Any] = [r for r in self._all() if keep(r)]
         key: Callable[[Any], SortValue] = order if order is not None else (lambda r: r.id)
-        return ref.page_of(
+        page: Page[_R] = ref.page_of(
             items, key=key, direction=q.direction, after=q.after(), limit=q.limit, scope=q.scope
         )
+        return page
 
     def _for_customer(self, customer_id: str) -> tuple[_R, ...]:
         order = type(self).order
@@ -486,7 +485,11 @@ class _Products(_Repo[Product]):
     kind = "product"
 
     def page(
-        self, *, direction: Direction | str = Direction.ASC, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Product]:
         q = RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor)
         return self._page(q, lambda _r: True)
@@ -496,10 +499,16 @@ class _Plans(_Repo[Plan]):
     kind = "plan"
 
     def for_product(self, product_id: str) -> tuple[Plan, ...]:
-        return tuple(sorted((p for p in self._all() if p.product_id == product_id), key=lambda p: p.id))
+        return tuple(
+            sorted((p for p in self._all() if p.product_id == product_id), key=lambda p: p.id)
+        )
 
     def page(
-        self, *, direction: Direction | str = Direction.ASC, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Plan]:
         q = RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor)
         return self._page(q, lambda _r: True)
@@ -695,4 +704,3 @@ class _Fx:
         with self._store._lock:
             items = [(d, s, t, r) for (s, t, d), r in self._store._fx.items()]
         return FxRates.from_rates(items)
-

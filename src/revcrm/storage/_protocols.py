@@ -118,7 +118,11 @@ class CustomerRepository(Repository[Customer], Protocol):
 
 class ProductRepository(Repository[Product], Protocol):
     def page(
-        self, *, direction: Direction | str = Direction.ASC, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Product]: ...
 
 
@@ -126,7 +130,11 @@ class PlanRepository(Repository[Plan], Protocol):
     def for_product(self, product_id: str) -> tuple[Plan, ...]: ...
 
     def page(
-        self, *, direction: Direction | str = Direction.ASC, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Plan]: ...
 
 

@@ -68,18 +68,37 @@ class CustomerSort(enum.StrEnum):
     LAST_PAYMENT = "last_payment"  # customers who never paid first
 
 
-def _moment(field: str) -> Any:
-    def convert(value: object) -> datetime:
-        return as_moment(value, field)
-
-    return convert
+# Named converters (the attrs mypy plugin needs named functions to see accepted types).
+def _start(value: object) -> datetime:
+    return as_moment(value, "start")
 
 
-def _optional_moment(field: str) -> Any:
-    def convert(value: object) -> datetime | None:
-        return None if value is None else as_moment(value, field)
+def _end(value: object) -> datetime:
+    return as_moment(value, "end")
 
-    return convert
+
+def _as_of(value: object) -> datetime:
+    return as_moment(value, "as_of")
+
+
+def _optional(value: object, field: str) -> datetime | None:
+    return None if value is None else as_moment(value, field)
+
+
+def _registered_from(value: object) -> datetime | None:
+    return _optional(value, "registered_from")
+
+
+def _registered_before(value: object) -> datetime | None:
+    return _optional(value, "registered_before")
+
+
+def _since(value: object) -> datetime | None:
+    return _optional(value, "since")
+
+
+def _until(value: object) -> datetime | None:
+    return _optional(value, "until")
 
 
 def _limit(_i: object, _a: object, value: object) -> None:
@@ -126,8 +145,8 @@ def _currency(value: object) -> str:
 class Period:
     """A half-open interval ``[start, end)`` of aware UTC moments (dates mean 00:00 UTC)."""
 
-    start: datetime = attrs.field(converter=_moment("start"))
-    end: datetime = attrs.field(converter=_moment("end"))
+    start: datetime = attrs.field(converter=_start)
+    end: datetime = attrs.field(converter=_end)
 
     def __attrs_post_init__(self) -> None:
         if self.end <= self.start:
@@ -251,19 +270,15 @@ class CustomerQuery:
     rate on ``as_of``'s date (see docs/storage.md).
     """
 
-    as_of: datetime = attrs.field(converter=_moment("as_of"))
+    as_of: datetime = attrs.field(converter=_as_of)
     currency: str = attrs.field(converter=_currency)
     search: str | None = attrs.field(default=None, converter=_search)
     owner_id: str | None = attrs.field(default=None, validator=_optional_text("owner_id"))
     referral_source: str | None = attrs.field(
         default=None, validator=_optional_text("referral_source")
     )
-    registered_from: datetime | None = attrs.field(
-        default=None, converter=_optional_moment("registered_from")
-    )
-    registered_before: datetime | None = attrs.field(
-        default=None, converter=_optional_moment("registered_before")
-    )
+    registered_from: datetime | None = attrs.field(default=None, converter=_registered_from)
+    registered_before: datetime | None = attrs.field(default=None, converter=_registered_before)
     paying: bool | None = None
     has_active_services: bool | None = None
     customer_ids: frozenset[str] | None = attrs.field(default=None, converter=_ids)
@@ -312,8 +327,8 @@ class RecordQuery:
 
     kind_name: str  # the repository, part of the cursor's scope
     customer_id: str | None = attrs.field(default=None, validator=_optional_text("customer_id"))
-    since: datetime | None = attrs.field(default=None, converter=_optional_moment("since"))
-    until: datetime | None = attrs.field(default=None, converter=_optional_moment("until"))
+    since: datetime | None = attrs.field(default=None, converter=_since)
+    until: datetime | None = attrs.field(default=None, converter=_until)
     status: str | None = attrs.field(default=None, validator=_optional_text("status"))
     kind: str | None = attrs.field(default=None, validator=_optional_text("kind"))
     direction: Direction = attrs.field(default=Direction.ASC, converter=Direction)

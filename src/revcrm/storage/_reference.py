@@ -71,7 +71,7 @@ def month_start(t: datetime) -> datetime:
 def month_bounds(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """Calendar months ``[a, b)`` (UTC) covering ``[start, end)``."""
     first = month_start(start)
-    out = []
+    out: list[tuple[datetime, datetime]] = []
     i = 0
     while True:
         a = first + relativedelta(months=i)
@@ -86,7 +86,9 @@ def book_currencies(book: Book) -> set[str]:
     return {s.currency for s in book.subscriptions} | {t.amount.currency for t in book.transactions}
 
 
-def list_rates(currencies: Iterable[str], fx: FxRates, target: str, day: date) -> dict[str, Decimal]:
+def list_rates(
+    currencies: Iterable[str], fx: FxRates, target: str, day: date
+) -> dict[str, Decimal]:
     """The rate of each currency into ``target`` on ``day``; MissingRateError if one lacks it."""
     return {c: fx.rate(c, target, day) for c in sorted(set(currencies))}
 
@@ -189,9 +191,9 @@ def page_of(
     if after is not None:
         av, aid = after
         if desc:
-            decorated = [d for d in decorated if (d[0], d[1]) < (av, aid)]  # type: ignore[operator]
+            decorated = [d for d in decorated if (d[0], d[1]) < (av, aid)]
         else:
-            decorated = [d for d in decorated if (d[0], d[1]) > (av, aid)]  # type: ignore[operator]
+            decorated = [d for d in decorated if (d[0], d[1]) > (av, aid)]
     chosen = decorated[:limit]
     more = len(decorated) > limit
     cursor = encode_cursor(scope, chosen[-1][0], chosen[-1][1]) if more and chosen else None
@@ -245,15 +247,22 @@ def customer_summary(
     return CustomerSummary(
         row=row,
         subscriptions=tuple(
-            sorted(book.subscriptions_by_customer.get(customer_id, ()), key=lambda s: (s.started_at, s.id))
+            sorted(
+                book.subscriptions_by_customer.get(customer_id, ()),
+                key=lambda s: (s.started_at, s.id),
+            )
         ),
         invoices=tuple(
-            sorted(book.invoices_by_customer.get(customer_id, ()), key=lambda i: (i.issued_at, i.id))
+            sorted(
+                book.invoices_by_customer.get(customer_id, ()), key=lambda i: (i.issued_at, i.id)
+            )
         ),
         transactions=tuple(
             sorted(book.transactions_by_customer.get(customer_id, ()), key=lambda t: (t.at, t.id))
         ),
-        credits=tuple(sorted(book.credits_by_customer.get(customer_id, ()), key=lambda c: (c.at, c.id))),
+        credits=tuple(
+            sorted(book.credits_by_customer.get(customer_id, ()), key=lambda c: (c.at, c.id))
+        ),
     )
 
 
@@ -381,7 +390,11 @@ def compose_dashboard(
     last_month = this_month - relativedelta(months=1)
     cash = store.cash_by_month(start=min(first, last_month), end=next_month, currency=currency)
     by_start = {c.start: c for c in cash}
-    closes = store.mrr_series(start=first, end=this_month, currency=currency) if first < this_month else ()
+    closes = (
+        store.mrr_series(start=first, end=this_month, currency=currency)
+        if first < this_month
+        else ()
+    )
     current = store.mrr(at=t, currency=currency)
     values = [p.mrr for p in closes] + [current]
     trend = tuple(

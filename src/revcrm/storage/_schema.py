@@ -21,7 +21,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from revcrm.errors import ValidationError
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Key", "Moment", "Exact", "Schema", "check_prefix"]
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "Exact", "Key", "Moment", "Schema", "check_prefix"]
 
 _PREFIX: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,29}$")
 
@@ -98,7 +98,8 @@ class Moment(TypeDecorator[datetime]):
             return None
         if isinstance(value, str):
             return parse_moment_text(value)
-        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        moment: datetime = value
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class Key(TypeDecorator[str]):
@@ -113,7 +114,9 @@ class Key(TypeDecorator[str]):
         return dialect.type_descriptor(sa.Text())
 
 
-def _versioned(name: str, meta: sa.MetaData, *cols: sa.Column[Any] | sa.Index | sa.ForeignKeyConstraint) -> sa.Table:
+def _versioned(
+    name: str, meta: sa.MetaData, *cols: sa.Column[Any] | sa.Index | sa.ForeignKeyConstraint
+) -> sa.Table:
     return sa.Table(
         name,
         meta,
@@ -399,7 +402,11 @@ def _v2(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> N
 
 #: (version, description, step), applied in order; never edit a released step, add one.
 MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
-    (1, "records: customers, catalogue, subscriptions with history, invoices, payments, credit, fx", _v1),
+    (
+        1,
+        "records: customers, catalogue, subscriptions with history, invoices, payments, credit, fx",
+        _v1,
+    ),
     (2, "derived MRR and status spans of every subscription (backfilled)", _v2),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

@@ -74,6 +74,12 @@ def subscription_spans(sub: Subscription, policy: MetricsPolicy) -> list[Span]:
 
 def policy_fingerprint(policy: MetricsPolicy) -> str:
     """The policy settings spans depend on, as text: stored spans are valid for this only."""
-    fields = ("discounts", "past_due_churn_after_days", "count_suspended", "churn_recognition", "count_trials")
+    fields = (
+        "discounts",
+        "past_due_churn_after_days",
+        "count_suspended",
+        "churn_recognition",
+        "count_trials",
+    )
     values = attrs.asdict(policy)
     return ";".join(f"{f}={values[f]}" for f in fields)

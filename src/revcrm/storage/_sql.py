@@ -23,7 +23,7 @@ import decimal
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Generic, TypeVar
@@ -53,7 +53,6 @@ from revcrm.errors import (
 from revcrm.metrics import FxDateRule, MetricsPolicy, MrrPoint
 from revcrm.storage import _reference as ref
 from revcrm.storage._codec import (
-    KINDS,
     Row,
     check_record,
     decode_credit,
@@ -82,7 +81,6 @@ from revcrm.storage._query import (
     Page,
     Period,
     RecordQuery,
-    SortValue,
     StoreDashboard,
     Versioned,
     encode_cursor,
@@ -201,7 +199,9 @@ class _Ops:
             return sa.func.coalesce(sa.func.rc_dsum(expr), sa.literal_column("'0'"))
         return sa.func.coalesce(sa.func.sum(expr), 0)
 
-    def dsum_times(self, expr: ColumnElement[Any], factor: ColumnElement[Any]) -> ColumnElement[Any]:
+    def dsum_times(
+        self, expr: ColumnElement[Any], factor: ColumnElement[Any]
+    ) -> ColumnElement[Any]:
         if self.sqlite:
             return sa.func.coalesce(sa.func.rc_dsumx(expr, factor), sa.literal_column("'0'"))
         return sa.func.coalesce(sa.func.sum(expr * factor), 0)
@@ -229,7 +229,9 @@ def _factor(value: Decimal) -> ColumnElement[Any]:
 
 
 def _rate_case(
-    currency: ColumnElement[Any], rates: Mapping[str, Decimal], sign: ColumnElement[bool] | None = None
+    currency: ColumnElement[Any],
+    rates: Mapping[str, Decimal],
+    sign: ColumnElement[bool] | None = None,
 ) -> ColumnElement[Any]:
     """``rate(currency)``, negated where ``sign`` is false (refunds in net payments)."""
     whens: list[tuple[ColumnElement[bool], ColumnElement[Any]]] = []
@@ -284,7 +286,9 @@ class SQLStore:
             self._owns_engine = True
         dialect = self._engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
-            raise ValidationError("url", str(self._engine.url), "revcrm supports SQLite and PostgreSQL")
+            raise ValidationError(
+                "url", str(self._engine.url), "revcrm supports SQLite and PostgreSQL"
+            )
         self._ops = _Ops(dialect)
         self._sqlite = dialect == "sqlite"
         # One shared connection (SQLite in memory) needs its units serialised.
@@ -488,7 +492,11 @@ class SQLStore:
         another policy. Runs in one transaction: a failing step leaves the schema as it was.
         """
         target = LATEST_VERSION if to is None else to
-        if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= LATEST_VERSION:
+        if (
+            isinstance(target, bool)
+            or not isinstance(target, int)
+            or not 1 <= target <= LATEST_VERSION
+        ):
             raise ValidationError("to", to, f"a schema version from 1 to {LATEST_VERSION}")
         if self._sqlite and self._engine.url.database not in (None, "", ":memory:"):
             with self._engine.connect() as c:
@@ -517,9 +525,9 @@ class SQLStore:
                             )
                         )
                         current = version
-                if current == LATEST_VERSION and self._setting(conn, _POLICY_KEY) != policy_fingerprint(
-                    self._policy
-                ):
+                if current == LATEST_VERSION and self._setting(
+                    conn, _POLICY_KEY
+                ) != policy_fingerprint(self._policy):
                     self._rebuild_spans(conn)
             except BaseException as e:
                 self._finish(conn, commit=False)
@@ -547,7 +555,10 @@ class SQLStore:
     def _rebuild_spans(self, conn: Connection) -> None:
         s = self._schema
         conn.execute(s.spans.delete())
-        ids = [r[0] for r in conn.execute(sa.select(s.subscriptions.c.id).order_by(s.subscriptions.c.id))]
+        ids = [
+            r[0]
+            for r in conn.execute(sa.select(s.subscriptions.c.id).order_by(s.subscriptions.c.id))
+        ]
         for chunk in _chunks(ids, 2000):
             subs = self._load(conn, "subscription", s.subscriptions.c.id.in_(chunk))
             rows = [row for sub in subs for row in self._span_rows(sub)]
@@ -602,7 +613,9 @@ class SQLStore:
         wanted = sorted(set(ids))
         found: set[str] = set()
         for chunk in _chunks(wanted):
-            found.update(r[0] for r in conn.execute(sa.select(head.c.id).where(head.c.id.in_(chunk))))
+            found.update(
+                r[0] for r in conn.execute(sa.select(head.c.id).where(head.c.id.in_(chunk)))
+            )
         return found
 
     def _write(
@@ -633,7 +646,9 @@ class SQLStore:
         for r in records:
             for _field, value, target in references(kind, r):
                 wanted[target].add(value)
-        known = {target: self._existing_ids(conn, target, values) for target, values in wanted.items()}
+        known = {
+            target: self._existing_ids(conn, target, values) for target, values in wanted.items()
+        }
 
         state: dict[str, tuple[int, str, str | None]] = dict(existing)
         writes: dict[str, tuple[Any, int, str]] = {}  # id -> (record, version, digest)
@@ -682,17 +697,24 @@ class SQLStore:
         updated_ids = [row["id"] for row in updates]
         if updates and has_ext:
             # Clear moved external ids first, so swapping two of them never trips the index.
-            moved = [{"b_id": row["id"]} for row in updates if row["external_id"] != existing[row["id"]][2]]
+            moved = [
+                {"b_id": row["id"]}
+                for row in updates
+                if row["external_id"] != existing[row["id"]][2]
+            ]
             if moved:
                 conn.execute(
-                    head.update().where(head.c.id == sa.bindparam("b_id")).values(external_id=None), moved
+                    head.update().where(head.c.id == sa.bindparam("b_id")).values(external_id=None),
+                    moved,
                 )
         if updates:
-            cols = [c.name for c in head.c if c.name != "id"]
-            stmt = head.update().where(head.c.id == sa.bindparam("b_id")).values(
-                {c: sa.bindparam(f"b_{c}") for c in cols}
+            names = [col.name for col in head.c if col.name != "id"]
+            upd = (
+                head.update()
+                .where(head.c.id == sa.bindparam("b_id"))
+                .values({name: sa.bindparam(f"b_{name}") for name in names})
             )
-            conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in updates])
+            conn.execute(upd, [{f"b_{k}": v for k, v in row.items()} for row in updates])
         child = self._child(kind)
         if child is not None and updated_ids:
             table, fk = child
@@ -778,7 +800,7 @@ class SQLStore:
             decode = _DECODERS[kind]
             return [decode(h) for h in heads]
         table, fk = child
-        groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        groups: dict[str, list[Mapping[Any, Any]]] = defaultdict(list)
         if heads:
             if where is None:
                 cstmt = sa.select(table)
@@ -813,7 +835,12 @@ class SQLStore:
 
     def _count(self, kind: str) -> int:
         head = self._head(kind)
-        return self._run(False, lambda conn: int(conn.execute(sa.select(sa.func.count()).select_from(head)).scalar() or 0))
+        return self._run(
+            False,
+            lambda conn: int(
+                conn.execute(sa.select(sa.func.count()).select_from(head)).scalar() or 0
+            ),
+        )
 
     def _page(self, kind: str, q: RecordQuery, time_column: str | None) -> Page[Any]:
         head = self._head(kind)
@@ -846,7 +873,9 @@ class SQLStore:
             order = order[1:]
 
         def run(conn: Connection) -> Page[Any]:
-            found = self._load(conn, kind, sa.and_(sa.true(), *conds), order=order, limit=q.limit + 1)
+            found = self._load(
+                conn, kind, sa.and_(sa.true(), *conds), order=order, limit=q.limit + 1
+            )
             items = found[: q.limit]
             cursor = None
             if len(found) > q.limit:
@@ -863,7 +892,10 @@ class SQLStore:
             False,
             lambda conn: tuple(
                 self._load(
-                    conn, kind, head.c.customer_id == customer_id, order=[head.c[time_column], head.c.id]
+                    conn,
+                    kind,
+                    head.c.customer_id == customer_id,
+                    order=[head.c[time_column], head.c.id],
                 )
             ),
         )
@@ -875,7 +907,10 @@ class SQLStore:
 
     def _put_rates(self, conn: Connection, rates: FxRates) -> ImportResult:
         t = self._schema.fx_rates
-        stored = {(s, tg, _day(d)): r for d, s, tg, r in conn.execute(sa.select(t.c.day, t.c.source, t.c.target, t.c.rate))}
+        stored = {
+            (s, tg, _day(d)): r
+            for d, s, tg, r in conn.execute(sa.select(t.c.day, t.c.source, t.c.target, t.c.rate))
+        }
         inserts: list[Row] = []
         updates: list[Row] = []
         unchanged = 0
@@ -887,11 +922,15 @@ class SQLStore:
             row = {"source": source, "target": target, "day": day, "rate": rate}
             (inserts if old is None else updates).append(row)
         if updates:
-            stmt = t.update().where(
-                t.c.source == sa.bindparam("b_source"),
-                t.c.target == sa.bindparam("b_target"),
-                t.c.day == sa.bindparam("b_day"),
-            ).values(rate=sa.bindparam("b_rate"))
+            stmt = (
+                t.update()
+                .where(
+                    t.c.source == sa.bindparam("b_source"),
+                    t.c.target == sa.bindparam("b_target"),
+                    t.c.day == sa.bindparam("b_day"),
+                )
+                .values(rate=sa.bindparam("b_rate"))
+            )
             conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in updates])
         if inserts:
             conn.execute(t.insert(), inserts)
@@ -914,7 +953,9 @@ class SQLStore:
                 out: list[Any] = []
                 for chunk in _chunks(ids, 5000):
                     cond = head.c.customer_id.in_(chunk)
-                    out.extend(self._load(conn, kind, cond if extra is None else sa.and_(cond, extra)))
+                    out.extend(
+                        self._load(conn, kind, cond if extra is None else sa.and_(cond, extra))
+                    )
                 return out
 
             def within(column: sa.Column[Any]) -> ColumnElement[bool] | None:
@@ -934,7 +975,9 @@ class SQLStore:
             if period is not None:
                 have = {i.id for i in invoices}
                 wanted = sorted(
-                    ({t.invoice_id for t in transactions} | {c.invoice_id for c in credits}) - have - {None}
+                    ({t.invoice_id for t in transactions} | {c.invoice_id for c in credits})
+                    - have
+                    - {None}
                 )
                 for chunk in _chunks(wanted):
                     invoices.extend(self._load(conn, "invoice", s.invoices.c.id.in_(chunk)))
@@ -977,7 +1020,13 @@ class SQLStore:
         return sa.and_(sp.c.start_at <= t, sa.or_(sp.c.end_at.is_(None), sp.c.end_at > t))
 
     def _figures(
-        self, conn: Connection, ids: Sequence[str], *, at: datetime, currency: str, rates: Mapping[str, Decimal]
+        self,
+        conn: Connection,
+        ids: Sequence[str],
+        *,
+        at: datetime,
+        currency: str,
+        rates: Mapping[str, Decimal],
     ) -> dict[str, tuple[Decimal, Decimal, Decimal, Decimal, int, datetime | None]]:
         """Per customer: (mrr, ltv, total paid, credit balance, active services, last payment)."""
         s = self._schema
@@ -998,35 +1047,50 @@ class SQLStore:
                 )
                 for cid, cur, total in rows:
                     mrr[cid] += _dec(total) * rates[cur]
-                rows = conn.execute(
+                counted = conn.execute(
                     sa.select(sp.c.customer_id, sa.func.count())
-                    .where(sp.c.customer_id.in_(chunk), sp.c.status.in_(_ACTIVE), self._contains(at))
+                    .where(
+                        sp.c.customer_id.in_(chunk), sp.c.status.in_(_ACTIVE), self._contains(at)
+                    )
                     .group_by(sp.c.customer_id)
                 )
-                for cid, n in rows:
+                for cid, n in counted:
                     active[cid] = int(n)
-                rows = conn.execute(
-                    sa.select(tx.c.customer_id, tx.c.currency, tx.c.kind, ops.dsum(tx.c.amount), sa.func.max(tx.c.at))
+                payments = conn.execute(
+                    sa.select(
+                        tx.c.customer_id,
+                        tx.c.currency,
+                        tx.c.kind,
+                        ops.dsum(tx.c.amount),
+                        sa.func.max(tx.c.at),
+                    )
                     .where(tx.c.customer_id.in_(chunk), tx.c.status == "succeeded", tx.c.at <= at)
                     .group_by(tx.c.customer_id, tx.c.currency, tx.c.kind)
                 )
-                for cid, cur, kind, total, latest in rows:
+                for cid, cur, kind, total, latest in payments:
                     value = _dec(total) * rates[cur]
                     if kind == "payment":
                         paid[cid] += value
-                        latest = _as_moment(latest)
-                        last[cid] = latest if cid not in last else max(last[cid], latest)
+                        moment = _as_moment(latest)
+                        last[cid] = moment if cid not in last else max(last[cid], moment)
                     else:
                         refunded[cid] += value
-                rows = conn.execute(
+                balances = conn.execute(
                     sa.select(cr.c.customer_id, ops.dsum(cr.c.amount))
                     .where(cr.c.customer_id.in_(chunk), cr.c.currency == currency, cr.c.at <= at)
                     .group_by(cr.c.customer_id)
                 )
-                for cid, total in rows:
+                for cid, total in balances:
                     credit[cid] += _dec(total)
             return {
-                cid: (mrr[cid], paid[cid] - refunded[cid], paid[cid], credit[cid], active[cid], last.get(cid))
+                cid: (
+                    mrr[cid],
+                    paid[cid] - refunded[cid],
+                    paid[cid],
+                    credit[cid],
+                    active[cid],
+                    last.get(cid),
+                )
                 for cid in ids
             }
 
@@ -1053,7 +1117,9 @@ class SQLStore:
                     factor = _rate_case(tx.c.currency, rates)
                 else:
                     factor = _rate_case(tx.c.currency, rates, tx.c.kind == "payment")
-                expr = sa.select(ops.dsum_times(tx.c.amount, factor)).where(*conds).scalar_subquery()
+                expr = (
+                    sa.select(ops.dsum_times(tx.c.amount, factor)).where(*conds).scalar_subquery()
+                )
                 return expr, "money"
             case CustomerSort.CREDIT_BALANCE:
                 expr = (
@@ -1115,7 +1181,9 @@ class SQLStore:
         if q.has_active_services is not None:
             live = (
                 sa.select(sp.c.subscription_id)
-                .where(sp.c.customer_id == c.c.id, sp.c.status.in_(_ACTIVE), self._contains(q.as_of))
+                .where(
+                    sp.c.customer_id == c.c.id, sp.c.status.in_(_ACTIVE), self._contains(q.as_of)
+                )
                 .exists()
             )
             conds.append(live if q.has_active_services else ~live)
@@ -1125,7 +1193,9 @@ class SQLStore:
         after = q.after()
 
         def run(conn: Connection) -> Page[CustomerRow]:
-            rates = ref.list_rates(self._currencies(conn), self._rates(conn), q.currency, q.as_of.date())
+            rates = ref.list_rates(
+                self._currencies(conn), self._rates(conn), q.currency, q.as_of.date()
+            )
             c = self._schema.customers
             conds = self._filters(q)
             desc = q.direction is Direction.DESC
@@ -1135,6 +1205,7 @@ class SQLStore:
                 CustomerSort.EMAIL: (c.c.email_fold, "str"),
                 CustomerSort.CREATED: (c.c.registered_at, "moment"),
             }
+            value: ColumnElement[Any]
             if q.sort in plain:
                 value, kind = plain[q.sort]
                 base = sa.select(c.c.id.label("id"), value.label("v")).where(*conds).subquery()
@@ -1171,7 +1242,13 @@ class SQLStore:
         return self._run(False, run)
 
     def _rows(
-        self, conn: Connection, ids: Sequence[str], *, at: datetime, currency: str, rates: Mapping[str, Decimal]
+        self,
+        conn: Connection,
+        ids: Sequence[str],
+        *,
+        at: datetime,
+        currency: str,
+        rates: Mapping[str, Decimal],
     ) -> list[CustomerRow]:
         if not ids:
             return []
@@ -1245,7 +1322,9 @@ class SQLStore:
                     conds = [sp.c.positive, self._contains(t)]
                     if chunk is not None:
                         conds.append(sp.c.customer_id.in_(chunk))
-                    own = sa.select(self._ops.dsum(sp.c.amount)).where(sp.c.currency == currency, *conds)
+                    own = sa.select(self._ops.dsum(sp.c.amount)).where(
+                        sp.c.currency == currency, *conds
+                    )
                     total += _dec(conn.execute(own).scalar())
                     # Foreign amounts are grouped by what decides their conversion date.
                     group: list[ColumnElement[Any]] = [sp.c.currency]
@@ -1291,7 +1370,9 @@ class SQLStore:
             for column, sign in ((sp.c.start_at, 1), (sp.c.end_at, -1)):
                 bucket = sa.case(*((column < m, i) for i, m in enumerate(closes)), else_=sa.null())
                 inner = (
-                    sa.select(sp.c.currency.label("cur"), bucket.label("b"), sp.c.amount.label("amount"))
+                    sa.select(
+                        sp.c.currency.label("cur"), bucket.label("b"), sp.c.amount.label("amount")
+                    )
                     .where(sp.c.positive, native, column.is_not(None), column < closes[-1])
                     .subquery()
                 )
@@ -1336,17 +1417,30 @@ class SQLStore:
                             )
                             .subquery()
                         )
-                        group = [inner.c.cur, inner.c.anchor, inner.c.count, inner.c.unit, inner.c.pre]
-                        stmt = sa.select(*group, self._ops.dsum(inner.c.amount)).group_by(*group)
-                        for cur, anchor, count, unit, start_at, value in conn.execute(stmt):
-                            amount = _dec(value)
+                        group = [
+                            inner.c.cur,
+                            inner.c.anchor,
+                            inner.c.count,
+                            inner.c.unit,
+                            inner.c.pre,
+                        ]
+                        per_period: sa.Select[Any] = sa.select(
+                            *group, self._ops.dsum(inner.c.amount)
+                        )
+                        stmt = per_period.group_by(*group)
+                        for row in conn.execute(stmt):
+                            values: Any = tuple(row)
+                            cur, anchor, count, unit, start_at, total = values
+                            amount = _dec(total)
                             if amount == 0:
                                 continue
                             if start_at is not None:
                                 day = _as_moment(start_at).date()
                             else:
                                 cycle = BillingCycle(int(count), CycleUnit(unit))
-                                day = cycle.period_containing(_as_moment(anchor), m - _ONE_MICRO)[0].date()
+                                day = cycle.period_containing(_as_moment(anchor), m - _ONE_MICRO)[
+                                    0
+                                ].date()
                             fx = fx or self._rates(conn)
                             totals[i] += amount * fx.rate(cur, currency, day)
             return tuple(
@@ -1383,13 +1477,17 @@ class SQLStore:
                 .subquery()
             )
             group = [inner.c.b, inner.c.cur, inner.c.kind, inner.c.d]
-            stmt = sa.select(*group, self._ops.dsum(inner.c.amount), sa.func.count()).group_by(*group)
+            grouped: sa.Select[Any] = sa.select(
+                *group, self._ops.dsum(inner.c.amount), sa.func.count()
+            )
+            stmt = grouped.group_by(*group)
             gross = [_ZERO] * len(months)
             refunds = [_ZERO] * len(months)
             counts = [0] * len(months)
             fx: FxRates | None = None
             with decimal.localcontext(EXACT_CONTEXT):
-                for i, cur, kind, d, value, n in conn.execute(stmt):
+                for row in conn.execute(stmt):
+                    i, cur, kind, d, value, n = row
                     amount = _dec(value)
                     if cur != currency:
                         fx = fx or self._rates(conn)
@@ -1420,7 +1518,9 @@ class SQLStore:
     def paying_customers(self, *, at: date | datetime) -> int:
         t = as_moment(at, "at")
         sp = self._schema.spans
-        stmt = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(sp.c.positive, self._contains(t))
+        stmt = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
+            sp.c.positive, self._contains(t)
+        )
         return self._run(False, lambda conn: int(conn.execute(stmt).scalar() or 0))
 
     def customer_flow(self, *, start: date | datetime, end: date | datetime) -> CustomerFlow:
@@ -1429,8 +1529,12 @@ class SQLStore:
             raise ValidationError("end", end, "is before start")
         sp = self._schema.spans
         later = sp.alias("later")
-        at_start = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(sp.c.positive, self._contains(a))
-        at_end = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(sp.c.positive, self._contains(b))
+        at_start = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
+            sp.c.positive, self._contains(a)
+        )
+        at_end = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
+            sp.c.positive, self._contains(b)
+        )
         kept = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
             sp.c.positive,
             self._contains(a),
@@ -1449,7 +1553,13 @@ class SQLStore:
             n_b = int(conn.execute(at_end).scalar() or 0)
             n_k = int(conn.execute(kept).scalar() or 0)
             return CustomerFlow(
-                start=a, end=b, at_start=n_a, at_end=n_b, retained=n_k, gained=n_b - n_k, lost=n_a - n_k
+                start=a,
+                end=b,
+                at_start=n_a,
+                at_end=n_b,
+                retained=n_k,
+                gained=n_b - n_k,
+                lost=n_a - n_k,
             )
 
         return self._run(False, run)
@@ -1458,7 +1568,9 @@ class SQLStore:
         self, *, as_of: date | datetime, currency: str, trend_months: int = 12
     ) -> StoreDashboard:
         with self._snapshot():
-            return ref.compose_dashboard(self, as_of=as_of, currency=currency, trend_months=trend_months)
+            return ref.compose_dashboard(
+                self, as_of=as_of, currency=currency, trend_months=trend_months
+            )
 
 
 def _as_moment(value: object) -> datetime:
@@ -1484,24 +1596,33 @@ def _create_engine(url: str | sa.URL, busy_timeout: float) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3: revcrm[postgres]
     try:
         if parsed.get_backend_name() == "sqlite":
-            memory = parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+            memory = (
+                parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+            )
             args: dict[str, Any] = {"check_same_thread": False, "timeout": busy_timeout}
             if memory:
                 return sa.create_engine(parsed, connect_args=args, poolclass=StaticPool)
             return sa.create_engine(parsed, connect_args=args)
         return sa.create_engine(parsed, pool_pre_ping=True)
     except (sa_exc.SQLAlchemyError, ImportError) as e:
-        raise StorageError(f"cannot create an engine for {parsed.render_as_string(hide_password=True)}: {e}") from e
+        raise StorageError(
+            f"cannot create an engine for {parsed.render_as_string(hide_password=True)}: {e}"
+        ) from e
 
 
-_DECODERS: Final[dict[str, Callable[[Mapping[str, Any]], Any]]] = {
+_DECODERS: Final[dict[str, Callable[[Mapping[Any, Any]], Any]]] = {
     "customer": decode_customer,
     "product": decode_product,
     "plan": decode_plan,
     "transaction": decode_transaction,
     "credit": decode_credit,
 }
-_TIME_ATTR: Final = {"subscription": "started_at", "invoice": "issued_at", "transaction": "at", "credit": "at"}
+_TIME_ATTR: Final = {
+    "subscription": "started_at",
+    "invoice": "issued_at",
+    "transaction": "at",
+    "credit": "at",
+}
 
 
 # -- repositories ----------------------------------------------------------------------------
@@ -1589,9 +1710,15 @@ class _Customers(_Repo[Customer]):
 
 class _Products(_Repo[Product]):
     def page(
-        self, *, direction: Direction | str = Direction.ASC, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Product]:
-        return self._paged(RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor))
+        return self._paged(
+            RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor)
+        )
 
 
 class _Plans(_Repo[Plan]):
@@ -1599,13 +1726,22 @@ class _Plans(_Repo[Plan]):
         store = self._store
         head = store._schema.plans
         return store._run(
-            False, lambda conn: tuple(store._load(conn, "plan", head.c.product_id == product_id, order=[head.c.id]))
+            False,
+            lambda conn: tuple(
+                store._load(conn, "plan", head.c.product_id == product_id, order=[head.c.id])
+            ),
         )
 
     def page(
-        self, *, direction: Direction | str = Direction.ASC, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Plan]:
-        return self._paged(RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor))
+        return self._paged(
+            RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor)
+        )
 
 
 class _Subscriptions(_Repo[Subscription]):
@@ -1771,4 +1907,3 @@ class _Fx:
 
     def rates(self) -> FxRates:
         return self._store._run(False, self._store._rates)
-
