@@ -224,6 +224,11 @@ class Money:
         return format(str(self), spec)
 
 
+def divide(a: Decimal, b: Decimal) -> Decimal:
+    """``a / b`` under revcrm's division rule (exact when the quotient terminates)."""
+    return _divide(a, b)
+
+
 def _divide(a: Decimal, b: Decimal) -> Decimal:
     # Terminating quotients (1200 / 12) are exact; others keep DIVISION_PRECISION digits.
     return _DIVIDE.divide(a, b)
@@ -254,8 +259,10 @@ def format_money(
     if not isinstance(locale, str) or not locale:
         raise ValidationError("locale", locale, "an explicit locale such as 'en_US' is required")
     try:
+        # Accept BCP 47 tags ("en-US") as well as CLDR identifiers ("en_US").
+        parsed = babel.Locale.parse(locale, sep="-" if "-" in locale else "_")
         return babel.numbers.format_currency(
-            money.rounded(rounding).amount, money.currency, format=format, locale=locale
+            money.rounded(rounding).amount, money.currency, format=format, locale=parsed
         )
     except (babel.UnknownLocaleError, ValueError) as e:
         raise ValidationError("locale", locale, "unknown locale") from e
