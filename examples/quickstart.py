@@ -21,8 +21,8 @@ from revcrm import (
 from revcrm.metrics import analyse, dashboard, format_dashboard
 
 
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def at(year: int, month: int, day: int) -> datetime:
+    return datetime(year, month, day, tzinfo=UTC)
 
 
 def build_book() -> Book:

@@ -45,8 +45,8 @@ from revcrm.metrics import (
 )
 
 
-def t(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def t(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def usd(amount: str | int) -> Money:
@@ -64,7 +64,12 @@ def book(*subs: Subscription, **kwargs: object) -> Book:
 
 def monthly(sid: str, cid: str, at: datetime, price: str, **kw: object) -> Subscription:
     return Subscription.start(
-        id=sid, customer_id=cid, at=at, price=usd(price), cycle=BillingCycle.MONTHLY, **kw  # type: ignore[arg-type]
+        id=sid,
+        customer_id=cid,
+        at=at,
+        price=usd(price),
+        cycle=BillingCycle.MONTHLY,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -119,7 +124,7 @@ def test_cancellation_leaves_mrr_per_policy(policy: MetricsPolicy, leaves: datet
     b = book(sub)
     assert mrr(b, at=leaves - timedelta(seconds=1), currency="USD", policy=policy) == usd(10)
     assert mrr(b, at=leaves, currency="USD", policy=policy) == usd(0)
-    churn = [m for m in mrr_movements(b, t(2024, 1, 1), t(2025, 1, 1), currency="USD", policy=policy)]
+    churn = list(mrr_movements(b, t(2024, 1, 1), t(2025, 1, 1), currency="USD", policy=policy))
     assert [(m.kind, m.at, m.amount) for m in churn[1:]] == [(MovementKind.CHURN, leaves, usd(-10))]
 
 
@@ -145,7 +150,9 @@ def test_cancellation_scheduled_then_effective_is_subtracted_once() -> None:
         .cancel(t(2024, 4, 1))
     )
     for policy in (MetricsPolicy.chartmogul(), MetricsPolicy.stripe(), MetricsPolicy.baremetrics()):
-        moves = mrr_movements(book(sub), t(2024, 1, 1), t(2025, 1, 1), currency="USD", policy=policy)
+        moves = mrr_movements(
+            book(sub), t(2024, 1, 1), t(2025, 1, 1), currency="USD", policy=policy
+        )
         churned = [m for m in moves if m.kind is MovementKind.CHURN]
         assert len(churned) == 1
         assert sum((m.amount for m in moves), usd(0)) == usd(0)
@@ -177,10 +184,16 @@ def test_return_after_churn_is_reactivation_or_new_by_window() -> None:
     kinds = [m.kind for m in mrr_movements(b, t(2024, 1, 1), t(2025, 1, 1), currency="USD")]
     assert kinds == [MovementKind.NEW, MovementKind.CHURN, MovementKind.REACTIVATION]
     window = MetricsPolicy(reactivation_window_days=90)
-    kinds = [m.kind for m in mrr_movements(b, t(2024, 1, 1), t(2025, 1, 1), currency="USD", policy=window)]
+    kinds = [
+        m.kind
+        for m in mrr_movements(b, t(2024, 1, 1), t(2025, 1, 1), currency="USD", policy=window)
+    ]
     assert kinds == [MovementKind.NEW, MovementKind.CHURN, MovementKind.NEW]
     b = _churn_and_return(30)
-    kinds = [m.kind for m in mrr_movements(b, t(2024, 1, 1), t(2025, 1, 1), currency="USD", policy=window)]
+    kinds = [
+        m.kind
+        for m in mrr_movements(b, t(2024, 1, 1), t(2025, 1, 1), currency="USD", policy=window)
+    ]
     assert kinds[-1] is MovementKind.REACTIVATION
 
 
@@ -191,14 +204,20 @@ def test_reactivating_a_cancelled_subscription() -> None:
         .reactivate(t(2024, 5, 1))
     )
     moves = mrr_movements(book(sub), t(2024, 1, 1), t(2025, 1, 1), currency="USD")
-    assert [m.kind for m in moves] == [MovementKind.NEW, MovementKind.CHURN, MovementKind.REACTIVATION]
+    assert [m.kind for m in moves] == [
+        MovementKind.NEW,
+        MovementKind.CHURN,
+        MovementKind.REACTIVATION,
+    ]
 
 
 # -- past due, suspended, trials, free plans, discounts ---------------------------------------
 
 
 def test_past_due_counts_until_cancelled_or_churns_after_n_days() -> None:
-    sub = monthly("s1", "c1", t(2024, 1, 1), "10").set_status(t(2024, 3, 1), SubscriptionStatus.PAST_DUE)
+    sub = monthly("s1", "c1", t(2024, 1, 1), "10").set_status(
+        t(2024, 3, 1), SubscriptionStatus.PAST_DUE
+    )
     b = book(sub)
     assert mrr(b, at=t(2024, 6, 1), currency="USD") == usd(10)
     bm = MetricsPolicy.baremetrics()
@@ -208,14 +227,22 @@ def test_past_due_counts_until_cancelled_or_churns_after_n_days() -> None:
     assert [(m.kind, m.at) for m in moves][-1] == (MovementKind.CHURN, t(2024, 3, 31))
     recovered = book(sub.set_status(t(2024, 4, 10), SubscriptionStatus.ACTIVE))
     moves = mrr_movements(recovered, t(2024, 1, 1), t(2025, 1, 1), currency="USD", policy=bm)
-    assert [m.kind for m in moves] == [MovementKind.NEW, MovementKind.CHURN, MovementKind.REACTIVATION]
+    assert [m.kind for m in moves] == [
+        MovementKind.NEW,
+        MovementKind.CHURN,
+        MovementKind.REACTIVATION,
+    ]
 
 
 def test_suspended_services_follow_the_policy() -> None:
-    sub = monthly("s1", "c1", t(2024, 1, 1), "10").set_status(t(2024, 2, 1), SubscriptionStatus.SUSPENDED)
+    sub = monthly("s1", "c1", t(2024, 1, 1), "10").set_status(
+        t(2024, 2, 1), SubscriptionStatus.SUSPENDED
+    )
     b = book(sub)
     assert mrr(b, at=t(2024, 3, 1), currency="USD") == usd(0)
-    assert mrr(b, at=t(2024, 3, 1), currency="USD", policy=MetricsPolicy(count_suspended=True)) == usd(10)
+    assert mrr(
+        b, at=t(2024, 3, 1), currency="USD", policy=MetricsPolicy(count_suspended=True)
+    ) == usd(10)
 
 
 def test_trial_is_zero_and_conversion_is_new_business() -> None:
@@ -226,7 +253,9 @@ def test_trial_is_zero_and_conversion_is_new_business() -> None:
     assert mrr(b, at=t(2024, 1, 10), currency="USD") == usd(0)
     moves = mrr_movements(b, t(2024, 1, 1), t(2024, 2, 1), currency="USD")
     assert [(m.kind, m.at) for m in moves] == [(MovementKind.NEW, t(2024, 1, 15))]
-    assert mrr(b, at=t(2024, 1, 10), currency="USD", policy=MetricsPolicy(count_trials=True)) == usd(10)
+    assert mrr(
+        b, at=t(2024, 1, 10), currency="USD", policy=MetricsPolicy(count_trials=True)
+    ) == usd(10)
 
 
 def test_full_discount_is_churn_for_baremetrics_and_contraction_for_chartmogul() -> None:
@@ -235,7 +264,9 @@ def test_full_discount_is_churn_for_baremetrics_and_contraction_for_chartmogul()
     )
     b = book(sub)
     cm = mrr_movements(b, t(2024, 1, 1), t(2024, 3, 1), currency="USD")
-    bm = mrr_movements(b, t(2024, 1, 1), t(2024, 3, 1), currency="USD", policy=MetricsPolicy.baremetrics())
+    bm = mrr_movements(
+        b, t(2024, 1, 1), t(2024, 3, 1), currency="USD", policy=MetricsPolicy.baremetrics()
+    )
     assert cm[-1].kind is MovementKind.CONTRACTION
     assert bm[-1].kind is MovementKind.CHURN
     a = analyse(b, currency="USD")
@@ -327,16 +358,31 @@ def test_past_due_renewals_are_not_cash() -> None:
     sub = monthly("s1", "c1", t(2024, 1, 1), "10")
     txs = [
         Transaction(
-            id="p1", customer_id="c1", kind="payment", status="succeeded", amount=usd(10),
-            method="stripe", at=t(2024, 1, 1),
+            id="p1",
+            customer_id="c1",
+            kind="payment",
+            status="succeeded",
+            amount=usd(10),
+            method="stripe",
+            at=t(2024, 1, 1),
         ),
         Transaction(
-            id="p2", customer_id="c1", kind="payment", status="failed", amount=usd(10),
-            method="stripe", at=t(2024, 2, 1),
+            id="p2",
+            customer_id="c1",
+            kind="payment",
+            status="failed",
+            amount=usd(10),
+            method="stripe",
+            at=t(2024, 2, 1),
         ),
         Transaction(
-            id="r1", customer_id="c1", kind="refund", status="succeeded", amount=usd(3),
-            method="stripe", at=t(2024, 2, 5),
+            id="r1",
+            customer_id="c1",
+            kind="refund",
+            status="succeeded",
+            amount=usd(3),
+            method="stripe",
+            at=t(2024, 2, 5),
         ),
     ]
     b = book(sub, transactions=txs)
@@ -347,7 +393,9 @@ def test_past_due_renewals_are_not_cash() -> None:
 
 
 def test_terminated_services_churn_rather_than_disappear() -> None:
-    sub = monthly("s1", "c1", t(2024, 1, 1), "10").set_status(t(2024, 3, 5), SubscriptionStatus.TERMINATED)
+    sub = monthly("s1", "c1", t(2024, 1, 1), "10").set_status(
+        t(2024, 3, 5), SubscriptionStatus.TERMINATED
+    )
     moves = mrr_movements(book(sub), t(2024, 1, 1), t(2025, 1, 1), currency="USD")
     assert [(m.kind, m.at) for m in moves][-1] == (MovementKind.CHURN, t(2024, 3, 5))
 
@@ -362,7 +410,7 @@ def test_day_boundary_churn_drops_in_the_same_day_as_the_movement() -> None:
         (15, usd(0)),
         (16, usd(0)),
     ]
-    (churn,) = [m for m in mrr_movements(b, t(2024, 6, 15), t(2024, 6, 16), currency="USD")]
+    (churn,) = list(mrr_movements(b, t(2024, 6, 15), t(2024, 6, 16), currency="USD"))
     assert churn.kind is MovementKind.CHURN
     assert mrr(b, at=date(2024, 6, 15), currency="USD") == usd(0)
     assert mrr(b, at=date(2024, 6, 14), currency="USD") == usd(10)
@@ -378,7 +426,11 @@ def test_history_does_not_change_when_the_current_state_changes() -> None:
 
 def test_currencies_are_never_summed_as_plain_numbers() -> None:
     eur = Subscription.start(
-        id="s1", customer_id="c1", at=t(2024, 1, 1), price=Money("100", "EUR"), cycle=BillingCycle.MONTHLY
+        id="s1",
+        customer_id="c1",
+        at=t(2024, 1, 1),
+        price=Money("100", "EUR"),
+        cycle=BillingCycle.MONTHLY,
     )
     us = monthly("s2", "c2", t(2024, 1, 1), "100")
     with pytest.raises(MissingRateError):
@@ -389,7 +441,11 @@ def test_currencies_are_never_summed_as_plain_numbers() -> None:
 
 def test_exchange_rate_changes_are_fx_impact_not_movements() -> None:
     eur = Subscription.start(
-        id="s1", customer_id="c1", at=t(2024, 1, 1), price=Money("100", "EUR"), cycle=BillingCycle.MONTHLY
+        id="s1",
+        customer_id="c1",
+        at=t(2024, 1, 1),
+        price=Money("100", "EUR"),
+        cycle=BillingCycle.MONTHLY,
     )
     fx = FxRates.from_rates(
         [(date(2023, 12, 1), "EUR", "USD", "1.10"), (date(2024, 3, 1), "EUR", "USD", "1.20")]
@@ -474,8 +530,13 @@ def test_dashboard_figures() -> None:
     )
     txs = [
         Transaction(
-            id=f"p{m}", customer_id="c1", kind="payment", status="succeeded", amount=usd(10),
-            method="stripe", at=t(2024, m, 10),
+            id=f"p{m}",
+            customer_id="c1",
+            kind="payment",
+            status="succeeded",
+            amount=usd(10),
+            method="stripe",
+            at=t(2024, m, 10),
         )
         for m in range(1, 7)
     ]
@@ -491,3 +552,21 @@ def test_dashboard_figures() -> None:
     assert d.trend[-1].start == t(2024, 5, 1)
     assert d.trend[-1].mrr == usd(110)
     assert d.trend[-6].mrr == usd(100)  # December 2023: only the annual plan
+
+
+def test_a_scheduled_cancellation_ends_with_the_paid_period_even_if_never_recorded() -> None:
+    sub = monthly("s1", "c1", t(2024, 1, 10), "10").schedule_cancellation(t(2024, 3, 2))
+    b = book(sub)
+    assert mrr(b, at=t(2024, 3, 9), currency="USD") == usd(10)
+    assert mrr(b, at=t(2024, 3, 10), currency="USD") == usd(0)
+    moves = mrr_movements(b, t(2024, 1, 1), t(2025, 1, 1), currency="USD")
+    assert [(m.kind, m.at) for m in moves] == [
+        (MovementKind.NEW, t(2024, 1, 10)),
+        (MovementKind.CHURN, t(2024, 3, 10)),
+    ]
+    # Recording the cancellation at the period end changes nothing.
+    recorded = book(sub.cancel(t(2024, 3, 10)))
+    assert mrr_movements(recorded, t(2024, 1, 1), t(2025, 1, 1), currency="USD") == moves
+    # Unscheduling in time keeps the service.
+    kept = book(sub.unschedule_cancellation(t(2024, 3, 5)))
+    assert mrr(kept, at=t(2024, 6, 1), currency="USD") == usd(10)

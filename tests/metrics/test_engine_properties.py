@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -59,7 +60,7 @@ def test_waterfall_adds_up_in_every_period(book: Book, policy: MetricsPolicy) ->
     a = analyse(book, currency=cur, policy=policy)
     falls = a.waterfalls(START, datetime(2026, 1, 1, tzinfo=UTC), Frequency.QUARTER)
     single = len({s.currency for s in book.subscriptions}) <= 1
-    for prev, w in zip(falls, falls[1:], strict=False):
+    for prev, w in itertools.pairwise(falls):
         assert w.start_mrr == prev.end_mrr
     for w in falls:
         assert w.start_mrr + w.net_movements + w.fx_impact == w.end_mrr
@@ -82,9 +83,7 @@ def test_mrr_is_the_sum_over_customers_and_over_subscriptions(
     at = START + timedelta(days=offset, hours=offset % 24)
     a = analyse(book, currency=cur, policy=policy)
     total = a.mrr(at)
-    by_customer = sum(
-        (a.customer_mrr(c.id, at) for c in book.customers), Money.zero(cur)
-    )
+    by_customer = sum((a.customer_mrr(c.id, at) for c in book.customers), Money.zero(cur))
     by_subscription = Money.zero(cur)
     for sub in book.subscriptions:
         value = subscription_mrr(sub, at, policy=policy)
@@ -144,7 +143,11 @@ def test_rates_stay_within_bounds(book: Book, policy: MetricsPolicy) -> None:
             assert churn.rate is None
         else:
             assert churn.rate is not None
-            assert 0 <= churn.rate <= (1 if policy.churn_denominator.value != "start_30_day" else 10**6)
+            assert (
+                0
+                <= churn.rate
+                <= (1 if policy.churn_denominator.value != "start_30_day" else 10**6)
+            )
         m = mrr_churn(a, p, q)
         if m.gross is not None:
             assert m.gross >= 0
@@ -201,7 +204,9 @@ def consistent_books(draw: st.DrawFn) -> Book:
         cid = f"c{i}"
         customers.append(Customer(id=cid, registered_at=START))
         start = START + timedelta(days=draw(st.integers(0, 700)))
-        cycle = draw(st.sampled_from([BillingCycle.MONTHLY, BillingCycle.QUARTERLY, BillingCycle.ANNUAL]))
+        cycle = draw(
+            st.sampled_from([BillingCycle.MONTHLY, BillingCycle.QUARTERLY, BillingCycle.ANNUAL])
+        )
         price = Money(draw(st.integers(1, 50_000)), "USD") / 100
         periods = draw(st.integers(1, 10))
         sub = Subscription.start(id=f"s{i}", customer_id=cid, at=start, price=price, cycle=cycle)

@@ -30,7 +30,7 @@ from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
-from revcrm.metrics._mrr import DEFAULT_POLICY, discounted_price, state_amount
+from revcrm.metrics._mrr import DEFAULT_POLICY, discounted_price, scheduled_end, state_amount
 from revcrm.metrics._policy import FxDateRule, MetricsPolicy
 
 __all__ = [
@@ -244,6 +244,8 @@ def _subscription_stream(
     for s in sub.states:
         if s.ended_at is not None:
             extra.append(s.ended_at)
+        if s.cancel_at_period_end:
+            extra.append(scheduled_end(s))
         until = s.discount_until()
         if until is not None:
             extra.append(until)

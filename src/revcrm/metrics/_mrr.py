@@ -54,8 +54,13 @@ def state_amount(s: SubscriptionState, at: datetime, policy: MetricsPolicy) -> D
             status = s.paying_status
         else:
             return _ZERO
-    if s.cancel_at_period_end and policy.churn_recognition is ChurnRecognition.WHEN_SCHEDULED:
-        return _ZERO
+    if s.cancel_at_period_end:
+        if policy.churn_recognition is ChurnRecognition.WHEN_SCHEDULED:
+            return _ZERO
+        # A scheduled cancellation ends the service when the paid period ends, even if the
+        # host never records the CANCELLED change.
+        if at >= scheduled_end(s):
+            return _ZERO
     if status in (_S.TERMINATED, _S.PENDING):
         return _ZERO
     if status is _S.TRIALING and not policy.count_trials:
@@ -69,6 +74,15 @@ def state_amount(s: SubscriptionState, at: datetime, policy: MetricsPolicy) -> D
     if s.discount is not None and _discount_applies(s, at, policy):
         price = s.discount.apply_amount(price)
     return normalise(price, s.cycle)
+
+
+def scheduled_end(s: SubscriptionState) -> datetime:
+    """When a cancellation scheduled at period end takes effect: the end of the billing
+    period in which it was requested."""
+    assert s.cancel_requested_at is not None
+    if s.cancel_requested_at < s.billing_anchor:
+        return s.billing_anchor
+    return s.service_period(s.cancel_requested_at)[1]
 
 
 def discounted_price(s: SubscriptionState, at: datetime, policy: MetricsPolicy) -> Money:
@@ -96,6 +110,8 @@ def _breakpoints(sub: Subscription, policy: MetricsPolicy) -> list[datetime]:
         points.add(change.at)
         if s.ended_at is not None:
             points.add(s.ended_at)
+        if s.cancel_at_period_end:
+            points.add(scheduled_end(s))
         until = s.discount_until()
         if until is not None:
             points.add(until)
