@@ -83,16 +83,21 @@ def _walk(value: object, path: str) -> None:
             _walk(item, f"{path}[{i}]")
     elif attrs.has(type(value)):
         for a in attrs.fields(type(value)):  # type: ignore[arg-type]
-            if a.name.startswith("_"):
-                continue  # derived caches (a subscription's replayed states)
+            if a.name.startswith("_") or a.name in _JSON_FIELDS:
+                continue  # derived caches, and fields stored as escaped JSON
             _walk(getattr(value, a.name), f"{path}.{a.name}")
+
+
+#: Stored as ASCII-escaped JSON, so any text round-trips (custom attributes, host details).
+_JSON_FIELDS: Final = frozenset({"custom_attributes", "details"})
 
 
 def check_text(record: object, kind: str) -> None:
     """Reject text no backend can store faithfully: NUL characters and lone surrogates.
 
     PostgreSQL refuses NUL in text and no UTF-8 database holds a lone surrogate, so every
-    backend rejects them up front with a :class:`ValidationError` naming the field.
+    backend rejects them up front with a :class:`ValidationError` naming the field. Custom
+    attributes and subscription details are stored as escaped JSON and accept any text.
     """
     _walk(record, kind)
 
@@ -141,7 +146,8 @@ def encode_attributes(values: Mapping[str, AttributeValue]) -> str:
         {k: _encode_attribute(v) for k, v in values.items()},
         sort_keys=True,
         separators=(",", ":"),
-        ensure_ascii=False,
+        # ASCII escapes keep any text storable, NUL and lone surrogates included.
+        ensure_ascii=True,
     )
 
 
@@ -304,7 +310,7 @@ def encode_subscription(s: Subscription) -> tuple[Row, list[Row]]:
         "customer_id": s.customer_id,
         "currency": s.currency,
         "started_at": s.started_at,
-        "details": json.dumps([list(d) for d in s.details], ensure_ascii=False),
+        "details": json.dumps([list(d) for d in s.details], ensure_ascii=True),
         "change_count": len(s.history),
     }
     return head, [encode_change(s.id, i, c) for i, c in enumerate(s.history)]

@@ -18,6 +18,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
+from revcrm._checks import as_enum
 from revcrm._money import EXACT_CONTEXT, Money, check_currency
 from revcrm._records import CreditEntry, Customer, Invoice, Transaction
 from revcrm._subscription import Subscription
@@ -139,6 +140,14 @@ def _search(value: object) -> str | None:
 
 def _currency(value: object) -> str:
     return check_currency(value)
+
+
+def _sort(value: object) -> CustomerSort:
+    return as_enum(CustomerSort, value, "sort")
+
+
+def _direction(value: object) -> Direction:
+    return as_enum(Direction, value, "direction")
 
 
 @attrs.frozen(kw_only=True)
@@ -282,8 +291,8 @@ class CustomerQuery:
     paying: bool | None = None
     has_active_services: bool | None = None
     customer_ids: frozenset[str] | None = attrs.field(default=None, converter=_ids)
-    sort: CustomerSort = attrs.field(default=CustomerSort.NAME, converter=CustomerSort)
-    direction: Direction = attrs.field(default=Direction.ASC, converter=Direction)
+    sort: CustomerSort = attrs.field(default=CustomerSort.NAME, converter=_sort)
+    direction: Direction = attrs.field(default=Direction.ASC, converter=_direction)
     limit: int = attrs.field(default=50, validator=_limit)
     cursor: str | None = attrs.field(default=None, validator=_optional_text("cursor"))
 
@@ -331,7 +340,7 @@ class RecordQuery:
     until: datetime | None = attrs.field(default=None, converter=_until)
     status: str | None = attrs.field(default=None, validator=_optional_text("status"))
     kind: str | None = attrs.field(default=None, validator=_optional_text("kind"))
-    direction: Direction = attrs.field(default=Direction.ASC, converter=Direction)
+    direction: Direction = attrs.field(default=Direction.ASC, converter=_direction)
     limit: int = attrs.field(default=100, validator=_limit)
     cursor: str | None = attrs.field(default=None, validator=_optional_text("cursor"))
 

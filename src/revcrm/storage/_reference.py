@@ -316,7 +316,7 @@ def cash_by_month(
             end=b,
             gross=Money(gross[i], currency),
             refunds=Money(refunds[i], currency),
-            net=Money(gross[i] - refunds[i], currency),
+            net=Money(gross[i], currency) - Money(refunds[i], currency),
             payments=counts[i],
         )
         for i, (a, b) in enumerate(months)
