@@ -27,7 +27,7 @@ from revcrm.leads import (
     stage_durations,
     time_to_conversion,
 )
-from tests.leads.strategies import lead_lists, moments
+from revcrm.testing.strategies import lead_lists, lead_moments
 
 NEW, CONTACTED, QUALIFIED, CONVERTED, LOST = LeadStage
 D = timedelta(days=1)
@@ -250,7 +250,7 @@ def test_bad_periods_name_the_argument(call: object, field: str) -> None:
 # -- properties -----------------------------------------------------------------------------
 
 
-@given(leads=lead_lists(), at=moments())
+@given(leads=lead_lists(), at=lead_moments())
 def test_funnel_counts_sum_to_the_number_of_leads(leads: list[Lead], at: datetime) -> None:
     result = funnel(leads, at=at)
     assert list(result.counts) == list(LeadStage)
@@ -262,7 +262,7 @@ def test_funnel_counts_sum_to_the_number_of_leads(leads: list[Lead], at: datetim
 
 @given(
     leads=lead_lists(),
-    start=moments(),
+    start=lead_moments(),
     length=st.integers(1, 800),
     by=st.sampled_from(LeadGrouping),
 )
@@ -290,7 +290,7 @@ def test_every_finished_stay_is_counted_once(leads: list[Lead]) -> None:
             assert stats.average >= timedelta(0)
 
 
-@given(leads=lead_lists(), start=moments(), length=st.integers(1, 800))
+@given(leads=lead_lists(), start=lead_moments(), length=st.integers(1, 800))
 def test_losses_and_conversions_in_a_period(
     leads: list[Lead], start: datetime, length: int
 ) -> None:
@@ -311,7 +311,7 @@ def test_losses_and_conversions_in_a_period(
         assert min(spans) <= times.median <= max(spans)
 
 
-@given(leads=lead_lists(currencies=("EUR",)), at=moments())
+@given(leads=lead_lists(currencies=("EUR",)), at=lead_moments())
 def test_open_pipeline_value_is_the_exact_sum(leads: list[Lead], at: datetime) -> None:
     value = open_pipeline_value(leads, currency="EUR", at=at)
     open_leads = [x for x in leads if (s := x.stage_at(at)) is not None and s.is_open]
@@ -321,7 +321,7 @@ def test_open_pipeline_value_is_the_exact_sum(leads: list[Lead], at: datetime) -
     assert value.open_leads == sum(funnel(leads, at=at)[s] for s in (NEW, CONTACTED, QUALIFIED))
 
 
-@given(leads=lead_lists(), at=moments())
+@given(leads=lead_lists(), at=lead_moments())
 def test_other_currencies_are_never_added_silently(leads: list[Lead], at: datetime) -> None:
     foreign = [
         x

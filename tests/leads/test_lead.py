@@ -23,7 +23,7 @@ from revcrm.leads import (
     ReferralSource,
     Stay,
 )
-from tests.leads.strategies import LOST_REASONS, gaps, leads
+from revcrm.testing.strategies import LEAD_LOST_REASONS, lead_gaps, leads
 
 NEW, CONTACTED, QUALIFIED, CONVERTED, LOST = LeadStage
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -248,7 +248,8 @@ def test_from_every_stage_every_forbidden_move_raises(stage: LeadStage) -> None:
 @given(
     start=leads(max_moves=0),
     attempts=st.lists(
-        st.tuples(st.sampled_from(LeadStage), gaps(), st.sampled_from(LOST_REASONS)), max_size=12
+        st.tuples(st.sampled_from(LeadStage), lead_gaps(), st.sampled_from(LEAD_LOST_REASONS)),
+        max_size=12,
     ),
 )
 def test_replaying_the_history_reproduces_the_stage(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from revcrm import Customer
 from revcrm.errors import DuplicateError, NotFoundError, TransitionNotAllowed, ValidationError
 from revcrm.leads import Lead, LeadStage, Pipeline
-from tests.leads.strategies import lead_lists, leads
+from revcrm.testing.strategies import lead_lists, leads
 
 NEW, CONTACTED, QUALIFIED, CONVERTED, LOST = LeadStage
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)

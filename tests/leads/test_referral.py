@@ -7,7 +7,7 @@ from hypothesis import given
 
 from revcrm.errors import ValidationError
 from revcrm.leads import ReferralKind, ReferralSource
-from tests.leads.strategies import referral_sources
+from revcrm.testing.strategies import referral_sources
 
 
 def test_named_constructors_and_text_form() -> None:
