@@ -1,0 +1,178 @@
+"""Historical value of a customer at an explicit moment, in one reporting currency.
+
+Date rules for conversion through ``book.fx`` (ChartMogul converts cash at the
+transaction date):
+
+* cash (payments and refunds) at the date of each transaction;
+* invoice amounts (for the average invoice value) at the invoice's issue date;
+* balances (outstanding invoices, credit) at the date of ``as_of``, because a balance is
+  what is owed or held at that moment.
+
+Everything is read "as of" ``as_of`` inclusive: transactions, invoices issued and credit
+entries at or before it. Invoice statuses are those in the book (a snapshot); only
+``paid_at`` dates a payment, so an invoice paid after ``as_of`` still counts as
+outstanding at ``as_of``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime
+from decimal import Decimal
+
+import attrs
+
+from revcrm._book import Book
+from revcrm._money import Money, check_currency, money_sum
+from revcrm._records import Invoice, InvoiceStatus, Transaction, TransactionKind
+from revcrm._time import as_moment
+from revcrm.metrics._economics import first_paid_at
+from revcrm.metrics._mrr import DEFAULT_POLICY
+from revcrm.metrics._policy import MetricsPolicy
+
+__all__ = ["CustomerValue", "customer_value", "customer_values"]
+
+
+@attrs.frozen(kw_only=True)
+class CustomerValue:
+    """What a customer has paid and owes, as of ``as_of``, in ``currency``.
+
+    * ``total_paid``: successful payments; ``refunded``: successful refunds;
+      :attr:`net_payments` = ``total_paid - refunded`` (ChartMogul "net payments").
+    * ``average_invoice_value``: mean total (tax included) of the invoices issued, neither
+      draft nor void; ``None`` without invoices.
+    * ``outstanding_balance``: unpaid remainder of open invoices (total minus successful
+      payments linked to the invoice), counting invoices paid only after ``as_of``;
+      uncollectible invoices are written off and not counted.
+    * ``credit_balance``: the credit ledger's balance (all currencies, converted).
+    * ``subscriber_since``: the first moment with MRR > 0 under the policy, ``None`` if the
+      customer never paid by ``as_of``.
+    """
+
+    customer_id: str
+    as_of: datetime
+    currency: str
+    total_paid: Money
+    refunded: Money
+    payment_count: int
+    invoice_count: int
+    average_invoice_value: Money | None
+    outstanding_balance: Money
+    credit_balance: Money
+    last_payment_at: datetime | None
+    subscriber_since: datetime | None
+
+    @property
+    def net_payments(self) -> Money:
+        return self.total_paid - self.refunded
+
+
+def _outstanding(invoice: Invoice, payments: list[Transaction], at: datetime, book: Book) -> Money:
+    """The unpaid remainder of one invoice at ``at``, in the invoice's currency."""
+    # A paid invoice without ``paid_at`` is taken as paid before ``as_of``.
+    paid_later = (
+        invoice.status is InvoiceStatus.PAID
+        and invoice.paid_at is not None
+        and invoice.paid_at > at
+    )
+    if invoice.status is not InvoiceStatus.OPEN and not paid_later:
+        return Money.zero(invoice.currency)
+    paid = money_sum(
+        (book.fx.convert(t.amount, invoice.currency, on=t.at.date()) for t in payments),
+        invoice.currency,
+    )
+    remainder = invoice.total - paid
+    return remainder if remainder.amount > 0 else Money.zero(invoice.currency)
+
+
+def _value(
+    book: Book, customer_id: str, at: datetime, currency: str, policy: MetricsPolicy
+) -> CustomerValue:
+    fx = book.fx
+    day = at.date()
+    zero = Money.zero(currency)
+    paid, refunded = zero, zero
+    payments = 0
+    last: datetime | None = None
+    linked: dict[str, list[Transaction]] = defaultdict(list)
+    for t in book.transactions_by_customer.get(customer_id, ()):
+        if not t.succeeded or t.at > at:
+            continue
+        amount = fx.convert(t.amount, currency, on=t.at.date())
+        if t.kind is TransactionKind.PAYMENT:
+            paid += amount
+            payments += 1
+            last = t.at if last is None or t.at > last else last
+            if t.invoice_id is not None:
+                linked[t.invoice_id].append(t)
+        else:
+            refunded += amount
+    invoiced: list[Money] = []
+    owed = zero
+    for inv in book.invoices_by_customer.get(customer_id, ()):
+        if inv.issued_at > at or inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+            continue
+        invoiced.append(fx.convert(inv.total, currency, on=inv.issued_at.date()))
+        remainder = _outstanding(inv, linked.get(inv.id, []), at, book)
+        if not remainder.is_zero():
+            owed += fx.convert(remainder, currency, on=day)
+    credit = zero
+    currencies = {e.amount.currency for e in book.credits_by_customer.get(customer_id, ())}
+    for cur in sorted(currencies):
+        balance = book.credit_balance(customer_id, cur, at=at)
+        if not balance.is_zero():
+            credit += fx.convert(balance, currency, on=day)
+    since = first_paid_at(book.subscriptions_by_customer.get(customer_id, ()), policy)
+    return CustomerValue(
+        customer_id=customer_id,
+        as_of=at,
+        currency=currency,
+        total_paid=paid,
+        refunded=refunded,
+        payment_count=payments,
+        invoice_count=len(invoiced),
+        average_invoice_value=(
+            money_sum(invoiced, currency) / Decimal(len(invoiced)) if invoiced else None
+        ),
+        outstanding_balance=owed,
+        credit_balance=credit,
+        last_payment_at=last,
+        subscriber_since=since if since is not None and since <= at else None,
+    )
+
+
+def customer_value(
+    book: Book,
+    customer_id: str,
+    *,
+    as_of: date | datetime,
+    currency: str,
+    policy: MetricsPolicy = DEFAULT_POLICY,
+) -> CustomerValue:
+    """The historical value of one customer as of ``as_of`` (see :class:`CustomerValue`).
+
+    A date ``as_of`` means 00:00 UTC of that day, as everywhere in revcrm. An unknown
+    customer is a :class:`~revcrm.errors.NotFoundError`; a missing exchange rate a
+    :class:`~revcrm.errors.MissingRateError`.
+    """
+    check_currency(currency)
+    at = as_moment(as_of, "as_of")
+    book.customer(customer_id)
+    return _value(book, customer_id, at, currency, policy)
+
+
+def customer_values(
+    book: Book,
+    *,
+    as_of: date | datetime,
+    currency: str,
+    policy: MetricsPolicy = DEFAULT_POLICY,
+) -> tuple[CustomerValue, ...]:
+    """:func:`customer_value` of every customer of the book, in customer id order.
+
+    Every customer is included (also those registered after ``as_of``, with zero values),
+    so the per-customer cash figures add up to the book's cash totals.
+    """
+    check_currency(currency)
+    at = as_moment(as_of, "as_of")
+    return tuple(_value(book, c.id, at, currency, policy) for c in book.customers)

@@ -1,0 +1,673 @@
+"""Unit economics: ARPA, ASP, LTV, CAC, LTV:CAC, payback, NPS and trial conversion.
+
+Conventions shared by every function here (see ``docs/metrics-economics.md``):
+
+* Money stays :class:`~revcrm.Money` at full precision; nothing is rounded.
+* Rates and ratios are :class:`~decimal.Decimal`, exact when the quotient terminates and
+  otherwise carrying ``DIVISION_PRECISION`` significant digits; they are ``None`` when
+  the denominator is zero (no customers, no spend, no responses), never 0 and never an
+  exception.
+* Results are small frozen values that keep their inputs (numerator and denominator),
+  so a report can show how a figure was obtained.
+"""
+
+from __future__ import annotations
+
+import decimal
+import enum
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Final
+
+import attrs
+
+from revcrm._book import Book
+from revcrm._money import DIVISION_PRECISION, FxRates, Money, check_currency, money_sum, to_decimal
+from revcrm._subscription import Subscription, SubscriptionStatus
+from revcrm._time import as_moment, check_date, day_start
+from revcrm.errors import ValidationError
+from revcrm.metrics._mrr import DEFAULT_POLICY, convert_mrr, state_mrr, subscription_mrr
+from revcrm.metrics._mrr import subscription_mrr_timeline as _timeline
+from revcrm.metrics._policy import MetricsPolicy
+
+__all__ = [
+    "Arpa",
+    "Asp",
+    "Cac",
+    "CacReport",
+    "ChannelCac",
+    "Ltv",
+    "MarketingSpend",
+    "Nps",
+    "TrialBasis",
+    "TrialConversion",
+    "arpa",
+    "arpa_from_mrrs",
+    "asp",
+    "cac",
+    "cac_by_channel",
+    "cac_payback_months",
+    "ltv",
+    "ltv_to_cac",
+    "marketing_spend",
+    "nps",
+    "trial_conversion",
+]
+
+# Module contexts, so results never depend on the caller's global decimal context.
+_EXACT: Final = decimal.Context(
+    prec=decimal.MAX_PREC,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
+_DIVIDE: Final = decimal.Context(
+    prec=DIVISION_PRECISION,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
+_ONE: Final = Decimal(1)
+_HUNDRED: Final = Decimal(100)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+# -- shared helpers (also used by _customer_value and _revenue) -------------------------------
+
+
+def ratio(numerator: Decimal | int, denominator: Decimal | int) -> Decimal | None:
+    """``numerator / denominator`` as a Decimal, or ``None`` when the denominator is zero."""
+    if denominator == 0:
+        return None
+    return _DIVIDE.divide(Decimal(numerator), Decimal(denominator))
+
+
+def money_ratio(numerator: Money, denominator: Money) -> Decimal | None:
+    """``numerator / denominator`` (same currency), or ``None`` when the denominator is zero."""
+    if denominator.is_zero():
+        # Still check the currencies: a mismatch is a bug whatever the amounts.
+        numerator.ratio(Money(1, denominator.currency))
+        return None
+    return numerator.ratio(denominator)
+
+
+def check_count(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(field, value, "expected a whole number >= 0")
+    return value
+
+
+def check_money(value: object, field: str, currency: str | None = None) -> Money:
+    if not isinstance(value, Money):
+        raise ValidationError(field, value, "expected Money")
+    if currency is not None and value.currency != currency:
+        raise ValidationError(field, value, f"expected an amount in {currency}")
+    return value
+
+
+def check_period(start: date | datetime, end: date | datetime) -> tuple[datetime, datetime]:
+    a, b = as_moment(start, "start"), as_moment(end, "end")
+    if b < a:
+        raise ValidationError("end", end, f"is before start ({start})")
+    return a, b
+
+
+def _fraction(value: object, field: str) -> Decimal:
+    """A share in [0, 1] (gross margin, churn rate), given as Decimal, int or str; no floats."""
+    d = to_decimal(value, field)
+    if not 0 <= d <= 1:
+        raise ValidationError(field, value, "must be between 0 and 1 (a fraction, not a percent)")
+    return d
+
+
+def customer_mrrs(
+    book: Book,
+    at: datetime,
+    currency: str,
+    policy: MetricsPolicy,
+    customer_ids: Iterable[str] | None = None,
+) -> dict[str, Money]:
+    """Each customer's MRR at ``at`` in ``currency`` (customers with no subscription: absent).
+
+    Subscriptions are converted one by one with the same rule as
+    :func:`revcrm.metrics.mrr` (the policy's FX date), so the values add up to it.
+    """
+    ids = book.subscriptions_by_customer.keys() if customer_ids is None else customer_ids
+    out: dict[str, Money] = {}
+    for cid in ids:
+        total = Money.zero(currency)
+        for sub in book.subscriptions_by_customer.get(cid, ()):
+            value = subscription_mrr(sub, at, policy=policy)
+            if not value.is_zero():
+                total += convert_mrr(value, sub, at, currency, book.fx, policy)
+        out[cid] = total
+    return out
+
+
+def first_paid_at(subscriptions: Iterable[Subscription], policy: MetricsPolicy) -> datetime | None:
+    """The first moment any of the subscriptions had MRR > 0 ("subscriber since")."""
+    firsts = [steps[0][0] for sub in subscriptions if (steps := _timeline(sub, policy=policy))]
+    return min(firsts) if firsts else None
+
+
+def first_paid_by_customer(book: Book, policy: MetricsPolicy) -> dict[str, datetime]:
+    out: dict[str, datetime] = {}
+    for cid, subs in book.subscriptions_by_customer.items():
+        first = first_paid_at(subs, policy)
+        if first is not None:
+            out[cid] = first
+    return out
+
+
+# -- ARPA and ASP -----------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Arpa:
+    """Average revenue per account: ``mrr / paying_customers`` (``None`` without any)."""
+
+    mrr: Money
+    paying_customers: int
+    value: Money | None
+
+
+def arpa_from_mrrs(mrrs: Mapping[str, Money] | Iterable[Money], *, currency: str) -> Arpa:
+    """ARPA from per-customer MRRs: each entry is one customer's total MRR.
+
+    A mapping is keyed by customer id (so each customer is counted once by construction);
+    any other iterable must already hold one total per customer. Customers with zero MRR
+    are not paying and are left out of both sums. ChartMogul: 1, 1, 3, 5, 5 -> 3.
+    """
+    check_currency(currency)
+    values = mrrs.values() if isinstance(mrrs, Mapping) else mrrs
+    paying: list[Money] = []
+    for i, m in enumerate(values):
+        check_money(m, f"mrrs[{i}]", currency)
+        if m.amount < 0:
+            raise ValidationError(f"mrrs[{i}]", m, "an MRR cannot be negative")
+        if not m.is_zero():
+            paying.append(m)
+    total = money_sum(paying, currency)
+    return Arpa(
+        mrr=total, paying_customers=len(paying), value=total / len(paying) if paying else None
+    )
+
+
+def arpa(
+    book: Book, *, at: date | datetime, currency: str, policy: MetricsPolicy = DEFAULT_POLICY
+) -> Arpa:
+    """ARPA of the book at moment ``at``: MRR over customers with MRR > 0, each counted once
+    however many subscriptions they hold."""
+    check_currency(currency)
+    t = as_moment(at, "at")
+    return arpa_from_mrrs(customer_mrrs(book, t, currency, policy), currency=currency)
+
+
+@attrs.frozen(kw_only=True)
+class Asp:
+    """Average sale price: ``new_business_mrr / new_customers`` (``None`` without any)."""
+
+    new_business_mrr: Money
+    new_customers: int
+    value: Money | None
+
+
+def asp(new_business_mrr: Money, new_customers: int) -> Asp:
+    """ASP (ChartMogul): new-business MRR of a period over the new customers of the period."""
+    check_money(new_business_mrr, "new_business_mrr")
+    n = check_count(new_customers, "new_customers")
+    return Asp(
+        new_business_mrr=new_business_mrr,
+        new_customers=n,
+        value=new_business_mrr / n if n else None,
+    )
+
+
+# -- LTV ----------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Ltv:
+    """Customer lifetime value: ``arpa x gross_margin / churn_rate``.
+
+    * ``churn_rate`` is the (averaged) monthly customer churn rate used; ``None`` when
+      no month of the window had a defined rate, and then ``value`` is ``None`` too.
+    * ``lifetime_months`` is ``1 / churn_rate``, capped at ``max_lifetime_months`` when the
+      caller gave one; ``None`` when churn is zero and no cap was given (unbounded).
+    * ``value`` is ``None`` exactly when the lifetime is unbounded or churn is undefined:
+      zero churn never divides by zero and never yields an infinite float.
+    * ``capped`` is True when the cap shortened the lifetime.
+    """
+
+    arpa: Money
+    churn_rate: Decimal | None
+    gross_margin: Decimal
+    lifetime_months: Decimal | None
+    capped: bool
+    value: Money | None
+
+    @property
+    def unbounded(self) -> bool:
+        """Zero churn and no cap: the lifetime (and the LTV) has no finite value."""
+        return self.churn_rate == 0 and self.lifetime_months is None
+
+
+def _average_churn(
+    churn: Decimal | int | str | Sequence[Decimal | None], window: int | None
+) -> Decimal | None:
+    if window is not None and (
+        isinstance(window, bool) or not isinstance(window, int) or window < 1
+    ):
+        raise ValidationError("window", window, "expected a whole number of months >= 1")
+    if isinstance(churn, str) or not isinstance(churn, Sequence):
+        # One rate; to_decimal rejects floats with a TypeError, as money does.
+        return _fraction(churn, "churn")
+    recent = list(churn)[-window:] if window is not None else list(churn)
+    rates = [_fraction(r, f"churn[{i}]") for i, r in enumerate(recent) if r is not None]
+    if not rates:
+        return None
+    total = Decimal(0)
+    for r in rates:
+        total = _EXACT.add(total, r)
+    return _DIVIDE.divide(total, Decimal(len(rates)))
+
+
+def ltv(
+    arpa: Money,
+    churn: Decimal | int | str | Sequence[Decimal | None],
+    *,
+    gross_margin: Decimal | int | str | None = None,
+    window: int | None = None,
+    max_lifetime_months: Decimal | int | None = None,
+) -> Ltv:
+    """LTV = ARPA x gross margin / monthly customer churn rate (ChartMogul's formula).
+
+    ``churn`` is one monthly rate in [0, 1], or a sequence of monthly rates (oldest first)
+    whose arithmetic mean is used: the trailing average. ``window`` keeps only the last
+    ``window`` of them (ChartMogul: six, i.e. ``policy.ltv_churn_months``, over completed
+    months: leave the current month out of the sequence). ``None`` entries (months whose
+    churn rate was undefined) are skipped.
+
+    ``gross_margin`` (a fraction in [0, 1]; ``None`` means 1, revenue LTV). Zero churn
+    gives ``value=None`` (unbounded) unless ``max_lifetime_months`` caps the lifetime, in
+    which case LTV = ARPA x margin x min(1 / churn, cap).
+    """
+    check_money(arpa, "arpa")
+    if arpa.amount < 0:
+        raise ValidationError("arpa", arpa, "cannot be negative")
+    margin = _ONE if gross_margin is None else _fraction(gross_margin, "gross_margin")
+    cap: Decimal | None = None
+    if max_lifetime_months is not None:
+        cap = to_decimal(max_lifetime_months, "max_lifetime_months")
+        if cap <= 0:
+            raise ValidationError("max_lifetime_months", max_lifetime_months, "must be positive")
+    rate = _average_churn(churn, window)
+    if rate is None:
+        return Ltv(
+            arpa=arpa,
+            churn_rate=None,
+            gross_margin=margin,
+            lifetime_months=None,
+            capped=False,
+            value=None,
+        )
+    lifetime = None if rate == 0 else _DIVIDE.divide(_ONE, rate)
+    if cap is not None and (lifetime is None or lifetime > cap):
+        return Ltv(
+            arpa=arpa,
+            churn_rate=rate,
+            gross_margin=margin,
+            lifetime_months=cap,
+            capped=True,
+            value=arpa * margin * cap,
+        )
+    return Ltv(
+        arpa=arpa,
+        churn_rate=rate,
+        gross_margin=margin,
+        lifetime_months=lifetime,
+        capped=False,
+        # One division, so the value is exact whenever the quotient terminates.
+        value=None if rate == 0 else arpa * margin / rate,
+    )
+
+
+# -- marketing spend and CAC ------------------------------------------------------------------
+
+
+def _period_start(value: object) -> date:
+    return check_date(value, "period_start")
+
+
+def _period_end(value: object) -> date:
+    return check_date(value, "period_end")
+
+
+def _spend_amount(value: object) -> Money:
+    money = check_money(value, "amount")
+    if money.amount < 0:
+        raise ValidationError("amount", value, "spend cannot be negative")
+    return money
+
+
+def _channel(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("channel", value, "expected a non-empty name or None")
+    return value.strip()
+
+
+def _spend_id(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("marketing_spend.id", value, "must be a non-empty string")
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class MarketingSpend:
+    """Sales and marketing spend over the days ``[period_start, period_end)``.
+
+    ``channel`` names the acquisition channel and matches ``Customer.referral_source``;
+    ``None`` is spend not attributed to any channel (salaries, brand): it counts in the
+    blended CAC only.
+    """
+
+    id: str = attrs.field(converter=_spend_id)
+    period_start: date = attrs.field(converter=_period_start)
+    period_end: date = attrs.field(converter=_period_end)
+    amount: Money = attrs.field(converter=_spend_amount)
+    channel: str | None = attrs.field(default=None, converter=_channel)
+
+    def __attrs_post_init__(self) -> None:
+        if self.period_end <= self.period_start:
+            raise ValidationError("period_end", self.period_end, "must be after period_start")
+
+    @classmethod
+    def for_month(
+        cls, *, id: str, year: int, month: int, amount: Money, channel: str | None = None
+    ) -> MarketingSpend:
+        """Spend of one calendar month."""
+        start = date(year, month, 1)
+        end = date(year + month // 12, month % 12 + 1, 1)
+        return cls(id=id, period_start=start, period_end=end, amount=amount, channel=channel)
+
+    def within(self, start: datetime, end: datetime, currency: str, fx: FxRates) -> Money:
+        """The part of this spend falling in ``[start, end)``, in ``currency``.
+
+        Spend is spread evenly over its days (prorated by the overlap, to the microsecond)
+        and converted at the rate of its ``period_start``.
+        """
+        a, b = day_start(self.period_start), day_start(self.period_end)
+        lo, hi = max(a, start), min(b, end)
+        if hi <= lo:
+            return Money.zero(currency)
+        amount = fx.convert(self.amount, currency, on=self.period_start)
+        if lo == a and hi == b:
+            return amount
+        # Multiply first, divide once: exact whenever the share terminates.
+        return amount * ((hi - lo) // _MICROSECOND) / ((b - a) // _MICROSECOND)
+
+
+def marketing_spend(
+    records: Iterable[MarketingSpend],
+    *,
+    start: date | datetime,
+    end: date | datetime,
+    currency: str,
+    fx: FxRates | None = None,
+) -> dict[str | None, Money]:
+    """Spend in ``[start, end)`` per channel (``None``: unattributed), in ``currency``."""
+    check_currency(currency)
+    a, b = check_period(start, end)
+    rates = fx if fx is not None else FxRates()
+    out: dict[str | None, Money] = {}
+    seen: set[str] = set()
+    for r in records:
+        if not isinstance(r, MarketingSpend):
+            raise ValidationError("records", r, "expected MarketingSpend")
+        if r.id in seen:
+            raise ValidationError("records", r.id, "duplicate marketing spend id")
+        seen.add(r.id)
+        part = r.within(a, b, currency, rates)
+        out[r.channel] = out.get(r.channel, Money.zero(currency)) + part
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class Cac:
+    """Customer acquisition cost: ``spend / new_customers`` (``None`` without new customers)."""
+
+    spend: Money
+    new_customers: int
+    value: Money | None
+
+
+def cac(spend: Money, new_customers: int) -> Cac:
+    """CAC = sales and marketing spend / new customers ($100,000 / 50 = $2,000)."""
+    check_money(spend, "spend")
+    if spend.amount < 0:
+        raise ValidationError("spend", spend, "cannot be negative")
+    n = check_count(new_customers, "new_customers")
+    return Cac(spend=spend, new_customers=n, value=spend / n if n else None)
+
+
+@attrs.frozen(kw_only=True)
+class ChannelCac:
+    """CAC of one channel; ``channel`` ``None`` gathers unattributed spend and customers."""
+
+    channel: str | None
+    spend: Money
+    new_customers: int
+    value: Money | None
+
+
+@attrs.frozen(kw_only=True)
+class CacReport:
+    """Blended CAC (all spend over all new customers) and CAC per channel.
+
+    The channels' spend adds up to ``blended.spend`` and their new customers to
+    ``blended.new_customers``.
+    """
+
+    start: datetime
+    end: datetime
+    blended: Cac
+    channels: tuple[ChannelCac, ...]
+
+    def channel(self, name: str | None) -> ChannelCac | None:
+        return next((c for c in self.channels if c.channel == name), None)
+
+
+def cac_by_channel(
+    book: Book,
+    spend: Iterable[MarketingSpend],
+    *,
+    start: date | datetime,
+    end: date | datetime,
+    currency: str,
+    policy: MetricsPolicy = DEFAULT_POLICY,
+) -> CacReport:
+    """CAC over ``[start, end)``, blended and per channel.
+
+    New customers are those whose first MRR (first moment with MRR > 0, the new-business
+    moment) falls in the period; a customer's channel is its ``referral_source``. Spend is
+    prorated into the period by :meth:`MarketingSpend.within` and converted with
+    ``book.fx`` at each record's ``period_start``.
+    """
+    check_currency(currency)
+    a, b = check_period(start, end)
+    by_channel = marketing_spend(spend, start=a, end=b, currency=currency, fx=book.fx)
+    new: dict[str | None, int] = defaultdict(int)
+    for cid, first in first_paid_by_customer(book, policy).items():
+        if a <= first < b:
+            new[book.customer_index[cid].referral_source] += 1
+    names = sorted(set(by_channel) | set(new), key=lambda c: (c is None, c or ""))
+    rows = []
+    for name in names:
+        money = by_channel.get(name, Money.zero(currency))
+        count = new.get(name, 0)
+        rows.append(
+            ChannelCac(
+                channel=name,
+                spend=money,
+                new_customers=count,
+                value=money / count if count else None,
+            )
+        )
+    total = money_sum((r.spend for r in rows), currency)
+    return CacReport(
+        start=a, end=b, blended=cac(total, sum(r.new_customers for r in rows)), channels=tuple(rows)
+    )
+
+
+def ltv_to_cac(ltv: Money, cac: Money) -> Decimal | None:
+    """LTV:CAC as a ratio (3 means 3:1, called healthy); ``None`` when CAC is zero."""
+    check_money(ltv, "ltv")
+    check_money(cac, "cac")
+    return money_ratio(ltv, cac)
+
+
+def cac_payback_months(
+    cac: Money, arpa: Money, *, gross_margin: Decimal | int | str | None = None
+) -> Decimal | None:
+    """Months to recover CAC: ``cac / (arpa x gross_margin)``; ``None`` when the monthly
+    gross profit per account is zero (never paid back)."""
+    check_money(cac, "cac")
+    check_money(arpa, "arpa")
+    margin = _ONE if gross_margin is None else _fraction(gross_margin, "gross_margin")
+    return money_ratio(cac, arpa * margin)
+
+
+# -- NPS ----------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Nps:
+    """Net promoter score: ``100 x (promoters - detractors) / responses``.
+
+    Promoters answered 9-10, passives 7-8, detractors 0-6; passives count in the
+    denominator only. ``score`` is in [-100, 100], ``None`` without responses.
+    """
+
+    promoters: int
+    passives: int
+    detractors: int
+    score: Decimal | None
+
+    @property
+    def responses(self) -> int:
+        return self.promoters + self.passives + self.detractors
+
+
+def nps(scores: Iterable[int]) -> Nps:
+    """NPS of 0-10 survey answers (whole numbers; anything else is a ValidationError)."""
+    promoters = passives = detractors = 0
+    for i, s in enumerate(scores):
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 10:
+            raise ValidationError(f"scores[{i}]", s, "expected a whole number from 0 to 10")
+        if s >= 9:
+            promoters += 1
+        elif s >= 7:
+            passives += 1
+        else:
+            detractors += 1
+    n = promoters + passives + detractors
+    score = ratio(_HUNDRED * (promoters - detractors), n)
+    return Nps(promoters=promoters, passives=passives, detractors=detractors, score=score)
+
+
+# -- trial conversion ---------------------------------------------------------------------------
+
+
+class TrialBasis(enum.StrEnum):
+    """Which trials a trial conversion rate is measured over."""
+
+    STARTED = "started"  # ChartMogul: trials started in the interval; converted by as_of
+    ENDED = "ended"  # Stripe: trials that ended in the interval; converted when they ended
+
+
+@attrs.frozen(kw_only=True)
+class TrialConversion:
+    """``converted / trials``; ``None`` when there were no trials."""
+
+    basis: TrialBasis
+    trials: int
+    converted: int
+    rate: Decimal | None
+
+
+@attrs.frozen
+class _Trial:
+    subscription_id: str
+    started_at: datetime
+    ended_at: datetime | None  # first change leaving TRIALING; None: still trialing
+    converted: bool
+
+
+def _trials(sub: Subscription, policy: MetricsPolicy) -> Iterator[_Trial]:
+    """Each stretch of TRIALING status in a subscription's history.
+
+    A trial ends at the first change that leaves TRIALING; it converted when the
+    subscription then had MRR > 0 under the policy (ACTIVE or PAST_DUE on a paid price).
+    Cancelling, terminating or moving to a free price ends it unconverted.
+    """
+    began: datetime | None = None
+    for change, state in sub.replay():
+        trialing = state.status is SubscriptionStatus.TRIALING
+        if trialing and began is None:
+            began = change.at
+        elif not trialing and began is not None:
+            paying = not state_mrr(state, change.at, policy).is_zero()
+            yield _Trial(sub.id, began, change.at, paying)
+            began = None
+    if began is not None:
+        yield _Trial(sub.id, began, None, False)
+
+
+def trial_conversion(
+    book: Book,
+    *,
+    start: date | datetime,
+    end: date | datetime,
+    basis: TrialBasis | str = TrialBasis.STARTED,
+    as_of: date | datetime | None = None,
+    policy: MetricsPolicy = DEFAULT_POLICY,
+) -> TrialConversion:
+    """Trial-to-paid conversion over ``[start, end)``; each trial is one subscription's
+    stretch of TRIALING status.
+
+    * ``STARTED`` (ChartMogul): trials that started in the interval, of which those that
+      converted by ``as_of`` (default: ``end``; pass a later moment to let recent trials
+      finish).
+    * ``ENDED`` (Stripe): trials that ended in the interval (converted or not), of which
+      those that converted; ``as_of`` is not used.
+    """
+    a, b = check_period(start, end)
+    try:
+        kind = TrialBasis(basis)
+    except ValueError:
+        raise ValidationError("basis", basis, "expected 'started' or 'ended'") from None
+    cutoff = None if as_of is None else as_moment(as_of, "as_of")
+    trials = converted = 0
+    for sub in book.subscriptions:
+        for trial in _trials(sub, policy):
+            if kind is TrialBasis.STARTED:
+                if not a <= trial.started_at < b:
+                    continue
+                trials += 1
+                done = trial.ended_at
+                if (
+                    trial.converted
+                    and done is not None
+                    and (done < b if cutoff is None else done <= cutoff)
+                ):
+                    converted += 1
+            else:
+                if trial.ended_at is None or not a <= trial.ended_at < b:
+                    continue
+                trials += 1
+                converted += trial.converted
+    return TrialConversion(
+        basis=kind, trials=trials, converted=converted, rate=ratio(converted, trials)
+    )

@@ -1,0 +1,432 @@
+"""Revenue analytics: MRR and cash revenue broken down by product, billing cycle and payment
+method; top products; referral-source analytics.
+
+Two measures, never mixed in one breakdown:
+
+* **MRR** at a moment, per subscription through :func:`revcrm.metrics.subscription_mrr`
+  and converted with the same FX rule as :func:`revcrm.metrics.mrr` (the policy's
+  ``fx_date``), so a breakdown's total equals ``mrr(book, at=...)``.
+* **Cash** over a period ``[start, end)``: successful payments minus successful refunds,
+  each converted at its transaction date. To attribute cash to products and billing
+  cycles, a transaction linked to an invoice is split over the invoice's lines in
+  proportion to their totals (tax included, since cash includes tax); the last line takes
+  the remainder, so the parts add up to the transaction exactly. Cash with no invoice,
+  or whose invoice has no line with a positive total, is "unattributed" (key ``None``).
+  Every cash breakdown therefore adds up to the ``net`` of
+  :func:`revcrm.metrics.cash_revenue` over the same period.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Final
+
+import attrs
+from dateutil.relativedelta import relativedelta
+
+from revcrm._book import Book
+from revcrm._cycles import BillingCycle, CycleUnit
+from revcrm._money import Money, check_currency, money_sum
+from revcrm._records import Invoice, InvoiceLine, LineKind, Transaction, TransactionKind
+from revcrm._subscription import Subscription, SubscriptionState
+from revcrm._time import as_moment
+from revcrm.errors import ValidationError
+from revcrm.metrics._economics import check_period, customer_mrrs, money_ratio, ratio
+from revcrm.metrics._mrr import DEFAULT_POLICY, convert_mrr, subscription_mrr
+from revcrm.metrics._policy import MetricsPolicy
+
+__all__ = [
+    "Breakdown",
+    "BreakdownRow",
+    "ReferralSourceStats",
+    "cash_revenue_by_billing_cycle",
+    "cash_revenue_by_payment_method",
+    "cash_revenue_by_product",
+    "mrr_by_billing_cycle",
+    "mrr_by_product",
+    "referral_sources",
+    "top_products_by_customers",
+    "top_products_by_revenue",
+]
+
+#: Label of the rows whose key is ``None`` (no product, no invoice, no referral source).
+UNATTRIBUTED: Final = "unattributed"
+#: Billing-cycle key of one-off invoice lines (setup fees, one-time products).
+ONE_OFF: Final = LineKind.ONE_OFF.value
+
+
+@attrs.frozen(kw_only=True)
+class BreakdownRow:
+    """One slice: ``amount`` and the number of distinct ``customers`` contributing to it.
+
+    ``share`` is ``amount / total`` of the breakdown, ``None`` when the total is zero.
+    """
+
+    key: str | None
+    label: str
+    amount: Money
+    customers: int
+    share: Decimal | None
+
+
+@attrs.frozen(kw_only=True)
+class Breakdown:
+    """A measure (``"mrr"`` or ``"cash"``) split along a dimension; rows by amount, largest first.
+
+    The rows' amounts add up to ``total`` exactly.
+    """
+
+    dimension: str
+    measure: str
+    currency: str
+    total: Money
+    rows: tuple[BreakdownRow, ...]
+
+    def row(self, key: str | None) -> BreakdownRow | None:
+        return next((r for r in self.rows if r.key == key), None)
+
+    def amounts(self) -> dict[str | None, Money]:
+        return {r.key: r.amount for r in self.rows}
+
+
+def _build(
+    dimension: str,
+    measure: str,
+    currency: str,
+    parts: Iterable[tuple[str | None, str, Money]],
+    labels: Mapping[str, str],
+) -> Breakdown:
+    amounts: dict[str | None, Money] = {}
+    customers: dict[str | None, set[str]] = defaultdict(set)
+    for key, customer_id, amount in parts:
+        amounts[key] = amounts.get(key, Money.zero(currency)) + amount
+        if not amount.is_zero():
+            customers[key].add(customer_id)
+    total = money_sum(amounts.values(), currency)
+    keys = sorted(amounts, key=lambda k: (-amounts[k].amount, k is None, k or ""))
+    rows = tuple(
+        BreakdownRow(
+            key=k,
+            label=UNATTRIBUTED if k is None else labels.get(k, k),
+            amount=amounts[k],
+            customers=len(customers[k]),
+            share=money_ratio(amounts[k], total),
+        )
+        for k in keys
+    )
+    return Breakdown(
+        dimension=dimension, measure=measure, currency=currency, total=total, rows=rows
+    )
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+def cycle_key(cycle: BillingCycle) -> str:
+    """A billing cycle's name: ``monthly``, ``quarterly``, ``annual``, ``biennial``, ``2 weeks``.
+
+    Twelve months and one year are the same cycle (and seven days one week).
+    """
+    if cycle.unit is CycleUnit.MONTH and cycle.count % 12 == 0:
+        cycle = BillingCycle.years(cycle.count // 12)
+    elif cycle.unit is CycleUnit.DAY and cycle.count % 7 == 0:
+        cycle = BillingCycle.weeks(cycle.count // 7)
+    return str(cycle)
+
+
+def _cycle_of_period(start: datetime, end: datetime) -> BillingCycle:
+    """The cycle a service period spans: whole (clamped) months, else weeks, else days."""
+    approx = round((end - start).days / 30.436875)
+    for n in (approx - 1, approx, approx + 1):
+        if n > 0 and start + relativedelta(months=n) == end:
+            return BillingCycle.months(n)
+    days = max((end - start).days, 1)
+    return BillingCycle.weeks(days // 7) if days % 7 == 0 else BillingCycle.days(days)
+
+
+def _product_of_state(plans: Mapping[str, str], state: SubscriptionState) -> str | None:
+    """The state's product, else its plan's product (``plans``: plan id -> product id)."""
+    if state.product_id is not None:
+        return state.product_id
+    return plans.get(state.plan_id) if state.plan_id is not None else None
+
+
+def _plan_products(book: Book) -> dict[str, str]:
+    return {p.id: p.product_id for p in book.plans}
+
+
+def _line_state(book: Book, invoice: Invoice, line: InvoiceLine) -> SubscriptionState | None:
+    if line.subscription_id is None:
+        return None
+    sub = book.subscription_index[line.subscription_id]
+    state = sub.state_at(line.period_start or invoice.issued_at)
+    return state if state is not None else sub.states[0]
+
+
+def _line_product(
+    book: Book, plans: Mapping[str, str], invoice: Invoice, line: InvoiceLine
+) -> str | None:
+    if line.product_id is not None:
+        return line.product_id
+    state = _line_state(book, invoice, line)
+    return _product_of_state(plans, state) if state is not None else None
+
+
+def _line_cycle(book: Book, invoice: Invoice, line: InvoiceLine) -> str:
+    if line.kind is LineKind.ONE_OFF:
+        return ONE_OFF
+    state = _line_state(book, invoice, line)
+    if state is not None:
+        return cycle_key(state.cycle)
+    assert line.period_start is not None
+    assert line.period_end is not None
+    return cycle_key(_cycle_of_period(line.period_start, line.period_end))
+
+
+def _product_labels(book: Book) -> dict[str, str]:
+    return {p.id: p.name or p.id for p in book.products}
+
+
+# -- MRR breakdowns -----------------------------------------------------------------------------
+
+
+def _mrr_parts(
+    book: Book,
+    at: datetime,
+    currency: str,
+    policy: MetricsPolicy,
+    key: Callable[[Subscription, SubscriptionState], str | None],
+) -> list[tuple[str | None, str, Money]]:
+    parts = []
+    for sub in book.subscriptions:
+        value = subscription_mrr(sub, at, policy=policy)
+        if value.is_zero():
+            continue
+        state = sub.state_at(at)
+        assert state is not None  # a subscription has MRR only once started
+        converted = convert_mrr(value, sub, at, currency, book.fx, policy)
+        parts.append((key(sub, state), sub.customer_id, converted))
+    return parts
+
+
+def mrr_by_product(
+    book: Book, *, at: date | datetime, currency: str, policy: MetricsPolicy = DEFAULT_POLICY
+) -> Breakdown:
+    """MRR at ``at`` per product (the subscription's product, or its plan's product)."""
+    check_currency(currency)
+    t = as_moment(at, "at")
+    plans = _plan_products(book)
+    parts = _mrr_parts(book, t, currency, policy, lambda _s, st: _product_of_state(plans, st))
+    return _build("product", "mrr", currency, parts, _product_labels(book))
+
+
+def mrr_by_billing_cycle(
+    book: Book, *, at: date | datetime, currency: str, policy: MetricsPolicy = DEFAULT_POLICY
+) -> Breakdown:
+    """MRR at ``at`` per billing cycle (keys from :func:`cycle_key`: ``monthly``, ``annual``...)."""
+    check_currency(currency)
+    t = as_moment(at, "at")
+    parts = _mrr_parts(book, t, currency, policy, lambda _s, st: cycle_key(st.cycle))
+    return _build("billing_cycle", "mrr", currency, parts, {})
+
+
+# -- cash ---------------------------------------------------------------------------------------
+
+
+def _cash(book: Book, a: datetime, b: datetime) -> Iterable[Transaction]:
+    return (t for t in book.transactions if t.succeeded and a <= t.at < b)
+
+
+def _signed(book: Book, t: Transaction, currency: str) -> Money:
+    amount = book.fx.convert(t.amount, currency, on=t.at.date())
+    return amount if t.kind is TransactionKind.PAYMENT else -amount
+
+
+def _allocated(
+    book: Book,
+    a: datetime,
+    b: datetime,
+    currency: str,
+    key: Callable[[Invoice, InvoiceLine], str | None],
+) -> list[tuple[str | None, str, Money]]:
+    """Each transaction's signed cash split over its invoice's lines (see the module doc)."""
+    invoices = {inv.id: inv for inv in book.invoices}
+    parts: list[tuple[str | None, str, Money]] = []
+    for t in _cash(book, a, b):
+        amount = _signed(book, t, currency)
+        inv = invoices.get(t.invoice_id) if t.invoice_id is not None else None
+        lines = [ln for ln in inv.lines if ln.total.amount > 0] if inv is not None else []
+        if inv is None or not lines:
+            parts.append((None, t.customer_id, amount))
+            continue
+        weight = money_sum((ln.total for ln in lines), inv.currency).amount
+        rest = amount
+        for ln in lines[:-1]:
+            share = amount * ln.total.amount / weight
+            parts.append((key(inv, ln), t.customer_id, share))
+            rest -= share
+        parts.append((key(inv, lines[-1]), t.customer_id, rest))
+    return parts
+
+
+def cash_revenue_by_product(
+    book: Book, *, start: date | datetime, end: date | datetime, currency: str
+) -> Breakdown:
+    """Net cash over ``[start, end)`` per product, split over invoice lines.
+
+    A line's product is its ``product_id``, else that of its subscription at the start of
+    the line's service period (or its plan's product).
+    """
+    check_currency(currency)
+    a, b = check_period(start, end)
+    plans = _plan_products(book)
+    parts = _allocated(book, a, b, currency, lambda inv, ln: _line_product(book, plans, inv, ln))
+    return _build("product", "cash", currency, parts, _product_labels(book))
+
+
+def cash_revenue_by_billing_cycle(
+    book: Book, *, start: date | datetime, end: date | datetime, currency: str
+) -> Breakdown:
+    """Net cash over ``[start, end)`` per billing cycle, split over invoice lines.
+
+    A recurring line's cycle is its subscription's, else the length of its service period
+    (3 months: ``quarterly``); one-off lines have the key ``"one_off"``.
+    """
+    check_currency(currency)
+    a, b = check_period(start, end)
+    parts = _allocated(book, a, b, currency, lambda inv, ln: _line_cycle(book, inv, ln))
+    return _build("billing_cycle", "cash", currency, parts, {})
+
+
+def cash_revenue_by_payment_method(
+    book: Book, *, start: date | datetime, end: date | datetime, currency: str
+) -> Breakdown:
+    """Net cash over ``[start, end)`` per payment method (``stripe``, ``paypal``, ``credit``...).
+
+    Payments made from account credit appear under their own method (``credit``): they are
+    not new money, so exclude that row for a cash-in figure.
+    """
+    check_currency(currency)
+    a, b = check_period(start, end)
+    parts = [(t.method, t.customer_id, _signed(book, t, currency)) for t in _cash(book, a, b)]
+    return _build("payment_method", "cash", currency, parts, {})
+
+
+# -- top products -------------------------------------------------------------------------------
+
+
+def _limit(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError("limit", value, "expected a whole number >= 1 or None")
+    return value
+
+
+def top_products_by_revenue(
+    book: Book,
+    *,
+    start: date | datetime,
+    end: date | datetime,
+    currency: str,
+    limit: int | None = 10,
+) -> tuple[BreakdownRow, ...]:
+    """Products by net cash over ``[start, end)``, largest first (unattributed cash left out)."""
+    n = _limit(limit)
+    rows = list(cash_revenue_by_product(book, start=start, end=end, currency=currency).rows)
+    return tuple(r for r in rows if r.key is not None)[:n]
+
+
+def top_products_by_customers(
+    book: Book,
+    *,
+    at: date | datetime,
+    currency: str,
+    policy: MetricsPolicy = DEFAULT_POLICY,
+    limit: int | None = 10,
+) -> tuple[BreakdownRow, ...]:
+    """Products by the number of paying customers (MRR > 0) at ``at``, then by MRR."""
+    n = _limit(limit)
+    rows = list(mrr_by_product(book, at=at, currency=currency, policy=policy).rows)
+    rows.sort(key=lambda r: (-r.customers, -r.amount.amount, r.key or ""))
+    return tuple(r for r in rows if r.key is not None)[:n]
+
+
+# -- referral sources ---------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ReferralSourceStats:
+    """Customers of one referral source (``None``: no source recorded) at a moment.
+
+    * ``customers``: registered at or before the moment; ``paying_customers``: with MRR > 0.
+    * ``conversion_rate`` = ``paying_customers / customers``.
+    * ``arpa`` = ``mrr / paying_customers`` (``None`` without paying customers).
+    * ``net_payments``: successful payments minus refunds of these customers up to the
+      moment; ``ltv`` defaults to ``net_payments / customers`` (historical value per
+      acquired customer), or what the caller's ``ltv`` function returned.
+    """
+
+    source: str | None
+    customers: int
+    paying_customers: int
+    mrr: Money
+    arpa: Money | None
+    conversion_rate: Decimal | None
+    net_payments: Money
+    ltv: Money | None
+
+
+#: ``(source, customer_ids) -> LTV``: lets a caller use ARPA / churn for a source, e.g.
+#: ``lambda src, ids: ltv(arpa_of(ids), churn_of(ids)).value``.
+LtvFunction = Callable[[str | None, frozenset[str]], Money | None]
+
+
+def referral_sources(
+    book: Book,
+    *,
+    at: date | datetime,
+    currency: str,
+    policy: MetricsPolicy = DEFAULT_POLICY,
+    ltv: LtvFunction | None = None,
+) -> tuple[ReferralSourceStats, ...]:
+    """Per referral source: customers, paying customers, MRR, ARPA, conversion and LTV.
+
+    Sources are ``Customer.referral_source`` values; customers without one are grouped
+    under ``None`` (listed last). Rows are in source name order.
+    """
+    check_currency(currency)
+    t = as_moment(at, "at")
+    groups: dict[str | None, list[str]] = defaultdict(list)
+    for c in book.customers:
+        if c.registered_at <= t:
+            groups[c.referral_source].append(c.id)
+    members = [cid for ids in groups.values() for cid in ids]
+    mrrs = customer_mrrs(book, t, currency, policy, members)
+    net: dict[str, Money] = defaultdict(lambda: Money.zero(currency))
+    for tx in book.transactions:
+        if tx.succeeded and tx.at <= t:
+            net[tx.customer_id] += _signed(book, tx, currency)
+    rows = []
+    for source in sorted(groups, key=lambda s: (s is None, s or "")):
+        ids = groups[source]
+        paying = [mrrs[c] for c in ids if not mrrs[c].is_zero()]
+        total = money_sum(paying, currency)
+        payments = money_sum((net[c] for c in ids if c in net), currency)
+        value = ltv(source, frozenset(ids)) if ltv is not None else payments / len(ids)
+        rows.append(
+            ReferralSourceStats(
+                source=source,
+                customers=len(ids),
+                paying_customers=len(paying),
+                mrr=total,
+                arpa=total / len(paying) if paying else None,
+                conversion_rate=ratio(len(paying), len(ids)),
+                net_payments=payments,
+                ltv=value,
+            )
+        )
+    return tuple(rows)
