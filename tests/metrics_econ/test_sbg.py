@@ -181,6 +181,14 @@ def test_paper_expected_lifetime_is_unbounded_but_truncation_works() -> None:
     assert fit.projected_ltv(Money(100, "USD"), horizon=10) is not None
 
 
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.inf, math.nan, True])
+def test_parameters_must_be_positive(bad: float) -> None:
+    with pytest.raises(ValidationError):
+        model(bad, 1.0)
+    with pytest.raises(ValidationError):
+        model(1.0, bad)
+
+
 def test_period_arguments_are_checked() -> None:
     m = model(1.0, 1.0)
     with pytest.raises(ValidationError):

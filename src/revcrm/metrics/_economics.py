@@ -127,7 +127,8 @@ def customer_mrrs(
     policy: MetricsPolicy,
     customer_ids: Iterable[str] | None = None,
 ) -> dict[str, Money]:
-    """Each customer's MRR at ``at`` in ``currency`` (customers with no subscription: absent).
+    """Each customer's MRR at ``at`` in ``currency``: every id of ``customer_ids`` (zero
+    without subscriptions), or by default every customer holding a subscription.
 
     Subscriptions are converted one by one with the same rule as
     :func:`revcrm.metrics.mrr` (the policy's FX date), so the values add up to it.

@@ -22,8 +22,10 @@ with the analytic gradient and Hessian of the log-likelihood. When the Hessian i
 negative definite it is shifted by a multiple of the identity (Levenberg-Marquardt),
 every step is capped at 2 in log space and shortened by Armijo backtracking, so every
 accepted step increases the likelihood. It runs from a grid of starting points spanning
-four orders of magnitude and keeps the best maximum; it has converged when a full Newton
-step is shorter than ``1e-10``. A maximum that runs off towards infinite parameters (the
+four orders of magnitude and keeps the best strict local maximum; a start has converged
+when the full Newton step is shorter than ``1e-10`` or the increase it predicts is below
+the rounding noise of the log-likelihood. A maximum that runs off towards infinite
+parameters (the
 cohort's churn does not fall with tenure, so a constant-churn model explains it at least
 as well) or that is not a strict local maximum is a :class:`~revcrm.errors.ValidationError`.
 """
@@ -232,8 +234,8 @@ class SbgFit:
     are floats except :meth:`projected_ltv`, which returns Money.
     """
 
-    alpha: float
-    beta: float
+    alpha: float = attrs.field(validator=lambda _i, _a, v: _check_parameter("alpha", v))
+    beta: float = attrs.field(validator=lambda _i, _a, v: _check_parameter("beta", v))
     log_likelihood: float
     survivors: tuple[int, ...]
     iterations: int
@@ -313,6 +315,13 @@ class SbgFit:
         # Through str, not Decimal(float): the float's shortest repr (at most 17 significant
         # digits) rather than its full binary expansion; the model is no more precise.
         return arpa * Decimal(repr(lifetime))
+
+
+def _check_parameter(field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, float | int):
+        raise ValidationError(field, value, "expected a number")
+    if not (math.isfinite(value) and value > 0):
+        raise ValidationError(field, value, "must be positive and finite")
 
 
 def _check_period(t: object, low: int, field: str = "t") -> None:
