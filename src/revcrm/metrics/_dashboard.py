@@ -90,7 +90,7 @@ def cash_by_period(
             end=bounds[i + 1],
             gross=Money(gross[i], currency),
             refunds=Money(refunds[i], currency),
-            net=Money(gross[i] - refunds[i], currency),
+            net=Money(gross[i], currency) - Money(refunds[i], currency),
             payments=counts[i],
         )
         for i in range(k)
