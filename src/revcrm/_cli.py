@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TextIO
 
+from revcrm._book import Book
 from revcrm._demo import DEMO_AS_OF, demo_book
 from revcrm._money import Money, format_money
+from revcrm.metrics import MrrAnalysis
 
 __all__ = ["main"]
 
@@ -71,6 +74,8 @@ def demo(args: argparse.Namespace) -> int:
             + f"{fm(w.fx_impact):>10}{fm(w.end_mrr):>13}\n"
         )
 
+    _analytics(out, book, analysis, as_of, d.trend[-7].start, fm)
+
     from revcrm._demo import demo_leads
     from revcrm.leads import conversion_rate, format_funnel, funnel, open_pipeline_value
 
@@ -86,6 +91,76 @@ def demo(args: argparse.Namespace) -> int:
         + "\n"
     )
     return 0
+
+
+def _analytics(
+    out: TextIO,
+    book: Book,
+    analysis: MrrAnalysis,
+    as_of: datetime,
+    six_months_ago: datetime,
+    fm: Callable[[Money], str],
+) -> None:
+    """Churn, LTV, cohorts and top products: the KPI page."""
+    from revcrm.metrics import (
+        Frequency,
+        arpa_from_mrrs,
+        churn_series,
+        cohorts,
+        ltv,
+        quick_ratio,
+        revenue_retention,
+        top_products_by_customers,
+        top_products_by_revenue,
+    )
+
+    cur = analysis.currency
+    this_month = as_of.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    months = churn_series(analysis, six_months_ago, this_month)
+    out.write("\nChurn (completed months)\n")
+    out.write(
+        f"  {'month':<8}{'customers':>10}{'churned':>9}{'rate':>8}{'MRR gross':>11}{'MRR net':>9}\n"
+    )
+    for p in months:
+        c, m = p.customer_churn, p.mrr_churn
+        out.write(
+            f"  {p.start:%Y-%m}  {c.denominator:>8}{c.churned:>9}{_pct(c.rate):>8}"
+            f"{_pct(m.gross):>11}{_pct(m.net):>9}\n"
+        )
+    rates = [p.customer_churn.rate for p in months]
+    a = arpa_from_mrrs(analysis.customers_with_mrr(as_of), currency=cur)
+    year_ago = this_month.replace(year=this_month.year - 1)
+    nrr = revenue_retention(analysis, year_ago, this_month)
+    if a.value is not None:
+        value = ltv(a.value, rates, window=analysis.policy.ltv_churn_months)
+        lifetime = (
+            "unbounded" if value.lifetime_months is None else f"{value.lifetime_months:.1f} months"
+        )
+        out.write(
+            f"\nARPA {fm(a.value)} over {a.paying_customers} paying customers; "
+            f"LTV {fm(value.value) if value.value is not None else 'n/a'} "
+            f"(6-month average churn {_pct(value.churn_rate)}, lifetime {lifetime})\n"
+        )
+    qr = quick_ratio(analysis, months[-1].start, months[-1].end)
+    out.write(
+        f"Net revenue retention over 12 months {_pct(nrr.net)}, gross {_pct(nrr.gross)}; "
+        f"quick ratio last month {'n/a' if qr is None else qr.quantize(Decimal('0.01'))}\n"
+    )
+    out.write("\nCohorts: customers retained by months since first payment\n")
+    rows = cohorts(analysis, six_months_ago, as_of, Frequency.MONTH)
+    out.write("  cohort  size " + "".join(f"{'m' + str(k):>7}" for k in range(len(rows))) + "\n")
+    for r in rows:
+        out.write(
+            f"  {r.start:%Y-%m} {r.size:>5} "
+            + "".join(f"{_pct(cell.customer_rate):>7}" for cell in r.cells)
+            + "\n"
+        )
+    out.write("\nTop products by net cash, last 12 months\n")
+    for row in top_products_by_revenue(book, start=year_ago, end=as_of, currency=cur, limit=5):
+        out.write(f"  {row.label:<20}{fm(row.amount):>14}  {row.customers:>5} customers\n")
+    out.write("Top products by paying customers now\n")
+    for row in top_products_by_customers(book, at=as_of, currency=cur, limit=5):
+        out.write(f"  {row.label:<20}{row.customers:>6} customers {fm(row.amount):>12} MRR\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
