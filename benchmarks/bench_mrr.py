@@ -25,7 +25,20 @@ from dateutil.relativedelta import relativedelta
 
 from revcrm import Book
 from revcrm._demo import DEMO_AS_OF, demo_book
-from revcrm.metrics import MetricsPolicy, analyse, dashboard, subscription_mrr_timeline
+from revcrm.metrics import (
+    Frequency,
+    MetricsPolicy,
+    MrrAnalysis,
+    analyse,
+    arpa_from_mrrs,
+    churn_series,
+    cohorts,
+    dashboard,
+    ltv,
+    quick_ratio,
+    revenue_retention,
+    subscription_mrr_timeline,
+)
 
 T = TypeVar("T")
 
@@ -51,6 +64,18 @@ def revcrm_pack(book: Book, start: datetime, end: datetime) -> tuple[Any, ...]:
     falls = analysis.waterfalls(start, end)
     dash = dashboard(book, as_of=end, currency="USD", analysis=analysis)
     return series, falls, dash
+
+
+def kpi_pack(analysis: MrrAnalysis, start: datetime, end: datetime) -> tuple[Any, ...]:
+    """Issue 4's pack: monthly cohort triangle, churn series, ARPA, LTV, NRR/GRR, quick ratio."""
+    triangle = cohorts(analysis, start, end, Frequency.MONTH)
+    series = churn_series(analysis, start, end)
+    arpa = arpa_from_mrrs(analysis.customers_with_mrr(end), currency=analysis.currency)
+    rates = [p.customer_churn.rate for p in series[:-1]]
+    value = ltv(arpa.value, rates, window=6) if arpa.value is not None else None
+    retention = revenue_retention(analysis, start, end)
+    ratio = quick_ratio(analysis, start, end)
+    return triangle, series, value, retention, ratio
 
 
 def pandas_pack(book: Book, start: datetime, end: datetime) -> Any:
@@ -156,6 +181,10 @@ def run_size(
         t1 = time.perf_counter()
         fn()
         print(f"{label:<34} {time.perf_counter() - t1:6.2f} s")
+    _, ksecs, kpeak = measure(lambda: kpi_pack(analysis, start, end))
+    print(
+        f"cohort triangle + churn/LTV pack ({months} months): {ksecs:.2f} s, peak {kpeak:.0f} MiB traced"
+    )
     if pandas:
         _, psecs, ppeak = measure(lambda: pandas_pack(book, start, end))
         print(f"pandas monthly series + waterfall: {psecs:.2f} s, peak {ppeak:.0f} MiB traced")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Final
@@ -14,7 +14,15 @@ import attrs
 from revcrm._money import Money, divide
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
-from revcrm.metrics._engine import Frequency, Movement, MovementKind, MrrAnalysis, period_bounds
+from revcrm.metrics._engine import (
+    Frequency,
+    Movement,
+    MovementKind,
+    MrrAnalysis,
+    Waterfall,
+    exact,
+    period_bounds,
+)
 from revcrm.metrics._policy import ChurnDenominator
 
 __all__ = [
@@ -71,6 +79,7 @@ def _by_kind(moves: Iterable[Movement], kind: MovementKind) -> set[str]:
     return {m.customer_id for m in moves if m.kind is kind}
 
 
+@exact
 def customer_churn_rate(
     analysis: MrrAnalysis, start: date | datetime, end: date | datetime
 ) -> ChurnRate:
@@ -84,37 +93,56 @@ def customer_churn_rate(
       plus new customers in the period.
     """
     a, b = as_moment(start, "start"), as_moment(end, "end")
-    rule = analysis.policy.churn_denominator
-    if rule is ChurnDenominator.START_30_DAY:
-        a = b - timedelta(days=30)
     if b <= a:
         raise ValidationError("end", end, "must be after start")
-    moves = analysis.movements(a, b)
-    at_start = _paying(analysis, a, inclusive=False)
-    at_end = _paying(analysis, b, inclusive=False)
-    new = _by_kind(moves, MovementKind.NEW)
-    churned = _by_kind(moves, MovementKind.CHURN)
-    if rule is ChurnDenominator.START:
-        counted = {c for c in churned if c in at_start and c not in at_end}
-        denominator = len(at_start)
-    elif rule is ChurnDenominator.START_30_DAY:
-        counted = churned
-        denominator = len(at_start)
-    else:
-        counted = churned - at_end
-        denominator = len(at_start) + len(new)
-    return ChurnRate(
-        start=a,
-        end=b,
-        denominator_rule=rule,
-        customers_at_start=len(at_start),
-        new_customers=len(new),
-        churned=len(counted),
-        denominator=denominator,
-        rate=_rate(len(counted), denominator),
-    )
+    return _churn_rates(analysis, [(a, b)])[0]
 
 
+@exact
+def _churn_rates(
+    analysis: MrrAnalysis, periods: Sequence[tuple[datetime, datetime]]
+) -> list[ChurnRate]:
+    """Churn rates of many periods from one pass over the movements and the events."""
+    rule = analysis.policy.churn_denominator
+    if rule is ChurnDenominator.START_30_DAY:
+        periods = [(b - timedelta(days=30), b) for _, b in periods]
+    points = sorted({p for period in periods for p in period})
+    moves = [m for _, m in analysis._movements(points)]
+    times = [m.at for m in moves]
+    counts = dict(zip(points, analysis.profile_at(points)[0], strict=True))
+    out = []
+    for a, b in periods:
+        window = moves[bisect.bisect_left(times, a) : bisect.bisect_left(times, b)]
+        new = _by_kind(window, MovementKind.NEW)
+        churned = _by_kind(window, MovementKind.CHURN)
+        at_start = counts[a]
+        if rule is ChurnDenominator.START_30_DAY:
+            counted = len(churned)
+            denominator = at_start
+        else:
+            kept = 0
+            for cid in churned:
+                (_, was), (_, still) = analysis.customer_levels(cid, [a, b])
+                if (was or rule is ChurnDenominator.START_PLUS_NEW) and not still:
+                    kept += 1
+            counted = kept
+            denominator = at_start + (len(new) if rule is ChurnDenominator.START_PLUS_NEW else 0)
+        out.append(
+            ChurnRate(
+                start=a,
+                end=b,
+                denominator_rule=rule,
+                customers_at_start=at_start,
+                new_customers=len(new),
+                churned=counted,
+                denominator=denominator,
+                rate=_rate(counted, denominator),
+            )
+        )
+    return out
+
+
+@exact
 def customer_retention_rate(
     analysis: MrrAnalysis, start: date | datetime, end: date | datetime
 ) -> Decimal | None:
@@ -139,16 +167,19 @@ class MrrChurn:
     net: Decimal | None
 
 
+@exact
 def mrr_churn(analysis: MrrAnalysis, start: date | datetime, end: date | datetime) -> MrrChurn:
     """Gross = (churn + contraction) / start MRR; net subtracts expansion and (by policy)
     reactivation. Baremetrics' cap at 100% applies when ``policy.cap_mrr_churn``."""
-    w = analysis.waterfall(start, end)
+    return _mrr_churn(analysis, analysis.waterfall(start, end))
+
+
+@exact
+def _mrr_churn(analysis: MrrAnalysis, w: Waterfall) -> MrrChurn:
     lost = -(w.churn + w.contraction)
-    won = w.expansion + (
-        w.reactivation
-        if analysis.policy.net_churn_includes_reactivation
-        else Money.zero(w.start_mrr.currency)
-    )
+    won = w.expansion
+    if analysis.policy.net_churn_includes_reactivation:
+        won += w.reactivation
     gross = _rate(lost.amount, w.start_mrr.amount)
     net = _rate((lost - won).amount, w.start_mrr.amount)
     if analysis.policy.cap_mrr_churn and gross is not None:
@@ -165,6 +196,7 @@ def mrr_churn(analysis: MrrAnalysis, start: date | datetime, end: date | datetim
     )
 
 
+@exact
 def quick_ratio(
     analysis: MrrAnalysis,
     start: date | datetime,
@@ -198,6 +230,7 @@ class RevenueRetention:
     gross: Decimal | None
 
 
+@exact
 def revenue_retention(
     analysis: MrrAnalysis, start: date | datetime, end: date | datetime
 ) -> RevenueRetention:
@@ -229,22 +262,20 @@ class ChurnPoint:
     mrr_churn: MrrChurn
 
 
+@exact
 def churn_series(
     analysis: MrrAnalysis,
     start: date | datetime,
     end: date | datetime,
     every: Frequency | str = Frequency.MONTH,
 ) -> list[ChurnPoint]:
-    """Customer and MRR churn per calendar period, for trend charts."""
+    """Customer and MRR churn per calendar period, for trend charts (one pass for all)."""
     a, b = as_moment(start, "start"), as_moment(end, "end")
+    falls = analysis.waterfalls(a, b, every)
+    rates = _churn_rates(analysis, [(w.start, w.end) for w in falls])
     return [
-        ChurnPoint(
-            start=p,
-            end=q,
-            customer_churn=customer_churn_rate(analysis, p, q),
-            mrr_churn=mrr_churn(analysis, p, q),
-        )
-        for p, q in period_bounds(Frequency(every), a, b)
+        ChurnPoint(start=w.start, end=w.end, customer_churn=r, mrr_churn=_mrr_churn(analysis, w))
+        for w, r in zip(falls, rates, strict=True)
     ]
 
 
@@ -269,6 +300,7 @@ class Cohort:
     customer_ids: tuple[str, ...]
 
 
+@exact
 def cohorts(
     analysis: MrrAnalysis,
     start: date | datetime,
@@ -296,28 +328,25 @@ def cohorts(
     cur = analysis.currency
     for k, (p, q) in enumerate(periods):
         ids = sorted(members.get(k, []))
-        rows = [analysis.customer_levels(cid, closes[k:]) for cid in ids]
-        initial = sum((r[0][0] for r in rows), _ZERO)
-        cells = []
-        for age in range(len(periods) - k):
-            alive = sum(1 for r in rows if r[age][1])
-            m = sum((r[age][0] for r in rows), _ZERO)
-            cells.append(
-                CohortCell(
-                    age=age,
-                    customers=alive,
-                    mrr=Money(m, cur),
-                    customer_rate=_rate(alive, len(ids)),
-                    mrr_rate=_rate(m, initial),
-                )
+        alive, sums = analysis.profile_at(closes[k:], ids)
+        initial = sums[0]
+        cells = tuple(
+            CohortCell(
+                age=age,
+                customers=alive[age],
+                mrr=Money(sums[age], cur),
+                customer_rate=_rate(alive[age], len(ids)),
+                mrr_rate=_rate(sums[age], initial),
             )
+            for age in range(len(closes) - k)
+        )
         out.append(
             Cohort(
                 start=p,
                 end=q,
                 size=len(ids),
                 initial_mrr=Money(initial, cur),
-                cells=tuple(cells),
+                cells=cells,
                 customer_ids=tuple(ids),
             )
         )

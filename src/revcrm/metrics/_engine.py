@@ -42,6 +42,7 @@ __all__ = [
     "MrrSource",
     "Waterfall",
     "analyse",
+    "exact",
     "mrr_movements",
     "mrr_series",
     "mrr_waterfall",
@@ -52,7 +53,7 @@ _ZERO: Final = Decimal(0)
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _exact(fn: _F) -> _F:
+def exact(fn: _F) -> _F:
     """Run ``fn`` with exact Decimal addition and multiplication.
 
     The engine adds many Decimals; under the caller's context (28 digits by default)
@@ -398,11 +399,11 @@ class MrrAnalysis:
         step = stream.steps[i - 1]
         return self._convert(step.value, stream.currency, step.rate_day, at)
 
-    @_exact
+    @exact
     def _total(self, streams: Iterable[_Stream], at: datetime, *, before: bool) -> Decimal:
         return sum((self._stream_value(s, at, before=before) for s in streams), _ZERO)
 
-    @_exact
+    @exact
     def mrr(self, at: date | datetime, *, customer_ids: Iterable[str] | None = None) -> Money:
         """MRR at moment ``at``, including changes effective exactly at ``at``."""
         t = as_moment(at, "at")
@@ -410,12 +411,12 @@ class MrrAnalysis:
             return Money(self._values_before([t], inclusive=True)[0], self.currency)
         return Money(self._total(self._for(customer_ids), t, before=False), self.currency)
 
-    @_exact
+    @exact
     def mrr_before(self, at: date | datetime) -> Money:
         """MRR just before ``at``: the close of a period ending at ``at``."""
         return Money(self._values_before([as_moment(at, "at")])[0], self.currency)
 
-    @_exact
+    @exact
     def customer_mrr(self, customer_id: str, at: date | datetime) -> Money:
         t = as_moment(at, "at")
         return Money(
@@ -425,7 +426,7 @@ class MrrAnalysis:
     def _for(self, customer_ids: Iterable[str]) -> list[_Stream]:
         return [s for c in customer_ids for s in self._by_customer.get(c, ())]
 
-    @_exact
+    @exact
     def customers_with_mrr(self, at: date | datetime) -> dict[str, Money]:
         """Paying customers at ``at`` and their MRR (each customer once)."""
         t = as_moment(at, "at")
@@ -473,7 +474,7 @@ class MrrAnalysis:
                     prev = step.value
         return _Prefix(fixed), {c: _Prefix(d) for c, d in sorted(native.items())}
 
-    @_exact
+    @exact
     def _values_before(
         self, moments: Sequence[datetime], *, inclusive: bool = False
     ) -> list[Decimal]:
@@ -490,7 +491,7 @@ class MrrAnalysis:
 
     # -- movements -----------------------------------------------------------------------
 
-    @_exact
+    @exact
     def movements(self, start: date | datetime, end: date | datetime) -> list[Movement]:
         """Movements with ``start <= at < end``, grouped by the policy's window within it."""
         a, b = as_moment(start, "start"), as_moment(end, "end")
@@ -498,7 +499,7 @@ class MrrAnalysis:
             raise ValidationError("end", end, "is before start")
         return [m for _, m in self._movements([a, b])]
 
-    @_exact
+    @exact
     def _movements(self, bounds: Sequence[datetime]) -> list[tuple[int, Movement]]:
         """Movements between the first and last bound, tagged with their period's index.
 
@@ -583,7 +584,7 @@ class MrrAnalysis:
             return MovementKind.CHURN
         return MovementKind.EXPANSION if after > before else MovementKind.CONTRACTION
 
-    @_exact
+    @exact
     def waterfall(self, start: date | datetime, end: date | datetime) -> Waterfall:
         """The MRR bridge over ``[start, end)``."""
         a, b = as_moment(start, "start"), as_moment(end, "end")
@@ -602,7 +603,7 @@ class MrrAnalysis:
         # The first and last periods are clipped to [start, end).
         return self._waterfalls([a] + [p[0] for p in periods[1:]] + [b])
 
-    @_exact
+    @exact
     def _waterfalls(self, bounds: list[datetime]) -> list[Waterfall]:
         k = len(bounds) - 1
         totals = [dict.fromkeys(MovementKind, _ZERO) for _ in range(k)]
@@ -663,6 +664,45 @@ class MrrAnalysis:
             out.append((level, counted))
         return out
 
+    @exact
+    def profile_at(
+        self, moments: Sequence[datetime], customer_ids: Iterable[str] | None = None
+    ) -> tuple[list[int], list[Decimal]]:
+        """Customers counted and their total MRR just before each of the sorted ``moments``.
+
+        One pass over the customers' events with difference arrays, so a whole cohort
+        triangle or churn series costs O(events x log(moments)), not customers x moments.
+        MRR is each customer's level as converted at the date of the change that set it.
+        """
+        k = len(moments)
+        counted = [0] * (k + 1)
+        sums = [_ZERO] * (k + 1)
+        keep_free = not self.policy.free_plans_churn
+        ids = self._events.keys() if customer_ids is None else customer_ids
+        find = bisect.bisect_right
+        for cid in ids:
+            events = self._events.get(cid, ())
+            previous = _ZERO
+            for i, e in enumerate(events):
+                lo = find(moments, e.at)
+                if lo >= k:
+                    break
+                sums[lo] += e.after - previous
+                previous = e.after
+                if e.after > _ZERO or (keep_free and e.free_after):
+                    hi = find(moments, events[i + 1].at) if i + 1 < len(events) else k
+                    if lo < hi:
+                        counted[lo] += 1
+                        counted[hi] -= 1
+        out_counts, out_sums = [], []
+        c, m = 0, _ZERO
+        for i in range(k):
+            c += counted[i]
+            m += sums[i]
+            out_counts.append(c)
+            out_sums.append(m)
+        return out_counts, out_sums
+
     def first_paid(self) -> dict[str, datetime]:
         """When each customer first had MRR (the moment of its ``new`` movement)."""
         out = {}
@@ -681,7 +721,7 @@ class MrrAnalysis:
     def customer_ids(self) -> list[str]:
         return sorted(self._by_customer)
 
-    @_exact
+    @exact
     def customer_timeline(self, customer_id: str) -> list[tuple[datetime, Money]]:
         """The customer's MRR after each change (converted at each change's date)."""
         return [(e.at, Money(e.after, self.currency)) for e in self._events.get(customer_id, ())]
@@ -746,7 +786,7 @@ def _in_spans(spans: Sequence[tuple[datetime, datetime | None]], t: datetime) ->
     return any(a <= t and (b is None or t < b) for a, b in spans)
 
 
-@_exact
+@exact
 def analyse(
     book: Book,
     *,
