@@ -7,21 +7,23 @@ them (and, where one exists, against the pure function of :mod:`revcrm.metrics`)
 
 from __future__ import annotations
 
+import bisect
 import decimal
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Final, Protocol, TypeVar
 
 from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
+from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
 from revcrm._records import Customer, TransactionKind
 from revcrm._subscription import SubscriptionStatus
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
-from revcrm.metrics import Frequency, MetricsPolicy, MrrPoint, analyse, mrr, subscription_mrr
+from revcrm.metrics import FxDateRule, MetricsPolicy, MrrPoint, mrr, subscription_mrr
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -36,6 +38,7 @@ from revcrm.storage._query import (
     TrendMonth,
     encode_cursor,
 )
+from revcrm.storage._spans import subscription_spans
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -62,6 +65,7 @@ ACTIVE_STATUSES: Final = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatu
 NEVER: Final = datetime(1, 1, 1, tzinfo=UTC)
 
 _ZERO: Final = Decimal(0)
+_ONE_MICRO: Final = timedelta(microseconds=1)
 
 
 def month_start(t: datetime) -> datetime:
@@ -69,7 +73,8 @@ def month_start(t: datetime) -> datetime:
 
 
 def month_bounds(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """Calendar months ``[a, b)`` (UTC) covering ``[start, end)``."""
+    """Calendar months (UTC) covering ``[start, end)``, the first and last clipped to it
+    (as :meth:`revcrm.metrics.MrrAnalysis.series` does)."""
     first = month_start(start)
     out: list[tuple[datetime, datetime]] = []
     i = 0
@@ -77,7 +82,8 @@ def month_bounds(start: datetime, end: datetime) -> list[tuple[datetime, datetim
         a = first + relativedelta(months=i)
         if a >= end:
             return out
-        out.append((a, first + relativedelta(months=i + 1)))
+        b = first + relativedelta(months=i + 1)
+        out.append((max(a, start), min(b, end)))
         i += 1
 
 
@@ -283,9 +289,44 @@ def mrr_at(
 def mrr_series(
     book: Book, *, start: datetime, end: datetime, currency: str, policy: MetricsPolicy
 ) -> tuple[MrrPoint, ...]:
-    horizon = max(end, as_moment(date(2000, 1, 1), "horizon"))
-    analysis = analyse(book, currency=currency, policy=policy, horizon=horizon)
-    return tuple(analysis.series(start, end, Frequency.MONTH))
+    """MRR at the close of each month in ``[start, end)``: the subscriptions' MRR just
+    before each close, converted as the MRR engine does (at the close's date, or under the
+    service-period rule at the start of the billing period then running).
+
+    Equal to :meth:`revcrm.metrics.MrrAnalysis.series` (given a horizon at ``end``) for
+    every book it can answer; unlike it, this needs exchange rates only for the amounts
+    actually converted at the closes asked for.
+    """
+    months = month_bounds(start, end)
+    totals = [_ZERO] * len(months)
+    by_period = policy.fx_date is FxDateRule.SERVICE_PERIOD_START
+    with decimal.localcontext(EXACT_CONTEXT):
+        for sub in book.subscriptions:
+            spans = subscription_spans(sub, policy)
+            starts = [sp.start for sp in spans]
+            for i, (_, close) in enumerate(months):
+                just_before = close - _ONE_MICRO
+                k = bisect.bisect_right(starts, just_before) - 1
+                if k < 0 or spans[k].amount == 0:
+                    continue
+                sp = spans[k]
+                if sp.end is not None and sp.end <= just_before:
+                    continue
+                value = sp.amount
+                if sub.currency != currency:
+                    if not by_period:
+                        day = close.date()
+                    elif just_before < sp.anchor:
+                        day = sp.start.date()
+                    else:
+                        cycle = BillingCycle(sp.cycle_count, CycleUnit(sp.cycle_unit))
+                        day = cycle.period_containing(sp.anchor, just_before)[0].date()
+                    value = value * book.fx.rate(sub.currency, currency, day)
+                totals[i] += value
+    return tuple(
+        MrrPoint(start=a, end=b, mrr=Money(v, currency))
+        for (a, b), v in zip(months, totals, strict=True)
+    )
 
 
 def cash_by_month(
@@ -298,12 +339,12 @@ def cash_by_month(
     gross = [_ZERO] * len(months)
     refunds = [_ZERO] * len(months)
     counts = [0] * len(months)
-    index = {a: i for i, (a, _) in enumerate(months)}
+    ends = [b for _, b in months]
     with decimal.localcontext(EXACT_CONTEXT):
         for t in book.transactions:
             if not t.succeeded or not first <= t.at < last:
                 continue
-            i = index[month_start(t.at)]
+            i = bisect.bisect_right(ends, t.at)
             amount = book.fx.convert(t.amount, currency, on=t.at.date()).amount
             if t.kind is TransactionKind.PAYMENT:
                 gross[i] += amount

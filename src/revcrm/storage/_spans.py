@@ -10,14 +10,16 @@ containing ``t`` is exactly ``subscription_mrr(sub, t, policy=policy)``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
 import attrs
 
-from revcrm._subscription import Subscription, SubscriptionStatus
+from revcrm import __version__
+from revcrm._subscription import Subscription
 from revcrm.metrics import MetricsPolicy, subscription_mrr
+from revcrm.metrics._mrr import _breakpoints as mrr_breakpoints
 
 __all__ = ["Span", "policy_fingerprint", "subscription_spans"]
 
@@ -33,20 +35,11 @@ class Span(NamedTuple):
     cycle_unit: str
 
 
-def _breakpoints(sub: Subscription, policy: MetricsPolicy) -> list[datetime]:
-    # The same moments the MRR engine walks (revcrm.metrics._engine._subscription_stream).
-    points = {c.at for c in sub.history}
-    days = policy.past_due_churn_after_days
-    for s in sub.states:
-        if s.ended_at is not None:
-            points.add(s.ended_at)
-        until = s.discount_until()
-        if until is not None:
-            points.add(until)
-        if days is not None and SubscriptionStatus.PAST_DUE in (s.status, s.paying_status):
-            points.add(s.status_since + timedelta(days=days))
+def _points(sub: Subscription, policy: MetricsPolicy) -> list[datetime]:
+    # Exactly the moments the pure timeline walks (changes, deferred and scheduled ends,
+    # discount ends, past-due grace), so a new kind of breakpoint there reaches the spans.
     first = sub.history[0].at
-    return sorted(p for p in points if p >= first)
+    return [p for p in mrr_breakpoints(sub, policy) if p >= first]
 
 
 def subscription_spans(sub: Subscription, policy: MetricsPolicy) -> list[Span]:
@@ -57,7 +50,7 @@ def subscription_spans(sub: Subscription, policy: MetricsPolicy) -> list[Span]:
     so those starts are kept.
     """
     spans: list[Span] = []
-    for t in _breakpoints(sub, policy):
+    for t in _points(sub, policy):
         s = sub.state_at(t)
         assert s is not None
         value = subscription_mrr(sub, t, policy=policy).amount
@@ -73,7 +66,8 @@ def subscription_spans(sub: Subscription, policy: MetricsPolicy) -> list[Span]:
 
 
 def policy_fingerprint(policy: MetricsPolicy) -> str:
-    """The policy settings spans depend on, as text: stored spans are valid for this only."""
+    """What stored spans depend on: the policy settings and the revcrm release (whose MRR
+    rules may change), as text. Spans stored under another fingerprint must be rebuilt."""
     fields = (
         "discounts",
         "past_due_churn_after_days",
@@ -82,4 +76,4 @@ def policy_fingerprint(policy: MetricsPolicy) -> str:
         "count_trials",
     )
     values = attrs.asdict(policy)
-    return ";".join(f"{f}={values[f]}" for f in fields)
+    return f"revcrm={__version__};" + ";".join(f"{f}={values[f]}" for f in fields)
