@@ -1592,6 +1592,8 @@ def _create_engine(url: str | sa.URL, busy_timeout: float) -> Engine:
         parsed = sa.make_url(url)
     except sa_exc.ArgumentError as e:
         raise ValidationError("url", str(url), "not a database URL") from e
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValidationError("url", parsed.render_as_string(), "revcrm supports SQLite and PostgreSQL")
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3: revcrm[postgres]
     try:

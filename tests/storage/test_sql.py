@@ -1,0 +1,315 @@
+"""What only the SQL store has: schema versions and migrations, table prefixes, host
+engines, driver-error conversion, exact storage types, indexes and lazy import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+
+from revcrm import BillingCycle, Customer, Money, Subscription
+from revcrm.errors import PolicyError, StorageError, ValidationError
+from revcrm.metrics import MetricsPolicy, mrr
+from revcrm.storage import SQLStore
+from revcrm.storage._codec import encode_customer, encode_subscription, fingerprint, search_folds
+from revcrm.storage._sql import decimal_key
+from revcrm.testing.contract import AS_OF, assert_same_book, sample_book
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/revcrm.db"
+
+
+def test_schema_version_and_idempotent_create(db: str) -> None:
+    store = SQLStore(db)
+    assert store.schema_version() == 0
+    assert store.create_schema() == 2
+    assert store.create_schema() == 2  # idempotent
+    assert store.migrate() == 2
+    assert store.schema_version() == 2
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT version, description FROM revcrm_schema_version ORDER BY version")
+        ).all()
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    assert [r[0] for r in rows] == [1, 2]
+    assert mode == "wal"
+    store.close()
+
+
+def test_using_a_store_before_its_schema_exists_says_what_to_do(db: str) -> None:
+    store = SQLStore(db)
+    with pytest.raises(StorageError, match=r"call create_schema\(\) or migrate\(\)"):
+        store.customers.count()
+    store.migrate(to=1)
+    with pytest.raises(StorageError, match="version 1"):
+        store.customers.count()
+    with pytest.raises(ValidationError):
+        store.migrate(to=3)
+
+
+def test_forward_migration_backfills_the_derived_spans(db: str) -> None:
+    store = SQLStore(db)
+    store.migrate(to=1)
+    customer = Customer(id="c", registered_at=T0, name="Old Row")
+    sub = Subscription.start(
+        id="s", customer_id="c", at=T0, price=Money("30", "USD"), cycle=BillingCycle.QUARTERLY
+    )
+    head, changes = encode_subscription(sub)
+    row = encode_customer(customer)
+    # Rows as a revcrm at schema version 1 wrote them (no spans table yet).
+    with store.engine.begin() as conn:
+        schema = store._schema
+        conn.execute(
+            schema.customers.insert(),
+            [{**row, **search_folds(customer), "version": 1, "digest": fingerprint([row, []])}],
+        )
+        conn.execute(
+            schema.subscriptions.insert(),
+            [{**head, "version": 1, "digest": fingerprint([head, changes])}],
+        )
+        conn.execute(schema.changes.insert(), changes)
+    assert store.migrate() == 2
+    assert store.mrr(at=AS_OF, currency="USD") == Money("10", "USD")
+    assert store.subscriptions.get("s") == sub
+    assert store.customers.get_versioned("c").version == 1
+
+
+def test_a_newer_schema_is_refused(db: str) -> None:
+    store = SQLStore(db)
+    store.create_schema()
+    with store.engine.begin() as conn:
+        conn.execute(
+            store._schema.schema_version.insert().values(
+                version=99, description="future", applied_at=T0
+            )
+        )
+    fresh = SQLStore(db)
+    with pytest.raises(StorageError, match="newer than this revcrm"):
+        fresh.customers.count()
+    with pytest.raises(StorageError, match="newer"):
+        fresh.migrate()
+
+
+def test_another_policy_needs_a_rebuild(db: str) -> None:
+    book = sample_book()
+    chartmogul = SQLStore(db)
+    chartmogul.create_schema()
+    chartmogul.import_book(book)
+    policy = MetricsPolicy.stripe()
+    stripe = SQLStore(db, policy=policy)
+    with pytest.raises(PolicyError, match="migrate"):
+        stripe.mrr(at=AS_OF, currency="USD")
+    stripe.migrate()  # rebuilds the spans under the Stripe conventions
+    at = datetime(2024, 6, 16, tzinfo=UTC)  # after c2's cancellation was recorded
+    assert stripe.mrr(at=at, currency="USD") == mrr(book, at=at, currency="USD", policy=policy)
+    assert stripe.mrr(at=at, currency="USD") != mrr(book, at=at, currency="USD")
+    with pytest.raises(PolicyError):
+        SQLStore(db).customers.count()
+
+
+def test_prefixes_keep_stores_apart_inside_the_hosts_database(db: str) -> None:
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE customers (id TEXT PRIMARY KEY, note TEXT)")
+        conn.exec_driver_sql("INSERT INTO customers VALUES ('host-1', 'the host''s own row')")
+    first = SQLStore(engine, prefix="crm_")
+    second = SQLStore(engine, prefix="crm2_")
+    for store in (first, second):
+        store.create_schema()
+    first.import_book(sample_book())
+    assert first.customers.count() == 4
+    assert second.customers.count() == 0
+    second.drop_schema()
+    first.close()  # the host's engine is not disposed of: it is the host's
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT note FROM customers").scalar() == "the host's own row"
+        names = set(sa.inspect(conn).get_table_names())
+    assert "crm_customers" in names
+    assert not any(n.startswith("crm2_") for n in names)
+    assert_same_book(first.book(), sample_book())
+
+
+@pytest.mark.parametrize("prefix", ["", "1abc", "a-b", "x" * 31, "a b", 'a"; DROP'])
+def test_bad_prefixes_are_rejected(prefix: str) -> None:
+    with pytest.raises(ValidationError):
+        SQLStore("sqlite://", prefix=prefix)
+
+
+def test_urls() -> None:
+    with pytest.raises(ValidationError):
+        SQLStore("mysql://user@localhost/db")
+    with pytest.raises(ValidationError):
+        SQLStore("not a url")
+    pg = SQLStore("postgresql://user@127.0.0.1:1/db")  # no connection is made yet
+    assert pg.engine.url.drivername == "postgresql+psycopg"
+    assert "secret" not in repr(SQLStore("postgresql://user:secret@127.0.0.1:1/db"))
+
+
+def test_driver_errors_become_storage_errors_with_the_cause(db: str) -> None:
+    store = SQLStore(db)
+    store.create_schema()
+    store.import_book(sample_book())
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE revcrm_credits")
+    with pytest.raises(StorageError) as err:
+        store.credits.balance("c1", "USD")
+    assert isinstance(err.value.__cause__, sa.exc.OperationalError)
+    with pytest.raises(StorageError):
+        store.import_book(sample_book())
+    unreachable = SQLStore("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with pytest.raises(StorageError) as err:
+        unreachable.customers.count()
+    assert isinstance(err.value.__cause__, sa.exc.OperationalError)
+
+
+def test_money_is_stored_as_exact_text_on_sqlite(db: str) -> None:
+    store = SQLStore(db)
+    store.create_schema()
+    store.customers.upsert(Customer(id="c", registered_at=T0))
+    amount = "98765432109876543210.0123456789012345678901234567890123456789"
+    sub = Subscription.start(
+        id="s", customer_id="c", at=T0, price=Money(amount, "EUR"), cycle=BillingCycle.MONTHLY
+    )
+    store.subscriptions.upsert(sub)
+    with store.engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT price, typeof(price), at FROM revcrm_subscription_changes"
+        ).one()
+    assert stored[0] == amount
+    assert stored[1] == "text"
+    assert stored[2] == "2024-01-01 00:00:00.000000"  # UTC text, sorts in time order
+    assert str(store.subscriptions.get("s").history[0].price.amount) == amount  # type: ignore[union-attr]
+    assert store.mrr(at=AS_OF, currency="EUR") == Money(amount, "EUR")
+
+
+def test_queries_use_their_indexes(db: str) -> None:
+    store = SQLStore(db)
+    store.create_schema()
+    inspector = sa.inspect(store.engine)
+    indexed = {
+        table: {tuple(ix["column_names"]) for ix in inspector.get_indexes(f"revcrm_{table}")}
+        for table in (
+            "customers",
+            "subscriptions",
+            "transactions",
+            "credits",
+            "invoices",
+            "subscription_spans",
+        )
+    }
+    assert ("name_fold", "id") in indexed["customers"]
+    assert ("email_fold", "id") in indexed["customers"]
+    assert ("registered_at", "id") in indexed["customers"]
+    assert ("customer_id", "at") in indexed["transactions"]
+    assert ("at", "id") in indexed["transactions"]
+    assert ("currency",) in indexed["transactions"]
+    assert ("customer_id", "currency", "at") in indexed["credits"]
+    assert ("customer_id", "start_at") in indexed["subscription_spans"]
+    assert ("start_at",) in indexed["subscription_spans"]
+    with store.engine.connect() as conn:
+        plan = " ".join(
+            str(r[-1])
+            for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM revcrm_customers ORDER BY name_fold, id LIMIT 51"
+            )
+        )
+        per_customer = " ".join(
+            str(r[-1])
+            for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT max(at) FROM revcrm_transactions WHERE customer_id = 'c' AND at <= 'x'"
+            )
+        )
+    assert "revcrm_cus_name" in plan
+    assert "revcrm_txn_customer" in per_customer
+
+
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.decimals(allow_nan=False, allow_infinity=False),
+)
+def test_decimal_sort_keys_order_like_the_numbers(a: Decimal, b: Decimal) -> None:
+    ka, kb = decimal_key(a), decimal_key(b)
+    assert (ka < kb) == (a < b)
+    assert (ka == kb) == (a == b)
+
+
+def test_import_without_sqlalchemy_installed() -> None:
+    code = (
+        "import sys; sys.modules['sqlalchemy'] = None\n"
+        "import revcrm.storage as s\n"
+        "store = s.InMemoryStore()\n"
+        "try:\n    s.SQLStore\nexcept ImportError:\n    print('lazy')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "lazy"
+
+
+def test_two_connections_on_one_sqlite_file_see_each_others_commits(db: str) -> None:
+    first = SQLStore(db)
+    first.create_schema()
+    second = SQLStore(db)
+    with first.transaction():
+        first.customers.upsert(Customer(id="a", registered_at=T0))
+        assert second.customers.find("a") is None  # not committed yet: never a dirty read
+    assert second.customers.find("a") is not None
+    first.close()
+    second.close()
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Iterator[SQLStore]:
+    store = SQLStore(postgres_url, prefix=f"s{uuid.uuid4().hex[:12]}_")
+    store.create_schema()
+    yield store
+    store.drop_schema()
+    store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_column_types(pg: SQLStore) -> None:
+    with pg.engine.connect() as conn:
+        columns = {
+            c["name"]: c["type"] for c in sa.inspect(conn).get_columns(f"{pg.prefix}transactions")
+        }
+        collation = conn.execute(
+            sa.text(
+                "SELECT collation_name FROM information_schema.columns WHERE table_name = :t AND column_name = 'id'"
+            ),
+            {"t": f"{pg.prefix}customers"},
+        ).scalar()
+    assert isinstance(columns["amount"], sa.Numeric)
+    assert isinstance(columns["at"], sa.TIMESTAMP)
+    assert columns["at"].timezone
+    assert collation == "C"
+
+
+@pytest.mark.postgres
+def test_postgres_two_connections_see_only_commits(pg: SQLStore, postgres_url: str) -> None:
+    other = SQLStore(postgres_url, prefix=pg.prefix)
+    with pg.transaction():
+        pg.customers.upsert(Customer(id="a", registered_at=T0))
+        assert other.customers.find("a") is None
+    assert other.customers.find("a") is not None
+    other.close()
+
+
+@pytest.mark.postgres
+def test_postgres_driver_errors_are_converted(pg: SQLStore) -> None:
+    with pg.engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {pg.prefix}credits")
+    with pytest.raises(StorageError) as err:
+        pg.credits.count()
+    assert isinstance(err.value.__cause__, sa.exc.ProgrammingError)
