@@ -1,0 +1,97 @@
+"""The built-in segments, their precedence, and the thresholds that define them."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Any, Final
+
+import attrs
+
+from revcrm._checks import as_enum
+from revcrm.errors import ValidationError
+
+__all__ = ["DEFAULT_CONFIG", "PRECEDENCE", "Segment", "SegmentConfig"]
+
+
+class Segment(enum.StrEnum):
+    """The built-in segments (definitions in ``docs/segments.md``).
+
+    ``OTHER`` holds the customers in none of the six named segments, so every registered
+    customer has at least one segment and exactly one primary segment.
+    """
+
+    AT_RISK = "at_risk"
+    HIGH_VALUE = "high_value"
+    NEW = "new"
+    ACTIVE = "active"
+    CHURNED = "churned"
+    NEVER_PURCHASED = "never_purchased"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").title()
+
+
+#: Which segment is a customer's primary one when it is in several: the first of these.
+#: Ordered by how soon staff should act: revenue at risk first (an overdue invoice or a
+#: service about to end needs action today), then the most valuable accounts, then new
+#: accounts still onboarding, then the healthy paying base, then lost customers, then
+#: accounts that never bought. ``OTHER`` only ever appears alone.
+PRECEDENCE: Final[tuple[Segment, ...]] = (
+    Segment.AT_RISK,
+    Segment.HIGH_VALUE,
+    Segment.NEW,
+    Segment.ACTIVE,
+    Segment.CHURNED,
+    Segment.NEVER_PURCHASED,
+    Segment.OTHER,
+)
+
+
+def _days(field: str) -> Any:
+    def check(_i: object, _a: object, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValidationError(field, value, "a whole number of days, zero or more")
+
+    return check
+
+
+def _precedence(value: Iterable[Segment | str]) -> tuple[Segment, ...]:
+    if isinstance(value, str):
+        raise ValidationError("precedence", value, "a sequence of segments, not one string")
+    order = tuple(as_enum(Segment, s, "precedence") for s in value)
+    if sorted(order) != sorted(Segment) or len(set(order)) != len(order):
+        raise ValidationError("precedence", order, "must list every segment exactly once")
+    return order
+
+
+@attrs.frozen(kw_only=True)
+class SegmentConfig:
+    """The thresholds of the built-in segments, in one place.
+
+    * ``active_payment_days`` (35): Active needs a successful payment in the last N days.
+      A monthly customer pays every 28 to 31 days; five more days cover a payment retried
+      after a failure, so a healthy monthly payer never flickers out of Active. Customers
+      on longer cycles are Active only around their renewals; raise it (e.g. 366) to make
+      Active mean "paid within a year".
+    * ``at_risk_cancellation_days`` (14): At Risk includes a cancellation taking effect
+      within N days.
+    * ``new_customer_days`` (30): New means registered in the last N days.
+    * ``precedence``: the primary-segment order (default :data:`PRECEDENCE`); it must list
+      every :class:`Segment` once.
+
+    "In the last N days" means ``as_of - N days <= moment <= as_of``; "within N days" means
+    ``as_of < moment <= as_of + N days``.
+    """
+
+    active_payment_days: int = attrs.field(default=35, validator=_days("active_payment_days"))
+    at_risk_cancellation_days: int = attrs.field(
+        default=14, validator=_days("at_risk_cancellation_days")
+    )
+    new_customer_days: int = attrs.field(default=30, validator=_days("new_customer_days"))
+    precedence: tuple[Segment, ...] = attrs.field(default=PRECEDENCE, converter=_precedence)
+
+
+DEFAULT_CONFIG: Final = SegmentConfig()

@@ -1,0 +1,111 @@
+"""Hand-built records for the CRM and segment tests (small, readable books)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from revcrm import (
+    BillingCycle,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    LineKind,
+    Money,
+    Subscription,
+    Transaction,
+)
+
+
+def t(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def usd(amount: str | int) -> Money:
+    return Money(amount, "USD")
+
+
+def eur(amount: str | int) -> Money:
+    return Money(amount, "EUR")
+
+
+def customer(cid: str, registered: datetime | None = None, **fields: object) -> Customer:
+    return Customer(id=cid, registered_at=registered or t(2023, 1, 1), **fields)  # type: ignore[arg-type]
+
+
+def service(
+    sid: str,
+    cid: str,
+    price: Money,
+    *,
+    at: datetime | None = None,
+    cycle: BillingCycle = BillingCycle.MONTHLY,
+    **fields: object,
+) -> Subscription:
+    return Subscription.start(
+        id=sid,
+        customer_id=cid,
+        at=at or t(2023, 1, 1),
+        price=price,
+        cycle=cycle,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def invoice(
+    iid: str,
+    cid: str,
+    amount: Money,
+    *,
+    issued: datetime,
+    status: InvoiceStatus = InvoiceStatus.PAID,
+    due: date | None = None,
+    paid_at: datetime | None = None,
+    subscription_id: str | None = None,
+    extra: tuple[InvoiceLine, ...] = (),
+) -> Invoice:
+    if subscription_id is not None:
+        line = InvoiceLine(
+            kind=LineKind.RECURRING,
+            amount=amount,
+            subscription_id=subscription_id,
+            period_start=issued,
+            period_end=issued + timedelta(days=30),
+        )
+    else:
+        line = InvoiceLine(kind=LineKind.ONE_OFF, amount=amount)
+    return Invoice(
+        id=iid,
+        customer_id=cid,
+        currency=amount.currency,
+        issued_at=issued,
+        due_date=due or issued.date() + timedelta(days=14),
+        status=status,
+        lines=(line, *extra),
+        paid_at=paid_at if paid_at is not None or status is not InvoiceStatus.PAID else issued,
+        number=f"INV-{iid}",
+    )
+
+
+def payment(
+    tid: str,
+    cid: str,
+    amount: Money,
+    at: datetime,
+    *,
+    kind: str = "payment",
+    status: str = "succeeded",
+    invoice_id: str | None = None,
+    subscription_id: str | None = None,
+) -> Transaction:
+    return Transaction(
+        id=tid,
+        customer_id=cid,
+        kind=kind,
+        status=status,
+        amount=amount,
+        method="stripe",
+        at=at,
+        invoice_id=invoice_id,
+        subscription_id=subscription_id,
+    )
