@@ -10,6 +10,7 @@ from hypothesis import given
 
 from revcrm import BillingCycle, Discount, DiscountDuration, Money, Subscription, SubscriptionStatus
 from revcrm.metrics import MetricsPolicy, monthly_amount, subscription_mrr
+from revcrm.metrics._mrr import scheduled_end
 from revcrm.testing import strategies as S
 
 Status = SubscriptionStatus
@@ -205,6 +206,10 @@ def test_default_policy_follows_the_state(sub: Subscription, at: datetime) -> No
     if status is Status.CANCELLED and s.ended_at is not None and at < s.ended_at:
         status = s.paying_status
     if status not in (Status.ACTIVE, Status.PAST_DUE):
+        assert value.is_zero()
+        return
+    if s.cancel_at_period_end and at >= scheduled_end(s):
+        # A cancellation scheduled at period end ends the service with the paid period.
         assert value.is_zero()
         return
     full = monthly_amount(s.list_amount(), s.cycle)
