@@ -41,6 +41,7 @@ from revcrm.segments._predicates import (
 )
 from revcrm.segments._segments import (
     CustomSegment,
+    LtvBaseline,
     Segmentation,
     SegmentCounts,
     customers_in,
