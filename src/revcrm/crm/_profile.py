@@ -419,7 +419,7 @@ def customer_profile(
     stage = None if lead_status is None else as_enum(LeadStage, lead_status, "lead_status")
     if analysis is None:
         analysis = analyse(
-            book.restricted_to([customer_id]), currency=currency, policy=pol, horizon=at
+            book.restricted_to([customer_id]), currency=currency, policy=pol, horizon=at + _TICK
         )
     if value is None:
         value = customer_value(book, customer_id, as_of=at, currency=currency, policy=pol)

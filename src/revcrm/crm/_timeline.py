@@ -153,7 +153,7 @@ def activity_timeline(
             book.restricted_to([customer_id]),
             currency=currency,
             policy=policy if policy is not None else DEFAULT_POLICY,
-            horizon=at,
+            horizon=at + _TICK,
         )
     fx = book.fx
     out: list[TimelineEntry] = []

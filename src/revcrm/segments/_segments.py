@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -33,6 +33,8 @@ __all__ = [
     "segmentation",
     "segments_of",
 ]
+
+_TICK: Final = timedelta(microseconds=1)
 
 
 def _name(value: object) -> str:
@@ -274,7 +276,8 @@ def segmentation(
         pol = analysis.policy
     else:
         pol = policy if policy is not None else DEFAULT_POLICY
-        analysis = analyse(book, currency=currency, policy=pol, horizon=at)
+        # The horizon just past as_of, so a renewal exactly at as_of gets its own FX step.
+        analysis = analyse(book, currency=currency, policy=pol, horizon=at + _TICK)
     if ltv_baseline is not None and (
         not isinstance(ltv_baseline, LtvBaseline) or ltv_baseline.total.currency != currency
     ):
