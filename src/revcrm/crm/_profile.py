@@ -32,7 +32,13 @@ from revcrm._records import (
 from revcrm._subscription import Subscription, SubscriptionStatus
 from revcrm._time import as_moment
 from revcrm.crm._records import Contact, CustomAttribute, Note, Tag, TicketRef, custom_attributes
-from revcrm.crm._services import CustomerStatus, customer_status, invoice_overdue, invoice_unpaid
+from revcrm.crm._services import (
+    CustomerStatus,
+    customer_book,
+    customer_status,
+    invoice_overdue,
+    invoice_unpaid,
+)
 from revcrm.errors import ValidationError
 from revcrm.leads import LeadStage
 from revcrm.metrics._customer_value import CustomerValue, customer_value
@@ -419,7 +425,7 @@ def customer_profile(
     stage = None if lead_status is None else as_enum(LeadStage, lead_status, "lead_status")
     if analysis is None:
         analysis = analyse(
-            book.restricted_to([customer_id]), currency=currency, policy=pol, horizon=at + _TICK
+            customer_book(book, customer_id), currency=currency, policy=pol, horizon=at + _TICK
         )
     if value is None:
         value = customer_value(book, customer_id, as_of=at, currency=currency, policy=pol)

@@ -19,11 +19,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
+from revcrm._book import Book
 from revcrm._records import Invoice, InvoiceStatus
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 
 __all__ = [
     "CustomerStatus",
+    "customer_book",
     "customer_status",
     "invoice_overdue",
     "invoice_unpaid",
@@ -107,3 +109,18 @@ def customer_status(
     if any(s is not None and (s.status.is_ended) for s in states):
         return CustomerStatus.CANCELLED
     return CustomerStatus.LEAD
+
+
+def customer_book(book: Book, customer_id: str) -> Book:
+    """One customer's sub-book, like ``book.restricted_to([customer_id])`` but read from
+    the book's per-customer indexes, so it costs the customer's records, not the book's."""
+    return Book(
+        customers=(book.customer(customer_id),),
+        products=book.products,
+        plans=book.plans,
+        subscriptions=book.subscriptions_by_customer.get(customer_id, ()),
+        invoices=book.invoices_by_customer.get(customer_id, ()),
+        transactions=book.transactions_by_customer.get(customer_id, ()),
+        credits=book.credits_by_customer.get(customer_id, ()),
+        fx=book.fx,
+    )

@@ -14,6 +14,7 @@ from revcrm._money import Money, check_currency, format_money
 from revcrm._records import Customer, Invoice, Transaction, TransactionKind
 from revcrm._time import as_moment
 from revcrm.crm._records import LoggedCall, Note, TagAction, TagChange
+from revcrm.crm._services import customer_book
 from revcrm.errors import ValidationError
 from revcrm.leads import Lead, LeadStage, LeadTransition
 from revcrm.metrics._engine import Movement, MrrAnalysis, analyse
@@ -150,7 +151,7 @@ def activity_timeline(
             raise ValidationError("policy", policy, "differs from the analysis' policy")
     else:
         analysis = analyse(
-            book.restricted_to([customer_id]),
+            customer_book(book, customer_id),
             currency=currency,
             policy=policy if policy is not None else DEFAULT_POLICY,
             horizon=at + _TICK,
