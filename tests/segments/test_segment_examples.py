@@ -338,3 +338,35 @@ def test_errors_name_the_field() -> None:
         seg.customers_in(mrr_at_least(Money("1", "EUR")))
     with pytest.raises(ValidationError, match="float"):
         attribute_equals("seats", 3.0)  # type: ignore[arg-type]
+
+
+def test_predicates_describe_themselves_and_check_their_parts() -> None:
+    rule = (
+        (mrr_at_least(usd(10)) | mrr_below(usd(1)) | ltv_at_least(usd(5)))
+        & ~owned_by("bob")
+        & registered_before(t(2024, 1, 1))
+        & registered_since(t(2023, 1, 1))
+        & referral_source("Google")
+        & has_active_service()
+        & attribute_equals("tier", "gold")
+        & where("custom rule", lambda f: True)
+    )
+    assert rule.describe() == (
+        "((MRR >= 10 USD or MRR < 1 USD or LTV >= 5 USD) and not owned by 'bob' and "
+        "registered before 2024-01-01T00:00:00+00:00 and registered since "
+        "2023-01-01T00:00:00+00:00 and referred by 'google' and has an active service and "
+        "tier = 'gold' and custom rule)"
+    )
+    assert in_segment(Segment.AT_RISK).describe() == "in At Risk"
+    with pytest.raises(ValidationError, match=r"parts\[1\]"):
+        AllOf(parts=(has_tag("a"), "b"))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="part"):
+        Not(part="b")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        has_tag("a") & "b"  # type: ignore[operator]
+    with pytest.raises(ValidationError, match="function"):
+        where("x", 3)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="source"):
+        referral_source(" ")
+    with pytest.raises(ValidationError, match="predicate"):
+        CustomSegment(name="x", predicate=lambda f: True)  # type: ignore[arg-type]
