@@ -100,30 +100,42 @@ class Book:
                 raise UnknownReferenceError(f"plan[{p.id}].product_id", p.product_id, "product")
         for s in self.subscriptions:
             if s.customer_id not in customers:
-                raise UnknownReferenceError(f"subscription[{s.id}].customer_id", s.customer_id, "customer")
+                raise UnknownReferenceError(
+                    f"subscription[{s.id}].customer_id", s.customer_id, "customer"
+                )
             for st in s.states:
                 if st.plan_id is not None and plans and st.plan_id not in plans:
                     raise UnknownReferenceError(f"subscription[{s.id}].plan_id", st.plan_id, "plan")
         for inv in self.invoices:
             if inv.customer_id not in customers:
-                raise UnknownReferenceError(f"invoice[{inv.id}].customer_id", inv.customer_id, "customer")
+                raise UnknownReferenceError(
+                    f"invoice[{inv.id}].customer_id", inv.customer_id, "customer"
+                )
             for line in inv.lines:
                 if line.subscription_id is not None and line.subscription_id not in subs:
                     raise UnknownReferenceError(
-                        f"invoice[{inv.id}].lines.subscription_id", line.subscription_id, "subscription"
+                        f"invoice[{inv.id}].lines.subscription_id",
+                        line.subscription_id,
+                        "subscription",
                     )
         for t in self.transactions:
             if t.customer_id not in customers:
-                raise UnknownReferenceError(f"transaction[{t.id}].customer_id", t.customer_id, "customer")
+                raise UnknownReferenceError(
+                    f"transaction[{t.id}].customer_id", t.customer_id, "customer"
+                )
             if t.invoice_id is not None and t.invoice_id not in invoices:
-                raise UnknownReferenceError(f"transaction[{t.id}].invoice_id", t.invoice_id, "invoice")
+                raise UnknownReferenceError(
+                    f"transaction[{t.id}].invoice_id", t.invoice_id, "invoice"
+                )
             if t.subscription_id is not None and t.subscription_id not in subs:
                 raise UnknownReferenceError(
                     f"transaction[{t.id}].subscription_id", t.subscription_id, "subscription"
                 )
         for c in self.credits:
             if c.customer_id not in customers:
-                raise UnknownReferenceError(f"credit[{c.id}].customer_id", c.customer_id, "customer")
+                raise UnknownReferenceError(
+                    f"credit[{c.id}].customer_id", c.customer_id, "customer"
+                )
             if c.invoice_id is not None and c.invoice_id not in invoices:
                 raise UnknownReferenceError(f"credit[{c.id}].invoice_id", c.invoice_id, "invoice")
 
@@ -161,30 +173,40 @@ class Book:
         except KeyError:
             raise NotFoundError("customer", customer_id) from None
 
-    def credit_balance(self, customer_id: str, currency: str, *, at: datetime | None = None) -> Money:
+    def credit_balance(
+        self, customer_id: str, currency: str, *, at: datetime | None = None
+    ) -> Money:
         """Sum of the customer's credit ledger in ``currency`` (up to ``at`` when given)."""
         at = optional_utc(at, "at")
         entries = self.credits_by_customer.get(customer_id, ())
         return money_sum(
-            (e.amount for e in entries if e.amount.currency == currency and (at is None or e.at <= at)),
+            (
+                e.amount
+                for e in entries
+                if e.amount.currency == currency and (at is None or e.at <= at)
+            ),
             currency,
         )
 
     def restricted_to(self, customer_ids: Iterable[str]) -> Book:
         """The sub-book of some customers and everything that belongs to them."""
-        keep = set(customer_ids)
+        # Through the per-customer indexes: cost proportional to what is kept, and ids
+        # stay sorted as Book.of would sort them.
+        keep = sorted({c for c in customer_ids if c in self.customer_index})
+
+        def gather(index: Mapping[str, tuple[_R, ...]], key: Callable[[_R], str]) -> tuple[_R, ...]:
+            return tuple(sorted((r for c in keep for r in index.get(c, ())), key=key))
+
         return Book(
-            customers=tuple(c for c in self.customers if c.id in keep),
+            customers=tuple(self.customer_index[c] for c in keep),
             products=self.products,
             plans=self.plans,
-            subscriptions=tuple(s for s in self.subscriptions if s.customer_id in keep),
-            invoices=tuple(i for i in self.invoices if i.customer_id in keep),
-            transactions=tuple(t for t in self.transactions if t.customer_id in keep),
-            credits=tuple(c for c in self.credits if c.customer_id in keep),
+            subscriptions=gather(self.subscriptions_by_customer, lambda s: s.id),
+            invoices=gather(self.invoices_by_customer, lambda i: i.id),
+            transactions=gather(self.transactions_by_customer, lambda t: t.id),
+            credits=gather(self.credits_by_customer, lambda c: c.id),
             fx=self.fx,
         )
 
     def __len__(self) -> int:
         return len(self.customers)
-
-

@@ -65,6 +65,9 @@ def _attributes(value: Mapping[str, AttributeValue] | None) -> Mapping[str, Attr
             raise ValidationError(
                 f"custom_attributes[{key}]", v, "floats not accepted; use Decimal"
             )
+        if isinstance(v, datetime):
+            # Attributes hold calendar dates; a moment belongs in a typed field.
+            raise ValidationError(f"custom_attributes[{key}]", v, "a date, not a datetime")
         if not isinstance(v, str | int | Decimal | bool | date):
             raise ValidationError(f"custom_attributes[{key}]", v, "string, number, boolean or date")
     return MappingProxyType(items)

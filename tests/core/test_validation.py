@@ -385,3 +385,14 @@ def test_amount_strings_in_discounts(text: str) -> None:
 def test_subscription_change_fields_name_themselves() -> None:
     assert_rejected(lambda: SubscriptionChange(kind="plan_changed", at=T0, price="10"), "price")
     assert_rejected(lambda: SubscriptionChange(kind="plan_changed", at=T0, quantity=0), "quantity")
+
+
+def test_custom_attributes_hold_dates_not_datetimes() -> None:
+    from revcrm import Customer
+
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValidationError) as e:
+        Customer(id="c", registered_at=moment, custom_attributes={"since": moment})
+    assert e.value.field == "custom_attributes[since]"
+    ok = Customer(id="c", registered_at=moment, custom_attributes={"since": moment.date()})
+    assert ok.custom_attributes["since"] == moment.date()

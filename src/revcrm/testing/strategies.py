@@ -1061,7 +1061,9 @@ def _books(
                 )
             )
         )
-    since = date(earliest.year - 4, 1, 1)
+    # Some records draw moments from the whole default range, whatever the window: the
+    # rates must cover that range too.
+    since = date(min(earliest, EARLIEST).year - 4, 1, 1)
     fx = draw(fx_rates(codes, since=since, until=latest.date(), max_changes=2))
     return Book.of(
         customers=customer_list,
