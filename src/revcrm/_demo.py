@@ -225,6 +225,30 @@ class _Gen:
         if self.with_invoices:
             self.bill(sub, setup if not addon else Decimal(0), fx)
 
+    def record(
+        self,
+        inv: Invoice,
+        sub: Subscription,
+        method: str,
+        kind: TransactionKind,
+        status: TransactionStatus,
+        amount: Money,
+        at: datetime,
+    ) -> None:
+        self.txs.append(
+            Transaction(
+                id=self.next_id("tx_"),
+                customer_id=sub.customer_id,
+                kind=kind,
+                status=status,
+                amount=amount,
+                method=method,
+                at=at,
+                invoice_id=inv.id,
+                subscription_id=sub.id,
+            )
+        )
+
     def bill(self, sub: Subscription, setup: Decimal, fx: Decimal) -> None:
         """One invoice per billing period while the service runs, paid or failed."""
         rng = self.rng
@@ -287,50 +311,33 @@ class _Gen:
             )
             self.invoices.append(inv)
             method = _METHODS[_pick(rng, _METHODS, 1)][0]
+
             if failed:
-                self.txs.append(
-                    Transaction(
-                        id=self.next_id("tx_"),
-                        customer_id=sub.customer_id,
-                        kind=TransactionKind.PAYMENT,
-                        status=TransactionStatus.FAILED,
-                        amount=inv.total,
-                        method=method,
-                        at=start + timedelta(hours=1),
-                        invoice_id=inv_id,
-                        subscription_id=sub.id,
-                    )
+                record(
+                    TransactionKind.PAYMENT,
+                    TransactionStatus.FAILED,
+                    inv.total,
+                    start + timedelta(hours=1),
                 )
             if status is InvoiceStatus.PAID and not inv.total.is_zero():
-                self.txs.append(
-                    Transaction(
-                        id=self.next_id("tx_"),
-                        customer_id=sub.customer_id,
-                        kind=TransactionKind.PAYMENT,
-                        status=TransactionStatus.SUCCEEDED,
-                        amount=inv.total,
-                        method=method,
-                        at=paid_at,
-                        invoice_id=inv_id,
-                        subscription_id=sub.id,
-                    )
+                self.record(
+                    inv,
+                    sub,
+                    method,
+                    TransactionKind.PAYMENT,
+                    TransactionStatus.SUCCEEDED,
+                    inv.total,
+                    paid_at,
                 )
-                if rng.random() < 0.02:
-                    refund_at = paid_at + timedelta(days=rng.randint(1, 20))
-                    if refund_at < self.as_of:
-                        self.txs.append(
-                            Transaction(
-                                id=self.next_id("tx_"),
-                                customer_id=sub.customer_id,
-                                kind=TransactionKind.REFUND,
-                                status=TransactionStatus.SUCCEEDED,
-                                amount=(inv.total * Decimal(rng.choice(("0.5", "1")))).rounded(),
-                                method=method,
-                                at=refund_at,
-                                invoice_id=inv_id,
-                                subscription_id=sub.id,
-                            )
-                        )
+                refund_at = paid_at + timedelta(days=rng.randint(1, 20))
+                if rng.random() < 0.02 and refund_at < self.as_of:
+                    share = Decimal(rng.choice(("0.5", "1")))
+                    record(
+                        TransactionKind.REFUND,
+                        TransactionStatus.SUCCEEDED,
+                        (inv.total * share).rounded(),
+                        refund_at,
+                    )
 
 
 def _periods(
