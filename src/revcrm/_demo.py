@@ -313,7 +313,10 @@ class _Gen:
             method = _METHODS[_pick(rng, _METHODS, 1)][0]
 
             if failed:
-                record(
+                self.record(
+                    inv,
+                    sub,
+                    method,
                     TransactionKind.PAYMENT,
                     TransactionStatus.FAILED,
                     inv.total,
@@ -332,7 +335,10 @@ class _Gen:
                 refund_at = paid_at + timedelta(days=rng.randint(1, 20))
                 if rng.random() < 0.02 and refund_at < self.as_of:
                     share = Decimal(rng.choice(("0.5", "1")))
-                    record(
+                    self.record(
+                        inv,
+                        sub,
+                        method,
                         TransactionKind.REFUND,
                         TransactionStatus.SUCCEEDED,
                         (inv.total * share).rounded(),
