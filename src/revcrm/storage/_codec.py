@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
-
-import attrs
+from typing import Any, Final, NamedTuple
 
 from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._discount import Discount, DiscountDuration
@@ -34,7 +32,7 @@ from revcrm.errors import ValidationError
 
 __all__ = [
     "Row",
-    "check_text",
+    "check_rows",
     "decode_credit",
     "decode_customer",
     "decode_invoice",
@@ -50,56 +48,38 @@ __all__ = [
     "encode_subscription",
     "encode_transaction",
     "fingerprint",
+    "prepare",
     "search_folds",
 ]
 
 Row = dict[str, Any]
 
-_SKIP: Final = (Decimal, datetime, date, int, bool, float, type(None), Money)
-
 
 def _check_str(value: str, path: str) -> None:
     if "\x00" in value:
         raise ValidationError(path, value, "NUL characters cannot be stored")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(path, value, "not valid Unicode text (lone surrogate)") from None
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(path, value, "not valid Unicode text (lone surrogate)") from None
 
 
-def _walk(value: object, path: str) -> None:
-    if isinstance(value, str):
-        _check_str(value, path)
-    elif isinstance(value, _SKIP):
-        return
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValidationError(f"{path} key", k, "keys must be strings")
-            _check_str(k, f"{path} key")
-            _walk(v, f"{path}[{k}]")
-    elif isinstance(value, tuple | list):
-        for i, item in enumerate(value):
-            _walk(item, f"{path}[{i}]")
-    elif attrs.has(type(value)):
-        for a in attrs.fields(type(value)):  # type: ignore[arg-type]
-            if a.name.startswith("_") or a.name in _JSON_FIELDS:
-                continue  # derived caches, and fields stored as escaped JSON
-            _walk(getattr(value, a.name), f"{path}.{a.name}")
-
-
-#: Stored as ASCII-escaped JSON, so any text round-trips (custom attributes, host details).
-_JSON_FIELDS: Final = frozenset({"custom_attributes", "details"})
-
-
-def check_text(record: object, kind: str) -> None:
+def check_rows(kind: str, key: object, head: Row, children: Sequence[Row]) -> None:
     """Reject text no backend can store faithfully: NUL characters and lone surrogates.
 
     PostgreSQL refuses NUL in text and no UTF-8 database holds a lone surrogate, so every
     backend rejects them up front with a :class:`ValidationError` naming the field. Custom
-    attributes and subscription details are stored as escaped JSON and accept any text.
+    attributes and subscription details are stored as ASCII-escaped JSON and accept any
+    text.
     """
-    _walk(record, kind)
+    for column, value in head.items():
+        if type(value) is str:
+            _check_str(value, f"{kind}[{key}].{column}")
+    for i, row in enumerate(children):
+        for column, value in row.items():
+            if type(value) is str:
+                _check_str(value, f"{kind}[{key}][{i}].{column}")
 
 
 def search_folds(c: Customer) -> Row:
@@ -209,7 +189,8 @@ def decode_product(r: Mapping[Any, Any]) -> Product:
 
 
 def _cycle_cols(cycle: BillingCycle | None) -> tuple[int | None, str | None]:
-    return (None, None) if cycle is None else (cycle.count, cycle.unit.value)
+    # ``_value_``: enum.value is a descriptor call, measurable in bulk imports.
+    return (None, None) if cycle is None else (cycle.count, cycle.unit._value_)
 
 
 def _cycle(count: int | None, unit: str | None) -> BillingCycle | None:
@@ -253,7 +234,7 @@ def encode_change(sub_id: str, seq: int, c: SubscriptionChange) -> Row:
     return {
         "subscription_id": sub_id,
         "seq": seq,
-        "kind": c.kind.value,
+        "kind": c.kind._value_,
         "at": c.at,
         "price": None if c.price is None else c.price.amount,
         "price_currency": None if c.price is None else c.price.currency,
@@ -265,9 +246,9 @@ def encode_change(sub_id: str, seq: int, c: SubscriptionChange) -> Row:
         "discount_percent": None if d is None else d.percent_off,
         "discount_amount": None if d is None or d.amount_off is None else d.amount_off.amount,
         "discount_currency": None if d is None or d.amount_off is None else d.amount_off.currency,
-        "discount_duration": None if d is None else d.duration.value,
+        "discount_duration": None if d is None else d.duration._value_,
         "discount_ends_at": None if d is None else d.ends_at,
-        "status": None if c.status is None else c.status.value,
+        "status": None if c.status is None else c.status._value_,
         "trial_end": c.trial_end,
         "billing_anchor": c.billing_anchor,
         "ends_at": c.ends_at,
@@ -341,7 +322,7 @@ def encode_line(inv_id: str, seq: int, line: InvoiceLine) -> Row:
     return {
         "invoice_id": inv_id,
         "seq": seq,
-        "kind": line.kind.value,
+        "kind": line.kind._value_,
         "amount": line.amount.amount,
         "description": line.description,
         "quantity": line.quantity,
@@ -377,7 +358,7 @@ def encode_invoice(inv: Invoice) -> tuple[Row, list[Row]]:
         "currency": inv.currency,
         "issued_at": inv.issued_at,
         "due_date": inv.due_date,
-        "status": inv.status.value,
+        "status": inv.status._value_,
         "number": inv.number,
         "paid_at": inv.paid_at,
     }
@@ -409,8 +390,8 @@ def encode_transaction(t: Transaction) -> Row:
         "id": t.id,
         "external_id": t.external_id,
         "customer_id": t.customer_id,
-        "kind": t.kind.value,
-        "status": t.status.value,
+        "kind": t.kind._value_,
+        "status": t.status._value_,
         "amount": t.amount.amount,
         "currency": t.amount.currency,
         "method": t.method,
@@ -463,21 +444,49 @@ def decode_credit(r: Mapping[Any, Any]) -> CreditEntry:
 # -- fingerprints ----------------------------------------------------------------------------
 
 
-def _canonical(value: object) -> object:
-    if isinstance(value, Decimal):
-        # Value equality, as Money's: 1.50 and 1.5 are the same amount.
-        return ["d", str(value.normalize(context=EXACT_CONTEXT))]
-    if isinstance(value, datetime):
-        return ["t", value.isoformat()]
-    if isinstance(value, date):
-        return ["D", value.isoformat()]
-    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 
-def fingerprint(rows: object) -> str:
-    """A digest of encoded rows: equal records (as Money compares amounts) get equal digests."""
-    text = json.dumps(rows, default=_canonical, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def moment_value(value: datetime) -> int:
+    """An aware moment as whole microseconds since 1970-01-01 UTC (SQLite's storage)."""
+    if value.tzinfo is None:
+        raise ValidationError("moment", value, "naive datetime")
+    return (value - EPOCH) // _MICROSECOND
+
+
+def moment_from_value(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+# How each value type is written as a plain value (SQLite stores exactly this).
+_FLAT: Final[dict[type, Callable[[Any], Any]]] = {
+    Decimal: str,
+    datetime: moment_value,
+    date: date.isoformat,
+    bool: int,
+}
+
+
+def flat(row: Row) -> tuple[Any, ...]:
+    """A row's values as text, numbers and None: exact decimal text, moments in UTC
+    microseconds."""
+    get = _FLAT.get
+    return tuple([v if (f := get(type(v))) is None else f(v) for v in row.values()])
+
+
+def fingerprint(head: Row, children: Sequence[Row] = ()) -> str:
+    """A digest of encoded rows: records written the same way get the same digest.
+
+    Rows come from the encoders above, whose keys are always in the same order; amounts
+    compare as written (``1.5`` and ``1.50`` are equal Money but different text).
+    """
+    return _digest(flat(head), [flat(r) for r in children])
+
+
+def _digest(head: tuple[Any, ...], children: list[tuple[Any, ...]]) -> str:
+    text = repr((head, children))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
 
 
 # -- references ------------------------------------------------------------------------------
@@ -545,12 +554,57 @@ RECORD_TYPES: Final[dict[str, type]] = {
 }
 
 
-def check_record(kind: str, record: object) -> None:
-    """The checks every backend makes before writing: the type, then the text."""
+class Prepared(NamedTuple):
+    """A record checked and encoded once: its rows (typed and flat), references, digest."""
+
+    kind: str
+    record: Any
+    head: Row
+    children: list[Row]
+    flat_head: tuple[Any, ...]
+    flat_children: list[tuple[Any, ...]]
+    refs: list[Reference]
+    external_id: str | None
+    digest: str
+
+
+def _flat_checked(row: Row, path: str) -> tuple[Any, ...]:
+    # ``flat`` and ``check_rows`` in one pass: the hot loop of every bulk import.
+    get = _FLAT.get
+    out: list[Any] = []
+    for column, v in row.items():
+        kind = type(v)
+        if kind is str:
+            if "\x00" in v or not v.isascii():
+                _check_str(v, f"{path}.{column}")
+            out.append(v)
+        elif (f := get(kind)) is not None:
+            out.append(f(v))
+        else:
+            out.append(v)
+    return tuple(out)
+
+
+def prepare(kind: str, record: object) -> Prepared:
+    """The checks every backend makes before writing (type, then text), and the rows."""
     expected = RECORD_TYPES[kind]
     if not isinstance(record, expected):
         raise ValidationError(kind, record, f"expected a {expected.__name__}")
-    check_text(record, kind)
+    head, children = encode(kind, record)
+    path = f"{kind}[{head['id']}]"
+    flat_head = _flat_checked(head, path)
+    flat_children = [_flat_checked(r, f"{path}[{i}]") for i, r in enumerate(children)]
+    return Prepared(
+        kind,
+        record,
+        head,
+        children,
+        flat_head,
+        flat_children,
+        references(kind, record),
+        external_id(record),
+        _digest(flat_head, flat_children),
+    )
 
 
 def external_id(record: object) -> str | None:
@@ -578,6 +632,35 @@ def encode(kind: str, record: Any) -> tuple[Row, list[Row]]:
     raise ValueError(kind)
 
 
-def record_fingerprint(kind: str, record: object) -> str:
-    head, children = encode(kind, record)
-    return fingerprint([head, children])
+# -- exact integer limbs (SQLite sums these in C) ----------------------------------------------
+
+_LIMB_WEIGHTS: Final = tuple(10 ** (12 * (6 - k)) for k in range(7))  # in units of 1e-48
+_LIMB_LIMIT: Final = 10**84  # 10**36 in units of 1e-48
+
+
+def to_limbs(amount: Decimal) -> tuple[int | None, ...]:
+    """``amount`` as seven integers ``l_k`` with ``amount = sum(l_k * 10**(24 - 12k))``.
+
+    All None when the amount needs more than 48 decimal places or is 10**36 or more: the
+    store then sums it exactly in Python instead.
+    """
+    sign, digits, exponent = amount.as_tuple()
+    if not isinstance(exponent, int) or exponent < -48:
+        return (None,) * 7
+    units = int("".join(map(str, digits)) or "0") * 10 ** (exponent + 48)
+    if units >= _LIMB_LIMIT:
+        return (None,) * 7
+    out: list[int | None] = []
+    for weight in _LIMB_WEIGHTS:
+        q, units = divmod(units, weight)
+        out.append(-q if sign else q)
+    return tuple(out)
+
+
+def from_limbs(sums: Sequence[int]) -> Decimal:
+    """The exact Decimal of summed limbs (trailing zeros of the fraction dropped)."""
+    units = sum(s * w for s, w in zip(sums, _LIMB_WEIGHTS, strict=True))
+    value = Decimal(units).scaleb(-48, context=EXACT_CONTEXT).normalize(context=EXACT_CONTEXT)
+    if value.as_tuple().exponent > 0:  # type: ignore[operator]
+        value = value.quantize(Decimal(1), context=EXACT_CONTEXT)
+    return value

@@ -29,13 +29,7 @@ from revcrm.errors import (
 )
 from revcrm.metrics import MetricsPolicy, MrrPoint
 from revcrm.storage import _reference as ref
-from revcrm.storage._codec import (
-    KINDS,
-    check_record,
-    external_id,
-    record_fingerprint,
-    references,
-)
+from revcrm.storage._codec import KINDS, Prepared, external_id, prepare
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -147,14 +141,15 @@ class InMemoryStore:
         return key in self._tables[kind].rows
 
     def _upsert(
-        self, kind: str, record: Any, expected_version: int | None, counts: list[int] | None = None
+        self, p: Prepared, expected_version: int | None, counts: list[int] | None = None
     ) -> int:
         """One record, inside a unit already open: checks in the contract's order, then write."""
+        kind, record = p.kind, p.record
         table = self._tables[kind]
-        for field, value, target in references(kind, record):
+        for field, value, target in p.refs:
             if not self._exists(target, value):
                 raise UnknownReferenceError(field, value, target)
-        ext = external_id(record)
+        ext = p.external_id
         if ext is not None:
             owner = table.external.get(ext)
             if owner is not None and owner != record.id:
@@ -163,8 +158,7 @@ class InMemoryStore:
         actual = current.version if current is not None else None
         if expected_version is not None and (actual or 0) != expected_version:
             raise ConflictError(kind, record.id, expected_version, actual)
-        fp = record_fingerprint(kind, record)
-        if current is not None and current.fingerprint == fp:
+        if current is not None and current.fingerprint == p.digest:
             if counts is not None:
                 counts[2] += 1
             return current.version
@@ -175,40 +169,35 @@ class InMemoryStore:
                 self._set(table.external, old_ext, _MISSING)
         if ext is not None:
             self._set(table.external, ext, record.id)
-        self._set(table.rows, record.id, _Entry(record, version, fp))
+        self._set(table.rows, record.id, _Entry(record, version, p.digest))
         if counts is not None:
             counts[0 if current is None else 1] += 1
         return version
 
     def upsert(self, kind: str, record: Any, expected_version: int | None) -> int:
-        check_record(kind, record)
+        p = prepare(kind, record)
         _check_expected(expected_version)
         with self.transaction():
-            return self._upsert(kind, record, expected_version)
+            return self._upsert(p, expected_version)
 
     def upsert_many(self, kind: str, records: Iterable[Any]) -> ImportResult:
-        batch = list(records)
-        for r in batch:
-            check_record(kind, r)
+        batch = [prepare(kind, r) for r in records]
         counts = [0, 0, 0]
         with self.transaction():
-            for r in batch:
-                self._upsert(kind, r, None, counts)
+            for p in batch:
+                self._upsert(p, None, counts)
         return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
 
     def import_book(self, book: Book) -> ImportResult:
         if not isinstance(book, Book):
             raise ValidationError("book", book, "expected a revcrm.Book")
-        groups = _book_groups(book)
-        for kind, records in groups:
-            for r in records:
-                check_record(kind, r)
+        groups = [[prepare(kind, r) for r in records] for kind, records in _book_groups(book)]
         total = ImportResult()
         with self.transaction():
-            for kind, records in groups:
+            for batch in groups:
                 counts = [0, 0, 0]
-                for r in records:
-                    self._upsert(kind, r, None, counts)
+                for p in batch:
+                    self._upsert(p, None, counts)
                 total += ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
             total += self.fx.put_many(book.fx)
         return total
@@ -544,8 +533,7 @@ class _Subscriptions(_Repo[Subscription]):
             if expected_version is not None and entry.version != expected_version:
                 raise ConflictError(self.kind, id, expected_version, entry.version)
             updated = entry.record.append(change)
-            check_record(self.kind, updated)
-            version = self._store._upsert(self.kind, updated, entry.version)
+            version = self._store._upsert(prepare(self.kind, updated), entry.version)
         return Versioned(record=updated, version=version)
 
     def page(

@@ -47,10 +47,14 @@ def subscription_spans(sub: Subscription, policy: MetricsPolicy) -> list[Span]:
 
     Neighbours with equal amount, status, anchor and cycle merge, except before the
     billing anchor: there the engine converts foreign MRR at the date each span starts,
-    so those starts are kept.
+    so those starts are kept; and no span runs across its anchor, so "before the anchor"
+    is a property of a whole span (``start < anchor``).
     """
+    points = set(_points(sub, policy))
+    first = sub.history[0].at
+    points.update(s.billing_anchor for s in sub.states if s.billing_anchor > first)
     spans: list[Span] = []
-    for t in _points(sub, policy):
+    for t in sorted(points):
         s = sub.state_at(t)
         assert s is not None
         value = subscription_mrr(sub, t, policy=policy).amount
@@ -58,7 +62,7 @@ def subscription_spans(sub: Subscription, policy: MetricsPolicy) -> list[Span]:
         if spans:
             last = spans[-1]
             same = (last.amount, last.status, last.anchor, last.cycle_count, last.cycle_unit)
-            if same == key and t >= s.billing_anchor:
+            if same == key and last.start >= last.anchor:
                 continue
             spans[-1] = last._replace(end=t)
         spans.append(Span(len(spans), t, None, *key))

@@ -19,6 +19,7 @@ Design notes (details in docs/storage.md):
 
 from __future__ import annotations
 
+import calendar
 import decimal
 import threading
 from collections import defaultdict
@@ -35,7 +36,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from revcrm._book import Book
-from revcrm._cycles import BillingCycle, CycleUnit
+from revcrm._cycles import CycleUnit
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
@@ -53,8 +54,8 @@ from revcrm.errors import (
 from revcrm.metrics import FxDateRule, MetricsPolicy, MrrPoint
 from revcrm.storage import _reference as ref
 from revcrm.storage._codec import (
+    Prepared,
     Row,
-    check_record,
     decode_credit,
     decode_customer,
     decode_invoice,
@@ -62,11 +63,13 @@ from revcrm.storage._codec import (
     decode_product,
     decode_subscription,
     decode_transaction,
-    encode,
-    external_id,
-    fingerprint,
-    references,
+    flat,
+    from_limbs,
+    moment_from_value,
+    moment_value,
+    prepare,
     search_folds,
+    to_limbs,
 )
 from revcrm.storage._memory import _book_groups, _check_expected, _id_list, _range
 from revcrm.storage._query import (
@@ -85,7 +88,15 @@ from revcrm.storage._query import (
     Versioned,
     encode_cursor,
 )
-from revcrm.storage._schema import LATEST_VERSION, MIGRATIONS, Exact, Key, Moment, Schema
+from revcrm.storage._schema import (
+    LATEST_VERSION,
+    LIMBS,
+    MIGRATIONS,
+    Exact,
+    Key,
+    Moment,
+    Schema,
+)
 from revcrm.storage._spans import policy_fingerprint, subscription_spans
 
 __all__ = ["SQLStore"]
@@ -93,6 +104,9 @@ __all__ = ["SQLStore"]
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _ZERO: Final = Decimal(0)
+EPOCH_DATE: Final = date(1970, 1, 1)
+_DAY_US: Final = 86_400_000_000
+_LIMB_COLUMNS: Final = tuple(f"amount_l{k}" for k in range(7))
 _CHUNK: Final = 500  # ids per IN (...) list
 _ONE_MICRO: Final = timedelta(microseconds=1)
 _ACTIVE: Final = tuple(sorted(s.value for s in ref.ACTIVE_STATUSES))
@@ -113,6 +127,9 @@ def _dec(value: object) -> Decimal:
     if isinstance(value, int) and not isinstance(value, bool):
         return Decimal(value)
     if isinstance(value, str):
+        if " " in value:  # SQLite's packed sum: seven limb sums, then the exact rest
+            *parts, rest = value.split(" ")
+            return EXACT_CONTEXT.add(from_limbs([int(p) for p in parts]), Decimal(rest))
         return Decimal(value)
     raise StorageError(f"unexpected aggregate value {value!r}: money must never be a float")
 
@@ -174,7 +191,7 @@ def decimal_key(value: Decimal) -> str:
 
 
 def _dkey(value: object) -> str | None:
-    return None if value is None else decimal_key(Decimal(str(value)))
+    return None if value is None else decimal_key(_dec(value))
 
 
 def _register_sqlite(dbapi_connection: Any) -> None:
@@ -192,12 +209,26 @@ class _Ops:
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
 
-    def dsum(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
-        # An empty sum is zero (Python's sqlite3 returns NULL when no row reached the
-        # aggregate, as SQL's SUM does).
-        if self.sqlite:
-            return sa.func.coalesce(sa.func.rc_dsum(expr), sa.literal_column("'0'"))
-        return sa.func.coalesce(sa.func.sum(expr), 0)
+    def dsum(
+        self, cols: Any, name: str = "amount", sign: ColumnElement[Any] | None = None
+    ) -> ColumnElement[Any]:
+        """The exact sum of money column ``name`` of ``cols`` (times ``sign``, +1 or -1).
+
+        PostgreSQL sums NUMERIC. SQLite sums the integer limbs in C and only the amounts
+        without limbs through the exact Python aggregate, and packs the eight results into
+        one text that ``_dec`` reads back. An empty sum is zero.
+        """
+        amount = cols[name]
+        if not self.sqlite:
+            return sa.func.coalesce(sa.func.sum(amount if sign is None else amount * sign), 0)
+        limbs = [cols[f"{name}_l{k}"] for k in range(LIMBS)]
+        sums = [sa.func.sum(limb if sign is None else limb * sign) for limb in limbs]
+        no_limbs = limbs[0].is_(None)
+        rest = (sa.func.rc_dsum(amount) if sign is None else sa.func.rc_dsumx(amount, sign)).filter(
+            no_limbs
+        )
+        text: ColumnElement[str] = sa.literal_column("'" + " ".join(["%d"] * LIMBS) + " %s'")
+        return sa.func.printf(text, *sums, sa.func.coalesce(rest, sa.literal_column("'0'")))
 
     def dsum_times(
         self, expr: ColumnElement[Any], factor: ColumnElement[Any]
@@ -214,13 +245,21 @@ class _Ops:
             return sa.literal(decimal_key(value), sa.Text())
         return sa.literal(value, Exact())
 
+    def least(self, a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+        return sa.func.min(a, b) if self.sqlite else sa.func.least(a, b)
+
     def contains(self, column: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
         fn = sa.func.instr if self.sqlite else sa.func.strpos
         return fn(column, sa.literal(needle, Key())) > 0
 
     def day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The UTC date of a moment column."""
         if self.sqlite:
-            return sa.func.substr(column, 1, 10)
+            # Microseconds floored to the day (SQLite's % truncates towards zero), as seconds.
+            micros = sa.type_coerce(column, sa.BigInteger())
+            day = sa.literal(86_400_000_000)
+            floored = micros - ((micros % day) + day) % day
+            return sa.func.date(floored / sa.literal(1_000_000), "unixepoch")
         return sa.cast(sa.func.timezone("UTC", column), sa.Date)
 
 
@@ -273,7 +312,7 @@ class SQLStore:
         policy: MetricsPolicy | None = None,
         busy_timeout: float = 30.0,
     ) -> None:
-        self._schema = Schema.build(prefix)
+        self._schema = Schema.build(prefix)  # validates the prefix before anything else
         self._policy = policy if policy is not None else MetricsPolicy()
         if isinstance(self._policy, bool) or not isinstance(self._policy, MetricsPolicy):
             raise ValidationError("policy", policy, "expected a MetricsPolicy")
@@ -291,6 +330,7 @@ class SQLStore:
             )
         self._ops = _Ops(dialect)
         self._sqlite = dialect == "sqlite"
+        self._schema = Schema.build(prefix, limbs=self._sqlite)
         # One shared connection (SQLite in memory) needs its units serialised.
         self._serial: threading.RLock | None = (
             threading.RLock() if isinstance(self._engine.pool, StaticPool) else None
@@ -345,6 +385,7 @@ class SQLStore:
             info["revcrm.sqlite"] = True
         conn.exec_driver_sql("PRAGMA foreign_keys=ON")
         conn.exec_driver_sql(f"PRAGMA busy_timeout={self._busy_ms}")
+        conn.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MiB: bulk imports touch many indexes
 
     def _open(self, write: bool, *, check: bool = True) -> Connection:
         try:
@@ -567,8 +608,15 @@ class SQLStore:
         self._put_setting(conn, _POLICY_KEY, policy_fingerprint(self._policy))
 
     def _span_rows(self, sub: Subscription) -> list[Row]:
-        return [
-            {
+        rows = []
+        for sp in subscription_spans(sub, self._policy):
+            a = sp.anchor
+            unit = CycleUnit(sp.cycle_unit)
+            months = {CycleUnit.MONTH: sp.cycle_count, CycleUnit.YEAR: 12 * sp.cycle_count}.get(
+                unit
+            )
+            days = {CycleUnit.WEEK: 7 * sp.cycle_count, CycleUnit.DAY: sp.cycle_count}.get(unit)
+            row: Row = {
                 "subscription_id": sub.id,
                 "seq": sp.seq,
                 "customer_id": sub.customer_id,
@@ -578,12 +626,23 @@ class SQLStore:
                 "amount": sp.amount,
                 "positive": sp.amount != 0,
                 "status": sp.status,
-                "anchor": sp.anchor,
+                "anchor": a,
                 "cycle_count": sp.cycle_count,
                 "cycle_unit": sp.cycle_unit,
+                "start_day": moment_value(sp.start) // _DAY_US,
+                "start_month": _month_index(sp.start),
+                "end_month": None if sp.end is None else _month_index(sp.end),
+                "anchor_us": moment_value(a),
+                "anchor_month": _month_index(a),
+                "anchor_day": a.day,
+                "anchor_tod": moment_value(a) % _DAY_US,
+                "cycle_months": months,
+                "cycle_us": None if days is None else days * _DAY_US,
             }
-            for sp in subscription_spans(sub, self._policy)
-        ]
+            if self._sqlite:
+                row.update(zip(_LIMB_COLUMNS, to_limbs(sp.amount), strict=True))
+            rows.append(row)
+        return rows
 
     # -- table lookup ------------------------------------------------------------------------
 
@@ -618,46 +677,89 @@ class SQLStore:
             )
         return found
 
+    def _executemany(self, conn: Connection, sql: str, params: list[tuple[Any, ...]]) -> None:
+        # Straight to the driver's executemany with values already checked and converted
+        # (``prepare``): SQLAlchemy's per-row processing would double a bulk import's time.
+        if params:
+            conn.exec_driver_sql(sql, params)
+
+    def _values(self, row: Row) -> tuple[Any, ...]:
+        """A row as the driver takes it: typed for PostgreSQL, exact text for SQLite."""
+        return flat(row) if self._sqlite else tuple(row.values())
+
+    def _insert_sql(self, table: sa.Table, columns: Sequence[str]) -> str:
+        q = self._engine.dialect.identifier_preparer.quote
+        mark = "?" if self._sqlite else "%s"
+        names = ", ".join(q(c) for c in columns)
+        return f"INSERT INTO {q(table.name)} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+
+    def _update_sql(self, table: sa.Table, columns: Sequence[str]) -> str:
+        q = self._engine.dialect.identifier_preparer.quote
+        mark = "?" if self._sqlite else "%s"
+        sets = ", ".join(f"{q(c)} = {mark}" for c in columns)
+        return f"UPDATE {q(table.name)} SET {sets} WHERE {q('id')} = {mark}"
+
+    def _insert(self, conn: Connection, table: sa.Table, rows: Sequence[Row]) -> None:
+        if rows:
+            sql = self._insert_sql(table, list(rows[0]))
+            self._executemany(conn, sql, [self._values(r) for r in rows])
+
+    def _empty(self, conn: Connection, table: sa.Table) -> bool:
+        return conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None
+
     def _write(
-        self, conn: Connection, kind: str, records: Sequence[Any], expected: Sequence[int | None]
+        self,
+        conn: Connection,
+        batch: Sequence[Prepared],
+        expected: Sequence[int | None],
+        *,
+        present: Mapping[str, set[str]] | None = None,
     ) -> ImportResult:
-        """Upsert ``records`` of one kind in order, with the in-memory store's semantics."""
-        if not records:
+        """Upsert ``batch`` (one kind) in order, with the in-memory store's semantics.
+
+        ``present``: ids known to exist already (written earlier in the same import), so
+        references to them need no lookup.
+        """
+        if not batch:
             return ImportResult()
+        kind = batch[0].kind
         head = self._head(kind)
-        ids = sorted({r.id for r in records})
-        existing: dict[str, tuple[int, str, str | None]] = {}
         has_ext = "external_id" in head.c
-        for chunk in _chunks(ids):
-            cols = [head.c.id, head.c.version, head.c.digest]
-            if has_ext:
-                cols.append(head.c.external_id)
-            stmt = sa.select(*cols).where(head.c.id.in_(chunk))
-            if not self._sqlite:
-                stmt = stmt.with_for_update()
-            for r in conn.execute(stmt):
-                existing[r[0]] = (int(r[1]), str(r[2]), r[3] if has_ext else None)
+        existing: dict[str, tuple[int, str, str | None]] = {}
         owners: dict[str, str] = {}
-        exts = sorted({e for r in records if (e := external_id(r)) is not None})
-        for chunk in _chunks(exts):
-            stmt = sa.select(head.c.external_id, head.c.id).where(head.c.external_id.in_(chunk))
-            owners.update((e, i) for e, i in conn.execute(stmt))
+        if not self._empty(conn, head):
+            ids = sorted({p.record.id for p in batch})
+            for chunk in _chunks(ids):
+                cols = [head.c.id, head.c.version, head.c.digest]
+                if has_ext:
+                    cols.append(head.c.external_id)
+                stmt = sa.select(*cols).where(head.c.id.in_(chunk))
+                if not self._sqlite:
+                    stmt = stmt.with_for_update()
+                for r in conn.execute(stmt):
+                    existing[r[0]] = (int(r[1]), str(r[2]), r[3] if has_ext else None)
+            exts = sorted({p.external_id for p in batch if p.external_id is not None})
+            for chunk in _chunks(exts):
+                stmt = sa.select(head.c.external_id, head.c.id).where(head.c.external_id.in_(chunk))
+                owners.update((e, i) for e, i in conn.execute(stmt))
         wanted: dict[str, set[str]] = defaultdict(set)
-        for r in records:
-            for _field, value, target in references(kind, r):
+        for p in batch:
+            for _field, value, target in p.refs:
                 wanted[target].add(value)
-        known = {
-            target: self._existing_ids(conn, target, values) for target, values in wanted.items()
-        }
+        known: dict[str, set[str]] = {}
+        for target, values in wanted.items():
+            already = present.get(target, set()) if present is not None else set()
+            known[target] = (values & already) | self._existing_ids(conn, target, values - already)
 
         state: dict[str, tuple[int, str, str | None]] = dict(existing)
-        writes: dict[str, tuple[Any, int, str]] = {}  # id -> (record, version, digest)
+        writes: dict[str, tuple[Prepared, int]] = {}
         counts = [0, 0, 0]
-        for r, exp in zip(records, expected, strict=True):
-            for field, value, target in references(kind, r):
+        for p, exp in zip(batch, expected, strict=True):
+            r = p.record
+            for field, value, target in p.refs:
                 if value not in known[target]:
                     raise UnknownReferenceError(field, value, target)
-            ext = external_id(r)
+            ext = p.external_id
             if ext is not None:
                 owner = owners.get(ext)
                 if owner is not None and owner != r.id:
@@ -666,9 +768,7 @@ class SQLStore:
             actual = cur[0] if cur is not None else None
             if exp is not None and (actual or 0) != exp:
                 raise ConflictError(kind, r.id, exp, actual)
-            row, children = encode(kind, r)
-            digest = fingerprint([row, children])
-            if cur is not None and cur[1] == digest:
+            if cur is not None and cur[1] == p.digest:
                 counts[2] += 1
                 continue
             version = 1 if cur is None else cur[0] + 1
@@ -676,45 +776,54 @@ class SQLStore:
                 del owners[cur[2]]
             if ext is not None:
                 owners[ext] = r.id
-            state[r.id] = (version, digest, ext)
-            writes[r.id] = (r, version, digest)
+            state[r.id] = (version, p.digest, ext)
+            writes[r.id] = (p, version)
             counts[0 if cur is None else 1] += 1
 
-        inserts: list[Row] = []
-        updates: list[Row] = []
-        children_rows: list[Row] = []
+        columns = [*batch[0].head, "version", "digest"]
+        if kind == "customer":
+            columns += ["name_fold", "email_fold", "username_fold"]
+        limbed = self._sqlite and "amount_l0" in head.c
+        if limbed:
+            columns += _LIMB_COLUMNS
+        if kind == "transaction":
+            columns += ["at_month", "at_day"]
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        moved: list[tuple[Any, ...]] = []
+        children: list[tuple[Any, ...]] = []
+        child_columns: list[str] = []
         span_rows: list[Row] = []
-        for key, (r, version, digest) in writes.items():
-            row, children = encode(kind, r)
-            row["version"] = version
-            row["digest"] = digest
+        for key, (p, version) in writes.items():
+            row = (*(p.flat_head if self._sqlite else p.head.values()), version, p.digest)
             if kind == "customer":
-                row.update(search_folds(r))
-            (updates if key in existing else inserts).append(row)
-            children_rows.extend(children)
+                row += tuple(search_folds(p.record).values())
+            if limbed:
+                row += to_limbs(p.head["amount"])
+            if kind == "transaction":
+                at = p.head["at"]
+                row += (_month_index(at), moment_value(at) // _DAY_US)
+            if key in existing:
+                updates.append((*row, key))
+                if has_ext and p.head["external_id"] != existing[key][2]:
+                    moved.append((key,))
+            else:
+                inserts.append(row)
+            if p.children:
+                child_columns = list(p.children[0])
+                if self._sqlite:
+                    children.extend(p.flat_children)
+                else:
+                    children.extend(tuple(r.values()) for r in p.children)
             if kind == "subscription":
-                span_rows.extend(self._span_rows(r))
-        updated_ids = [row["id"] for row in updates]
-        if updates and has_ext:
-            # Clear moved external ids first, so swapping two of them never trips the index.
-            moved = [
-                {"b_id": row["id"]}
-                for row in updates
-                if row["external_id"] != existing[row["id"]][2]
-            ]
-            if moved:
-                conn.execute(
-                    head.update().where(head.c.id == sa.bindparam("b_id")).values(external_id=None),
-                    moved,
-                )
-        if updates:
-            names = [col.name for col in head.c if col.name != "id"]
-            upd = (
-                head.update()
-                .where(head.c.id == sa.bindparam("b_id"))
-                .values({name: sa.bindparam(f"b_{name}") for name in names})
-            )
-            conn.execute(upd, [{f"b_{k}": v for k, v in row.items()} for row in updates])
+                span_rows.extend(self._span_rows(p.record))
+        updated_ids = [u[-1] for u in updates]
+        q = self._engine.dialect.identifier_preparer.quote
+        mark = "?" if self._sqlite else "%s"
+        # Clear moved external ids first, so swapping two of them never trips the index.
+        clear = f"UPDATE {q(head.name)} SET {q('external_id')} = NULL WHERE {q('id')} = {mark}"
+        self._executemany(conn, clear, moved)
+        self._executemany(conn, self._update_sql(head, columns), updates)
         child = self._child(kind)
         if child is not None and updated_ids:
             table, fk = child
@@ -724,24 +833,22 @@ class SQLStore:
             spans = self._schema.spans
             for chunk in _chunks(updated_ids):
                 conn.execute(spans.delete().where(spans.c.subscription_id.in_(chunk)))
-        if inserts:
-            try:
-                conn.execute(head.insert(), inserts)
-            except sa_exc.IntegrityError as e:
-                # Another connection inserted one of these ids (or external ids) meanwhile.
-                raise ConflictError(kind, inserts[0]["id"], 0, None) from e
-        if child is not None and children_rows:
-            conn.execute(child[0].insert(), children_rows)
-        if span_rows:
-            conn.execute(self._schema.spans.insert(), span_rows)
+        try:
+            self._executemany(conn, self._insert_sql(head, columns), inserts)
+        except sa_exc.IntegrityError as e:
+            # Another connection inserted one of these ids (or external ids) meanwhile.
+            raise ConflictError(kind, inserts[0][0], 0, None) from e
+        if child is not None and children:
+            self._executemany(conn, self._insert_sql(child[0], child_columns), children)
+        self._insert(conn, self._schema.spans, span_rows)
         return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
 
     def _upsert(self, kind: str, record: Any, expected_version: int | None) -> int:
-        check_record(kind, record)
+        p = prepare(kind, record)
         _check_expected(expected_version)
 
         def run(conn: Connection) -> int:
-            self._write(conn, kind, [record], [expected_version])
+            self._write(conn, [p], [expected_version])
             return self._version(conn, kind, record.id)
 
         return self._run(True, run)
@@ -754,23 +861,21 @@ class SQLStore:
         return int(v)
 
     def _upsert_many(self, kind: str, records: Iterable[Any]) -> ImportResult:
-        batch = list(records)
-        for r in batch:
-            check_record(kind, r)
-        return self._run(True, lambda conn: self._write(conn, kind, batch, [None] * len(batch)))
+        batch = [prepare(kind, r) for r in records]
+        return self._run(True, lambda conn: self._write(conn, batch, [None] * len(batch)))
 
     def import_book(self, book: Book) -> ImportResult:
         if not isinstance(book, Book):
             raise ValidationError("book", book, "expected a revcrm.Book")
-        groups = _book_groups(book)
-        for kind, records in groups:
-            for r in records:
-                check_record(kind, r)
+        groups = [[prepare(kind, r) for r in records] for kind, records in _book_groups(book)]
 
         def run(conn: Connection) -> ImportResult:
             total = ImportResult()
-            for kind, records in groups:
-                total += self._write(conn, kind, records, [None] * len(records))
+            present: dict[str, set[str]] = {}
+            for batch in groups:
+                total += self._write(conn, batch, [None] * len(batch), present=present)
+                if batch:
+                    present[batch[0].kind] = {p.record.id for p in batch}
             return total + self._put_rates(conn, book.fx)
 
         return self._run(True, run)
@@ -1041,7 +1146,7 @@ class SQLStore:
         with decimal.localcontext(EXACT_CONTEXT):
             for chunk in _chunks(ids):
                 rows = conn.execute(
-                    sa.select(sp.c.customer_id, sp.c.currency, ops.dsum(sp.c.amount))
+                    sa.select(sp.c.customer_id, sp.c.currency, ops.dsum(sp.c))
                     .where(sp.c.customer_id.in_(chunk), sp.c.positive, self._contains(at))
                     .group_by(sp.c.customer_id, sp.c.currency)
                 )
@@ -1061,7 +1166,7 @@ class SQLStore:
                         tx.c.customer_id,
                         tx.c.currency,
                         tx.c.kind,
-                        ops.dsum(tx.c.amount),
+                        ops.dsum(tx.c),
                         sa.func.max(tx.c.at),
                     )
                     .where(tx.c.customer_id.in_(chunk), tx.c.status == "succeeded", tx.c.at <= at)
@@ -1076,7 +1181,7 @@ class SQLStore:
                     else:
                         refunded[cid] += value
                 balances = conn.execute(
-                    sa.select(cr.c.customer_id, ops.dsum(cr.c.amount))
+                    sa.select(cr.c.customer_id, ops.dsum(cr.c))
                     .where(cr.c.customer_id.in_(chunk), cr.c.currency == currency, cr.c.at <= at)
                     .group_by(cr.c.customer_id)
                 )
@@ -1123,7 +1228,7 @@ class SQLStore:
                 return expr, "money"
             case CustomerSort.CREDIT_BALANCE:
                 expr = (
-                    sa.select(ops.dsum(cr.c.amount))
+                    sa.select(ops.dsum(cr.c))
                     .where(cr.c.customer_id == c.c.id, cr.c.currency == q.currency, cr.c.at <= t)
                     .scalar_subquery()
                 )
@@ -1304,6 +1409,198 @@ class SQLStore:
 
     # -- dashboard aggregates ------------------------------------------------------------
 
+    def _money(self, cols: Any, name: str = "amount") -> list[ColumnElement[Any]]:
+        """A money column and its limbs, to carry through a subquery."""
+        out = [cols[name]]
+        if self._sqlite:
+            out += [cols[f"{name}_l{k}"] for k in range(LIMBS)]
+        return out
+
+    def _period_keys(self, sp: Any, t: datetime, *, before_anchor_starts: bool) -> list[Any]:
+        """Group keys from which the start date of the billing period running at ``t``
+        follows (``BillingCycle.period_containing``), cheap to compute per row in SQL:
+
+        * (0, months per cycle, anchor month modulo the cycle, anchor day, anchor later in
+          its day than ``t``) for month and year cycles: the few combinations are finished
+          in Python (``_period_day``);
+        * (1, start day, ...) for week and day cycles, computed here in integers;
+        * (2, span start day, ...) before the anchor when ``before_anchor_starts``.
+        """
+        big = sa.BigInteger()
+        t_us = moment_value(t)
+        us = sa.literal(t_us, big)
+        day_us = sa.literal(_DAY_US, big)
+        monthly = sp.cycle_months.is_not(None)
+        step = sp.cycle_us
+        phase = ((us - sp.anchor_us) % step + step) % step  # floor modulo: SQL's % truncates
+        since = us - phase
+        step_day = sa.case((since >= 0, since // day_us), else_=-((day_us - 1 - since) // day_us))
+        later = sa.case((sp.anchor_tod > sa.literal(t_us % _DAY_US, big), 1), else_=0)
+        keys = [
+            sa.case((monthly, 0), else_=1),
+            sa.case((monthly, sp.cycle_months), else_=step_day),
+            sa.case((monthly, sp.anchor_month % sp.cycle_months), else_=sa.null()),
+            sa.case((monthly, sp.anchor_day), else_=sa.null()),
+            sa.case((monthly, later), else_=sa.null()),
+        ]
+        if before_anchor_starts:
+            early = sp.anchor_us > us
+            keys = [
+                sa.case((early, 2), else_=keys[0]),
+                sa.case((early, sp.start_day), else_=keys[1]),
+                *(sa.case((early, sa.null()), else_=k) for k in keys[2:]),
+            ]
+        return keys
+
+    @staticmethod
+    def _period_day(keys: Sequence[Any], t: datetime) -> date:
+        kind, x, residue, day, later = keys
+        if int(kind) != 0:
+            return EPOCH_DATE + timedelta(days=int(x))
+        c, anchor_day = int(x), int(day)
+        now = _month_index(t)
+        k = now - (now - int(residue)) % c  # the latest month <= t's with the anchor's phase
+        d = min(anchor_day, calendar.monthrange(k // 12, k % 12 + 1)[1])
+        if k == now and (d > t.day or (d == t.day and later)):
+            k -= c  # that month's billing moment is still ahead of t
+            d = min(anchor_day, calendar.monthrange(k // 12, k % 12 + 1)[1])
+        return date(k // 12, k % 12 + 1, d)
+
+    def _billing_class(self, sp: Any) -> list[Any]:
+        """What decides a span's conversion date at a month-start close, per span:
+
+        * (0, months per cycle, anchor month modulo the cycle, anchor day) for month and
+          year cycles;
+        * (1, cycle in microseconds, anchor phase within the cycle, 0) for week and day
+          cycles;
+        * (2, start day, 0, 0) for spans before their anchor (converted at their start).
+
+        Every span of a class converts on the same date at a given close, so levels are
+        summed per class in SQL and only (class, close) pairs are converted here.
+        """
+        monthly = sp.cycle_months.is_not(None)
+        early = sp.start_at < sp.anchor
+        step = sp.cycle_us
+        phase = (sp.anchor_us % step + step) % step
+        return [
+            sa.case((early, 2), (monthly, 0), else_=1),
+            sa.case((early, sp.start_day), (monthly, sp.cycle_months), else_=step),
+            sa.case((early, 0), (monthly, sp.anchor_month % sp.cycle_months), else_=phase),
+            sa.case((early, 0), (monthly, sp.anchor_day), else_=0),
+        ]
+
+    @staticmethod
+    def _class_day(cls: tuple[int, int, int, int], t: datetime) -> date:
+        kind, x, y, z = cls
+        if kind == 2:
+            return EPOCH_DATE + timedelta(days=x)
+        if kind == 1:
+            t_us = moment_value(t)
+            return EPOCH_DATE + timedelta(days=(t_us - (t_us - y) % x) // _DAY_US)
+        return SQLStore._period_day((0, x, y, z, 0), t)
+
+    def _foreign_series(
+        self, conn: Connection, closes: Sequence[datetime], currency: str
+    ) -> list[Decimal]:
+        """Foreign MRR just before each month-start close under the service-period rule:
+        levels per (currency, billing class) by the delta method, then converted."""
+        if not closes:
+            return []
+        sp = self._schema.spans
+        classes = self._billing_class(sp.c)
+        names = ["c0", "c1", "c2", "c3"]
+        foreign = [sp.c.positive, sp.c.currency != currency]
+        first, last = closes[0], closes[-1]
+        base = _month_index(first) - 1
+        # levels[(currency, class)][i]: exact amounts as (units of 1e-48, rest)
+        levels: dict[tuple[str, tuple[int, ...]], list[Decimal]] = defaultdict(
+            lambda: [_ZERO] * len(closes)
+        )
+        queries: list[tuple[Any, list[ColumnElement[bool]], int]] = [
+            (
+                sa.literal(0),
+                [sp.c.start_at < first, sa.or_(sp.c.end_at.is_(None), sp.c.end_at >= first)],
+                1,
+            )
+        ]
+        for at, month, sign in (
+            (sp.c.start_at, sp.c.start_month, 1),
+            (sp.c.end_at, sp.c.end_month, -1),
+        ):
+            queries.append((month - base, [at >= first, at < last], sign))
+        for bucket, conds, sign in queries:
+            inner = (
+                sa.select(
+                    sp.c.currency.label("cur"),
+                    *(c.label(n) for c, n in zip(classes, names, strict=True)),
+                    bucket.label("b"),
+                    *self._money(sp.c),
+                )
+                .where(*foreign, *conds)
+                .subquery()
+            )
+            group = [inner.c.cur, *(inner.c[n] for n in names), inner.c.b]
+            stmt: sa.Select[Any] = sa.select(*group, self._ops.dsum(inner.c)).group_by(*group)
+            for row in conn.execute(stmt):
+                values: Any = tuple(row)
+                key = (values[0], tuple(int(v) for v in values[1:5]))
+                levels[key][int(values[5])] += sign * _dec(values[6])
+        fx: FxRates | None = None
+        per_day: list[dict[tuple[str, date], Decimal]] = [defaultdict(Decimal) for _ in closes]
+        for (cur, cls), deltas in levels.items():
+            level = _ZERO
+            for i, d in enumerate(deltas):
+                level += d
+                if level != 0:
+                    day = self._class_day(cls, closes[i] - _ONE_MICRO)  # type: ignore[arg-type]
+                    per_day[i][(cur, day)] += level
+        out = []
+        for i in range(len(closes)):
+            total = _ZERO
+            for (cur, day), value in per_day[i].items():
+                if value != 0:
+                    fx = fx or self._rates(conn)
+                    total += value * fx.rate(cur, currency, day)
+            out.append(total)
+        return out
+
+    def _foreign_mrr(
+        self,
+        conn: Connection,
+        t: datetime,
+        currency: str,
+        conds: Sequence[ColumnElement[bool]],
+        *,
+        before_anchor_starts: bool,
+        measured_on: date,
+    ) -> Decimal:
+        """Foreign-currency MRR of the spans matching ``conds``, converted under the policy:
+        at the start of each billing period, or on ``measured_on``. Summed per currency and
+        billing calendar in SQL; the few groups are converted here."""
+        sp = self._schema.spans
+        by_period = self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START
+        cols: list[ColumnElement[Any]] = [sp.c.currency.label("cur"), *self._money(sp.c)]
+        names = ["k0", "k1", "k2", "k3", "k4"]
+        if by_period:
+            keys = self._period_keys(sp.c, t, before_anchor_starts=before_anchor_starts)
+            cols += [k.label(n) for k, n in zip(keys, names, strict=True)]
+        inner = sa.select(*cols).where(sp.c.currency != currency, *conds).subquery()
+        group: list[ColumnElement[Any]] = [inner.c.cur]
+        if by_period:
+            group += [inner.c[n] for n in names]
+        stmt: sa.Select[Any] = sa.select(*group, self._ops.dsum(inner.c)).group_by(*group)
+        fx: FxRates | None = None
+        total = _ZERO
+        for row in conn.execute(stmt):
+            values: Any = tuple(row)
+            value = _dec(values[-1])
+            if value == 0:
+                continue
+            fx = fx or self._rates(conn)
+            day = self._period_day(values[1:6], t) if by_period else measured_on
+            total += value * fx.rate(values[0], currency, day)
+        return total
+
     def mrr(
         self, *, at: date | datetime, currency: str, customer_ids: Iterable[str] | None = None
     ) -> Money:
@@ -1313,39 +1610,17 @@ class SQLStore:
 
         def run(conn: Connection) -> Money:
             sp = self._schema.spans
-            by_period = self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START
             chunks: list[Sequence[str] | None] = [None] if ids is None else list(_chunks(ids))
-            fx: FxRates | None = None
             total = _ZERO
-            with decimal.localcontext(EXACT_CONTEXT):
-                for chunk in chunks:
-                    conds = [sp.c.positive, self._contains(t)]
-                    if chunk is not None:
-                        conds.append(sp.c.customer_id.in_(chunk))
-                    own = sa.select(self._ops.dsum(sp.c.amount)).where(
-                        sp.c.currency == currency, *conds
-                    )
-                    total += _dec(conn.execute(own).scalar())
-                    # Foreign amounts are grouped by what decides their conversion date.
-                    group: list[ColumnElement[Any]] = [sp.c.currency]
-                    if by_period:
-                        group += [sp.c.anchor, sp.c.cycle_count, sp.c.cycle_unit]
-                    stmt = (
-                        sa.select(*group, self._ops.dsum(sp.c.amount))
-                        .where(sp.c.currency != currency, *conds)
-                        .group_by(*group)
-                    )
-                    for row in conn.execute(stmt):
-                        cur, value = row[0], _dec(row[-1])
-                        if value == 0:
-                            continue
-                        fx = fx or self._rates(conn)
-                        if by_period:
-                            cycle = BillingCycle(int(row[2]), CycleUnit(row[3]))
-                            day = cycle.period_containing(_as_moment(row[1]), t)[0].date()
-                        else:
-                            day = t.date()
-                        total += value * fx.rate(cur, currency, day)
+            for chunk in chunks:
+                conds = [sp.c.positive, self._contains(t)]
+                if chunk is not None:
+                    conds.append(sp.c.customer_id.in_(chunk))
+                own = sa.select(self._ops.dsum(sp.c)).where(sp.c.currency == currency, *conds)
+                total += _dec(conn.execute(own).scalar())
+                total += self._foreign_mrr(
+                    conn, t, currency, conds, before_anchor_starts=False, measured_on=t.date()
+                )
             return Money(total, currency)
 
         return self._run(False, run)
@@ -1364,85 +1639,81 @@ class SQLStore:
             sp = self._schema.spans
             by_period = self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START
             levels: dict[str, list[Decimal]] = defaultdict(lambda: [_ZERO] * len(closes))
-            # Native part: deltas (+amount at each span start, -amount at its end) bucketed
-            # by the first close after them, then summed cumulatively: one pass.
+            # Amounts not converted per billing period: deltas (+amount at each span start,
+            # -amount at its end) bucketed by the first close after them, summed in one
+            # pass, then accumulated here.
             native = sp.c.currency == currency if by_period else sa.true()
-            for column, sign in ((sp.c.start_at, 1), (sp.c.end_at, -1)):
-                bucket = sa.case(*((column < m, i) for i, m in enumerate(closes)), else_=sa.null())
+            first = closes[0]
+            # The level at the first close: spans running just before it.
+            before = (
+                sa.select(sp.c.currency, self._ops.dsum(sp.c))
+                .where(
+                    sp.c.positive,
+                    native,
+                    sp.c.start_at < first,
+                    sa.or_(sp.c.end_at.is_(None), sp.c.end_at >= first),
+                )
+                .group_by(sp.c.currency)
+            )
+            for cur, value in conn.execute(before):
+                levels[cur][0] += _dec(value)
+            # Then the changes up to each later close (all but the last close are month
+            # starts): +amount where a span starts, -amount where one ends, bucketed by
+            # month in one pass each.
+            base = _month_index(first) - 1
+            last = closes[-1]
+            for at, month, sign in (
+                (sp.c.start_at, sp.c.start_month, 1),
+                (sp.c.end_at, sp.c.end_month, -1),
+            ):
                 inner = (
                     sa.select(
-                        sp.c.currency.label("cur"), bucket.label("b"), sp.c.amount.label("amount")
+                        sp.c.currency.label("cur"), (month - base).label("b"), *self._money(sp.c)
                     )
-                    .where(sp.c.positive, native, column.is_not(None), column < closes[-1])
+                    .where(sp.c.positive, native, at >= first, at < last)
                     .subquery()
                 )
-                stmt = sa.select(inner.c.cur, inner.c.b, self._ops.dsum(inner.c.amount)).group_by(
+                stmt = sa.select(inner.c.cur, inner.c.b, self._ops.dsum(inner.c)).group_by(
                     inner.c.cur, inner.c.b
                 )
                 for cur, i, value in conn.execute(stmt):
                     levels[cur][int(i)] += sign * _dec(value)
             fx: FxRates | None = None
             totals = [_ZERO] * len(closes)
-            with decimal.localcontext(EXACT_CONTEXT):
-                for cur, deltas in sorted(levels.items()):
-                    level = _ZERO
-                    for i, d in enumerate(deltas):
-                        level += d
-                        if level == 0:
-                            continue
-                        if cur == currency:
-                            totals[i] += level
-                        else:
-                            fx = fx or self._rates(conn)
-                            totals[i] += level * fx.rate(cur, currency, closes[i].date())
-                if by_period:
-                    # Foreign currencies under the service-period rule: each month close is
-                    # converted at the start of the period then running (one query a month).
-                    for i, m in enumerate(closes):
-                        pre = sa.case((sp.c.anchor >= m, sp.c.start_at), else_=sa.null())
-                        inner = (
-                            sa.select(
-                                sp.c.currency.label("cur"),
-                                sp.c.anchor.label("anchor"),
-                                sp.c.cycle_count.label("count"),
-                                sp.c.cycle_unit.label("unit"),
-                                pre.label("pre"),
-                                sp.c.amount.label("amount"),
-                            )
-                            .where(
-                                sp.c.positive,
-                                sp.c.currency != currency,
-                                sp.c.start_at < m,
-                                sa.or_(sp.c.end_at.is_(None), sp.c.end_at >= m),
-                            )
-                            .subquery()
-                        )
-                        group = [
-                            inner.c.cur,
-                            inner.c.anchor,
-                            inner.c.count,
-                            inner.c.unit,
-                            inner.c.pre,
-                        ]
-                        per_period: sa.Select[Any] = sa.select(
-                            *group, self._ops.dsum(inner.c.amount)
-                        )
-                        stmt = per_period.group_by(*group)
-                        for row in conn.execute(stmt):
-                            values: Any = tuple(row)
-                            cur, anchor, count, unit, start_at, total = values
-                            amount = _dec(total)
-                            if amount == 0:
-                                continue
-                            if start_at is not None:
-                                day = _as_moment(start_at).date()
-                            else:
-                                cycle = BillingCycle(int(count), CycleUnit(unit))
-                                day = cycle.period_containing(_as_moment(anchor), m - _ONE_MICRO)[
-                                    0
-                                ].date()
-                            fx = fx or self._rates(conn)
-                            totals[i] += amount * fx.rate(cur, currency, day)
+            for cur, deltas in sorted(levels.items()):
+                level = _ZERO
+                for i, d in enumerate(deltas):
+                    level += d
+                    if level == 0:
+                        continue
+                    if cur == currency:
+                        totals[i] += level
+                    else:
+                        fx = fx or self._rates(conn)
+                        totals[i] += level * fx.rate(cur, currency, closes[i].date())
+            if by_period:
+                # Foreign currencies under the service-period rule: each close converts at
+                # the start of the billing period running just before it. Month-start
+                # closes go through billing classes in one pass; a clipped last close
+                # (any moment) gets its own query.
+                regular = closes if closes[-1] == ref.month_start(closes[-1]) else closes[:-1]
+                for i, value in enumerate(self._foreign_series(conn, regular, currency)):
+                    totals[i] += value
+                for i in range(len(regular), len(closes)):
+                    just_before = closes[i] - _ONE_MICRO
+                    conds = [
+                        sp.c.positive,
+                        sp.c.start_at <= just_before,
+                        sa.or_(sp.c.end_at.is_(None), sp.c.end_at > just_before),
+                    ]
+                    totals[i] += self._foreign_mrr(
+                        conn,
+                        just_before,
+                        currency,
+                        conds,
+                        before_anchor_starts=True,
+                        measured_on=closes[i].date(),
+                    )
             return tuple(
                 MrrPoint(start=p[0], end=p[1], mrr=Money(v, currency))
                 for p, v in zip(months, totals, strict=True)
@@ -1459,44 +1730,45 @@ class SQLStore:
         if not months:
             return ()
         first, last = months[0][0], months[-1][1]
-        ends = [m[1] for m in months]
 
         def run(conn: Connection) -> tuple[CashMonth, ...]:
             tx = self._schema.transactions
-            bucket = sa.case(*((tx.c.at < m, i) for i, m in enumerate(ends)), else_=sa.null())
-            day = sa.case((tx.c.currency != currency, self._ops.day(tx.c.at)), else_=sa.null())
+            base = _month_index(first)
+            day = sa.case((tx.c.currency != currency, tx.c.at_day), else_=sa.null())
             inner = (
                 sa.select(
-                    bucket.label("b"),
+                    (tx.c.at_month - base).label("b"),
                     tx.c.currency.label("cur"),
                     tx.c.kind.label("kind"),
                     day.label("d"),
-                    tx.c.amount.label("amount"),
+                    *self._money(tx.c),
                 )
-                .where(tx.c.status == "succeeded", tx.c.at >= first, tx.c.at < last)
+                .where(
+                    tx.c.status == "succeeded",
+                    tx.c.at_month.between(base, _month_index(last - _ONE_MICRO)),
+                    tx.c.at >= first,
+                    tx.c.at < last,
+                )
                 .subquery()
             )
             group = [inner.c.b, inner.c.cur, inner.c.kind, inner.c.d]
-            grouped: sa.Select[Any] = sa.select(
-                *group, self._ops.dsum(inner.c.amount), sa.func.count()
-            )
+            grouped: sa.Select[Any] = sa.select(*group, self._ops.dsum(inner.c), sa.func.count())
             stmt = grouped.group_by(*group)
             gross = [_ZERO] * len(months)
             refunds = [_ZERO] * len(months)
             counts = [0] * len(months)
             fx: FxRates | None = None
-            with decimal.localcontext(EXACT_CONTEXT):
-                for row in conn.execute(stmt):
-                    i, cur, kind, d, value, n = row
-                    amount = _dec(value)
-                    if cur != currency:
-                        fx = fx or self._rates(conn)
-                        amount = amount * fx.rate(cur, currency, _day(d))
-                    if kind == "payment":
-                        gross[int(i)] += amount
-                        counts[int(i)] += int(n)
-                    else:
-                        refunds[int(i)] += amount
+            for row in conn.execute(stmt):
+                i, cur, kind, d, value, n = row
+                amount = _dec(value)
+                if cur != currency:
+                    fx = fx or self._rates(conn)
+                    amount = amount * fx.rate(cur, currency, EPOCH_DATE + timedelta(days=int(d)))
+                if kind == "payment":
+                    gross[int(i)] += amount
+                    counts[int(i)] += int(n)
+                else:
+                    refunds[int(i)] += amount
             return tuple(
                 CashMonth(
                     start=m[0],
@@ -1573,12 +1845,19 @@ class SQLStore:
             )
 
 
+def _month_index(t: datetime) -> int:
+    """``year * 12 + month - 1`` of an aware moment, in UTC."""
+    u = t.astimezone(UTC)
+    return u.year * 12 + u.month - 1
+
+
 def _as_moment(value: object) -> datetime:
+    """A moment from a raw result column (SQLite gives its stored microseconds)."""
     if isinstance(value, datetime):
         return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    from revcrm.storage._schema import parse_moment_text
-
-    return parse_moment_text(str(value))
+    if isinstance(value, int):
+        return moment_from_value(value)
+    raise StorageError(f"unexpected moment value {value!r}")
 
 
 def _converted(e: sa_exc.SQLAlchemyError) -> RevcrmError:
@@ -1593,7 +1872,9 @@ def _create_engine(url: str | sa.URL, busy_timeout: float) -> Engine:
     except sa_exc.ArgumentError as e:
         raise ValidationError("url", str(url), "not a database URL") from e
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ValidationError("url", parsed.render_as_string(), "revcrm supports SQLite and PostgreSQL")
+        raise ValidationError(
+            "url", parsed.render_as_string(), "revcrm supports SQLite and PostgreSQL"
+        )
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3: revcrm[postgres]
     try:
@@ -1769,8 +2050,7 @@ class _Subscriptions(_Repo[Subscription]):
                 raise ConflictError(self.kind, id, expected_version, int(version))
             (current,) = store._load(conn, self.kind, head.c.id == id)
             updated = current.append(change)
-            check_record(self.kind, updated)
-            store._write(conn, self.kind, [updated], [int(version)])
+            store._write(conn, [prepare(self.kind, updated)], [int(version)])
             return Versioned(record=updated, version=store._version(conn, self.kind, id))
 
         return store._run(True, run)
@@ -1869,7 +2149,7 @@ class _Credits(_Repo[CreditEntry]):
         conds = [cr.c.customer_id == customer_id, cr.c.currency == currency]
         if t is not None:
             conds.append(cr.c.at <= t)
-        stmt = sa.select(store._ops.dsum(cr.c.amount)).where(*conds)
+        stmt = sa.select(store._ops.dsum(cr.c)).where(*conds)
         return store._run(False, lambda conn: Money(_dec(conn.execute(stmt).scalar()), currency))
 
     def page(
