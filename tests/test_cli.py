@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import runpy
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +16,12 @@ from revcrm.leads import LeadStage, funnel
 from revcrm.metrics import analyse, dashboard
 
 
-def test_demo_prints_every_section(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--customers", "80", "--seed", "3"]) == 0
+def test_demo_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = tmp_path / "demo.sqlite"
+    assert main(["demo", "--customers", "80", "--seed", "3", "--db", str(db)]) == 0
     out = capsys.readouterr().out
+    assert db.exists()
+    assert "MRR computed in SQL and in Python: equal" in out
     for heading in (
         "Dashboard as of",
         "MRR by billing cycle",
@@ -36,7 +40,7 @@ def test_demo_prints_every_section(capsys: pytest.CaptureFixture[str]) -> None:
 def test_demo_runs_as_a_module(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "argv", ["revcrm", "demo", "--customers", "30", "--locale", "de_DE"])
+    monkeypatch.setattr(sys, "argv", ["revcrm", "demo", "--customers", "30", "--locale", "de_DE", "--db", "-"])
     with pytest.raises(SystemExit) as exit_:
         runpy.run_module("revcrm", run_name="__main__")
     assert exit_.value.code == 0

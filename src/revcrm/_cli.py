@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TextIO
 
 from revcrm._book import Book
@@ -28,19 +29,21 @@ def demo(args: argparse.Namespace) -> int:
     as_of = (
         DEMO_AS_OF if args.as_of is None else datetime.fromisoformat(args.as_of).replace(tzinfo=UTC)
     )
-    book = demo_book(args.customers, seed=args.seed, as_of=as_of)
+    generated = demo_book(args.customers, seed=args.seed, as_of=as_of)
     locale, cur = args.locale, args.currency
-    analysis = analyse(book, currency=cur)
     out = sys.stdout
 
     def fm(m: Money) -> str:
         return format_money(m, locale=locale)
 
+    book, stored = _through_sqlite(generated, args.db, as_of=as_of, currency=cur)
     out.write(
         f"revcrm demo: a hosting business with {len(book.customers)} customers, "
         f"{len(book.subscriptions)} services, {len(book.invoices)} invoices, "
-        f"{len(book.transactions)} transactions (seed {args.seed})\n\n"
+        f"{len(book.transactions)} transactions (seed {args.seed})\n"
     )
+    analysis = analyse(book, currency=cur, horizon=as_of)
+    out.write(stored + "\n\n")
     d = dashboard(book, as_of=as_of, currency=cur, analysis=analysis)
     out.write(format_dashboard(d, locale=locale) + "\n\n")
 
@@ -91,6 +94,36 @@ def demo(args: argparse.Namespace) -> int:
         + "\n"
     )
     return 0
+
+
+def _through_sqlite(book: Book, db: str, *, as_of: datetime, currency: str) -> tuple[Book, str]:
+    """Write the book into a fresh SQLite file, read it back, and check the dashboard the
+    database computes (pushed down to SQL) against the pure functions."""
+    if db == "-":
+        return book, "(kept in memory: --db -)"
+    try:
+        from revcrm.storage import SQLStore
+    except ImportError:  # pragma: no cover - the sql extra is missing
+        return book, "(SQLAlchemy missing: pip install 'revcrm[sql]' to store the book in SQLite)"
+    path = Path(db)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    store = SQLStore(f"sqlite:///{path}")
+    try:
+        store.create_schema()
+        result = store.import_book(book)
+        loaded = store.book()
+        pushed = store.dashboard(as_of=as_of, currency=currency)
+    finally:
+        store.close()
+    from revcrm.metrics import mrr
+
+    pure = mrr(loaded, at=as_of, currency=currency, policy=store.policy)
+    check = "equal" if pushed.mrr == pure else f"DIFFERENT ({pushed.mrr} vs {pure})"
+    return loaded, (
+        f"Stored in SQLite file {path} ({result.inserted} records) and read back; "
+        f"MRR computed in SQL and in Python: {check}"
+    )
 
 
 def _analytics(
@@ -172,6 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--locale", default="en_US")
     p.add_argument("--currency", default="USD")
     p.add_argument("--as-of", default=None, help="ISO date-time in UTC (default: the demo's date)")
+    p.add_argument(
+        "--db",
+        default="revcrm-demo.sqlite",
+        help="SQLite file the demo book is written to and read back from ('-': none)",
+    )
     p.set_defaults(func=demo)
     args = parser.parse_args(argv)
     result: int = args.func(args)
