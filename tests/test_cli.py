@@ -30,6 +30,8 @@ def test_demo_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_path:
         "Cohorts:",
         "Top products by net cash",
         "Lead funnel at",
+        "Segments (",
+        "Services (",
     ):
         assert heading in out
     book = demo_book(80, seed=3)

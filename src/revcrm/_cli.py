@@ -79,6 +79,8 @@ def demo(args: argparse.Namespace) -> int:
 
     _analytics(out, book, analysis, as_of, d.trend[-7].start, fm)
 
+    _segments_and_profile(out, book, analysis, as_of, locale)
+
     from revcrm._demo import demo_leads
     from revcrm.leads import conversion_rate, format_funnel, funnel, open_pipeline_value
 
@@ -124,6 +126,30 @@ def _through_sqlite(book: Book, db: str, *, as_of: datetime, currency: str) -> t
         f"Stored in SQLite file {path} ({result.inserted} records) and read back; "
         f"MRR computed in SQL and in Python: {check}"
     )
+
+
+def _segments_and_profile(
+    out: TextIO, book: Book, analysis: MrrAnalysis, as_of: datetime, locale: str
+) -> None:
+    """Segment cards and the profile of the customer paying the most."""
+    from revcrm.crm import customer_profile, format_profile
+    from revcrm.segments import PRECEDENCE, segmentation
+
+    seg = segmentation(book, as_of=as_of, currency=analysis.currency, analysis=analysis)
+    counts = seg.counts()
+    out.write(f"\nSegments ({counts.customers} customers; members, and primary by precedence)\n")
+    for segment in PRECEDENCE:
+        out.write(
+            f"  {segment.value:<16}{counts.members.get(segment, 0):>6}"
+            f"{counts.primary.get(segment, 0):>8}\n"
+        )
+    paying = analysis.customers_with_mrr(as_of)
+    if paying:
+        top = max(sorted(paying), key=lambda c: paying[c].amount)
+        profile = customer_profile(
+            book, top, as_of=as_of, currency=analysis.currency, analysis=analysis
+        )
+        out.write("\n" + format_profile(profile, locale=locale) + "\n")
 
 
 def _analytics(
