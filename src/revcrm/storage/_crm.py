@@ -1,0 +1,429 @@
+"""Storage of the CRM's own records: notes with their audit log, tags with their
+assignment log, and leads with their transition history.
+
+Kept apart from :class:`~revcrm.storage.Store` (billing records a host syncs in) because
+these records are written by staff through revcrm itself. Rules every backend follows
+(checked by :mod:`revcrm.testing.crm_contract`):
+
+* Reads of a missing id raise :class:`~revcrm.errors.NotFoundError`; ``find`` returns None.
+* A note's version is its ``revision`` (the number of audit entries). ``add`` writes
+  revision 1 and its creation entry; ``save(note, entry)`` writes a changed note and the
+  audit entry of that change, only when the stored revision is ``note.revision - 1``
+  (else :class:`~revcrm.errors.ConflictError`), both or neither.
+* Tag names are unique case-insensitively (``Tag.key``): creating a second "VIP" is a
+  :class:`~revcrm.errors.DuplicateError`. Assignments are an append-only log of
+  :class:`~revcrm.crm.TagChange`; current tags replay it. Assigning a tag that does not
+  exist is :class:`~revcrm.errors.UnknownReferenceError`.
+* A lead's version is the number of its transitions. ``add`` stores a new lead (version
+  = its history length); ``save(lead, expected_version=...)`` stores a lead whose history
+  extends the stored one. A second open lead for an email, or a second lead converted
+  into a customer, is a :class:`~revcrm.errors.DuplicateError`. Nothing is written then.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from typing import Protocol
+
+from revcrm.crm._records import Note, NoteRevision, Tag, TagChange, tag_key, tags_at
+from revcrm.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    UnknownReferenceError,
+    ValidationError,
+)
+from revcrm.leads._lead import Lead, normalise_email
+
+__all__ = [
+    "CRMStore",
+    "InMemoryCRMStore",
+    "LeadRepository",
+    "NoteRepository",
+    "TagRepository",
+]
+
+
+class NoteRepository(Protocol):
+    def get(self, id: str) -> Note: ...
+
+    def find(self, id: str) -> Note | None: ...
+
+    def add(self, note: Note) -> None:
+        """Store a new note (revision 1) and its creation entry; a used id is a DuplicateError."""
+        ...
+
+    def save(self, note: Note, entry: NoteRevision) -> None:
+        """Store a change made by :class:`~revcrm.crm.Note` and its audit entry."""
+        ...
+
+    def for_customer(self, customer_id: str, *, include_deleted: bool = False) -> tuple[Note, ...]:
+        """Pinned first, then newest first (ties by id)."""
+        ...
+
+    def history(self, note_id: str) -> tuple[NoteRevision, ...]:
+        """The audit entries of a note, by revision."""
+        ...
+
+    def rehome(self, from_customer: str, to_customer: str) -> int:
+        """Move every note (and its audit entries) of one customer to another."""
+        ...
+
+
+class TagRepository(Protocol):
+    def create(self, tag: Tag) -> None: ...
+
+    def get(self, name: str) -> Tag:
+        """The tag with this name, compared case-insensitively."""
+        ...
+
+    def all(self) -> tuple[Tag, ...]:
+        """Every tag, by key."""
+        ...
+
+    def record(self, change: TagChange) -> None:
+        """Append an assignment change (the tag must exist)."""
+        ...
+
+    def changes(self, customer_id: str | None = None) -> tuple[TagChange, ...]:
+        """The assignment log in time order (one customer's, or everyone's)."""
+        ...
+
+    def tags_of(self, customer_id: str, *, as_of: datetime) -> frozenset[str]: ...
+
+    def customers_with(self, name: str, *, as_of: datetime) -> frozenset[str]: ...
+
+    def counts(self, *, as_of: datetime) -> dict[str, int]:
+        """Customers per tag name (every tag, zero included)."""
+        ...
+
+
+class LeadRepository(Protocol):
+    def get(self, id: str) -> Lead: ...
+
+    def find(self, id: str) -> Lead | None: ...
+
+    def version(self, id: str) -> int: ...
+
+    def add(self, lead: Lead) -> int: ...
+
+    def save(self, lead: Lead, *, expected_version: int) -> int:
+        """Store a later version of a lead; returns the new version."""
+        ...
+
+    def all(self) -> tuple[Lead, ...]:
+        """Every lead, by id."""
+        ...
+
+    def open_lead_for(self, email: str) -> Lead | None: ...
+
+    def lead_for_customer(self, customer_id: str) -> Lead | None: ...
+
+    def count(self) -> int: ...
+
+
+class CRMStore(Protocol):
+    @property
+    def notes(self) -> NoteRepository: ...
+
+    @property
+    def tags(self) -> TagRepository: ...
+
+    @property
+    def leads(self) -> LeadRepository: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """All-or-nothing block over the CRM records."""
+        ...
+
+
+# -- in memory --------------------------------------------------------------------------------
+
+
+class _State:
+    def __init__(self) -> None:
+        self.notes: dict[str, Note] = {}
+        self.note_log: dict[str, list[NoteRevision]] = {}
+        self.tags: dict[str, Tag] = {}
+        self.tag_log: list[TagChange] = []
+        self.leads: dict[str, Lead] = {}
+
+    def copy(self) -> _State:
+        s = _State()
+        s.notes = dict(self.notes)
+        s.note_log = {k: list(v) for k, v in self.note_log.items()}
+        s.tags = dict(self.tags)
+        s.tag_log = list(self.tag_log)
+        s.leads = dict(self.leads)
+        return s
+
+
+class InMemoryCRMStore:
+    """Thread-safe in-memory CRM store; ``transaction()`` restores a snapshot on error."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._state = _State()
+        self.notes = _MemoryNotes(self)
+        self.tags = _MemoryTags(self)
+        self.leads = _MemoryLeads(self)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            snapshot = self._state.copy()
+            try:
+                yield
+            except BaseException:
+                self._state = snapshot
+                raise
+
+
+class _MemoryNotes:
+    def __init__(self, store: InMemoryCRMStore) -> None:
+        self._store = store
+
+    def get(self, id: str) -> Note:
+        note = self.find(id)
+        if note is None:
+            raise NotFoundError("note", id)
+        return note
+
+    def find(self, id: str) -> Note | None:
+        with self._store._lock:
+            return self._store._state.notes.get(id)
+
+    def add(self, note: Note) -> None:
+        if not isinstance(note, Note):
+            raise ValidationError("note", note, "expected a Note")
+        if note.revision != 1:
+            raise ValidationError("revision", note.revision, "a new note is at revision 1")
+        with self._store._lock:
+            state = self._store._state
+            if note.id in state.notes:
+                raise DuplicateError("note", note.id)
+            state.notes[note.id] = note
+            state.note_log[note.id] = [note.created()]
+
+    def save(self, note: Note, entry: NoteRevision) -> None:
+        _check_entry(note, entry)
+        with self._store._lock:
+            state = self._store._state
+            stored = state.notes.get(note.id)
+            if stored is None:
+                raise NotFoundError("note", note.id)
+            if stored.revision != note.revision - 1:
+                raise ConflictError("note", note.id, note.revision - 1, stored.revision)
+            state.notes[note.id] = note
+            state.note_log[note.id].append(entry)
+
+    def for_customer(self, customer_id: str, *, include_deleted: bool = False) -> tuple[Note, ...]:
+        with self._store._lock:
+            notes = [
+                n
+                for n in self._store._state.notes.values()
+                if n.customer_id == customer_id and (include_deleted or not n.deleted)
+            ]
+        return note_order(notes)
+
+    def history(self, note_id: str) -> tuple[NoteRevision, ...]:
+        with self._store._lock:
+            log = self._store._state.note_log.get(note_id)
+            if log is None:
+                raise NotFoundError("note", note_id)
+            return tuple(log)
+
+    def rehome(self, from_customer: str, to_customer: str) -> int:
+        with self._store._lock:
+            state = self._store._state
+            moved = 0
+            for nid, n in list(state.notes.items()):
+                if n.customer_id == from_customer:
+                    state.notes[nid] = rehomed_note(n, to_customer)
+                    state.note_log[nid] = [
+                        rehomed_entry(e, to_customer) for e in state.note_log[nid]
+                    ]
+                    moved += 1
+            return moved
+
+
+class _MemoryTags:
+    def __init__(self, store: InMemoryCRMStore) -> None:
+        self._store = store
+
+    def create(self, tag: Tag) -> None:
+        if not isinstance(tag, Tag):
+            raise ValidationError("tag", tag, "expected a Tag")
+        with self._store._lock:
+            if tag.key in self._store._state.tags:
+                raise DuplicateError("tag", tag.key)
+            self._store._state.tags[tag.key] = tag
+
+    def get(self, name: str) -> Tag:
+        key = tag_key(name)
+        with self._store._lock:
+            tag = self._store._state.tags.get(key)
+        if tag is None:
+            raise NotFoundError("tag", name)
+        return tag
+
+    def all(self) -> tuple[Tag, ...]:
+        with self._store._lock:
+            return tuple(self._store._state.tags[k] for k in sorted(self._store._state.tags))
+
+    def record(self, change: TagChange) -> None:
+        if not isinstance(change, TagChange):
+            raise ValidationError("change", change, "expected a TagChange")
+        with self._store._lock:
+            if change.tag_key not in self._store._state.tags:
+                raise UnknownReferenceError("tag", change.tag, "tag")
+            self._store._state.tag_log.append(change)
+
+    def changes(self, customer_id: str | None = None) -> tuple[TagChange, ...]:
+        with self._store._lock:
+            log = [
+                c
+                for c in self._store._state.tag_log
+                if customer_id is None or c.customer_id == customer_id
+            ]
+        return tuple(sorted(log, key=lambda c: c.at))  # stable: ties keep write order
+
+    def tags_of(self, customer_id: str, *, as_of: datetime) -> frozenset[str]:
+        return tags_at(self.changes(customer_id), as_of=as_of).get(customer_id, frozenset())
+
+    def customers_with(self, name: str, *, as_of: datetime) -> frozenset[str]:
+        key = self.get(name).key
+        current = tags_at(self.changes(), as_of=as_of)
+        return frozenset(c for c, tags in current.items() if key in {tag_key(t) for t in tags})
+
+    def counts(self, *, as_of: datetime) -> dict[str, int]:
+        return tag_counts(self.all(), self.changes(), as_of=as_of)
+
+
+class _MemoryLeads:
+    def __init__(self, store: InMemoryCRMStore) -> None:
+        self._store = store
+
+    def get(self, id: str) -> Lead:
+        lead = self.find(id)
+        if lead is None:
+            raise NotFoundError("lead", id)
+        return lead
+
+    def find(self, id: str) -> Lead | None:
+        with self._store._lock:
+            return self._store._state.leads.get(id)
+
+    def version(self, id: str) -> int:
+        return len(self.get(id).history)
+
+    def add(self, lead: Lead) -> int:
+        if not isinstance(lead, Lead):
+            raise ValidationError("lead", lead, "expected a Lead")
+        with self._store._lock:
+            leads = self._store._state.leads
+            if lead.id in leads:
+                raise DuplicateError("lead", lead.id)
+            check_unique(leads.values(), lead)
+            leads[lead.id] = lead
+            return len(lead.history)
+
+    def save(self, lead: Lead, *, expected_version: int) -> int:
+        if not isinstance(lead, Lead):
+            raise ValidationError("lead", lead, "expected a Lead")
+        with self._store._lock:
+            leads = self._store._state.leads
+            stored = leads.get(lead.id)
+            if stored is None:
+                raise NotFoundError("lead", lead.id)
+            check_extends(stored, lead, expected_version)
+            check_unique(leads.values(), lead)
+            leads[lead.id] = lead
+            return len(lead.history)
+
+    def all(self) -> tuple[Lead, ...]:
+        with self._store._lock:
+            leads = self._store._state.leads
+            return tuple(leads[k] for k in sorted(leads))
+
+    def open_lead_for(self, email: str) -> Lead | None:
+        key = normalise_email(email)
+        return next((x for x in self.all() if x.is_open and x.email_key == key), None)
+
+    def lead_for_customer(self, customer_id: str) -> Lead | None:
+        return next((x for x in self.all() if x.customer_id == customer_id), None)
+
+    def count(self) -> int:
+        with self._store._lock:
+            return len(self._store._state.leads)
+
+
+# -- shared rules (every backend applies the same checks) -------------------------------------
+
+
+def note_order(notes: Iterable[Note]) -> tuple[Note, ...]:
+    """Pinned first, then newest first; the id breaks ties so the order is total."""
+    by_id = sorted(notes, key=lambda n: n.id)
+    by_time = sorted(by_id, key=lambda n: n.created_at, reverse=True)
+    return tuple(sorted(by_time, key=lambda n: not n.pinned))
+
+
+def rehomed_note(note: Note, customer_id: str) -> Note:
+    return Note.from_record(
+        {**note.to_record(), "customer_id": customer_id}, changed_at=note.changed_at
+    )
+
+
+def rehomed_entry(entry: NoteRevision, customer_id: str) -> NoteRevision:
+    return NoteRevision.from_record({**entry.to_record(), "customer_id": customer_id})
+
+
+def _check_entry(note: Note, entry: NoteRevision) -> None:
+    if not isinstance(note, Note) or not isinstance(entry, NoteRevision):
+        raise ValidationError("note", note, "expected a Note and its NoteRevision")
+    if (
+        entry.note_id != note.id
+        or entry.revision != note.revision
+        or entry.customer_id != note.customer_id
+    ):
+        raise ValidationError(
+            "entry", entry.revision, f"is not the audit entry of note {note.id!r} r{note.revision}"
+        )
+
+
+def tag_counts(
+    tags: Iterable[Tag], changes: Iterable[TagChange], *, as_of: datetime
+) -> dict[str, int]:
+    names = {t.key: t.name for t in tags}
+    counts = dict.fromkeys(names.values(), 0)
+    for current in tags_at(changes, as_of=as_of).values():
+        for t in current:
+            name = names.get(tag_key(t))
+            if name is not None:
+                counts[name] += 1
+    return counts
+
+
+def check_extends(stored: Lead, lead: Lead, expected_version: int) -> None:
+    actual = len(stored.history)
+    if expected_version != actual:
+        raise ConflictError("lead", lead.id, expected_version, actual)
+    if lead.history[:actual] != stored.history:
+        raise ValidationError(
+            f"lead[{lead.id}].history",
+            len(lead.history),
+            f"must extend the stored history of {actual} moves (append-only)",
+        )
+
+
+def check_unique(leads: Iterable[Lead], lead: Lead) -> None:
+    for other in leads:
+        if other.id == lead.id:
+            continue
+        if lead.is_open and other.is_open and other.email_key == lead.email_key:
+            raise DuplicateError("open lead", lead.email_key)
+        if lead.customer_id is not None and other.customer_id == lead.customer_id:
+            raise DuplicateError("converted lead for customer", lead.customer_id)

@@ -1,0 +1,233 @@
+"""The contract suite of CRM stores (notes, tags, leads): abstract test classes.
+
+Subclass :class:`CRMStoreContract`, name the subclass ``Test...`` and give it a factory::
+
+    class TestMyCRMStore(CRMStoreContract):
+        def make_crm_store(self) -> CRMStore:
+            return MyCRMStore(...)  # empty, schema created
+
+The class is not collected on its own (its name does not start with ``Test``).
+"""
+
+from __future__ import annotations
+
+import abc
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import pytest
+
+from revcrm._money import Money
+from revcrm.crm import Note, Tag, TagChange
+from revcrm.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    TransitionNotAllowed,
+    UnknownReferenceError,
+    ValidationError,
+)
+from revcrm.leads import Lead, LeadStage
+from revcrm.storage._crm import CRMStore
+
+__all__ = ["CRMStoreContract"]
+
+T0: Final = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
+
+
+def _t(hours: int) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def _note(id: str = "n1", customer_id: str = "c1", *, hours: int = 0) -> Note:
+    return Note.create(id=id, customer_id=customer_id, author_id="s1", body="hello", at=_t(hours))
+
+
+def _lead(id: str = "l1", email: str = "ann@example.com") -> Lead:
+    return Lead(
+        id=id,
+        email=email,
+        created_at=T0,
+        name="Ann",
+        expected_value=Money("49.90", "EUR"),
+        source="search:google",
+    )
+
+
+class CRMStoreContract(abc.ABC):
+    @abc.abstractmethod
+    def make_crm_store(self) -> CRMStore: ...
+
+    # -- notes -------------------------------------------------------------------------------
+
+    def test_note_round_trip_and_creation_entry(self) -> None:
+        s = self.make_crm_store()
+        note = _note()
+        s.notes.add(note)
+        assert s.notes.get("n1") == note
+        assert s.notes.find("missing") is None
+        with pytest.raises(NotFoundError):
+            s.notes.get("missing")
+        (entry,) = s.notes.history("n1")
+        assert entry == note.created()
+
+    def test_note_id_is_unique(self) -> None:
+        s = self.make_crm_store()
+        s.notes.add(_note())
+        with pytest.raises(DuplicateError):
+            s.notes.add(_note(customer_id="c2"))
+        assert s.notes.for_customer("c2") == ()
+
+    def test_note_changes_keep_an_audit_trail(self) -> None:
+        s = self.make_crm_store()
+        note = _note()
+        s.notes.add(note)
+        edited, e1 = note.edit("changed", at=_t(1), staff_id="s2")
+        s.notes.save(edited, e1)
+        deleted, e2 = edited.delete(at=_t(2), staff_id="s3")
+        s.notes.save(deleted, e2)
+        stored = s.notes.get("n1")
+        assert stored == deleted
+        assert stored.body == "changed"
+        assert stored.deleted
+        assert [e.action.value for e in s.notes.history("n1")] == ["created", "edited", "deleted"]
+        assert [e.body for e in s.notes.history("n1")] == ["hello", "changed", "changed"]
+        assert s.notes.for_customer("c1") == ()
+        assert s.notes.for_customer("c1", include_deleted=True) == (deleted,)
+
+    def test_lost_update_is_a_conflict_and_writes_nothing(self) -> None:
+        s = self.make_crm_store()
+        note = _note()
+        s.notes.add(note)
+        a, ea = note.edit("first", at=_t(1), staff_id="s1")
+        b, eb = note.edit("second", at=_t(1), staff_id="s2")
+        s.notes.save(a, ea)
+        with pytest.raises(ConflictError):
+            s.notes.save(b, eb)
+        assert s.notes.get("n1").body == "first"
+        assert len(s.notes.history("n1")) == 2
+
+    def test_mismatched_entry_is_refused(self) -> None:
+        s = self.make_crm_store()
+        note = _note()
+        s.notes.add(note)
+        a, _ = note.edit("first", at=_t(1), staff_id="s1")
+        with pytest.raises(ValidationError):
+            s.notes.save(a, note.created())
+        assert s.notes.get("n1") == note
+
+    def test_pinned_first_then_newest(self) -> None:
+        s = self.make_crm_store()
+        for i in range(3):
+            s.notes.add(_note(f"n{i}", hours=i))
+        pinned, entry = s.notes.get("n0").pin(at=_t(5), staff_id="s1")
+        s.notes.save(pinned, entry)
+        assert [n.id for n in s.notes.for_customer("c1")] == ["n0", "n2", "n1"]
+
+    def test_rehome_moves_notes_and_their_log(self) -> None:
+        s = self.make_crm_store()
+        s.notes.add(_note("n1", "c1"))
+        s.notes.add(_note("n2", "c2"))
+        assert s.notes.rehome("c2", "c1") == 1
+        assert {n.id for n in s.notes.for_customer("c1")} == {"n1", "n2"}
+        assert s.notes.for_customer("c2") == ()
+        assert all(e.customer_id == "c1" for e in s.notes.history("n2"))
+
+    # -- tags --------------------------------------------------------------------------------
+
+    def test_tag_names_unique_case_insensitively(self) -> None:
+        s = self.make_crm_store()
+        s.tags.create(Tag.of("VIP", "#ff0000"))
+        with pytest.raises(DuplicateError):
+            s.tags.create(Tag.of("vip"))
+        assert s.tags.all() == (Tag.of("VIP", "#FF0000"),)
+        assert s.tags.get("vIp").colour == "#FF0000"
+        with pytest.raises(NotFoundError):
+            s.tags.get("other")
+
+    def test_assign_remove_counts_and_members(self) -> None:
+        s = self.make_crm_store()
+        s.tags.create(Tag.of("VIP"))
+        s.tags.create(Tag.of("Trial"))
+        s.tags.record(TagChange.added(customer_id="c1", tag="vip", at=_t(0)))
+        s.tags.record(TagChange.added(customer_id="c2", tag="VIP", at=_t(1)))
+        s.tags.record(TagChange.removed(customer_id="c1", tag="Vip", at=_t(2)))
+        assert s.tags.tags_of("c2", as_of=_t(3)) == {"VIP"}
+        assert s.tags.tags_of("c1", as_of=_t(1)) == {"vip"}
+        assert s.tags.tags_of("c1", as_of=_t(3)) == frozenset()
+        assert s.tags.customers_with("vip", as_of=_t(1)) == {"c1", "c2"}
+        assert s.tags.customers_with("vip", as_of=_t(3)) == {"c2"}
+        assert s.tags.counts(as_of=_t(3)) == {"VIP": 1, "Trial": 0}
+        assert len(s.tags.changes()) == 3
+        assert len(s.tags.changes("c1")) == 2
+
+    def test_assigning_an_unknown_tag_writes_nothing(self) -> None:
+        s = self.make_crm_store()
+        with pytest.raises(UnknownReferenceError):
+            s.tags.record(TagChange.added(customer_id="c1", tag="ghost", at=T0))
+        assert s.tags.changes() == ()
+
+    # -- leads -------------------------------------------------------------------------------
+
+    def test_lead_round_trip_with_history(self) -> None:
+        s = self.make_crm_store()
+        lead = _lead()
+        assert s.leads.add(lead) == 0
+        moved = lead.contact(at=_t(1), staff_id="s1", note="called").lose("price", at=_t(2))
+        assert s.leads.save(moved, expected_version=0) == 2
+        assert s.leads.get("l1") == moved
+        assert s.leads.version("l1") == 2
+        assert s.leads.get("l1").stage is LeadStage.LOST
+        assert s.leads.count() == 1
+        with pytest.raises(NotFoundError):
+            s.leads.get("nope")
+
+    def test_stale_lead_version_is_a_conflict(self) -> None:
+        s = self.make_crm_store()
+        lead = _lead()
+        s.leads.add(lead)
+        s.leads.save(lead.contact(at=_t(1)), expected_version=0)
+        with pytest.raises(ConflictError):
+            s.leads.save(lead.lose("x", at=_t(1)), expected_version=0)
+        assert s.leads.get("l1").stage is LeadStage.CONTACTED
+
+    def test_one_open_lead_per_email(self) -> None:
+        s = self.make_crm_store()
+        s.leads.add(_lead("l1", "ann@example.com"))
+        with pytest.raises(DuplicateError):
+            s.leads.add(_lead("l2", " ANN@example.com"))
+        assert s.leads.count() == 1
+        found = s.leads.open_lead_for("Ann@Example.com")
+        assert found is not None
+        assert found.id == "l1"
+
+    def test_one_lead_per_customer_and_convert_once(self) -> None:
+        s = self.make_crm_store()
+        a, b = _lead("l1", "a@example.com"), _lead("l2", "b@example.com")
+        s.leads.add(a)
+        s.leads.add(b)
+        s.leads.save(a.convert("c1", at=_t(1)), expected_version=0)
+        with pytest.raises(DuplicateError):
+            s.leads.save(b.convert("c1", at=_t(1)), expected_version=0)
+        with pytest.raises(TransitionNotAllowed):
+            s.leads.get("l1").convert("c2", at=_t(2))
+        converted = s.leads.lead_for_customer("c1")
+        assert converted is not None
+        assert converted.id == "l1"
+        assert s.leads.get("l2").stage is LeadStage.NEW
+
+    def test_transaction_rolls_back_every_repository(self) -> None:
+        s = self.make_crm_store()
+
+        def write_then_fail() -> None:
+            with s.transaction():
+                s.notes.add(_note())
+                s.tags.create(Tag.of("VIP"))
+                s.leads.add(_lead())
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            write_then_fail()
+        assert s.notes.find("n1") is None
+        assert s.tags.all() == ()
+        assert s.leads.count() == 0
