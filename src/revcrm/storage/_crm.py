@@ -26,7 +26,9 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import Protocol
+from typing import Final, Protocol
+
+import attrs
 
 from revcrm.crm._records import Note, NoteRevision, Tag, TagChange, tag_key, tags_at
 from revcrm.errors import (
@@ -39,12 +41,17 @@ from revcrm.errors import (
 from revcrm.leads._lead import Lead, normalise_email
 
 __all__ = [
+    "ERASED_TEXT",
     "CRMStore",
     "InMemoryCRMStore",
     "LeadRepository",
     "NoteRepository",
     "TagRepository",
 ]
+
+
+#: What erased note text reads (a note's body cannot be empty).
+ERASED_TEXT: Final = "[erased]"
 
 
 class NoteRepository(Protocol):
@@ -70,6 +77,11 @@ class NoteRepository(Protocol):
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
         """Move every note (and its audit entries) of one customer to another."""
+        ...
+
+    def erase_customer(self, customer_id: str) -> int:
+        """Replace the text of every note of a customer, and of its audit entries, by
+        :data:`ERASED_TEXT` (personal data erasure); returns the number of notes."""
         ...
 
 
@@ -123,6 +135,11 @@ class LeadRepository(Protocol):
     def lead_for_customer(self, customer_id: str) -> Lead | None: ...
 
     def count(self) -> int: ...
+
+    def relink(self, from_customer: str, to_customer: str) -> int:
+        """Point the lead converted into one customer at another (a merge); a
+        DuplicateError when the other customer already has a converted lead."""
+        ...
 
 
 class CRMStore(Protocol):
@@ -249,6 +266,19 @@ class _MemoryNotes:
                     moved += 1
             return moved
 
+    def erase_customer(self, customer_id: str) -> int:
+        with self._store._lock:
+            state = self._store._state
+            erased = 0
+            for nid, n in list(state.notes.items()):
+                if n.customer_id == customer_id:
+                    state.notes[nid] = attrs.evolve(n, body=ERASED_TEXT)
+                    state.note_log[nid] = [
+                        attrs.evolve(e, body=ERASED_TEXT) for e in state.note_log[nid]
+                    ]
+                    erased += 1
+            return erased
+
 
 class _MemoryTags:
     def __init__(self, store: InMemoryCRMStore) -> None:
@@ -360,6 +390,17 @@ class _MemoryLeads:
         with self._store._lock:
             return len(self._store._state.leads)
 
+    def relink(self, from_customer: str, to_customer: str) -> int:
+        with self._store._lock:
+            leads = self._store._state.leads
+            lead = next((x for x in leads.values() if x.customer_id == from_customer), None)
+            if lead is None:
+                return 0
+            moved = relinked(lead, to_customer)
+            check_unique(leads.values(), moved)
+            leads[moved.id] = moved
+            return 1
+
 
 # -- shared rules (every backend applies the same checks) -------------------------------------
 
@@ -379,6 +420,13 @@ def rehomed_note(note: Note, customer_id: str) -> Note:
 
 def rehomed_entry(entry: NoteRevision, customer_id: str) -> NoteRevision:
     return NoteRevision.from_record({**entry.to_record(), "customer_id": customer_id})
+
+
+def relinked(lead: Lead, customer_id: str) -> Lead:
+    """The lead with its conversion pointing at ``customer_id`` (Converted is final, so
+    only the last transition carries a customer id)."""
+    last = attrs.evolve(lead.history[-1], customer_id=customer_id)
+    return attrs.evolve(lead, history=(*lead.history[:-1], last))
 
 
 def _check_entry(note: Note, entry: NoteRevision) -> None:

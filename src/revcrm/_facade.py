@@ -1,0 +1,583 @@
+"""The facade: one object over a billing :class:`~revcrm.storage.Store` and a
+:class:`~revcrm.storage._crm.CRMStore`, with sub-services for customers, notes, tags,
+segments, credits and leads, and the merge and erasure of customers.
+
+The clock is injected: the facade calls it only to stamp writes and as the default
+``as_of`` of reads; every method also takes an explicit moment. Pure code is never
+handed the clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from typing import Any, Literal
+
+import attrs
+
+from revcrm._money import Money
+from revcrm._records import CreditEntry, Customer
+from revcrm._time import as_moment, utc
+from revcrm.crm import CustomerProfile, Note, Tag, TagChange, customer_profile
+from revcrm.errors import NotFoundError, ValidationError
+from revcrm.leads import Lead, LeadStage
+from revcrm.metrics import MetricsPolicy
+from revcrm.segments import Segment, Segmentation, SegmentCounts, segmentation
+from revcrm.storage._crm import CRMStore
+from revcrm.storage._protocols import Store
+from revcrm.storage._query import CustomerRow, CustomerSort, Direction, Page
+
+__all__ = ["CRM", "CustomerListRow", "MergeResult"]
+
+_Moment = date | datetime
+
+
+@attrs.frozen(kw_only=True)
+class CustomerListRow:
+    """A line of the customer list: the store's row plus segments and tags."""
+
+    row: CustomerRow
+    segments: frozenset[Segment]
+    tags: frozenset[str]
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+
+@attrs.frozen(kw_only=True)
+class MergeResult:
+    """How many records of the secondary customer a merge moved onto the primary."""
+
+    primary_id: str
+    secondary_id: str
+    subscriptions: int
+    invoices: int
+    transactions: int
+    credits: int
+    notes: int
+    tags: int
+    leads: int
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class CRM:
+    """A revenue CRM over a billing store and a CRM store.
+
+    ``allow_negative_credit`` lets staff adjustments and invoice applications take a
+    customer's credit balance below zero (off by default: a
+    :class:`~revcrm.errors.ValidationError` naming ``amount`` is raised instead).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        crm: CRMStore,
+        *,
+        reporting_currency: str,
+        clock: Callable[[], datetime],
+        policy: MetricsPolicy | None = None,
+        allow_negative_credit: bool = False,
+    ) -> None:
+        if not callable(clock):
+            raise ValidationError("clock", clock, "expected a callable returning a datetime")
+        self.store = store
+        self.crm = crm
+        self.policy = policy
+        self.reporting_currency = reporting_currency
+        self.allow_negative_credit = allow_negative_credit
+        self._clock = clock
+        self.customers = _Customers(self)
+        self.notes = _Notes(self)
+        self.tags = _Tags(self)
+        self.segments = _Segments(self)
+        self.credits = _Credits(self)
+        self.leads = _Leads(self)
+
+    def now(self) -> datetime:
+        return utc(self._clock(), "clock()")
+
+    def _at(self, as_of: _Moment | None) -> datetime:
+        return self.now() if as_of is None else as_moment(as_of, "as_of")
+
+    def segmentation(self, *, as_of: _Moment | None = None) -> Segmentation:
+        at = self._at(as_of)
+        book = self.store.book()
+        tags = {c.id: self.crm.tags.tags_of(c.id, as_of=at) for c in book.customers}
+        return segmentation(
+            book, as_of=at, currency=self.reporting_currency, policy=self.policy, tags=tags
+        )
+
+    # -- merge and erasure -------------------------------------------------------------------
+
+    def merge(
+        self, primary_id: str, secondary_id: str, *, staff_id: str, at: datetime | None = None
+    ) -> MergeResult:
+        """Move everything the secondary customer owns onto the primary.
+
+        The primary keeps its id and email; a field the primary leaves empty takes the
+        secondary's value (the primary wins every conflict, custom attributes included).
+        Records keep their own moments, so the combined histories stay in time order.
+        The Store protocol has no delete: the secondary stays, owning nothing, with the
+        custom attribute ``merged_into`` naming the primary. A note on the primary
+        records the merge (it shows on the timeline).
+        """
+        if primary_id == secondary_id:
+            raise ValidationError("secondary_id", secondary_id, "is the primary customer")
+        moment = self.now() if at is None else utc(at, "at")
+        store = self.store
+        primary = store.customers.get(primary_id)
+        secondary = store.customers.get(secondary_id)
+        with store.transaction(), self.crm.transaction():
+            subs = store.subscriptions.for_customer(secondary_id)
+            invoices = store.invoices.for_customer(secondary_id)
+            txs = store.transactions.for_customer(secondary_id)
+            credits = store.credits.for_customer(secondary_id)
+            store.customers.upsert(_combined(primary, secondary))
+            for s in subs:
+                store.subscriptions.upsert(attrs.evolve(s, customer_id=primary_id))
+            for i in invoices:
+                store.invoices.upsert(attrs.evolve(i, customer_id=primary_id))
+            for t in txs:
+                store.transactions.upsert(attrs.evolve(t, customer_id=primary_id))
+            for c in credits:
+                store.credits.upsert(attrs.evolve(c, customer_id=primary_id))
+            attributes = {**secondary.custom_attributes, "merged_into": primary_id}
+            store.customers.upsert(
+                attrs.evolve(secondary, email=None, custom_attributes=attributes)
+            )
+            notes = self.crm.notes.rehome(secondary_id, primary_id)
+            tags = self._merge_tags(primary_id, secondary_id, moment, staff_id)
+            leads = 0
+            if self.crm.leads.lead_for_customer(primary_id) is None:
+                leads = self.crm.leads.relink(secondary_id, primary_id)
+            self.notes.add(
+                primary_id,
+                f"Merged customer {secondary_id} into this customer.",
+                author_id=staff_id,
+                at=moment,
+            )
+        return MergeResult(
+            primary_id=primary_id,
+            secondary_id=secondary_id,
+            subscriptions=len(subs),
+            invoices=len(invoices),
+            transactions=len(txs),
+            credits=len(credits),
+            notes=notes,
+            tags=tags,
+            leads=leads,
+        )
+
+    def _merge_tags(self, primary_id: str, secondary_id: str, at: datetime, staff: str) -> int:
+        tags = self.crm.tags
+        have = {t.casefold() for t in tags.tags_of(primary_id, as_of=at)}
+        moved = 0
+        for name in sorted(tags.tags_of(secondary_id, as_of=at)):
+            tags.record(
+                TagChange.removed(customer_id=secondary_id, tag=name, at=at, staff_id=staff)
+            )
+            if name.casefold() not in have:
+                tags.record(
+                    TagChange.added(customer_id=primary_id, tag=name, at=at, staff_id=staff)
+                )
+                moved += 1
+        return moved
+
+    def erase(
+        self,
+        customer_id: str,
+        *,
+        mode: Literal["anonymise", "delete"] = "anonymise",
+        staff_id: str | None = None,
+    ) -> None:
+        """Erase a customer's personal data.
+
+        ``anonymise`` replaces every personal field (name, email, username, phone,
+        company, role, website, location, custom attributes) with a neutral value and
+        the text of the customer's notes and its converted lead's profile; the revenue
+        history stays, so every metric is unchanged. ``delete`` is refused with a
+        :class:`~revcrm.errors.ValidationError`: the Store protocol has no delete, so
+        removing a customer is left to the host (anonymise is what revcrm can do).
+        """
+        if mode == "delete":
+            raise ValidationError(
+                "mode",
+                mode,
+                "the store keeps revenue history and has no delete: anonymise the customer, "
+                "and delete it in the host application if it owns no billing records",
+            )
+        if mode != "anonymise":
+            raise ValidationError("mode", mode, "expected 'anonymise' or 'delete'")
+        customer = self.store.customers.get(customer_id)
+        with self.store.transaction(), self.crm.transaction():
+            self.store.customers.upsert(
+                attrs.evolve(
+                    customer,
+                    name="erased customer",
+                    email=None,
+                    username=None,
+                    phone=None,
+                    company=None,
+                    role=None,
+                    website=None,
+                    location=None,
+                    custom_attributes={},
+                )
+            )
+            self.crm.notes.erase_customer(customer_id)
+            lead = self.crm.leads.lead_for_customer(customer_id)
+            if lead is not None:
+                erased = attrs.evolve(
+                    lead,
+                    email=f"erased-{lead.id}@erased.invalid",
+                    name="",
+                    company=None,
+                    phone=None,
+                    notes="",
+                    history=tuple(attrs.evolve(t, note="") for t in lead.history),
+                )
+                self.crm.leads.save(erased, expected_version=len(lead.history))
+        del staff_id  # kept in the signature for hosts that log who erased
+
+
+def _combined(primary: Customer, secondary: Customer) -> Customer:
+    changes: dict[str, Any] = {}
+    for field in (
+        "username",
+        "company",
+        "phone",
+        "role",
+        "website",
+        "location",
+        "owner_id",
+        "referral_source",
+        "referrer_id",
+    ):
+        if getattr(primary, field) is None and getattr(secondary, field) is not None:
+            changes[field] = getattr(secondary, field)
+    if not primary.name and secondary.name:
+        changes["name"] = secondary.name
+    if primary.email is None and secondary.email is not None:
+        changes["email"] = secondary.email
+    changes["custom_attributes"] = {**secondary.custom_attributes, **primary.custom_attributes}
+    changes["registered_at"] = min(primary.registered_at, secondary.registered_at)
+    return attrs.evolve(primary, **changes)
+
+
+# -- sub-services -----------------------------------------------------------------------------
+
+
+class _Service:
+    def __init__(self, crm: CRM) -> None:
+        self._crm = crm
+
+
+class _Customers(_Service):
+    def list(
+        self,
+        *,
+        as_of: _Moment | None = None,
+        search: str | None = None,
+        referral_source: str | None = None,
+        has_active_services: bool | None = None,
+        segment: Segment | str | None = None,
+        tag: str | None = None,
+        sort: CustomerSort | str = CustomerSort.NAME,
+        direction: Direction | str = Direction.ASC,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[CustomerListRow]:
+        """The customer list. Search, sort, the referral source and active-services
+        filters and the keyset pagination are the store's (pushed down to SQL on the SQL
+        store). A ``segment`` or ``tag`` filter is computed here (segments over the whole
+        book, tags from the CRM store) and passed down as the set of customer ids."""
+        crm = self._crm
+        at = crm._at(as_of)
+        seg = crm.segmentation(as_of=at)
+        ids: set[str] | None = None
+        if segment is not None:
+            ids = set(seg.customers_in(segment))
+        if tag is not None:
+            tagged = set(crm.crm.tags.customers_with(tag, as_of=at))
+            ids = tagged if ids is None else ids & tagged
+        page = crm.store.customers.page(
+            as_of=at,
+            currency=crm.reporting_currency,
+            search=search,
+            referral_source=referral_source,
+            has_active_services=has_active_services,
+            customer_ids=None if ids is None else sorted(ids),
+            sort=sort,
+            direction=direction,
+            limit=limit,
+            cursor=cursor,
+        )
+        return Page(
+            items=tuple(
+                CustomerListRow(
+                    row=r,
+                    segments=seg.segments_of(r.id) if r.id in seg.facts else frozenset(),
+                    tags=crm.crm.tags.tags_of(r.id, as_of=at),
+                )
+                for r in page.items
+            ),
+            next_cursor=page.next_cursor,
+        )
+
+    def profile(self, customer_id: str, *, as_of: _Moment | None = None) -> CustomerProfile:
+        crm = self._crm
+        at = crm._at(as_of)
+        customer = crm.store.customers.get(customer_id)
+        # The converted lead of the customer, else the open lead with its email (a prospect
+        # who registered without buying yet); the profile shows it for non-buyers only.
+        lead = crm.crm.leads.lead_for_customer(customer_id)
+        if lead is None and customer.email is not None:
+            lead = crm.crm.leads.open_lead_for(customer.email)
+        return customer_profile(
+            crm.store.book(customer_ids=[customer_id]),
+            customer_id,
+            as_of=at,
+            currency=crm.reporting_currency,
+            policy=crm.policy,
+            notes=crm.crm.notes.for_customer(customer_id),
+            tags=crm.crm.tags.tags_of(customer_id, as_of=at),
+            lead_status=None if lead is None else lead.stage,
+        )
+
+
+class _Notes(_Service):
+    def add(
+        self,
+        customer_id: str,
+        body: str,
+        *,
+        author_id: str,
+        pinned: bool = False,
+        id: str | None = None,
+        at: datetime | None = None,
+    ) -> Note:
+        crm = self._crm
+        crm.store.customers.get(customer_id)
+        note = Note.create(
+            id=_new_id() if id is None else id,
+            customer_id=customer_id,
+            author_id=author_id,
+            body=body,
+            pinned=pinned,
+            at=crm.now() if at is None else at,
+        )
+        crm.crm.notes.add(note)
+        return note
+
+    def _change(
+        self, note_id: str, how: str, staff_id: str, at: datetime | None, **kw: Any
+    ) -> Note:
+        note = self._crm.crm.notes.get(note_id)
+        moment = self._crm.now() if at is None else at
+        changed, entry = getattr(note, how)(at=moment, staff_id=staff_id, **kw)
+        self._crm.crm.notes.save(changed, entry)
+        assert isinstance(changed, Note)
+        return changed
+
+    def edit(self, note_id: str, body: str, *, staff_id: str, at: datetime | None = None) -> Note:
+        return self._change(note_id, "edit", staff_id, at, body=body)
+
+    def delete(self, note_id: str, *, staff_id: str, at: datetime | None = None) -> Note:
+        return self._change(note_id, "delete", staff_id, at)
+
+    def pin(self, note_id: str, *, staff_id: str, at: datetime | None = None) -> Note:
+        return self._change(note_id, "pin", staff_id, at)
+
+    def unpin(self, note_id: str, *, staff_id: str, at: datetime | None = None) -> Note:
+        return self._change(note_id, "unpin", staff_id, at)
+
+    def list(self, customer_id: str) -> tuple[Note, ...]:
+        """Live notes, pinned first then newest first (deleted ones stay in the audit log)."""
+        return self._crm.crm.notes.for_customer(customer_id)
+
+
+class _Tags(_Service):
+    def create(self, name: str, colour: str = "#808080") -> Tag:
+        tag = Tag.of(name, colour)
+        self._crm.crm.tags.create(tag)
+        return tag
+
+    def assign(
+        self, customer_id: str, tag: str, *, staff_id: str | None, at: datetime | None = None
+    ) -> None:
+        crm = self._crm
+        crm.store.customers.get(customer_id)
+        moment = crm.now() if at is None else utc(at, "at")
+        name = crm.crm.tags.get(tag).name
+        if tag_key_in(name, crm.crm.tags.tags_of(customer_id, as_of=moment)):
+            return  # already there: the log records changes only
+        crm.crm.tags.record(
+            TagChange.added(customer_id=customer_id, tag=name, at=moment, staff_id=staff_id)
+        )
+
+    def remove(
+        self, customer_id: str, tag: str, *, staff_id: str | None, at: datetime | None = None
+    ) -> None:
+        crm = self._crm
+        moment = crm.now() if at is None else utc(at, "at")
+        name = crm.crm.tags.get(tag).name
+        if not tag_key_in(name, crm.crm.tags.tags_of(customer_id, as_of=moment)):
+            raise NotFoundError("tag of customer", f"{customer_id}/{tag}")
+        crm.crm.tags.record(
+            TagChange.removed(customer_id=customer_id, tag=name, at=moment, staff_id=staff_id)
+        )
+
+    def counts(self, *, as_of: _Moment | None = None) -> dict[str, int]:
+        return self._crm.crm.tags.counts(as_of=self._crm._at(as_of))
+
+    def customers_with(self, tag: str, *, as_of: _Moment | None = None) -> frozenset[str]:
+        return self._crm.crm.tags.customers_with(tag, as_of=self._crm._at(as_of))
+
+
+def tag_key_in(name: str, names: Iterable[str]) -> bool:
+    return name.casefold() in {n.casefold() for n in names}
+
+
+class _Segments(_Service):
+    def counts(self, *, as_of: _Moment | None = None) -> SegmentCounts:
+        return self._crm.segmentation(as_of=as_of).counts()
+
+    def members(self, segment: Segment | str, *, as_of: _Moment | None = None) -> tuple[str, ...]:
+        return self._crm.segmentation(as_of=as_of).customers_in(segment)
+
+
+class _Credits(_Service):
+    def balance(self, customer_id: str, currency: str | None = None) -> Money:
+        crm = self._crm
+        return crm.store.credits.balance(customer_id, currency or crm.reporting_currency)
+
+    def _write(self, entry: CreditEntry) -> CreditEntry:
+        crm = self._crm
+        credits = crm.store.credits
+        with crm.store.transaction():
+            after = credits.balance(entry.customer_id, entry.amount.currency) + entry.amount
+            if after.amount < 0 and not crm.allow_negative_credit:
+                raise ValidationError(
+                    "amount",
+                    entry.amount,
+                    f"would take the credit balance of {entry.customer_id!r} to {after}; "
+                    "negative balances are not allowed (allow_negative_credit)",
+                )
+            credits.upsert(entry, expected_version=0)
+        return entry
+
+    def adjust(
+        self,
+        customer_id: str,
+        amount: Money,
+        *,
+        reason: str,
+        staff_id: str,
+        at: datetime | None = None,
+        id: str | None = None,
+    ) -> CreditEntry:
+        """A staff adjustment: positive adds credit, negative removes it."""
+        crm = self._crm
+        crm.store.customers.get(customer_id)
+        return self._write(
+            CreditEntry(
+                id=_new_id() if id is None else id,
+                customer_id=customer_id,
+                amount=amount,
+                reason=reason,
+                staff_id=staff_id,
+                at=crm.now() if at is None else at,
+            )
+        )
+
+    def apply_to_invoice(
+        self,
+        invoice_id: str,
+        amount: Money,
+        *,
+        staff_id: str,
+        at: datetime | None = None,
+        id: str | None = None,
+    ) -> CreditEntry:
+        """Spend ``amount`` of the invoice's customer's credit on the invoice."""
+        crm = self._crm
+        invoice = crm.store.invoices.get(invoice_id)
+        if amount.currency != invoice.currency:
+            raise ValidationError("amount", amount, f"the invoice is in {invoice.currency}")
+        if amount.amount <= 0:
+            raise ValidationError("amount", amount, "the credit applied must be positive")
+        return self._write(
+            CreditEntry(
+                id=_new_id() if id is None else id,
+                customer_id=invoice.customer_id,
+                amount=-amount,
+                reason=f"applied to invoice {invoice_id}",
+                staff_id=staff_id,
+                invoice_id=invoice_id,
+                at=crm.now() if at is None else at,
+            )
+        )
+
+
+class _Leads(_Service):
+    def add(self, lead: Lead) -> Lead:
+        self._crm.crm.leads.add(lead)
+        return lead
+
+    def get(self, lead_id: str) -> Lead:
+        return self._crm.crm.leads.get(lead_id)
+
+    def move(
+        self,
+        lead_id: str,
+        to: LeadStage | str,
+        *,
+        staff_id: str | None,
+        at: datetime | None = None,
+        note: str = "",
+        lost_reason: str | None = None,
+    ) -> Lead:
+        """Move a lead (contact, qualify, lose, reopen); conversion is
+        :meth:`match_registration` or :meth:`convert`."""
+        repo = self._crm.crm.leads
+        lead = repo.get(lead_id)
+        moved = lead.move(
+            LeadStage(to),
+            at=self._crm.now() if at is None else at,
+            staff_id=staff_id,
+            note=note,
+            lost_reason=lost_reason,
+        )
+        repo.save(moved, expected_version=len(lead.history))
+        return moved
+
+    def convert(
+        self, lead_id: str, customer_id: str, *, staff_id: str | None, at: datetime | None = None
+    ) -> Lead:
+        """Converting twice raises :class:`~revcrm.errors.TransitionNotAllowed`; nothing
+        is written then."""
+        repo = self._crm.crm.leads
+        self._crm.store.customers.get(customer_id)
+        lead = repo.get(lead_id)
+        moment = self._crm.now() if at is None else at
+        converted = lead.convert(customer_id, at=moment, staff_id=staff_id)
+        repo.save(converted, expected_version=len(lead.history))
+        return converted
+
+    def match_registration(self, customer: Customer) -> Lead | None:
+        """Convert the open lead with the new customer's email (at its registration);
+        None when there is none or the customer already has a converted lead."""
+        repo = self._crm.crm.leads
+        if customer.email is None or repo.lead_for_customer(customer.id) is not None:
+            return None
+        lead = repo.open_lead_for(customer.email)
+        if lead is None:
+            return None
+        converted = lead.convert(customer.id, at=customer.registered_at, note="registered")
+        repo.save(converted, expected_version=len(lead.history))
+        return converted

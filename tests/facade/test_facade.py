@@ -1,0 +1,302 @@
+"""The CRM facade over the in-memory stores and over SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from revcrm import Customer, Money
+from revcrm._demo import DEMO_AS_OF, demo_book
+from revcrm._facade import CRM
+from revcrm.crm import NoteAction
+from revcrm.errors import (
+    DuplicateError,
+    NotFoundError,
+    TransitionNotAllowed,
+    ValidationError,
+)
+from revcrm.leads import Lead, LeadStage
+from revcrm.metrics import mrr
+from revcrm.storage import InMemoryStore, SQLStore, Store
+from revcrm.storage._crm import ERASED_TEXT, CRMStore, InMemoryCRMStore
+
+AS_OF = DEMO_AS_OF
+BOOK = demo_book(30, months=18)
+
+
+def _memory() -> tuple[Store, CRMStore]:
+    return InMemoryStore(), InMemoryCRMStore()
+
+
+def _sqlite() -> tuple[Store, CRMStore]:
+    store = SQLStore("sqlite://")
+    store.create_schema()
+    return store, InMemoryCRMStore()
+
+
+BACKENDS: dict[str, Callable[[], tuple[Store, CRMStore]]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+}
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = AS_OF
+        self.calls = 0
+
+    def __call__(self) -> datetime:
+        self.calls += 1
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def crm(request: pytest.FixtureRequest) -> Iterator[CRM]:
+    store, crm_store = BACKENDS[request.param]()
+    store.import_book(BOOK)
+    yield CRM(store, crm_store, reporting_currency="USD", clock=_Clock())
+    store.close()
+
+
+def _paying(crm: CRM) -> list[str]:
+    return [
+        c.id
+        for c in BOOK.customers
+        if crm.store.subscriptions.for_customer(c.id) and crm.store.invoices.for_customer(c.id)
+    ]
+
+
+def test_clock_is_only_read_to_stamp_and_default() -> None:
+    clock = _Clock()
+    store, crm_store = _memory()
+    store.import_book(BOOK)
+    crm = CRM(store, crm_store, reporting_currency="USD", clock=clock)
+    crm.segments.counts(as_of=AS_OF)
+    crm.customers.list(as_of=AS_OF, limit=5)
+    assert clock.calls == 0
+    crm.notes.add(BOOK.customers[0].id, "hi", author_id="s1")
+    assert clock.calls == 1
+
+
+def test_notes_keep_an_audit_trail_and_pinned_come_first(crm: CRM) -> None:
+    cid = BOOK.customers[0].id
+    a = crm.notes.add(cid, "first", author_id="s1", id="a")
+    crm.notes.add(cid, "second", author_id="s1", id="b")
+    crm.notes.pin("a", staff_id="s2")
+    edited = crm.notes.edit("b", "second, edited", staff_id="s3")
+    assert edited.edited_at is not None
+    assert edited.created_at < edited.edited_at
+    assert [n.id for n in crm.notes.list(cid)] == ["a", "b"]
+    crm.notes.delete("a", staff_id="s2")
+    assert [n.id for n in crm.notes.list(cid)] == ["b"]
+    actions = [e.action for e in crm.crm.notes.history("a")]
+    assert actions == [NoteAction.CREATED, NoteAction.PINNED, NoteAction.DELETED]
+    assert crm.crm.notes.history("a")[0].body == a.body
+    with pytest.raises(NotFoundError):
+        crm.notes.add("no-such-customer", "x", author_id="s1")
+
+
+def test_tags_assign_remove_count_and_filter(crm: CRM) -> None:
+    c1, c2, c3 = (c.id for c in BOOK.customers[:3])
+    crm.tags.create("VIP", "#00ff00")
+    crm.tags.create("Trial")
+    with pytest.raises(DuplicateError):
+        crm.tags.create("vip")
+    with pytest.raises(ValidationError, match="colour"):
+        crm.tags.create("Bad", "green")
+    for c in (c1, c2, c3):
+        crm.tags.assign(c, "vip", staff_id="s1")
+    crm.tags.assign(c1, "VIP", staff_id="s1")  # already there: no change
+    crm.tags.remove(c3, "Vip", staff_id="s1")
+    later = crm.now()
+    assert crm.tags.counts(as_of=later) == {"VIP": 2, "Trial": 0}
+    assert crm.tags.customers_with("vip", as_of=later) == {c1, c2}
+    rows = crm.customers.list(as_of=later, tag="VIP")
+    assert {r.id for r in rows} == {c1, c2}
+    assert all(r.tags == {"VIP"} for r in rows)
+    with pytest.raises(NotFoundError):
+        crm.tags.remove(c3, "vip", staff_id="s1")
+
+
+def test_customer_list_pages_cover_everyone_once(crm: CRM) -> None:
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = crm.customers.list(as_of=AS_OF, sort="mrr", limit=7, cursor=cursor)
+        seen += [r.id for r in page]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(c.id for c in BOOK.customers)
+    assert len(seen) == len(set(seen))
+
+
+def test_customer_list_search_and_segment_filter(crm: CRM) -> None:
+    target = BOOK.customers[4]
+    assert target.email is not None
+    rows = crm.customers.list(as_of=AS_OF, search=target.email.upper())
+    assert [r.id for r in rows] == [target.id]
+    for segment in ("active", "churned"):
+        members = set(crm.segments.members(segment, as_of=AS_OF))
+        listed = {r.id for r in crm.customers.list(as_of=AS_OF, segment=segment, limit=500)}
+        assert listed == members
+        rows = crm.customers.list(as_of=AS_OF, segment=segment, limit=500)
+        assert all(segment in {s.value for s in r.segments} for r in rows)
+
+
+def test_profile_has_notes_tags_and_lead_status(crm: CRM) -> None:
+    customer = BOOK.customers[0]
+    crm.notes.add(customer.id, "called them", author_id="s1")
+    crm.tags.create("VIP")
+    crm.tags.assign(customer.id, "VIP", staff_id="s1")
+    lead = Lead(id="l1", email="x@example.com", created_at=AS_OF - timedelta(days=400))
+    crm.leads.add(lead)
+    crm.leads.convert("l1", customer.id, staff_id="s1")
+    profile = crm.customers.profile(customer.id, as_of=crm.now())
+    assert profile.tags == ("VIP",)
+    assert [n.body for n in profile.notes] == ["called them"]
+    # A customer who has bought is not a lead: the profile shows no lead stage.
+    assert profile.billing.lead_stage is None
+    newcomer = Customer(id="new1", email="Lee@example.com", registered_at=AS_OF)
+    crm.store.customers.upsert(newcomer)
+    crm.leads.add(Lead(id="l2", email="lee@example.com", created_at=AS_OF))
+    crm.leads.move("l2", "contacted", staff_id="s1")
+    fresh = crm.customers.profile("new1", as_of=crm.now())
+    assert fresh.billing.lead_stage is LeadStage.CONTACTED
+
+
+def test_credits_cannot_go_negative_unless_allowed(crm: CRM) -> None:
+    cid = BOOK.customers[0].id
+    start = crm.credits.balance(cid, "USD")
+    crm.credits.adjust(cid, Money("10", "USD"), reason="goodwill", staff_id="s1")
+    assert crm.credits.balance(cid, "USD") == start + Money("10", "USD")
+    too_much = -(start + Money("10.01", "USD"))
+    with pytest.raises(ValidationError) as e:
+        crm.credits.adjust(cid, too_much, reason="oops", staff_id="s1")
+    assert e.value.field == "amount"
+    assert crm.credits.balance(cid, "USD") == start + Money("10", "USD")
+    crm.allow_negative_credit = True
+    crm.credits.adjust(cid, too_much, reason="allowed", staff_id="s1")
+    assert crm.credits.balance(cid, "USD") == Money("-0.01", "USD")
+
+
+def test_credit_applied_to_an_invoice(crm: CRM) -> None:
+    invoice = next(i for i in BOOK.invoices)
+    cid, cur = invoice.customer_id, invoice.currency
+    before = crm.credits.balance(cid, cur)
+    crm.credits.adjust(cid, Money("5", cur), reason="promo", staff_id="s1")
+    entry = crm.credits.apply_to_invoice(invoice.id, Money("5", cur), staff_id="s1")
+    assert entry.invoice_id == invoice.id
+    assert crm.credits.balance(cid, cur) == before
+    with pytest.raises(ValidationError, match="amount"):
+        crm.credits.apply_to_invoice(invoice.id, before + Money("1", cur), staff_id="s1")
+
+
+def test_leads_move_match_and_convert_once(crm: CRM) -> None:
+    t0 = AS_OF - timedelta(days=10)
+    crm.leads.add(Lead(id="l1", email="New.Person@example.com", created_at=t0))
+    crm.leads.move("l1", "contacted", staff_id="s1", at=t0 + timedelta(hours=1))
+    crm.leads.move("l1", LeadStage.QUALIFIED, staff_id="s1", at=t0 + timedelta(hours=2))
+    customer = Customer(id="new1", email="new.person@EXAMPLE.com", registered_at=AS_OF)
+    crm.store.customers.upsert(customer)
+    converted = crm.leads.match_registration(customer)
+    assert converted is not None
+    assert converted.customer_id == "new1"
+    assert crm.leads.match_registration(customer) is None  # delivered twice: no change
+    with pytest.raises(TransitionNotAllowed):
+        crm.leads.convert("l1", "new1", staff_id="s1")
+    assert crm.crm.leads.version("l1") == 3
+    assert crm.crm.leads.count() == 1
+
+
+def _totals(crm: CRM) -> tuple[object, ...]:
+    book = crm.store.book()
+    d = crm.store.dashboard(as_of=AS_OF, currency="USD")
+    return (
+        mrr(book, at=AS_OF, currency="USD"),
+        d.mrr,
+        d.arr,
+        d.revenue_this_month,
+        d.revenue_last_month,
+        d.trend,
+        crm.store.cash_by_month(start=AS_OF - timedelta(days=540), end=AS_OF, currency="USD"),
+        len(book.subscriptions),
+        len(book.invoices),
+        len(book.transactions),
+        len(book.credits),
+    )
+
+
+def test_merge_keeps_every_record_and_every_total(crm: CRM) -> None:
+    paying = _paying(crm)
+    primary, secondary = paying[0], paying[1]
+    owned = {
+        "subscriptions": {s.id for s in crm.store.subscriptions.for_customer(secondary)},
+        "invoices": {i.id for i in crm.store.invoices.for_customer(secondary)},
+        "transactions": {t.id for t in crm.store.transactions.for_customer(secondary)},
+    }
+    both_subs = len(crm.store.subscriptions.for_customer(primary)) + len(owned["subscriptions"])
+    crm.notes.add(secondary, "note on secondary", author_id="s1", id="ns")
+    crm.tags.create("VIP")
+    crm.tags.assign(secondary, "VIP", staff_id="s1")
+    before = _totals(crm)
+    primary_email = crm.store.customers.get(primary).email
+    result = crm.merge(primary, secondary, staff_id="s9")
+    assert _totals(crm) == before
+    assert result.subscriptions == len(owned["subscriptions"])
+    assert len(crm.store.subscriptions.for_customer(primary)) == both_subs
+    assert owned["invoices"] <= {i.id for i in crm.store.invoices.for_customer(primary)}
+    assert owned["transactions"] <= {t.id for t in crm.store.transactions.for_customer(primary)}
+    assert crm.store.subscriptions.for_customer(secondary) == ()
+    merged = crm.store.customers.get(primary)
+    assert merged.id == primary
+    assert merged.email == primary_email
+    assert crm.store.customers.get(secondary).custom_attributes["merged_into"] == primary
+    assert crm.notes.list(secondary) == ()
+    bodies = [n.body for n in crm.notes.list(primary)]
+    assert "note on secondary" in bodies
+    assert any("Merged customer" in b for b in bodies)
+    assert crm.tags.customers_with("VIP", as_of=crm.now()) == {primary}
+
+
+def test_merge_with_itself_is_refused(crm: CRM) -> None:
+    cid = BOOK.customers[0].id
+    with pytest.raises(ValidationError, match="secondary_id"):
+        crm.merge(cid, cid, staff_id="s1")
+
+
+_PERSONAL = ("name", "email", "username", "phone", "company", "role", "website", "location")
+
+
+def test_anonymise_keeps_every_metric_and_hides_personal_data(crm: CRM) -> None:
+    target = _paying(crm)[0]
+    crm.notes.add(target, "lives at 1 Main Street", author_id="s1", id="n1")
+    crm.notes.edit("n1", "lives at 2 Main Street", staff_id="s1")
+    lead = Lead(id="l1", email="p@example.com", name="Pat", created_at=AS_OF - timedelta(days=900))
+    crm.leads.add(lead)
+    crm.leads.convert("l1", target, staff_id="s1")
+    before = _totals(crm)
+    original = crm.store.customers.get(target)
+    crm.erase(target)
+    assert _totals(crm) == before
+    erased = crm.store.customers.get(target)
+    for field in _PERSONAL:
+        assert getattr(erased, field) in (None, "erased customer"), field
+    assert original.email is not None
+    assert len(crm.customers.list(as_of=AS_OF, search=original.email)) == 0
+    assert original.email not in repr(crm.store.book(customer_ids=[target]))
+    assert erased.email is None
+    assert erased.custom_attributes == {}
+    assert all(e.body == ERASED_TEXT for e in crm.crm.notes.history("n1"))
+    stored_lead = crm.crm.leads.get("l1")
+    assert stored_lead.name == ""
+    assert "p@example.com" not in stored_lead.email
+    assert stored_lead.customer_id == target
+
+
+def test_delete_is_refused_with_a_reason(crm: CRM) -> None:
+    with pytest.raises(ValidationError, match="anonymise"):
+        crm.erase(BOOK.customers[0].id, mode="delete")
