@@ -199,7 +199,9 @@ class CRM:
 
         ``anonymise`` replaces every personal field (name, email, username, phone,
         company, role, website, location, custom attributes) with a neutral value and
-        the text of the customer's notes and its converted lead's profile; the revenue
+        the text of the customer's notes (audit trail included) and its converted lead's
+        profile (the notes staff wrote on the lead's moves stay: the history is
+        append-only); the revenue
         history stays, so every metric is unchanged. ``delete`` is refused with a
         :class:`~revcrm.errors.ValidationError`: the Store protocol has no delete, so
         removing a customer is left to the host (anonymise is what revcrm can do).
@@ -239,7 +241,6 @@ class CRM:
                     company=None,
                     phone=None,
                     notes="",
-                    history=tuple(attrs.evolve(t, note="") for t in lead.history),
                 )
                 self.crm.leads.save(erased, expected_version=len(lead.history))
         del staff_id  # kept in the signature for hosts that log who erased

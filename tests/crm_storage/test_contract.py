@@ -2,10 +2,54 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
 from revcrm.storage._crm import CRMStore, InMemoryCRMStore
+from revcrm.storage._crm_sql import SQLCRMStore
 from revcrm.testing.crm_contract import CRMStoreContract
 
 
 class TestInMemoryCRMStore(CRMStoreContract):
     def make_crm_store(self) -> CRMStore:
         return InMemoryCRMStore()
+
+
+class TestSQLiteMemoryCRMStore(CRMStoreContract):
+    def make_crm_store(self) -> CRMStore:
+        store = SQLCRMStore("sqlite://")
+        store.create_schema()
+        return store
+
+
+class TestSQLiteFileCRMStore(CRMStoreContract):
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path: Path) -> None:
+        self._dir = tmp_path
+
+    def make_crm_store(self) -> CRMStore:
+        store = SQLCRMStore(f"sqlite:///{self._dir}/crm-{uuid.uuid4().hex[:8]}.db")
+        store.create_schema()
+        return store
+
+
+@pytest.mark.postgres
+class TestPostgresCRMStore(CRMStoreContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, postgres_url: str) -> Iterator[None]:
+        self._url = postgres_url
+        self._made: list[SQLCRMStore] = []
+        yield
+        for store in self._made:
+            store.drop_schema()
+            store.close()
+
+    def make_crm_store(self) -> CRMStore:
+        # A table prefix per store keeps tests apart inside one throwaway database.
+        store = SQLCRMStore(self._url, prefix=f"t{uuid.uuid4().hex[:12]}_")
+        store.create_schema()
+        self._made.append(store)
+        return store

@@ -21,6 +21,7 @@ from revcrm.leads import Lead, LeadStage
 from revcrm.metrics import mrr
 from revcrm.storage import InMemoryStore, SQLStore, Store
 from revcrm.storage._crm import ERASED_TEXT, CRMStore, InMemoryCRMStore
+from revcrm.storage._crm_sql import SQLCRMStore
 
 AS_OF = DEMO_AS_OF
 BOOK = demo_book(30, months=18)
@@ -33,7 +34,10 @@ def _memory() -> tuple[Store, CRMStore]:
 def _sqlite() -> tuple[Store, CRMStore]:
     store = SQLStore("sqlite://")
     store.create_schema()
-    return store, InMemoryCRMStore()
+    # Its own engine: the two stores do not share a transaction (see docs/facade.md).
+    crm_store = SQLCRMStore("sqlite://")
+    crm_store.create_schema()
+    return store, crm_store
 
 
 BACKENDS: dict[str, Callable[[], tuple[Store, CRMStore]]] = {
