@@ -19,7 +19,15 @@ import attrs
 from revcrm._money import Money
 from revcrm._records import CreditEntry, Customer
 from revcrm._time import as_moment, utc
-from revcrm.crm import CustomerProfile, Note, Tag, TagChange, customer_profile
+from revcrm.crm import (
+    CustomerProfile,
+    Note,
+    Tag,
+    TagChange,
+    TimelineEntry,
+    activity_timeline,
+    customer_profile,
+)
 from revcrm.errors import NotFoundError, ValidationError
 from revcrm.leads import Lead, LeadStage
 from revcrm.metrics import MetricsPolicy
@@ -348,6 +356,25 @@ class _Customers(_Service):
             notes=crm.crm.notes.for_customer(customer_id),
             tags=crm.crm.tags.tags_of(customer_id, as_of=at),
             lead_status=None if lead is None else lead.stage,
+        )
+
+    def timeline(
+        self, customer_id: str, *, as_of: _Moment | None = None
+    ) -> tuple[TimelineEntry, ...]:
+        """The customer's activity timeline: billing events, notes, tag changes and the
+        moves of its converted lead, oldest first."""
+        crm = self._crm
+        crm.store.customers.get(customer_id)
+        lead = crm.crm.leads.lead_for_customer(customer_id)
+        return activity_timeline(
+            crm.store.book(customer_ids=[customer_id]),
+            customer_id,
+            as_of=crm._at(as_of),
+            currency=crm.reporting_currency,
+            policy=crm.policy,
+            notes=crm.crm.notes.for_customer(customer_id),
+            tag_changes=crm.crm.tags.changes(customer_id),
+            lead=lead,
         )
 
 

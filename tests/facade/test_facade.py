@@ -10,7 +10,7 @@ import pytest
 from revcrm import Customer, Money
 from revcrm._demo import DEMO_AS_OF, demo_book
 from revcrm._facade import CRM
-from revcrm.crm import NoteAction
+from revcrm.crm import NoteAction, TimelineKind
 from revcrm.errors import (
     DuplicateError,
     NotFoundError,
@@ -304,3 +304,17 @@ def test_anonymise_keeps_every_metric_and_hides_personal_data(crm: CRM) -> None:
 def test_delete_is_refused_with_a_reason(crm: CRM) -> None:
     with pytest.raises(ValidationError, match="anonymise"):
         crm.erase(BOOK.customers[0].id, mode="delete")
+
+
+def test_timeline_shows_notes_tags_and_the_merge(crm: CRM) -> None:
+    paying = _paying(crm)
+    primary, secondary = paying[0], paying[1]
+    crm.tags.create("VIP")
+    crm.tags.assign(secondary, "VIP", staff_id="s1")
+    crm.merge(primary, secondary, staff_id="s9")
+    entries = crm.customers.timeline(primary, as_of=crm.now())
+    kinds = {e.kind for e in entries}
+    assert {TimelineKind.REGISTERED, TimelineKind.NOTE, TimelineKind.TAG_CHANGE} <= kinds
+    assert [e.at for e in entries] == sorted(e.at for e in entries)
+    invoices = {e.ref for e in entries if e.kind is TimelineKind.INVOICE}
+    assert {i.id for i in BOOK.invoices if i.customer_id == secondary} <= invoices
