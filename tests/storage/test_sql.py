@@ -16,11 +16,18 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from revcrm import BillingCycle, Customer, Money, Subscription
+from revcrm import BillingCycle, Customer, Money, Subscription, Transaction
 from revcrm.errors import PolicyError, StorageError, ValidationError
 from revcrm.metrics import MetricsPolicy, mrr
 from revcrm.storage import SQLStore
-from revcrm.storage._codec import encode_customer, encode_subscription, fingerprint, search_folds
+from revcrm.storage._codec import (
+    encode_customer,
+    encode_subscription,
+    encode_transaction,
+    fingerprint,
+    search_folds,
+    to_limbs,
+)
 from revcrm.storage._sql import decimal_key
 from revcrm.testing.contract import AS_OF, assert_same_book, sample_book
 
@@ -81,8 +88,36 @@ def test_forward_migration_backfills_the_derived_spans(db: str) -> None:
             [{**head, "version": 1, "digest": fingerprint(head, changes)}],
         )
         conn.execute(schema.changes.insert(), changes)
+        payment = Transaction(
+            id="t",
+            customer_id="c",
+            kind="payment",
+            status="succeeded",
+            amount=Money("30", "USD"),
+            method="card",
+            at=T0,
+        )
+        tx_row = encode_transaction(payment)
+        limbs = dict(
+            zip([f"amount_l{k}" for k in range(7)], to_limbs(payment.amount.amount), strict=True)
+        )
+        conn.execute(
+            schema.transactions.insert(),
+            [
+                {
+                    **tx_row,
+                    **limbs,
+                    "at_month": 2024 * 12,
+                    "at_day": 19723,
+                    "version": 1,
+                    "digest": fingerprint(tx_row),
+                }
+            ],
+        )
     assert store.migrate() == 2
     assert store.mrr(at=AS_OF, currency="USD") == Money("10", "USD")
+    (january,) = store.cash_by_month(start=T0, end=datetime(2024, 2, 1, tzinfo=UTC), currency="USD")
+    assert (january.gross, january.payments) == (Money("30", "USD"), 1)
     assert store.subscriptions.get("s") == sub
     assert store.customers.get_versioned("c").version == 1
 

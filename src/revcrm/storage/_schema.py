@@ -141,6 +141,7 @@ class Schema:
     credits: sa.Table
     fx_rates: sa.Table
     spans: sa.Table
+    cash_daily: sa.Table
 
     #: Whether summed money also has exact integer limbs (SQLite, see ``LIMBS``).
     limbs: bool
@@ -363,8 +364,20 @@ class Schema:
             sa.Index(f"{p}span_end_month", "end_month"),
             sa.Index(f"{p}span_customer", "customer_id", "start_at"),
         )
+        cash_daily = sa.Table(
+            f"{p}cash_daily",
+            m,
+            # Successful payments and refunds per UTC day, currency and kind: what the
+            # monthly cash figures read instead of every transaction.
+            sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("currency", sa.String(3), primary_key=True),
+            sa.Column("kind", sa.String(16), primary_key=True),
+            sa.Column("amount", Exact(), nullable=False),
+            sa.Column("count", sa.Integer, nullable=False),
+        )
         return cls(
             limbs=limbs,
+            cash_daily=cash_daily,
             prefix=p,
             meta=m,
             schema_version=schema_version,
@@ -401,8 +414,13 @@ class Schema:
         ]
 
     @property
+    def derived_tables(self) -> list[sa.Table]:
+        """Version 2: what the store derives from the records (rebuilt on demand)."""
+        return [self.spans, self.cash_daily]
+
+    @property
     def all_tables(self) -> list[sa.Table]:
-        return [*self.record_tables, self.spans]
+        return [*self.record_tables, *self.derived_tables]
 
 
 # A migration takes the connection, the schema and a callback that (re)builds the derived
@@ -416,8 +434,9 @@ def _v1(conn: Connection, s: Schema, _rebuild: Callable[[Connection], None]) -> 
 
 
 def _v2(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> None:
-    s.spans.create(conn)
-    rebuild(conn)  # backfill from the subscriptions already stored
+    for t in s.derived_tables:
+        t.create(conn)
+    rebuild(conn)  # backfill from the records already stored
 
 
 #: (version, description, step), applied in order; never edit a released step, add one.
@@ -427,6 +446,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
         "records: customers, catalogue, subscriptions with history, invoices, payments, credit, fx",
         _v1,
     ),
-    (2, "derived MRR and status spans of every subscription (backfilled)", _v2),
+    (2, "derived MRR and status spans of subscriptions, daily cash totals (backfilled)", _v2),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

@@ -19,6 +19,7 @@ Design notes (details in docs/storage.md):
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import decimal
 import threading
@@ -557,7 +558,7 @@ class SQLStore:
                     raise StorageError(f"schema version {current} is newer than this revcrm")
                 for version, description, step in MIGRATIONS:
                     if current < version <= target:
-                        step(conn, self._schema, self._rebuild_spans)
+                        step(conn, self._schema, self._rebuild_derived)
                         conn.execute(
                             self._schema.schema_version.insert().values(
                                 version=version,
@@ -569,7 +570,7 @@ class SQLStore:
                 if current == LATEST_VERSION and self._setting(
                     conn, _POLICY_KEY
                 ) != policy_fingerprint(self._policy):
-                    self._rebuild_spans(conn)
+                    self._rebuild_derived(conn)
             except BaseException as e:
                 self._finish(conn, commit=False)
                 if isinstance(e, sa_exc.SQLAlchemyError):
@@ -593,8 +594,21 @@ class SQLStore:
             self._finish(conn, commit=True)
         self._ready = False
 
-    def _rebuild_spans(self, conn: Connection) -> None:
+    def _rebuild_derived(self, conn: Connection) -> None:
+        """Recompute every derived table from the records (migrations, policy changes)."""
         s = self._schema
+        conn.execute(s.cash_daily.delete())
+        tx = s.transactions
+        stmt = (
+            sa.select(tx.c.at_day, tx.c.currency, tx.c.kind, self._ops.dsum(tx.c), sa.func.count())
+            .where(tx.c.status == "succeeded")
+            .group_by(tx.c.at_day, tx.c.currency, tx.c.kind)
+        )
+        daily = [
+            {"day": int(d), "currency": c, "kind": k, "amount": _dec(v), "count": int(n)}
+            for d, c, k, v, n in conn.execute(stmt)
+        ]
+        self._insert(conn, s.cash_daily, daily)
         conn.execute(s.spans.delete())
         ids = [
             r[0]
@@ -603,8 +617,7 @@ class SQLStore:
         for chunk in _chunks(ids, 2000):
             subs = self._load(conn, "subscription", s.subscriptions.c.id.in_(chunk))
             rows = [row for sub in subs for row in self._span_rows(sub)]
-            if rows:
-                conn.execute(s.spans.insert(), rows)
+            self._insert(conn, s.spans, rows)
         self._put_setting(conn, _POLICY_KEY, policy_fingerprint(self._policy))
 
     def _span_rows(self, sub: Subscription) -> list[Row]:
@@ -727,17 +740,28 @@ class SQLStore:
         has_ext = "external_id" in head.c
         existing: dict[str, tuple[int, str, str | None]] = {}
         owners: dict[str, str] = {}
+        old_cash: dict[str, tuple[int, str, str, Decimal] | None] = {}
         if not self._empty(conn, head):
             ids = sorted({p.record.id for p in batch})
             for chunk in _chunks(ids):
-                cols = [head.c.id, head.c.version, head.c.digest]
-                if has_ext:
-                    cols.append(head.c.external_id)
+                cols: list[Any] = [head.c.id, head.c.version, head.c.digest]
+                cols.append(head.c.external_id if has_ext else sa.null())
+                if kind == "transaction":
+                    cols += [
+                        head.c.status,
+                        head.c.at_day,
+                        head.c.currency,
+                        head.c.kind,
+                        head.c.amount,
+                    ]
                 stmt = sa.select(*cols).where(head.c.id.in_(chunk))
                 if not self._sqlite:
                     stmt = stmt.with_for_update()
                 for r in conn.execute(stmt):
-                    existing[r[0]] = (int(r[1]), str(r[2]), r[3] if has_ext else None)
+                    existing[r[0]] = (int(r[1]), str(r[2]), r[3])
+                    if kind == "transaction":
+                        counted = r[4] == "succeeded"
+                        old_cash[r[0]] = (int(r[5]), r[6], r[7], _dec(r[8])) if counted else None
             exts = sorted({p.external_id for p in batch if p.external_id is not None})
             for chunk in _chunks(exts):
                 stmt = sa.select(head.c.external_id, head.c.id).where(head.c.external_id.in_(chunk))
@@ -841,7 +865,64 @@ class SQLStore:
         if child is not None and children:
             self._executemany(conn, self._insert_sql(child[0], child_columns), children)
         self._insert(conn, self._schema.spans, span_rows)
+        if kind == "transaction":
+            self._update_cash(conn, [p for p, _ in writes.values()], old_cash)
         return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
+
+    def _update_cash(
+        self,
+        conn: Connection,
+        written: Sequence[Prepared],
+        old: Mapping[str, tuple[int, str, str, Decimal] | None],
+    ) -> None:
+        """Apply written transactions to the daily cash totals (new minus old contribution)."""
+        change: dict[tuple[int, str, str], list[Any]] = defaultdict(lambda: [_ZERO, 0])
+        for p in written:
+            t: Transaction = p.record
+            if t.succeeded:
+                key = (moment_value(t.at) // _DAY_US, t.amount.currency, t.kind._value_)
+                change[key][0] += t.amount.amount
+                change[key][1] += 1
+            before = old.get(t.id)
+            if before is not None:
+                key = before[:3]
+                change[key][0] -= before[3]
+                change[key][1] -= 1
+        if not change:
+            return
+        daily = self._schema.cash_daily
+        keys = sorted(change)
+        current: dict[tuple[int, str, str], tuple[Decimal, int]] = {}
+        for chunk in _chunks(keys):
+            stmt = sa.select(
+                daily.c.day, daily.c.currency, daily.c.kind, daily.c.amount, daily.c.count
+            ).where(sa.tuple_(daily.c.day, daily.c.currency, daily.c.kind).in_(chunk))
+            if not self._sqlite:
+                stmt = stmt.with_for_update()
+            for d, c, k, amount, count in conn.execute(stmt):
+                current[(int(d), c, k)] = (_dec(amount), int(count))
+        inserts: list[Row] = []
+        for key in keys:
+            delta, n = change[key]
+            if key not in current:
+                inserts.append(
+                    {"day": key[0], "currency": key[1], "kind": key[2], "amount": delta, "count": n}
+                )
+                continue
+            amount, count = current[key]
+            where = sa.and_(
+                daily.c.day == key[0], daily.c.currency == key[1], daily.c.kind == key[2]
+            )
+            if count + n == 0:
+                conn.execute(daily.delete().where(where))
+            else:
+                conn.execute(
+                    daily.update().where(where).values(amount=amount + delta, count=count + n)
+                )
+        try:
+            self._insert(conn, daily, inserts)
+        except sa_exc.IntegrityError as e:  # another writer added the same day meanwhile
+            raise ConflictError("cash_daily", inserts[0]["day"], 0, None) from e
 
     def _upsert(self, kind: str, record: Any, expected_version: int | None) -> int:
         p = prepare(kind, record)
@@ -1120,9 +1201,18 @@ class SQLStore:
                 prev = str(code)
         return found
 
-    def _contains(self, t: datetime) -> ColumnElement[bool]:
+    def _contains(self, t: datetime, *, scan: bool = False) -> ColumnElement[bool]:
+        """Spans running at ``t``. With ``scan`` (aggregates over every customer) SQLite is
+        kept off the start/end indexes: most spans start before any recent ``t``, and one
+        sequential pass beats a lookup per index entry several times over."""
         sp = self._schema.spans
-        return sa.and_(sp.c.start_at <= t, sa.or_(sp.c.end_at.is_(None), sp.c.end_at > t))
+        start: Any = sp.c.start_at
+        end: Any = sp.c.end_at
+        if scan and self._sqlite:
+            # ``+col`` is SQLite's documented way to disqualify a column from index use.
+            start = sa.type_coerce(sa.literal_column(f"+{sp.name}.start_at"), Moment())
+            end = sa.type_coerce(sa.literal_column(f"+{sp.name}.end_at"), Moment())
+        return sa.and_(start <= t, sa.or_(end.is_(None), end > t))
 
     def _figures(
         self,
@@ -1547,12 +1637,16 @@ class SQLStore:
                 levels[key][int(values[5])] += sign * _dec(values[6])
         fx: FxRates | None = None
         per_day: list[dict[tuple[str, date], Decimal]] = [defaultdict(Decimal) for _ in closes]
+        days: dict[tuple[tuple[int, ...], int], date] = {}  # currencies share classes
         for (cur, cls), deltas in levels.items():
             level = _ZERO
             for i, d in enumerate(deltas):
                 level += d
                 if level != 0:
-                    day = self._class_day(cls, closes[i] - _ONE_MICRO)  # type: ignore[arg-type]
+                    day = days.get((cls, i))
+                    if day is None:
+                        day = self._class_day(cls, closes[i] - _ONE_MICRO)  # type: ignore[arg-type]
+                        days[(cls, i)] = day
                     per_day[i][(cur, day)] += level
         out = []
         for i in range(len(closes)):
@@ -1613,7 +1707,7 @@ class SQLStore:
             chunks: list[Sequence[str] | None] = [None] if ids is None else list(_chunks(ids))
             total = _ZERO
             for chunk in chunks:
-                conds = [sp.c.positive, self._contains(t)]
+                conds = [sp.c.positive, self._contains(t, scan=chunk is None)]
                 if chunk is not None:
                     conds.append(sp.c.customer_id.in_(chunk))
                 own = sa.select(self._ops.dsum(sp.c)).where(sp.c.currency == currency, *conds)
@@ -1647,12 +1741,7 @@ class SQLStore:
             # The level at the first close: spans running just before it.
             before = (
                 sa.select(sp.c.currency, self._ops.dsum(sp.c))
-                .where(
-                    sp.c.positive,
-                    native,
-                    sp.c.start_at < first,
-                    sa.or_(sp.c.end_at.is_(None), sp.c.end_at >= first),
-                )
+                .where(sp.c.positive, native, self._contains(first - _ONE_MICRO, scan=True))
                 .group_by(sp.c.currency)
             )
             for cur, value in conn.execute(before):
@@ -1730,45 +1819,59 @@ class SQLStore:
         if not months:
             return ()
         first, last = months[0][0], months[-1][1]
+        starts = [m[0] for m in months]
 
         def run(conn: Connection) -> tuple[CashMonth, ...]:
+            # Whole UTC days come from the daily totals; the partial days at either end
+            # (when start or end is not midnight) from the transactions themselves.
+            rows: list[tuple[int, str, str, Any, int, datetime]] = []
+            day0 = -(-moment_value(first) // _DAY_US)  # first whole day
+            day1 = moment_value(last) // _DAY_US  # end of the whole days (exclusive)
+            daily = self._schema.cash_daily
+            if day0 < day1:
+                stmt = sa.select(
+                    daily.c.day, daily.c.currency, daily.c.kind, daily.c.amount, daily.c.count
+                ).where(daily.c.day >= day0, daily.c.day < day1)
+                for d, c, k, amount, n in conn.execute(stmt):
+                    rows.append((int(d), c, k, amount, int(n), _day_start(int(d))))
+                edges = [(first, _day_start(day0)), (_day_start(day1), last)]
+            else:
+                edges = [(first, last)]
             tx = self._schema.transactions
-            base = _month_index(first)
-            day = sa.case((tx.c.currency != currency, tx.c.at_day), else_=sa.null())
-            inner = (
-                sa.select(
-                    (tx.c.at_month - base).label("b"),
-                    tx.c.currency.label("cur"),
-                    tx.c.kind.label("kind"),
-                    day.label("d"),
-                    *self._money(tx.c),
+            for lo, hi in edges:
+                if lo >= hi:
+                    continue
+                inner = (
+                    sa.select(
+                        tx.c.at_day.label("d"),
+                        tx.c.currency.label("cur"),
+                        tx.c.kind.label("kind"),
+                        *self._money(tx.c),
+                    )
+                    .where(tx.c.status == "succeeded", tx.c.at >= lo, tx.c.at < hi)
+                    .subquery()
                 )
-                .where(
-                    tx.c.status == "succeeded",
-                    tx.c.at_month.between(base, _month_index(last - _ONE_MICRO)),
-                    tx.c.at >= first,
-                    tx.c.at < last,
+                group = [inner.c.d, inner.c.cur, inner.c.kind]
+                grouped: sa.Select[Any] = sa.select(
+                    *group, self._ops.dsum(inner.c), sa.func.count()
                 )
-                .subquery()
-            )
-            group = [inner.c.b, inner.c.cur, inner.c.kind, inner.c.d]
-            grouped: sa.Select[Any] = sa.select(*group, self._ops.dsum(inner.c), sa.func.count())
-            stmt = grouped.group_by(*group)
+                for d, c, k, amount, n in conn.execute(grouped.group_by(*group)):
+                    rows.append((int(d), c, k, amount, int(n), max(lo, _day_start(int(d)))))
             gross = [_ZERO] * len(months)
             refunds = [_ZERO] * len(months)
             counts = [0] * len(months)
             fx: FxRates | None = None
-            for row in conn.execute(stmt):
-                i, cur, kind, d, value, n = row
+            for d, cur, kind, value, n, moment in rows:
+                i = bisect.bisect_right(starts, moment) - 1
                 amount = _dec(value)
                 if cur != currency:
                     fx = fx or self._rates(conn)
-                    amount = amount * fx.rate(cur, currency, EPOCH_DATE + timedelta(days=int(d)))
+                    amount = amount * fx.rate(cur, currency, EPOCH_DATE + timedelta(days=d))
                 if kind == "payment":
-                    gross[int(i)] += amount
-                    counts[int(i)] += int(n)
+                    gross[i] += amount
+                    counts[i] += n
                 else:
-                    refunds[int(i)] += amount
+                    refunds[i] += amount
             return tuple(
                 CashMonth(
                     start=m[0],
@@ -1783,15 +1886,11 @@ class SQLStore:
 
         return self._run(False, run)
 
-    def _paying(self, t: datetime) -> sa.Select[Any]:
-        sp = self._schema.spans
-        return sa.select(sp.c.customer_id).where(sp.c.positive, self._contains(t))
-
     def paying_customers(self, *, at: date | datetime) -> int:
         t = as_moment(at, "at")
         sp = self._schema.spans
         stmt = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
-            sp.c.positive, self._contains(t)
+            sp.c.positive, self._contains(t, scan=True)
         )
         return self._run(False, lambda conn: int(conn.execute(stmt).scalar() or 0))
 
@@ -1800,30 +1899,25 @@ class SQLStore:
         if b < a:
             raise ValidationError("end", end, "is before start")
         sp = self._schema.spans
-        later = sp.alias("later")
-        at_start = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
-            sp.c.positive, self._contains(a)
-        )
-        at_end = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
-            sp.c.positive, self._contains(b)
-        )
-        kept = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
-            sp.c.positive,
-            self._contains(a),
-            sa.select(later.c.subscription_id)
+        at_a = sa.case((self._contains(a, scan=True), 1), else_=0)
+        at_b = sa.case((self._contains(b, scan=True), 1), else_=0)
+        # One pass: per customer, paying at a and/or at b; then the counts.
+        per_customer = (
+            sa.select(sa.func.max(at_a).label("a"), sa.func.max(at_b).label("b"))
             .where(
-                later.c.customer_id == sp.c.customer_id,
-                later.c.positive,
-                later.c.start_at <= b,
-                sa.or_(later.c.end_at.is_(None), later.c.end_at > b),
+                sp.c.positive, sa.or_(self._contains(a, scan=True), self._contains(b, scan=True))
             )
-            .exists(),
+            .group_by(sp.c.customer_id)
+            .subquery()
+        )
+        counts = sa.select(
+            sa.func.coalesce(sa.func.sum(per_customer.c.a), 0),
+            sa.func.coalesce(sa.func.sum(per_customer.c.b), 0),
+            sa.func.coalesce(sa.func.sum(per_customer.c.a * per_customer.c.b), 0),
         )
 
         def run(conn: Connection) -> CustomerFlow:
-            n_a = int(conn.execute(at_start).scalar() or 0)
-            n_b = int(conn.execute(at_end).scalar() or 0)
-            n_k = int(conn.execute(kept).scalar() or 0)
+            n_a, n_b, n_k = (int(v) for v in conn.execute(counts).one())
             return CustomerFlow(
                 start=a,
                 end=b,
@@ -1843,6 +1937,10 @@ class SQLStore:
             return ref.compose_dashboard(
                 self, as_of=as_of, currency=currency, trend_months=trend_months
             )
+
+
+def _day_start(day: int) -> datetime:
+    return moment_from_value(day * _DAY_US)
 
 
 def _month_index(t: datetime) -> int:

@@ -1164,6 +1164,42 @@ class StoreContract(abc.ABC):
             0,
         )
 
+    def test_cash_follows_changed_transactions(self, loaded: Store) -> None:
+        t5 = loaded.transactions.get("t5")
+        t2 = loaded.transactions.get("t2")
+        loaded.transactions.upsert(
+            attrs.evolve(t5, amount=_usd("99.99"), at=datetime(2024, 4, 2, 23, 59, tzinfo=UTC))
+        )
+        loaded.transactions.upsert(attrs.evolve(t2, status="failed"))
+        loaded.transactions.upsert_many(
+            [
+                Transaction(
+                    id="t9",
+                    customer_id="c2",
+                    kind="refund",
+                    status="succeeded",
+                    amount=_eur("1.23"),
+                    method="paypal",
+                    at=datetime(2024, 4, 2, 7, tzinfo=UTC),
+                ),
+                attrs.evolve(loaded.transactions.get("t4"), status="succeeded"),
+            ]
+        )
+        book = loaded.book()
+        start, end = datetime(2023, 12, 31, 18, tzinfo=UTC), datetime(2024, 6, 2, 6, tzinfo=UTC)
+        for currency in ("USD", "EUR"):
+            months = loaded.cash_by_month(start=start, end=end, currency=currency)
+            assert (months[0].start, months[-1].end) == (start, end)
+            for month in months:
+                cash = cash_revenue(
+                    book.transactions, month.start, month.end, currency=currency, book=book
+                )
+                assert (month.gross, month.refunds, month.payments) == (
+                    cash.gross,
+                    cash.refunds,
+                    cash.payments,
+                )
+
     def test_dashboard(self, loaded: Store) -> None:
         d = loaded.dashboard(as_of=AS_OF, currency="USD", trend_months=6)
         assert d.mrr == loaded.mrr(at=AS_OF, currency="USD")
