@@ -28,7 +28,7 @@ from revcrm.errors import (
     ValidationError,
 )
 from revcrm.leads import Lead, LeadStage
-from revcrm.storage._crm import CRMStore
+from revcrm.storage._crm import ERASED_TEXT, CRMStore
 
 __all__ = ["CRMStoreContract"]
 
@@ -133,6 +133,45 @@ class CRMStoreContract(abc.ABC):
         assert s.notes.for_customer("c2") == ()
         assert all(e.customer_id == "c1" for e in s.notes.history("n2"))
 
+    def test_bad_note_writes_are_refused(self) -> None:
+        s = self.make_crm_store()
+        note = _note()
+        edited, entry = note.edit("x", at=_t(1), staff_id="s1")
+        with pytest.raises(ValidationError, match="revision"):
+            s.notes.add(edited)
+        with pytest.raises(NotFoundError):
+            s.notes.save(edited, entry)
+        with pytest.raises(NotFoundError):
+            s.notes.history("n1")
+        with pytest.raises(ValidationError):
+            s.notes.add("not a note")  # type: ignore[arg-type]
+        assert s.notes.for_customer("c1", include_deleted=True) == ()
+
+    def test_erase_customer_replaces_note_text_everywhere(self) -> None:
+        s = self.make_crm_store()
+        note = _note()
+        s.notes.add(note)
+        s.notes.save(*note.edit("secret", at=_t(1), staff_id="s1"))
+        s.notes.add(_note("other", "c2"))
+        assert s.notes.erase_customer("c1") == 1
+        assert s.notes.get("n1").body == ERASED_TEXT
+        assert {e.body for e in s.notes.history("n1")} == {ERASED_TEXT}
+        assert s.notes.get("other").body == "hello"
+
+    def test_nested_transaction_is_a_savepoint(self) -> None:
+        s = self.make_crm_store()
+
+        def inner_fails() -> None:
+            with s.transaction():
+                s.tags.create(Tag.of("Inner"))
+                raise RuntimeError("inner")
+
+        with s.transaction():
+            s.tags.create(Tag.of("Outer"))
+            with pytest.raises(RuntimeError):
+                inner_fails()
+        assert [t.name for t in s.tags.all()] == ["Outer"]
+
     # -- tags --------------------------------------------------------------------------------
 
     def test_tag_names_unique_case_insensitively(self) -> None:
@@ -215,6 +254,34 @@ class CRMStoreContract(abc.ABC):
         assert converted is not None
         assert converted.id == "l1"
         assert s.leads.get("l2").stage is LeadStage.NEW
+
+    def test_history_must_be_extended_not_rewritten(self) -> None:
+        s = self.make_crm_store()
+        lead = _lead()
+        s.leads.add(lead.contact(at=_t(1)))
+        with pytest.raises(ValidationError, match="append-only"):
+            s.leads.save(lead.lose("x", at=_t(1)).reopen(at=_t(2)), expected_version=1)
+        with pytest.raises(NotFoundError):
+            s.leads.save(_lead("ghost", "g@example.com"), expected_version=0)
+        with pytest.raises(ValidationError):
+            s.leads.add("not a lead")  # type: ignore[arg-type]
+        with pytest.raises(DuplicateError):
+            s.leads.add(_lead("l1", "other@example.com"))
+        assert s.leads.version("l1") == 1
+
+    def test_relink_moves_the_conversion(self) -> None:
+        s = self.make_crm_store()
+        a, b = _lead("l1", "a@example.com"), _lead("l2", "b@example.com")
+        s.leads.add(a.convert("c1", at=_t(1)))
+        s.leads.add(b.convert("c2", at=_t(1)))
+        assert s.leads.relink("c9", "c1") == 0
+        with pytest.raises(DuplicateError):
+            s.leads.relink("c2", "c1")
+        assert s.leads.relink("c2", "c3") == 1
+        moved = s.leads.get("l2")
+        assert moved.customer_id == "c3"
+        assert s.leads.lead_for_customer("c2") is None
+        assert [x.id for x in s.leads.all()] == ["l1", "l2"]
 
     def test_transaction_rolls_back_every_repository(self) -> None:
         s = self.make_crm_store()
