@@ -16,17 +16,22 @@ from typing import Any, Literal
 
 import attrs
 
+from revcrm._book import Book
+from revcrm._checks import as_enum
 from revcrm._money import Money
 from revcrm._records import CreditEntry, Customer
 from revcrm._time import as_moment, utc
 from revcrm.crm import (
     CustomerProfile,
+    CustomerStatus,
     Note,
     Tag,
     TagChange,
     TimelineEntry,
     activity_timeline,
     customer_profile,
+    customer_status,
+    is_active_service,
 )
 from revcrm.errors import NotFoundError, ValidationError
 from revcrm.leads import Lead, LeadStage
@@ -112,9 +117,11 @@ class CRM:
     def _at(self, as_of: _Moment | None) -> datetime:
         return self.now() if as_of is None else as_moment(as_of, "as_of")
 
-    def segmentation(self, *, as_of: _Moment | None = None) -> Segmentation:
+    def segmentation(
+        self, *, as_of: _Moment | None = None, book: Book | None = None
+    ) -> Segmentation:
         at = self._at(as_of)
-        book = self.store.book()
+        book = self.store.book() if book is None else book
         tags = {c.id: self.crm.tags.tags_of(c.id, as_of=at) for c in book.customers}
         return segmentation(
             book, as_of=at, currency=self.reporting_currency, policy=self.policy, tags=tags
@@ -296,6 +303,8 @@ class _Customers(_Service):
         has_active_services: bool | None = None,
         segment: Segment | str | None = None,
         tag: str | None = None,
+        status: CustomerStatus | str | None = None,
+        product_id: str | None = None,
         sort: CustomerSort | str = CustomerSort.NAME,
         direction: Direction | str = Direction.ASC,
         limit: int = 50,
@@ -303,17 +312,41 @@ class _Customers(_Service):
     ) -> Page[CustomerListRow]:
         """The customer list. Search, sort, the referral source and active-services
         filters and the keyset pagination are the store's (pushed down to SQL on the SQL
-        store). A ``segment`` or ``tag`` filter is computed here (segments over the whole
-        book, tags from the CRM store) and passed down as the set of customer ids."""
+        store). The ``segment``, ``tag``, ``status`` (:class:`~revcrm.crm.CustomerStatus`)
+        and ``product_id`` (an active service of the product) filters are computed here
+        over the store's book and the CRM store, and passed down as the set of customer
+        ids."""
         crm = self._crm
         at = crm._at(as_of)
-        seg = crm.segmentation(as_of=at)
+        book = crm.store.book()
+        seg = crm.segmentation(as_of=at, book=book)
         ids: set[str] | None = None
+
+        def keep(matching: Iterable[str]) -> None:
+            nonlocal ids
+            ids = set(matching) if ids is None else ids & set(matching)
+
         if segment is not None:
-            ids = set(seg.customers_in(segment))
+            keep(seg.customers_in(segment))
         if tag is not None:
-            tagged = set(crm.crm.tags.customers_with(tag, as_of=at))
-            ids = tagged if ids is None else ids & tagged
+            keep(crm.crm.tags.customers_with(tag, as_of=at))
+        if status is not None:
+            wanted = as_enum(CustomerStatus, status, "status")
+            subs, invoices = book.subscriptions_by_customer, book.invoices_by_customer
+            keep(
+                c.id
+                for c in book.customers
+                if customer_status(subs.get(c.id, ()), invoices.get(c.id, ()), at) is wanted
+            )
+        if product_id is not None:
+            product_of = {p.id: p.product_id for p in book.plans}
+            keep(
+                s.customer_id
+                for s in book.subscriptions
+                if is_active_service(state := s.state_at(at), at)
+                and state is not None
+                and product_of.get(state.plan_id or "") == product_id
+            )
         page = crm.store.customers.page(
             as_of=at,
             currency=crm.reporting_currency,

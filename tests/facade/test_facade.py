@@ -10,7 +10,7 @@ import pytest
 from revcrm import Customer, Money
 from revcrm._demo import DEMO_AS_OF, demo_book
 from revcrm._facade import CRM
-from revcrm.crm import NoteAction, TimelineKind
+from revcrm.crm import CustomerStatus, NoteAction, TimelineKind
 from revcrm.errors import (
     DuplicateError,
     NotFoundError,
@@ -318,3 +318,33 @@ def test_timeline_shows_notes_tags_and_the_merge(crm: CRM) -> None:
     assert [e.at for e in entries] == sorted(e.at for e in entries)
     invoices = {e.ref for e in entries if e.kind is TimelineKind.INVOICE}
     assert {i.id for i in BOOK.invoices if i.customer_id == secondary} <= invoices
+
+
+@pytest.mark.parametrize("status", list(CustomerStatus))
+def test_status_filter_agrees_with_the_profiles(crm: CRM, status: CustomerStatus) -> None:
+    listed = {r.id for r in crm.customers.list(as_of=AS_OF, status=status, limit=500)}
+    expected = {
+        c.id
+        for c in BOOK.customers
+        if crm.customers.profile(c.id, as_of=AS_OF).billing.status is status
+    }
+    assert listed == expected
+
+
+def test_product_filter_keeps_customers_with_an_active_service_of_it(crm: CRM) -> None:
+    product_of = {p.id: p.product_id for p in BOOK.plans}
+    seen: set[str] = set()
+    for product in BOOK.products:
+        listed = {r.id for r in crm.customers.list(as_of=AS_OF, product_id=product.id, limit=500)}
+        for cid in listed:
+            states = [s.state_at(AS_OF) for s in crm.store.subscriptions.for_customer(cid)]
+            assert any(
+                st is not None
+                and st.status.value in ("active", "trialing", "past_due")
+                and product_of.get(st.plan_id or "") == product.id
+                for st in states
+            )
+        seen |= listed
+    active = {r.id for r in crm.customers.list(as_of=AS_OF, has_active_services=True, limit=500)}
+    assert seen
+    assert seen == active
