@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
-from revcrm import Customer, Money
+from revcrm import Book, Customer, Money
 from revcrm._demo import DEMO_AS_OF, demo_book
 from revcrm._facade import CRM
-from revcrm.crm import CustomerStatus, NoteAction, TimelineKind
+from revcrm.crm import CustomerStatus, Note, NoteAction, TimelineKind
 from revcrm.errors import (
     DuplicateError,
     NotFoundError,
+    StorageError,
     TransitionNotAllowed,
     ValidationError,
 )
@@ -348,3 +350,50 @@ def test_product_filter_keeps_customers_with_an_active_service_of_it(crm: CRM) -
     active = {r.id for r in crm.customers.list(as_of=AS_OF, has_active_services=True, limit=500)}
     assert seen
     assert seen == active
+
+
+class _FailingNotes:
+    """A CRM store whose note writes fail: a merge must then leave nothing changed."""
+
+    def __init__(self, inner: CRMStore) -> None:
+        self._inner = inner
+        self.tags = inner.tags
+        self.leads = inner.leads
+        self.transaction = inner.transaction
+
+    @property
+    def notes(self) -> Any:
+        return self
+
+    def rehome(self, from_customer: str, to_customer: str) -> int:
+        return self._inner.notes.rehome(from_customer, to_customer)
+
+    def add(self, note: object) -> None:
+        raise StorageError("disk full")
+
+    def for_customer(self, customer_id: str, *, include_deleted: bool = False) -> Any:
+        return self._inner.notes.for_customer(customer_id, include_deleted=include_deleted)
+
+
+def _records(book: Book) -> tuple[object, ...]:
+    # Book compares by identity: compare its records.
+    return (
+        book.customers,
+        book.subscriptions,
+        book.invoices,
+        book.transactions,
+        book.credits,
+    )
+
+
+def test_failed_merge_changes_nothing(crm: CRM) -> None:
+    paying = _paying(crm)
+    primary, secondary = paying[0], paying[1]
+    inner = crm.crm
+    inner.notes.add(Note.create(id="n", customer_id=secondary, author_id="s", body="b", at=AS_OF))
+    before = (_records(crm.store.book()), inner.notes.for_customer(secondary))
+    broken = CRM(crm.store, _FailingNotes(inner), reporting_currency="USD", clock=_Clock())
+    with pytest.raises(StorageError, match="disk full"):
+        broken.merge(primary, secondary, staff_id="s1")
+    assert _records(crm.store.book()) == before[0]
+    assert inner.notes.for_customer(secondary) == before[1]
