@@ -16,9 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from revcrm._money import Money
-from revcrm.crm import Note, Tag, TagChange
+from revcrm.crm import Note, Tag, TagChange, tag_key, tags_at
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
@@ -41,6 +43,27 @@ def _t(hours: int) -> datetime:
 
 def _note(id: str = "n1", customer_id: str = "c1", *, hours: int = 0) -> Note:
     return Note.create(id=id, customer_id=customer_id, author_id="s1", body="hello", at=_t(hours))
+
+
+_CUSTOMERS: Final = ("c1", "c2", "c3")
+_TAG_NAMES: Final = ("VIP", "Trial")
+
+
+@st.composite
+def tag_logs(draw: st.DrawFn) -> list[TagChange]:
+    """A log of tag changes over three customers and two tags, the spelling of each name
+    varied; moments on the hour (ties included) within half a day."""
+    size = draw(st.integers(min_value=0, max_value=12))
+    return [
+        TagChange(
+            customer_id=draw(st.sampled_from(_CUSTOMERS)),
+            tag=draw(st.sampled_from((*_TAG_NAMES, "vip", "TRIAL", "ViP"))),
+            action=draw(st.sampled_from(("added", "removed"))),
+            at=_t(draw(st.integers(min_value=0, max_value=12))),
+            staff_id=draw(st.none() | st.just("s1")),
+        )
+        for _ in range(size)
+    ]
 
 
 def _lead(id: str = "l1", email: str = "ann@example.com") -> Lead:
@@ -205,6 +228,33 @@ class CRMStoreContract(abc.ABC):
         with pytest.raises(UnknownReferenceError):
             s.tags.record(TagChange.added(customer_id="c1", tag="ghost", at=T0))
         assert s.tags.changes() == ()
+
+    @settings(
+        max_examples=15,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(changes=tag_logs())
+    def test_current_tags_replay_the_log(self, changes: list[TagChange]) -> None:
+        s = self.make_crm_store()
+        for name in _TAG_NAMES:
+            s.tags.create(Tag.of(name))
+        for c in changes:
+            s.tags.record(c)
+        assert s.tags.changes() == tuple(sorted(changes, key=lambda c: c.at))
+        for hours in (0, 3, 6, 12):
+            at = _t(hours)
+            expected = tags_at(changes, as_of=at)
+            for customer in _CUSTOMERS:
+                assert s.tags.tags_of(customer, as_of=at) == expected.get(customer, frozenset())
+            for name in _TAG_NAMES:
+                members = {c for c, tags in expected.items() if tag_key(name) in map(tag_key, tags)}
+                assert s.tags.customers_with(name, as_of=at) == members
+                assert s.tags.counts(as_of=at)[name] == len(members)
 
     # -- leads -------------------------------------------------------------------------------
 
