@@ -12,6 +12,7 @@ The class is not collected on its own (its name does not start with ``Test``).
 from __future__ import annotations
 
 import abc
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -128,6 +129,31 @@ class CRMStoreContract(abc.ABC):
         with pytest.raises(ConflictError):
             s.notes.save(b, eb)
         assert s.notes.get("n1").body == "first"
+        assert len(s.notes.history("n1")) == 2
+
+    def test_concurrent_edits_of_one_revision_one_wins(self) -> None:
+        s = self.make_crm_store()
+        note = _note()
+        s.notes.add(note)
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def edit(i: int) -> None:
+            changed, entry = note.edit(f"edit {i}", at=_t(1), staff_id=f"s{i}")
+            try:
+                s.notes.save(changed, entry)
+                result = "saved"
+            except ConflictError:
+                result = "conflict"
+            with lock:
+                outcomes.append(result)
+
+        threads = [threading.Thread(target=edit, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["conflict"] * 5 + ["saved"]
         assert len(s.notes.history("n1")) == 2
 
     def test_mismatched_entry_is_refused(self) -> None:
