@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import attrs
@@ -22,8 +22,10 @@ from revcrm._money import Money
 from revcrm._records import CreditEntry, Customer
 from revcrm._time import as_moment, utc
 from revcrm.crm import (
+    Contact,
     CustomerProfile,
     CustomerStatus,
+    LoggedCall,
     Note,
     Tag,
     TagChange,
@@ -110,6 +112,8 @@ class CRM:
         self.segments = _Segments(self)
         self.credits = _Credits(self)
         self.leads = _Leads(self)
+        self.contacts = _Contacts(self)
+        self.calls = _Calls(self)
 
     def now(self) -> datetime:
         return utc(self._clock(), "clock()")
@@ -166,6 +170,8 @@ class CRM:
                 attrs.evolve(secondary, email=None, custom_attributes=attributes)
             )
             notes = self.crm.notes.rehome(secondary_id, primary_id)
+            self.crm.contacts.rehome(secondary_id, primary_id)
+            self.crm.calls.rehome(secondary_id, primary_id)
             tags = self._merge_tags(primary_id, secondary_id, moment, staff_id)
             leads = 0
             if self.crm.leads.lead_for_customer(primary_id) is None:
@@ -247,6 +253,8 @@ class CRM:
                 )
             )
             self.crm.notes.erase_customer(customer_id)
+            self.crm.contacts.erase_customer(customer_id)
+            self.crm.calls.erase_customer(customer_id)
             lead = self.crm.leads.lead_for_customer(customer_id)
             if lead is not None:
                 erased = attrs.evolve(
@@ -387,6 +395,7 @@ class _Customers(_Service):
             currency=crm.reporting_currency,
             policy=crm.policy,
             notes=crm.crm.notes.for_customer(customer_id),
+            contacts=crm.crm.contacts.for_customer(customer_id),
             tags=crm.crm.tags.tags_of(customer_id, as_of=at),
             lead_status=None if lead is None else lead.stage,
         )
@@ -406,6 +415,7 @@ class _Customers(_Service):
             currency=crm.reporting_currency,
             policy=crm.policy,
             notes=crm.crm.notes.for_customer(customer_id),
+            calls=crm.crm.calls.for_customer(customer_id),
             tag_changes=crm.crm.tags.changes(customer_id),
             lead=lead,
         )
@@ -583,6 +593,48 @@ class _Credits(_Service):
                 at=crm.now() if at is None else at,
             )
         )
+
+
+class _Contacts(_Service):
+    def save(self, contact: Contact) -> Contact:
+        """Add or replace a contact of a known customer."""
+        self._crm.store.customers.get(contact.customer_id)
+        self._crm.crm.contacts.upsert(contact)
+        return contact
+
+    def remove(self, contact_id: str) -> None:
+        self._crm.crm.contacts.remove(contact_id)
+
+    def list(self, customer_id: str) -> tuple[Contact, ...]:
+        return self._crm.crm.contacts.for_customer(customer_id)
+
+
+class _Calls(_Service):
+    def log(
+        self,
+        customer_id: str,
+        summary: str,
+        *,
+        staff_id: str | None,
+        duration: timedelta | None = None,
+        at: datetime | None = None,
+        id: str | None = None,
+    ) -> LoggedCall:
+        crm = self._crm
+        crm.store.customers.get(customer_id)
+        call = LoggedCall(
+            id=_new_id() if id is None else id,
+            customer_id=customer_id,
+            at=crm.now() if at is None else at,
+            staff_id=staff_id,
+            summary=summary,
+            duration=duration,
+        )
+        crm.crm.calls.add(call)
+        return call
+
+    def list(self, customer_id: str) -> tuple[LoggedCall, ...]:
+        return self._crm.crm.calls.for_customer(customer_id)
 
 
 class _Leads(_Service):

@@ -11,7 +11,7 @@ import pytest
 from revcrm import Book, Customer, Money
 from revcrm._demo import DEMO_AS_OF, demo_book
 from revcrm._facade import CRM
-from revcrm.crm import CustomerStatus, Note, NoteAction, TimelineKind
+from revcrm.crm import Contact, CustomerStatus, Note, NoteAction, TimelineKind
 from revcrm.errors import (
     DuplicateError,
     NotFoundError,
@@ -359,6 +359,8 @@ class _FailingNotes:
         self._inner = inner
         self.tags = inner.tags
         self.leads = inner.leads
+        self.contacts = inner.contacts
+        self.calls = inner.calls
         self.transaction = inner.transaction
 
     @property
@@ -397,3 +399,23 @@ def test_failed_merge_changes_nothing(crm: CRM) -> None:
         broken.merge(primary, secondary, staff_id="s1")
     assert _records(crm.store.book()) == before[0]
     assert inner.notes.for_customer(secondary) == before[1]
+
+
+def test_contacts_and_calls_follow_merge_and_erasure(crm: CRM) -> None:
+    paying = _paying(crm)
+    primary, secondary = paying[0], paying[1]
+    crm.contacts.save(Contact(id="k1", customer_id=secondary, name="Bo", email="bo@example.com"))
+    call = crm.calls.log(secondary, "asked about pricing", staff_id="s1", id="call1")
+    crm.merge(primary, secondary, staff_id="s9")
+    profile = crm.customers.profile(primary, as_of=crm.now())
+    assert [c.id for c in profile.contacts] == ["k1"]
+    entries = crm.customers.timeline(primary, as_of=crm.now())
+    assert any(e.kind is TimelineKind.CALL for e in entries)
+    assert crm.calls.list(primary)[0].at == call.at
+    crm.erase(primary)
+    assert crm.contacts.list(primary) == ()
+    assert [c.summary for c in crm.calls.list(primary)] == [ERASED_TEXT]
+    crm.contacts.save(Contact(id="k2", customer_id=primary, name="New"))
+    crm.contacts.remove("k2")
+    with pytest.raises(NotFoundError):
+        crm.contacts.save(Contact(id="k3", customer_id="ghost", name="X"))

@@ -30,7 +30,16 @@ from typing import Final, Protocol
 
 import attrs
 
-from revcrm.crm._records import Note, NoteRevision, Tag, TagChange, tag_key, tags_at
+from revcrm.crm._records import (
+    Contact,
+    LoggedCall,
+    Note,
+    NoteRevision,
+    Tag,
+    TagChange,
+    tag_key,
+    tags_at,
+)
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
@@ -43,6 +52,8 @@ from revcrm.leads._lead import Lead, normalise_email
 __all__ = [
     "ERASED_TEXT",
     "CRMStore",
+    "CallRepository",
+    "ContactRepository",
     "InMemoryCRMStore",
     "LeadRepository",
     "NoteRepository",
@@ -142,9 +153,57 @@ class LeadRepository(Protocol):
         ...
 
 
+class ContactRepository(Protocol):
+    """People at a customer; a contact is replaced whole by ``upsert``."""
+
+    def get(self, id: str) -> Contact: ...
+
+    def find(self, id: str) -> Contact | None: ...
+
+    def upsert(self, contact: Contact) -> None: ...
+
+    def remove(self, id: str) -> None:
+        """Delete a contact (NotFoundError when there is none)."""
+        ...
+
+    def for_customer(self, customer_id: str) -> tuple[Contact, ...]:
+        """By name, then id."""
+        ...
+
+    def rehome(self, from_customer: str, to_customer: str) -> int: ...
+
+    def erase_customer(self, customer_id: str) -> int:
+        """Delete every contact of a customer (erasure); returns how many."""
+        ...
+
+
+class CallRepository(Protocol):
+    """Logged calls; a call id is written once."""
+
+    def get(self, id: str) -> LoggedCall: ...
+
+    def add(self, call: LoggedCall) -> None: ...
+
+    def for_customer(self, customer_id: str) -> tuple[LoggedCall, ...]:
+        """Oldest first, then by id."""
+        ...
+
+    def rehome(self, from_customer: str, to_customer: str) -> int: ...
+
+    def erase_customer(self, customer_id: str) -> int:
+        """Replace the summary of every call of a customer by :data:`ERASED_TEXT`."""
+        ...
+
+
 class CRMStore(Protocol):
     @property
     def notes(self) -> NoteRepository: ...
+
+    @property
+    def contacts(self) -> ContactRepository: ...
+
+    @property
+    def calls(self) -> CallRepository: ...
 
     @property
     def tags(self) -> TagRepository: ...
@@ -167,6 +226,8 @@ class _State:
         self.tags: dict[str, Tag] = {}
         self.tag_log: list[TagChange] = []
         self.leads: dict[str, Lead] = {}
+        self.contacts: dict[str, Contact] = {}
+        self.calls: dict[str, LoggedCall] = {}
 
     def copy(self) -> _State:
         s = _State()
@@ -175,6 +236,8 @@ class _State:
         s.tags = dict(self.tags)
         s.tag_log = list(self.tag_log)
         s.leads = dict(self.leads)
+        s.contacts = dict(self.contacts)
+        s.calls = dict(self.calls)
         return s
 
 
@@ -187,6 +250,8 @@ class InMemoryCRMStore:
         self.notes = _MemoryNotes(self)
         self.tags = _MemoryTags(self)
         self.leads = _MemoryLeads(self)
+        self.contacts = _MemoryContacts(self)
+        self.calls = _MemoryCalls(self)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -400,6 +465,96 @@ class _MemoryLeads:
             check_unique(leads.values(), moved)
             leads[moved.id] = moved
             return 1
+
+
+class _MemoryContacts:
+    def __init__(self, store: InMemoryCRMStore) -> None:
+        self._store = store
+
+    def get(self, id: str) -> Contact:
+        contact = self.find(id)
+        if contact is None:
+            raise NotFoundError("contact", id)
+        return contact
+
+    def find(self, id: str) -> Contact | None:
+        with self._store._lock:
+            return self._store._state.contacts.get(id)
+
+    def upsert(self, contact: Contact) -> None:
+        if not isinstance(contact, Contact):
+            raise ValidationError("contact", contact, "expected a Contact")
+        with self._store._lock:
+            self._store._state.contacts[contact.id] = contact
+
+    def remove(self, id: str) -> None:
+        with self._store._lock:
+            if self._store._state.contacts.pop(id, None) is None:
+                raise NotFoundError("contact", id)
+
+    def for_customer(self, customer_id: str) -> tuple[Contact, ...]:
+        with self._store._lock:
+            found = [
+                c for c in self._store._state.contacts.values() if c.customer_id == customer_id
+            ]
+        return tuple(sorted(found, key=lambda c: (c.name, c.id)))
+
+    def rehome(self, from_customer: str, to_customer: str) -> int:
+        with self._store._lock:
+            contacts = self._store._state.contacts
+            moved = [c for c in contacts.values() if c.customer_id == from_customer]
+            for c in moved:
+                contacts[c.id] = attrs.evolve(c, customer_id=to_customer)
+            return len(moved)
+
+    def erase_customer(self, customer_id: str) -> int:
+        with self._store._lock:
+            contacts = self._store._state.contacts
+            gone = [k for k, c in contacts.items() if c.customer_id == customer_id]
+            for k in gone:
+                del contacts[k]
+            return len(gone)
+
+
+class _MemoryCalls:
+    def __init__(self, store: InMemoryCRMStore) -> None:
+        self._store = store
+
+    def get(self, id: str) -> LoggedCall:
+        with self._store._lock:
+            call = self._store._state.calls.get(id)
+        if call is None:
+            raise NotFoundError("call", id)
+        return call
+
+    def add(self, call: LoggedCall) -> None:
+        if not isinstance(call, LoggedCall):
+            raise ValidationError("call", call, "expected a LoggedCall")
+        with self._store._lock:
+            if call.id in self._store._state.calls:
+                raise DuplicateError("call", call.id)
+            self._store._state.calls[call.id] = call
+
+    def for_customer(self, customer_id: str) -> tuple[LoggedCall, ...]:
+        with self._store._lock:
+            found = [c for c in self._store._state.calls.values() if c.customer_id == customer_id]
+        return tuple(sorted(found, key=lambda c: (c.at, c.id)))
+
+    def rehome(self, from_customer: str, to_customer: str) -> int:
+        with self._store._lock:
+            calls = self._store._state.calls
+            moved = [c for c in calls.values() if c.customer_id == from_customer]
+            for c in moved:
+                calls[c.id] = attrs.evolve(c, customer_id=to_customer)
+            return len(moved)
+
+    def erase_customer(self, customer_id: str) -> int:
+        with self._store._lock:
+            calls = self._store._state.calls
+            mine = [c for c in calls.values() if c.customer_id == customer_id]
+            for c in mine:
+                calls[c.id] = attrs.evolve(c, summary=ERASED_TEXT)
+            return len(mine)
 
 
 # -- shared rules (every backend applies the same checks) -------------------------------------

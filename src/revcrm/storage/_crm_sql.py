@@ -20,7 +20,16 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from revcrm.crm._records import Note, NoteRevision, Tag, TagChange, tag_key, tags_at
+from revcrm.crm._records import (
+    Contact,
+    LoggedCall,
+    Note,
+    NoteRevision,
+    Tag,
+    TagChange,
+    tag_key,
+    tags_at,
+)
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
@@ -131,6 +140,27 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
             sa.Column("lost_reason", sa.String),
             sa.Column("customer_id", sa.String),
         ),
+        "contacts": sa.Table(
+            f"{prefix}contacts",
+            md,
+            sa.Column("id", sa.String, primary_key=True),
+            sa.Column("customer_id", sa.String, nullable=False, index=True),
+            sa.Column("name", sa.String, nullable=False),
+            sa.Column("title", sa.String),
+            sa.Column("email", sa.String),
+            sa.Column("phone", sa.String),
+            sa.Column("notes", sa.Text, nullable=False),
+        ),
+        "calls": sa.Table(
+            f"{prefix}calls",
+            md,
+            sa.Column("id", sa.String, primary_key=True),
+            sa.Column("customer_id", sa.String, nullable=False, index=True),
+            sa.Column("at", _MOMENT, nullable=False),
+            sa.Column("staff_id", sa.String),
+            sa.Column("summary", sa.Text, nullable=False),
+            sa.Column("duration_seconds", sa.Integer),
+        ),
     }
     return md, t
 
@@ -180,6 +210,8 @@ class SQLCRMStore:
         self.notes = _SQLNotes(self)
         self.tags = _SQLTags(self)
         self.leads = _SQLLeads(self)
+        self.contacts = _SQLContacts(self)
+        self.calls = _SQLCalls(self)
 
     @property
     def engine(self) -> Engine:
@@ -665,3 +697,127 @@ class _SQLLeads:
             return 1
 
         return self._s._run(run, unique=("converted lead for customer", to_customer))
+
+
+# -- contacts and calls -----------------------------------------------------------------------
+
+
+def _rehome(store: SQLCRMStore, table: sa.Table, from_customer: str, to_customer: str) -> int:
+    def run(conn: Connection) -> int:
+        stmt = (
+            sa.update(table)
+            .where(table.c.customer_id == from_customer)
+            .values(customer_id=to_customer)
+        )
+        return int(conn.execute(stmt).rowcount)
+
+    return store._run(run)
+
+
+class _SQLContacts:
+    def __init__(self, store: SQLCRMStore) -> None:
+        self._s = store
+        self._c = store._t["contacts"]
+
+    def get(self, id: str) -> Contact:
+        contact = self.find(id)
+        if contact is None:
+            raise NotFoundError("contact", id)
+        return contact
+
+    def find(self, id: str) -> Contact | None:
+        def run(conn: Connection) -> Contact | None:
+            row = conn.execute(sa.select(self._c).where(self._c.c.id == id)).mappings().first()
+            return None if row is None else Contact.from_record(dict(row))
+
+        return self._s._run(run)
+
+    def upsert(self, contact: Contact) -> None:
+        if not isinstance(contact, Contact):
+            raise ValidationError("contact", contact, "expected a Contact")
+
+        def run(conn: Connection) -> None:
+            conn.execute(sa.delete(self._c).where(self._c.c.id == contact.id))
+            conn.execute(sa.insert(self._c), [dict(contact.to_record())])
+
+        self._s._run(run, unique=("contact", contact.id))
+
+    def remove(self, id: str) -> None:
+        def run(conn: Connection) -> None:
+            if conn.execute(sa.delete(self._c).where(self._c.c.id == id)).rowcount != 1:
+                raise NotFoundError("contact", id)
+
+        self._s._run(run)
+
+    def for_customer(self, customer_id: str) -> tuple[Contact, ...]:
+        def run(conn: Connection) -> tuple[Contact, ...]:
+            q = sa.select(self._c).where(self._c.c.customer_id == customer_id)
+            found = [Contact.from_record(dict(r)) for r in conn.execute(q).mappings()]
+            return tuple(sorted(found, key=lambda c: (c.name, c.id)))
+
+        return self._s._run(run)
+
+    def rehome(self, from_customer: str, to_customer: str) -> int:
+        return _rehome(self._s, self._c, from_customer, to_customer)
+
+    def erase_customer(self, customer_id: str) -> int:
+        def run(conn: Connection) -> int:
+            stmt = sa.delete(self._c).where(self._c.c.customer_id == customer_id)
+            return int(conn.execute(stmt).rowcount)
+
+        return self._s._run(run)
+
+
+def _call(r: Mapping[Any, Any]) -> LoggedCall:
+    return LoggedCall.from_record({**r, "at": moment_from_value(r["at"])})
+
+
+class _SQLCalls:
+    def __init__(self, store: SQLCRMStore) -> None:
+        self._s = store
+        self._c = store._t["calls"]
+
+    def get(self, id: str) -> LoggedCall:
+        def run(conn: Connection) -> LoggedCall:
+            row = conn.execute(sa.select(self._c).where(self._c.c.id == id)).mappings().first()
+            if row is None:
+                raise NotFoundError("call", id)
+            return _call(row)
+
+        return self._s._run(run)
+
+    def add(self, call: LoggedCall) -> None:
+        if not isinstance(call, LoggedCall):
+            raise ValidationError("call", call, "expected a LoggedCall")
+
+        def run(conn: Connection) -> None:
+            if conn.execute(sa.select(self._c.c.id).where(self._c.c.id == call.id)).first():
+                raise DuplicateError("call", call.id)
+            conn.execute(sa.insert(self._c), [{**call.to_record(), "at": _m(call.at)}])
+
+        self._s._run(run, unique=("call", call.id))
+
+    def for_customer(self, customer_id: str) -> tuple[LoggedCall, ...]:
+        def run(conn: Connection) -> tuple[LoggedCall, ...]:
+            q = (
+                sa.select(self._c)
+                .where(self._c.c.customer_id == customer_id)
+                .order_by(self._c.c.at, self._c.c.id)
+            )
+            return tuple(_call(r) for r in conn.execute(q).mappings())
+
+        return self._s._run(run)
+
+    def rehome(self, from_customer: str, to_customer: str) -> int:
+        return _rehome(self._s, self._c, from_customer, to_customer)
+
+    def erase_customer(self, customer_id: str) -> int:
+        def run(conn: Connection) -> int:
+            stmt = (
+                sa.update(self._c)
+                .where(self._c.c.customer_id == customer_id)
+                .values(summary=ERASED_TEXT)
+            )
+            return int(conn.execute(stmt).rowcount)
+
+        return self._s._run(run)

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from revcrm._money import Money
-from revcrm.crm import Note, Tag, TagChange, tag_key, tags_at
+from revcrm.crm import Contact, LoggedCall, Note, Tag, TagChange, tag_key, tags_at
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
@@ -358,6 +358,46 @@ class CRMStoreContract(abc.ABC):
         assert moved.customer_id == "c3"
         assert s.leads.lead_for_customer("c2") is None
         assert [x.id for x in s.leads.all()] == ["l1", "l2"]
+
+    # -- contacts and calls ------------------------------------------------------------------
+
+    def test_contacts_upsert_list_remove_and_erase(self) -> None:
+        s = self.make_crm_store()
+        bob = Contact(id="k2", customer_id="c1", name="Bob", email="bob@example.com")
+        s.contacts.upsert(bob)
+        s.contacts.upsert(Contact(id="k1", customer_id="c1", name="Ann", phone="+1 555"))
+        s.contacts.upsert(Contact(id="k3", customer_id="c2", name="Cy"))
+        assert [c.id for c in s.contacts.for_customer("c1")] == ["k1", "k2"]
+        changed = Contact(id="k2", customer_id="c1", name="Bob", title="CTO")
+        s.contacts.upsert(changed)
+        assert s.contacts.get("k2") == changed
+        s.contacts.remove("k1")
+        with pytest.raises(NotFoundError):
+            s.contacts.remove("k1")
+        assert s.contacts.find("k1") is None
+        assert s.contacts.rehome("c2", "c1") == 1
+        assert s.contacts.erase_customer("c1") == 2
+        assert s.contacts.for_customer("c1") == ()
+        with pytest.raises(NotFoundError):
+            s.contacts.get("k2")
+
+    def test_calls_are_written_once_and_listed_in_time_order(self) -> None:
+        s = self.make_crm_store()
+        late = LoggedCall(id="a", customer_id="c1", at=_t(2), summary="renewal", staff_id="s1")
+        early = LoggedCall(
+            id="b", customer_id="c1", at=_t(1), summary="intro", duration=timedelta(minutes=5)
+        )
+        s.calls.add(late)
+        s.calls.add(early)
+        with pytest.raises(DuplicateError):
+            s.calls.add(late)
+        assert s.calls.for_customer("c1") == (early, late)
+        assert s.calls.get("b").duration == timedelta(minutes=5)
+        assert s.calls.rehome("c1", "c2") == 2
+        assert s.calls.erase_customer("c2") == 2
+        assert {c.summary for c in s.calls.for_customer("c2")} == {ERASED_TEXT}
+        with pytest.raises(NotFoundError):
+            s.calls.get("zz")
 
     def test_transaction_rolls_back_every_repository(self) -> None:
         s = self.make_crm_store()
