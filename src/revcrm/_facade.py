@@ -37,11 +37,11 @@ from revcrm.crm import (
 )
 from revcrm.errors import NotFoundError, ValidationError
 from revcrm.leads import Lead, LeadStage
-from revcrm.metrics import MetricsPolicy
+from revcrm.metrics import CustomerValue, MetricsPolicy, MrrAnalysis, analyse, customer_values
 from revcrm.segments import Segment, Segmentation, SegmentCounts, segmentation
 from revcrm.storage._crm import CRMStore
 from revcrm.storage._protocols import Store
-from revcrm.storage._query import CustomerRow, CustomerSort, Direction, Page
+from revcrm.storage._query import CustomerRow, CustomerSort, Direction, Page, StoreDashboard
 
 __all__ = ["CRM", "CustomerListRow", "MergeResult"]
 
@@ -102,7 +102,8 @@ class CRM:
             raise ValidationError("clock", clock, "expected a callable returning a datetime")
         self.store = store
         self.crm = crm
-        self.policy = policy
+        # The store's policy by default, so the facade's figures and the store's agree.
+        self.policy = store.policy if policy is None else policy
         self.reporting_currency = reporting_currency
         self.allow_negative_credit = allow_negative_credit
         self._clock = clock
@@ -113,6 +114,7 @@ class CRM:
         self.credits = _Credits(self)
         self.leads = _Leads(self)
         self.contacts = _Contacts(self)
+        self.metrics = _Metrics(self)
         self.calls = _Calls(self)
 
     def now(self) -> datetime:
@@ -592,6 +594,35 @@ class _Credits(_Service):
                 invoice_id=invoice_id,
                 at=crm.now() if at is None else at,
             )
+        )
+
+
+class _Metrics(_Service):
+    """The metrics of the MRR engine and the churn analyses, over the stored book."""
+
+    def dashboard(self, *, as_of: _Moment | None = None, trend_months: int = 12) -> StoreDashboard:
+        """Computed by the store where the data lives (under the store's policy)."""
+        crm = self._crm
+        return crm.store.dashboard(
+            as_of=crm._at(as_of), currency=crm.reporting_currency, trend_months=trend_months
+        )
+
+    def analysis(self, *, horizon: _Moment | None = None) -> MrrAnalysis:
+        """:func:`revcrm.metrics.analyse` of the whole stored book: MRR at any moment,
+        series, movements, waterfalls and churn."""
+        crm = self._crm
+        return analyse(
+            crm.store.book(), currency=crm.reporting_currency, policy=crm.policy, horizon=horizon
+        )
+
+    def customer_values(self, *, as_of: _Moment | None = None) -> tuple[CustomerValue, ...]:
+        """LTV, total paid and the other per-customer values of every customer."""
+        crm = self._crm
+        return customer_values(
+            crm.store.book(),
+            as_of=crm._at(as_of),
+            currency=crm.reporting_currency,
+            policy=crm.policy,
         )
 
 

@@ -419,3 +419,22 @@ def test_contacts_and_calls_follow_merge_and_erasure(crm: CRM) -> None:
     crm.contacts.remove("k2")
     with pytest.raises(NotFoundError):
         crm.contacts.save(Contact(id="k3", customer_id="ghost", name="X"))
+
+
+def test_metrics_over_the_store_agree(crm: CRM) -> None:
+    dashboard = crm.metrics.dashboard(as_of=AS_OF, trend_months=3)
+    assert dashboard == crm.store.dashboard(as_of=AS_OF, currency="USD", trend_months=3)
+    analysis = crm.metrics.analysis()
+    assert analysis.mrr(AS_OF) == dashboard.mrr
+    values = crm.metrics.customer_values(as_of=AS_OF)
+    assert [v.customer_id for v in values] == sorted(c.id for c in BOOK.customers)
+    rows = {r.id: r.row for r in crm.customers.list(as_of=AS_OF, limit=500)}
+    # The list converts at as_of's rate, customer values at each payment's date: they
+    # agree exactly on customers who pay in the reporting currency.
+    usd = {t.customer_id for t in BOOK.transactions if t.amount.currency == "USD"} - {
+        t.customer_id for t in BOOK.transactions if t.amount.currency != "USD"
+    }
+    assert usd
+    for v in values:
+        if v.customer_id in usd:
+            assert v.total_paid == rows[v.customer_id].total_paid
