@@ -221,11 +221,11 @@ class CRM:
         """Erase a customer's personal data.
 
         ``anonymise`` replaces every personal field (name, email, username, phone,
-        company, role, website, location, custom attributes) with a neutral value and
-        the text of the customer's notes (audit trail included) and its converted lead's
-        profile (the notes staff wrote on the lead's moves stay: the history is
-        append-only); the revenue
-        history stays, so every metric is unchanged. ``delete`` is refused with a
+        company, role, website, location, custom attributes) with a neutral value, the
+        text of the customer's notes (audit trail included) and calls, deletes its
+        contacts, and clears its converted lead's profile (the notes staff wrote on the
+        lead's moves stay: the history is append-only). The revenue history stays, so
+        every metric is unchanged. With ``staff_id`` a note records the erasure. ``delete`` is refused with a
         :class:`~revcrm.errors.ValidationError`: the Store protocol has no delete, so
         removing a customer is left to the host (anonymise is what revcrm can do).
         """
@@ -268,7 +268,9 @@ class CRM:
                     notes="",
                 )
                 self.crm.leads.save(erased, expected_version=len(lead.history))
-        del staff_id  # kept in the signature for hosts that log who erased
+            if staff_id is not None:
+                # Who erased, and when, stays on the timeline (the text names no one).
+                self.notes.add(customer_id, "Personal data erased.", author_id=staff_id)
 
 
 def _combined(primary: Customer, secondary: Customer) -> Customer:
@@ -291,7 +293,6 @@ def _combined(primary: Customer, secondary: Customer) -> Customer:
     if primary.email is None and secondary.email is not None:
         changes["email"] = secondary.email
     changes["custom_attributes"] = {**secondary.custom_attributes, **primary.custom_attributes}
-    changes["registered_at"] = min(primary.registered_at, secondary.registered_at)
     return attrs.evolve(primary, **changes)
 
 

@@ -286,7 +286,7 @@ def test_anonymise_keeps_every_metric_and_hides_personal_data(crm: CRM) -> None:
     crm.leads.convert("l1", target, staff_id="s1")
     before = _totals(crm)
     original = crm.store.customers.get(target)
-    crm.erase(target)
+    crm.erase(target, staff_id="dpo")
     assert _totals(crm) == before
     erased = crm.store.customers.get(target)
     for field in _PERSONAL:
@@ -297,6 +297,7 @@ def test_anonymise_keeps_every_metric_and_hides_personal_data(crm: CRM) -> None:
     assert erased.email is None
     assert erased.custom_attributes == {}
     assert all(e.body == ERASED_TEXT for e in crm.crm.notes.history("n1"))
+    assert [n.body for n in crm.notes.list(target)] == ["Personal data erased.", ERASED_TEXT]
     stored_lead = crm.crm.leads.get("l1")
     assert stored_lead.name == ""
     assert "p@example.com" not in stored_lead.email
