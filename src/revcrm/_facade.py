@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 import attrs
@@ -585,6 +586,20 @@ class _Credits(_Service):
             raise ValidationError("amount", amount, f"the invoice is in {invoice.currency}")
         if amount.amount <= 0:
             raise ValidationError("amount", amount, "the credit applied must be positive")
+        applied = -sum(
+            (
+                e.amount.amount
+                for e in crm.store.credits.for_customer(invoice.customer_id)
+                if e.invoice_id == invoice_id and e.amount.currency == invoice.currency
+            ),
+            start=Decimal(0),
+        )
+        if applied + amount.amount > invoice.total.amount:
+            raise ValidationError(
+                "amount",
+                amount,
+                f"invoice {invoice_id!r} totals {invoice.total}, {applied} already applied",
+            )
         return self._write(
             CreditEntry(
                 id=_new_id() if id is None else id,

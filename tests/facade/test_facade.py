@@ -199,6 +199,10 @@ def test_credit_applied_to_an_invoice(crm: CRM) -> None:
     assert crm.credits.balance(cid, cur) == before
     with pytest.raises(ValidationError, match="amount"):
         crm.credits.apply_to_invoice(invoice.id, before + Money("1", cur), staff_id="s1")
+    crm.credits.adjust(cid, invoice.total * 2, reason="big promo", staff_id="s1")
+    with pytest.raises(ValidationError, match="already applied"):
+        crm.credits.apply_to_invoice(invoice.id, invoice.total, staff_id="s1")
+    crm.credits.apply_to_invoice(invoice.id, invoice.total - Money("5", cur), staff_id="s1")
 
 
 def test_leads_move_match_and_convert_once(crm: CRM) -> None:
