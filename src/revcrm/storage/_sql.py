@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import calendar
 import decimal
+import functools
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -108,6 +109,7 @@ _ZERO: Final = Decimal(0)
 EPOCH_DATE: Final = date(1970, 1, 1)
 _DAY_US: Final = 86_400_000_000
 _LIMB_COLUMNS: Final = tuple(f"amount_l{k}" for k in range(7))
+_LIMB_WEIGHTS: Final = tuple(10 ** (12 * (6 - k)) for k in range(7))  # units of 1e-48
 _CHUNK: Final = 500  # ids per IN (...) list
 _ONE_MICRO: Final = timedelta(microseconds=1)
 _ACTIVE: Final = tuple(sorted(s.value for s in ref.ACTIVE_STATUSES))
@@ -133,6 +135,19 @@ def _dec(value: object) -> Decimal:
             return EXACT_CONTEXT.add(from_limbs([int(p) for p in parts]), Decimal(rest))
         return Decimal(value)
     raise StorageError(f"unexpected aggregate value {value!r}: money must never be a float")
+
+
+def _split(value: object) -> tuple[int, Decimal]:
+    """An aggregate as (integer units of 1e-48 from SQLite's limbs, exact Decimal rest)."""
+    if isinstance(value, str) and " " in value:
+        *parts, rest = value.split(" ")
+        whole = sum(int(p) * w for p, w in zip(parts, _LIMB_WEIGHTS, strict=True))
+        return whole, Decimal(rest)
+    return 0, _dec(value)
+
+
+def _units_value(units: int) -> Decimal:
+    return Decimal(units).scaleb(-48, context=EXACT_CONTEXT) if units else _ZERO
 
 
 def _day(value: object) -> date:
@@ -1205,14 +1220,15 @@ class SQLStore:
         """Spans running at ``t``. With ``scan`` (aggregates over every customer) SQLite is
         kept off the start/end indexes: most spans start before any recent ``t``, and one
         sequential pass beats a lookup per index entry several times over."""
+        start, end = self._span_moment("start_at", scan), self._span_moment("end_at", scan)
+        return sa.and_(start <= t, sa.or_(end.is_(None), end > t))
+
+    def _span_moment(self, name: str, scan: bool) -> Any:
         sp = self._schema.spans
-        start: Any = sp.c.start_at
-        end: Any = sp.c.end_at
         if scan and self._sqlite:
             # ``+col`` is SQLite's documented way to disqualify a column from index use.
-            start = sa.type_coerce(sa.literal_column(f"+{sp.name}.start_at"), Moment())
-            end = sa.type_coerce(sa.literal_column(f"+{sp.name}.end_at"), Moment())
-        return sa.and_(start <= t, sa.or_(end.is_(None), end > t))
+            return sa.type_coerce(sa.literal_column(f"+{sp.name}.{name}"), Moment())
+        return sp.c[name]
 
     def _figures(
         self,
@@ -1550,10 +1566,10 @@ class SQLStore:
         c, anchor_day = int(x), int(day)
         now = _month_index(t)
         k = now - (now - int(residue)) % c  # the latest month <= t's with the anchor's phase
-        d = min(anchor_day, calendar.monthrange(k // 12, k % 12 + 1)[1])
+        d = min(anchor_day, _days_in(k))
         if k == now and (d > t.day or (d == t.day and later)):
             k -= c  # that month's billing moment is still ahead of t
-            d = min(anchor_day, calendar.monthrange(k // 12, k % 12 + 1)[1])
+            d = min(anchor_day, _days_in(k))
         return date(k // 12, k % 12 + 1, d)
 
     def _billing_class(self, sp: Any) -> list[Any]:
@@ -1602,20 +1618,18 @@ class SQLStore:
         foreign = [sp.c.positive, sp.c.currency != currency]
         first, last = closes[0], closes[-1]
         base = _month_index(first) - 1
-        # levels[(currency, class)][i]: exact amounts as (units of 1e-48, rest)
-        levels: dict[tuple[str, tuple[int, ...]], list[Decimal]] = defaultdict(
-            lambda: [_ZERO] * len(closes)
-        )
+        n = len(closes)
+        # Per (currency, class) and bucket: exact amounts as integer units of 1e-48 (from
+        # SQLite's limbs) plus an exact Decimal rest, so the hot loop adds integers.
+        Class = tuple[int, int, int, int]
+        units: dict[tuple[str, Class], list[int]] = defaultdict(lambda: [0] * n)
+        rests: dict[tuple[str, Class], list[Decimal]] = {}
         queries: list[tuple[Any, list[ColumnElement[bool]], int]] = [
-            (
-                sa.literal(0),
-                [sp.c.start_at < first, sa.or_(sp.c.end_at.is_(None), sp.c.end_at >= first)],
-                1,
-            )
+            (sa.literal(0), [self._contains(first - _ONE_MICRO, scan=True)], 1)
         ]
         for at, month, sign in (
-            (sp.c.start_at, sp.c.start_month, 1),
-            (sp.c.end_at, sp.c.end_month, -1),
+            (self._span_moment("start_at", True), sp.c.start_month, 1),
+            (self._span_moment("end_at", True), sp.c.end_month, -1),
         ):
             queries.append((month - base, [at >= first, at < last], sign))
         for bucket, conds, sign in queries:
@@ -1633,25 +1647,36 @@ class SQLStore:
             stmt: sa.Select[Any] = sa.select(*group, self._ops.dsum(inner.c)).group_by(*group)
             for row in conn.execute(stmt):
                 values: Any = tuple(row)
-                key = (values[0], tuple(int(v) for v in values[1:5]))
-                levels[key][int(values[5])] += sign * _dec(values[6])
+                key = (values[0], (int(values[1]), int(values[2]), int(values[3]), int(values[4])))
+                whole, rest = _split(values[6])
+                units[key][int(values[5])] += sign * whole
+                if rest:
+                    rests.setdefault(key, [_ZERO] * n)[int(values[5])] += sign * rest
+        per_day: list[dict[tuple[str, date], list[Any]]] = [{} for _ in closes]
+        days: dict[tuple[Class, int], date] = {}  # currencies share classes
+        for key, deltas in units.items():
+            cur, cls = key
+            extra = rests.get(key)
+            level, level_rest = 0, _ZERO
+            for i in range(n):
+                level += deltas[i]
+                if extra is not None:
+                    level_rest += extra[i]
+                if level == 0 and level_rest == 0:
+                    continue
+                day = days.get((cls, i))
+                if day is None:
+                    day = self._class_day(cls, closes[i] - _ONE_MICRO)
+                    days[(cls, i)] = day
+                slot = per_day[i].setdefault((cur, day), [0, _ZERO])
+                slot[0] += level
+                slot[1] += level_rest
         fx: FxRates | None = None
-        per_day: list[dict[tuple[str, date], Decimal]] = [defaultdict(Decimal) for _ in closes]
-        days: dict[tuple[tuple[int, ...], int], date] = {}  # currencies share classes
-        for (cur, cls), deltas in levels.items():
-            level = _ZERO
-            for i, d in enumerate(deltas):
-                level += d
-                if level != 0:
-                    day = days.get((cls, i))
-                    if day is None:
-                        day = self._class_day(cls, closes[i] - _ONE_MICRO)  # type: ignore[arg-type]
-                        days[(cls, i)] = day
-                    per_day[i][(cur, day)] += level
         out = []
-        for i in range(len(closes)):
+        for i in range(n):
             total = _ZERO
-            for (cur, day), value in per_day[i].items():
+            for (cur, day), (whole, rest) in per_day[i].items():
+                value = _units_value(whole) + rest
                 if value != 0:
                     fx = fx or self._rates(conn)
                     total += value * fx.rate(cur, currency, day)
@@ -1667,32 +1692,52 @@ class SQLStore:
         *,
         before_anchor_starts: bool,
         measured_on: date,
+        include_own: bool = False,
     ) -> Decimal:
-        """Foreign-currency MRR of the spans matching ``conds``, converted under the policy:
-        at the start of each billing period, or on ``measured_on``. Summed per currency and
-        billing calendar in SQL; the few groups are converted here."""
+        """MRR of the spans matching ``conds`` in other currencies (and in ``currency`` too
+        with ``include_own``), converted under the policy: at the start of each billing
+        period, or on ``measured_on``. Summed per currency and billing calendar in one
+        pass in SQL; the groups are converted here."""
         sp = self._schema.spans
         by_period = self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START
         cols: list[ColumnElement[Any]] = [sp.c.currency.label("cur"), *self._money(sp.c)]
         names = ["k0", "k1", "k2", "k3", "k4"]
         if by_period:
             keys = self._period_keys(sp.c, t, before_anchor_starts=before_anchor_starts)
-            cols += [k.label(n) for k, n in zip(keys, names, strict=True)]
-        inner = sa.select(*cols).where(sp.c.currency != currency, *conds).subquery()
+            own = sp.c.currency == currency
+            # Amounts already in ``currency`` need no date: one group per query.
+            cols += [
+                sa.case((own, sa.null()), else_=k).label(n)
+                for k, n in zip(keys, names, strict=True)
+            ]
+        which = [] if include_own else [sp.c.currency != currency]
+        inner = sa.select(*cols).where(*which, *conds).subquery()
         group: list[ColumnElement[Any]] = [inner.c.cur]
         if by_period:
             group += [inner.c[n] for n in names]
         stmt: sa.Select[Any] = sa.select(*group, self._ops.dsum(inner.c)).group_by(*group)
-        fx: FxRates | None = None
-        total = _ZERO
+        sums: dict[tuple[str, date | None], list[Any]] = {}
         for row in conn.execute(stmt):
             values: Any = tuple(row)
-            value = _dec(values[-1])
+            cur = values[0]
+            day = None
+            if cur != currency:
+                day = self._period_day(values[1:6], t) if by_period else measured_on
+            whole, rest = _split(values[-1])
+            slot = sums.setdefault((cur, day), [0, _ZERO])
+            slot[0] += whole
+            slot[1] += rest
+        fx: FxRates | None = None
+        total = _ZERO
+        for (cur, day), (whole, rest) in sums.items():
+            value = _units_value(whole) + rest
             if value == 0:
                 continue
-            fx = fx or self._rates(conn)
-            day = self._period_day(values[1:6], t) if by_period else measured_on
-            total += value * fx.rate(values[0], currency, day)
+            if day is None:
+                total += value
+            else:
+                fx = fx or self._rates(conn)
+                total += value * fx.rate(cur, currency, day)
         return total
 
     def mrr(
@@ -1710,10 +1755,14 @@ class SQLStore:
                 conds = [sp.c.positive, self._contains(t, scan=chunk is None)]
                 if chunk is not None:
                     conds.append(sp.c.customer_id.in_(chunk))
-                own = sa.select(self._ops.dsum(sp.c)).where(sp.c.currency == currency, *conds)
-                total += _dec(conn.execute(own).scalar())
                 total += self._foreign_mrr(
-                    conn, t, currency, conds, before_anchor_starts=False, measured_on=t.date()
+                    conn,
+                    t,
+                    currency,
+                    conds,
+                    before_anchor_starts=False,
+                    measured_on=t.date(),
+                    include_own=True,
                 )
             return Money(total, currency)
 
@@ -1752,8 +1801,8 @@ class SQLStore:
             base = _month_index(first) - 1
             last = closes[-1]
             for at, month, sign in (
-                (sp.c.start_at, sp.c.start_month, 1),
-                (sp.c.end_at, sp.c.end_month, -1),
+                (self._span_moment("start_at", True), sp.c.start_month, 1),
+                (self._span_moment("end_at", True), sp.c.end_month, -1),
             ):
                 inner = (
                     sa.select(
@@ -1937,6 +1986,11 @@ class SQLStore:
             return ref.compose_dashboard(
                 self, as_of=as_of, currency=currency, trend_months=trend_months
             )
+
+
+@functools.cache
+def _days_in(month_index: int) -> int:
+    return calendar.monthrange(month_index // 12, month_index % 12 + 1)[1]
 
 
 def _day_start(day: int) -> datetime:
