@@ -6,6 +6,7 @@ The public API is re-exported here; modules whose names start with ``_`` are pri
 from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._discount import Discount, DiscountDuration
+from revcrm._facade import CRM, CustomerListRow, MergeResult
 from revcrm._money import DEFAULT_ROUNDING, FxRates, Money, format_money
 from revcrm._records import (
     AttributeValue,
@@ -30,10 +31,10 @@ from revcrm._subscription import (
     SubscriptionState,
     SubscriptionStatus,
 )
-
-__version__ = "0.1.0"
+from revcrm._version import __version__
 
 __all__ = [
+    "CRM",
     "DEFAULT_ROUNDING",
     "AttributeValue",
     "BillingCycle",
@@ -41,6 +42,7 @@ __all__ = [
     "ChangeKind",
     "CreditEntry",
     "Customer",
+    "CustomerListRow",
     "CycleUnit",
     "Discount",
     "DiscountDuration",
@@ -49,6 +51,7 @@ __all__ = [
     "InvoiceLine",
     "InvoiceStatus",
     "LineKind",
+    "MergeResult",
     "Money",
     "PaymentMethod",
     "Plan",

@@ -14,6 +14,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from revcrm.storage._crm import (
+    ERASED_TEXT,
+    CallRepository,
+    ContactRepository,
+    CRMStore,
+    InMemoryCRMStore,
+    LeadRepository,
+    NoteRepository,
+    TagRepository,
+)
 from revcrm.storage._memory import InMemoryStore
 from revcrm.storage._protocols import (
     Analytics,
@@ -48,12 +58,17 @@ from revcrm.storage._query import (
 )
 
 if TYPE_CHECKING:
+    from revcrm.storage._crm_sql import SQLCRMStore
     from revcrm.storage._sql import SQLStore
 
 __all__ = [
+    "ERASED_TEXT",
     "MAX_LIMIT",
     "Analytics",
+    "CRMStore",
+    "CallRepository",
     "CashMonth",
+    "ContactRepository",
     "CreditLedger",
     "CustomerFlow",
     "CustomerQuery",
@@ -64,18 +79,23 @@ __all__ = [
     "Direction",
     "FxRateRepository",
     "ImportResult",
+    "InMemoryCRMStore",
     "InMemoryStore",
     "InvoiceRepository",
+    "LeadRepository",
+    "NoteRepository",
     "Page",
     "Period",
     "PlanRepository",
     "ProductRepository",
     "RecordQuery",
     "Repository",
+    "SQLCRMStore",
     "SQLStore",
     "Store",
     "StoreDashboard",
     "SubscriptionRepository",
+    "TagRepository",
     "TransactionRepository",
     "TrendMonth",
     "UnitOfWork",
@@ -89,4 +109,8 @@ def __getattr__(name: str) -> Any:
         from revcrm.storage._sql import SQLStore
 
         return SQLStore
+    if name == "SQLCRMStore":
+        from revcrm.storage._crm_sql import SQLCRMStore
+
+        return SQLCRMStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
