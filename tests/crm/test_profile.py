@@ -41,8 +41,8 @@ from revcrm.leads import LeadStage
 from revcrm.metrics import MetricsPolicy, MovementKind, analyse
 from revcrm.metrics._customer_value import customer_value
 from revcrm.testing import strategies as rs
+from revcrm.testing.strategies import busy_books, moments_near
 
-from ..segments.strategies import busy_books, moments_near
 from ._build import customer, eur, invoice, payment, service, t, usd
 
 AS_OF = t(2024, 6, 15)

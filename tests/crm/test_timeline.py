@@ -21,8 +21,8 @@ from revcrm.errors import NotFoundError, ValidationError
 from revcrm.leads import Lead
 from revcrm.metrics import analyse
 from revcrm.testing import strategies as rs
+from revcrm.testing.strategies import book_tag_logs, busy_books, moments_near
 
-from ..segments.strategies import busy_books, moments_near, tag_logs
 from ._build import customer, invoice, payment, service, t, usd
 
 AS_OF = t(2024, 6, 15)
@@ -158,7 +158,7 @@ def test_the_timeline_is_complete_ordered_and_cut_at_as_of(data: st.DataObject) 
     book = data.draw(st.one_of(rs.books(currencies=("USD", "EUR")), busy_books()))
     at = data.draw(moments_near(book))
     cid = data.draw(st.sampled_from([c.id for c in book.customers]))
-    changes = [c for c in data.draw(tag_logs(book)) if c.customer_id == cid]
+    changes = [c for c in data.draw(book_tag_logs(book)) if c.customer_id == cid]
     notes = [
         Note.create(id=f"n{i}", customer_id=cid, author_id="a", body="b", at=when)
         for i, when in enumerate(data.draw(st.lists(rs.moments(), max_size=3)))

@@ -26,9 +26,9 @@ from revcrm.segments import (
     segmentation,
 )
 from revcrm.testing import strategies as rs
+from revcrm.testing.strategies import around, book_tag_logs, busy_books, edges, moments_near
 
 from . import _reference as ref
-from .strategies import around, busy_books, edges, moments_near, tag_logs
 
 CONFIG = SegmentConfig()
 _BOOKS = st.one_of(rs.books(currencies=("USD", "EUR"), max_customers=5), busy_books())
@@ -126,7 +126,7 @@ def _reversed(book: Book) -> Book:
 def test_counts_lists_and_predicates_agree(data: st.DataObject) -> None:
     book = data.draw(_BOOKS)
     at = data.draw(moments_near(book))
-    tags = tags_at(data.draw(tag_logs(book)), as_of=at)
+    tags = tags_at(data.draw(book_tag_logs(book)), as_of=at)
     seg = segmentation(book, as_of=at, currency="USD", tags=tags)
     big = CustomSegment(name="big", predicate=mrr_at_least(Money("100", "USD")))
     vip_risk = CustomSegment(

@@ -18,7 +18,6 @@ from typing import Final
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from revcrm._money import Money
 from revcrm.crm import Contact, LoggedCall, Note, Tag, TagChange, tag_key, tags_at
@@ -32,6 +31,7 @@ from revcrm.errors import (
 )
 from revcrm.leads import Lead, LeadStage
 from revcrm.storage._crm import ERASED_TEXT, CRMStore
+from revcrm.testing.strategies import tag_change_logs
 
 __all__ = ["CRMStoreContract"]
 
@@ -48,23 +48,6 @@ def _note(id: str = "n1", customer_id: str = "c1", *, hours: int = 0) -> Note:
 
 _CUSTOMERS: Final = ("c1", "c2", "c3")
 _TAG_NAMES: Final = ("VIP", "Trial")
-
-
-@st.composite
-def tag_logs(draw: st.DrawFn) -> list[TagChange]:
-    """A log of tag changes over three customers and two tags, the spelling of each name
-    varied; moments on the hour (ties included) within half a day."""
-    size = draw(st.integers(min_value=0, max_value=12))
-    return [
-        TagChange(
-            customer_id=draw(st.sampled_from(_CUSTOMERS)),
-            tag=draw(st.sampled_from((*_TAG_NAMES, "vip", "TRIAL", "ViP"))),
-            action=draw(st.sampled_from(("added", "removed"))),
-            at=_t(draw(st.integers(min_value=0, max_value=12))),
-            staff_id=draw(st.none() | st.just("s1")),
-        )
-        for _ in range(size)
-    ]
 
 
 def _lead(id: str = "l1", email: str = "ann@example.com") -> Lead:
@@ -264,7 +247,7 @@ class CRMStoreContract(abc.ABC):
             HealthCheck.differing_executors,
         ],
     )
-    @given(changes=tag_logs())
+    @given(changes=tag_change_logs(_CUSTOMERS, (*_TAG_NAMES, "vip", "TRIAL", "ViP"), T0))
     def test_current_tags_replay_the_log(self, changes: list[TagChange]) -> None:
         s = self.make_crm_store()
         for name in _TAG_NAMES:
