@@ -383,6 +383,11 @@ class MrrAnalysis:
     _streams: tuple[_Stream, ...] = attrs.field(alias="_streams")
     _by_customer: dict[str, tuple[_Stream, ...]] = attrs.field(alias="_by_customer")
     _events: dict[str, tuple[_Event, ...]] = attrs.field(alias="_events")
+    # The last few classifications by period bounds: a KPI page asks for the same periods
+    # through several functions (waterfalls, churn rates, quick ratio).
+    _recent: dict[tuple[datetime, ...], tuple[tuple[int, Movement], ...]] = attrs.field(
+        init=False, factory=dict, repr=False
+    )
 
     # -- MRR at moments ------------------------------------------------------------------
 
@@ -505,10 +510,17 @@ class MrrAnalysis:
 
         Groups never span a bound, so every period's waterfall adds up exactly.
         """
+        key = tuple(bounds)
+        cached = self._recent.get(key)
+        if cached is not None:
+            return list(cached)
         out: list[tuple[int, Movement]] = []
         for cid in sorted(self._events):
             out.extend(self._classify(cid, self._events[cid], bounds))
         out.sort(key=lambda m: (m[1].at, m[1].customer_id))
+        if len(self._recent) >= 8:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[key] = tuple(out)
         return out
 
     def _classify(
