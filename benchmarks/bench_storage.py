@@ -104,7 +104,11 @@ def line(label: str, seconds: float, target: float | None = None) -> None:
     goal = ""
     if target is not None:
         verdict = "ok" if seconds <= target else "OVER"
-        goal = f"   target {target * 1000:.0f} ms: {verdict}" if target < 1 else f"   target {target:.0f} s: {verdict}"
+        goal = (
+            f"   target {target * 1000:.0f} ms: {verdict}"
+            if target < 1
+            else f"   target {target:.0f} s: {verdict}"
+        )
     print(f"  {label:<46}{shown}{goal}")
 
 
@@ -112,24 +116,43 @@ def bench_store(name: str, store: SQLStore, book: Book, *, python: bool) -> None
     print(f"{name}")
     store.create_schema()
     result, seconds = timed(lambda: store.import_book(book))
-    line(f"bulk import ({result.inserted:,} rows)", seconds, 60.0)
+    line(f"bulk import ({result.inserted:,} records)", seconds, 60.0)
     dash, cold = timed(lambda: store.dashboard(as_of=DEMO_AS_OF, currency=CURRENCY))
     line("dashboard in the database, cold", cold, 1.0)
-    line("dashboard in the database, warm (median of 5)", warm(lambda: store.dashboard(as_of=DEMO_AS_OF, currency=CURRENCY)), 1.0)
+    line(
+        "dashboard in the database, warm (median of 5)",
+        warm(lambda: store.dashboard(as_of=DEMO_AS_OF, currency=CURRENCY)),
+        1.0,
+    )
     for label, options in (
         ("page: search 'an', sort by name", {"search": "an", "sort": "name"}),
-        ("page: search 'an', sort by MRR desc", {"search": "an", "sort": "mrr", "direction": "desc"}),
+        (
+            "page: search 'an', sort by MRR desc",
+            {"search": "an", "sort": "mrr", "direction": "desc"},
+        ),
         ("page: no search, sort by name", {"sort": "name"}),
         ("page: no search, sort by MRR desc", {"sort": "mrr", "direction": "desc"}),
         ("page: no search, sort by last payment", {"sort": "last_payment", "direction": "desc"}),
     ):
         first = store.customers.page(as_of=DEMO_AS_OF, currency=CURRENCY, limit=50, **options)
-        line(label, warm(lambda o=options: store.customers.page(as_of=DEMO_AS_OF, currency=CURRENCY, limit=50, **o)), 0.05)
+        line(
+            label,
+            warm(
+                lambda o=options: store.customers.page(
+                    as_of=DEMO_AS_OF, currency=CURRENCY, limit=50, **o
+                )
+            ),
+            0.05,
+        )
         if first.next_cursor is not None:
             cursor = first.next_cursor
             line(
                 "  ... its next page (keyset cursor)",
-                warm(lambda o=options, c=cursor: store.customers.page(as_of=DEMO_AS_OF, currency=CURRENCY, limit=50, cursor=c, **o)),
+                warm(
+                    lambda o=options, c=cursor: store.customers.page(
+                        as_of=DEMO_AS_OF, currency=CURRENCY, limit=50, cursor=c, **o
+                    )
+                ),
                 0.05,
             )
     someone = book.customers[len(book.customers) // 2].id
@@ -143,7 +166,10 @@ def bench_store(name: str, store: SQLStore, book: Book, *, python: bool) -> None
         line("load every row into a Book (store.book())", load_seconds)
         figures, py_seconds = timed(
             lambda: ref.compose_dashboard(
-                PythonFigures(loaded, store.policy), as_of=DEMO_AS_OF, currency=CURRENCY, trend_months=12
+                PythonFigures(loaded, store.policy),
+                as_of=DEMO_AS_OF,
+                currency=CURRENCY,
+                trend_months=12,
             )
         )
         line("same dashboard in Python from those rows", py_seconds)
@@ -159,12 +185,21 @@ def main() -> None:
     parser.add_argument("--customers", type=int, nargs="+", default=[1000])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--postgres", default=os.environ.get("REVCRM_TEST_POSTGRES_URL"))
-    parser.add_argument("--skip-python", action="store_true", help="skip the load-everything comparison")
+    parser.add_argument(
+        "--skip-python", action="store_true", help="skip the load-everything comparison"
+    )
     args = parser.parse_args()
     for size in args.customers:
         book, seconds = timed(lambda n=size: demo_book(n, seed=args.seed, as_of=DEMO_AS_OF))
-        rows = {k: len(getattr(book, k)) for k in ("customers", "subscriptions", "invoices", "transactions", "credits")}
-        print(f"== {size:,} customers: " + ", ".join(f"{v:,} {k}" for k, v in rows.items()) + f" (generated in {seconds:.1f} s)")
+        rows = {
+            k: len(getattr(book, k))
+            for k in ("customers", "subscriptions", "invoices", "transactions", "credits")
+        }
+        print(
+            f"== {size:,} customers: "
+            + ", ".join(f"{v:,} {k}" for k, v in rows.items())
+            + f" (generated in {seconds:.1f} s)"
+        )
         with tempfile.TemporaryDirectory() as tmp:
             sqlite = SQLStore(f"sqlite:///{tmp}/bench.db")
             bench_store("SQLite (file)", sqlite, book, python=not args.skip_python)

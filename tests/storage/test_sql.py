@@ -107,7 +107,6 @@ def test_forward_migration_backfills_the_derived_spans(db: str) -> None:
                 {
                     **tx_row,
                     **limbs,
-                    "at_month": 2024 * 12,
                     "at_day": 19723,
                     "version": 1,
                     "digest": fingerprint(tx_row),

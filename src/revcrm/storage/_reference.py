@@ -19,8 +19,8 @@ from dateutil.relativedelta import relativedelta
 from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
-from revcrm._records import Customer, TransactionKind
-from revcrm._subscription import SubscriptionStatus
+from revcrm._records import CreditEntry, Customer, Invoice, Transaction, TransactionKind
+from revcrm._subscription import Subscription, SubscriptionStatus
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
 from revcrm.metrics import FxDateRule, MetricsPolicy, MrrPoint, mrr, subscription_mrr
@@ -247,28 +247,66 @@ def list_customers(book: Book, q: CustomerQuery, policy: MetricsPolicy) -> Page[
 def customer_summary(
     book: Book, customer_id: str, *, at: datetime, currency: str, policy: MetricsPolicy
 ) -> CustomerSummary:
+    """One customer's row and records, each ordered by moment then id. Only the currencies
+    of this customer's subscriptions and transactions need a rate on ``at``'s date."""
     customer = book.customer(customer_id)
-    rates = list_rates(book_currencies(book), book.fx, currency, at.date())
-    (row,) = customer_rows(book, [customer], at=at, currency=currency, rates=rates, policy=policy)
+    subscriptions = tuple(
+        sorted(
+            book.subscriptions_by_customer.get(customer_id, ()), key=lambda s: (s.started_at, s.id)
+        )
+    )
+    invoices = tuple(
+        sorted(book.invoices_by_customer.get(customer_id, ()), key=lambda i: (i.issued_at, i.id))
+    )
+    transactions = tuple(
+        sorted(book.transactions_by_customer.get(customer_id, ()), key=lambda t: (t.at, t.id))
+    )
+    credits = tuple(
+        sorted(book.credits_by_customer.get(customer_id, ()), key=lambda c: (c.at, c.id))
+    )
+    return summary_of(
+        customer,
+        subscriptions,
+        invoices,
+        transactions,
+        credits,
+        fx=book.fx,
+        at=at,
+        currency=currency,
+        policy=policy,
+    )
+
+
+def summary_of(
+    customer: Customer,
+    subscriptions: tuple[Subscription, ...],
+    invoices: tuple[Invoice, ...],
+    transactions: tuple[Transaction, ...],
+    credits: tuple[CreditEntry, ...],
+    *,
+    fx: FxRates,
+    at: datetime,
+    currency: str,
+    policy: MetricsPolicy,
+) -> CustomerSummary:
+    """The summary from one customer's records (every backend loads them, then this)."""
+    own = {s.currency for s in subscriptions} | {t.amount.currency for t in transactions}
+    rates = list_rates(own, fx, currency, at.date())
+    mini = Book(
+        customers=(customer,),
+        subscriptions=subscriptions,
+        invoices=invoices,
+        transactions=transactions,
+        credits=credits,
+        fx=fx,
+    )
+    (row,) = customer_rows(mini, [customer], at=at, currency=currency, rates=rates, policy=policy)
     return CustomerSummary(
         row=row,
-        subscriptions=tuple(
-            sorted(
-                book.subscriptions_by_customer.get(customer_id, ()),
-                key=lambda s: (s.started_at, s.id),
-            )
-        ),
-        invoices=tuple(
-            sorted(
-                book.invoices_by_customer.get(customer_id, ()), key=lambda i: (i.issued_at, i.id)
-            )
-        ),
-        transactions=tuple(
-            sorted(book.transactions_by_customer.get(customer_id, ()), key=lambda t: (t.at, t.id))
-        ),
-        credits=tuple(
-            sorted(book.credits_by_customer.get(customer_id, ()), key=lambda c: (c.at, c.id))
-        ),
+        subscriptions=subscriptions,
+        invoices=invoices,
+        transactions=transactions,
+        credits=credits,
     )
 
 

@@ -299,14 +299,12 @@ class Schema:
             sa.Column("currency", sa.String(3), nullable=False),
             sa.Column("method", sa.Text, nullable=False),
             sa.Column("at", Moment(), nullable=False),
-            # Derived calendar keys of ``at`` (UTC), for grouping cash by month and day:
-            sa.Column("at_month", sa.Integer, nullable=False),  # year * 12 + month - 1
-            sa.Column("at_day", sa.Integer, nullable=False),  # days since 1970-01-01
+            # The UTC day of ``at`` (days since 1970-01-01), for grouping cash by day:
+            sa.Column("at_day", sa.Integer, nullable=False),
             sa.Column("invoice_id", Key(), fk("invoices")),
             sa.Column("subscription_id", Key(), fk("subscriptions")),
             sa.Index(f"{p}txn_customer", "customer_id", "at"),
             sa.Index(f"{p}txn_at", "at", "id"),
-            sa.Index(f"{p}txn_cash", "status", "at_month"),
             sa.Index(f"{p}txn_currency", "currency"),
         )
         credits = _versioned(

@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 import attrs
 
-from revcrm._version import __version__
 from revcrm._subscription import Subscription
+from revcrm._version import __version__
 from revcrm.metrics import MetricsPolicy, subscription_mrr
 from revcrm.metrics._mrr import _breakpoints as mrr_breakpoints
 

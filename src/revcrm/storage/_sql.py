@@ -146,6 +146,15 @@ def _split(value: object) -> tuple[int, Decimal]:
     return 0, _dec(value)
 
 
+def _exact(value: object) -> Decimal:
+    """``_dec`` without tidying the representation: for values SQLite's own functions
+    pass on (sort keys, products), where only the exact value matters."""
+    if isinstance(value, str) and " " in value:
+        whole, rest = _split(value)
+        return EXACT_CONTEXT.add(_units_value(whole), rest)
+    return _dec(value)
+
+
 def _units_value(units: int) -> Decimal:
     return Decimal(units).scaleb(-48, context=EXACT_CONTEXT) if units else _ZERO
 
@@ -167,7 +176,7 @@ class _DSum:
 
     def step(self, value: object) -> None:
         if value is not None:
-            self.total = EXACT_CONTEXT.add(self.total, Decimal(str(value)))
+            self.total = EXACT_CONTEXT.add(self.total, _exact(value))
 
     def finalize(self) -> str:
         return str(self.total)
@@ -179,7 +188,7 @@ class _DSumX:
 
     def step(self, value: object, factor: object) -> None:
         if value is not None and factor is not None:
-            product = EXACT_CONTEXT.multiply(Decimal(str(value)), Decimal(str(factor)))
+            product = EXACT_CONTEXT.multiply(_exact(value), _exact(factor))
             self.total = EXACT_CONTEXT.add(self.total, product)
 
     def finalize(self) -> str:
@@ -207,7 +216,7 @@ def decimal_key(value: Decimal) -> str:
 
 
 def _dkey(value: object) -> str | None:
-    return None if value is None else decimal_key(_dec(value))
+    return None if value is None else decimal_key(_exact(value))
 
 
 def _register_sqlite(dbapi_connection: Any) -> None:
@@ -826,7 +835,7 @@ class SQLStore:
         if limbed:
             columns += _LIMB_COLUMNS
         if kind == "transaction":
-            columns += ["at_month", "at_day"]
+            columns += ["at_day"]
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         moved: list[tuple[Any, ...]] = []
@@ -840,8 +849,7 @@ class SQLStore:
             if limbed:
                 row += to_limbs(p.head["amount"])
             if kind == "transaction":
-                at = p.head["at"]
-                row += (_month_index(at), moment_value(at) // _DAY_US)
+                row += (moment_value(p.head["at"]) // _DAY_US,)
             if key in existing:
                 updates.append((*row, key))
                 if has_ext and p.head["external_id"] != existing[key][2]:
@@ -1305,59 +1313,72 @@ class SQLStore:
                 for cid in ids
             }
 
-    def _sort_expr(
+    def _sort_values(
         self, q: CustomerQuery, rates: Mapping[str, Decimal]
-    ) -> tuple[ColumnElement[Any], str]:
-        """The correlated expression of a computed sort column, and its kind."""
+    ) -> tuple[Any, ColumnElement[Any], str]:
+        """A computed sort column as one grouped aggregate per customer (a subquery with
+        ``customer_id`` and ``v``), the value for customers it has no row for, and the
+        column's kind. One pass over the table, not one lookup per customer."""
         s = self._schema
-        c, sp, tx, cr = s.customers, s.spans, s.transactions, s.credits
+        sp, tx, cr = s.spans, s.transactions, s.credits
         ops = self._ops
         t = q.as_of
+        plain = set(rates) <= {q.currency}  # nothing to convert
+        zero: ColumnElement[Any] = sa.literal_column("'0'") if self._sqlite else sa.literal(0)
+        payment = tx.c.kind == "payment"
+
+        def converted(
+            table: Any, conds: list[ColumnElement[bool]], sign: ColumnElement[Any] | None = None
+        ) -> Any:
+            # Exact sums per customer and currency first (integer limbs on SQLite), then
+            # one conversion per customer and currency: never one per row.
+            per_currency = (
+                sa.select(
+                    table.c.customer_id,
+                    table.c.currency,
+                    ops.dsum(table.c, sign=sign).label("s"),
+                )
+                .where(*conds)
+                .group_by(table.c.customer_id, table.c.currency)
+            )
+            if plain:
+                only = sa.select(table.c.customer_id, ops.dsum(table.c, sign=sign).label("v"))
+                return only.where(*conds).group_by(table.c.customer_id).subquery()
+            inner = per_currency.subquery()
+            total = ops.dsum_times(inner.c.s, _rate_case(inner.c.currency, rates))
+            return (
+                sa.select(inner.c.customer_id, total.label("v"))
+                .group_by(inner.c.customer_id)
+                .subquery()
+            )
+
         match q.sort:
             case CustomerSort.MRR:
-                expr = (
-                    sa.select(ops.dsum_times(sp.c.amount, _rate_case(sp.c.currency, rates)))
-                    .where(sp.c.customer_id == c.c.id, sp.c.positive, self._contains(t))
-                    .scalar_subquery()
-                )
-                return expr, "money"
-            case CustomerSort.TOTAL_PAID | CustomerSort.LTV:
-                conds = [tx.c.customer_id == c.c.id, tx.c.status == "succeeded", tx.c.at <= t]
-                if q.sort is CustomerSort.TOTAL_PAID:
-                    conds.append(tx.c.kind == "payment")
-                    factor = _rate_case(tx.c.currency, rates)
-                else:
-                    factor = _rate_case(tx.c.currency, rates, tx.c.kind == "payment")
-                expr = (
-                    sa.select(ops.dsum_times(tx.c.amount, factor)).where(*conds).scalar_subquery()
-                )
-                return expr, "money"
+                agg = converted(sp, [sp.c.positive, self._contains(t, scan=True)])
+                return agg, zero, "money"
+            case CustomerSort.TOTAL_PAID:
+                agg = converted(tx, [tx.c.status == "succeeded", tx.c.at <= t, payment])
+                return agg, zero, "money"
+            case CustomerSort.LTV:
+                sign = sa.case((payment, 1), else_=-1)
+                agg = converted(tx, [tx.c.status == "succeeded", tx.c.at <= t], sign)
+                return agg, zero, "money"
             case CustomerSort.CREDIT_BALANCE:
-                expr = (
-                    sa.select(ops.dsum(cr.c))
-                    .where(cr.c.customer_id == c.c.id, cr.c.currency == q.currency, cr.c.at <= t)
-                    .scalar_subquery()
+                agg = sa.select(cr.c.customer_id, ops.dsum(cr.c).label("v")).where(
+                    cr.c.currency == q.currency, cr.c.at <= t
                 )
-                return expr, "money"
+                return agg.group_by(cr.c.customer_id).subquery(), zero, "money"
             case CustomerSort.ACTIVE_SERVICES:
-                expr = (
-                    sa.select(sa.func.count())
-                    .where(sp.c.customer_id == c.c.id, sp.c.status.in_(_ACTIVE), self._contains(t))
-                    .scalar_subquery()
+                agg = sa.select(sp.c.customer_id, sa.func.count().label("v")).where(
+                    sp.c.status.in_(_ACTIVE), self._contains(t, scan=True)
                 )
-                return expr, "int"
+                return agg.group_by(sp.c.customer_id).subquery(), sa.literal(0), "int"
             case CustomerSort.LAST_PAYMENT:
-                latest = (
-                    sa.select(sa.func.max(tx.c.at))
-                    .where(
-                        tx.c.customer_id == c.c.id,
-                        tx.c.status == "succeeded",
-                        tx.c.kind == "payment",
-                        tx.c.at <= t,
-                    )
-                    .scalar_subquery()
+                agg = sa.select(tx.c.customer_id, sa.func.max(tx.c.at).label("v")).where(
+                    tx.c.status == "succeeded", payment, tx.c.at <= t
                 )
-                return sa.func.coalesce(latest, sa.literal(ref.NEVER, Moment())), "moment"
+                never = sa.literal(ref.NEVER, Moment())
+                return agg.group_by(tx.c.customer_id).subquery(), never, "moment"
         raise AssertionError(q.sort)
 
     def _filters(self, q: CustomerQuery) -> list[ColumnElement[bool]]:
@@ -1421,8 +1442,17 @@ class SQLStore:
                 value, kind = plain[q.sort]
                 base = sa.select(c.c.id.label("id"), value.label("v")).where(*conds).subquery()
             else:
-                value, kind = self._sort_expr(q, rates)
-                base = sa.select(c.c.id.label("id"), value.label("v")).where(*conds).subquery()
+                agg, missing, kind = self._sort_values(q, rates)
+                value = sa.func.coalesce(agg.c.v, missing)
+                if kind == "moment":
+                    value = sa.type_coerce(value, Moment())
+                joined = c.outerjoin(agg, agg.c.customer_id == c.c.id)
+                base = (
+                    sa.select(c.c.id.label("id"), value.label("v"))
+                    .select_from(joined)
+                    .where(*conds)
+                    .subquery()
+                )
             key = self._ops.money_key(base.c.v) if kind == "money" else base.c.v
             stmt = sa.select(base.c.id)
             if after is not None:
@@ -1489,29 +1519,30 @@ class SQLStore:
         check_currency(currency)
 
         def run(conn: Connection) -> CustomerSummary:
-            if not self._exists(conn, customer_id):
+            # One customer's rows are few: load them (indexed by customer) and compute its
+            # figures from them exactly as the in-memory store does.
+            found = self._load(conn, "customer", self._schema.customers.c.id == customer_id)
+            if not found:
                 raise NotFoundError("customer", customer_id)
-            rates = ref.list_rates(self._currencies(conn), self._rates(conn), currency, t.date())
-            (row,) = self._rows(conn, [customer_id], at=t, currency=currency, rates=rates)
 
             def owned(kind: str, time_column: str) -> tuple[Any, ...]:
                 head = self._head(kind)
                 order = [head.c[time_column], head.c.id]
                 return tuple(self._load(conn, kind, head.c.customer_id == customer_id, order=order))
 
-            return CustomerSummary(
-                row=row,
-                subscriptions=owned("subscription", "started_at"),
-                invoices=owned("invoice", "issued_at"),
-                transactions=owned("transaction", "at"),
-                credits=owned("credit", "at"),
+            return ref.summary_of(
+                found[0],
+                owned("subscription", "started_at"),
+                owned("invoice", "issued_at"),
+                owned("transaction", "at"),
+                owned("credit", "at"),
+                fx=self._rates(conn),
+                at=t,
+                currency=currency,
+                policy=self._policy,
             )
 
         return self._run(False, run)
-
-    def _exists(self, conn: Connection, customer_id: str) -> bool:
-        c = self._schema.customers
-        return conn.execute(sa.select(c.c.id).where(c.c.id == customer_id)).first() is not None
 
     # -- dashboard aggregates ------------------------------------------------------------
 
