@@ -100,6 +100,7 @@ _LAST: Final = (
 
 
 def _pick(rng: random.Random, table: tuple[tuple[object, ...], ...], weight_index: int) -> int:
+    # Sampling weights for the generator's random choices, not money: floats are fine.
     return rng.choices(range(len(table)), weights=[float(row[weight_index]) for row in table])[0]  # type: ignore[arg-type]
 
 

@@ -192,6 +192,8 @@ def _period_starts(
     cycle: BillingCycle, anchor: datetime, lo: datetime, hi: datetime
 ) -> Iterator[datetime]:
     """Billing dates ``anchor + n cycles`` falling in ``(lo, hi)``, each from the anchor."""
+    # A float only for the first guess of the cycle index (not money): the exact clamped
+    # dates below decide which billing dates fall in the range.
     months = float(cycle.length_in_months)
     guess = int(((lo - anchor).days / 30.436875) / months) - 1 if lo > anchor else 0
     n = max(guess, 0)
