@@ -494,6 +494,22 @@ class SQLStore:
             raise _converted(e) from e
 
     @contextmanager
+    def connection(self, *, write: bool = True) -> Iterator[Connection]:
+        """The connection of this thread's unit of work, for a companion store.
+
+        Inside :meth:`transaction` it is that transaction's connection (a nested block
+        is a savepoint); outside, a new unit of work that commits when the block ends.
+        A :class:`~revcrm.storage.SQLCRMStore` built with ``billing=`` this store writes
+        through it, so one ``transaction()`` covers billing and CRM rows together.
+        Driver errors are raised as :class:`~revcrm.errors.StorageError` subclasses.
+        """
+        try:
+            with self._session(write=write) as conn:
+                yield conn
+        except sa_exc.SQLAlchemyError as e:
+            raise _converted(e) from e
+
+    @contextmanager
     def _snapshot(self) -> Iterator[None]:
         # Several reads that must agree (the dashboard) share one read transaction.
         with self._session(write=False):
