@@ -30,6 +30,7 @@ from revcrm.errors import (
 from revcrm.metrics import MetricsPolicy, MrrPoint
 from revcrm.storage import _reference as ref
 from revcrm.storage._codec import KINDS, Prepared, external_id, prepare
+from revcrm.storage._delete import delete_customer_memory
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -432,6 +433,9 @@ def _dated_filter(q: RecordQuery, when: Callable[[Any], datetime]) -> Callable[[
 
 class _Customers(_Repo[Customer]):
     kind = "customer"
+
+    def delete(self, id: str, *, cascade: bool = False) -> int:
+        return delete_customer_memory(self._store, id, cascade=cascade)
 
     def page(
         self,

@@ -94,6 +94,14 @@ class Repository(Protocol[_R]):
 
 
 class CustomerRepository(Repository[Customer], Protocol):
+    def delete(self, id: str, *, cascade: bool = False) -> int:
+        """Delete the customer; with ``cascade`` also every billing record it owns.
+
+        Returns how many records were deleted. The rules (refusals, atomicity) are in
+        :mod:`revcrm.storage._delete` and checked by the contract suite.
+        """
+        ...
+
     def page(
         self,
         *,

@@ -73,6 +73,7 @@ from revcrm.storage._codec import (
     search_folds,
     to_limbs,
 )
+from revcrm.storage._delete import delete_customer_sql
 from revcrm.storage._memory import _book_groups, _check_expected, _id_list, _range
 from revcrm.storage._query import (
     CashMonth,
@@ -2153,6 +2154,9 @@ class _Repo(Generic[_R]):
 
 
 class _Customers(_Repo[Customer]):
+    def delete(self, id: str, *, cascade: bool = False) -> int:
+        return delete_customer_sql(self._store, id, cascade=cascade)
+
     def page(
         self,
         *,
