@@ -1,12 +1,29 @@
 """The CRM layer over a book: customer profiles, activity timelines, and the CRM's own
 records (notes and their audit log, tags, contacts, logged calls, ticket references,
-typed custom attributes).
+typed custom attributes, intake questions and answers).
 
 Everything here is pure: functions take a :class:`~revcrm.Book` (or one customer's
 sub-book), the CRM records as plain sequences, and an explicit ``as_of`` and reporting
 ``currency``. Storage keeps the records; a facade passes them in.
 """
 
+from revcrm.crm._intake import (
+    MAX_ANSWER_LENGTH,
+    MAX_OPTION_LENGTH,
+    MAX_PROMPT_LENGTH,
+    IntakeAnswer,
+    IntakeAnswerRecord,
+    IntakeBreakdown,
+    IntakeBreakdownRow,
+    IntakeItem,
+    IntakeQuestion,
+    IntakeQuestionRecord,
+    IntakeScope,
+    QuestionKind,
+    current_answers,
+    customer_intake,
+    intake_breakdown,
+)
 from revcrm.crm._profile import (
     BillingSummary,
     CustomerProfile,
@@ -54,7 +71,10 @@ from revcrm.crm._services import (
 from revcrm.crm._timeline import TimelineEntry, TimelineKind, activity_timeline, format_timeline
 
 __all__ = [
+    "MAX_ANSWER_LENGTH",
     "MAX_NOTE_LENGTH",
+    "MAX_OPTION_LENGTH",
+    "MAX_PROMPT_LENGTH",
     "MAX_TAG_LENGTH",
     "AttributeDefinition",
     "AttributeType",
@@ -64,6 +84,14 @@ __all__ = [
     "CustomAttribute",
     "CustomerProfile",
     "CustomerStatus",
+    "IntakeAnswer",
+    "IntakeAnswerRecord",
+    "IntakeBreakdown",
+    "IntakeBreakdownRow",
+    "IntakeItem",
+    "IntakeQuestion",
+    "IntakeQuestionRecord",
+    "IntakeScope",
     "InvoiceSummary",
     "LoggedCall",
     "LoggedCallRecord",
@@ -73,6 +101,7 @@ __all__ = [
     "NoteRevision",
     "NoteRevisionRecord",
     "Overview",
+    "QuestionKind",
     "ServiceSummary",
     "Tag",
     "TagAction",
@@ -86,11 +115,14 @@ __all__ = [
     "activity_timeline",
     "attribute_type",
     "check_attributes",
+    "current_answers",
     "custom_attributes",
+    "customer_intake",
     "customer_profile",
     "customer_status",
     "format_profile",
     "format_timeline",
+    "intake_breakdown",
     "invoice_overdue",
     "is_active_service",
     "pending_cancellation",
