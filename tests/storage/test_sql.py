@@ -17,9 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from revcrm import BillingCycle, Customer, Money, Subscription, Transaction
+from revcrm.crm import CustomerStatus
 from revcrm.errors import PolicyError, StorageError, ValidationError
 from revcrm.metrics import MetricsPolicy, mrr
-from revcrm.storage import SQLStore
+from revcrm.storage import InMemoryStore, SQLStore
 from revcrm.storage._codec import (
     encode_customer,
     encode_subscription,
@@ -28,6 +29,7 @@ from revcrm.storage._codec import (
     search_folds,
     to_limbs,
 )
+from revcrm.storage._schema import LATEST_VERSION
 from revcrm.storage._sql import decimal_key
 from revcrm.testing.contract import AS_OF, assert_same_book, sample_book
 
@@ -42,16 +44,16 @@ def db(tmp_path: Path) -> str:
 def test_schema_version_and_idempotent_create(db: str) -> None:
     store = SQLStore(db)
     assert store.schema_version() == 0
-    assert store.create_schema() == 2
-    assert store.create_schema() == 2  # idempotent
-    assert store.migrate() == 2
-    assert store.schema_version() == 2
+    assert store.create_schema() == LATEST_VERSION == 3
+    assert store.create_schema() == 3  # idempotent
+    assert store.migrate() == 3
+    assert store.schema_version() == LATEST_VERSION
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT version, description FROM revcrm_schema_version ORDER BY version")
         ).all()
         mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-    assert [r[0] for r in rows] == [1, 2]
+    assert [r[0] for r in rows] == [1, 2, 3]
     assert mode == "wal"
     store.close()
 
@@ -64,7 +66,7 @@ def test_using_a_store_before_its_schema_exists_says_what_to_do(db: str) -> None
     with pytest.raises(StorageError, match="version 1"):
         store.customers.count()
     with pytest.raises(ValidationError):
-        store.migrate(to=3)
+        store.migrate(to=4)
 
 
 def test_forward_migration_backfills_the_derived_spans(db: str) -> None:
@@ -113,12 +115,42 @@ def test_forward_migration_backfills_the_derived_spans(db: str) -> None:
                 }
             ],
         )
-    assert store.migrate() == 2
+    assert store.migrate() == 3
     assert store.mrr(at=AS_OF, currency="USD") == Money("10", "USD")
     (january,) = store.cash_by_month(start=T0, end=datetime(2024, 2, 1, tzinfo=UTC), currency="USD")
     assert (january.gross, january.payments) == (Money("30", "USD"), 1)
     assert store.subscriptions.get("s") == sub
     assert store.customers.get_versioned("c").version == 1
+
+
+def test_migration_from_version_2_backfills_the_service_states(db: str) -> None:
+    book = sample_book()
+    old = SQLStore(db)
+    old.create_schema()
+    old.import_book(book)
+    # Leave the database as a revcrm at version 2 did: the same records, spans and cash,
+    # no states table and no version 3.
+    with old.engine.begin() as conn:
+        versions = old._schema.schema_version
+        conn.execute(versions.delete().where(versions.c.version == 3))
+        old._schema.states.drop(conn)
+    assert old.schema_version() == 2
+    store = SQLStore(db)
+    with pytest.raises(StorageError, match="version 2"):
+        store.customers.count()
+    assert store.migrate() == 3
+    memory = InMemoryStore()
+    memory.import_book(book)
+    ids = [c.id for c in book.customers]
+    for at in (AS_OF, datetime(2023, 6, 1, tzinfo=UTC)):
+        assert store.segments_of(ids, as_of=at, currency="USD") == memory.segments_of(
+            ids, as_of=at, currency="USD"
+        )
+        for status in CustomerStatus:
+            page = store.customers.page(as_of=at, currency="USD", status=status, limit=100)
+            pure = memory.customers.page(as_of=at, currency="USD", status=status, limit=100)
+            assert page == pure
+    assert sum(store.segment_counts(as_of=AS_OF, currency="USD").members.values()) > 0
 
 
 def test_a_newer_schema_is_refused(db: str) -> None:

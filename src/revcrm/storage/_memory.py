@@ -20,6 +20,7 @@ from revcrm._money import FxRates, Money, check_currency, money_sum
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
 from revcrm._time import as_moment
+from revcrm.crm._services import CustomerStatus
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
@@ -28,6 +29,8 @@ from revcrm.errors import (
     ValidationError,
 )
 from revcrm.metrics import MetricsPolicy, MrrPoint
+from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
+from revcrm.segments._segments import LtvBaseline, SegmentCounts
 from revcrm.storage import _reference as ref
 from revcrm.storage._codec import KINDS, Prepared, external_id, prepare
 from revcrm.storage._delete import delete_customer_memory
@@ -299,6 +302,42 @@ class InMemoryStore:
             self._current_book(), customer_id, at=t, currency=currency, policy=self._policy
         )
 
+    def ltv_baseline(self, *, as_of: date | datetime, currency: str) -> LtvBaseline:
+        t = as_moment(as_of, "as_of")
+        check_currency(currency)
+        return ref.ltv_baseline(self._current_book(), at=t, currency=currency, policy=self._policy)
+
+    def segment_counts(
+        self, *, as_of: date | datetime, currency: str, config: SegmentConfig = DEFAULT_CONFIG
+    ) -> SegmentCounts:
+        t = as_moment(as_of, "as_of")
+        check_currency(currency)
+        _check_config(config)
+        return ref.segment_counts(
+            self._current_book(), at=t, currency=currency, config=config, policy=self._policy
+        )
+
+    def segments_of(
+        self,
+        customer_ids: Iterable[str],
+        *,
+        as_of: date | datetime,
+        currency: str,
+        config: SegmentConfig = DEFAULT_CONFIG,
+    ) -> dict[str, frozenset[Segment]]:
+        ids = _id_list(customer_ids)
+        t = as_moment(as_of, "as_of")
+        check_currency(currency)
+        _check_config(config)
+        return ref.segments_by_customer(
+            self._current_book(), ids, at=t, currency=currency, config=config, policy=self._policy
+        )
+
+
+def _check_config(config: object) -> None:
+    if not isinstance(config, SegmentConfig):
+        raise ValidationError("config", config, "expected a SegmentConfig")
+
 
 def _check_expected(expected: object) -> None:
     if expected is not None and (
@@ -450,6 +489,10 @@ class _Customers(_Repo[Customer]):
         paying: bool | None = None,
         has_active_services: bool | None = None,
         customer_ids: Iterable[str] | None = None,
+        status: CustomerStatus | str | None = None,
+        product_id: str | None = None,
+        segment: Segment | str | None = None,
+        segment_config: SegmentConfig = DEFAULT_CONFIG,
         sort: CustomerSort | str = CustomerSort.NAME,
         direction: Direction | str = Direction.ASC,
         limit: int = 50,
@@ -466,6 +509,10 @@ class _Customers(_Repo[Customer]):
             paying=paying,
             has_active_services=has_active_services,
             customer_ids=customer_ids,
+            status=status,
+            product_id=product_id,
+            segment=segment,
+            segment_config=segment_config,
             sort=sort,
             direction=direction,
             limit=limit,

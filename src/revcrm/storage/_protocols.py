@@ -36,7 +36,10 @@ from revcrm._book import Book
 from revcrm._money import FxRates, Money
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
+from revcrm.crm._services import CustomerStatus
 from revcrm.metrics import MetricsPolicy, MrrPoint
+from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
+from revcrm.segments._segments import LtvBaseline, SegmentCounts
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -115,6 +118,10 @@ class CustomerRepository(Repository[Customer], Protocol):
         paying: bool | None = None,
         has_active_services: bool | None = None,
         customer_ids: Iterable[str] | None = None,
+        status: CustomerStatus | str | None = None,
+        product_id: str | None = None,
+        segment: Segment | str | None = None,
+        segment_config: SegmentConfig = DEFAULT_CONFIG,
         sort: CustomerSort | str = CustomerSort.NAME,
         direction: Direction | str = Direction.ASC,
         limit: int = 50,
@@ -282,6 +289,30 @@ class Analytics(Protocol):
     def customer_summary(
         self, customer_id: str, *, as_of: date | datetime, currency: str
     ) -> CustomerSummary: ...
+
+    def ltv_baseline(self, *, as_of: date | datetime, currency: str) -> LtvBaseline:
+        """Equal to ``segmentation(...).ltv_baseline`` on the stored book (the High Value
+        threshold: net payments of the customers registered and paying by ``as_of``)."""
+        ...
+
+    def segment_counts(
+        self, *, as_of: date | datetime, currency: str, config: SegmentConfig = DEFAULT_CONFIG
+    ) -> SegmentCounts:
+        """Equal to :func:`revcrm.segments.segment_counts` on the stored book under the
+        store's policy (built-in segments only: ``custom`` is empty)."""
+        ...
+
+    def segments_of(
+        self,
+        customer_ids: Iterable[str],
+        *,
+        as_of: date | datetime,
+        currency: str,
+        config: SegmentConfig = DEFAULT_CONFIG,
+    ) -> dict[str, frozenset[Segment]]:
+        """Per id, :meth:`revcrm.segments.Segmentation.segments_of` on the stored book
+        (empty before the customer registered; an unknown id is a NotFoundError)."""
+        ...
 
 
 class Store(UnitOfWork, Analytics, Protocol):

@@ -23,7 +23,9 @@ from revcrm._money import EXACT_CONTEXT, Money, check_currency
 from revcrm._records import CreditEntry, Customer, Invoice, Transaction
 from revcrm._subscription import Subscription
 from revcrm._time import as_moment
+from revcrm.crm._services import CustomerStatus
 from revcrm.errors import ValidationError
+from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
 
 __all__ = [
     "MAX_LIMIT",
@@ -140,6 +142,19 @@ def _search(value: object) -> str | None:
 
 def _currency(value: object) -> str:
     return check_currency(value)
+
+
+def _status(value: object) -> CustomerStatus | None:
+    return None if value is None else as_enum(CustomerStatus, value, "status")
+
+
+def _segment(value: object) -> Segment | None:
+    return None if value is None else as_enum(Segment, value, "segment")
+
+
+def _segment_config(_i: object, _a: object, value: object) -> None:
+    if not isinstance(value, SegmentConfig):
+        raise ValidationError("segment_config", value, "expected a SegmentConfig")
 
 
 def _sort(value: object) -> CustomerSort:
@@ -277,6 +292,13 @@ class CustomerQuery:
     ``search`` is a case-insensitive (Unicode case-folded) substring of the name, email or
     username. Filters combine with AND. Amounts in other currencies are converted at the
     rate on ``as_of``'s date (see docs/storage.md).
+
+    ``status`` keeps the customers whose :func:`revcrm.crm.customer_status` at ``as_of``
+    is that status; ``product_id`` those with a service active at ``as_of``
+    (:func:`revcrm.crm.is_active_service`) on a plan of that product; ``segment`` the
+    members at ``as_of`` of that built-in segment under ``segment_config`` (as
+    :meth:`revcrm.segments.Segmentation.customers_in`, so never a customer registered
+    after ``as_of``).
     """
 
     as_of: datetime = attrs.field(converter=_as_of)
@@ -291,6 +313,10 @@ class CustomerQuery:
     paying: bool | None = None
     has_active_services: bool | None = None
     customer_ids: frozenset[str] | None = attrs.field(default=None, converter=_ids)
+    status: CustomerStatus | None = attrs.field(default=None, converter=_status)
+    product_id: str | None = attrs.field(default=None, validator=_optional_text("product_id"))
+    segment: Segment | None = attrs.field(default=None, converter=_segment)
+    segment_config: SegmentConfig = attrs.field(default=DEFAULT_CONFIG, validator=_segment_config)
     sort: CustomerSort = attrs.field(default=CustomerSort.NAME, converter=_sort)
     direction: Direction = attrs.field(default=Direction.ASC, converter=_direction)
     limit: int = attrs.field(default=50, validator=_limit)
@@ -317,6 +343,10 @@ class CustomerQuery:
             self.paying,
             self.has_active_services,
             ids,
+            self.status,
+            self.product_id,
+            self.segment,
+            _config_key(self.segment_config) if self.segment is not None else None,
             self.sort,
             self.direction,
         )
@@ -324,6 +354,14 @@ class CustomerQuery:
     def after(self) -> tuple[SortValue, str] | None:
         """The decoded cursor: the sort value and id the page starts after."""
         return None if self.cursor is None else decode_cursor(self.cursor, self.scope)
+
+
+def _config_key(config: SegmentConfig) -> str:
+    # Precedence never changes membership, only the thresholds do.
+    return (
+        f"{config.active_payment_days}/{config.at_risk_cancellation_days}/"
+        f"{config.new_customer_days}"
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -22,8 +22,11 @@ from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
 from revcrm._records import CreditEntry, Customer, Invoice, Transaction, TransactionKind
 from revcrm._subscription import Subscription, SubscriptionStatus
 from revcrm._time import as_moment
-from revcrm.errors import ValidationError
+from revcrm.crm._services import CustomerStatus, customer_status, is_active_service
+from revcrm.errors import NotFoundError, ValidationError
 from revcrm.metrics import FxDateRule, MetricsPolicy, MrrPoint, mrr, subscription_mrr
+from revcrm.segments._config import Segment, SegmentConfig
+from revcrm.segments._segments import LtvBaseline, Segmentation, SegmentCounts, segmentation
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -48,14 +51,21 @@ __all__ = [
     "compose_dashboard",
     "customer_flow",
     "customer_rows",
+    "customer_segments",
     "customer_summary",
+    "customers_with_product",
+    "customers_with_status",
     "list_customers",
     "list_rates",
+    "ltv_baseline",
     "month_bounds",
     "mrr_at",
     "mrr_series",
     "page_of",
     "paying_customer_ids",
+    "segment_counts",
+    "segment_members",
+    "segments_by_customer",
     "sort_value",
 ]
 
@@ -223,10 +233,103 @@ def _matches(c: Customer, q: CustomerQuery) -> bool:
     return q.customer_ids is None or c.id in q.customer_ids
 
 
+# -- status, product and segments ------------------------------------------------------------
+
+
+def customers_with_status(book: Book, status: CustomerStatus, at: datetime) -> set[str]:
+    """Customers whose :func:`revcrm.crm.customer_status` at ``at`` is ``status``."""
+    subs, invoices = book.subscriptions_by_customer, book.invoices_by_customer
+    return {
+        c.id
+        for c in book.customers
+        if customer_status(subs.get(c.id, ()), invoices.get(c.id, ()), at) is status
+    }
+
+
+def customers_with_product(book: Book, product_id: str, at: datetime) -> set[str]:
+    """Customers with a service active at ``at`` on a plan of ``product_id``."""
+    product_of = {p.id: p.product_id for p in book.plans}
+    out = set()
+    for s in book.subscriptions:
+        state = s.state_at(at)
+        if (
+            state is not None
+            and is_active_service(state, at)
+            and state.plan_id is not None
+            and product_of.get(state.plan_id) == product_id
+        ):
+            out.add(s.customer_id)
+    return out
+
+
+def customer_segments(
+    book: Book, *, at: datetime, currency: str, config: SegmentConfig, policy: MetricsPolicy
+) -> Segmentation:
+    """The segmentation the store figures are defined by (no tags: built-in segments)."""
+    return segmentation(book, as_of=at, currency=currency, config=config, policy=policy)
+
+
+def segment_members(
+    book: Book,
+    segment: Segment,
+    *,
+    at: datetime,
+    currency: str,
+    config: SegmentConfig,
+    policy: MetricsPolicy,
+) -> set[str]:
+    seg = customer_segments(book, at=at, currency=currency, config=config, policy=policy)
+    return set(seg.customers_in(segment))
+
+
+def segment_counts(
+    book: Book, *, at: datetime, currency: str, config: SegmentConfig, policy: MetricsPolicy
+) -> SegmentCounts:
+    return customer_segments(book, at=at, currency=currency, config=config, policy=policy).counts()
+
+
+def ltv_baseline(book: Book, *, at: datetime, currency: str, policy: MetricsPolicy) -> LtvBaseline:
+    seg = customer_segments(book, at=at, currency=currency, config=SegmentConfig(), policy=policy)
+    return seg.ltv_baseline
+
+
+def segments_by_customer(
+    book: Book,
+    ids: Iterable[str],
+    *,
+    at: datetime,
+    currency: str,
+    config: SegmentConfig,
+    policy: MetricsPolicy,
+) -> dict[str, frozenset[Segment]]:
+    wanted = list(ids)
+    for cid in wanted:
+        if cid not in book.customer_index:
+            raise NotFoundError("customer", cid)
+    seg = customer_segments(book, at=at, currency=currency, config=config, policy=policy)
+    return {cid: seg.segments_of(cid) for cid in wanted}
+
+
 def list_customers(book: Book, q: CustomerQuery, policy: MetricsPolicy) -> Page[CustomerRow]:
     rates = list_rates(book_currencies(book), book.fx, q.currency, q.as_of.date())
     after = q.after()
     candidates = [c for c in book.customers if _matches(c, q)]
+    if q.status is not None:
+        with_status = customers_with_status(book, q.status, q.as_of)
+        candidates = [c for c in candidates if c.id in with_status]
+    if q.product_id is not None:
+        with_product = customers_with_product(book, q.product_id, q.as_of)
+        candidates = [c for c in candidates if c.id in with_product]
+    if q.segment is not None:
+        members = segment_members(
+            book,
+            q.segment,
+            at=q.as_of,
+            currency=q.currency,
+            config=q.segment_config,
+            policy=policy,
+        )
+        candidates = [c for c in candidates if c.id in members]
     rows = customer_rows(
         book, candidates, at=q.as_of, currency=q.currency, rates=rates, policy=policy
     )

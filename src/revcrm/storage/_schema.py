@@ -142,6 +142,7 @@ class Schema:
     fx_rates: sa.Table
     spans: sa.Table
     cash_daily: sa.Table
+    states: sa.Table
 
     #: Whether summed money also has exact integer limbs (SQLite, see ``LIMBS``).
     limbs: bool
@@ -373,7 +374,31 @@ class Schema:
             sa.Column("amount", Exact(), nullable=False),
             sa.Column("count", sa.Integer, nullable=False),
         )
+        states = sa.Table(
+            f"{p}service_states",
+            m,
+            # A subscription's state between two changes, ``[from_at, to_at)``: what the
+            # service rules of the customer list and the segments read at a moment
+            # (status, plan, when a cancelled service ends, a scheduled cancellation and
+            # the billing calendar it ends with). States superseded at the moment they
+            # begin (several changes at one moment) are left out.
+            sa.Column("subscription_id", Key(), fk("subscriptions", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("customer_id", Key(), nullable=False),
+            sa.Column("from_at", Moment(), nullable=False),
+            sa.Column("to_at", Moment()),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("plan_id", Key()),
+            sa.Column("ended_at", Moment()),
+            sa.Column("cancel_at_period_end", sa.Boolean, nullable=False),
+            sa.Column("anchor", Moment(), nullable=False),
+            sa.Column("cycle_count", sa.Integer, nullable=False),
+            sa.Column("cycle_unit", sa.String(8), nullable=False),
+            sa.Index(f"{p}state_customer", "customer_id", "from_at"),
+            sa.Index(f"{p}state_plan", "plan_id"),
+        )
         return cls(
+            states=states,
             limbs=limbs,
             cash_daily=cash_daily,
             prefix=p,
@@ -417,8 +442,13 @@ class Schema:
         return [self.spans, self.cash_daily]
 
     @property
+    def state_tables(self) -> list[sa.Table]:
+        """Version 3: subscription states by interval (derived, rebuilt on demand)."""
+        return [self.states]
+
+    @property
     def all_tables(self) -> list[sa.Table]:
-        return [*self.record_tables, *self.derived_tables]
+        return [*self.record_tables, *self.derived_tables, *self.state_tables]
 
 
 # A migration takes the connection, the schema and a callback that (re)builds the derived
@@ -437,6 +467,12 @@ def _v2(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> N
     rebuild(conn)  # backfill from the records already stored
 
 
+def _v3(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> None:
+    for t in s.state_tables:
+        t.create(conn)
+    rebuild(conn)  # backfill from the subscriptions already stored
+
+
 #: (version, description, step), applied in order; never edit a released step, add one.
 MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
     (
@@ -445,5 +481,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
         _v1,
     ),
     (2, "derived MRR and status spans of subscriptions, daily cash totals (backfilled)", _v2),
+    (3, "derived subscription states for status, product and segment filters (backfilled)", _v3),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

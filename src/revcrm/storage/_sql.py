@@ -24,11 +24,12 @@ import calendar
 import decimal
 import functools
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -38,11 +39,12 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from revcrm._book import Book
-from revcrm._cycles import CycleUnit
+from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
 from revcrm._time import as_moment
+from revcrm.crm._services import CustomerStatus
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
@@ -54,6 +56,8 @@ from revcrm.errors import (
     ValidationError,
 )
 from revcrm.metrics import FxDateRule, MetricsPolicy, MrrPoint
+from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
+from revcrm.segments._segments import LtvBaseline, SegmentCounts
 from revcrm.storage import _reference as ref
 from revcrm.storage._codec import (
     Prepared,
@@ -74,7 +78,7 @@ from revcrm.storage._codec import (
     to_limbs,
 )
 from revcrm.storage._delete import delete_customer_sql
-from revcrm.storage._memory import _book_groups, _check_expected, _id_list, _range
+from revcrm.storage._memory import _book_groups, _check_config, _check_expected, _id_list, _range
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -114,6 +118,12 @@ _LIMB_WEIGHTS: Final = tuple(10 ** (12 * (6 - k)) for k in range(7))  # units of
 _CHUNK: Final = 500  # ids per IN (...) list
 _ONE_MICRO: Final = timedelta(microseconds=1)
 _ACTIVE: Final = tuple(sorted(s.value for s in ref.ACTIVE_STATUSES))
+# The service rules of revcrm.crm._services, as status values of the states table:
+_RUNNING: Final = ("active", "past_due", "trialing")
+_TROUBLED: Final = ("past_due", "suspended")
+_ENDED: Final = ("cancelled", "terminated")
+#: The six named segments (``OTHER`` is "none of them").
+_NAMED: Final[tuple[Segment, ...]] = tuple(s for s in Segment if s is not Segment.OTHER)
 _POLICY_KEY: Final = "mrr_policy"
 
 
@@ -220,10 +230,17 @@ def _dkey(value: object) -> str | None:
     return None if value is None else decimal_key(_exact(value))
 
 
+def _dover(own: object, foreign: object, count: object, total: object) -> int:
+    """Whether ``(own + foreign) * count > total``, exactly (the High Value test)."""
+    ltv = EXACT_CONTEXT.add(_exact(own), _exact(foreign))
+    return int(EXACT_CONTEXT.multiply(ltv, _exact(count)) > _exact(total))
+
+
 def _register_sqlite(dbapi_connection: Any) -> None:
     dbapi_connection.create_aggregate("rc_dsum", 1, _DSum)
     dbapi_connection.create_aggregate("rc_dsumx", 2, _DSumX)
     dbapi_connection.create_function("rc_dkey", 1, _dkey, deterministic=True)
+    dbapi_connection.create_function("rc_dover", 4, _dover, deterministic=True)
 
 
 # -- dialect differences ----------------------------------------------------------------------
@@ -651,6 +668,10 @@ class SQLStore:
         ]
         self._insert(conn, s.cash_daily, daily)
         conn.execute(s.spans.delete())
+        # Migrations before version 3 rebuild without the states table, which comes later.
+        states = sa.inspect(conn).has_table(s.states.name)
+        if states:
+            conn.execute(s.states.delete())
         ids = [
             r[0]
             for r in conn.execute(sa.select(s.subscriptions.c.id).order_by(s.subscriptions.c.id))
@@ -659,6 +680,8 @@ class SQLStore:
             subs = self._load(conn, "subscription", s.subscriptions.c.id.in_(chunk))
             rows = [row for sub in subs for row in self._span_rows(sub)]
             self._insert(conn, s.spans, rows)
+            if states:
+                self._insert(conn, s.states, [row for sub in subs for row in self._state_rows(sub)])
         self._put_setting(conn, _POLICY_KEY, policy_fingerprint(self._policy))
 
     def _span_rows(self, sub: Subscription) -> list[Row]:
@@ -696,6 +719,32 @@ class SQLStore:
             if self._sqlite:
                 row.update(zip(_LIMB_COLUMNS, to_limbs(sp.amount), strict=True))
             rows.append(row)
+        return rows
+
+    @staticmethod
+    def _state_rows(sub: Subscription) -> list[Row]:
+        rows: list[Row] = []
+        history = sub.history
+        for i, (change, state) in enumerate(sub.replay()):
+            until = history[i + 1].at if i + 1 < len(history) else None
+            if until == change.at:
+                continue  # superseded at the moment it begins: never the state at a moment
+            rows.append(
+                {
+                    "subscription_id": sub.id,
+                    "seq": i,
+                    "customer_id": sub.customer_id,
+                    "from_at": change.at,
+                    "to_at": until,
+                    "status": state.status.value,
+                    "plan_id": state.plan_id,
+                    "ended_at": state.ended_at,
+                    "cancel_at_period_end": state.cancel_at_period_end,
+                    "anchor": state.billing_anchor,
+                    "cycle_count": state.cycle.count,
+                    "cycle_unit": state.cycle.unit.value,
+                }
+            )
         return rows
 
     # -- table lookup ------------------------------------------------------------------------
@@ -859,6 +908,7 @@ class SQLStore:
         children: list[tuple[Any, ...]] = []
         child_columns: list[str] = []
         span_rows: list[Row] = []
+        state_rows: list[Row] = []
         for key, (p, version) in writes.items():
             row = (*(p.flat_head if self._sqlite else p.head.values()), version, p.digest)
             if kind == "customer":
@@ -881,6 +931,7 @@ class SQLStore:
                     children.extend(tuple(r.values()) for r in p.children)
             if kind == "subscription":
                 span_rows.extend(self._span_rows(p.record))
+                state_rows.extend(self._state_rows(p.record))
         updated_ids = [u[-1] for u in updates]
         q = self._engine.dialect.identifier_preparer.quote
         mark = "?" if self._sqlite else "%s"
@@ -894,9 +945,9 @@ class SQLStore:
             for chunk in _chunks(updated_ids):
                 conn.execute(table.delete().where(table.c[fk].in_(chunk)))
         if kind == "subscription" and updated_ids:
-            spans = self._schema.spans
-            for chunk in _chunks(updated_ids):
-                conn.execute(spans.delete().where(spans.c.subscription_id.in_(chunk)))
+            for derived in (self._schema.spans, self._schema.states):
+                for chunk in _chunks(updated_ids):
+                    conn.execute(derived.delete().where(derived.c.subscription_id.in_(chunk)))
         try:
             self._executemany(conn, self._insert_sql(head, columns), inserts)
         except sa_exc.IntegrityError as e:
@@ -905,6 +956,7 @@ class SQLStore:
         if child is not None and children:
             self._executemany(conn, self._insert_sql(child[0], child_columns), children)
         self._insert(conn, self._schema.spans, span_rows)
+        self._insert(conn, self._schema.states, state_rows)
         if kind == "transaction":
             self._update_cash(conn, [p for p, _ in writes.values()], old_cash)
         return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
@@ -1446,7 +1498,7 @@ class SQLStore:
                 self._currencies(conn), self._rates(conn), q.currency, q.as_of.date()
             )
             c = self._schema.customers
-            conds = self._filters(q)
+            conds = self._filters(q) + self._service_filters(conn, q)
             desc = q.direction is Direction.DESC
             plain = {
                 CustomerSort.ID: (c.c.id, "str"),
@@ -1496,6 +1548,408 @@ class SQLStore:
             if more and rows:
                 cursor = encode_cursor(q.scope, ref.sort_value(rows[-1], q.sort), rows[-1].id)
             return Page(items=tuple(rows), next_cursor=cursor)
+
+        return self._run(False, run)
+
+    # -- service states: status, product and built-in segments ---------------------------
+
+    def _states_at(self, t: datetime, *conds: ColumnElement[bool]) -> ColumnElement[bool]:
+        """Whether the customer (of the enclosing query) has a subscription whose state at
+        ``t`` matches ``conds``."""
+        st, c = self._schema.states, self._schema.customers
+        running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
+        return sa.select(st.c.seq).where(st.c.customer_id == c.c.id, running, *conds).exists()
+
+    def _active_state(self, t: datetime) -> ColumnElement[bool]:
+        """``is_active_service``: running, or cancelled with the paid period still going."""
+        st = self._schema.states
+        return sa.or_(
+            st.c.status.in_(_RUNNING), sa.and_(st.c.status == "cancelled", st.c.ended_at > t)
+        )
+
+    def _overdue(self, t: datetime) -> ColumnElement[bool]:
+        """``invoice_overdue`` for some invoice of the customer."""
+        inv, c = self._schema.invoices, self._schema.customers
+        unpaid = sa.or_(
+            inv.c.status == "open",
+            sa.and_(inv.c.status == "paid", inv.c.paid_at.is_not(None), inv.c.paid_at > t),
+        )
+        return (
+            sa.select(inv.c.id)
+            .where(
+                inv.c.customer_id == c.c.id,
+                inv.c.issued_at <= t,
+                unpaid,
+                inv.c.due_date < t.date(),
+            )
+            .exists()
+        )
+
+    def _paid(self, since: datetime | None, t: datetime) -> ColumnElement[bool]:
+        """A successful payment of the customer in ``[since, t]`` (any time up to ``t``)."""
+        tx, c = self._schema.transactions, self._schema.customers
+        conds = [
+            tx.c.customer_id == c.c.id,
+            tx.c.status == "succeeded",
+            tx.c.kind == "payment",
+            tx.c.at <= t,
+        ]
+        if since is not None:
+            conds.append(tx.c.at >= since)
+        return sa.select(tx.c.id).where(*conds).exists()
+
+    def _status_cond(self, t: datetime, status: CustomerStatus) -> ColumnElement[bool]:
+        """``customer_status(...) is status`` at ``t``."""
+        st = self._schema.states
+        past_due = sa.or_(self._states_at(t, st.c.status.in_(_TROUBLED)), self._overdue(t))
+        active = self._states_at(t, self._active_state(t))
+        if status is CustomerStatus.PAST_DUE:
+            return past_due
+        if status is CustomerStatus.ACTIVE:
+            return sa.and_(~past_due, active)
+        ended = self._states_at(t, st.c.status.in_(_ENDED))
+        if status is CustomerStatus.CANCELLED:
+            return sa.and_(~past_due, ~active, ended)
+        return ~sa.or_(past_due, active, ended)
+
+    def _product_cond(self, t: datetime, product_id: str) -> ColumnElement[bool]:
+        st, plans = self._schema.states, self._schema.plans
+        of_product = sa.select(plans.c.id).where(plans.c.product_id == product_id)
+        return self._states_at(t, self._active_state(t), st.c.plan_id.in_(of_product))
+
+    def _payment_days(
+        self, conn: Connection, t: datetime, currency: str, fx: FxRates
+    ) -> dict[str, tuple[int, int]]:
+        """First and last UTC day of the successful transactions up to ``t`` per foreign
+        currency; MissingRateError if one lacks a rate into ``currency`` on its day (the
+        pure functions convert every one of them, each at its own date)."""
+        tx = self._schema.transactions
+        stmt = (
+            sa.select(tx.c.currency, sa.func.min(tx.c.at_day), sa.func.max(tx.c.at_day))
+            .where(tx.c.status == "succeeded", tx.c.at <= t, tx.c.currency != currency)
+            .group_by(tx.c.currency)
+        )
+        out: dict[str, tuple[int, int]] = {}
+        for cur, lo, hi in conn.execute(stmt):
+            # A rate known on some day stays known on every later day, so the first is
+            # the one that can be missing.
+            fx.rate(cur, currency, EPOCH_DATE + timedelta(days=int(lo)))
+            out[str(cur)] = (int(lo), int(hi))
+        return out
+
+    def _day_rates(self, days: Mapping[str, tuple[int, int]], fx: FxRates, currency: str) -> Any:
+        """A relation (cur, day, rate, neg) of every day's rate into ``currency`` over the
+        days of ``days``, so each transaction converts at its own date by an equality
+        join. Inlined as VALUES: codes are checked ISO codes and the rest numbers."""
+        rows: list[str] = []
+        for cur, (lo, hi) in sorted(days.items()):
+            check_currency(cur)
+            for d in range(lo, hi + 1):
+                rate = fx.rate(cur, currency, EPOCH_DATE + timedelta(days=d))
+                rows.append(f"('{cur}', {d}, '{rate}', '{-rate}')")
+        if self._sqlite:
+            rate_col, neg_col = "column3", "column4"
+        else:
+            rate_col, neg_col = "CAST(column3 AS NUMERIC)", "CAST(column4 AS NUMERIC)"
+        text = (
+            f"SELECT column1 AS cur, column2 AS day, {rate_col} AS rate, {neg_col} AS neg "
+            f"FROM (VALUES {', '.join(rows)}) AS day_rates"
+        )
+        return (
+            sa.text(text)
+            .columns(
+                sa.column("cur", sa.String()),
+                sa.column("day", sa.Integer()),
+                sa.column("rate", Exact()),
+                sa.column("neg", Exact()),
+            )
+            .subquery("fxr")
+        )
+
+    def _baseline(
+        self,
+        conn: Connection,
+        t: datetime,
+        currency: str,
+        fx: FxRates,
+        days: Mapping[str, tuple[int, int]],
+    ) -> LtvBaseline:
+        """The LTV baseline: net payments (each converted at its own date) of the
+        customers registered by ``t`` with a successful payment by ``t``, and their count."""
+        tx, c = self._schema.transactions, self._schema.customers
+        payers = (
+            sa.select(tx.c.customer_id)
+            .join(c, c.c.id == tx.c.customer_id)
+            .where(
+                tx.c.status == "succeeded",
+                tx.c.kind == "payment",
+                tx.c.at <= t,
+                c.c.registered_at <= t,
+            )
+            .distinct()
+        )
+        count = conn.execute(sa.select(sa.func.count()).select_from(payers.subquery())).scalar()
+        n = int(count or 0)
+        if n == 0:
+            return LtvBaseline(total=Money.zero(currency), paying_customers=0)
+        sign = sa.case((tx.c.kind == "payment", 1), else_=-1)
+        conds = [tx.c.status == "succeeded", tx.c.at <= t, tx.c.customer_id.in_(payers)]
+        total = _dec(
+            conn.execute(
+                sa.select(self._ops.dsum(tx.c, sign=sign)).where(*conds, tx.c.currency == currency)
+            ).scalar()
+        )
+        if days:
+            foreign = (
+                sa.select(tx.c.currency, tx.c.at_day, self._ops.dsum(tx.c, sign=sign))
+                .where(*conds, tx.c.currency != currency)
+                .group_by(tx.c.currency, tx.c.at_day)
+            )
+            for cur, day, value in conn.execute(foreign):
+                amount = _dec(value)
+                if amount:
+                    rate = fx.rate(cur, currency, EPOCH_DATE + timedelta(days=int(day)))
+                    total += amount * rate
+        return LtvBaseline(total=Money(total, currency), paying_customers=n)
+
+    def _high_value(
+        self,
+        t: datetime,
+        currency: str,
+        baseline: LtvBaseline,
+        day_rates: Any,
+        ids: Sequence[str] | None,
+    ) -> Any:
+        """Ids of the customers whose LTV (net payments up to ``t``, each converted at its
+        own date) exceeds the baseline exactly: ``ltv * paying_customers > total``."""
+        tx = self._schema.transactions
+        ops = self._ops
+        payment = tx.c.kind == "payment"
+        conds = [tx.c.status == "succeeded", tx.c.at <= t]
+        if ids is not None:
+            conds.append(tx.c.customer_id.in_(list(ids)))
+        source: Any = tx
+        if day_rates is not None:
+            source = tx.outerjoin(
+                day_rates,
+                sa.and_(day_rates.c.cur == tx.c.currency, day_rates.c.day == tx.c.at_day),
+            )
+        n = sa.literal(baseline.paying_customers, sa.Integer())
+        total = sa.literal(baseline.total.amount, Exact())
+        if self._sqlite:
+            own_sign = sa.case(
+                (sa.and_(tx.c.currency == currency, payment), 1),
+                (tx.c.currency == currency, -1),
+                else_=0,
+            )
+            own = ops.dsum(tx.c, sign=own_sign)
+            foreign: ColumnElement[Any] = sa.literal_column("'0'")
+            if day_rates is not None:
+                factor = sa.case((payment, day_rates.c.rate), else_=day_rates.c.neg)
+                foreign = sa.func.coalesce(
+                    sa.func.rc_dsumx(tx.c.amount, factor), sa.literal_column("'0'")
+                )
+            test: ColumnElement[Any] = sa.func.rc_dover(own, foreign, n, total) == 1
+        else:
+            sign: ColumnElement[Any] = sa.case((payment, 1), else_=-1)
+            if day_rates is not None:
+                converted = sa.case((payment, day_rates.c.rate), else_=day_rates.c.neg)
+                sign = sa.func.coalesce(converted, sign)
+            test = sa.func.sum(tx.c.amount * sign) * n > total
+        return (
+            sa.select(tx.c.customer_id)
+            .select_from(source)
+            .where(*conds)
+            .group_by(tx.c.customer_id)
+            .having(test)
+        )
+
+    def _scheduled(
+        self, conn: Connection, t: datetime, horizon: datetime, ids: Sequence[str] | None
+    ) -> set[str]:
+        """Customers with a cancellation scheduled for the end of the billing period
+        running at ``t`` that ends by ``horizon``: few rows, so the period end is
+        computed here with :class:`~revcrm.BillingCycle` itself."""
+        st = self._schema.states
+        running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
+        stmt = sa.select(st.c.customer_id, st.c.anchor, st.c.cycle_count, st.c.cycle_unit).where(
+            running, st.c.cancel_at_period_end, st.c.status.not_in(_ENDED)
+        )
+        if ids is not None:
+            stmt = stmt.where(st.c.customer_id.in_(list(ids)))
+        out: set[str] = set()
+        for cid, anchor, count, unit in conn.execute(stmt):
+            if cid in out:
+                continue
+            cycle = BillingCycle(int(count), CycleUnit(unit))
+            if cycle.period_containing(_as_moment(anchor), t)[1] <= horizon:
+                out.add(cid)
+        return out
+
+    def _segment_conds(
+        self,
+        conn: Connection,
+        t: datetime,
+        currency: str,
+        config: SegmentConfig,
+        ids: Sequence[str] | None = None,
+    ) -> dict[Segment, ColumnElement[bool]]:
+        """Membership of each built-in segment at ``t`` as a condition on the customers
+        table (the rules of ``revcrm.segments._segments._memberships``). With ``ids``
+        only those customers' conditions are meant to be true to the definition (the
+        per-customer parts are computed for them alone)."""
+        s = self._schema
+        c, st, sp, inv = s.customers, s.states, s.spans, s.invoices
+        fx = self._rates(conn)
+        days = self._payment_days(conn, t, currency, fx)
+        registered = c.c.registered_at <= t
+        active_service = self._states_at(t, self._active_state(t))
+        horizon = t + timedelta(days=config.at_risk_cancellation_days)
+        risks = [
+            self._overdue(t),
+            self._states_at(t, st.c.status.in_(_TROUBLED)),
+            self._states_at(
+                t, st.c.status == "cancelled", st.c.ended_at > t, st.c.ended_at <= horizon
+            ),
+        ]
+        scheduled = self._scheduled(conn, t, horizon, ids)
+        if scheduled:
+            risks.append(c.c.id.in_(_literal_ids(scheduled)))
+        baseline = self._baseline(conn, t, currency, fx, days)
+        high: ColumnElement[bool] = sa.false()
+        if baseline.paying_customers:
+            rates = self._day_rates(days, fx, currency) if days else None
+            high = sa.and_(
+                active_service, c.c.id.in_(self._high_value(t, currency, baseline, rates, ids))
+            )
+        subscribed = (
+            sa.select(sp.c.seq)
+            .where(sp.c.customer_id == c.c.id, sp.c.positive, sp.c.start_at <= t)
+            .exists()
+        )
+        started = sa.select(st.c.seq).where(st.c.customer_id == c.c.id, st.c.from_at <= t).exists()
+        invoiced = (
+            sa.select(inv.c.id)
+            .where(
+                inv.c.customer_id == c.c.id,
+                inv.c.issued_at <= t,
+                inv.c.status.not_in(("draft", "void")),
+            )
+            .exists()
+        )
+        named: dict[Segment, ColumnElement[bool]] = {
+            Segment.AT_RISK: sa.or_(*risks),
+            Segment.HIGH_VALUE: high,
+            Segment.NEW: c.c.registered_at >= t - timedelta(days=config.new_customer_days),
+            Segment.ACTIVE: sa.and_(
+                active_service,
+                self._paid(t - timedelta(days=config.active_payment_days), t),
+            ),
+            Segment.CHURNED: sa.and_(subscribed, ~active_service),
+            Segment.NEVER_PURCHASED: ~sa.or_(started, invoiced, self._paid(None, t)),
+        }
+        out = {seg: sa.and_(registered, cond) for seg, cond in named.items()}
+        out[Segment.OTHER] = sa.and_(registered, ~sa.or_(*named.values()))
+        return out
+
+    def _service_filters(self, conn: Connection, q: CustomerQuery) -> list[ColumnElement[bool]]:
+        conds: list[ColumnElement[bool]] = []
+        if q.status is not None:
+            conds.append(self._status_cond(q.as_of, q.status))
+        if q.product_id is not None:
+            conds.append(self._product_cond(q.as_of, q.product_id))
+        if q.segment is not None:
+            segs = self._segment_conds(conn, q.as_of, q.currency, q.segment_config)
+            conds.append(segs[q.segment])
+        return conds
+
+    def _segment_flags(
+        self,
+        conn: Connection,
+        t: datetime,
+        currency: str,
+        config: SegmentConfig,
+        ids: Sequence[str] | None,
+    ) -> sa.Select[Any]:
+        """One row per registered customer (of ``ids``): its id and a 0/1 per named segment."""
+        c = self._schema.customers
+        conds = self._segment_conds(conn, t, currency, config, ids)
+        flags = [sa.case((conds[seg], 1), else_=0).label(seg.value) for seg in _NAMED]
+        stmt = sa.select(c.c.id, *flags).where(c.c.registered_at <= t)
+        if ids is not None:
+            stmt = stmt.where(c.c.id.in_(list(ids)))
+        return stmt
+
+    def ltv_baseline(self, *, as_of: date | datetime, currency: str) -> LtvBaseline:
+        t = as_moment(as_of, "as_of")
+        check_currency(currency)
+
+        def run(conn: Connection) -> LtvBaseline:
+            fx = self._rates(conn)
+            return self._baseline(conn, t, currency, fx, self._payment_days(conn, t, currency, fx))
+
+        return self._run(False, run)
+
+    def segment_counts(
+        self, *, as_of: date | datetime, currency: str, config: SegmentConfig = DEFAULT_CONFIG
+    ) -> SegmentCounts:
+        t = as_moment(as_of, "as_of")
+        check_currency(currency)
+        _check_config(config)
+
+        def run(conn: Connection) -> SegmentCounts:
+            inner = self._segment_flags(conn, t, currency, config, None).subquery()
+            group = [inner.c[seg.value] for seg in _NAMED]
+            members: Counter[Segment] = Counter()
+            primary: Counter[Segment] = Counter()
+            customers = 0
+            for row in conn.execute(sa.select(*group, sa.func.count()).group_by(*group)):
+                *bits, n = tuple(row)
+                segs = {seg for seg, bit in zip(_NAMED, bits, strict=True) if bit} or {
+                    Segment.OTHER
+                }
+                for seg in segs:
+                    members[seg] += int(n)
+                primary[next(p for p in config.precedence if p in segs)] += int(n)
+                customers += int(n)
+            return SegmentCounts(
+                customers=customers,
+                members=MappingProxyType({seg: members[seg] for seg in Segment}),
+                primary=MappingProxyType({seg: primary[seg] for seg in Segment}),
+                custom=MappingProxyType({}),
+            )
+
+        return self._run(False, run)
+
+    def segments_of(
+        self,
+        customer_ids: Iterable[str],
+        *,
+        as_of: date | datetime,
+        currency: str,
+        config: SegmentConfig = DEFAULT_CONFIG,
+    ) -> dict[str, frozenset[Segment]]:
+        wanted = _id_list(customer_ids)
+        t = as_moment(as_of, "as_of")
+        check_currency(currency)
+        _check_config(config)
+
+        def run(conn: Connection) -> dict[str, frozenset[Segment]]:
+            c = self._schema.customers
+            unique = sorted(set(wanted))
+            known = self._existing_ids(conn, "customer", unique)
+            for cid in wanted:
+                if cid not in known:
+                    raise NotFoundError("customer", cid)
+            found: dict[str, frozenset[Segment]] = {}
+            for chunk in _chunks(unique):
+                stmt = self._segment_flags(conn, t, currency, config, chunk)
+                for row in conn.execute(stmt):
+                    cid, *bits = tuple(row)
+                    segs = {seg for seg, bit in zip(_NAMED, bits, strict=True) if bit}
+                    found[cid] = frozenset(segs or {Segment.OTHER})
+            del c
+            return {cid: found.get(cid, frozenset()) for cid in wanted}
 
         return self._run(False, run)
 
@@ -2060,6 +2514,12 @@ def _as_moment(value: object) -> datetime:
     raise StorageError(f"unexpected moment value {value!r}")
 
 
+def _literal_ids(ids: Iterable[str]) -> Any:
+    """Ids inlined into the statement (there may be more than a driver takes as
+    parameters); SQLAlchemy quotes them."""
+    return sa.bindparam(None, sorted(ids), type_=Key(), expanding=True, literal_execute=True)
+
+
 def _converted(e: sa_exc.SQLAlchemyError) -> RevcrmError:
     orig = getattr(e, "orig", None)
     detail = f"{type(orig).__name__}: {orig}" if orig is not None else f"{type(e).__name__}: {e}"
@@ -2170,6 +2630,10 @@ class _Customers(_Repo[Customer]):
         paying: bool | None = None,
         has_active_services: bool | None = None,
         customer_ids: Iterable[str] | None = None,
+        status: CustomerStatus | str | None = None,
+        product_id: str | None = None,
+        segment: Segment | str | None = None,
+        segment_config: SegmentConfig = DEFAULT_CONFIG,
         sort: CustomerSort | str = CustomerSort.NAME,
         direction: Direction | str = Direction.ASC,
         limit: int = 50,
@@ -2186,6 +2650,10 @@ class _Customers(_Repo[Customer]):
             paying=paying,
             has_active_services=has_active_services,
             customer_ids=customer_ids,
+            status=status,
+            product_id=product_id,
+            segment=segment,
+            segment_config=segment_config,
             sort=sort,
             direction=direction,
             limit=limit,
