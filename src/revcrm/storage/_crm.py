@@ -18,18 +18,26 @@ these records are written by staff through revcrm itself. Rules every backend fo
   = its history length); ``save(lead, expected_version=...)`` stores a lead whose history
   extends the stored one. A second open lead for an email, or a second lead converted
   into a customer, is a :class:`~revcrm.errors.DuplicateError`. Nothing is written then.
+* Intake questions are replaced whole by id; answers are an append-only log, checked
+  against the stored question when recorded (:meth:`IntakeQuestion.check`).
+* ``erase_customer`` anonymises a customer's personal text and keeps the records;
+  ``delete_customer`` removes every record of the customer (leads aside: the facade
+  decides about those). Both return how many records they touched.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Final, Protocol
 
 import attrs
 
+from revcrm._checks import as_enum
+from revcrm._time import optional_utc
+from revcrm.crm._intake import IntakeAnswer, IntakeQuestion, IntakeScope, question_order
 from revcrm.crm._records import (
     Contact,
     LoggedCall,
@@ -55,13 +63,15 @@ __all__ = [
     "CallRepository",
     "ContactRepository",
     "InMemoryCRMStore",
+    "IntakeRepository",
     "LeadRepository",
     "NoteRepository",
     "TagRepository",
 ]
 
 
-#: What erased note text reads (a note's body cannot be empty).
+#: What erased personal text reads (notes, call summaries, free-text intake answers; a
+#: note's body cannot be empty).
 ERASED_TEXT: Final = "[erased]"
 
 
@@ -95,6 +105,10 @@ class NoteRepository(Protocol):
         :data:`ERASED_TEXT` (personal data erasure); returns the number of notes."""
         ...
 
+    def delete_customer(self, customer_id: str) -> int:
+        """Remove every note of a customer and its audit entries; returns the number of notes."""
+        ...
+
 
 class TagRepository(Protocol):
     def create(self, tag: Tag) -> None: ...
@@ -121,6 +135,10 @@ class TagRepository(Protocol):
 
     def counts(self, *, as_of: datetime) -> dict[str, int]:
         """Customers per tag name (every tag, zero included)."""
+        ...
+
+    def delete_customer(self, customer_id: str) -> int:
+        """Remove a customer's assignment log; returns the number of changes removed."""
         ...
 
 
@@ -176,6 +194,10 @@ class ContactRepository(Protocol):
         """Delete every contact of a customer (erasure); returns how many."""
         ...
 
+    def delete_customer(self, customer_id: str) -> int:
+        """Delete every contact of a customer; returns how many."""
+        ...
+
 
 class CallRepository(Protocol):
     """Logged calls; a call id is written once."""
@@ -192,6 +214,57 @@ class CallRepository(Protocol):
 
     def erase_customer(self, customer_id: str) -> int:
         """Replace the summary of every call of a customer by :data:`ERASED_TEXT`."""
+        ...
+
+    def delete_customer(self, customer_id: str) -> int:
+        """Remove every call of a customer; returns how many."""
+        ...
+
+
+class IntakeRepository(Protocol):
+    """Intake questions (replaced whole by id) and the append-only log of answers."""
+
+    def save_question(self, question: IntakeQuestion) -> None:
+        """Insert a question, or replace the one with its id (answers are kept)."""
+        ...
+
+    def question(self, id: str) -> IntakeQuestion:
+        """The question with this id (NotFoundError when there is none)."""
+        ...
+
+    def questions(
+        self, *, scope: IntakeScope | str | None = None, include_retired: bool = False
+    ) -> tuple[IntakeQuestion, ...]:
+        """By position, then id; retired questions (``retired_at`` set) only on request."""
+        ...
+
+    def record(self, answer: IntakeAnswer) -> IntakeAnswer:
+        """Append an answer; returns it as stored (options in the stored question's
+        spelling). UnknownReferenceError when the question does not exist, ValidationError
+        when the answer does not fit it (an option removed since...); nothing written then."""
+        ...
+
+    def answers_for(self, customer_id: str) -> tuple[IntakeAnswer, ...]:
+        """A customer's full history, oldest first (ties in recording order)."""
+        ...
+
+    def answers(self, *, as_of: datetime | None = None) -> tuple[IntakeAnswer, ...]:
+        """Every answer given at or before ``as_of`` (default: all), oldest first (ties in
+        recording order, so :func:`~revcrm.crm.current_answers` resolves them)."""
+        ...
+
+    def rehome(self, from_customer: str, to_customer: str) -> int:
+        """Move a customer's answers to another customer (a merge); returns how many."""
+        ...
+
+    def erase_customer(self, customer_id: str) -> int:
+        """Replace the text of a customer's free-text answers by :data:`ERASED_TEXT`;
+        chosen options stay (not personal, and the analytics need them). Returns the
+        number of answers erased."""
+        ...
+
+    def delete_customer(self, customer_id: str) -> int:
+        """Remove every answer of a customer; returns how many."""
         ...
 
 
@@ -211,6 +284,9 @@ class CRMStore(Protocol):
     @property
     def leads(self) -> LeadRepository: ...
 
+    @property
+    def intake(self) -> IntakeRepository: ...
+
     def transaction(self) -> AbstractContextManager[None]:
         """All-or-nothing block over the CRM records."""
         ...
@@ -228,6 +304,8 @@ class _State:
         self.leads: dict[str, Lead] = {}
         self.contacts: dict[str, Contact] = {}
         self.calls: dict[str, LoggedCall] = {}
+        self.questions: dict[str, IntakeQuestion] = {}
+        self.answers: list[IntakeAnswer] = []  # in recording order
 
     def copy(self) -> _State:
         s = _State()
@@ -238,6 +316,8 @@ class _State:
         s.leads = dict(self.leads)
         s.contacts = dict(self.contacts)
         s.calls = dict(self.calls)
+        s.questions = dict(self.questions)
+        s.answers = list(self.answers)
         return s
 
 
@@ -252,6 +332,7 @@ class InMemoryCRMStore:
         self.leads = _MemoryLeads(self)
         self.contacts = _MemoryContacts(self)
         self.calls = _MemoryCalls(self)
+        self.intake = _MemoryIntake(self)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -344,6 +425,15 @@ class _MemoryNotes:
                     erased += 1
             return erased
 
+    def delete_customer(self, customer_id: str) -> int:
+        with self._store._lock:
+            state = self._store._state
+            gone = [nid for nid, n in state.notes.items() if n.customer_id == customer_id]
+            for nid in gone:
+                del state.notes[nid]
+                del state.note_log[nid]
+            return len(gone)
+
 
 class _MemoryTags:
     def __init__(self, store: InMemoryCRMStore) -> None:
@@ -396,6 +486,14 @@ class _MemoryTags:
 
     def counts(self, *, as_of: datetime) -> dict[str, int]:
         return tag_counts(self.all(), self.changes(), as_of=as_of)
+
+    def delete_customer(self, customer_id: str) -> int:
+        with self._store._lock:
+            state = self._store._state
+            kept = [c for c in state.tag_log if c.customer_id != customer_id]
+            gone = len(state.tag_log) - len(kept)
+            state.tag_log = kept
+            return gone
 
 
 class _MemoryLeads:
@@ -515,6 +613,9 @@ class _MemoryContacts:
                 del contacts[k]
             return len(gone)
 
+    def delete_customer(self, customer_id: str) -> int:
+        return self.erase_customer(customer_id)
+
 
 class _MemoryCalls:
     def __init__(self, store: InMemoryCRMStore) -> None:
@@ -556,8 +657,105 @@ class _MemoryCalls:
                 calls[c.id] = attrs.evolve(c, summary=ERASED_TEXT)
             return len(mine)
 
+    def delete_customer(self, customer_id: str) -> int:
+        with self._store._lock:
+            calls = self._store._state.calls
+            gone = [k for k, c in calls.items() if c.customer_id == customer_id]
+            for k in gone:
+                del calls[k]
+            return len(gone)
+
+
+class _MemoryIntake:
+    def __init__(self, store: InMemoryCRMStore) -> None:
+        self._store = store
+
+    def save_question(self, question: IntakeQuestion) -> None:
+        check_question(question)
+        with self._store._lock:
+            self._store._state.questions[question.id] = question
+
+    def question(self, id: str) -> IntakeQuestion:
+        with self._store._lock:
+            found = self._store._state.questions.get(id)
+        if found is None:
+            raise NotFoundError("intake question", id)
+        return found
+
+    def questions(
+        self, *, scope: IntakeScope | str | None = None, include_retired: bool = False
+    ) -> tuple[IntakeQuestion, ...]:
+        wanted = check_scope(scope)
+        with self._store._lock:
+            found = list(self._store._state.questions.values())
+        return question_order(
+            q
+            for q in found
+            if (wanted is None or q.scope is wanted) and (include_retired or q.retired_at is None)
+        )
+
+    def record(self, answer: IntakeAnswer) -> IntakeAnswer:
+        if not isinstance(answer, IntakeAnswer):
+            raise ValidationError("answer", answer, "expected an IntakeAnswer")
+        with self._store._lock:
+            question = self._store._state.questions.get(answer.question_id)
+            if question is None:
+                raise UnknownReferenceError("question_id", answer.question_id, "intake question")
+            stored = question.check(answer)
+            self._store._state.answers.append(stored)
+            return stored
+
+    def _select(self, keep: Callable[[IntakeAnswer], bool]) -> tuple[IntakeAnswer, ...]:
+        with self._store._lock:
+            found = [a for a in self._store._state.answers if keep(a)]
+        return tuple(sorted(found, key=lambda a: a.answered_at))  # stable: ties keep write order
+
+    def answers_for(self, customer_id: str) -> tuple[IntakeAnswer, ...]:
+        return self._select(lambda a: a.customer_id == customer_id)
+
+    def answers(self, *, as_of: datetime | None = None) -> tuple[IntakeAnswer, ...]:
+        moment = optional_utc(as_of, "as_of")
+        return self._select(lambda a: moment is None or a.answered_at <= moment)
+
+    def _rewrite(
+        self, customer_id: str, change: Callable[[IntakeAnswer], IntakeAnswer | None]
+    ) -> int:
+        with self._store._lock:
+            state = self._store._state
+            touched = 0
+            kept: list[IntakeAnswer] = []
+            for a in state.answers:
+                new = change(a) if a.customer_id == customer_id else a
+                if new is not a:
+                    touched += 1
+                if new is not None:
+                    kept.append(new)
+            state.answers = kept
+            return touched
+
+    def rehome(self, from_customer: str, to_customer: str) -> int:
+        return self._rewrite(from_customer, lambda a: attrs.evolve(a, customer_id=to_customer))
+
+    def erase_customer(self, customer_id: str) -> int:
+        return self._rewrite(
+            customer_id, lambda a: a if a.text is None else attrs.evolve(a, text=ERASED_TEXT)
+        )
+
+    def delete_customer(self, customer_id: str) -> int:
+        return self._rewrite(customer_id, lambda a: None)
+
 
 # -- shared rules (every backend applies the same checks) -------------------------------------
+
+
+def check_question(question: object) -> IntakeQuestion:
+    if not isinstance(question, IntakeQuestion):
+        raise ValidationError("question", question, "expected an IntakeQuestion")
+    return question
+
+
+def check_scope(scope: object) -> IntakeScope | None:
+    return None if scope is None else as_enum(IntakeScope, scope, "scope")
 
 
 def note_order(notes: Iterable[Note]) -> tuple[Note, ...]:

@@ -3,15 +3,22 @@
 Moments are stored as whole microseconds since 1970 UTC (exact, and ordered the same way
 on both databases); money amounts as decimal text, so nothing passes through a float.
 Every statement is parameterised; driver errors become :mod:`revcrm.errors` exceptions.
+
+The schema is versioned in ``<prefix>schema_version``: :meth:`SQLCRMStore.migrate` applies
+the forward migrations of :data:`MIGRATIONS` in order and records each one. Version 1 is
+the original table set (notes, note history, tags, tag changes, leads, lead transitions,
+contacts, calls); version 2 adds the intake questions and answers. A database created
+before versions were recorded is recognised as version 1 by its tables.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
@@ -20,6 +27,14 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from revcrm._time import utc
+from revcrm.crm._intake import (
+    IntakeAnswer,
+    IntakeAnswerRecord,
+    IntakeQuestion,
+    IntakeScope,
+    question_order,
+)
 from revcrm.crm._records import (
     Contact,
     LoggedCall,
@@ -44,13 +59,15 @@ from revcrm.storage._codec import moment_from_value, moment_value
 from revcrm.storage._crm import (
     ERASED_TEXT,
     check_extends,
+    check_question,
+    check_scope,
     note_order,
     relinked,
     tag_counts,
 )
-from revcrm.storage._sql import _create_engine
+from revcrm.storage._sql import SQLStore, _create_engine
 
-__all__ = ["SQLCRMStore"]
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "SQLCRMStore"]
 
 _T = TypeVar("_T")
 _PREFIX: Final = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
@@ -161,8 +178,63 @@ def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
             sa.Column("summary", sa.Text, nullable=False),
             sa.Column("duration_seconds", sa.Integer),
         ),
+        # -- version 2 --
+        "intake_questions": sa.Table(
+            f"{prefix}intake_questions",
+            md,
+            sa.Column("id", sa.String, primary_key=True),
+            sa.Column("prompt", sa.Text, nullable=False),
+            sa.Column("kind", sa.String, nullable=False),
+            sa.Column("options", sa.Text, nullable=False),  # a JSON list of strings
+            sa.Column("scope", sa.String, nullable=False),
+            sa.Column("required", sa.Boolean, nullable=False),
+            sa.Column("position", sa.Integer, nullable=False),
+            sa.Column("retired_at", _MOMENT),
+        ),
+        "intake_answers": sa.Table(
+            f"{prefix}intake_answers",
+            md,
+            # The recording order: answers given at the same moment resolve by it.
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("customer_id", sa.String, nullable=False, index=True),
+            sa.Column("question_id", sa.String, nullable=False, index=True),
+            sa.Column("answered_at", _MOMENT, nullable=False),
+            sa.Column("choices", sa.Text, nullable=False),  # a JSON list, empty for text
+            sa.Column("text", sa.Text),
+            sa.Column("subscription_id", sa.String),
+            sa.Column("staff_id", sa.String),
+        ),
+        "schema_version": sa.Table(
+            f"{prefix}schema_version",
+            md,
+            sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("description", sa.String, nullable=False),
+            sa.Column("applied_at", _MOMENT, nullable=False),
+        ),
     }
     return md, t
+
+
+#: The forward migrations: (version, description, tables it creates), in order.
+MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
+    (
+        1,
+        "notes, note history, tags, tag changes, leads, lead transitions, contacts, calls",
+        (
+            "notes",
+            "note_revisions",
+            "tags",
+            "tag_changes",
+            "leads",
+            "lead_transitions",
+            "contacts",
+            "calls",
+        ),
+    ),
+    (2, "intake questions and answers", ("intake_questions", "intake_answers")),
+)
+#: The schema version this code reads and writes.
+LATEST_VERSION: Final = MIGRATIONS[-1][0]
 
 
 def _m(value: datetime | None) -> int | None:
@@ -184,14 +256,27 @@ class _Local(threading.local):
 
 
 class SQLCRMStore:
-    """Notes, tags and leads in SQL tables named ``<prefix>notes`` and so on.
+    """Notes, tags, leads, contacts, calls and intake in SQL tables named
+    ``<prefix>notes`` and so on.
 
-    Built from a database URL or an existing :class:`sqlalchemy.engine.Engine` (shared
-    with the billing :class:`~revcrm.storage.SQLStore`, say). Call :meth:`create_schema`
-    once; it is idempotent.
+    Built from a database URL or an existing :class:`sqlalchemy.engine.Engine`; call
+    :meth:`create_schema` once (idempotent) and :meth:`migrate` after upgrading revcrm.
+    Until then, every read or write raises :class:`~revcrm.errors.StorageError` saying so.
+
+    With ``billing=`` a :class:`~revcrm.storage.SQLStore` (or :meth:`alongside`), the CRM
+    tables live in the billing store's database and every unit of work goes through
+    :meth:`SQLStore.connection() <revcrm.storage.SQLStore.connection>`: inside
+    ``billing.transaction()`` CRM writes join that transaction, so billing and CRM rows
+    commit or roll back together. The billing schema must exist first.
     """
 
-    def __init__(self, url_or_engine: str | sa.URL | Engine, *, prefix: str = "revcrm_crm_"):
+    def __init__(
+        self,
+        url_or_engine: str | sa.URL | Engine,
+        *,
+        prefix: str = "revcrm_crm_",
+        billing: SQLStore | None = None,
+    ):
         if not isinstance(prefix, str) or not _PREFIX.match(prefix):
             raise ValidationError("prefix", prefix, "lower-case letters, digits and _ (<= 31)")
         if isinstance(url_or_engine, Engine):
@@ -200,6 +285,9 @@ class SQLCRMStore:
         else:
             self._engine = _create_engine(url_or_engine, 30.0)
             self._owns_engine = True
+        if billing is not None:
+            self._check_billing(billing, prefix)
+        self._billing = billing
         self._sqlite = self._engine.dialect.name == "sqlite"
         self.prefix = prefix
         self._md, self._t = _tables(prefix)
@@ -207,11 +295,30 @@ class SQLCRMStore:
             threading.RLock() if isinstance(self._engine.pool, StaticPool) else None
         )
         self._local = _Local()
+        self._ready = False
         self.notes = _SQLNotes(self)
         self.tags = _SQLTags(self)
         self.leads = _SQLLeads(self)
         self.contacts = _SQLContacts(self)
         self.calls = _SQLCalls(self)
+        self.intake = _SQLIntake(self)
+
+    def _check_billing(self, billing: object, prefix: str) -> None:
+        if not isinstance(billing, SQLStore):
+            raise ValidationError("billing", billing, "expected a SQLStore")
+        if billing.engine is not self._engine:
+            if self._owns_engine:
+                self._engine.dispose()
+            raise ValidationError(
+                "billing", billing, "must use this store's engine (see SQLCRMStore.alongside)"
+            )
+        if billing.prefix == prefix:
+            raise ValidationError("prefix", prefix, "is the billing store's prefix")
+
+    @classmethod
+    def alongside(cls, billing: SQLStore, *, prefix: str = "revcrm_crm_") -> SQLCRMStore:
+        """A CRM store in the billing store's database, sharing its units of work."""
+        return cls(billing.engine, prefix=prefix, billing=billing)
 
     @property
     def engine(self) -> Engine:
@@ -219,19 +326,108 @@ class SQLCRMStore:
 
     def __repr__(self) -> str:
         url = self._engine.url.render_as_string(hide_password=True)
-        return f"SQLCRMStore({url!r}, prefix={self.prefix!r})"
+        joined = ", billing=SQLStore" if self._billing is not None else ""
+        return f"SQLCRMStore({url!r}, prefix={self.prefix!r}{joined})"
 
-    def create_schema(self) -> None:
+    # -- schema -----------------------------------------------------------------------------
+
+    def _installed_version(self, conn: Connection) -> int:
+        inspector = sa.inspect(conn)
+        versions = self._t["schema_version"]
+        if inspector.has_table(versions.name):
+            v = conn.execute(sa.select(sa.func.max(versions.c.version))).scalar()
+            return int(v or 0)
+        # Tables created before versions were recorded are version 1.
+        return 1 if inspector.has_table(self._t["notes"].name) else 0
+
+    def _check_ready(self, conn: Connection) -> None:
+        version = self._installed_version(conn)
+        if version == LATEST_VERSION:
+            self._ready = True
+            return
+        if version > LATEST_VERSION:
+            raise StorageError(
+                f"CRM schema of prefix {self.prefix!r} is at version {version}, newer than "
+                f"this revcrm ({LATEST_VERSION}): upgrade revcrm"
+            )
+        if version == 0:
+            raise StorageError(
+                f"no CRM tables under prefix {self.prefix!r}: call create_schema() first"
+            )
+        raise StorageError(
+            f"CRM schema of prefix {self.prefix!r} is at version {version}, this revcrm needs "
+            f"{LATEST_VERSION}: call migrate()"
+        )
+
+    def schema_version(self) -> int:
+        """The installed schema version (0: no CRM tables under this prefix)."""
+        return self._admin(self._installed_version, write=False)
+
+    def create_schema(self) -> int:
+        """Create the tables, or bring them up to date; returns the schema version."""
+        return self.migrate()
+
+    def migrate(self, *, to: int | None = None) -> int:
+        """Apply the forward migrations up to ``to`` (default: the latest), recording each
+        one; returns the installed version. All in one transaction: a failing step leaves
+        the schema as it was."""
+        target = LATEST_VERSION if to is None else to
+        if (
+            isinstance(target, bool)
+            or not isinstance(target, int)
+            or not 1 <= target <= LATEST_VERSION
+        ):
+            raise ValidationError("to", to, f"a schema version from 1 to {LATEST_VERSION}")
+
+        def run(conn: Connection) -> int:
+            if not self._sqlite:
+                # Two processes migrating at once: the second waits, then finds it done.
+                key = sum(self.prefix.encode()) + 0x4352_4D00_0000
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            current = self._installed_version(conn)
+            if current > LATEST_VERSION:
+                raise StorageError(f"CRM schema version {current} is newer than this revcrm")
+            versions = self._t["schema_version"]
+            if current == 1 and not sa.inspect(conn).has_table(versions.name):
+                versions.create(conn)
+                self._applied(conn, 1, MIGRATIONS[0][1] + " (found without a version record)")
+            versions.create(conn, checkfirst=True)
+            for version, description, tables in MIGRATIONS:
+                if current < version <= target:
+                    for name in tables:
+                        self._t[name].create(conn, checkfirst=True)
+                    self._applied(conn, version, description)
+                    current = version
+            return current
+
         try:
-            with self._engine.begin() as conn:
-                self._md.create_all(conn)
-        except sa_exc.SQLAlchemyError as e:
-            raise _converted(e) from e
+            return self._admin(run, write=True)
+        finally:
+            self._ready = False
+
+    def _applied(self, conn: Connection, version: int, description: str) -> None:
+        conn.execute(
+            sa.insert(self._t["schema_version"]).values(
+                version=version,
+                description=description,
+                applied_at=moment_value(datetime.now(UTC)),
+            )
+        )
 
     def drop_schema(self) -> None:
+        """Drop every CRM table under this prefix (other tables are untouched)."""
         try:
-            with self._engine.begin() as conn:
-                self._md.drop_all(conn)
+            self._admin(lambda conn: self._md.drop_all(conn, checkfirst=True), write=True)
+        finally:
+            self._ready = False
+
+    def _admin(self, fn: Callable[[Connection], _T], *, write: bool) -> _T:
+        try:
+            with self._session(write=write, check=False) as conn:
+                try:
+                    return fn(conn)
+                except sa_exc.SQLAlchemyError as e:
+                    raise _converted(e) from e
         except sa_exc.SQLAlchemyError as e:
             raise _converted(e) from e
 
@@ -239,8 +435,17 @@ class SQLCRMStore:
         if self._owns_engine:
             self._engine.dispose()
 
+    # -- units of work ----------------------------------------------------------------------
+
     @contextmanager
-    def _session(self) -> Iterator[Connection]:
+    def _session(self, *, write: bool = True, check: bool = True) -> Iterator[Connection]:
+        if self._billing is not None:
+            # The billing store owns the unit of work (and its savepoints).
+            with self._billing.connection(write=write) as shared:
+                if check and not self._ready:
+                    self._check_ready(shared)
+                yield shared
+            return
         conn = self._local.conn
         if conn is not None:
             savepoint = conn.begin_nested()
@@ -257,6 +462,8 @@ class SQLCRMStore:
             try:
                 if self._sqlite:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
+                if check and not self._ready:
+                    self._check_ready(conn)
                 self._local.conn = conn
                 try:
                     yield conn
@@ -270,24 +477,40 @@ class SQLCRMStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All-or-nothing block for this thread; nested blocks are savepoints."""
+        """All-or-nothing block for this thread; nested blocks are savepoints. With a
+        billing store, the block joins (or opens) the billing store's unit of work."""
         try:
             with self._session():
                 yield
         except sa_exc.SQLAlchemyError as e:
             raise _converted(e) from e
 
-    def _run(self, fn: Callable[[Connection], _T], *, unique: tuple[str, str] | None = None) -> _T:
+    def _run(
+        self,
+        fn: Callable[[Connection], _T],
+        *,
+        unique: tuple[str, str] | None = None,
+        write: bool = True,
+    ) -> _T:
         try:
-            with self._session() as conn:
-                return fn(conn)
-        except sa_exc.IntegrityError as e:
-            # Another connection won a race the checks above could not see.
-            if unique is not None:
-                raise DuplicateError(*unique) from e
-            raise _converted(e) from e
+            with self._session(write=write) as conn:
+                # Driver errors of ``fn`` are converted here, before a billing store's
+                # connection() sees them (it would make every one a StorageError).
+                try:
+                    return fn(conn)
+                except sa_exc.IntegrityError as e:
+                    # Another connection won a race the checks above could not see.
+                    if unique is not None:
+                        raise DuplicateError(*unique) from e
+                    raise _converted(e) from e
+                except sa_exc.SQLAlchemyError as e:
+                    raise _converted(e) from e
         except sa_exc.SQLAlchemyError as e:
             raise _converted(e) from e
+
+    def _read(self, fn: Callable[[Connection], _T]) -> _T:
+        # A read: inside a billing store's read-only snapshot it needs no write session.
+        return self._run(fn, write=False)
 
 
 # -- notes ------------------------------------------------------------------------------------
@@ -339,7 +562,7 @@ class _SQLNotes:
             row = conn.execute(sa.select(self._n).where(self._n.c.id == id)).mappings().first()
             return None if row is None else _note(row)
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def add(self, note: Note) -> None:
         if not isinstance(note, Note):
@@ -384,7 +607,7 @@ class _SQLNotes:
                 q = q.where(self._n.c.deleted == sa.false())
             return note_order(_note(r) for r in conn.execute(q).mappings())
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def history(self, note_id: str) -> tuple[NoteRevision, ...]:
         def run(conn: Connection) -> tuple[NoteRevision, ...]:
@@ -394,7 +617,7 @@ class _SQLNotes:
                 raise NotFoundError("note", note_id)
             return rows
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
         def run(conn: Connection) -> int:
@@ -425,6 +648,15 @@ class _SQLNotes:
                 .values(body=ERASED_TEXT)
             )
             return int(erased)
+
+        return self._s._run(run)
+
+    def delete_customer(self, customer_id: str) -> int:
+        def run(conn: Connection) -> int:
+            mine = sa.select(self._n.c.id).where(self._n.c.customer_id == customer_id)
+            conn.execute(sa.delete(self._r).where(self._r.c.note_id.in_(mine)))
+            stmt = sa.delete(self._n).where(self._n.c.customer_id == customer_id)
+            return int(conn.execute(stmt).rowcount)
 
         return self._s._run(run)
 
@@ -462,14 +694,14 @@ class _SQLTags:
                 raise NotFoundError("tag", name)
             return Tag.from_record(dict(row))
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def all(self) -> tuple[Tag, ...]:
         def run(conn: Connection) -> tuple[Tag, ...]:
             q = sa.select(self._t).order_by(self._t.c.key)
             return tuple(Tag.from_record(dict(r)) for r in conn.execute(q).mappings())
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def record(self, change: TagChange) -> None:
         if not isinstance(change, TagChange):
@@ -491,7 +723,7 @@ class _SQLTags:
             cols = ("customer_id", "tag", "action", "at", "staff_id")
             return tuple(_change({k: r[k] for k in cols}) for r in conn.execute(q).mappings())
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def tags_of(self, customer_id: str, *, as_of: datetime) -> frozenset[str]:
         return tags_at(self.changes(customer_id), as_of=as_of).get(customer_id, frozenset())
@@ -509,11 +741,14 @@ class _SQLTags:
             cols = ("customer_id", "tag", "action", "at", "staff_id")
             return tuple(_change({k: r[k] for k in cols}) for r in conn.execute(q).mappings())
 
-        current = tags_at(self._s._run(run), as_of=as_of)
+        current = tags_at(self._s._read(run), as_of=as_of)
         return frozenset(current)
 
     def counts(self, *, as_of: datetime) -> dict[str, int]:
         return tag_counts(self.all(), self.changes(), as_of=as_of)
+
+    def delete_customer(self, customer_id: str) -> int:
+        return _delete(self._s, self._c, customer_id)
 
 
 # -- leads ------------------------------------------------------------------------------------
@@ -588,7 +823,7 @@ class _SQLLeads:
             q = sa.select(self._l).where(*conds).order_by(self._l.c.id)
             return self._load(conn, list(conn.execute(q).mappings()))
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def get(self, id: str) -> Lead:
         lead = self.find(id)
@@ -673,7 +908,7 @@ class _SQLLeads:
 
     def count(self) -> int:
         return int(
-            self._s._run(
+            self._s._read(
                 lambda c: c.execute(sa.select(sa.func.count()).select_from(self._l)).scalar() or 0
             )
         )
@@ -714,6 +949,15 @@ def _rehome(store: SQLCRMStore, table: sa.Table, from_customer: str, to_customer
     return store._run(run)
 
 
+def _delete(store: SQLCRMStore, table: sa.Table, customer_id: str) -> int:
+    def run(conn: Connection) -> int:
+        return int(
+            conn.execute(sa.delete(table).where(table.c.customer_id == customer_id)).rowcount
+        )
+
+    return store._run(run)
+
+
 class _SQLContacts:
     def __init__(self, store: SQLCRMStore) -> None:
         self._s = store
@@ -730,7 +974,7 @@ class _SQLContacts:
             row = conn.execute(sa.select(self._c).where(self._c.c.id == id)).mappings().first()
             return None if row is None else Contact.from_record(dict(row))
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def upsert(self, contact: Contact) -> None:
         if not isinstance(contact, Contact):
@@ -755,17 +999,16 @@ class _SQLContacts:
             found = [Contact.from_record(dict(r)) for r in conn.execute(q).mappings()]
             return tuple(sorted(found, key=lambda c: (c.name, c.id)))
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
         return _rehome(self._s, self._c, from_customer, to_customer)
 
     def erase_customer(self, customer_id: str) -> int:
-        def run(conn: Connection) -> int:
-            stmt = sa.delete(self._c).where(self._c.c.customer_id == customer_id)
-            return int(conn.execute(stmt).rowcount)
+        return _delete(self._s, self._c, customer_id)
 
-        return self._s._run(run)
+    def delete_customer(self, customer_id: str) -> int:
+        return _delete(self._s, self._c, customer_id)
 
 
 def _call(r: Mapping[Any, Any]) -> LoggedCall:
@@ -784,7 +1027,7 @@ class _SQLCalls:
                 raise NotFoundError("call", id)
             return _call(row)
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def add(self, call: LoggedCall) -> None:
         if not isinstance(call, LoggedCall):
@@ -806,7 +1049,7 @@ class _SQLCalls:
             )
             return tuple(_call(r) for r in conn.execute(q).mappings())
 
-        return self._s._run(run)
+        return self._s._read(run)
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
         return _rehome(self._s, self._c, from_customer, to_customer)
@@ -821,3 +1064,132 @@ class _SQLCalls:
             return int(conn.execute(stmt).rowcount)
 
         return self._s._run(run)
+
+    def delete_customer(self, customer_id: str) -> int:
+        return _delete(self._s, self._c, customer_id)
+
+
+# -- intake -----------------------------------------------------------------------------------
+
+
+def _question_row(q: IntakeQuestion) -> dict[str, Any]:
+    r = q.to_record()
+    return {
+        **r,
+        "options": json.dumps(list(r["options"]), ensure_ascii=False),
+        "retired_at": _m(r["retired_at"]),
+    }
+
+
+def _question(r: Mapping[Any, Any]) -> IntakeQuestion:
+    values = dict(r)
+    values["options"] = tuple(json.loads(values["options"]))
+    values["retired_at"] = _d(values["retired_at"])
+    values["required"] = bool(values["required"])
+    return IntakeQuestion.from_record(values)
+
+
+def _answer_row(a: IntakeAnswer) -> dict[str, Any]:
+    r = a.to_record()
+    return {
+        **r,
+        "choices": json.dumps(list(r["choices"]), ensure_ascii=False),
+        "answered_at": _m(r["answered_at"]),
+    }
+
+
+def _answer(r: Mapping[Any, Any]) -> IntakeAnswer:
+    values = {k: r[k] for k in IntakeAnswerRecord.__annotations__}
+    values["choices"] = tuple(json.loads(values["choices"]))
+    values["answered_at"] = _d(values["answered_at"])
+    return IntakeAnswer.from_record(values)
+
+
+class _SQLIntake:
+    def __init__(self, store: SQLCRMStore) -> None:
+        self._s = store
+        self._q = store._t["intake_questions"]
+        self._a = store._t["intake_answers"]
+
+    def save_question(self, question: IntakeQuestion) -> None:
+        check_question(question)
+
+        def run(conn: Connection) -> None:
+            conn.execute(sa.delete(self._q).where(self._q.c.id == question.id))
+            conn.execute(sa.insert(self._q), [_question_row(question)])
+
+        self._s._run(run, unique=("intake question", question.id))
+
+    def _find(self, conn: Connection, id: str) -> IntakeQuestion | None:
+        row = conn.execute(sa.select(self._q).where(self._q.c.id == id)).mappings().first()
+        return None if row is None else _question(row)
+
+    def question(self, id: str) -> IntakeQuestion:
+        def run(conn: Connection) -> IntakeQuestion:
+            found = self._find(conn, id)
+            if found is None:
+                raise NotFoundError("intake question", id)
+            return found
+
+        return self._s._read(run)
+
+    def questions(
+        self, *, scope: IntakeScope | str | None = None, include_retired: bool = False
+    ) -> tuple[IntakeQuestion, ...]:
+        wanted = check_scope(scope)
+
+        def run(conn: Connection) -> tuple[IntakeQuestion, ...]:
+            q = sa.select(self._q)
+            if wanted is not None:
+                q = q.where(self._q.c.scope == wanted.value)
+            if not include_retired:
+                q = q.where(self._q.c.retired_at.is_(None))
+            return question_order(_question(r) for r in conn.execute(q).mappings())
+
+        return self._s._read(run)
+
+    def record(self, answer: IntakeAnswer) -> IntakeAnswer:
+        if not isinstance(answer, IntakeAnswer):
+            raise ValidationError("answer", answer, "expected an IntakeAnswer")
+
+        def run(conn: Connection) -> IntakeAnswer:
+            question = self._find(conn, answer.question_id)
+            if question is None:
+                raise UnknownReferenceError("question_id", answer.question_id, "intake question")
+            stored = question.check(answer)
+            conn.execute(sa.insert(self._a), [_answer_row(stored)])
+            return stored
+
+        return self._s._run(run)
+
+    def _select(self, *conds: Any) -> tuple[IntakeAnswer, ...]:
+        def run(conn: Connection) -> tuple[IntakeAnswer, ...]:
+            q = sa.select(self._a).where(*conds).order_by(self._a.c.answered_at, self._a.c.seq)
+            return tuple(_answer(r) for r in conn.execute(q).mappings())
+
+        return self._s._read(run)
+
+    def answers_for(self, customer_id: str) -> tuple[IntakeAnswer, ...]:
+        return self._select(self._a.c.customer_id == customer_id)
+
+    def answers(self, *, as_of: datetime | None = None) -> tuple[IntakeAnswer, ...]:
+        if as_of is None:
+            return self._select()
+        return self._select(self._a.c.answered_at <= moment_value(utc(as_of, "as_of")))
+
+    def rehome(self, from_customer: str, to_customer: str) -> int:
+        return _rehome(self._s, self._a, from_customer, to_customer)
+
+    def erase_customer(self, customer_id: str) -> int:
+        def run(conn: Connection) -> int:
+            stmt = (
+                sa.update(self._a)
+                .where(self._a.c.customer_id == customer_id, self._a.c.text.is_not(None))
+                .values(text=ERASED_TEXT)
+            )
+            return int(conn.execute(stmt).rowcount)
+
+        return self._s._run(run)
+
+    def delete_customer(self, customer_id: str) -> int:
+        return _delete(self._s, self._a, customer_id)

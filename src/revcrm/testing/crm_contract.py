@@ -1,4 +1,5 @@
-"""The contract suite of CRM stores (notes, tags, leads): abstract test classes.
+"""The contract suite of CRM stores (notes, tags, leads, contacts, calls, intake):
+abstract test classes.
 
 Subclass :class:`CRMStoreContract`, name the subclass ``Test...`` and give it a factory::
 
@@ -18,9 +19,22 @@ from typing import Final
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from revcrm._money import Money
-from revcrm.crm import Contact, LoggedCall, Note, Tag, TagChange, tag_key, tags_at
+from revcrm.crm import (
+    Contact,
+    IntakeAnswer,
+    IntakeQuestion,
+    IntakeScope,
+    LoggedCall,
+    Note,
+    Tag,
+    TagChange,
+    current_answers,
+    tag_key,
+    tags_at,
+)
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
@@ -48,6 +62,35 @@ def _note(id: str = "n1", customer_id: str = "c1", *, hours: int = 0) -> Note:
 
 _CUSTOMERS: Final = ("c1", "c2", "c3")
 _TAG_NAMES: Final = ("VIP", "Trial")
+
+
+_SOURCE: Final = IntakeQuestion.choice(
+    id="source", prompt="How did you hear about us?", options=("Search", "Friend"), position=2
+)
+_TOOLS: Final = IntakeQuestion.multiple_choice(
+    id="tools",
+    prompt="What do you use?",
+    options=("Excel", "Stripe", "Other"),
+    scope=IntakeScope.PURCHASE,
+    position=1,
+)
+_WHY: Final = IntakeQuestion.free_text(id="why", prompt="Why us?", position=2)
+_QUESTIONS: Final = (_SOURCE, _TOOLS, _WHY)
+
+
+@st.composite
+def _intake_answers(draw: st.DrawFn) -> IntakeAnswer:
+    # Kept here rather than in revcrm.testing.strategies: only this suite needs it.
+    q = draw(st.sampled_from(_QUESTIONS))
+    at = _t(draw(st.integers(0, 4)))  # few moments: ties are common
+    customer_id = draw(st.sampled_from(_CUSTOMERS))
+    if q is _WHY:
+        return q.answer(customer_id=customer_id, value=draw(st.sampled_from(("a", "b"))), at=at)
+    if q is _SOURCE:
+        return q.answer(customer_id=customer_id, value=draw(st.sampled_from(q.options)), at=at)
+    value = draw(st.lists(st.sampled_from(q.options), min_size=1, max_size=3, unique=True))
+    sub = draw(st.sampled_from(("s1", "s2")))
+    return q.answer(customer_id=customer_id, value=value, at=at, subscription_id=sub)
 
 
 def _lead(id: str = "l1", email: str = "ann@example.com") -> Lead:
@@ -390,6 +433,8 @@ class CRMStoreContract(abc.ABC):
                 s.notes.add(_note())
                 s.tags.create(Tag.of("VIP"))
                 s.leads.add(_lead())
+                s.intake.save_question(_SOURCE)
+                s.intake.record(_SOURCE.answer(customer_id="c1", value="Search", at=T0))
                 raise RuntimeError("boom")
 
         with pytest.raises(RuntimeError):
@@ -397,3 +442,189 @@ class CRMStoreContract(abc.ABC):
         assert s.notes.find("n1") is None
         assert s.tags.all() == ()
         assert s.leads.count() == 0
+        assert s.intake.questions(include_retired=True) == ()
+        assert s.intake.answers() == ()
+
+    # -- intake ------------------------------------------------------------------------------
+
+    def test_questions_round_trip_replace_and_order(self) -> None:
+        s = self.make_crm_store()
+        for q in _QUESTIONS:
+            s.intake.save_question(q)
+        assert s.intake.question("tools") == _TOOLS
+        assert [q.id for q in s.intake.questions()] == ["tools", "source", "why"]
+        assert [q.id for q in s.intake.questions(scope="purchase")] == ["tools"]
+        assert [q.id for q in s.intake.questions(scope=IntakeScope.REGISTRATION)] == [
+            "source",
+            "why",
+        ]
+        retired = _SOURCE.retire(at=_t(5))
+        s.intake.save_question(retired)
+        assert [q.id for q in s.intake.questions()] == ["tools", "why"]
+        assert [q.id for q in s.intake.questions(include_retired=True)] == [
+            "tools",
+            "source",
+            "why",
+        ]
+        assert s.intake.question("source") == retired
+        with pytest.raises(NotFoundError):
+            s.intake.question("nope")
+        with pytest.raises(ValidationError, match="scope"):
+            s.intake.questions(scope="checkout")
+        with pytest.raises(ValidationError):
+            s.intake.save_question("not a question")  # type: ignore[arg-type]
+
+    def test_answers_are_an_append_only_log(self) -> None:
+        s = self.make_crm_store()
+        for q in _QUESTIONS:
+            s.intake.save_question(q)
+        first = _SOURCE.answer(customer_id="c1", value="search", at=_t(2))
+        tie = _SOURCE.answer(customer_id="c1", value="Friend", at=_t(2))
+        early = _WHY.answer(customer_id="c1", value="a friend told me", at=_t(1))
+        bought = _TOOLS.answer(
+            customer_id="c2", value=["Stripe", "excel"], at=_t(3), subscription_id="s9"
+        )
+        for a in (first, tie, early, bought):
+            assert s.intake.record(a) == a
+        assert s.intake.answers_for("c1") == (early, first, tie)
+        assert s.intake.answers_for("c2") == (bought,)
+        assert s.intake.answers_for("c3") == ()
+        assert s.intake.answers() == (early, first, tie, bought)
+        assert s.intake.answers(as_of=_t(2)) == (early, first, tie)
+        current = current_answers(s.intake.answers(), as_of=_t(9))
+        assert current[("c1", "source", None)] == tie
+        assert s.intake.answers_for("c2")[0].choices == ("Stripe", "Excel")
+
+    def test_answers_must_fit_the_stored_question(self) -> None:
+        s = self.make_crm_store()
+        with pytest.raises(UnknownReferenceError):
+            s.intake.record(_SOURCE.answer(customer_id="c1", value="Search", at=T0))
+        s.intake.save_question(_SOURCE)
+        old = _SOURCE.answer(customer_id="c1", value="Friend", at=T0)
+        s.intake.save_question(
+            IntakeQuestion.choice(id="source", prompt="How?", options=("SEARCH", "Podcast"))
+        )
+        with pytest.raises(ValidationError, match="Friend"):
+            s.intake.record(old)
+        assert s.intake.answers() == ()
+        stored = s.intake.record(_SOURCE.answer(customer_id="c1", value="Search", at=T0))
+        assert stored.choices == ("SEARCH",)  # the stored question's spelling
+        assert s.intake.answers() == (stored,)
+        s.intake.save_question(IntakeQuestion.free_text(id="source", prompt="How?"))
+        with pytest.raises(ValidationError):
+            s.intake.record(old)
+        s.intake.save_question(_SOURCE.retire(at=T0))
+        with pytest.raises(ValidationError, match="retired"):
+            s.intake.record(old)
+        with pytest.raises(ValidationError):
+            s.intake.record("not an answer")  # type: ignore[arg-type]
+        assert len(s.intake.answers()) == 1
+
+    def test_intake_rehome_erase_and_delete(self) -> None:
+        s = self.make_crm_store()
+        for q in _QUESTIONS:
+            s.intake.save_question(q)
+        s.intake.record(_SOURCE.answer(customer_id="c1", value="Search", at=_t(1)))
+        s.intake.record(_WHY.answer(customer_id="c2", value="my own words", at=_t(1)))
+        s.intake.record(
+            _TOOLS.answer(customer_id="c2", value="Other", at=_t(2), subscription_id="s1")
+        )
+        s.intake.record(_WHY.answer(customer_id="c3", value="kept", at=_t(1)))
+        assert s.intake.rehome("c2", "c1") == 2
+        assert s.intake.answers_for("c2") == ()
+        assert len(s.intake.answers_for("c1")) == 3
+        assert s.intake.erase_customer("c1") == 1
+        mine = s.intake.answers_for("c1")
+        assert [a.text for a in mine if a.text is not None] == [ERASED_TEXT]
+        assert [a.choices for a in mine if a.choices] == [("Search",), ("Other",)]
+        assert s.intake.delete_customer("c1") == 3
+        assert s.intake.answers_for("c1") == ()
+        assert [a.text for a in s.intake.answers()] == ["kept"]
+        assert s.intake.delete_customer("c1") == 0
+
+    @settings(
+        max_examples=15,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(log=st.lists(_intake_answers(), max_size=12))
+    def test_stored_answers_replay_like_the_log(self, log: list[IntakeAnswer]) -> None:
+        s = self.make_crm_store()
+        for q in _QUESTIONS:
+            s.intake.save_question(q)
+        for a in log:
+            s.intake.record(a)
+        assert s.intake.answers() == tuple(sorted(log, key=lambda a: a.answered_at))
+        for hours in (0, 2, 5):
+            at = _t(hours)
+            assert current_answers(s.intake.answers(as_of=at), as_of=at) == current_answers(
+                log, as_of=at
+            )
+        for customer in _CUSTOMERS:
+            mine = [a for a in log if a.customer_id == customer]
+            assert s.intake.answers_for(customer) == tuple(
+                sorted(mine, key=lambda a: a.answered_at)
+            )
+
+    # -- delete ------------------------------------------------------------------------------
+
+    def test_delete_customer_removes_every_crm_record(self) -> None:
+        s = self.make_crm_store()
+        for cid in ("c1", "c2"):
+            note = _note(f"n-{cid}", cid)
+            s.notes.add(note)
+            s.notes.save(*note.edit("edited", at=_t(1), staff_id="s1"))
+            s.contacts.upsert(Contact(id=f"k-{cid}", customer_id=cid, name="Ann"))
+            s.calls.add(LoggedCall(id=f"call-{cid}", customer_id=cid, at=_t(1), summary="hi"))
+        s.tags.create(Tag.of("VIP"))
+        s.tags.record(TagChange.added(customer_id="c1", tag="VIP", at=_t(1)))
+        s.tags.record(TagChange.removed(customer_id="c1", tag="VIP", at=_t(2)))
+        s.tags.record(TagChange.added(customer_id="c2", tag="VIP", at=_t(1)))
+        s.intake.save_question(_SOURCE)
+        s.intake.record(_SOURCE.answer(customer_id="c1", value="Search", at=_t(1)))
+        with s.transaction():
+            assert s.notes.delete_customer("c1") == 1
+            assert s.tags.delete_customer("c1") == 2
+            assert s.contacts.delete_customer("c1") == 1
+            assert s.calls.delete_customer("c1") == 1
+            assert s.intake.delete_customer("c1") == 1
+        assert s.notes.find("n-c1") is None
+        with pytest.raises(NotFoundError):
+            s.notes.history("n-c1")
+        assert s.notes.for_customer("c1", include_deleted=True) == ()
+        assert s.tags.changes("c1") == ()
+        assert s.contacts.for_customer("c1") == ()
+        assert s.calls.for_customer("c1") == ()
+        with pytest.raises(NotFoundError):
+            s.calls.get("call-c1")
+        assert s.intake.answers_for("c1") == ()
+        # The other customer and the tag itself are untouched.
+        assert len(s.notes.history("n-c2")) == 2
+        assert s.tags.tags_of("c2", as_of=_t(3)) == {"VIP"}
+        assert [t.name for t in s.tags.all()] == ["VIP"]
+        assert len(s.contacts.for_customer("c2")) == 1
+        assert len(s.calls.for_customer("c2")) == 1
+        for repo in (s.notes, s.tags, s.contacts, s.calls, s.intake):
+            assert repo.delete_customer("c1") == 0
+
+    def test_failed_delete_leaves_everything(self) -> None:
+        s = self.make_crm_store()
+        s.notes.add(_note())
+        s.intake.save_question(_WHY)
+        s.intake.record(_WHY.answer(customer_id="c1", value="words", at=_t(1)))
+
+        def delete_then_fail() -> None:
+            with s.transaction():
+                s.notes.delete_customer("c1")
+                s.intake.delete_customer("c1")
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            delete_then_fail()
+        assert s.notes.get("n1") == _note()
+        assert len(s.notes.history("n1")) == 1
+        assert [a.text for a in s.intake.answers_for("c1")] == ["words"]
