@@ -373,6 +373,8 @@ def test_breakdown_bad_arguments() -> None:
         intake_breakdown(Book.of(), QUESTIONS, [], at=t(2024, 1, 1), currency="usd!")
     with pytest.raises(ValidationError, match="at"):
         intake_breakdown(Book.of(), QUESTIONS, [], at=datetime(2024, 1, 1), currency="USD")
+    with pytest.raises(ValidationError, match="twice"):
+        intake_breakdown(Book.of(), [SOURCE, SOURCE], [], at=t(2024, 1, 1), currency="USD")
     with pytest.raises(ValidationError, match="by_referral_source"):
         intake_breakdown(
             Book.of(),
