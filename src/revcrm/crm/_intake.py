@@ -648,9 +648,9 @@ def intake_breakdown(
     t = as_moment(at, "at")
     split = _check_flag(by_referral_source)
     ordered = question_order(questions)
-    ids = [q.id for q in ordered]
-    if len(set(ids)) != len(ids):
-        raise ValidationError("questions", ids, "a question id is listed twice")
+    question_ids = [q.id for q in ordered]
+    if len(set(question_ids)) != len(question_ids):
+        raise ValidationError("questions", question_ids, "a question id is listed twice")
     registered = {c.id: c for c in book.customers if c.registered_at <= t}
     current = current_answers((a for a in answers if a.customer_id in registered), as_of=t)
     chosen: dict[tuple[str, str | None], set[str]] = defaultdict(set)
