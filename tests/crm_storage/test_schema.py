@@ -188,3 +188,26 @@ def test_missing_schema_says_create_schema() -> None:
     with pytest.raises(StorageError, match=r"create_schema\(\)"):
         store.intake.answers()
     store.close()
+
+
+def test_a_failing_migration_leaves_the_schema_as_it_was(make_store: Factory) -> None:
+    store = make_store()
+    p = store.prefix
+    # An index already holding the name version 2 gives its own index: that step fails.
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {p}host (customer_id VARCHAR)"))
+        conn.execute(
+            sa.text(f"CREATE INDEX ix_{p}intake_answers_customer_id ON {p}host (customer_id)")
+        )
+    with pytest.raises(StorageError):
+        store.create_schema()
+    assert store.schema_version() == 0
+    assert _tables(store) == {"host"}
+    assert store.migrate(to=1) == 1
+    with pytest.raises(StorageError):
+        store.migrate()
+    assert store.schema_version() == 1
+    assert _tables(store) == {*V1_TABLES, "schema_version", "host"}
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {p}host"))
+    assert store.migrate() == 2
