@@ -163,16 +163,28 @@ def delete_customer_sql(store: SQLStore, customer_id: str, *, cascade: bool) -> 
             if hit is not None:
                 record, target = text.format(hit[0], hit[1]).split(" -> ")
                 raise _blocked(cid, record, target)
-        # The deleted payments leave the daily cash totals (old contribution, nothing new).
-        old_cash: dict[str, tuple[int, str, str, Decimal] | None] = {
-            r[0]: (int(r[1]), r[2], r[3], _dec(r[4]))
-            for r in conn.execute(
-                sa.select(tx.c.id, tx.c.at_day, tx.c.currency, tx.c.kind, tx.c.amount).where(
-                    tx.c.customer_id == cid, tx.c.status == "succeeded"
-                )
+        # The deleted payments leave the daily cash totals.
+        gone: dict[tuple[int, str, str], list[Any]] = {}
+        for day, currency, kind, amount in conn.execute(
+            sa.select(tx.c.at_day, tx.c.currency, tx.c.kind, tx.c.amount).where(
+                tx.c.customer_id == cid, tx.c.status == "succeeded"
             )
-        }
-        store._update_cash(conn, [], old_cash)
+        ):
+            entry = gone.setdefault((int(day), currency, kind), [Decimal(0), 0])
+            entry[0] += _dec(amount)
+            entry[1] += 1
+        daily = s.cash_daily
+        for (day, currency, kind), (amount, count) in sorted(gone.items()):
+            where = sa.and_(daily.c.day == day, daily.c.currency == currency, daily.c.kind == kind)
+            have = conn.execute(sa.select(daily.c.amount, daily.c.count).where(where)).one()
+            if int(have[1]) == count:
+                conn.execute(daily.delete().where(where))
+            else:
+                conn.execute(
+                    daily.update()
+                    .where(where)
+                    .values(amount=_dec(have[0]) - amount, count=int(have[1]) - count)
+                )
         # Children first: a backend without ON DELETE CASCADE (or SQLite with foreign keys
         # off in a host's engine) must not be left with orphans.
         conn.execute(cr.delete().where(cr.c.customer_id == cid))
