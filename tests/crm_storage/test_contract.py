@@ -37,46 +37,57 @@ class TestSQLiteFileCRMStore(CRMStoreContract):
         return store
 
 
-class TestSQLiteBillingCRMStore(CRMStoreContract):
-    """The CRM store sharing a billing SQLStore's units of work (one file database)."""
+class _BillingContract(CRMStoreContract):
+    """CRM stores sharing one billing SQLStore's units of work: a CRM schema (prefix) per
+    store, the billing store built once per class (its schema is the slow part)."""
+
+    billing: SQLStore
 
     @pytest.fixture(autouse=True)
-    def _directory(self, tmp_path: Path) -> Iterator[None]:
-        self._dir = tmp_path
-        self._billing: list[SQLStore] = []
+    def _drop_made(self) -> Iterator[None]:
+        self._made: list[SQLCRMStore] = []
         yield
-        for store in self._billing:
-            store.close()
+        for store in self._made:
+            store.drop_schema()
 
     def make_crm_store(self) -> CRMStore:
-        billing = SQLStore(f"sqlite:///{self._dir}/revcrm-{uuid.uuid4().hex[:8]}.db")
-        billing.create_schema()
-        self._billing.append(billing)
-        store = SQLCRMStore.alongside(billing)
+        store = SQLCRMStore.alongside(type(self).billing, prefix=f"c{uuid.uuid4().hex[:12]}_")
         store.create_schema()
+        self._made.append(store)
         return store
+
+
+@pytest.fixture(scope="class")
+def sqlite_billing(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    path = tmp_path_factory.mktemp("billing") / "revcrm.db"
+    billing = SQLStore(f"sqlite:///{path}")
+    billing.create_schema()
+    request.cls.billing = billing
+    yield
+    billing.close()
+
+
+@pytest.fixture(scope="class")
+def postgres_billing(request: pytest.FixtureRequest, postgres_url: str) -> Iterator[None]:
+    billing = SQLStore(postgres_url, prefix=f"b{uuid.uuid4().hex[:12]}_")
+    billing.create_schema()
+    request.cls.billing = billing
+    yield
+    billing.drop_schema()
+    billing.close()
+
+
+@pytest.mark.usefixtures("sqlite_billing")
+class TestSQLiteBillingCRMStore(_BillingContract):
+    pass
 
 
 @pytest.mark.postgres
-class TestPostgresBillingCRMStore(CRMStoreContract):
-    @pytest.fixture(autouse=True)
-    def _server(self, postgres_url: str) -> Iterator[None]:
-        self._url = postgres_url
-        self._made: list[tuple[SQLStore, SQLCRMStore]] = []
-        yield
-        for billing, crm in self._made:
-            crm.drop_schema()
-            billing.drop_schema()
-            billing.close()
-
-    def make_crm_store(self) -> CRMStore:
-        tag = uuid.uuid4().hex[:12]
-        billing = SQLStore(self._url, prefix=f"b{tag}_")
-        billing.create_schema()
-        store = SQLCRMStore.alongside(billing, prefix=f"b{tag}_crm_")
-        store.create_schema()
-        self._made.append((billing, store))
-        return store
+@pytest.mark.usefixtures("postgres_billing")
+class TestPostgresBillingCRMStore(_BillingContract):
+    pass
 
 
 @pytest.mark.postgres
