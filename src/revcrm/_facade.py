@@ -137,19 +137,33 @@ class CRM:
     # -- merge and erasure -------------------------------------------------------------------
 
     def merge(
-        self, primary_id: str, secondary_id: str, *, staff_id: str, at: datetime | None = None
+        self,
+        primary_id: str,
+        secondary_id: str,
+        *,
+        staff_id: str,
+        at: datetime | None = None,
+        keep_secondary: bool = False,
     ) -> MergeResult:
         """Move everything the secondary customer owns onto the primary.
 
         The primary keeps its id and email; a field the primary leaves empty takes the
         secondary's value (the primary wins every conflict, custom attributes included).
         Records keep their own moments, so the combined histories stay in time order.
-        The Store protocol has no delete: the secondary stays, owning nothing, with the
-        custom attribute ``merged_into`` naming the primary. A note on the primary
-        records the merge (it shows on the timeline).
+        The secondary, owning nothing any more, is then deleted, so it cannot show up as
+        a customer who never purchased. ``keep_secondary=True`` keeps it instead (for a
+        host whose own tables still name its id): without an email and with the custom
+        attribute ``merged_into`` naming the primary. A note on the primary records the
+        merge (it shows on the timeline).
+
+        One converted lead per customer: the secondary's lead moves only when the
+        primary has none; otherwise it keeps naming the secondary, so the funnel still
+        counts its conversion.
         """
         if primary_id == secondary_id:
             raise ValidationError("secondary_id", secondary_id, "is the primary customer")
+        if not isinstance(keep_secondary, bool):
+            raise ValidationError("keep_secondary", keep_secondary, "expected True or False")
         moment = self.now() if at is None else utc(at, "at")
         store = self.store
         primary = store.customers.get(primary_id)
@@ -168,17 +182,23 @@ class CRM:
                 store.transactions.upsert(attrs.evolve(t, customer_id=primary_id))
             for c in credits:
                 store.credits.upsert(attrs.evolve(c, customer_id=primary_id))
-            attributes = {**secondary.custom_attributes, "merged_into": primary_id}
-            store.customers.upsert(
-                attrs.evolve(secondary, email=None, custom_attributes=attributes)
-            )
             notes = self.crm.notes.rehome(secondary_id, primary_id)
             self.crm.contacts.rehome(secondary_id, primary_id)
             self.crm.calls.rehome(secondary_id, primary_id)
+            self.crm.intake.rehome(secondary_id, primary_id)
             tags = self._merge_tags(primary_id, secondary_id, moment, staff_id)
             leads = 0
             if self.crm.leads.lead_for_customer(primary_id) is None:
                 leads = self.crm.leads.relink(secondary_id, primary_id)
+            if keep_secondary:
+                attributes = {**secondary.custom_attributes, "merged_into": primary_id}
+                store.customers.upsert(
+                    attrs.evolve(secondary, email=None, custom_attributes=attributes)
+                )
+            else:
+                # The tag log of the secondary only records removals now; it goes too.
+                self.crm.tags.delete_customer(secondary_id)
+                store.customers.delete(secondary_id)
             self.notes.add(
                 primary_id,
                 f"Merged customer {secondary_id} into this customer.",
@@ -221,26 +241,42 @@ class CRM:
     ) -> None:
         """Erase a customer's personal data.
 
-        ``anonymise`` replaces every personal field (name, email, username, phone,
-        company, role, website, location, custom attributes) with a neutral value, the
-        text of the customer's notes (audit trail included) and calls, deletes its
-        contacts, and clears its converted lead's profile (the notes staff wrote on the
-        lead's moves stay: the history is append-only). The revenue history stays, so
-        every metric is unchanged. With ``staff_id`` a note records the erasure. ``delete`` is refused with a
-        :class:`~revcrm.errors.ValidationError`: the Store protocol has no delete, so
-        removing a customer is left to the host (anonymise is what revcrm can do).
+        ``anonymise`` (the default) replaces every personal field (name, email, username,
+        phone, company, role, website, location, custom attributes) with a neutral value,
+        and the text of the customer's notes (audit trail included), calls and free-text
+        intake answers with ``[erased]``; it deletes its contacts and clears its converted
+        lead's profile (the notes staff wrote on the lead's moves stay: the history is
+        append-only). The revenue history stays, so every metric is unchanged. With
+        ``staff_id`` a note records the erasure.
+
+        ``delete`` removes the customer and everything it owns: subscriptions, invoices,
+        transactions and credits (``store.customers.delete(cascade=True)``), notes with
+        their audit trail, tag changes, contacts, calls and intake answers. Metrics then
+        no longer count it (that is the point of a delete). Its converted lead stays,
+        anonymised as above, so the funnel's past conversion counts do not change. A
+        record of another customer that refers to one of its records (a payment of its
+        invoice) blocks the delete with a :class:`~revcrm.errors.ValidationError`.
+
+        Either mode is all or nothing across both stores when they share one database
+        (a :class:`~revcrm.storage.SQLCRMStore` built with ``billing=``); otherwise each
+        store is all or nothing and the CRM store's block closes first.
         """
-        if mode == "delete":
-            raise ValidationError(
-                "mode",
-                mode,
-                "the store keeps revenue history and has no delete: anonymise the customer, "
-                "and delete it in the host application if it owns no billing records",
-            )
-        if mode != "anonymise":
+        if mode not in ("anonymise", "delete"):
             raise ValidationError("mode", mode, "expected 'anonymise' or 'delete'")
         customer = self.store.customers.get(customer_id)
         with self.store.transaction(), self.crm.transaction():
+            self._erase_lead(customer_id)
+            if mode == "delete":
+                for repo in (
+                    self.crm.notes,
+                    self.crm.contacts,
+                    self.crm.calls,
+                    self.crm.tags,
+                    self.crm.intake,
+                ):
+                    repo.delete_customer(customer_id)
+                self.store.customers.delete(customer_id, cascade=True)
+                return
             self.store.customers.upsert(
                 attrs.evolve(
                     customer,
@@ -258,20 +294,23 @@ class CRM:
             self.crm.notes.erase_customer(customer_id)
             self.crm.contacts.erase_customer(customer_id)
             self.crm.calls.erase_customer(customer_id)
-            lead = self.crm.leads.lead_for_customer(customer_id)
-            if lead is not None:
-                erased = attrs.evolve(
-                    lead,
-                    email=f"erased-{lead.id}@erased.invalid",
-                    name="",
-                    company=None,
-                    phone=None,
-                    notes="",
-                )
-                self.crm.leads.save(erased, expected_version=len(lead.history))
+            self.crm.intake.erase_customer(customer_id)
             if staff_id is not None:
                 # Who erased, and when, stays on the timeline (the text names no one).
                 self.notes.add(customer_id, "Personal data erased.", author_id=staff_id)
+
+    def _erase_lead(self, customer_id: str) -> None:
+        lead = self.crm.leads.lead_for_customer(customer_id)
+        if lead is not None:
+            erased = attrs.evolve(
+                lead,
+                email=f"erased-{lead.id}@erased.invalid",
+                name="",
+                company=None,
+                phone=None,
+                notes="",
+            )
+            self.crm.leads.save(erased, expected_version=len(lead.history))
 
 
 def _combined(primary: Customer, secondary: Customer) -> Customer:

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from revcrm import Book, Customer, Money
+from revcrm import (
+    Book,
+    Customer,
+    Money,
+    PaymentMethod,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
 from revcrm._demo import DEMO_AS_OF, demo_book
 from revcrm._facade import CRM
 from revcrm.crm import Contact, CustomerStatus, Note, NoteAction, TimelineKind
@@ -264,12 +272,27 @@ def test_merge_keeps_every_record_and_every_total(crm: CRM) -> None:
     merged = crm.store.customers.get(primary)
     assert merged.id == primary
     assert merged.email == primary_email
-    assert crm.store.customers.get(secondary).custom_attributes["merged_into"] == primary
+    # The emptied secondary is gone: it must not count as a customer who never bought.
+    assert crm.store.customers.find(secondary) is None
+    assert crm.crm.tags.changes(secondary) == ()
     assert crm.notes.list(secondary) == ()
     bodies = [n.body for n in crm.notes.list(primary)]
     assert "note on secondary" in bodies
     assert any("Merged customer" in b for b in bodies)
     assert crm.tags.customers_with("VIP", as_of=crm.now()) == {primary}
+
+
+def test_merge_can_keep_the_secondary_as_a_marked_shell(crm: CRM) -> None:
+    primary, secondary = _paying(crm)[:2]
+    before = _totals(crm)
+    crm.merge(primary, secondary, staff_id="s9", keep_secondary=True)
+    assert _totals(crm) == before
+    shell = crm.store.customers.get(secondary)
+    assert shell.custom_attributes["merged_into"] == primary
+    assert shell.email is None
+    assert crm.store.subscriptions.for_customer(secondary) == ()
+    with pytest.raises(ValidationError, match="keep_secondary"):
+        crm.merge(primary, secondary, staff_id="s9", keep_secondary="yes")  # type: ignore[arg-type]
 
 
 def test_merge_with_itself_is_refused(crm: CRM) -> None:
@@ -308,9 +331,61 @@ def test_anonymise_keeps_every_metric_and_hides_personal_data(crm: CRM) -> None:
     assert stored_lead.customer_id == target
 
 
-def test_delete_is_refused_with_a_reason(crm: CRM) -> None:
-    with pytest.raises(ValidationError, match="anonymise"):
-        crm.erase(BOOK.customers[0].id, mode="delete")
+def test_delete_removes_the_customer_everywhere(crm: CRM) -> None:
+    target = _paying(crm)[0]
+    crm.notes.add(target, "lives at 1 Main Street", author_id="s1", id="n1")
+    crm.tags.create("VIP")
+    crm.tags.assign(target, "VIP", staff_id="s1")
+    crm.contacts.save(Contact(id="k1", customer_id=target, name="Bo"))
+    crm.calls.log(target, "asked about pricing", staff_id="s1", id="call1")
+    lead = Lead(id="l1", email="p@example.com", name="Pat", created_at=AS_OF - timedelta(days=900))
+    crm.leads.add(lead)
+    crm.leads.convert("l1", target, staff_id="s1")
+    rest = BOOK.restricted_to(c.id for c in BOOK.customers if c.id != target)
+    crm.erase(target, mode="delete")
+    assert crm.store.customers.find(target) is None
+    assert crm.store.book(customer_ids=[target]).customers == ()
+    assert crm.crm.notes.find("n1") is None
+    with pytest.raises(NotFoundError):
+        crm.crm.notes.history("n1")
+    assert crm.crm.tags.changes(target) == ()
+    assert crm.tags.counts(as_of=crm.now()) == {"VIP": 0}
+    assert crm.contacts.list(target) == ()
+    assert crm.calls.list(target) == ()
+    # The metrics are those of a book that never had the customer.
+    assert crm.store.mrr(at=AS_OF, currency="USD") == mrr(rest, at=AS_OF, currency="USD")
+    assert len(crm.store.book().transactions) == len(rest.transactions)
+    # The funnel keeps the conversion, anonymised.
+    kept = crm.crm.leads.get("l1")
+    assert kept.stage is LeadStage.CONVERTED
+    assert "p@example.com" not in kept.email
+    assert kept.name == ""
+    with pytest.raises(NotFoundError):
+        crm.erase(target, mode="delete")
+    with pytest.raises(ValidationError, match="mode"):
+        crm.erase(_paying(crm)[0], mode="shred")  # type: ignore[arg-type]
+
+
+def test_blocked_delete_changes_neither_store(crm: CRM) -> None:
+    target, other = _paying(crm)[:2]
+    invoice = crm.store.invoices.for_customer(target)[0]
+    crm.store.transactions.upsert(
+        Transaction(
+            id="foreign",
+            customer_id=other,
+            kind=TransactionKind.PAYMENT,
+            status=TransactionStatus.SUCCEEDED,
+            amount=Money("1", invoice.currency),
+            at=invoice.issued_at,
+            method=PaymentMethod.STRIPE,
+            invoice_id=invoice.id,
+        )
+    )
+    crm.notes.add(target, "keep me", author_id="s1", id="n1")
+    before = (_records(crm.store.book()), crm.crm.notes.for_customer(target))
+    with pytest.raises(ValidationError, match="foreign"):
+        crm.erase(target, mode="delete")
+    assert (_records(crm.store.book()), crm.crm.notes.for_customer(target)) == before
 
 
 def test_timeline_shows_notes_tags_and_the_merge(crm: CRM) -> None:
@@ -366,6 +441,7 @@ class _FailingNotes:
         self.leads = inner.leads
         self.contacts = inner.contacts
         self.calls = inner.calls
+        self.intake = inner.intake
         self.transaction = inner.transaction
 
     @property
