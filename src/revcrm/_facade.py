@@ -10,7 +10,7 @@ handed the clock.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -26,14 +26,22 @@ from revcrm.crm import (
     Contact,
     CustomerProfile,
     CustomerStatus,
+    IntakeAnswer,
+    IntakeBreakdown,
+    IntakeItem,
+    IntakeQuestion,
+    IntakeScope,
     LoggedCall,
     Note,
     Tag,
     TagChange,
+    TicketRef,
     TimelineEntry,
     activity_timeline,
+    customer_intake,
     customer_profile,
     customer_status,
+    intake_breakdown,
     is_active_service,
 )
 from revcrm.errors import NotFoundError, ValidationError
@@ -117,6 +125,7 @@ class CRM:
         self.contacts = _Contacts(self)
         self.metrics = _Metrics(self)
         self.calls = _Calls(self)
+        self.intake = _Intake(self)
 
     def now(self) -> datetime:
         return utc(self._clock(), "clock()")
@@ -422,7 +431,16 @@ class _Customers(_Service):
             next_cursor=page.next_cursor,
         )
 
-    def profile(self, customer_id: str, *, as_of: _Moment | None = None) -> CustomerProfile:
+    def profile(
+        self,
+        customer_id: str,
+        *,
+        as_of: _Moment | None = None,
+        tickets: Iterable[TicketRef] = (),
+    ) -> CustomerProfile:
+        """The customer's profile (see :func:`revcrm.crm.customer_profile`): billing from
+        the store; notes, contacts, tags, intake answers and the lead status from the CRM
+        store; ``tickets`` are the host's support tickets for the customer."""
         crm = self._crm
         at = crm._at(as_of)
         customer = crm.store.customers.get(customer_id)
@@ -437,10 +455,12 @@ class _Customers(_Service):
             as_of=at,
             currency=crm.reporting_currency,
             policy=crm.policy,
+            tickets=tickets,
             notes=crm.crm.notes.for_customer(customer_id),
             contacts=crm.crm.contacts.for_customer(customer_id),
             tags=crm.crm.tags.tags_of(customer_id, as_of=at),
             lead_status=None if lead is None else lead.stage,
+            intake=crm.intake.of(customer_id, as_of=at),
         )
 
     def timeline(
@@ -721,6 +741,87 @@ class _Calls(_Service):
 
     def list(self, customer_id: str) -> tuple[LoggedCall, ...]:
         return self._crm.crm.calls.for_customer(customer_id)
+
+
+class _Intake(_Service):
+    """Intake questions (asked at registration or purchase) and the customers' answers."""
+
+    def define(self, question: IntakeQuestion) -> IntakeQuestion:
+        """Add a question, or replace the one with its id (answers already given stay)."""
+        self._crm.crm.intake.save_question(question)
+        return question
+
+    def retire(self, question_id: str, *, at: datetime | None = None) -> IntakeQuestion:
+        """Stop asking a question; its answers stay on profiles and in the breakdown."""
+        crm = self._crm
+        moment = crm.now() if at is None else utc(at, "at")
+        retired = crm.crm.intake.question(question_id).retire(at=moment)
+        crm.crm.intake.save_question(retired)
+        return retired
+
+    def questions(
+        self, *, scope: IntakeScope | str | None = None, include_retired: bool = False
+    ) -> tuple[IntakeQuestion, ...]:
+        wanted = None if scope is None else as_enum(IntakeScope, scope, "scope")
+        return self._crm.crm.intake.questions(scope=wanted, include_retired=include_retired)
+
+    def answer(
+        self,
+        customer_id: str,
+        question_id: str,
+        value: str | Sequence[str],
+        *,
+        subscription_id: str | None = None,
+        staff_id: str | None = None,
+        at: datetime | None = None,
+    ) -> IntakeAnswer:
+        """Record a customer's answer, checked against the stored question. A purchase
+        question's answer names the customer's own subscription (the service bought)."""
+        crm = self._crm
+        moment = crm.now() if at is None else utc(at, "at")
+        crm.store.customers.get(customer_id)
+        if subscription_id is not None:
+            sub = crm.store.subscriptions.get(subscription_id)
+            if sub.customer_id != customer_id:
+                raise ValidationError(
+                    "subscription_id", subscription_id, f"belongs to customer {sub.customer_id}"
+                )
+        question = crm.crm.intake.question(question_id)
+        answer = question.answer(
+            customer_id=customer_id,
+            value=value,
+            at=moment,
+            subscription_id=subscription_id,
+            staff_id=staff_id,
+        )
+        return crm.crm.intake.record(answer)
+
+    def of(self, customer_id: str, *, as_of: _Moment | None = None) -> tuple[IntakeItem, ...]:
+        """The customer's intake as the profile shows it (current answers, question order)."""
+        crm = self._crm
+        return customer_intake(
+            crm.crm.intake.questions(include_retired=True),
+            crm.crm.intake.answers_for(customer_id),
+            customer_id,
+            as_of=crm._at(as_of),
+        )
+
+    def breakdown(
+        self, *, as_of: _Moment | None = None, by_referral_source: bool = False
+    ) -> IntakeBreakdown:
+        """Per option: customers, paying customers, MRR, ARPA, conversion and net payments
+        (see :func:`revcrm.crm.intake_breakdown`), split by referral source on request."""
+        crm = self._crm
+        at = crm._at(as_of)
+        return intake_breakdown(
+            crm.store.book(),
+            crm.crm.intake.questions(include_retired=True),
+            crm.crm.intake.answers(as_of=at),
+            at=at,
+            currency=crm.reporting_currency,
+            policy=crm.policy,
+            by_referral_source=by_referral_source,
+        )
 
 
 class _Leads(_Service):

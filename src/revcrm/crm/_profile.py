@@ -31,6 +31,7 @@ from revcrm._records import (
 )
 from revcrm._subscription import Subscription, SubscriptionStatus
 from revcrm._time import as_moment
+from revcrm.crm._intake import IntakeItem
 from revcrm.crm._records import Contact, CustomAttribute, Note, Tag, TicketRef, custom_attributes
 from revcrm.crm._services import (
     CustomerStatus,
@@ -209,6 +210,7 @@ class CustomerProfile:
     custom_attributes: tuple[CustomAttribute, ...]  # by key
     notes: tuple[Note, ...]  # pinned first, then newest first; deleted notes left out
     tags: tuple[str, ...]  # by name, case-insensitively
+    intake: tuple[IntakeItem, ...] = ()  # question order (see revcrm.crm.customer_intake)
 
 
 def _resolve(
@@ -404,6 +406,7 @@ def customer_profile(
     tags: Iterable[Tag | str] = (),
     lead_status: LeadStage | str | None = None,
     value: CustomerValue | None = None,
+    intake: Iterable[IntakeItem] = (),
 ) -> CustomerProfile:
     """The profile of one customer at ``as_of`` (a date means 00:00 UTC).
 
@@ -411,6 +414,7 @@ def customer_profile(
     policy is then the profile's); without one, the customer's sub-book is analysed under
     ``policy`` (default ChartMogul's). ``value`` reuses a
     :func:`~revcrm.metrics._customer_value.customer_value` computed for the same moment.
+    ``intake`` is the customer's :func:`~revcrm.crm.customer_intake` (shown as given).
     Notes and contacts must belong to the customer (else
     :class:`~revcrm.errors.ValidationError`); an unknown customer is a
     :class:`~revcrm.errors.NotFoundError`.
@@ -481,7 +485,18 @@ def customer_profile(
         custom_attributes=custom_attributes(customer.custom_attributes),
         notes=tuple(visible),
         tags=tuple(sorted(tag_names.values(), key=lambda n: (n.casefold(), n))),
+        intake=_intake_items(intake, customer_id),
     )
+
+
+def _intake_items(items: Iterable[IntakeItem], customer_id: str) -> tuple[IntakeItem, ...]:
+    out = tuple(items)
+    for item in out:
+        if not isinstance(item, IntakeItem):
+            raise ValidationError("intake", item, "expected IntakeItem values")
+        if item.answer is not None and item.answer.customer_id != customer_id:
+            raise ValidationError("intake", item.answer.customer_id, f"not {customer_id}'s answer")
+    return out
 
 
 # -- plain-text rendering ---------------------------------------------------------------------
@@ -508,6 +523,8 @@ def format_profile(profile: CustomerProfile, *, locale: str) -> str:
         f"  Company {o.company or '-'}  Website {o.website or '-'}  Location {o.location or '-'}",
         f"  Registered {_day(o.registered_at)}  Last login {_day(o.last_login_at)}  "
         f"Owner {o.owner_id or '-'}",
+        f"  Referral source {o.referral_source or '-'}"
+        + (f" (referred by {o.referrer_id})" if o.referrer_id else ""),
         f"  Status {status}  Subscriber since {_day(b.subscriber_since)}",
         f"  MRR {fm(b.mrr)}  ARR {fm(b.arr)}  LTV {fm(b.ltv)}",
         f"  Total paid {fm(b.total_paid)}  Net payments {fm(b.net_payments)}  "
@@ -555,6 +572,13 @@ def format_profile(profile: CustomerProfile, *, locale: str) -> str:
     if profile.custom_attributes:
         lines.append("  Attributes")
         lines += [f"    {a.key} ({a.type.value}): {a.text}" for a in profile.custom_attributes]
+    if profile.intake:
+        lines.append("  Intake")
+        for item in profile.intake:
+            a = item.answer
+            shown = "-" if a is None else (a.text if a.text is not None else ", ".join(a.choices))
+            about = f" [service {item.subscription_id}]" if item.subscription_id else ""
+            lines.append(f"    {item.question.prompt}{about}: {shown}")
     if profile.notes:
         lines.append("  Notes")
         lines += [
