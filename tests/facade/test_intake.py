@@ -45,12 +45,13 @@ def test_answers_show_on_the_profile(crm: CRM) -> None:
     crm.intake.answer(cid, "source", "Friend")  # a later answer replaces the first
     profile = crm.customers.profile(cid, as_of=crm.now())
     shown = {(i.question.id, i.subscription_id): i.answer for i in profile.intake}
-    assert shown[("source", None)] is not None
-    assert shown[("source", None)].choices == ("Friend",)
-    assert shown[("why", None)] is not None
-    assert shown[("why", None)].text == "Cheaper than the old host"
-    assert shown[("tools", sub.id)] is not None
-    assert shown[("tools", sub.id)].choices == ("Stripe",)
+    source, why, tools = shown[("source", None)], shown[("why", None)], shown[("tools", sub.id)]
+    assert source is not None
+    assert source.choices == ("Friend",)
+    assert why is not None
+    assert why.text == "Cheaper than the old host"
+    assert tools is not None
+    assert tools.choices == ("Stripe",)
     text = format_profile(profile, locale="en_US")
     assert "How did you hear about us?: Friend" in text
     assert f"[service {sub.id}]: Stripe" in text
