@@ -50,9 +50,19 @@ def _sqlite() -> tuple[Store, CRMStore]:
     return store, crm_store
 
 
+def _sqlite_joint() -> tuple[Store, CRMStore]:
+    store = SQLStore("sqlite://")
+    store.create_schema()
+    # One database and one unit of work: merge and erase are atomic across both.
+    crm_store = SQLCRMStore.alongside(store)
+    crm_store.create_schema()
+    return store, crm_store
+
+
 BACKENDS: dict[str, Callable[[], tuple[Store, CRMStore]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "sqlite_joint": _sqlite_joint,
 }
 
 
