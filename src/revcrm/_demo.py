@@ -9,7 +9,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 from dateutil.relativedelta import relativedelta
@@ -34,7 +34,10 @@ from revcrm._records import (
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm.leads import Lead, Pipeline
 
-__all__ = ["DEMO_AS_OF", "demo_book", "demo_leads"]
+if TYPE_CHECKING:
+    from revcrm._facade import CRM
+
+__all__ = ["DEMO_AS_OF", "demo_book", "demo_crm_activity", "demo_leads"]
 
 DEMO_AS_OF: Final = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -532,3 +535,76 @@ def demo_leads(book: Book, *, seed: int = 11, as_of: datetime = DEMO_AS_OF) -> P
                 lead = lead.lose(reason=rng.choice(_LOST_REASONS), at=t, staff_id=lead.owner_id)
         pipeline = pipeline.add(lead)
     return pipeline
+
+
+_TAGS: Final = (("VIP", "#d4af37"), ("Reseller", "#2e86de"), ("Needs follow-up", "#e74c3c"))
+_NOTES: Final = (
+    "Asked about moving to a dedicated server next quarter.",
+    "Prefers email over phone.",
+    "Had a billing dispute in spring, resolved with a credit.",
+    "Runs several client sites; candidate for the reseller plan.",
+)
+_HEARD: Final = ("Search engine", "A friend", "Podcast", "Forum")
+_PLANS_FOR: Final = ("Personal site", "Client sites", "Online shop", "Other")
+_TOOLS: Final = ("cPanel", "Plesk", "Docker", "Nothing yet")
+
+
+def demo_crm_activity(
+    crm: CRM, book: Book, *, seed: int = 13, as_of: datetime = DEMO_AS_OF
+) -> None:
+    """What staff and customers add through the CRM to the demo book: tags, notes (one
+    pinned), logged calls and intake answers, each at a moment before ``as_of``."""
+    from revcrm.crm import IntakeQuestion, IntakeScope
+
+    rng = random.Random(seed)
+    staff = ("staff_1", "staff_2", "staff_3")
+    for name, colour in _TAGS:
+        crm.tags.create(name, colour)
+    heard = crm.intake.define(
+        IntakeQuestion.choice(
+            id="heard", prompt="How did you hear about us?", options=_HEARD, position=1
+        )
+    )
+    purpose = crm.intake.define(
+        IntakeQuestion.choice(
+            id="purpose", prompt="What is the hosting for?", options=_PLANS_FOR, position=2
+        )
+    )
+    tools = crm.intake.define(
+        IntakeQuestion.multiple_choice(
+            id="tools",
+            prompt="Which tools do you use?",
+            options=_TOOLS,
+            scope=IntakeScope.PURCHASE,
+            position=3,
+        )
+    )
+    subs = book.subscriptions_by_customer
+    for c in book.customers:
+        if c.registered_at >= as_of:
+            continue
+        at = c.registered_at + timedelta(minutes=5)
+        if rng.random() < 0.7:
+            crm.intake.answer(c.id, heard.id, rng.choice(_HEARD), at=at)
+        if rng.random() < 0.6:
+            crm.intake.answer(c.id, purpose.id, rng.choice(_PLANS_FOR), at=at)
+        first = subs.get(c.id, ())[:1]
+        if first and first[0].started_at < as_of and rng.random() < 0.5:
+            picked = rng.sample(_TOOLS, rng.randint(1, 2))
+            crm.intake.answer(
+                c.id,
+                tools.id,
+                picked,
+                subscription_id=first[0].id,
+                at=first[0].started_at + timedelta(minutes=1),
+            )
+        later = c.registered_at + (as_of - c.registered_at) * rng.random()
+        if rng.random() < 0.25:
+            note = crm.notes.add(c.id, rng.choice(_NOTES), author_id=rng.choice(staff), at=later)
+            if rng.random() < 0.3:
+                crm.notes.pin(note.id, staff_id=note.author_id, at=later)
+        if rng.random() < 0.1:
+            crm.calls.log(c.id, "Renewal check-in call.", staff_id=rng.choice(staff), at=later)
+        if rng.random() < 0.15:
+            name = rng.choice(_TAGS)[0]
+            crm.tags.assign(c.id, name, staff_id=rng.choice(staff), at=later)
