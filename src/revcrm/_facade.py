@@ -40,14 +40,20 @@ from revcrm.crm import (
     activity_timeline,
     customer_intake,
     customer_profile,
-    customer_status,
     intake_breakdown,
-    is_active_service,
 )
 from revcrm.errors import NotFoundError, ValidationError
 from revcrm.leads import Lead, LeadStage
 from revcrm.metrics import CustomerValue, MetricsPolicy, MrrAnalysis, analyse, customer_values
-from revcrm.segments import Segment, Segmentation, SegmentCounts, segmentation
+from revcrm.segments import (
+    DEFAULT_CONFIG,
+    CustomSegment,
+    Segment,
+    Segmentation,
+    SegmentConfig,
+    SegmentCounts,
+    segmentation,
+)
 from revcrm.storage._crm import CRMStore
 from revcrm.storage._protocols import Store
 from revcrm.storage._query import CustomerRow, CustomerSort, Direction, Page, StoreDashboard
@@ -64,6 +70,9 @@ class CustomerListRow:
     row: CustomerRow
     segments: frozenset[Segment]
     tags: frozenset[str]
+    #: The first of the facade's ``segment_config.precedence`` the customer is in (None
+    #: only for a customer registered after the list's ``as_of``).
+    primary_segment: Segment | None = None
 
     @property
     def id(self) -> str:
@@ -106,6 +115,7 @@ class CRM:
         clock: Callable[[], datetime],
         policy: MetricsPolicy | None = None,
         allow_negative_credit: bool = False,
+        segment_config: SegmentConfig = DEFAULT_CONFIG,
     ) -> None:
         if not callable(clock):
             raise ValidationError("clock", clock, "expected a callable returning a datetime")
@@ -115,6 +125,9 @@ class CRM:
         self.policy = store.policy if policy is None else policy
         self.reporting_currency = reporting_currency
         self.allow_negative_credit = allow_negative_credit
+        if not isinstance(segment_config, SegmentConfig):
+            raise ValidationError("segment_config", segment_config, "expected a SegmentConfig")
+        self.segment_config = segment_config
         self._clock = clock
         self.customers = _Customers(self)
         self.notes = _Notes(self)
@@ -140,7 +153,12 @@ class CRM:
         book = self.store.book() if book is None else book
         tags = {c.id: self.crm.tags.tags_of(c.id, as_of=at) for c in book.customers}
         return segmentation(
-            book, as_of=at, currency=self.reporting_currency, policy=self.policy, tags=tags
+            book,
+            as_of=at,
+            currency=self.reporting_currency,
+            policy=self.policy,
+            tags=tags,
+            config=self.segment_config,
         )
 
     # -- merge and erasure -------------------------------------------------------------------
@@ -361,7 +379,7 @@ class _Customers(_Service):
         search: str | None = None,
         referral_source: str | None = None,
         has_active_services: bool | None = None,
-        segment: Segment | str | None = None,
+        segment: Segment | CustomSegment | str | None = None,
         tag: str | None = None,
         status: CustomerStatus | str | None = None,
         product_id: str | None = None,
@@ -370,43 +388,31 @@ class _Customers(_Service):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[CustomerListRow]:
-        """The customer list. Search, sort, the referral source and active-services
-        filters and the keyset pagination are the store's (pushed down to SQL on the SQL
-        store). The ``segment``, ``tag``, ``status`` (:class:`~revcrm.crm.CustomerStatus`)
-        and ``product_id`` (an active service of the product) filters are computed here
-        over the store's book and the CRM store, and passed down as the set of customer
-        ids."""
+        """The customer list: one keyset page of the store's customer list, each row with
+        its segments (and primary segment) and tags.
+
+        Search, sort, pagination and the referral-source, active-services, ``status``
+        (:class:`~revcrm.crm.CustomerStatus`), ``product_id`` (an active service of the
+        product) and built-in ``segment`` filters are the store's: pushed down to SQL on
+        :class:`~revcrm.storage.SQLStore`. ``tag`` reads the CRM store's tag log (one
+        indexed query on :class:`~revcrm.storage.SQLCRMStore`) and passes the tagged ids
+        down. A :class:`~revcrm.segments.CustomSegment` is evaluated in Python over the
+        store's book (its predicates are Python functions), as is every segment filter
+        when the facade's policy differs from the store's.
+        """
         crm = self._crm
         at = crm._at(as_of)
-        book = crm.store.book()
-        seg = crm.segmentation(as_of=at, book=book)
         ids: set[str] | None = None
-
-        def keep(matching: Iterable[str]) -> None:
-            nonlocal ids
-            ids = set(matching) if ids is None else ids & set(matching)
-
-        if segment is not None:
-            keep(seg.customers_in(segment))
         if tag is not None:
-            keep(crm.crm.tags.customers_with(tag, as_of=at))
-        if status is not None:
-            wanted = as_enum(CustomerStatus, status, "status")
-            subs, invoices = book.subscriptions_by_customer, book.invoices_by_customer
-            keep(
-                c.id
-                for c in book.customers
-                if customer_status(subs.get(c.id, ()), invoices.get(c.id, ()), at) is wanted
-            )
-        if product_id is not None:
-            product_of = {p.id: p.product_id for p in book.plans}
-            keep(
-                s.customer_id
-                for s in book.subscriptions
-                if is_active_service(state := s.state_at(at), at)
-                and state is not None
-                and product_of.get(state.plan_id or "") == product_id
-            )
+            ids = set(crm.crm.tags.customers_with(tag, as_of=at))
+        builtin: Segment | None = None
+        if isinstance(segment, CustomSegment) or (
+            segment is not None and crm.policy != crm.store.policy
+        ):
+            matching = set(crm.segmentation(as_of=at).customers_in(segment))
+            ids = matching if ids is None else ids & matching
+        elif segment is not None:
+            builtin = as_enum(Segment, _segment_name(segment), "segment")
         page = crm.store.customers.page(
             as_of=at,
             currency=crm.reporting_currency,
@@ -414,16 +420,30 @@ class _Customers(_Service):
             referral_source=referral_source,
             has_active_services=has_active_services,
             customer_ids=None if ids is None else sorted(ids),
+            status=status,
+            product_id=product_id,
+            segment=builtin,
+            segment_config=crm.segment_config,
             sort=sort,
             direction=direction,
             limit=limit,
             cursor=cursor,
         )
+        page_ids = [r.id for r in page.items]
+        if crm.policy == crm.store.policy:
+            segments = crm.store.segments_of(
+                page_ids, as_of=at, currency=crm.reporting_currency, config=crm.segment_config
+            )
+        else:
+            seg = crm.segmentation(as_of=at)
+            segments = {cid: seg.segments_of(cid) for cid in page_ids}
+        order = crm.segment_config.precedence
         return Page(
             items=tuple(
                 CustomerListRow(
                     row=r,
-                    segments=seg.segments_of(r.id) if r.id in seg.facts else frozenset(),
+                    segments=segments[r.id],
+                    primary_segment=next((x for x in order if x in segments[r.id]), None),
                     tags=crm.crm.tags.tags_of(r.id, as_of=at),
                 )
                 for r in page.items
@@ -573,13 +593,31 @@ class _Tags(_Service):
         return self._crm.crm.tags.customers_with(tag, as_of=self._crm._at(as_of))
 
 
+def _segment_name(value: object) -> object:
+    # "High Value" and "high_value" name the same segment, as in Segmentation.customers_in.
+    if isinstance(value, str) and not isinstance(value, Segment):
+        return value.strip().lower().replace(" ", "_")
+    return value
+
+
 def tag_key_in(name: str, names: Iterable[str]) -> bool:
     return name.casefold() in {n.casefold() for n in names}
 
 
 class _Segments(_Service):
-    def counts(self, *, as_of: _Moment | None = None) -> SegmentCounts:
-        return self._crm.segmentation(as_of=as_of).counts()
+    def counts(
+        self, *, as_of: _Moment | None = None, custom: Iterable[CustomSegment] = ()
+    ) -> SegmentCounts:
+        """Members and primary-segment counts: the store's (pushed down to SQL) for the
+        built-in segments; with ``custom`` segments, or a facade policy other than the
+        store's, the whole segmentation runs in Python over the store's book."""
+        crm = self._crm
+        custom = tuple(custom)
+        if custom or crm.policy != crm.store.policy:
+            return crm.segmentation(as_of=as_of).counts(custom)
+        return crm.store.segment_counts(
+            as_of=crm._at(as_of), currency=crm.reporting_currency, config=crm.segment_config
+        )
 
     def members(self, segment: Segment | str, *, as_of: _Moment | None = None) -> tuple[str, ...]:
         return self._crm.segmentation(as_of=as_of).customers_in(segment)

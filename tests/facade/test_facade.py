@@ -28,7 +28,8 @@ from revcrm.errors import (
     ValidationError,
 )
 from revcrm.leads import Lead, LeadStage
-from revcrm.metrics import mrr
+from revcrm.metrics import MetricsPolicy, mrr
+from revcrm.segments import CustomSegment, Segment, mrr_at_least
 from revcrm.storage import InMemoryStore, SQLStore, Store
 from revcrm.storage._crm import ERASED_TEXT, CRMStore, InMemoryCRMStore
 from revcrm.storage._crm_sql import SQLCRMStore
@@ -169,6 +170,50 @@ def test_customer_list_search_and_segment_filter(crm: CRM) -> None:
         assert listed == members
         rows = crm.customers.list(as_of=AS_OF, segment=segment, limit=500)
         assert all(segment in {s.value for s in r.segments} for r in rows)
+
+
+def test_list_segments_and_counts_agree_with_the_python_segmentation(crm: CRM) -> None:
+    at = AS_OF - timedelta(days=45)
+    seg = crm.segmentation(as_of=at)
+    assert crm.segments.counts(as_of=at) == seg.counts()
+    rows = crm.customers.list(as_of=at, limit=500)
+    for r in rows:
+        assert r.segments == seg.segments_of(r.id)
+        assert r.primary_segment == seg.primary(r.id)
+    crm.tags.create("VIP")
+    tagged = sorted(c.id for c in BOOK.customers[::3])
+    for cid in tagged:
+        crm.tags.assign(cid, "VIP", staff_id="s1", at=at - timedelta(days=1))
+    for segment in Segment:
+        members = set(seg.customers_in(segment))
+        listed = {r.id for r in crm.customers.list(as_of=at, segment=segment, limit=500)}
+        assert listed == members, segment
+        both = {r.id for r in crm.customers.list(as_of=at, segment=segment, tag="vip", limit=500)}
+        assert both == members & set(tagged), segment
+    assert {r.id for r in crm.customers.list(as_of=at, segment="High Value", limit=500)} == set(
+        seg.customers_in(Segment.HIGH_VALUE)
+    )
+
+
+def test_custom_segments_and_another_policy_run_in_python(crm: CRM) -> None:
+    big = CustomSegment(name="big", predicate=mrr_at_least(Money("50", "USD")))
+    seg = crm.segmentation(as_of=AS_OF)
+    listed = {r.id for r in crm.customers.list(as_of=AS_OF, segment=big, limit=500)}
+    assert listed == set(seg.customers_in(big))
+    assert crm.segments.counts(as_of=AS_OF, custom=[big]).custom["big"] == len(listed)
+    other = CRM(
+        crm.store,
+        crm.crm,
+        reporting_currency="USD",
+        clock=_Clock(),
+        policy=MetricsPolicy.stripe(),
+    )
+    theirs = other.segmentation(as_of=AS_OF)
+    assert other.segments.counts(as_of=AS_OF) == theirs.counts()
+    for segment in (Segment.ACTIVE, Segment.AT_RISK):
+        rows = other.customers.list(as_of=AS_OF, segment=segment, limit=500)
+        assert {r.id for r in rows} == set(theirs.customers_in(segment))
+        assert all(r.segments == theirs.segments_of(r.id) for r in rows)
 
 
 def test_profile_has_notes_tags_and_lead_status(crm: CRM) -> None:
