@@ -30,7 +30,7 @@ from revcrm.errors import (
 )
 from revcrm.metrics import MetricsPolicy, MrrPoint
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
-from revcrm.segments._segments import LtvBaseline, SegmentCounts
+from revcrm.segments._segments import LtvBaseline, Segmentation, SegmentCounts
 from revcrm.storage import _reference as ref
 from revcrm.storage._codec import KINDS, Prepared, external_id, prepare
 from revcrm.storage._delete import delete_customer_memory
@@ -87,6 +87,8 @@ class InMemoryStore:
         self._fx: dict[tuple[str, str, date], Decimal] = {}
         self._frames: list[list[Callable[[], None]]] = []
         self._book: Book | None = None
+        self._segmented: Book | None = None
+        self._segmentations: dict[tuple[datetime, str, SegmentConfig], Segmentation] = {}
         self.customers = _Customers(self, self._tables["customer"])
         self.products = _Products(self, self._tables["product"])
         self.plans = _Plans(self, self._tables["plan"])
@@ -302,10 +304,29 @@ class InMemoryStore:
             self._current_book(), customer_id, at=t, currency=currency, policy=self._policy
         )
 
+    def _segmentation(self, at: datetime, currency: str, config: SegmentConfig) -> Segmentation:
+        """The pure segmentation of the current book, kept until the next write (a list
+        walked page by page asks for the same one each time)."""
+        with self._lock:
+            book = self._current_book()
+            if self._segmented is not book:
+                self._segmented = book
+                self._segmentations.clear()
+            key = (at, currency, config)
+            found = self._segmentations.get(key)
+            if found is None:
+                found = ref.customer_segments(
+                    book, at=at, currency=currency, config=config, policy=self._policy
+                )
+                if len(self._segmentations) >= 8:
+                    self._segmentations.clear()
+                self._segmentations[key] = found
+            return found
+
     def ltv_baseline(self, *, as_of: date | datetime, currency: str) -> LtvBaseline:
         t = as_moment(as_of, "as_of")
         check_currency(currency)
-        return ref.ltv_baseline(self._current_book(), at=t, currency=currency, policy=self._policy)
+        return self._segmentation(t, currency, DEFAULT_CONFIG).ltv_baseline
 
     def segment_counts(
         self, *, as_of: date | datetime, currency: str, config: SegmentConfig = DEFAULT_CONFIG
@@ -313,9 +334,7 @@ class InMemoryStore:
         t = as_moment(as_of, "as_of")
         check_currency(currency)
         _check_config(config)
-        return ref.segment_counts(
-            self._current_book(), at=t, currency=currency, config=config, policy=self._policy
-        )
+        return self._segmentation(t, currency, config).counts()
 
     def segments_of(
         self,
@@ -329,9 +348,8 @@ class InMemoryStore:
         t = as_moment(as_of, "as_of")
         check_currency(currency)
         _check_config(config)
-        return ref.segments_by_customer(
-            self._current_book(), ids, at=t, currency=currency, config=config, policy=self._policy
-        )
+        seg = self._segmentation(t, currency, config)
+        return {cid: seg.segments_of(cid) for cid in ids}
 
 
 def _check_config(config: object) -> None:
@@ -518,7 +536,9 @@ class _Customers(_Repo[Customer]):
             limit=limit,
             cursor=cursor,
         )
-        return ref.list_customers(self._store._current_book(), q, self._store.policy)
+        store = self._store
+        with store._lock:
+            return ref.list_customers(store._current_book(), q, store.policy, store._segmentation)
 
 
 class _Products(_Repo[Product]):

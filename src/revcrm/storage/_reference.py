@@ -23,10 +23,10 @@ from revcrm._records import CreditEntry, Customer, Invoice, Transaction, Transac
 from revcrm._subscription import Subscription, SubscriptionStatus
 from revcrm._time import as_moment
 from revcrm.crm._services import CustomerStatus, customer_status, is_active_service
-from revcrm.errors import NotFoundError, ValidationError
+from revcrm.errors import ValidationError
 from revcrm.metrics import FxDateRule, MetricsPolicy, MrrPoint, mrr, subscription_mrr
-from revcrm.segments._config import Segment, SegmentConfig
-from revcrm.segments._segments import LtvBaseline, Segmentation, SegmentCounts, segmentation
+from revcrm.segments._config import SegmentConfig
+from revcrm.segments._segments import Segmentation, segmentation
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -57,15 +57,11 @@ __all__ = [
     "customers_with_status",
     "list_customers",
     "list_rates",
-    "ltv_baseline",
     "month_bounds",
     "mrr_at",
     "mrr_series",
     "page_of",
     "paying_customer_ids",
-    "segment_counts",
-    "segment_members",
-    "segments_by_customer",
     "sort_value",
 ]
 
@@ -265,52 +261,22 @@ def customers_with_product(book: Book, product_id: str, at: datetime) -> set[str
 def customer_segments(
     book: Book, *, at: datetime, currency: str, config: SegmentConfig, policy: MetricsPolicy
 ) -> Segmentation:
-    """The segmentation the store figures are defined by (no tags: built-in segments)."""
+    """The segmentation the store's segment figures are defined by (no tags: they do not
+    change built-in memberships)."""
     return segmentation(book, as_of=at, currency=currency, config=config, policy=policy)
 
 
-def segment_members(
+SegmentationOf = Callable[[datetime, str, SegmentConfig], Segmentation]
+
+
+def list_customers(
     book: Book,
-    segment: Segment,
-    *,
-    at: datetime,
-    currency: str,
-    config: SegmentConfig,
+    q: CustomerQuery,
     policy: MetricsPolicy,
-) -> set[str]:
-    seg = customer_segments(book, at=at, currency=currency, config=config, policy=policy)
-    return set(seg.customers_in(segment))
-
-
-def segment_counts(
-    book: Book, *, at: datetime, currency: str, config: SegmentConfig, policy: MetricsPolicy
-) -> SegmentCounts:
-    return customer_segments(book, at=at, currency=currency, config=config, policy=policy).counts()
-
-
-def ltv_baseline(book: Book, *, at: datetime, currency: str, policy: MetricsPolicy) -> LtvBaseline:
-    seg = customer_segments(book, at=at, currency=currency, config=SegmentConfig(), policy=policy)
-    return seg.ltv_baseline
-
-
-def segments_by_customer(
-    book: Book,
-    ids: Iterable[str],
-    *,
-    at: datetime,
-    currency: str,
-    config: SegmentConfig,
-    policy: MetricsPolicy,
-) -> dict[str, frozenset[Segment]]:
-    wanted = list(ids)
-    for cid in wanted:
-        if cid not in book.customer_index:
-            raise NotFoundError("customer", cid)
-    seg = customer_segments(book, at=at, currency=currency, config=config, policy=policy)
-    return {cid: seg.segments_of(cid) for cid in wanted}
-
-
-def list_customers(book: Book, q: CustomerQuery, policy: MetricsPolicy) -> Page[CustomerRow]:
+    segmentation_of: SegmentationOf | None = None,
+) -> Page[CustomerRow]:
+    """The customer list of ``book``; ``segmentation_of(at, currency, config)`` may supply
+    (a cached) :func:`customer_segments` of this book for the segment filter."""
     rates = list_rates(book_currencies(book), book.fx, q.currency, q.as_of.date())
     after = q.after()
     candidates = [c for c in book.customers if _matches(c, q)]
@@ -321,14 +287,13 @@ def list_customers(book: Book, q: CustomerQuery, policy: MetricsPolicy) -> Page[
         with_product = customers_with_product(book, q.product_id, q.as_of)
         candidates = [c for c in candidates if c.id in with_product]
     if q.segment is not None:
-        members = segment_members(
-            book,
-            q.segment,
-            at=q.as_of,
-            currency=q.currency,
-            config=q.segment_config,
-            policy=policy,
-        )
+        if segmentation_of is None:
+            seg = customer_segments(
+                book, at=q.as_of, currency=q.currency, config=q.segment_config, policy=policy
+            )
+        else:
+            seg = segmentation_of(q.as_of, q.currency, q.segment_config)
+        members = set(seg.customers_in(q.segment))
         candidates = [c for c in candidates if c.id in members]
     rows = customer_rows(
         book, candidates, at=q.as_of, currency=q.currency, rates=rates, policy=policy
