@@ -8,12 +8,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from revcrm._book import Book
 from revcrm._demo import DEMO_AS_OF, demo_book
 from revcrm._money import Money, format_money
 from revcrm.metrics import MrrAnalysis
+
+if TYPE_CHECKING:
+    from revcrm._facade import CRM
 
 __all__ = ["main"]
 
@@ -36,7 +39,7 @@ def demo(args: argparse.Namespace) -> int:
     def fm(m: Money) -> str:
         return format_money(m, locale=locale)
 
-    book, stored = _through_sqlite(generated, args.db, as_of=as_of, currency=cur)
+    book, stored, crm = _through_sqlite(generated, args.db, as_of=as_of, currency=cur)
     out.write(
         f"revcrm demo: a hosting business with {len(book.customers)} customers, "
         f"{len(book.subscriptions)} services, {len(book.invoices)} invoices, "
@@ -79,7 +82,10 @@ def demo(args: argparse.Namespace) -> int:
 
     _analytics(out, book, analysis, as_of, d.trend[-7].start, fm)
 
-    _segments_and_profile(out, book, analysis, as_of, locale)
+    try:
+        _crm_pages(out, crm, book, analysis, as_of, locale)
+    finally:
+        crm.store.close()
 
     from revcrm._demo import demo_leads
     from revcrm.leads import conversion_rate, format_funnel, funnel, open_pipeline_value
@@ -98,15 +104,27 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _through_sqlite(book: Book, db: str, *, as_of: datetime, currency: str) -> tuple[Book, str]:
+def _through_sqlite(
+    book: Book, db: str, *, as_of: datetime, currency: str
+) -> tuple[Book, str, CRM]:
     """Write the book into a fresh SQLite file, read it back, and check the dashboard the
-    database computes (pushed down to SQL) against the pure functions."""
+    database computes (pushed down to SQL) against the pure functions. Returns the book
+    read back and a CRM facade over the file (CRM tables in the same database, one unit
+    of work); in memory with ``--db -``."""
+    from revcrm._facade import CRM
+    from revcrm.storage import InMemoryCRMStore, InMemoryStore
+
+    def clock() -> datetime:
+        return as_of
+
     if db == "-":
-        return book, "(kept in memory: --db -)"
-    try:
-        from revcrm.storage import SQLStore
-    except ImportError:  # pragma: no cover - the sql extra is missing
-        return book, "(SQLAlchemy missing: pip install 'revcrm[sql]' to store the book in SQLite)"
+        memory = InMemoryStore()
+        memory.import_book(book)
+        crm = CRM(memory, InMemoryCRMStore(), reporting_currency=currency, clock=clock)
+        return book, "(kept in memory: --db -)", crm
+    from revcrm.storage import SQLStore
+    from revcrm.storage._crm_sql import SQLCRMStore
+
     path = Path(db)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -116,40 +134,75 @@ def _through_sqlite(book: Book, db: str, *, as_of: datetime, currency: str) -> t
         result = store.import_book(book)
         loaded = store.book()
         pushed = store.dashboard(as_of=as_of, currency=currency)
-    finally:
+        crm_store = SQLCRMStore.alongside(store)
+        crm_store.create_schema()
+    except BaseException:
         store.close()
+        raise
     from revcrm.metrics import mrr
 
     pure = mrr(loaded, at=as_of, currency=currency, policy=store.policy)
     check = "equal" if pushed.mrr == pure else f"DIFFERENT ({pushed.mrr} vs {pure})"
-    return loaded, (
-        f"Stored in SQLite file {path} ({result.inserted} records) and read back; "
-        f"MRR computed in SQL and in Python: {check}"
+    crm = CRM(store, crm_store, reporting_currency=currency, clock=clock)
+    return (
+        loaded,
+        (
+            f"Stored in SQLite file {path} ({result.inserted} records) and read back; "
+            f"MRR computed in SQL and in Python: {check}"
+        ),
+        crm,
     )
 
 
-def _segments_and_profile(
-    out: TextIO, book: Book, analysis: MrrAnalysis, as_of: datetime, locale: str
+def _crm_pages(
+    out: TextIO, crm: CRM, book: Book, analysis: MrrAnalysis, as_of: datetime, locale: str
 ) -> None:
-    """Segment cards and the profile of the customer paying the most."""
-    from revcrm.crm import customer_profile, format_profile
-    from revcrm.segments import PRECEDENCE, segmentation
+    """The CRM pages, through the facade over the stored book: segment cards, the At Risk
+    list, the top customer's profile and the intake breakdown."""
+    from revcrm._demo import demo_crm_activity
+    from revcrm.crm import format_profile
+    from revcrm.segments import segmentation
 
-    seg = segmentation(book, as_of=as_of, currency=analysis.currency, analysis=analysis)
-    counts = seg.counts()
-    out.write(f"\nSegments ({counts.customers} customers; members, and primary by precedence)\n")
-    for segment in PRECEDENCE:
+    def fm(m: Money | None) -> str:
+        return "-" if m is None else format_money(m, locale=locale)
+
+    with crm.store.transaction():
+        demo_crm_activity(crm, book, as_of=as_of)
+    counts = crm.segments.counts(as_of=as_of)
+    pure = segmentation(book, as_of=as_of, currency=analysis.currency, analysis=analysis)
+    check = "equal" if counts == pure.counts() else "DIFFERENT"
+    out.write(
+        f"\nSegments ({counts.customers} customers; members, and primary by precedence; "
+        f"computed by the store, Python agrees: {check})\n"
+    )
+    for segment in crm.segment_config.precedence:
         out.write(
             f"  {segment.value:<16}{counts.members.get(segment, 0):>6}"
             f"{counts.primary.get(segment, 0):>8}\n"
         )
+    at_risk = crm.customers.list(
+        as_of=as_of, segment="at_risk", sort="mrr", direction="desc", limit=5
+    )
+    out.write("\nAt Risk customers with the most MRR\n")
+    for r in at_risk:
+        tags = ", ".join(sorted(r.tags)) or "-"
+        out.write(
+            f"  {r.row.customer.name:<24}{fm(r.row.mrr):>12}  last paid "
+            f"{'-' if r.row.last_payment_at is None else f'{r.row.last_payment_at:%Y-%m-%d}'}"
+            f"  primary {r.primary_segment.value if r.primary_segment else '-'}  tags {tags}\n"
+        )
     paying = analysis.customers_with_mrr(as_of)
     if paying:
         top = max(sorted(paying), key=lambda c: paying[c].amount)
-        profile = customer_profile(
-            book, top, as_of=as_of, currency=analysis.currency, analysis=analysis
-        )
+        profile = crm.customers.profile(top, as_of=as_of)
         out.write("\n" + format_profile(profile, locale=locale) + "\n")
+    breakdown = crm.intake.breakdown(as_of=as_of)
+    out.write("\nIntake: how did you hear about us? (customers, paying, MRR, ARPA)\n")
+    for row in breakdown.rows_for("heard"):
+        out.write(
+            f"  {row.option or '-':<16}{row.customers:>6}{row.paying_customers or 0:>6}"
+            f"{fm(row.mrr):>13}{fm(row.arpa):>11}\n"
+        )
 
 
 def _analytics(
