@@ -46,6 +46,7 @@ from revcrm import (
     TransactionKind,
     TransactionStatus,
 )
+from revcrm.crm import CustomerStatus, customer_status, is_active_service
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
@@ -55,6 +56,7 @@ from revcrm.errors import (
     ValidationError,
 )
 from revcrm.metrics import analyse, cash_revenue, mrr, subscription_mrr
+from revcrm.segments import DEFAULT_CONFIG, Segment, SegmentConfig, segmentation
 from revcrm.storage import CustomerRow, CustomerSort, Direction, Page, Period, Store
 from revcrm.storage import _reference as ref
 from revcrm.testing import strategies
@@ -1100,6 +1102,44 @@ class StoreContract(abc.ABC):
         assert ids(customer_ids=["c2", "c4", "ghost"], sort="id") == ["c2", "c4"]
         assert ids(search="ada", owner_id="staff-1", paying=True) == ["c1"]
 
+    @pytest.mark.parametrize(
+        "at",
+        [
+            T0,
+            datetime(2024, 3, 1, tzinfo=UTC),
+            datetime(2024, 5, 15, tzinfo=UTC),
+            AS_OF,
+            datetime(2025, 1, 1, tzinfo=UTC),
+        ],
+    )
+    def test_status_product_and_segments_equal_the_pure_functions(
+        self, loaded: Store, at: datetime
+    ) -> None:
+        _assert_segments_are_pure(loaded, at)
+
+    def test_status_product_and_segments_follow_writes(self, loaded: Store) -> None:
+        at = datetime(2024, 5, 15, tzinfo=UTC)
+        active = loaded.customers.page(as_of=at, currency="USD", status="active", limit=100)
+        assert "c1" in [r.id for r in active]
+        # Cancel c1's services and leave an invoice of c2 open: both reach the filters.
+        for sub in loaded.subscriptions.for_customer("c1"):
+            if sub.state_at(at - timedelta(days=1)) is not None and not sub.current.status.is_ended:
+                loaded.subscriptions.append(
+                    sub.id,
+                    SubscriptionChange(
+                        kind="cancelled", at=at - timedelta(days=1), ends_at=at - timedelta(days=1)
+                    ),
+                )
+        (i2,) = [i for i in loaded.invoices.for_customer("c2") if i.id == "i2"]
+        loaded.invoices.upsert(attrs.evolve(i2, status=InvoiceStatus.OPEN, paid_at=None))
+        _assert_segments_are_pure(loaded, at)
+        statuses = {
+            s: [r.id for r in loaded.customers.page(as_of=at, currency="USD", status=s, limit=9)]
+            for s in ("active", "past_due", "cancelled")
+        }
+        assert "c1" not in statuses["active"]
+        assert "c2" in statuses["past_due"]
+
     def test_customer_list_needs_rates_for_every_stored_currency(self, loaded: Store) -> None:
         with pytest.raises(MissingRateError):
             loaded.customers.page(as_of=AS_OF, currency="GBP")
@@ -1297,6 +1337,54 @@ class StoreContract(abc.ABC):
         assert store.credits.balance("shared", "USD") == _usd("1.01") * total
         assert store.customers.get("shared").custom_attributes["count"] == total
         assert store.customers.get_versioned("shared").version == total + 1
+
+
+def _assert_segments_are_pure(store: Store, at: datetime) -> None:
+    """Status, product and segment filters, counts, segments and the LTV baseline of
+    ``store`` at ``at`` equal the pure functions on its book, in USD and in EUR."""
+    book = store.book()
+    subs, invoices = book.subscriptions_by_customer, book.invoices_by_customer
+    product_of = {p.id: p.product_id for p in book.plans}
+
+    def ids(currency: str, **options: Any) -> list[str]:
+        rows = _pages(
+            lambda c: store.customers.page(
+                as_of=at, currency=currency, sort="id", limit=2, cursor=c, **options
+            )
+        )
+        return [r.id for r in rows]
+
+    for status in CustomerStatus:
+        assert ids("USD", status=status) == [
+            c.id
+            for c in book.customers
+            if customer_status(subs.get(c.id, ()), invoices.get(c.id, ()), at) is status
+        ], status
+    for product in book.products:
+        holders = set()
+        for sub in book.subscriptions:
+            state = sub.state_at(at)
+            if (
+                is_active_service(state, at)
+                and state is not None
+                and product_of.get(state.plan_id or "") == product.id
+            ):
+                holders.add(sub.customer_id)
+        assert ids("USD", product_id=product.id) == sorted(holders), product.id
+    ids_ = [c.id for c in book.customers]
+    config = SegmentConfig(at_risk_cancellation_days=60, new_customer_days=90)
+    for currency in ("USD", "EUR"):
+        for cfg in (DEFAULT_CONFIG, config):
+            seg = segmentation(book, as_of=at, currency=currency, config=cfg, policy=store.policy)
+            assert store.segment_counts(as_of=at, currency=currency, config=cfg) == seg.counts()
+            assert store.segments_of(ids_, as_of=at, currency=currency, config=cfg) == {
+                cid: seg.segments_of(cid) for cid in ids_
+            }
+            for segment in Segment:
+                assert ids(currency, segment=segment, segment_config=cfg) == list(
+                    seg.customers_in(segment)
+                ), segment
+        assert store.ltv_baseline(as_of=at, currency=currency) == seg.ltv_baseline
 
 
 def _reference_rows(
