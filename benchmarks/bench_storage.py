@@ -13,9 +13,16 @@ given with ``--postgres`` or ``REVCRM_TEST_POSTGRES_URL``) it times:
 * the dashboard computed in the database (target: 1 s), cold and warm;
 * one customer-list page with a search and a sort (target: 50 ms), by name and by MRR;
 * one customer's full billing summary (target: 20 ms);
+* segments: the segment counts and a page of the list filtered by a built-in segment
+  (High Value, At Risk, Active), by status and by product, each with the segments of its
+  rows (``segments_of``), computed in the database (target: 50 ms a page);
 * in the same run, the same dashboard computed in Python from rows loaded out of the
   store (``store.book()`` then the same figures in plain Python), to show what pushing
-  the aggregates down buys. Both dashboards are compared: they must be equal.
+  the aggregates down buys. Both dashboards are compared: they must be equal. Likewise
+  the segment counts and a segment-filtered page the Python way (``store.book()``, then
+  :func:`revcrm.segments.segmentation`, then the page with those ids), compared too.
+
+``--only segments`` runs the import and the segment figures alone.
 
 It prints figures and asserts nothing about time.
 """
@@ -36,7 +43,9 @@ from typing import TypeVar
 from revcrm import Book, Money
 from revcrm._demo import DEMO_AS_OF, demo_book
 from revcrm._time import as_moment
+from revcrm.crm import CustomerStatus
 from revcrm.metrics import MetricsPolicy, MrrPoint
+from revcrm.segments import Segment, segmentation
 from revcrm.storage import CashMonth, CustomerFlow, SQLStore, StoreDashboard
 from revcrm.storage import _reference as ref
 
@@ -112,11 +121,70 @@ def line(label: str, seconds: float, target: float | None = None) -> None:
     print(f"  {label:<46}{shown}{goal}")
 
 
-def bench_store(name: str, store: SQLStore, book: Book, *, python: bool) -> None:
+def bench_segments(store: SQLStore, book: Book, *, python: bool) -> None:
+    at, cur = DEMO_AS_OF, CURRENCY
+    counts, cold = timed(lambda: store.segment_counts(as_of=at, currency=cur))
+    line("segment counts in the database, cold", cold, 1.0)
+    line(
+        "segment counts, warm (median of 3)",
+        warm(lambda: store.segment_counts(as_of=at, currency=cur), runs=3),
+        1.0,
+    )
+    members = ", ".join(f"{s.value} {counts.members[s]:,}" for s in Segment)
+    print(f"  {'':<46}({members})")
+    product = book.products[0].id if book.products else "none"
+    pages: list[tuple[str, dict[str, object]]] = [
+        (f"page: segment {s.value}, by name", {"segment": s})
+        for s in (Segment.HIGH_VALUE, Segment.AT_RISK, Segment.ACTIVE)
+    ]
+    pages += [
+        ("page: segment high_value, by MRR desc", {"segment": Segment.HIGH_VALUE, "sort": "mrr"}),
+        ("page: status past_due, by name", {"status": CustomerStatus.PAST_DUE}),
+        (f"page: product {product}, by name", {"product_id": product}),
+    ]
+    for label, options in pages:
+
+        def one(o: dict[str, object] = options) -> object:
+            page = store.customers.page(as_of=at, currency=cur, limit=50, **o)  # type: ignore[arg-type]
+            return store.segments_of([r.id for r in page], as_of=at, currency=cur)
+
+        line(label + " + segments_of", warm(one, runs=3), 0.05)
+    if python:
+        loaded, load_seconds = timed(store.book)
+        line("load every row into a Book (store.book())", load_seconds)
+        seg, seg_seconds = timed(
+            lambda: segmentation(loaded, as_of=at, currency=cur, policy=store.policy)
+        )
+        line("segmentation in Python from those rows", seg_seconds)
+        line("  load + Python counts, total", load_seconds + seg_seconds)
+        same = seg.counts() == counts
+        print(f"  {'same counts in both':<46}{'yes' if same else 'NO: BUG'}")
+
+        def python_page() -> list[str]:
+            ids = seg.customers_in(Segment.HIGH_VALUE)
+            page = store.customers.page(as_of=at, currency=cur, limit=50, customer_ids=ids)
+            return [r.id for r in page]
+
+        py_page, page_seconds = timed(python_page)
+        line("  ... then a High Value page by its ids", page_seconds)
+        pushed = store.customers.page(as_of=at, currency=cur, limit=50, segment=Segment.HIGH_VALUE)
+        same = py_page == [r.id for r in pushed]
+        print(f"  {'same High Value page in both':<46}{'yes' if same else 'NO: BUG'}")
+        total = load_seconds + seg_seconds + page_seconds
+        line("  Python path to one High Value page, total", total)
+
+
+def bench_store(
+    name: str, store: SQLStore, book: Book, *, python: bool, only: str | None = None
+) -> None:
     print(f"{name}")
     store.create_schema()
     result, seconds = timed(lambda: store.import_book(book))
     line(f"bulk import ({result.inserted:,} records)", seconds, 60.0)
+    if only == "segments":
+        bench_segments(store, book, python=python)
+        print()
+        return
     dash, cold = timed(lambda: store.dashboard(as_of=DEMO_AS_OF, currency=CURRENCY))
     line("dashboard in the database, cold", cold, 1.0)
     line(
@@ -177,6 +245,7 @@ def bench_store(name: str, store: SQLStore, book: Book, *, python: bool) -> None
         print(f"  {'same figures in both':<46}{'yes' if figures == dash else 'NO: BUG'}")
         speedup = (load_seconds + py_seconds) / max(cold, 1e-9)
         print(f"  {'pushdown speed-up (cold dashboard)':<46}{speedup:9.1f} x")
+    bench_segments(store, book, python=python)
     print()
 
 
@@ -188,6 +257,7 @@ def main() -> None:
     parser.add_argument(
         "--skip-python", action="store_true", help="skip the load-everything comparison"
     )
+    parser.add_argument("--only", choices=["segments"], help="time only these figures")
     args = parser.parse_args()
     for size in args.customers:
         book, seconds = timed(lambda n=size: demo_book(n, seed=args.seed, as_of=DEMO_AS_OF))
@@ -202,12 +272,12 @@ def main() -> None:
         )
         with tempfile.TemporaryDirectory() as tmp:
             sqlite = SQLStore(f"sqlite:///{tmp}/bench.db")
-            bench_store("SQLite (file)", sqlite, book, python=not args.skip_python)
+            bench_store("SQLite (file)", sqlite, book, python=not args.skip_python, only=args.only)
             sqlite.close()
         if args.postgres:
             pg = SQLStore(args.postgres, prefix=f"bench{uuid.uuid4().hex[:8]}_")
             try:
-                bench_store("PostgreSQL", pg, book, python=not args.skip_python)
+                bench_store("PostgreSQL", pg, book, python=not args.skip_python, only=args.only)
             finally:
                 pg.drop_schema()
                 pg.close()

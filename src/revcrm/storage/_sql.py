@@ -1553,12 +1553,26 @@ class SQLStore:
 
     # -- service states: status, product and built-in segments ---------------------------
 
-    def _states_at(self, t: datetime, *conds: ColumnElement[bool]) -> ColumnElement[bool]:
-        """Whether the customer (of the enclosing query) has a subscription whose state at
-        ``t`` matches ``conds``."""
-        st, c = self._schema.states, self._schema.customers
+    def _owners(
+        self, table: sa.Table, *conds: ColumnElement[bool], ids: Sequence[str] | None = None
+    ) -> ColumnElement[bool]:
+        """Whether the customer (of the enclosing query) owns a row of ``table`` matching
+        ``conds``. Uncorrelated: the database finds the owners once (PostgreSQL hashes
+        them, SQLite builds an ephemeral index) instead of probing per customer, which
+        an OR of several conditions would otherwise force. ``ids`` narrows the search to
+        those customers (the rows of one page)."""
+        owners = sa.select(table.c.customer_id).where(*conds)
+        if ids is not None:
+            owners = owners.where(table.c.customer_id.in_(list(ids)))
+        return self._schema.customers.c.id.in_(owners)
+
+    def _states_at(
+        self, t: datetime, *conds: ColumnElement[bool], ids: Sequence[str] | None = None
+    ) -> ColumnElement[bool]:
+        """Whether the customer has a subscription whose state at ``t`` matches ``conds``."""
+        st = self._schema.states
         running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
-        return sa.select(st.c.seq).where(st.c.customer_id == c.c.id, running, *conds).exists()
+        return self._owners(st, running, *conds, ids=ids)
 
     def _active_state(self, t: datetime) -> ColumnElement[bool]:
         """``is_active_service``: running, or cancelled with the paid period still going."""
@@ -1567,36 +1581,24 @@ class SQLStore:
             st.c.status.in_(_RUNNING), sa.and_(st.c.status == "cancelled", st.c.ended_at > t)
         )
 
-    def _overdue(self, t: datetime) -> ColumnElement[bool]:
+    def _overdue(self, t: datetime, ids: Sequence[str] | None = None) -> ColumnElement[bool]:
         """``invoice_overdue`` for some invoice of the customer."""
-        inv, c = self._schema.invoices, self._schema.customers
+        inv = self._schema.invoices
         unpaid = sa.or_(
             inv.c.status == "open",
             sa.and_(inv.c.status == "paid", inv.c.paid_at.is_not(None), inv.c.paid_at > t),
         )
-        return (
-            sa.select(inv.c.id)
-            .where(
-                inv.c.customer_id == c.c.id,
-                inv.c.issued_at <= t,
-                unpaid,
-                inv.c.due_date < t.date(),
-            )
-            .exists()
-        )
+        return self._owners(inv, inv.c.issued_at <= t, unpaid, inv.c.due_date < t.date(), ids=ids)
 
-    def _paid(self, since: datetime | None, t: datetime) -> ColumnElement[bool]:
+    def _paid(
+        self, since: datetime | None, t: datetime, ids: Sequence[str] | None = None
+    ) -> ColumnElement[bool]:
         """A successful payment of the customer in ``[since, t]`` (any time up to ``t``)."""
-        tx, c = self._schema.transactions, self._schema.customers
-        conds = [
-            tx.c.customer_id == c.c.id,
-            tx.c.status == "succeeded",
-            tx.c.kind == "payment",
-            tx.c.at <= t,
-        ]
+        tx = self._schema.transactions
+        conds = [tx.c.status == "succeeded", tx.c.kind == "payment", tx.c.at <= t]
         if since is not None:
             conds.append(tx.c.at >= since)
-        return sa.select(tx.c.id).where(*conds).exists()
+        return self._owners(tx, *conds, ids=ids)
 
     def _status_cond(self, t: datetime, status: CustomerStatus) -> ColumnElement[bool]:
         """``customer_status(...) is status`` at ``t``."""
@@ -1637,23 +1639,37 @@ class SQLStore:
             out[str(cur)] = (int(lo), int(hi))
         return out
 
-    def _day_rates(self, days: Mapping[str, tuple[int, int]], fx: FxRates, currency: str) -> Any:
-        """A relation (cur, day, rate, neg) of every day's rate into ``currency`` over the
-        days of ``days``, so each transaction converts at its own date by an equality
-        join. Inlined as VALUES: codes are checked ISO codes and the rest numbers."""
-        rows: list[str] = []
+    def _day_rates(
+        self, conn: Connection, days: Mapping[str, tuple[int, int]], fx: FxRates, currency: str
+    ) -> Any:
+        """Every day's rate into ``currency`` over the days of ``days``, so each
+        transaction converts at its own date.
+
+        PostgreSQL: a relation (cur, day, rate, neg) for an equality (hash) join, inlined
+        as VALUES (codes are checked ISO codes, the rest numbers). SQLite would scan such
+        a relation once per transaction, so there the rates become the connection's
+        ``rc_fx(currency, day, is_payment)`` function for the next statements, and the
+        relation returned is None."""
+        table: dict[tuple[str, int], tuple[str, str]] = {}
         for cur, (lo, hi) in sorted(days.items()):
             check_currency(cur)
             for d in range(lo, hi + 1):
                 rate = fx.rate(cur, currency, EPOCH_DATE + timedelta(days=d))
-                rows.append(f"('{cur}', {d}, '{rate}', '{-rate}')")
+                table[(cur, d)] = (str(rate), str(-rate))
         if self._sqlite:
-            rate_col, neg_col = "column3", "column4"
-        else:
-            rate_col, neg_col = "CAST(column3 AS NUMERIC)", "CAST(column4 AS NUMERIC)"
+
+            def rc_fx(cur: object, day: object, payment: object) -> str | None:
+                pair = table.get((str(cur), int(day)))  # type: ignore[call-overload]
+                return None if pair is None else pair[0 if payment else 1]
+
+            conn.connection.dbapi_connection.create_function(  # type: ignore[union-attr]
+                "rc_fx", 3, rc_fx, deterministic=True
+            )
+            return None
+        rows = ", ".join(f"('{cur}', {d}, '{r}', '{n}')" for (cur, d), (r, n) in table.items())
         text = (
-            f"SELECT column1 AS cur, column2 AS day, {rate_col} AS rate, {neg_col} AS neg "
-            f"FROM (VALUES {', '.join(rows)}) AS day_rates"
+            "SELECT column1 AS cur, column2 AS day, CAST(column3 AS NUMERIC) AS rate, "
+            f"CAST(column4 AS NUMERIC) AS neg FROM (VALUES {rows}) AS day_rates"
         )
         return (
             sa.text(text)
@@ -1666,14 +1682,7 @@ class SQLStore:
             .subquery("fxr")
         )
 
-    def _baseline(
-        self,
-        conn: Connection,
-        t: datetime,
-        currency: str,
-        fx: FxRates,
-        days: Mapping[str, tuple[int, int]],
-    ) -> LtvBaseline:
+    def _baseline(self, conn: Connection, t: datetime, currency: str, fx: FxRates) -> LtvBaseline:
         """The LTV baseline: net payments (each converted at its own date) of the
         customers registered by ``t`` with a successful payment by ``t``, and their count."""
         tx, c = self._schema.transactions, self._schema.customers
@@ -1693,23 +1702,20 @@ class SQLStore:
         if n == 0:
             return LtvBaseline(total=Money.zero(currency), paying_customers=0)
         sign = sa.case((tx.c.kind == "payment", 1), else_=-1)
-        conds = [tx.c.status == "succeeded", tx.c.at <= t, tx.c.customer_id.in_(payers)]
-        total = _dec(
-            conn.execute(
-                sa.select(self._ops.dsum(tx.c, sign=sign)).where(*conds, tx.c.currency == currency)
-            ).scalar()
+        # One group for the amounts already in ``currency``, one per day for the others.
+        day = sa.case((tx.c.currency != currency, tx.c.at_day), else_=sa.null())
+        stmt = (
+            sa.select(tx.c.currency, day, self._ops.dsum(tx.c, sign=sign))
+            .where(tx.c.status == "succeeded", tx.c.at <= t, tx.c.customer_id.in_(payers))
+            .group_by(tx.c.currency, day)
         )
-        if days:
-            foreign = (
-                sa.select(tx.c.currency, tx.c.at_day, self._ops.dsum(tx.c, sign=sign))
-                .where(*conds, tx.c.currency != currency)
-                .group_by(tx.c.currency, tx.c.at_day)
-            )
-            for cur, day, value in conn.execute(foreign):
-                amount = _dec(value)
-                if amount:
-                    rate = fx.rate(cur, currency, EPOCH_DATE + timedelta(days=int(day)))
-                    total += amount * rate
+        total = _ZERO
+        for cur, d, value in conn.execute(stmt):
+            amount = _dec(value)
+            if cur == currency:
+                total += amount
+            elif amount:
+                total += amount * fx.rate(cur, currency, EPOCH_DATE + timedelta(days=int(d)))
         return LtvBaseline(total=Money(total, currency), paying_customers=n)
 
     def _high_value(
@@ -1719,9 +1725,12 @@ class SQLStore:
         baseline: LtvBaseline,
         day_rates: Any,
         ids: Sequence[str] | None,
+        *,
+        foreign: bool,
     ) -> Any:
         """Ids of the customers whose LTV (net payments up to ``t``, each converted at its
-        own date) exceeds the baseline exactly: ``ltv * paying_customers > total``."""
+        own date) exceeds the baseline exactly: ``ltv * paying_customers > total``.
+        ``foreign``: some of those payments are in other currencies (see _day_rates)."""
         tx = self._schema.transactions
         ops = self._ops
         payment = tx.c.kind == "payment"
@@ -1729,11 +1738,6 @@ class SQLStore:
         if ids is not None:
             conds.append(tx.c.customer_id.in_(list(ids)))
         source: Any = tx
-        if day_rates is not None:
-            source = tx.outerjoin(
-                day_rates,
-                sa.and_(day_rates.c.cur == tx.c.currency, day_rates.c.day == tx.c.at_day),
-            )
         n = sa.literal(baseline.paying_customers, sa.Integer())
         total = sa.literal(baseline.total.amount, Exact())
         if self._sqlite:
@@ -1743,16 +1747,20 @@ class SQLStore:
                 else_=0,
             )
             own = ops.dsum(tx.c, sign=own_sign)
-            foreign: ColumnElement[Any] = sa.literal_column("'0'")
-            if day_rates is not None:
-                factor = sa.case((payment, day_rates.c.rate), else_=day_rates.c.neg)
-                foreign = sa.func.coalesce(
+            others: ColumnElement[Any] = sa.literal_column("'0'")
+            if foreign:
+                factor = sa.func.rc_fx(tx.c.currency, tx.c.at_day, payment)
+                others = sa.func.coalesce(
                     sa.func.rc_dsumx(tx.c.amount, factor), sa.literal_column("'0'")
                 )
-            test: ColumnElement[Any] = sa.func.rc_dover(own, foreign, n, total) == 1
+            test: ColumnElement[Any] = sa.func.rc_dover(own, others, n, total) == 1
         else:
             sign: ColumnElement[Any] = sa.case((payment, 1), else_=-1)
-            if day_rates is not None:
+            if foreign:
+                source = tx.outerjoin(
+                    day_rates,
+                    sa.and_(day_rates.c.cur == tx.c.currency, day_rates.c.day == tx.c.at_day),
+                )
                 converted = sa.case((payment, day_rates.c.rate), else_=day_rates.c.neg)
                 sign = sa.func.coalesce(converted, sign)
             test = sa.func.sum(tx.c.amount * sign) * n > total
@@ -1793,49 +1801,47 @@ class SQLStore:
         currency: str,
         config: SegmentConfig,
         ids: Sequence[str] | None = None,
+        wanted: Segment | None = None,
     ) -> dict[Segment, ColumnElement[bool]]:
         """Membership of each built-in segment at ``t`` as a condition on the customers
         table (the rules of ``revcrm.segments._segments._memberships``). With ``ids``
         only those customers' conditions are meant to be true to the definition (the
-        per-customer parts are computed for them alone)."""
+        per-customer parts are computed for them alone). With ``wanted`` only that
+        segment's condition is (the LTV baseline is computed only when it needs it)."""
         s = self._schema
         c, st, sp, inv = s.customers, s.states, s.spans, s.invoices
-        fx = self._rates(conn)
-        days = self._payment_days(conn, t, currency, fx)
+        every = wanted is None or wanted is Segment.OTHER
         registered = c.c.registered_at <= t
-        active_service = self._states_at(t, self._active_state(t))
+        active_service = self._states_at(t, self._active_state(t), ids=ids)
         horizon = t + timedelta(days=config.at_risk_cancellation_days)
         risks = [
-            self._overdue(t),
-            self._states_at(t, st.c.status.in_(_TROUBLED)),
+            self._overdue(t, ids),
+            self._states_at(t, st.c.status.in_(_TROUBLED), ids=ids),
             self._states_at(
-                t, st.c.status == "cancelled", st.c.ended_at > t, st.c.ended_at <= horizon
+                t,
+                st.c.status == "cancelled",
+                st.c.ended_at > t,
+                st.c.ended_at <= horizon,
+                ids=ids,
             ),
         ]
-        scheduled = self._scheduled(conn, t, horizon, ids)
-        if scheduled:
-            risks.append(c.c.id.in_(_literal_ids(scheduled)))
-        baseline = self._baseline(conn, t, currency, fx, days)
+        if every or wanted is Segment.AT_RISK:
+            scheduled = self._scheduled(conn, t, horizon, ids)
+            if scheduled:
+                risks.append(c.c.id.in_(_literal_ids(scheduled)))
         high: ColumnElement[bool] = sa.false()
-        if baseline.paying_customers:
-            rates = self._day_rates(days, fx, currency) if days else None
-            high = sa.and_(
-                active_service, c.c.id.in_(self._high_value(t, currency, baseline, rates, ids))
-            )
-        subscribed = (
-            sa.select(sp.c.seq)
-            .where(sp.c.customer_id == c.c.id, sp.c.positive, sp.c.start_at <= t)
-            .exists()
-        )
-        started = sa.select(st.c.seq).where(st.c.customer_id == c.c.id, st.c.from_at <= t).exists()
-        invoiced = (
-            sa.select(inv.c.id)
-            .where(
-                inv.c.customer_id == c.c.id,
-                inv.c.issued_at <= t,
-                inv.c.status.not_in(("draft", "void")),
-            )
-            .exists()
+        if every or wanted is Segment.HIGH_VALUE:
+            fx = self._rates(conn)
+            days = self._payment_days(conn, t, currency, fx)
+            baseline = self._baseline(conn, t, currency, fx)
+            if baseline.paying_customers:
+                rates = self._day_rates(conn, days, fx, currency) if days else None
+                above = self._high_value(t, currency, baseline, rates, ids, foreign=bool(days))
+                high = sa.and_(active_service, c.c.id.in_(above))
+        subscribed = self._owners(sp, sp.c.positive, sp.c.start_at <= t, ids=ids)
+        started = self._owners(st, st.c.from_at <= t, ids=ids)
+        invoiced = self._owners(
+            inv, inv.c.issued_at <= t, inv.c.status.not_in(("draft", "void")), ids=ids
         )
         named: dict[Segment, ColumnElement[bool]] = {
             Segment.AT_RISK: sa.or_(*risks),
@@ -1843,10 +1849,10 @@ class SQLStore:
             Segment.NEW: c.c.registered_at >= t - timedelta(days=config.new_customer_days),
             Segment.ACTIVE: sa.and_(
                 active_service,
-                self._paid(t - timedelta(days=config.active_payment_days), t),
+                self._paid(t - timedelta(days=config.active_payment_days), t, ids),
             ),
             Segment.CHURNED: sa.and_(subscribed, ~active_service),
-            Segment.NEVER_PURCHASED: ~sa.or_(started, invoiced, self._paid(None, t)),
+            Segment.NEVER_PURCHASED: ~sa.or_(started, invoiced, self._paid(None, t, ids)),
         }
         out = {seg: sa.and_(registered, cond) for seg, cond in named.items()}
         out[Segment.OTHER] = sa.and_(registered, ~sa.or_(*named.values()))
@@ -1859,7 +1865,9 @@ class SQLStore:
         if q.product_id is not None:
             conds.append(self._product_cond(q.as_of, q.product_id))
         if q.segment is not None:
-            segs = self._segment_conds(conn, q.as_of, q.currency, q.segment_config)
+            segs = self._segment_conds(
+                conn, q.as_of, q.currency, q.segment_config, wanted=q.segment
+            )
             conds.append(segs[q.segment])
         return conds
 
@@ -1886,7 +1894,8 @@ class SQLStore:
 
         def run(conn: Connection) -> LtvBaseline:
             fx = self._rates(conn)
-            return self._baseline(conn, t, currency, fx, self._payment_days(conn, t, currency, fx))
+            self._payment_days(conn, t, currency, fx)  # MissingRateError as the pure function
+            return self._baseline(conn, t, currency, fx)
 
         return self._run(False, run)
 
