@@ -26,6 +26,7 @@ from revcrm._book import Book
 from revcrm._checks import as_enum
 from revcrm._money import Money, check_currency, money_sum
 from revcrm._time import as_moment, optional_utc, utc
+from revcrm.crm._records import _customer_id, _optional, _required, _staff_id
 from revcrm.errors import ValidationError
 from revcrm.metrics._economics import customer_mrrs, ratio
 from revcrm.metrics._mrr import DEFAULT_POLICY
@@ -80,23 +81,6 @@ _CHOICE_KINDS: Final = frozenset({QuestionKind.SINGLE_CHOICE, QuestionKind.MULTI
 # -- field checks -----------------------------------------------------------------------------
 
 
-def _required(field: str, value: object, *, max_length: int | None = None) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, value, "must be a non-empty string")
-    text = value.strip()
-    if max_length is not None and len(text) > max_length:
-        raise ValidationError(field, value, f"longer than {max_length} characters")
-    return text
-
-
-def _optional(field: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(field, value, "expected a string or None")
-    return value.strip() or None
-
-
 def _question_id(v: object) -> str:
     return _required("id", v)
 
@@ -105,16 +89,8 @@ def _answer_question_id(v: object) -> str:
     return _required("question_id", v)
 
 
-def _customer_id(v: object) -> str:
-    return _required("customer_id", v)
-
-
 def _subscription_id(v: object) -> str | None:
     return _optional("subscription_id", v)
-
-
-def _staff_id(v: object) -> str | None:
-    return _optional("staff_id", v)
 
 
 def _prompt(v: object) -> str:
