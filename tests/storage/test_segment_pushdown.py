@@ -358,6 +358,30 @@ def test_bad_options_are_validation_errors(make: Any) -> None:
     assert store.segments_of(["a"], as_of=t(2022, 1, 1), currency="USD") == {"a": frozenset()}
 
 
+@pytest.mark.parametrize("make", [InMemoryStore, lambda: _sqlite()], ids=["memory", "sqlite"])
+def test_a_negative_baseline_puts_customers_without_cash_above_it(make: Any) -> None:
+    # b paid 50 and was refunded 80: the baseline is -30 over one paying customer, so a
+    # (with an active service and no cash at all, LTV 0) is above the average.
+    store = make()
+    store.import_book(
+        Book.of(
+            customers=[customer("a"), customer("b")],
+            subscriptions=[service("sa", "a", usd(10)), service("sb", "b", usd(10))],
+            transactions=[
+                payment("p", "b", usd(50), t(2024, 1, 1)),
+                payment("r", "b", usd(80), t(2024, 1, 2), kind="refund"),
+            ],
+        )
+    )
+    baseline = store.ltv_baseline(as_of=AS_OF, currency="USD")
+    assert (baseline.total, baseline.paying_customers) == (usd(-30), 1)
+    assert ids_of(store, AS_OF, "USD", segment=Segment.HIGH_VALUE) == ["a"]
+    segs = store.segments_of(["a", "b"], as_of=AS_OF, currency="USD")
+    assert Segment.HIGH_VALUE in segs["a"]
+    assert Segment.HIGH_VALUE not in segs["b"]
+    assert store.segment_counts(as_of=AS_OF, currency="USD").members[Segment.HIGH_VALUE] == 1
+
+
 def test_a_cursor_belongs_to_its_filters() -> None:
     store = InMemoryStore()
     store.import_book(fx_book())

@@ -1837,7 +1837,13 @@ class SQLStore:
             if baseline.paying_customers:
                 rates = self._day_rates(conn, days, fx, currency) if days else None
                 above = self._high_value(t, currency, baseline, rates, ids, foreign=bool(days))
-                high = sa.and_(active_service, c.c.id.in_(above))
+                exceeds: ColumnElement[bool] = c.c.id.in_(above)
+                if baseline.total.amount < 0:
+                    # Refunds outweigh payments: an LTV of zero (no cash at all) is above.
+                    tx = s.transactions
+                    cash = self._owners(tx, tx.c.status == "succeeded", tx.c.at <= t, ids=ids)
+                    exceeds = sa.or_(exceeds, ~cash)
+                high = sa.and_(active_service, exceeds)
         subscribed = self._owners(sp, sp.c.positive, sp.c.start_at <= t, ids=ids)
         started = self._owners(st, st.c.from_at <= t, ids=ids)
         invoiced = self._owners(
@@ -1888,6 +1894,131 @@ class SQLStore:
             stmt = stmt.where(c.c.id.in_(list(ids)))
         return stmt
 
+    def _all_segments(
+        self, conn: Connection, t: datetime, currency: str, config: SegmentConfig
+    ) -> Iterator[frozenset[Segment]]:
+        """The segments of every customer registered by ``t``, from one grouped pass over
+        each table (states, invoices, transactions, spans) combined here by the rules of
+        ``_memberships``: a handful of scans in all, where one condition per segment
+        would scan the same tables again and again."""
+        s = self._schema
+        c, st, inv, tx, sp = s.customers, s.states, s.invoices, s.transactions, s.spans
+        ops = self._ops
+        fx = self._rates(conn)
+        days = self._payment_days(conn, t, currency, fx)
+        horizon = t + timedelta(days=config.at_risk_cancellation_days)
+
+        def flag(cond: ColumnElement[bool]) -> ColumnElement[Any]:
+            return sa.func.max(sa.case((cond, 1), else_=0))
+
+        running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
+        services = {
+            cid: (int(troubled), int(ending), int(active))
+            for cid, troubled, ending, active in conn.execute(
+                sa.select(
+                    st.c.customer_id,
+                    flag(st.c.status.in_(_TROUBLED)),
+                    flag(
+                        sa.and_(
+                            st.c.status == "cancelled", st.c.ended_at > t, st.c.ended_at <= horizon
+                        )
+                    ),
+                    flag(self._active_state(t)),
+                )
+                .where(running)
+                .group_by(st.c.customer_id)
+            )
+        }
+        scheduled = self._scheduled(conn, t, horizon, None)
+        unpaid = sa.or_(
+            inv.c.status == "open",
+            sa.and_(inv.c.status == "paid", inv.c.paid_at.is_not(None), inv.c.paid_at > t),
+        )
+        invoices = {
+            cid: (int(overdue), int(issued))
+            for cid, overdue, issued in conn.execute(
+                sa.select(
+                    inv.c.customer_id,
+                    flag(sa.and_(unpaid, inv.c.due_date < t.date())),
+                    flag(inv.c.status.not_in(("draft", "void"))),
+                )
+                .where(inv.c.issued_at <= t)
+                .group_by(inv.c.customer_id)
+            )
+        }
+        payment = tx.c.kind == "payment"
+        recent = t - timedelta(days=config.active_payment_days)
+        own_sign = sa.case(
+            (sa.and_(tx.c.currency == currency, payment), 1),
+            (tx.c.currency == currency, -1),
+            else_=0,
+        )
+        columns: list[ColumnElement[Any]] = [
+            tx.c.customer_id,
+            flag(payment),
+            flag(sa.and_(payment, tx.c.at >= recent)),
+            ops.dsum(tx.c, sign=own_sign),
+        ]
+        source: Any = tx
+        if days:
+            rates = self._day_rates(conn, days, fx, currency)
+            if self._sqlite:
+                factor = sa.func.rc_fx(tx.c.currency, tx.c.at_day, payment)
+                columns.append(sa.func.rc_dsumx(tx.c.amount, factor))
+            else:
+                source = tx.outerjoin(
+                    rates, sa.and_(rates.c.cur == tx.c.currency, rates.c.day == tx.c.at_day)
+                )
+                converted = sa.case((payment, rates.c.rate), else_=rates.c.neg)
+                columns.append(sa.func.sum(tx.c.amount * converted))
+        cash: dict[str, tuple[int, int, Decimal]] = {}
+        stmt = (
+            sa.select(*columns)
+            .select_from(source)
+            .where(tx.c.status == "succeeded", tx.c.at <= t)
+            .group_by(tx.c.customer_id)
+        )
+        for row in conn.execute(stmt):
+            cid, paid, paid_recently, own, *foreign = tuple(row)
+            ltv = _dec(own) + (_dec(foreign[0]) if foreign else _ZERO)
+            cash[cid] = (int(paid), int(paid_recently), ltv)
+        subscribed = {
+            cid
+            for (cid,) in conn.execute(
+                sa.select(sp.c.customer_id)
+                .where(sp.c.positive, sp.c.start_at <= t)
+                .group_by(sp.c.customer_id)
+            )
+        }
+        joined = t - timedelta(days=config.new_customer_days)
+        registered = {
+            cid: _as_moment(at) >= joined
+            for cid, at in conn.execute(
+                sa.select(c.c.id, c.c.registered_at).where(c.c.registered_at <= t)
+            )
+        }
+        # The High Value baseline: net payments of the registered customers who paid.
+        payers = [cash[cid][2] for cid in registered if cid in cash and cash[cid][0]]
+        total, n = sum(payers, _ZERO), len(payers)
+        for cid, new in registered.items():
+            troubled, ending, active = services.get(cid, (0, 0, 0))
+            overdue, issued = invoices.get(cid, (0, 0))
+            paid, paid_recently, ltv = cash.get(cid, (0, 0, _ZERO))
+            out: set[Segment] = set()
+            if overdue or troubled or ending or cid in scheduled:
+                out.add(Segment.AT_RISK)
+            if active and n and ltv * n > total:
+                out.add(Segment.HIGH_VALUE)
+            if new:
+                out.add(Segment.NEW)
+            if active and paid_recently:
+                out.add(Segment.ACTIVE)
+            if cid in subscribed and not active:
+                out.add(Segment.CHURNED)
+            if not (cid in services or issued or paid):
+                out.add(Segment.NEVER_PURCHASED)
+            yield frozenset(out or {Segment.OTHER})
+
     def ltv_baseline(self, *, as_of: date | datetime, currency: str) -> LtvBaseline:
         t = as_moment(as_of, "as_of")
         check_currency(currency)
@@ -1907,20 +2038,14 @@ class SQLStore:
         _check_config(config)
 
         def run(conn: Connection) -> SegmentCounts:
-            inner = self._segment_flags(conn, t, currency, config, None).subquery()
-            group = [inner.c[seg.value] for seg in _NAMED]
             members: Counter[Segment] = Counter()
             primary: Counter[Segment] = Counter()
             customers = 0
-            for row in conn.execute(sa.select(*group, sa.func.count()).group_by(*group)):
-                *bits, n = tuple(row)
-                segs = {seg for seg, bit in zip(_NAMED, bits, strict=True) if bit} or {
-                    Segment.OTHER
-                }
+            for segs, n in Counter(self._all_segments(conn, t, currency, config)).items():
                 for seg in segs:
-                    members[seg] += int(n)
-                primary[next(p for p in config.precedence if p in segs)] += int(n)
-                customers += int(n)
+                    members[seg] += n
+                primary[next(p for p in config.precedence if p in segs)] += n
+                customers += n
             return SegmentCounts(
                 customers=customers,
                 members=MappingProxyType({seg: members[seg] for seg in Segment}),
