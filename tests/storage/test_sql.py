@@ -134,6 +134,8 @@ def test_migration_from_version_2_backfills_the_service_states(db: str) -> None:
         versions = old._schema.schema_version
         conn.execute(versions.delete().where(versions.c.version == 3))
         old._schema.states.drop(conn)
+        conn.exec_driver_sql("DROP INDEX revcrm_inv_unpaid")
+        conn.exec_driver_sql("DROP INDEX revcrm_txn_kind")
     assert old.schema_version() == 2
     store = SQLStore(db)
     with pytest.raises(StorageError, match="version 2"):
@@ -151,6 +153,14 @@ def test_migration_from_version_2_backfills_the_service_states(db: str) -> None:
             pure = memory.customers.page(as_of=at, currency="USD", status=status, limit=100)
             assert page == pure
     assert sum(store.segment_counts(as_of=AS_OF, currency="USD").members.values()) > 0
+    with store.engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        names = {
+            i["name"]
+            for t in ("invoices", "transactions")
+            for i in inspector.get_indexes(f"revcrm_{t}")
+        }
+    assert {"revcrm_inv_unpaid", "revcrm_txn_kind"} <= names
 
 
 def test_a_newer_schema_is_refused(db: str) -> None:

@@ -271,6 +271,8 @@ class Schema:
             sa.Column("paid_at", Moment()),
             sa.Index(f"{p}inv_customer", "customer_id", "issued_at"),
             sa.Index(f"{p}inv_issued", "issued_at", "id"),
+            # Version 3: unpaid invoices (open, or paid later than a moment) for "overdue".
+            sa.Index(f"{p}inv_unpaid", "status", "paid_at"),
         )
         lines = sa.Table(
             f"{p}invoice_lines",
@@ -307,6 +309,8 @@ class Schema:
             sa.Index(f"{p}txn_customer", "customer_id", "at"),
             sa.Index(f"{p}txn_at", "at", "id"),
             sa.Index(f"{p}txn_currency", "currency"),
+            # Version 3: refunds (few) by kind, for the segments' LTV baseline.
+            sa.Index(f"{p}txn_kind", "kind", "at"),
         )
         credits = _versioned(
             f"{p}credits",
@@ -470,6 +474,11 @@ def _v2(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> N
 def _v3(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> None:
     for t in s.state_tables:
         t.create(conn)
+    # Indexes this version added to record tables (a database created at version 1 by
+    # this revcrm has them already).
+    for index in (*s.invoices.indexes, *s.transactions.indexes):
+        if index.name in (f"{s.prefix}inv_unpaid", f"{s.prefix}txn_kind"):
+            index.create(conn, checkfirst=True)
     rebuild(conn)  # backfill from the subscriptions already stored
 
 

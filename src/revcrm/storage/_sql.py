@@ -1684,38 +1684,74 @@ class SQLStore:
 
     def _baseline(self, conn: Connection, t: datetime, currency: str, fx: FxRates) -> LtvBaseline:
         """The LTV baseline: net payments (each converted at its own date) of the
-        customers registered by ``t`` with a successful payment by ``t``, and their count."""
-        tx, c = self._schema.transactions, self._schema.customers
-        payers = (
-            sa.select(tx.c.customer_id)
-            .join(c, c.c.id == tx.c.customer_id)
+        customers registered by ``t`` with a successful payment by ``t``, and their count.
+
+        Every payment counts (whoever pays is a payer) except those of customers who
+        register later, so the payments come from the daily cash totals (plus the
+        transactions of ``t``'s own day); only refunds (few, found by kind) need to know
+        whether their customer paid. No pass over every transaction."""
+        tx, c, daily = self._schema.transactions, self._schema.customers, self._schema.cash_daily
+        ops = self._ops
+        other = tx.alias("paid_tx")  # the refunds' own transactions table is ``tx``
+        paid = (
+            sa.select(other.c.id)
             .where(
-                tx.c.status == "succeeded",
-                tx.c.kind == "payment",
-                tx.c.at <= t,
-                c.c.registered_at <= t,
+                other.c.customer_id == c.c.id,
+                other.c.status == "succeeded",
+                other.c.kind == "payment",
+                other.c.at <= t,
             )
-            .distinct()
+            .exists()
         )
-        count = conn.execute(sa.select(sa.func.count()).select_from(payers.subquery())).scalar()
-        n = int(count or 0)
+        n = int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(c).where(c.c.registered_at <= t, paid)
+            ).scalar()
+            or 0
+        )
         if n == 0:
             return LtvBaseline(total=Money.zero(currency), paying_customers=0)
-        sign = sa.case((tx.c.kind == "payment", 1), else_=-1)
-        # One group for the amounts already in ``currency``, one per day for the others.
-        day = sa.case((tx.c.currency != currency, tx.c.at_day), else_=sa.null())
-        stmt = (
-            sa.select(tx.c.currency, day, self._ops.dsum(tx.c, sign=sign))
-            .where(tx.c.status == "succeeded", tx.c.at <= t, tx.c.customer_id.in_(payers))
-            .group_by(tx.c.currency, day)
-        )
+        today = moment_value(t) // _DAY_US
+        succeeded = [tx.c.status == "succeeded", tx.c.at <= t]
+        sums: list[tuple[str, int, Any, int]] = []  # (currency, day, amount, sign)
+        for cur, d, value in conn.execute(
+            sa.select(daily.c.currency, daily.c.day, daily.c.amount).where(
+                daily.c.kind == "payment", daily.c.day < today
+            )
+        ):
+            sums.append((cur, int(d), value, 1))
+        parts: list[tuple[list[ColumnElement[bool]], Any, int]] = [
+            # t's own day, up to t:
+            ([*succeeded, tx.c.kind == "payment", tx.c.at_day == today], tx, 1),
+            # payments of customers registered after t:
+            (
+                [*succeeded, tx.c.kind == "payment", c.c.registered_at > t],
+                tx.join(c, c.c.id == tx.c.customer_id),
+                -1,
+            ),
+            # refunds of the customers who count:
+            (
+                [*succeeded, tx.c.kind == "refund", c.c.registered_at <= t, paid],
+                tx.join(c, c.c.id == tx.c.customer_id),
+                -1,
+            ),
+        ]
+        for conds, source, sign in parts:
+            stmt = (
+                sa.select(tx.c.currency, tx.c.at_day, ops.dsum(tx.c))
+                .select_from(source)
+                .where(*conds)
+                .group_by(tx.c.currency, tx.c.at_day)
+            )
+            sums.extend((cur, int(d), value, sign) for cur, d, value in conn.execute(stmt))
         total = _ZERO
-        for cur, d, value in conn.execute(stmt):
+        for cur, d, value, sign in sums:
             amount = _dec(value)
-            if cur == currency:
-                total += amount
-            elif amount:
-                total += amount * fx.rate(cur, currency, EPOCH_DATE + timedelta(days=int(d)))
+            if not amount:
+                continue
+            if cur != currency:
+                amount *= fx.rate(cur, currency, EPOCH_DATE + timedelta(days=d))
+            total += amount if sign > 0 else -amount
         return LtvBaseline(total=Money(total, currency), paying_customers=n)
 
     def _high_value(
