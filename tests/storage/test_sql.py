@@ -135,7 +135,7 @@ def test_migration_from_version_2_backfills_the_service_states(db: str) -> None:
         conn.execute(versions.delete().where(versions.c.version == 3))
         old._schema.states.drop(conn)
         conn.exec_driver_sql("DROP INDEX revcrm_inv_unpaid")
-        conn.exec_driver_sql("DROP INDEX revcrm_txn_kind")
+        conn.exec_driver_sql("DROP INDEX revcrm_txn_refund")
     assert old.schema_version() == 2
     store = SQLStore(db)
     with pytest.raises(StorageError, match="version 2"):
@@ -160,7 +160,7 @@ def test_migration_from_version_2_backfills_the_service_states(db: str) -> None:
             for t in ("invoices", "transactions")
             for i in inspector.get_indexes(f"revcrm_{t}")
         }
-    assert {"revcrm_inv_unpaid", "revcrm_txn_kind"} <= names
+    assert {"revcrm_inv_unpaid", "revcrm_txn_refund"} <= names
 
 
 def test_a_newer_schema_is_refused(db: str) -> None:

@@ -309,8 +309,15 @@ class Schema:
             sa.Index(f"{p}txn_customer", "customer_id", "at"),
             sa.Index(f"{p}txn_at", "at", "id"),
             sa.Index(f"{p}txn_currency", "currency"),
-            # Version 3: refunds (few) by kind, for the segments' LTV baseline.
-            sa.Index(f"{p}txn_kind", "kind", "at"),
+        )
+        # Version 3: the refunds (few), for the segments' LTV baseline. Partial, so that
+        # no lookup of one customer's payments ever walks it instead of txn_customer.
+        refund = sa.text("kind = 'refund'")
+        sa.Index(
+            f"{p}txn_refund",
+            transactions.c.at,
+            sqlite_where=refund,
+            postgresql_where=refund,
         )
         credits = _versioned(
             f"{p}credits",
@@ -477,7 +484,7 @@ def _v3(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> N
     # Indexes this version added to record tables (a database created at version 1 by
     # this revcrm has them already).
     for index in (*s.invoices.indexes, *s.transactions.indexes):
-        if index.name in (f"{s.prefix}inv_unpaid", f"{s.prefix}txn_kind"):
+        if index.name in (f"{s.prefix}inv_unpaid", f"{s.prefix}txn_refund"):
             index.create(conn, checkfirst=True)
     rebuild(conn)  # backfill from the subscriptions already stored
 

@@ -1623,21 +1623,39 @@ class SQLStore:
         self, conn: Connection, t: datetime, currency: str, fx: FxRates
     ) -> dict[str, tuple[int, int]]:
         """First and last UTC day of the successful transactions up to ``t`` per foreign
-        currency; MissingRateError if one lacks a rate into ``currency`` on its day (the
-        pure functions convert every one of them, each at its own date)."""
-        tx = self._schema.transactions
+        currency (from the daily cash totals; the last may be ``t``'s day even if its
+        transactions come later that day); MissingRateError if one lacks a rate into
+        ``currency`` on its day (the pure functions convert every one of them, each at
+        its own date)."""
+        daily = self._schema.cash_daily
+        today = moment_value(t) // _DAY_US
         stmt = (
-            sa.select(tx.c.currency, sa.func.min(tx.c.at_day), sa.func.max(tx.c.at_day))
-            .where(tx.c.status == "succeeded", tx.c.at <= t, tx.c.currency != currency)
-            .group_by(tx.c.currency)
+            sa.select(daily.c.currency, sa.func.min(daily.c.day), sa.func.max(daily.c.day))
+            .where(daily.c.day < today, daily.c.currency != currency)
+            .group_by(daily.c.currency)
         )
-        out: dict[str, tuple[int, int]] = {}
-        for cur, lo, hi in conn.execute(stmt):
+        found: dict[str, list[int]] = {
+            str(cur): [int(lo), int(hi)] for cur, lo, hi in conn.execute(stmt)
+        }
+        tx = self._schema.transactions
+        same_day = (
+            sa.select(tx.c.currency)
+            .where(
+                tx.c.status == "succeeded",
+                tx.c.at_day == today,
+                tx.c.at <= t,
+                tx.c.currency != currency,
+            )
+            .distinct()
+        )
+        for (cur,) in conn.execute(same_day):
+            span = found.setdefault(str(cur), [today, today])
+            span[1] = today
+        for cur, (lo, _) in found.items():
             # A rate known on some day stays known on every later day, so the first is
             # the one that can be missing.
-            fx.rate(cur, currency, EPOCH_DATE + timedelta(days=int(lo)))
-            out[str(cur)] = (int(lo), int(hi))
-        return out
+            fx.rate(cur, currency, EPOCH_DATE + timedelta(days=lo))
+        return {cur: (lo, hi) for cur, (lo, hi) in found.items()}
 
     def _day_rates(
         self, conn: Connection, days: Mapping[str, tuple[int, int]], fx: FxRates, currency: str
@@ -1725,8 +1743,12 @@ class SQLStore:
             ([*succeeded, tx.c.kind == "payment", tx.c.at_day == today], tx, 1),
             # payments of customers registered after t:
             (
-                [*succeeded, tx.c.kind == "payment", c.c.registered_at > t],
-                tx.join(c, c.c.id == tx.c.customer_id),
+                [
+                    *succeeded,
+                    tx.c.kind == "payment",
+                    tx.c.customer_id.in_(sa.select(c.c.id).where(c.c.registered_at > t)),
+                ],
+                tx,
                 -1,
             ),
             # refunds of the customers who count:
