@@ -46,7 +46,9 @@ def test_demo_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_path:
 def test_demo_runs_as_a_module(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "argv", ["revcrm", "demo", "--customers", "30", "--locale", "de_DE", "--db", "-"])
+    monkeypatch.setattr(
+        sys, "argv", ["revcrm", "demo", "--customers", "30", "--locale", "de_DE", "--db", "-"]
+    )
     with pytest.raises(SystemExit) as exit_:
         runpy.run_module("revcrm", run_name="__main__")
     assert exit_.value.code == 0

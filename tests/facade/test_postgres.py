@@ -62,6 +62,7 @@ def test_delete_and_a_rolled_back_merge_on_one_database(pg_crm: CRM) -> None:
     assert crm.crm.notes.find("n3") is None
     crm.notes.add(secondary, "stays put", author_id="s1", id="n2")
     before = _totals(crm)
+
     # A failure after the billing rows moved rolls back the billing and the CRM rows.
     def merge_then_abort() -> None:
         with crm.store.transaction():

@@ -192,6 +192,7 @@ def delete_customer_sql(store: SQLStore, customer_id: str, *, cascade: bool) -> 
         conn.execute(ln.delete().where(ln.c.invoice_id.in_(invs)))
         conn.execute(inv.delete().where(inv.c.customer_id == cid))
         conn.execute(s.spans.delete().where(s.spans.c.customer_id == cid))
+        conn.execute(s.states.delete().where(s.states.c.subscription_id.in_(subs)))
         conn.execute(s.changes.delete().where(s.changes.c.subscription_id.in_(subs)))
         conn.execute(s.subscriptions.delete().where(s.subscriptions.c.customer_id == cid))
         conn.execute(c.delete().where(c.c.id == cid))

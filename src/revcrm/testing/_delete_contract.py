@@ -64,6 +64,11 @@ def _figures(store: Store, book: Book) -> tuple[object, ...]:
         except Exception as e:  # a missing FX rate must fail the same way on both
             out.append(type(e).__name__)
     out.append(store.customer_flow(start=start, end=end))
+    for moment in (start, _AS_OF, end):
+        try:
+            out.append(store.segment_counts(as_of=moment, currency="USD"))
+        except Exception as e:
+            out.append(type(e).__name__)
     return tuple(out)
 
 

@@ -60,6 +60,7 @@ from revcrm.segments import DEFAULT_CONFIG, Segment, SegmentConfig, segmentation
 from revcrm.storage import CustomerRow, CustomerSort, Direction, Page, Period, Store
 from revcrm.storage import _reference as ref
 from revcrm.testing import strategies
+from revcrm.testing._delete_contract import DeleteContract
 
 __all__ = ["AS_OF", "INJECTION", "StoreContract", "sample_book"]
 
@@ -397,7 +398,7 @@ def _assert_unchanged(store: Store, before: tuple[Book, dict[str, list[tuple[str
     assert before[1] == after[1]
 
 
-class StoreContract(abc.ABC):
+class StoreContract(DeleteContract):
     """Every behaviour a :class:`~revcrm.storage.Store` promises, as tests."""
 
     #: Examples per property test that builds a fresh store each time (kept small: a
