@@ -26,24 +26,44 @@ def _pct(rate: Decimal | None) -> str:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from revcrm.metrics import analyse, dashboard, format_dashboard
-    from revcrm.metrics._mrr import convert_mrr, subscription_mrr
-
     as_of = (
         DEMO_AS_OF if args.as_of is None else datetime.fromisoformat(args.as_of).replace(tzinfo=UTC)
     )
     generated = demo_book(args.customers, seed=args.seed, as_of=as_of)
     locale, cur = args.locale, args.currency
     out = sys.stdout
+    book, stored, crm = _through_sqlite(generated, args.db, as_of=as_of, currency=cur)
+    try:
+        _report(out, book, stored, crm, as_of=as_of, locale=locale, currency=cur, seed=args.seed)
+    finally:
+        crm.store.close()
+    return 0
+
+
+def _report(
+    out: TextIO,
+    book: Book,
+    stored: str,
+    crm: CRM,
+    *,
+    as_of: datetime,
+    locale: str,
+    currency: str,
+    seed: int,
+) -> None:
+    """Every page of the demo, in order."""
+    from revcrm.metrics import analyse, dashboard, format_dashboard
+    from revcrm.metrics._mrr import convert_mrr, subscription_mrr
+
+    cur = currency
 
     def fm(m: Money) -> str:
         return format_money(m, locale=locale)
 
-    book, stored, crm = _through_sqlite(generated, args.db, as_of=as_of, currency=cur)
     out.write(
         f"revcrm demo: a hosting business with {len(book.customers)} customers, "
         f"{len(book.subscriptions)} services, {len(book.invoices)} invoices, "
-        f"{len(book.transactions)} transactions (seed {args.seed})\n"
+        f"{len(book.transactions)} transactions (seed {seed})\n"
     )
     analysis = analyse(book, currency=cur, horizon=as_of)
     out.write(stored + "\n\n")
@@ -82,10 +102,7 @@ def demo(args: argparse.Namespace) -> int:
 
     _analytics(out, book, analysis, as_of, d.trend[-7].start, fm)
 
-    try:
-        _crm_pages(out, crm, book, analysis, as_of, locale)
-    finally:
-        crm.store.close()
+    _crm_pages(out, crm, book, analysis, as_of, locale)
 
     from revcrm._demo import demo_leads
     from revcrm.leads import conversion_rate, format_funnel, funnel, open_pipeline_value
@@ -101,7 +118,6 @@ def demo(args: argparse.Namespace) -> int:
         )
         + "\n"
     )
-    return 0
 
 
 def _through_sqlite(
@@ -122,9 +138,15 @@ def _through_sqlite(
         memory.import_book(book)
         crm = CRM(memory, InMemoryCRMStore(), reporting_currency=currency, clock=clock)
         return book, "(kept in memory: --db -)", crm
-    from revcrm.storage import SQLStore
-    from revcrm.storage._crm_sql import SQLCRMStore
-
+    try:
+        from revcrm.storage import SQLStore
+        from revcrm.storage._crm_sql import SQLCRMStore
+    except ImportError:  # pragma: no cover - the sql extra is missing
+        memory = InMemoryStore()
+        memory.import_book(book)
+        crm = CRM(memory, InMemoryCRMStore(), reporting_currency=currency, clock=clock)
+        hint = "(SQLAlchemy missing: pip install 'revcrm[sql]' to store the book in SQLite)"
+        return book, hint, crm
     path = Path(db)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)

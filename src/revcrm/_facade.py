@@ -185,7 +185,11 @@ class CRM:
 
         One converted lead per customer: the secondary's lead moves only when the
         primary has none; otherwise it keeps naming the secondary, so the funnel still
-        counts its conversion.
+        counts its conversion, and (unless ``keep_secondary``) its contact details are
+        cleared, since no customer owns it any more. Intake answers move as given: for a
+        question both answered, the latest answer is the current one, as for any answer.
+        Other customers whose ``referrer_id`` names the secondary keep it (a store has no
+        query by referrer; the referral happened to that account).
         """
         if primary_id == secondary_id:
             raise ValidationError("secondary_id", secondary_id, "is the primary customer")
@@ -217,6 +221,10 @@ class CRM:
             leads = 0
             if self.crm.leads.lead_for_customer(primary_id) is None:
                 leads = self.crm.leads.relink(secondary_id, primary_id)
+            elif not keep_secondary:
+                # The lead stays counted as converted, but no customer will own its contact
+                # details any more (no erasure could reach them): clear them now.
+                self._erase_lead(secondary_id)
             if keep_secondary:
                 attributes = {**secondary.custom_attributes, "merged_into": primary_id}
                 store.customers.upsert(
@@ -359,6 +367,9 @@ def _combined(primary: Customer, secondary: Customer) -> Customer:
         changes["name"] = secondary.name
     if primary.email is None and secondary.email is not None:
         changes["email"] = secondary.email
+    if changes.get("referrer_id", primary.referrer_id) in (primary.id, secondary.id):
+        # One account referred the other: the merged customer would refer itself.
+        changes["referrer_id"] = None
     changes["custom_attributes"] = {**secondary.custom_attributes, **primary.custom_attributes}
     return attrs.evolve(primary, **changes)
 
@@ -793,7 +804,12 @@ class _Intake(_Service):
         """Stop asking a question; its answers stay on profiles and in the breakdown."""
         crm = self._crm
         moment = crm.now() if at is None else utc(at, "at")
-        retired = crm.crm.intake.question(question_id).retire(at=moment)
+        question = crm.crm.intake.question(question_id)
+        if question.retired_at is not None:
+            raise ValidationError(
+                "question_id", question_id, f"already retired at {question.retired_at}"
+            )
+        retired = question.retire(at=moment)
         crm.crm.intake.save_question(retired)
         return retired
 
@@ -817,7 +833,11 @@ class _Intake(_Service):
         question's answer names the customer's own subscription (the service bought)."""
         crm = self._crm
         moment = crm.now() if at is None else utc(at, "at")
-        crm.store.customers.get(customer_id)
+        customer = crm.store.customers.get(customer_id)
+        if moment < customer.registered_at:
+            raise ValidationError(
+                "at", at, f"before customer {customer_id} registered ({customer.registered_at})"
+            )
         if subscription_id is not None:
             sub = crm.store.subscriptions.get(subscription_id)
             if sub.customer_id != customer_id:
@@ -837,6 +857,7 @@ class _Intake(_Service):
     def of(self, customer_id: str, *, as_of: _Moment | None = None) -> tuple[IntakeItem, ...]:
         """The customer's intake as the profile shows it (current answers, question order)."""
         crm = self._crm
+        crm.store.customers.get(customer_id)
         return customer_intake(
             crm.crm.intake.questions(include_retired=True),
             crm.crm.intake.answers_for(customer_id),

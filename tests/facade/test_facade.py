@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 from revcrm import (
@@ -348,6 +349,36 @@ def test_merge_can_keep_the_secondary_as_a_marked_shell(crm: CRM) -> None:
     assert crm.store.subscriptions.for_customer(secondary) == ()
     with pytest.raises(ValidationError, match="keep_secondary"):
         crm.merge(primary, secondary, staff_id="s9", keep_secondary="yes")  # type: ignore[arg-type]
+
+
+def test_merge_clears_the_lead_no_customer_owns_any_more(crm: CRM) -> None:
+    primary, secondary = _paying(crm)[:2]
+    for lead_id, email, cid in (
+        ("l1", "a@example.com", primary),
+        ("l2", "b@example.com", secondary),
+    ):
+        crm.leads.add(
+            Lead(id=lead_id, email=email, name="Pat", created_at=AS_OF - timedelta(days=900))
+        )
+        crm.leads.convert(lead_id, cid, staff_id="s1")
+    result = crm.merge(primary, secondary, staff_id="s9")
+    assert result.leads == 0
+    kept, orphan = crm.crm.leads.get("l1"), crm.crm.leads.get("l2")
+    assert kept.email == "a@example.com"
+    assert kept.customer_id == primary
+    # Still a conversion in the funnel, but its contact details are gone with the account.
+    assert orphan.stage is LeadStage.CONVERTED
+    assert "b@example.com" not in orphan.email
+    assert orphan.name == ""
+
+
+def test_merge_never_makes_a_customer_refer_to_itself(crm: CRM) -> None:
+    primary, secondary = _paying(crm)[:2]
+    for cid, referrer in ((primary, None), (secondary, primary)):
+        c = crm.store.customers.get(cid)
+        crm.store.customers.upsert(attrs.evolve(c, referrer_id=referrer))
+    crm.merge(primary, secondary, staff_id="s9")
+    assert crm.store.customers.get(primary).referrer_id is None
 
 
 def test_merge_with_itself_is_refused(crm: CRM) -> None:

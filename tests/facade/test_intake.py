@@ -135,3 +135,30 @@ def test_intake_follows_merge_and_erasure(crm: CRM) -> None:
     crm.intake.answer(third, "source", "Search")
     crm.erase(third, mode="delete")
     assert crm.crm.intake.answers_for(third) == ()
+
+
+def test_merged_answers_the_latest_is_current(crm: CRM) -> None:
+    primary, secondary = _setup(crm)[:2]
+    now = crm.now()
+    crm.intake.answer(primary, "source", "Search", at=now - timedelta(days=10))
+    crm.intake.answer(secondary, "source", "Friend", at=now - timedelta(days=5))
+    crm.merge(primary, secondary, staff_id="s9")
+    items = {i.question.id: i.answer for i in crm.intake.of(primary)}
+    answer = items["source"]
+    assert answer is not None
+    assert answer.choices == ("Friend",)  # documented: the latest answer wins
+    assert len(crm.crm.intake.answers_for(primary)) == 2  # both kept in the history
+
+
+def test_intake_refusals_name_their_field(crm: CRM) -> None:
+    cid = _setup(crm)[0]
+    registered = crm.store.customers.get(cid).registered_at
+    with pytest.raises(ValidationError) as err:
+        crm.intake.answer(cid, "source", "Search", at=registered - timedelta(seconds=1))
+    assert err.value.field == "at"
+    crm.intake.retire("source")
+    with pytest.raises(ValidationError) as err:
+        crm.intake.retire("source")
+    assert err.value.field == "question_id"
+    with pytest.raises(NotFoundError):
+        crm.intake.of("ghost")

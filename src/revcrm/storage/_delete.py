@@ -176,7 +176,13 @@ def delete_customer_sql(store: SQLStore, customer_id: str, *, cascade: bool) -> 
         daily = s.cash_daily
         for (day, currency, kind), (amount, count) in sorted(gone.items()):
             where = sa.and_(daily.c.day == day, daily.c.currency == currency, daily.c.kind == kind)
-            have = conn.execute(sa.select(daily.c.amount, daily.c.count).where(where)).one()
+            # The totals are shared by every customer: lock the row so a concurrent payment
+            # on that day is not overwritten by totals read before it (SQLite's write lock,
+            # taken at BEGIN IMMEDIATE, already serialises writers).
+            read = sa.select(daily.c.amount, daily.c.count).where(where)
+            if not store._sqlite:
+                read = read.with_for_update()
+            have = conn.execute(read).one()
             if int(have[1]) == count:
                 conn.execute(daily.delete().where(where))
             else:

@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 
 from revcrm import (
     Book,
+    CreditEntry,
     Customer,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    LineKind,
     Money,
     PaymentMethod,
     Transaction,
@@ -166,6 +171,64 @@ class DeleteContract(abc.ABC):
             assert _owned(store, "c1") == before
         finally:
             store.close()
+
+    def test_every_kind_of_foreign_reference_blocks_the_delete(self) -> None:
+        at = datetime(2024, 3, 1, tzinfo=UTC)
+        for name in ("line", "payment", "credit"):
+            store = self._loaded()
+            try:
+                sub = store.subscriptions.for_customer("c1")[0]
+                invoice = store.invoices.for_customer("c1")[0]
+                if name == "line":
+                    store.invoices.upsert(
+                        Invoice(
+                            id="foreign",
+                            customer_id="c2",
+                            currency=sub.currency,
+                            issued_at=at,
+                            due_date=at.date(),
+                            status=InvoiceStatus.OPEN,
+                            lines=(
+                                InvoiceLine(
+                                    kind=LineKind.ONE_OFF,
+                                    amount=Money("1", sub.currency),
+                                    subscription_id=sub.id,
+                                ),
+                            ),
+                        )
+                    )
+                elif name == "payment":
+                    store.transactions.upsert(
+                        Transaction(
+                            id="foreign",
+                            customer_id="c2",
+                            kind=TransactionKind.PAYMENT,
+                            status=TransactionStatus.SUCCEEDED,
+                            amount=Money("1", sub.currency),
+                            at=at,
+                            method=PaymentMethod.STRIPE,
+                            subscription_id=sub.id,
+                        )
+                    )
+                else:
+                    store.credits.upsert(
+                        CreditEntry(
+                            id="foreign",
+                            customer_id="c2",
+                            amount=Money("-1", invoice.currency),
+                            reason="applied",
+                            at=at,
+                            invoice_id=invoice.id,
+                        )
+                    )
+                before = _owned(store, "c1")
+                with pytest.raises(ValidationError) as err:
+                    store.customers.delete("c1", cascade=True)
+                assert err.value.field == "customer_id", name
+                assert "foreign" in str(err.value), name
+                assert _owned(store, "c1") == before, name
+            finally:
+                store.close()
 
     def test_delete_rolls_back_with_the_transaction(self) -> None:
         store = self._loaded()
