@@ -416,11 +416,14 @@ class _Customers(_Service):
         ids: set[str] | None = None
         if tag is not None:
             ids = set(crm.crm.tags.customers_with(tag, as_of=at))
+        # The store's segments follow its policy: under another one, segment in Python,
+        # once per call (the filter and the rows' segments share it).
+        in_store = crm.policy == crm.store.policy
+        seg = None if in_store else crm.segmentation(as_of=at)
         builtin: Segment | None = None
-        if isinstance(segment, CustomSegment) or (
-            segment is not None and crm.policy != crm.store.policy
-        ):
-            matching = set(crm.segmentation(as_of=at).customers_in(segment))
+        if isinstance(segment, CustomSegment) or (segment is not None and seg is not None):
+            seg = crm.segmentation(as_of=at) if seg is None else seg
+            matching = set(seg.customers_in(segment))
             ids = matching if ids is None else ids & matching
         elif segment is not None:
             builtin = as_enum(Segment, _segment_name(segment), "segment")
@@ -441,12 +444,12 @@ class _Customers(_Service):
             cursor=cursor,
         )
         page_ids = [r.id for r in page.items]
-        if crm.policy == crm.store.policy:
+        if in_store:
             segments = crm.store.segments_of(
                 page_ids, as_of=at, currency=crm.reporting_currency, config=crm.segment_config
             )
         else:
-            seg = crm.segmentation(as_of=at)
+            assert seg is not None
             segments = {cid: seg.segments_of(cid) for cid in page_ids}
         order = crm.segment_config.precedence
         return Page(
@@ -491,7 +494,7 @@ class _Customers(_Service):
             contacts=crm.crm.contacts.for_customer(customer_id),
             tags=crm.crm.tags.tags_of(customer_id, as_of=at),
             lead_status=None if lead is None else lead.stage,
-            intake=crm.intake.of(customer_id, as_of=at),
+            intake=crm.intake._items(customer_id, at),
         )
 
     def timeline(
@@ -858,11 +861,15 @@ class _Intake(_Service):
         """The customer's intake as the profile shows it (current answers, question order)."""
         crm = self._crm
         crm.store.customers.get(customer_id)
+        return self._items(customer_id, crm._at(as_of))
+
+    def _items(self, customer_id: str, at: datetime) -> tuple[IntakeItem, ...]:
+        intake = self._crm.crm.intake
         return customer_intake(
-            crm.crm.intake.questions(include_retired=True),
-            crm.crm.intake.answers_for(customer_id),
+            intake.questions(include_retired=True),
+            intake.answers_for(customer_id),
             customer_id,
-            as_of=crm._at(as_of),
+            as_of=at,
         )
 
     def breakdown(
