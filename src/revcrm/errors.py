@@ -19,6 +19,7 @@ __all__ = [
     "PolicyError",
     "RevcrmError",
     "StorageError",
+    "TransientError",
     "TransitionNotAllowed",
     "UnknownReferenceError",
     "ValidationError",
@@ -106,6 +107,14 @@ class ConflictError(RevcrmError):
 
 class StorageError(RevcrmError):
     """A storage backend failed; the driver's error is chained as ``__cause__``."""
+
+
+class TransientError(StorageError):
+    """A unit of work lost a race (deadlock, serialisation failure): nothing it wrote was kept.
+
+    Running the whole unit of work again is safe; revcrm's own multi-step operations (a
+    merge, a credit spend) retry a bounded number of times before letting this escape.
+    """
 
 
 class TransitionNotAllowed(RevcrmError):
