@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import ClassVar, Final, TypeVar
@@ -62,11 +63,20 @@ class BillingCycle:
     """A recurring interval: ``count`` x ``unit`` (3 months, 1 year, 2 weeks).
 
     One-off charges are not a cycle: model them as one-off invoice lines or a plan
-    without a cycle.
+    without a cycle (:func:`revcrm.sync.host_cycle` reads a panel's "One Time" and "Free
+    Account" that way).
+
+    A whole number of years given in months is stored as years: ``BillingCycle.months(12)
+    == BillingCycle.ANNUAL``, since both bill on the same dates.
     """
 
     count: int = attrs.field(validator=_positive)
     unit: CycleUnit = attrs.field(converter=_unit)
+
+    def __attrs_post_init__(self) -> None:
+        if self.unit is CycleUnit.MONTH and self.count % 12 == 0:
+            object.__setattr__(self, "count", self.count // 12)
+            object.__setattr__(self, "unit", CycleUnit.YEAR)
 
     MONTHLY: ClassVar[BillingCycle]
     QUARTERLY: ClassVar[BillingCycle]
@@ -95,11 +105,24 @@ class BillingCycle:
 
     @classmethod
     def parse(cls, text: str) -> BillingCycle:
-        """Parse ``"monthly"``, ``"annual"``, ``"3 month"``, ``"2 years"`` and similar."""
+        """Parse ``"monthly"``, ``"annual"``, ``"3 month"``, ``"2 years"`` and similar.
+
+        Hosting-panel words are accepted too, in any case and with any spaces, hyphens or
+        underscores: Monthly, Quarterly, Semi-Annually, Annually, Biennially, Triennially
+        (and "12 months" is :attr:`ANNUAL`). "One Time" and "Free Account" are not cycles:
+        they are rejected here and read by :func:`revcrm.sync.host_cycle`.
+        """
+        if not isinstance(text, str):
+            raise ValidationError("cycle", text, "expected a billing cycle name")
         key = text.strip().lower()
-        named = _NAMES.get(key)
+        compact = _SEPARATORS.sub("", key)
+        named = _NAMES.get(compact) or _HOST_NAMES.get(compact)
         if named is not None:
             return named
+        if compact in _NOT_RECURRING:
+            raise ValidationError(
+                "cycle", text, "not a recurring cycle (read it with revcrm.sync.host_cycle)"
+            )
         parts = key.split()
         if len(parts) == 2 and parts[0].isdigit():
             unit = parts[1].removesuffix("s")
@@ -188,3 +211,16 @@ _NAMES: Final[dict[str, BillingCycle]] = {
     "weekly": BillingCycle.WEEKLY,
     "daily": BillingCycle.DAILY,
 }
+
+_SEPARATORS: Final = re.compile(r"[\s_-]+")
+
+# The billing-cycle words of hosting panels (WHMCS, Blesta and the like).
+_HOST_NAMES: Final[dict[str, BillingCycle]] = {
+    "semiannually": BillingCycle.SEMIANNUAL,
+    "annually": BillingCycle.ANNUAL,
+    "yearly": BillingCycle.ANNUAL,
+    "biennially": BillingCycle.BIENNIAL,
+    "triennially": BillingCycle.TRIENNIAL,
+}
+
+_NOT_RECURRING: Final = frozenset({"onetime", "freeaccount", "free"})

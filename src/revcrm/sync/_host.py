@@ -1,0 +1,243 @@
+"""HostSync: a host's current-state tables become appended revcrm history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, tzinfo
+from typing import Final, TypeVar
+
+import attrs
+
+from revcrm._records import CreditEntry, Customer, Invoice, Transaction
+from revcrm._subscription import Subscription, SubscriptionChange
+from revcrm.errors import ConflictError, NotFoundError, ValidationError
+from revcrm.storage import ImportResult, Store
+from revcrm.sync._records import check_credit, check_invoice, check_transaction, upsert
+from revcrm.sync._services import StaleStateError, implied_changes, new_subscription
+from revcrm.sync._state import HostZone, ServiceState
+
+__all__ = ["AppliedChange", "HostSync", "SyncReport"]
+
+_R = TypeVar("_R")
+
+#: Below this share of the stored services, a batch reads them one by one; above, it pages
+#: through all of them once (a nightly full re-sync).
+_BULK_SHARE: Final = 40
+
+
+@attrs.frozen(kw_only=True)
+class AppliedChange:
+    """One change a sync appended to a stored service's history."""
+
+    subscription_id: str
+    change: SubscriptionChange
+
+
+@attrs.frozen(kw_only=True)
+class SyncReport:
+    """What one sync call did: records created, changed and found equal (nothing written).
+
+    ``changes`` lists the changes appended to services revcrm already held (a created
+    service's history is not listed); ``skipped`` the ids of host services that are no
+    subscription (one-time sales).
+    """
+
+    kind: str
+    created: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    skipped: tuple[str, ...] = ()
+    changes: tuple[AppliedChange, ...] = ()
+
+    @property
+    def written(self) -> int:
+        return self.created + self.changed
+
+    @classmethod
+    def of_import(cls, kind: str, result: ImportResult) -> SyncReport:
+        return cls(
+            kind=kind, created=result.inserted, changed=result.updated, unchanged=result.unchanged
+        )
+
+
+def _batch(kind: str, records: Iterable[_R], cls: type) -> list[_R]:
+    items = list(records)
+    seen: set[str] = set()
+    for i, r in enumerate(items):
+        if not isinstance(r, cls):
+            raise ValidationError(f"{kind}[{i}]", r, f"expected a {cls.__name__}")
+        key: str = r.id  # type: ignore[attr-defined]
+        if key in seen:
+            raise ValidationError(f"{kind}[{i}].id", key, "appears twice in one batch")
+        seen.add(key)
+    return items
+
+
+class HostSync:
+    """Turns a host panel's current rows into revcrm records, appending history only.
+
+    ``timezone`` is the host's time zone (a zoneinfo name or a ``tzinfo``): naive host
+    datetimes are read in it, and a ``date`` means the start of that day there. It is
+    never the machine's zone. Every call is one all-or-nothing batch (``with
+    store.transaction():``) and returns a :class:`SyncReport`; running it again on the same
+    rows writes nothing.
+    """
+
+    def __init__(self, store: Store, *, timezone: str | tzinfo) -> None:
+        self._store = store
+        self._zone = HostZone(timezone)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def timezone(self) -> tzinfo:
+        return self._zone.zone
+
+    def moment(self, value: object, field: str = "at") -> datetime:
+        """A host moment (naive datetime, aware datetime or date) as an aware UTC datetime."""
+        return self._zone.moment(value, field)
+
+    def optional_moment(self, value: object, field: str = "at") -> datetime | None:
+        return self._zone.optional(value, field)
+
+    # -- services -----------------------------------------------------------------------
+
+    def services(
+        self,
+        states: Iterable[ServiceState],
+        *,
+        observed_at: datetime | object,
+        allow_backdating: bool = False,
+    ) -> SyncReport:
+        """Sync the host's current view of services, observed at ``observed_at``.
+
+        An unknown id creates the subscription (see :func:`new_subscription`). A known id
+        is compared with its stored last state, and the implied changes are appended,
+        each at the host's own moment for it or at ``observed_at``, never before a change
+        already stored. A state equal to the stored one writes nothing.
+
+        A state observed before the last stored change of its service raises
+        :class:`StaleStateError` (when it implies any change) and the batch writes nothing.
+        With ``allow_backdating=True`` it is accepted and its changes are recorded at the
+        last stored change instead (history stays append-only, but the MRR from that
+        moment on may change, which is what back-dating means).
+        """
+        observed = self._zone.moment(observed_at, "observed_at")
+        if not isinstance(allow_backdating, bool):
+            raise ValidationError("allow_backdating", allow_backdating, "expected a bool")
+        items = _batch("services", states, ServiceState)
+        store = self._store
+        created: list[Subscription] = []
+        skipped: list[str] = []
+        applied: list[AppliedChange] = []
+        changed = unchanged = 0
+        with store.transaction():
+            stored = self._stored_services([s.id for s in items])
+            for s in items:
+                sub = stored.get(s.id)
+                if sub is None:
+                    if s.recurring:
+                        created.append(new_subscription(s, self._zone, observed))
+                    else:
+                        skipped.append(s.id)
+                    continue
+                if sub.customer_id != s.customer_id:
+                    raise ValidationError(
+                        f"services[{s.id}].customer_id",
+                        s.customer_id,
+                        f"the service belongs to customer {sub.customer_id}",
+                    )
+                if not s.recurring:
+                    raise ValidationError(
+                        f"services[{s.id}].cycle",
+                        str(s.cycle),
+                        "a stored service cannot become one-time",
+                    )
+                changes = implied_changes(sub, s, self._zone, observed)
+                last = sub.history[-1].at
+                if changes and observed < last and not allow_backdating:
+                    raise StaleStateError(s.id, observed, last)
+                if not changes and sub.details == s.details:
+                    unchanged += 1
+                    continue
+                self._write_service(sub, changes, s.details)
+                applied.extend(AppliedChange(subscription_id=s.id, change=c) for c in changes)
+                changed += 1
+            if created:
+                store.subscriptions.upsert_many(created)
+        return SyncReport(
+            kind="services",
+            created=len(created),
+            changed=changed,
+            unchanged=unchanged,
+            skipped=tuple(skipped),
+            changes=tuple(applied),
+        )
+
+    def _stored_services(self, ids: Sequence[str]) -> dict[str, Subscription]:
+        repo = self._store.subscriptions
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        if len(wanted) * _BULK_SHARE < repo.count():
+            return {s.id: s for s in map(repo.find, sorted(wanted)) if s is not None}
+        out: dict[str, Subscription] = {}
+        cursor: str | None = None
+        while True:
+            page = repo.page(limit=1000, cursor=cursor)
+            out.update((s.id, s) for s in page.items if s.id in wanted)
+            cursor = page.next_cursor
+            if cursor is None:
+                return out
+
+    def _write_service(
+        self,
+        sub: Subscription,
+        changes: Sequence[SubscriptionChange],
+        details: tuple[tuple[str, str], ...],
+    ) -> None:
+        repo = self._store.subscriptions
+        try:
+            current = repo.get_versioned(sub.id)
+        except NotFoundError:  # deleted since it was read in this very batch
+            raise ConflictError("subscription", sub.id, 1, None) from None
+        if current.record.history != sub.history:
+            raise ConflictError("subscription", sub.id, current.version, None)
+        version = current.version
+        record = current.record
+        for change in changes:
+            written = repo.append(sub.id, change, expected_version=version)
+            version, record = written.version, written.record
+        if record.details != details:
+            repo.upsert(attrs.evolve(record, details=details), expected_version=version)
+
+    # -- the other host tables ---------------------------------------------------------------
+
+    def customers(self, records: Iterable[Customer]) -> SyncReport:
+        """Upsert customers by id (the host's id as a string); equal ones write nothing."""
+        items = _batch("customers", records, Customer)
+        result = upsert(self._store, self._store.customers, items, None)
+        return SyncReport.of_import("customers", result)
+
+    def invoices(self, records: Iterable[Invoice]) -> SyncReport:
+        """Upsert invoices by id; the status may move, moments already stored are kept
+        (see :func:`revcrm.sync.check_invoice`)."""
+        items = _batch("invoices", records, Invoice)
+        result = upsert(self._store, self._store.invoices, items, check_invoice)
+        return SyncReport.of_import("invoices", result)
+
+    def transactions(self, records: Iterable[Transaction]) -> SyncReport:
+        """Upsert payments and refunds by id; a pending one may settle, a settled one is
+        immutable (:class:`ImmutableRecordError`)."""
+        items = _batch("transactions", records, Transaction)
+        result = upsert(self._store, self._store.transactions, items, check_transaction)
+        return SyncReport.of_import("transactions", result)
+
+    def credits(self, records: Iterable[CreditEntry]) -> SyncReport:
+        """Write the host's credit entries into the store's ledger by id; entries are
+        immutable once written."""
+        items = _batch("credits", records, CreditEntry)
+        result = upsert(self._store, self._store.credits, items, check_credit)
+        return SyncReport.of_import("credits", result)
