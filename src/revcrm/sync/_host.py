@@ -8,7 +8,7 @@ from typing import Final, TypeVar
 
 import attrs
 
-from revcrm._records import CreditEntry, Customer, Invoice, Transaction
+from revcrm._records import CreditEntry, Customer, Invoice, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
 from revcrm.errors import ConflictError, NotFoundError, ValidationError
 from revcrm.storage import ImportResult, Store
@@ -214,6 +214,13 @@ class HostSync:
             repo.upsert(attrs.evolve(record, details=details), expected_version=version)
 
     # -- the other host tables ---------------------------------------------------------------
+
+    def products(self, records: Iterable[Product]) -> SyncReport:
+        """Upsert the host's products by id; equal ones write nothing."""
+        items = _batch("products", records, Product)
+        return SyncReport.of_import(
+            "products", upsert(self._store, self._store.products, items, None)
+        )
 
     def customers(self, records: Iterable[Customer]) -> SyncReport:
         """Upsert customers by id (the host's id as a string); equal ones write nothing."""
