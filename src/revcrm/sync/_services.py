@@ -93,8 +93,8 @@ def implied_changes(
 ) -> list[SubscriptionChange]:
     """The changes that take ``sub`` from its last state to the host's state ``s``.
 
-    Each change is effective at the host's own moment for it when the state has one, else
-    at ``observed_at``; never before ``floor`` (default: the last change ``sub`` holds),
+    Each change is effective at the host's own moment for it when the state has one (but
+    no later than ``observed_at``), else at ``observed_at``; never before ``floor`` (default: the last change ``sub`` holds),
     since history is only appended to. An equal state implies no change.
     """
     lowest = sub.history[-1].at if floor is None else max(floor, sub.history[-1].at)
@@ -102,7 +102,8 @@ def implied_changes(
 
     def at(value: object, field: str) -> datetime:
         own = zone.optional(value, f"{name}.{field}")
-        return max(own if own is not None else observed_at, lowest)
+        # A host's moment after the observation is a plan, not a fact: it is seen now.
+        return max(observed_at if own is None else min(own, observed_at), lowest)
 
     cur = sub.current
     price, cycle = s.plan_terms()
@@ -194,6 +195,12 @@ def _plan_change(
     new_plan = s.plan_id if s.plan_id not in (None, cur.plan_id) else None
     if (new_price, new_cycle, new_quantity, new_product, new_plan) == (None,) * 5:
         return None
+    if new_price is not None and new_price.is_zero():
+        # Replaying a history reads a zero price in a change as "unchanged", so the change
+        # would be stored and lost; refuse it rather than write a history that lies.
+        raise ValidationError(
+            f"{name}.price", new_price, "a change to price zero cannot be recorded yet"
+        )
     anchor = None
     if new_cycle is not None:
         anchor = zone.optional(s.next_due_date, f"{name}.next_due_date")
