@@ -391,3 +391,19 @@ def test_mrr_before_an_observation_never_changes(observations: list[Observation]
                     seen[moment] = store.mrr(at=moment, currency=USD)
     for moment, mrr in seen.items():
         assert store.mrr(at=moment, currency=USD) == mrr, moment
+
+
+def test_a_big_batch_reads_every_stored_service_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import revcrm.sync._host as host
+
+    monkeypatch.setattr(host, "_PER_ID", 1)  # the nightly path, on a small book
+    sync = HostSync(store, timezone="UTC")
+    customer(sync)
+    states = [service(id=n) for n in range(1, 6)]
+    assert sync.services(states, observed_at=datetime(2024, 2, 1)).created == 5
+    states[2] = states[2].replace(status="Suspended")
+    r = sync.services(states, observed_at=datetime(2024, 3, 1))
+    assert (r.changed, r.unchanged, [c.subscription_id for c in r.changes]) == (1, 4, ["3"])
+    assert sync.services(states, observed_at=datetime(2024, 3, 2)).written == 0

@@ -11,7 +11,7 @@ import attrs
 from revcrm._records import CreditEntry, Customer, Invoice, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
 from revcrm.errors import ConflictError, NotFoundError, ValidationError
-from revcrm.storage import ImportResult, Store
+from revcrm.storage import ImportResult, Store, Versioned
 from revcrm.sync._records import check_credit, check_invoice, check_transaction, upsert
 from revcrm.sync._services import StaleStateError, implied_changes, new_subscription
 from revcrm.sync._state import HostZone, ServiceState
@@ -20,9 +20,10 @@ __all__ = ["AppliedChange", "HostSync", "SyncReport"]
 
 _R = TypeVar("_R")
 
-#: Below this share of the stored services, a batch reads them one by one; above, it pages
-#: through all of them once (a nightly full re-sync).
-_BULK_SHARE: Final = 40
+#: Up to this many services a batch reads them one by one; a bigger batch pages through
+#: every stored service once (a nightly full re-sync), which costs about as much as reading
+#: this many one by one.
+_PER_ID: Final = 1000
 
 
 @attrs.frozen(kw_only=True)
@@ -136,13 +137,14 @@ class HostSync:
         with store.transaction():
             stored = self._stored_services([s.id for s in items])
             for s in items:
-                sub = stored.get(s.id)
-                if sub is None:
+                found = stored.get(s.id)
+                if found is None:
                     if s.recurring:
                         created.append(new_subscription(s, self._zone, observed))
                     else:
                         skipped.append(s.id)
                     continue
+                sub = found.record if isinstance(found, Versioned) else found
                 if sub.customer_id != s.customer_id:
                     raise ValidationError(
                         f"services[{s.id}].customer_id",
@@ -162,7 +164,7 @@ class HostSync:
                 if not changes and sub.details == s.details:
                     unchanged += 1
                     continue
-                self._write_service(sub, changes, s.details)
+                self._write_service(found, changes, s.details)
                 applied.extend(AppliedChange(subscription_id=s.id, change=c) for c in changes)
                 changed += 1
             if created:
@@ -176,39 +178,49 @@ class HostSync:
             changes=tuple(applied),
         )
 
-    def _stored_services(self, ids: Sequence[str]) -> dict[str, Subscription]:
+    def _stored_services(
+        self, ids: Sequence[str]
+    ) -> dict[str, Versioned[Subscription] | Subscription]:
+        """The stored services of ``ids``: one by one (with versions) for a small batch,
+        else one pass over every stored service (a nightly full re-sync)."""
         repo = self._store.subscriptions
+        if len(ids) <= _PER_ID:
+            out: dict[str, Versioned[Subscription] | Subscription] = {}
+            for key in ids:
+                try:
+                    out[key] = repo.get_versioned(key)
+                except NotFoundError:
+                    pass
+            return out
         wanted = set(ids)
-        if not wanted:
-            return {}
-        if len(wanted) * _BULK_SHARE < repo.count():
-            return {s.id: s for s in map(repo.find, sorted(wanted)) if s is not None}
-        out: dict[str, Subscription] = {}
+        found: dict[str, Versioned[Subscription] | Subscription] = {}
         cursor: str | None = None
         while True:
             page = repo.page(limit=1000, cursor=cursor)
-            out.update((s.id, s) for s in page.items if s.id in wanted)
+            found.update((s.id, s) for s in page.items if s.id in wanted)
             cursor = page.next_cursor
             if cursor is None:
-                return out
+                return found
 
     def _write_service(
         self,
-        sub: Subscription,
+        stored: Versioned[Subscription] | Subscription,
         changes: Sequence[SubscriptionChange],
         details: tuple[tuple[str, str], ...],
     ) -> None:
         repo = self._store.subscriptions
-        try:
-            current = repo.get_versioned(sub.id)
-        except NotFoundError:  # deleted since it was read in this very batch
-            raise ConflictError("subscription", sub.id, 1, None) from None
-        if current.record.history != sub.history:
-            raise ConflictError("subscription", sub.id, current.version, None)
-        version = current.version
-        record = current.record
+        if isinstance(stored, Versioned):
+            current = stored
+        else:  # read in a bulk pass without versions: read it again to write safely
+            try:
+                current = repo.get_versioned(stored.id)
+            except NotFoundError:
+                raise ConflictError("subscription", stored.id, 1, None) from None
+            if current.record.history != stored.history:
+                raise ConflictError("subscription", stored.id, current.version, None)
+        version, record = current.version, current.record
         for change in changes:
-            written = repo.append(sub.id, change, expected_version=version)
+            written = repo.append(record.id, change, expected_version=version)
             version, record = written.version, written.record
         if record.details != details:
             repo.upsert(attrs.evolve(record, details=details), expected_version=version)
