@@ -12,16 +12,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any, Literal
 
 import attrs
 
 from revcrm._book import Book
 from revcrm._checks import as_enum
-from revcrm._money import Money
-from revcrm._records import CreditEntry, Customer
-from revcrm._time import as_moment, utc
+from revcrm._facade_credits import CreditAuthority, Credits, HostCreditAdjuster
+from revcrm._facade_units import (
+    in_transaction,
+    lock_customers,
+    read_id,
+    reporting_moment,
+    retrying,
+)
+from revcrm._facade_units import trend_months as trend_months_checked
+from revcrm._records import Customer
+from revcrm._time import utc
 from revcrm.crm import (
     Contact,
     CustomerProfile,
@@ -54,7 +61,7 @@ from revcrm.segments import (
     SegmentCounts,
     segmentation,
 )
-from revcrm.storage._crm import CRMStore
+from revcrm.storage._crm import ERASED_TEXT, CRMStore, TagRepository
 from revcrm.storage._protocols import Store
 from revcrm.storage._query import CustomerRow, CustomerSort, Direction, Page, StoreDashboard
 
@@ -116,9 +123,24 @@ class CRM:
         policy: MetricsPolicy | None = None,
         allow_negative_credit: bool = False,
         segment_config: SegmentConfig = DEFAULT_CONFIG,
+        credit_authority: CreditAuthority = "revcrm",
+        adjust_credit: HostCreditAdjuster | None = None,
     ) -> None:
         if not callable(clock):
             raise ValidationError("clock", clock, "expected a callable returning a datetime")
+        if credit_authority not in ("revcrm", "host"):
+            raise ValidationError(
+                "credit_authority", credit_authority, "expected 'revcrm' or 'host'"
+            )
+        if adjust_credit is not None and not callable(adjust_credit):
+            raise ValidationError("adjust_credit", adjust_credit, "expected a callable")
+        if adjust_credit is not None and credit_authority != "host":
+            # Both ledgers written at once is what "one source of truth" rules out.
+            raise ValidationError(
+                "adjust_credit", adjust_credit, "only with credit_authority='host'"
+            )
+        self.credit_authority: CreditAuthority = credit_authority
+        self.adjust_credit = adjust_credit
         self.store = store
         self.crm = crm
         # The store's policy by default, so the facade's figures and the store's agree.
@@ -133,7 +155,7 @@ class CRM:
         self.notes = _Notes(self)
         self.tags = _Tags(self)
         self.segments = _Segments(self)
-        self.credits = _Credits(self)
+        self.credits = Credits(self)
         self.leads = _Leads(self)
         self.contacts = _Contacts(self)
         self.metrics = _Metrics(self)
@@ -144,7 +166,7 @@ class CRM:
         return utc(self._clock(), "clock()")
 
     def _at(self, as_of: _Moment | None) -> datetime:
-        return self.now() if as_of is None else as_moment(as_of, "as_of")
+        return self.now() if as_of is None else reporting_moment(as_of, "as_of")
 
     def segmentation(
         self, *, as_of: _Moment | None = None, book: Book | None = None
@@ -196,10 +218,28 @@ class CRM:
         if not isinstance(keep_secondary, bool):
             raise ValidationError("keep_secondary", keep_secondary, "expected True or False")
         moment = self.now() if at is None else utc(at, "at")
+        # The whole merge runs again if it lost a race (TransientError): it either
+        # completes or leaves both customers as they were.
+        return retrying(
+            self.store,
+            lambda: self._merge_once(primary_id, secondary_id, staff_id, moment, keep_secondary),
+        )
+
+    def _merge_once(
+        self,
+        primary_id: str,
+        secondary_id: str,
+        staff_id: str,
+        moment: datetime,
+        keep_secondary: bool,
+    ) -> MergeResult:
         store = self.store
-        primary = store.customers.get(primary_id)
-        secondary = store.customers.get(secondary_id)
         with store.transaction(), self.crm.transaction():
+            # Both customers' locks first, in sorted order (docs/facade.md, "Lock order"):
+            # a payment written for the secondary meanwhile waits, then finds it merged.
+            lock_customers(store, [primary_id, secondary_id])
+            primary = store.customers.get(primary_id)
+            secondary = store.customers.get(secondary_id)
             subs = store.subscriptions.for_customer(secondary_id)
             invoices = store.invoices.for_customer(secondary_id)
             txs = store.transactions.for_customer(secondary_id)
@@ -273,16 +313,21 @@ class CRM:
         *,
         mode: Literal["anonymise", "delete"] = "anonymise",
         staff_id: str | None = None,
+        scrub: bool = True,
     ) -> None:
         """Erase a customer's personal data.
 
         ``anonymise`` (the default) replaces every personal field (name, email, username,
         phone, company, role, website, location, custom attributes) with a neutral value,
-        and the text of the customer's notes (audit trail included), calls and free-text
-        intake answers with ``[erased]``; it deletes its contacts and clears its converted
-        lead's profile (the notes staff wrote on the lead's moves stay: the history is
-        append-only). The revenue history stays, so every metric is unchanged. With
-        ``staff_id`` a note records the erasure.
+        the values of its subscriptions' free-form ``details`` (host names, domains: they
+        often contain the username) with ``[erased]`` (the keys stay, so the profile
+        still says which details the service had), and the text of the customer's notes
+        (audit trail included), calls and free-text intake answers with ``[erased]``; it
+        deletes its contacts and clears its converted lead's profile and the notes and
+        lost reasons staff wrote on the lead's moves (``[erased]``: erasure is the one
+        exception to the append-only lead history; the stages and moments stay). The
+        revenue history stays, so every metric is unchanged. With ``staff_id`` a note
+        records the erasure.
 
         ``delete`` removes the customer and everything it owns: subscriptions, invoices,
         transactions and credits (``store.customers.delete(cascade=True)``), notes with
@@ -295,9 +340,18 @@ class CRM:
         Either mode is all or nothing across both stores when they share one database
         (a :class:`~revcrm.storage.SQLCRMStore` built with ``billing=``); otherwise each
         store is all or nothing and the CRM store's block closes first.
+
+        Then, unless ``scrub=False`` or the call ran inside the host's own open
+        transaction (the host calls :meth:`scrub` after committing), :meth:`scrub` makes
+        the erased values unreadable from the database files (see docs/facade.md,
+        "Erasure and the database files").
         """
         if mode not in ("anonymise", "delete"):
             raise ValidationError("mode", mode, "expected 'anonymise' or 'delete'")
+        if not isinstance(scrub, bool):
+            raise ValidationError("scrub", scrub, "expected True or False")
+        customer_id = read_id(customer_id, "customer_id")
+        outermost = not in_transaction(self.store)
         customer = self.store.customers.get(customer_id)
         with self.store.transaction(), self.crm.transaction():
             self._erase_lead(customer_id)
@@ -311,28 +365,50 @@ class CRM:
                 ):
                     repo.delete_customer(customer_id)
                 self.store.customers.delete(customer_id, cascade=True)
-                return
-            self.store.customers.upsert(
-                attrs.evolve(
-                    customer,
-                    name="erased customer",
-                    email=None,
-                    username=None,
-                    phone=None,
-                    company=None,
-                    role=None,
-                    website=None,
-                    location=None,
-                    custom_attributes={},
-                )
+            else:
+                self._anonymise(customer, staff_id)
+        if scrub and outermost:
+            self.scrub()
+
+    def _anonymise(self, customer: Customer, staff_id: str | None) -> None:
+        customer_id = customer.id
+        self.store.customers.upsert(
+            attrs.evolve(
+                customer,
+                name="erased customer",
+                email=None,
+                username=None,
+                phone=None,
+                company=None,
+                role=None,
+                website=None,
+                location=None,
+                custom_attributes={},
             )
-            self.crm.notes.erase_customer(customer_id)
-            self.crm.contacts.erase_customer(customer_id)
-            self.crm.calls.erase_customer(customer_id)
-            self.crm.intake.erase_customer(customer_id)
-            if staff_id is not None:
-                # Who erased, and when, stays on the timeline (the text names no one).
-                self.notes.add(customer_id, "Personal data erased.", author_id=staff_id)
+        )
+        for sub in self.store.subscriptions.for_customer(customer_id):
+            if any(value != ERASED_TEXT for _, value in sub.details):
+                # Only the free-form details change: the service's history (and so every
+                # metric) stays as it was.
+                details = tuple((key, ERASED_TEXT) for key, _ in sub.details)
+                self.store.subscriptions.upsert(attrs.evolve(sub, details=details))
+        self.crm.notes.erase_customer(customer_id)
+        self.crm.contacts.erase_customer(customer_id)
+        self.crm.calls.erase_customer(customer_id)
+        self.crm.intake.erase_customer(customer_id)
+        if staff_id is not None:
+            # Who erased, and when, stays on the timeline (the text names no one).
+            self.notes.add(customer_id, "Personal data erased.", author_id=staff_id)
+
+    def scrub(self) -> None:
+        """Make values erased so far unreadable from the database files: the billing
+        store's ``scrub()`` and the CRM store's (SQLite: secure delete and a truncating
+        WAL check-point; PostgreSQL: ``VACUUM`` of revcrm's tables; memory: nothing).
+        Call it outside any open transaction; :meth:`erase` calls it itself."""
+        for target in (self.store, self.crm):
+            scrub = getattr(target, "scrub", None)
+            if scrub is not None:
+                scrub()
 
     def _erase_lead(self, customer_id: str) -> None:
         lead = self.crm.leads.lead_for_customer(customer_id)
@@ -346,6 +422,8 @@ class CRM:
                 notes="",
             )
             self.crm.leads.save(erased, expected_version=len(lead.history))
+            # Staff notes on the moves ("emailed victim@example.com") are personal too.
+            self.crm.leads.erase_history(lead.id)
 
 
 def _combined(primary: Customer, secondary: Customer) -> Customer:
@@ -410,9 +488,13 @@ class _Customers(_Service):
         down. A :class:`~revcrm.segments.CustomSegment` is evaluated in Python over the
         store's book (its predicates are Python functions), as is every segment filter
         when the facade's policy differs from the store's.
+
+        Without ``as_of`` the first page is at the clock's moment and every later page at
+        its cursor's (so page 2 still works when the clock moved); the page says which
+        ``as_of`` it used. An explicit ``as_of`` must match the cursor's.
         """
         crm = self._crm
-        at = crm._at(as_of)
+        at = crm._at(as_of) if as_of is not None or cursor is None else _cursor_at(crm, cursor)
         ids: set[str] | None = None
         if tag is not None:
             ids = set(crm.crm.tags.customers_with(tag, as_of=at))
@@ -452,7 +534,8 @@ class _Customers(_Service):
             assert seg is not None
             segments = {cid: seg.segments_of(cid) for cid in page_ids}
         order = crm.segment_config.precedence
-        return Page(
+        return _page(
+            at,
             items=tuple(
                 CustomerListRow(
                     row=r,
@@ -476,6 +559,7 @@ class _Customers(_Service):
         the store; notes, contacts, tags, intake answers and the lead status from the CRM
         store; ``tickets`` are the host's support tickets for the customer."""
         crm = self._crm
+        customer_id = read_id(customer_id, "customer_id")
         at = crm._at(as_of)
         customer = crm.store.customers.get(customer_id)
         # The converted lead of the customer, else the open lead with its email (a prospect
@@ -503,7 +587,7 @@ class _Customers(_Service):
         """The customer's activity timeline: billing events, notes, tag changes and the
         moves of its converted lead, oldest first."""
         crm = self._crm
-        crm.store.customers.get(customer_id)
+        crm.store.customers.get(read_id(customer_id, "customer_id"))
         lead = crm.crm.leads.lead_for_customer(customer_id)
         return activity_timeline(
             crm.store.book(customer_ids=[customer_id]),
@@ -545,7 +629,7 @@ class _Notes(_Service):
     def _change(
         self, note_id: str, how: str, staff_id: str, at: datetime | None, **kw: Any
     ) -> Note:
-        note = self._crm.crm.notes.get(note_id)
+        note = self._crm.crm.notes.get(read_id(note_id, "note_id"))
         moment = self._crm.now() if at is None else at
         changed, entry = getattr(note, how)(at=moment, staff_id=staff_id, **kw)
         self._crm.crm.notes.save(changed, entry)
@@ -566,14 +650,31 @@ class _Notes(_Service):
 
     def list(self, customer_id: str) -> tuple[Note, ...]:
         """Live notes, pinned first then newest first (deleted ones stay in the audit log)."""
-        return self._crm.crm.notes.for_customer(customer_id)
+        return self._crm.crm.notes.for_customer(read_id(customer_id, "customer_id"))
 
 
 class _Tags(_Service):
-    def create(self, name: str, colour: str = "#808080") -> Tag:
+    def create(self, name: str, colour: str = "#808080", *, exist_ok: bool = False) -> Tag:
+        """Create a tag; a name taken case-insensitively is a
+        :class:`~revcrm.errors.DuplicateError`, or with ``exist_ok=True`` returns the
+        stored tag unchanged (its colour kept): a get-or-create a re-sync can repeat."""
+        if not isinstance(exist_ok, bool):
+            raise ValidationError("exist_ok", exist_ok, "expected True or False")
         tag = Tag.of(name, colour)
-        self._crm.crm.tags.create(tag)
+        repo = self._crm.crm.tags
+        if exist_ok:
+            with self._crm.crm.transaction():
+                found = _find_tag(repo, tag.name)
+                if found is not None:
+                    return found
+                repo.create(tag)
+            return tag
+        repo.create(tag)
         return tag
+
+    def ensure(self, name: str, colour: str = "#808080") -> Tag:
+        """The tag with this name, created with ``colour`` when there is none."""
+        return self.create(name, colour, exist_ok=True)
 
     def assign(
         self, customer_id: str, tag: str, *, staff_id: str | None, at: datetime | None = None
@@ -604,7 +705,39 @@ class _Tags(_Service):
         return self._crm.crm.tags.counts(as_of=self._crm._at(as_of))
 
     def customers_with(self, tag: str, *, as_of: _Moment | None = None) -> frozenset[str]:
-        return self._crm.crm.tags.customers_with(tag, as_of=self._crm._at(as_of))
+        return self._crm.crm.tags.customers_with(read_id(tag, "tag"), as_of=self._crm._at(as_of))
+
+
+def _cursor_at(crm: CRM, cursor: object) -> datetime:
+    # TODO(H2): revcrm.storage.cursor_as_of lands with Page.as_of; until then the clock.
+    import revcrm.storage as storage
+
+    read = getattr(storage, "cursor_as_of", None)
+    found = None if read is None else read(cursor)
+    return crm.now() if found is None else reporting_moment(found, "cursor")
+
+
+def _page(at: datetime, **fields: Any) -> Page[CustomerListRow]:
+    if "as_of" in attrs.fields_dict(Page):  # TODO(H2): always, once Page.as_of lands
+        fields["as_of"] = at
+    return Page(**fields)
+
+
+def _find_tag(repo: TagRepository, name: str) -> Tag | None:
+    try:
+        return repo.get(name)
+    except NotFoundError:
+        return None
+
+
+def _current_answer(history: Sequence[IntakeAnswer], answer: IntakeAnswer) -> IntakeAnswer | None:
+    """The latest answer of the history to the same question (and service)."""
+    same = [
+        a
+        for a in history
+        if a.question_id == answer.question_id and a.subscription_id == answer.subscription_id
+    ]
+    return same[-1] if same else None
 
 
 def _segment_name(value: object) -> object:
@@ -637,101 +770,15 @@ class _Segments(_Service):
         return self._crm.segmentation(as_of=as_of).customers_in(segment)
 
 
-class _Credits(_Service):
-    def balance(self, customer_id: str, currency: str | None = None) -> Money:
-        crm = self._crm
-        return crm.store.credits.balance(customer_id, currency or crm.reporting_currency)
-
-    def _write(self, entry: CreditEntry) -> CreditEntry:
-        crm = self._crm
-        credits = crm.store.credits
-        with crm.store.transaction():
-            after = credits.balance(entry.customer_id, entry.amount.currency) + entry.amount
-            if after.amount < 0 and not crm.allow_negative_credit:
-                raise ValidationError(
-                    "amount",
-                    entry.amount,
-                    f"would take the credit balance of {entry.customer_id!r} to {after}; "
-                    "negative balances are not allowed (allow_negative_credit)",
-                )
-            credits.upsert(entry, expected_version=0)
-        return entry
-
-    def adjust(
-        self,
-        customer_id: str,
-        amount: Money,
-        *,
-        reason: str,
-        staff_id: str,
-        at: datetime | None = None,
-        id: str | None = None,
-    ) -> CreditEntry:
-        """A staff adjustment: positive adds credit, negative removes it."""
-        crm = self._crm
-        crm.store.customers.get(customer_id)
-        return self._write(
-            CreditEntry(
-                id=_new_id() if id is None else id,
-                customer_id=customer_id,
-                amount=amount,
-                reason=reason,
-                staff_id=staff_id,
-                at=crm.now() if at is None else at,
-            )
-        )
-
-    def apply_to_invoice(
-        self,
-        invoice_id: str,
-        amount: Money,
-        *,
-        staff_id: str,
-        at: datetime | None = None,
-        id: str | None = None,
-    ) -> CreditEntry:
-        """Spend ``amount`` of the invoice's customer's credit on the invoice."""
-        crm = self._crm
-        invoice = crm.store.invoices.get(invoice_id)
-        if amount.currency != invoice.currency:
-            raise ValidationError("amount", amount, f"the invoice is in {invoice.currency}")
-        if amount.amount <= 0:
-            raise ValidationError("amount", amount, "the credit applied must be positive")
-        applied = -sum(
-            (
-                e.amount.amount
-                for e in crm.store.credits.for_customer(invoice.customer_id)
-                if e.invoice_id == invoice_id and e.amount.currency == invoice.currency
-            ),
-            start=Decimal(0),
-        )
-        if applied + amount.amount > invoice.total.amount:
-            raise ValidationError(
-                "amount",
-                amount,
-                f"invoice {invoice_id!r} totals {invoice.total}, {applied} already applied",
-            )
-        return self._write(
-            CreditEntry(
-                id=_new_id() if id is None else id,
-                customer_id=invoice.customer_id,
-                amount=-amount,
-                reason=f"applied to invoice {invoice_id}",
-                staff_id=staff_id,
-                invoice_id=invoice_id,
-                at=crm.now() if at is None else at,
-            )
-        )
-
-
 class _Metrics(_Service):
     """The metrics of the MRR engine and the churn analyses, over the stored book."""
 
     def dashboard(self, *, as_of: _Moment | None = None, trend_months: int = 12) -> StoreDashboard:
         """Computed by the store where the data lives (under the store's policy)."""
         crm = self._crm
+        months = trend_months_checked(trend_months)
         return crm.store.dashboard(
-            as_of=crm._at(as_of), currency=crm.reporting_currency, trend_months=trend_months
+            as_of=crm._at(as_of), currency=crm.reporting_currency, trend_months=months
         )
 
     def analysis(self, *, horizon: _Moment | None = None) -> MrrAnalysis:
@@ -761,10 +808,10 @@ class _Contacts(_Service):
         return contact
 
     def remove(self, contact_id: str) -> None:
-        self._crm.crm.contacts.remove(contact_id)
+        self._crm.crm.contacts.remove(read_id(contact_id, "contact_id"))
 
     def list(self, customer_id: str) -> tuple[Contact, ...]:
-        return self._crm.crm.contacts.for_customer(customer_id)
+        return self._crm.crm.contacts.for_customer(read_id(customer_id, "customer_id"))
 
 
 class _Calls(_Service):
@@ -792,7 +839,7 @@ class _Calls(_Service):
         return call
 
     def list(self, customer_id: str) -> tuple[LoggedCall, ...]:
-        return self._crm.crm.calls.for_customer(customer_id)
+        return self._crm.crm.calls.for_customer(read_id(customer_id, "customer_id"))
 
 
 class _Intake(_Service):
@@ -831,9 +878,16 @@ class _Intake(_Service):
         subscription_id: str | None = None,
         staff_id: str | None = None,
         at: datetime | None = None,
+        idempotent: bool = False,
     ) -> IntakeAnswer:
         """Record a customer's answer, checked against the stored question. A purchase
-        question's answer names the customer's own subscription (the service bought)."""
+        question's answer names the customer's own subscription (the service bought).
+
+        With ``idempotent=True`` (a re-sync repeating the answers it knows), an answer
+        equal to the customer's current answer to the question (same value, same
+        subscription) writes nothing and returns the stored one."""
+        if not isinstance(idempotent, bool):
+            raise ValidationError("idempotent", idempotent, "expected True or False")
         crm = self._crm
         moment = crm.now() if at is None else utc(at, "at")
         customer = crm.store.customers.get(customer_id)
@@ -855,12 +909,22 @@ class _Intake(_Service):
             subscription_id=subscription_id,
             staff_id=staff_id,
         )
-        return crm.crm.intake.record(answer)
+        if not idempotent:
+            return crm.crm.intake.record(answer)
+        with crm.crm.transaction():
+            current = _current_answer(crm.crm.intake.answers_for(customer_id), answer)
+            stored = question.check(answer)
+            if current is not None and (sorted(current.choices), current.text) == (
+                sorted(stored.choices),
+                stored.text,
+            ):
+                return current
+            return crm.crm.intake.record(answer)
 
     def of(self, customer_id: str, *, as_of: _Moment | None = None) -> tuple[IntakeItem, ...]:
         """The customer's intake as the profile shows it (current answers, question order)."""
         crm = self._crm
-        crm.store.customers.get(customer_id)
+        crm.store.customers.get(read_id(customer_id, "customer_id"))
         return self._items(customer_id, crm._at(as_of))
 
     def _items(self, customer_id: str, at: datetime) -> tuple[IntakeItem, ...]:
@@ -896,7 +960,19 @@ class _Leads(_Service):
         return lead
 
     def get(self, lead_id: str) -> Lead:
-        return self._crm.crm.leads.get(lead_id)
+        return self._crm.crm.leads.get(read_id(lead_id, "lead_id"))
+
+    def list(
+        self,
+        *,
+        stage: LeadStage | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Lead]:
+        """One keyset page of leads (of one ``stage``, or all), oldest first: by creation
+        moment, then id, so pages never skip or repeat a lead while leads are added."""
+        wanted = None if stage is None else as_enum(LeadStage, stage, "stage")
+        return self._crm.crm.leads.page(stage=wanted, limit=limit, cursor=cursor)
 
     def move(
         self,
@@ -911,9 +987,9 @@ class _Leads(_Service):
         """Move a lead (contact, qualify, lose, reopen); conversion is
         :meth:`match_registration` or :meth:`convert`."""
         repo = self._crm.crm.leads
-        lead = repo.get(lead_id)
+        lead = repo.get(read_id(lead_id, "lead_id"))
         moved = lead.move(
-            LeadStage(to),
+            as_enum(LeadStage, to, "to"),
             at=self._crm.now() if at is None else at,
             staff_id=staff_id,
             note=note,
@@ -926,24 +1002,38 @@ class _Leads(_Service):
         self, lead_id: str, customer_id: str, *, staff_id: str | None, at: datetime | None = None
     ) -> Lead:
         """Converting twice raises :class:`~revcrm.errors.TransitionNotAllowed`; nothing
-        is written then."""
+        is written then. ``at`` defaults to the clock; an ``at`` before the lead's last
+        move is a :class:`~revcrm.errors.ValidationError` (its history is in time order)."""
         repo = self._crm.crm.leads
-        self._crm.store.customers.get(customer_id)
-        lead = repo.get(lead_id)
+        self._crm.store.customers.get(read_id(customer_id, "customer_id"))
+        lead = repo.get(read_id(lead_id, "lead_id"))
         moment = self._crm.now() if at is None else at
         converted = lead.convert(customer_id, at=moment, staff_id=staff_id)
         repo.save(converted, expected_version=len(lead.history))
         return converted
 
-    def match_registration(self, customer: Customer) -> Lead | None:
-        """Convert the open lead with the new customer's email (at its registration);
-        None when there is none or the customer already has a converted lead."""
+    def match_registration(
+        self, customer: Customer, *, at: datetime | None = None, staff_id: str | None = None
+    ) -> Lead | None:
+        """Convert the open lead with the new customer's email; None when there is none
+        or the customer already has a converted lead.
+
+        The conversion is dated ``at`` when given (before the lead's last move it is a
+        :class:`~revcrm.errors.ValidationError`). By default it is dated at the customer's
+        registration, or at the lead's last move when staff moved the lead later than
+        that (a host stores registration to the second; the staff move of the same
+        minute may carry microseconds): the conversion is never before a move it follows.
+        """
+        if not isinstance(customer, Customer):
+            raise ValidationError("customer", customer, "expected a Customer")
         repo = self._crm.crm.leads
         if customer.email is None or repo.lead_for_customer(customer.id) is not None:
             return None
         lead = repo.open_lead_for(customer.email)
         if lead is None:
             return None
-        converted = lead.convert(customer.id, at=customer.registered_at, note="registered")
+        latest = max(customer.registered_at, lead.last_moved_at)
+        moment = latest if at is None else utc(at, "at")
+        converted = lead.convert(customer.id, at=moment, staff_id=staff_id, note="registered")
         repo.save(converted, expected_version=len(lead.history))
         return converted

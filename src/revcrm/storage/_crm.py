@@ -27,10 +27,13 @@ these records are written by staff through revcrm itself. Rules every backend fo
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import islice
 from typing import Final, Protocol
 
 import attrs
@@ -56,6 +59,9 @@ from revcrm.errors import (
     ValidationError,
 )
 from revcrm.leads._lead import Lead, normalise_email
+from revcrm.leads._stages import LeadStage
+from revcrm.storage._codec import moment_value
+from revcrm.storage._query import MAX_LIMIT, Page
 
 __all__ = [
     "ERASED_TEXT",
@@ -168,6 +174,18 @@ class LeadRepository(Protocol):
     def relink(self, from_customer: str, to_customer: str) -> int:
         """Point the lead converted into one customer at another (a merge); a
         DuplicateError when the other customer already has a converted lead."""
+        ...
+
+    def page(
+        self, *, stage: LeadStage | str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Lead]:
+        """One keyset page of leads (of one stage, or all) by creation moment, then id."""
+        ...
+
+    def erase_history(self, lead_id: str) -> int:
+        """Replace the staff notes and lost reasons of a lead's moves by
+        :data:`ERASED_TEXT` (personal data erasure: the one exception to the append-only
+        history; stages and moments stay). Returns the number of moves changed."""
         ...
 
 
@@ -291,6 +309,12 @@ class CRMStore(Protocol):
         """All-or-nothing block over the CRM records."""
         ...
 
+    def scrub(self) -> None:
+        """Make values erased so far unreadable from the database files (outside any
+        open transaction): SQLite check-points and truncates its write-ahead log,
+        PostgreSQL vacuums the CRM tables, the in-memory store has nothing to do."""
+        ...
+
 
 # -- in memory --------------------------------------------------------------------------------
 
@@ -343,6 +367,9 @@ class InMemoryCRMStore:
             except BaseException:
                 self._state = snapshot
                 raise
+
+    def scrub(self) -> None:
+        """Nothing to do: an erased value is gone once no record refers to it."""
 
 
 class _MemoryNotes:
@@ -563,6 +590,24 @@ class _MemoryLeads:
             check_unique(leads.values(), moved)
             leads[moved.id] = moved
             return 1
+
+    def page(
+        self, *, stage: LeadStage | str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Lead]:
+        q = LeadPageQuery.of(stage=stage, limit=limit, cursor=cursor)
+        with self._store._lock:
+            found = [x for x in self._store._state.leads.values() if q.wants(x)]
+        return q.page(sorted(found, key=lead_key))
+
+    def erase_history(self, lead_id: str) -> int:
+        with self._store._lock:
+            leads = self._store._state.leads
+            lead = leads.get(lead_id)
+            if lead is None:
+                raise NotFoundError("lead", lead_id)
+            erased, changed = erased_history(lead)
+            leads[lead_id] = erased
+            return changed
 
 
 class _MemoryContacts:
@@ -818,6 +863,97 @@ def check_extends(stored: Lead, lead: Lead, expected_version: int) -> None:
             len(lead.history),
             f"must extend the stored history of {actual} moves (append-only)",
         )
+
+
+def lead_key(lead: Lead) -> tuple[int, str]:
+    """The order of lead pages: creation moment (whole microseconds), then id."""
+    return moment_value(lead.created_at), lead.id
+
+
+@attrs.frozen(kw_only=True)
+class LeadPageQuery:
+    """A checked lead listing: the stage wanted (None: all), the page size and the
+    position after which the page starts (from the cursor)."""
+
+    stage: LeadStage | None
+    limit: int
+    after: tuple[int, str] | None
+
+    @classmethod
+    def of(cls, *, stage: object, limit: object, cursor: object) -> LeadPageQuery:
+        wanted = None if stage is None else as_enum(LeadStage, stage, "stage")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise ValidationError("limit", limit, f"a whole number from 1 to {MAX_LIMIT}")
+        after: tuple[int, str] | None = None
+        if cursor is not None:
+            if not isinstance(cursor, str):
+                raise ValidationError("cursor", cursor, "expected a cursor string")
+            after = _decode_lead_cursor(cursor, _lead_scope(wanted))
+        return cls(stage=wanted, limit=limit, after=after)
+
+    def wants(self, lead: Lead) -> bool:
+        return (self.stage is None or lead.stage is self.stage) and (
+            self.after is None or lead_key(lead) > self.after
+        )
+
+    def page(self, ordered: Iterable[Lead]) -> Page[Lead]:
+        """The page of ``ordered`` (the wanted leads after the cursor, in page order,
+        at least ``limit + 1`` of them when there are that many)."""
+        items = tuple(islice(ordered, self.limit + 1))
+        if len(items) <= self.limit:
+            return Page(items=items)
+        cursor = _encode_lead_cursor(_lead_scope(self.stage), lead_key(items[self.limit - 1]))
+        return Page(items=items[: self.limit], next_cursor=cursor)
+
+
+def _lead_scope(stage: LeadStage | None) -> str:
+    return f"leads:{'*' if stage is None else stage.value}"
+
+
+# A lead cursor holds a position only (no filter but the stage, which is its scope), so
+# validating every decoded value is enough: a forged one starts a page elsewhere, never
+# reaches a driver with a value it would choke on.
+def _encode_lead_cursor(scope: str, position: tuple[int, str]) -> str:
+    raw = json.dumps([scope, position[0], position[1]], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_lead_cursor(cursor: str, scope: str) -> tuple[int, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        got, micros, key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if isinstance(micros, bool) or not isinstance(micros, int) or not isinstance(key, str):
+            raise TypeError("cursor fields")
+        if not _MOMENTS[0] <= micros <= _MOMENTS[1] or "\x00" in key:
+            raise ValueError("cursor values")
+        key.encode("utf-8")
+    except (ValueError, TypeError, UnicodeError):
+        raise ValidationError("cursor", cursor, "not a cursor this store issued") from None
+    if got != scope:
+        raise ValidationError("cursor", cursor, "belongs to a different query; start over")
+    return micros, key
+
+
+#: The whole microseconds since 1970 of datetime.min and datetime.max (UTC).
+_MOMENTS: Final = (
+    moment_value(datetime(1, 1, 1, tzinfo=UTC)),
+    moment_value(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+)
+
+
+def erased_history(lead: Lead) -> tuple[Lead, int]:
+    """The lead with every non-empty move note and lost reason replaced by
+    :data:`ERASED_TEXT`, and how many moves changed."""
+    changed = 0
+    moves = []
+    for t in lead.history:
+        note = ERASED_TEXT if t.note else t.note
+        reason = None if t.lost_reason is None else ERASED_TEXT
+        if (note, reason) != (t.note, t.lost_reason):
+            changed += 1
+            t = attrs.evolve(t, note=note, lost_reason=reason)
+        moves.append(t)
+    return attrs.evolve(lead, history=tuple(moves)), changed
 
 
 def check_unique(leads: Iterable[Lead], lead: Lead) -> None:

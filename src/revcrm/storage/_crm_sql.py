@@ -13,11 +13,10 @@ before versions were recorded is recognised as version 1 by its tables.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, TypeVar
@@ -27,14 +26,6 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from revcrm._time import utc
-from revcrm.crm._intake import (
-    IntakeAnswer,
-    IntakeAnswerRecord,
-    IntakeQuestion,
-    IntakeScope,
-    question_order,
-)
 from revcrm.crm._records import (
     Contact,
     LoggedCall,
@@ -55,16 +46,18 @@ from revcrm.errors import (
     ValidationError,
 )
 from revcrm.leads._lead import Lead, LeadRecord, LeadTransitionRecord, normalise_email
+from revcrm.leads._stages import LeadStage
 from revcrm.storage._codec import moment_from_value, moment_value
 from revcrm.storage._crm import (
     ERASED_TEXT,
+    LeadPageQuery,
     check_extends,
-    check_question,
-    check_scope,
     note_order,
     relinked,
     tag_counts,
 )
+from revcrm.storage._crm_sql_intake import SQLIntake
+from revcrm.storage._query import Page
 from revcrm.storage._sql import SQLStore, _create_engine
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "SQLCRMStore"]
@@ -301,7 +294,7 @@ class SQLCRMStore:
         self.leads = _SQLLeads(self)
         self.contacts = _SQLContacts(self)
         self.calls = _SQLCalls(self)
-        self.intake = _SQLIntake(self)
+        self.intake = SQLIntake(self)
 
     def _check_billing(self, billing: object, prefix: str) -> None:
         if not isinstance(billing, SQLStore):
@@ -441,7 +434,7 @@ class SQLCRMStore:
     def _session(self, *, write: bool = True, check: bool = True) -> Iterator[Connection]:
         if self._billing is not None:
             # The billing store owns the unit of work (and its savepoints).
-            with self._billing.connection(write=write) as shared:
+            with self._billing.connection(write=write) as shared, self._secure(shared, write):
                 if check and not self._ready:
                     self._check_ready(shared)
                 yield shared
@@ -466,7 +459,8 @@ class SQLCRMStore:
                     self._check_ready(conn)
                 self._local.conn = conn
                 try:
-                    yield conn
+                    with self._secure(conn, write):
+                        yield conn
                 except BaseException:
                     conn.rollback()
                     raise
@@ -474,6 +468,56 @@ class SQLCRMStore:
             finally:
                 self._local.conn = None
                 conn.close()
+
+    @contextmanager
+    def _secure(self, conn: Connection, write: bool) -> Iterator[None]:
+        # Erased values must not linger in space a write frees in the file: SQLite's
+        # secure delete zeroes it. Turned on for revcrm's own writes only and restored
+        # after, so a host's connections keep their own settings.
+        if not (self._sqlite and write) or conn.exec_driver_sql("PRAGMA secure_delete").scalar():
+            yield
+            return
+        conn.exec_driver_sql("PRAGMA secure_delete=1")
+        try:
+            yield
+        finally:
+            with suppress(sa_exc.SQLAlchemyError):  # a broken connection is discarded anyway
+                conn.exec_driver_sql("PRAGMA secure_delete=0")
+
+    def scrub(self) -> None:
+        """Make values erased so far unreadable from the database files; call it outside
+        any open transaction (:meth:`revcrm.CRM.erase` does).
+
+        SQLite: a ``wal_checkpoint(TRUNCATE)`` copies the write-ahead log into the file
+        and empties it (revcrm's writes ran with secure delete, so what they freed is
+        zeroed). PostgreSQL: ``VACUUM`` of this prefix's tables, which makes the dead row
+        versions reusable space (they stay on disk until overwritten: see
+        docs/facade.md, "Erasure and the database files").
+        """
+        if self._local.conn is not None:
+            raise StorageError("scrub() inside an open transaction: call it after the commit")
+
+        def run(conn: Connection) -> None:
+            if self._sqlite:
+                if self._engine.url.database in (None, "", ":memory:"):
+                    return
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+                if busy is not None and busy[0]:
+                    raise StorageError(
+                        "could not check-point the write-ahead log (another connection is "
+                        "reading); call scrub() again"
+                    )
+                return
+            quote = self._engine.dialect.identifier_preparer.quote
+            for table in self._md.sorted_tables:
+                conn.exec_driver_sql(f"VACUUM {quote(table.name)}")
+
+        try:
+            serial = self._serial if self._serial is not None else nullcontext()
+            with serial, self._engine.connect() as conn:
+                run(conn.execution_options(isolation_level="AUTOCOMMIT"))
+        except sa_exc.SQLAlchemyError as e:
+            raise _converted(e) from e
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -511,6 +555,24 @@ class SQLCRMStore:
     def _read(self, fn: Callable[[Connection], _T]) -> _T:
         # A read: inside a billing store's read-only snapshot it needs no write session.
         return self._run(fn, write=False)
+
+    def _rehome(self, table: sa.Table, from_customer: str, to_customer: str) -> int:
+        def run(conn: Connection) -> int:
+            stmt = (
+                sa.update(table)
+                .where(table.c.customer_id == from_customer)
+                .values(customer_id=to_customer)
+            )
+            return int(conn.execute(stmt).rowcount)
+
+        return self._run(run)
+
+    def _delete(self, table: sa.Table, customer_id: str) -> int:
+        def run(conn: Connection) -> int:
+            stmt = sa.delete(table).where(table.c.customer_id == customer_id)
+            return int(conn.execute(stmt).rowcount)
+
+        return self._run(run)
 
 
 # -- notes ------------------------------------------------------------------------------------
@@ -748,7 +810,7 @@ class _SQLTags:
         return tag_counts(self.all(), self.changes(), as_of=as_of)
 
     def delete_customer(self, customer_id: str) -> int:
-        return _delete(self._s, self._c, customer_id)
+        return self._s._delete(self._c, customer_id)
 
 
 # -- leads ------------------------------------------------------------------------------------
@@ -933,29 +995,52 @@ class _SQLLeads:
 
         return self._s._run(run, unique=("converted lead for customer", to_customer))
 
+    def page(
+        self, *, stage: LeadStage | str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Lead]:
+        q = LeadPageQuery.of(stage=stage, limit=limit, cursor=cursor)
+        created = self._l.c.created_at
+        # Ids in code-point order on both databases, as the in-memory store sorts them.
+        ident = self._l.c.id if self._s._sqlite else self._l.c.id.collate("C")
+
+        def run(conn: Connection) -> Page[Lead]:
+            sel = sa.select(self._l)
+            if q.stage is not None:
+                sel = sel.where(self._l.c.stage == q.stage.value)
+            if q.after is not None:
+                t, key = q.after
+                sel = sel.where(sa.or_(created > t, sa.and_(created == t, ident > key)))
+            sel = sel.order_by(created, ident).limit(q.limit + 1)
+            return q.page(self._load(conn, list(conn.execute(sel).mappings())))
+
+        return self._s._read(run)
+
+    def erase_history(self, lead_id: str) -> int:
+        x = self._x
+
+        def run(conn: Connection) -> int:
+            if conn.execute(sa.select(self._l.c.id).where(self._l.c.id == lead_id)).first() is None:
+                raise NotFoundError("lead", lead_id)
+            stmt = (
+                sa.update(x)
+                .where(
+                    x.c.lead_id == lead_id,
+                    sa.or_(
+                        sa.and_(x.c.note != "", x.c.note != ERASED_TEXT),
+                        sa.and_(x.c.lost_reason.is_not(None), x.c.lost_reason != ERASED_TEXT),
+                    ),
+                )
+                .values(
+                    note=sa.case((x.c.note == "", ""), else_=ERASED_TEXT),
+                    lost_reason=sa.case((x.c.lost_reason.is_(None), None), else_=ERASED_TEXT),
+                )
+            )
+            return int(conn.execute(stmt).rowcount)
+
+        return self._s._run(run)
+
 
 # -- contacts and calls -----------------------------------------------------------------------
-
-
-def _rehome(store: SQLCRMStore, table: sa.Table, from_customer: str, to_customer: str) -> int:
-    def run(conn: Connection) -> int:
-        stmt = (
-            sa.update(table)
-            .where(table.c.customer_id == from_customer)
-            .values(customer_id=to_customer)
-        )
-        return int(conn.execute(stmt).rowcount)
-
-    return store._run(run)
-
-
-def _delete(store: SQLCRMStore, table: sa.Table, customer_id: str) -> int:
-    def run(conn: Connection) -> int:
-        return int(
-            conn.execute(sa.delete(table).where(table.c.customer_id == customer_id)).rowcount
-        )
-
-    return store._run(run)
 
 
 class _SQLContacts:
@@ -1002,13 +1087,13 @@ class _SQLContacts:
         return self._s._read(run)
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
-        return _rehome(self._s, self._c, from_customer, to_customer)
+        return self._s._rehome(self._c, from_customer, to_customer)
 
     def erase_customer(self, customer_id: str) -> int:
-        return _delete(self._s, self._c, customer_id)
+        return self._s._delete(self._c, customer_id)
 
     def delete_customer(self, customer_id: str) -> int:
-        return _delete(self._s, self._c, customer_id)
+        return self._s._delete(self._c, customer_id)
 
 
 def _call(r: Mapping[Any, Any]) -> LoggedCall:
@@ -1052,7 +1137,7 @@ class _SQLCalls:
         return self._s._read(run)
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
-        return _rehome(self._s, self._c, from_customer, to_customer)
+        return self._s._rehome(self._c, from_customer, to_customer)
 
     def erase_customer(self, customer_id: str) -> int:
         def run(conn: Connection) -> int:
@@ -1066,130 +1151,4 @@ class _SQLCalls:
         return self._s._run(run)
 
     def delete_customer(self, customer_id: str) -> int:
-        return _delete(self._s, self._c, customer_id)
-
-
-# -- intake -----------------------------------------------------------------------------------
-
-
-def _question_row(q: IntakeQuestion) -> dict[str, Any]:
-    r = q.to_record()
-    return {
-        **r,
-        "options": json.dumps(list(r["options"]), ensure_ascii=False),
-        "retired_at": _m(r["retired_at"]),
-    }
-
-
-def _question(r: Mapping[Any, Any]) -> IntakeQuestion:
-    values = dict(r)
-    values["options"] = tuple(json.loads(values["options"]))
-    values["retired_at"] = _d(values["retired_at"])
-    values["required"] = bool(values["required"])
-    return IntakeQuestion.from_record(values)
-
-
-def _answer_row(a: IntakeAnswer) -> dict[str, Any]:
-    r = a.to_record()
-    return {
-        **r,
-        "choices": json.dumps(list(r["choices"]), ensure_ascii=False),
-        "answered_at": _m(r["answered_at"]),
-    }
-
-
-def _answer(r: Mapping[Any, Any]) -> IntakeAnswer:
-    values = {k: r[k] for k in IntakeAnswerRecord.__annotations__}
-    values["choices"] = tuple(json.loads(values["choices"]))
-    values["answered_at"] = _d(values["answered_at"])
-    return IntakeAnswer.from_record(values)
-
-
-class _SQLIntake:
-    def __init__(self, store: SQLCRMStore) -> None:
-        self._s = store
-        self._q = store._t["intake_questions"]
-        self._a = store._t["intake_answers"]
-
-    def save_question(self, question: IntakeQuestion) -> None:
-        check_question(question)
-
-        def run(conn: Connection) -> None:
-            conn.execute(sa.delete(self._q).where(self._q.c.id == question.id))
-            conn.execute(sa.insert(self._q), [_question_row(question)])
-
-        self._s._run(run, unique=("intake question", question.id))
-
-    def _find(self, conn: Connection, id: str) -> IntakeQuestion | None:
-        row = conn.execute(sa.select(self._q).where(self._q.c.id == id)).mappings().first()
-        return None if row is None else _question(row)
-
-    def question(self, id: str) -> IntakeQuestion:
-        def run(conn: Connection) -> IntakeQuestion:
-            found = self._find(conn, id)
-            if found is None:
-                raise NotFoundError("intake question", id)
-            return found
-
-        return self._s._read(run)
-
-    def questions(
-        self, *, scope: IntakeScope | str | None = None, include_retired: bool = False
-    ) -> tuple[IntakeQuestion, ...]:
-        wanted = check_scope(scope)
-
-        def run(conn: Connection) -> tuple[IntakeQuestion, ...]:
-            q = sa.select(self._q)
-            if wanted is not None:
-                q = q.where(self._q.c.scope == wanted.value)
-            if not include_retired:
-                q = q.where(self._q.c.retired_at.is_(None))
-            return question_order(_question(r) for r in conn.execute(q).mappings())
-
-        return self._s._read(run)
-
-    def record(self, answer: IntakeAnswer) -> IntakeAnswer:
-        if not isinstance(answer, IntakeAnswer):
-            raise ValidationError("answer", answer, "expected an IntakeAnswer")
-
-        def run(conn: Connection) -> IntakeAnswer:
-            question = self._find(conn, answer.question_id)
-            if question is None:
-                raise UnknownReferenceError("question_id", answer.question_id, "intake question")
-            stored = question.check(answer)
-            conn.execute(sa.insert(self._a), [_answer_row(stored)])
-            return stored
-
-        return self._s._run(run)
-
-    def _select(self, *conds: Any) -> tuple[IntakeAnswer, ...]:
-        def run(conn: Connection) -> tuple[IntakeAnswer, ...]:
-            q = sa.select(self._a).where(*conds).order_by(self._a.c.answered_at, self._a.c.seq)
-            return tuple(_answer(r) for r in conn.execute(q).mappings())
-
-        return self._s._read(run)
-
-    def answers_for(self, customer_id: str) -> tuple[IntakeAnswer, ...]:
-        return self._select(self._a.c.customer_id == customer_id)
-
-    def answers(self, *, as_of: datetime | None = None) -> tuple[IntakeAnswer, ...]:
-        if as_of is None:
-            return self._select()
-        return self._select(self._a.c.answered_at <= moment_value(utc(as_of, "as_of")))
-
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        return _rehome(self._s, self._a, from_customer, to_customer)
-
-    def erase_customer(self, customer_id: str) -> int:
-        def run(conn: Connection) -> int:
-            stmt = (
-                sa.update(self._a)
-                .where(self._a.c.customer_id == customer_id, self._a.c.text.is_not(None))
-                .values(text=ERASED_TEXT)
-            )
-            return int(conn.execute(stmt).rowcount)
-
-        return self._s._run(run)
-
-    def delete_customer(self, customer_id: str) -> int:
-        return _delete(self._s, self._a, customer_id)
+        return self._s._delete(self._c, customer_id)
