@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Final, TypeVar
 
 import attrs
@@ -109,7 +110,7 @@ class HostSync:
         self,
         states: Iterable[ServiceState],
         *,
-        observed_at: datetime | object,
+        observed_at: datetime | date,
         allow_backdating: bool = False,
     ) -> SyncReport:
         """Sync the host's current view of services, observed at ``observed_at``.
@@ -187,10 +188,8 @@ class HostSync:
         if len(ids) <= _PER_ID:
             out: dict[str, Versioned[Subscription] | Subscription] = {}
             for key in ids:
-                try:
+                with contextlib.suppress(NotFoundError):
                     out[key] = repo.get_versioned(key)
-                except NotFoundError:
-                    pass
             return out
         wanted = set(ids)
         found: dict[str, Versioned[Subscription] | Subscription] = {}
