@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import itertools
+import json
+import unicodedata
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
+from typing import Any
 
 import babel.numbers
-from hypothesis import given
+import pytest
+from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from revcrm import (
@@ -207,3 +215,185 @@ def test_bad_options_are_reported() -> None:
         S.billing_cycles(named_only=True, units=[], max_count=1)
     assert S.minor_units("KWD") == 3
     assert timedelta(0) < S.LATEST - S.EARLIEST
+
+
+# -- hostile strategies ---------------------------------------------------------------------
+
+
+def _finds(strategy: st.SearchStrategy[Any], condition: Callable[[Any], bool]) -> None:
+    """``strategy`` can draw a value meeting ``condition`` (what its docstring promises)."""
+    find(strategy, condition, settings=settings(max_examples=2000, database=None))
+
+
+def _surrogate(text: str) -> bool:
+    return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+@given(S.hostile_text())
+def test_hostile_text_is_text(text: str) -> None:
+    assert isinstance(text, str)
+
+
+@given(S.hostile_text(long=False))
+def test_hostile_text_short_stays_short(text: str) -> None:
+    assert len(text) < S.LONG_TEXT_LENGTH
+
+
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
+def test_hostile_text_meets_every_promise() -> None:
+    strategy = S.hostile_text()
+    _finds(strategy, _surrogate)
+    _finds(strategy, lambda s: "\x00" in s)
+    _finds(strategy, lambda s: "\u202e" in s or "\u200f" in s)
+    _finds(strategy, lambda s: len(s) == S.LONG_TEXT_LENGTH)
+    _finds(strategy, lambda s: "DROP TABLE" in s)
+    _finds(strategy, lambda s: "{0}" in s or "%s" in s)
+    _finds(strategy, lambda s: any(unicodedata.category(c) == "Cc" for c in s))
+    _finds(strategy, lambda s: s.strip() == "")
+
+
+def _is_exactly(kind: type, value: object) -> bool:
+    return type(value) is kind
+
+
+@given(S.wrong_types())
+def test_wrong_types_are_never_text(value: object) -> None:
+    assert not isinstance(value, str)
+
+
+def test_wrong_types_meet_every_promise() -> None:
+    strategy = S.wrong_types()
+    kinds: tuple[type, ...] = (type(None), bool, bytes, list, dict, tuple, float, complex, set)
+    for kind in kinds:
+        _finds(strategy, functools.partial(_is_exactly, kind))
+    _finds(strategy, lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 2**64)
+    _finds(strategy, lambda v: callable(v) and not isinstance(v, type))
+    _finds(strategy, lambda v: type(v).__module__ == "revcrm.testing._hostile")
+
+
+@given(S.hostile_text_or_wrong_type())
+def test_hostile_text_or_wrong_type_draws(value: object) -> None:
+    assert value is None or isinstance(value, object)
+
+
+def test_hostile_text_or_wrong_type_draws_both() -> None:
+    _finds(S.hostile_text_or_wrong_type(), lambda v: isinstance(v, str) and _surrogate(v))
+    _finds(S.hostile_text_or_wrong_type(), lambda v: v is None)
+
+
+@given(S.hostile_decimals())
+def test_hostile_decimals_are_decimals(x: Decimal) -> None:
+    assert isinstance(x, Decimal)
+
+
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
+def test_hostile_decimals_meet_every_promise() -> None:
+    strategy = S.hostile_decimals()
+    _finds(strategy, lambda x: x.is_snan())
+    _finds(strategy, lambda x: x.is_qnan())
+    _finds(strategy, lambda x: x.is_infinite() and x > 0)
+    _finds(strategy, lambda x: x.is_infinite() and x < 0)
+    _finds(strategy, lambda x: x.is_finite() and x.adjusted() >= 999_999)
+    _finds(strategy, lambda x: x.is_finite() and x != 0 and x.adjusted() <= -999_999)
+    _finds(strategy, lambda x: x.is_finite() and len(x.as_tuple().digits) >= S.LONG_TEXT_LENGTH)
+    _finds(strategy, lambda x: x.is_zero() and x.is_signed())
+
+
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
+def test_hostile_numbers_meet_every_promise() -> None:
+    strategy = S.hostile_numbers()
+    _finds(strategy, lambda v: isinstance(v, float) and v != v)
+    _finds(strategy, lambda v: isinstance(v, float) and v == float("inf"))
+    _finds(strategy, lambda v: isinstance(v, bool))
+    _finds(strategy, lambda v: type(v) is int and abs(v) > 2**64)
+    _finds(strategy, lambda v: isinstance(v, str) and v.lower() == "nan")
+    _finds(strategy, lambda v: isinstance(v, str) and len(v) >= S.LONG_TEXT_LENGTH)
+    _finds(strategy, lambda v: isinstance(v, Fraction))
+    _finds(strategy, lambda v: isinstance(v, Decimal) and v.is_nan())
+
+
+def test_hostile_ints_meet_every_promise() -> None:
+    strategy = S.hostile_ints()
+    _finds(strategy, lambda v: isinstance(v, bool))
+    _finds(strategy, lambda v: type(v) is int and v >= 2**63)
+    _finds(strategy, lambda v: type(v) is int and v < 0)
+    _finds(strategy, lambda v: v == 0 and type(v) is int)
+    _finds(strategy, lambda v: v is None)
+    _finds(strategy, lambda v: isinstance(v, float))
+    _finds(strategy, lambda v: isinstance(v, str))
+    _finds(strategy, lambda v: isinstance(v, Decimal))
+
+
+def _before_year_one_in_utc(value: object) -> bool:
+    if not isinstance(value, datetime) or value.year != 1:
+        return False
+    offset = value.utcoffset()
+    return offset is not None and offset > timedelta(0)
+
+
+def test_hostile_dates_meet_every_promise() -> None:
+    strategy = S.hostile_dates()
+    _finds(strategy, lambda v: isinstance(v, datetime) and v.tzinfo is None)
+    _finds(strategy, lambda v: isinstance(v, datetime) and v.tzinfo is not None and v.year == 1)
+    _finds(strategy, lambda v: isinstance(v, datetime) and v.tzinfo is not None and v.year == 9999)
+    _finds(strategy, lambda v: type(v) is date)
+    _finds(strategy, lambda v: isinstance(v, str))
+    _finds(strategy, lambda v: v is None)
+    _finds(strategy, lambda v: isinstance(v, (int, float)))
+    # Past either end of the calendar once converted to UTC.
+    _finds(strategy, _before_year_one_in_utc)
+
+
+def _nested(value: object, test: Callable[[object], bool]) -> bool:
+    if test(value):
+        return True
+    if isinstance(value, dict):
+        return any(_nested(v, test) for v in value.values())
+    return False
+
+
+def test_hostile_mappings_meet_every_promise() -> None:
+    strategy = S.hostile_mappings()
+    _finds(strategy, lambda v: isinstance(v, dict) and any(not isinstance(k, str) for k in v))
+    _finds(strategy, lambda v: isinstance(v, dict) and any(k is None for k in v))
+    _finds(strategy, lambda v: isinstance(v, dict) and _nested(v, lambda x: isinstance(x, bytes)))
+    _finds(
+        strategy,
+        lambda v: (
+            isinstance(v, dict) and _nested(v, lambda x: isinstance(x, (Decimal, float)) and x != x)
+        ),
+    )
+    _finds(strategy, lambda v: isinstance(v, dict) and any(isinstance(x, dict) for x in v.values()))
+    _finds(strategy, lambda v: not isinstance(v, dict))
+
+
+@given(S.forged_cursors())
+def test_forged_cursors_are_text(cursor: str) -> None:
+    assert isinstance(cursor, str)
+
+
+def test_forged_cursors_include_decodable_json() -> None:
+    def decodes(cursor: str) -> bool:
+        try:
+            json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except ValueError:
+            return False
+        return True
+
+    _finds(S.forged_cursors(), decodes)
+    _finds(S.forged_cursors(), lambda c: not decodes(c))
+
+
+def test_hostile_values_draw_every_family() -> None:
+    strategy = S.hostile_values()
+    _finds(strategy, lambda v: isinstance(v, str) and _surrogate(v))
+    _finds(strategy, lambda v: isinstance(v, Decimal) and v.is_nan())
+    _finds(strategy, lambda v: isinstance(v, datetime) and v.tzinfo is None)
+    _finds(strategy, lambda v: isinstance(v, dict) and any(not isinstance(k, str) for k in v))
+    _finds(strategy, lambda v: isinstance(v, bytes))
+
+
+def test_hostile_characters() -> None:
+    assert "\x00" in S.HOSTILE_CHARACTERS
+    assert any(_surrogate(c) for c in S.HOSTILE_CHARACTERS)
+    assert all(len(c) == 1 for c in S.HOSTILE_CHARACTERS)

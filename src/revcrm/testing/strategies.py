@@ -18,6 +18,14 @@ Invalid values (each must be rejected by the model that receives it):
   :func:`invalid_quantities`, :func:`naive_datetimes`, :func:`float_amounts`,
   :func:`unknown_currency_codes`, :func:`invalid_amount_strings`
 
+Hostile values (a public call must refuse each with a :class:`~revcrm.errors.RevcrmError`
+or accept it, never crash; defined in :mod:`revcrm.testing._hostile`):
+
+* :func:`hostile_text`, :func:`wrong_types`, :func:`hostile_text_or_wrong_type`,
+  :func:`hostile_numbers`, :func:`hostile_decimals`, :func:`hostile_ints`,
+  :func:`hostile_dates`, :func:`hostile_mappings`, :func:`forged_cursors`,
+  :func:`hostile_values`
+
 Every moment drawn is an aware UTC datetime between :data:`EARLIEST` and :data:`LATEST`
 unless the caller passes other bounds. Books stay small (a few customers, a few changes
 per subscription) so properties over them run in milliseconds per example.
@@ -59,11 +67,27 @@ from revcrm._records import (
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm.crm import TagChange
 from revcrm.leads import TRANSITIONS, Lead, LeadStage, ReferralKind, ReferralSource
+from revcrm.testing._hostile import (
+    HOSTILE_CHARACTERS,
+    LONG_TEXT_LENGTH,
+    forged_cursors,
+    hostile_dates,
+    hostile_decimals,
+    hostile_ints,
+    hostile_mappings,
+    hostile_numbers,
+    hostile_text,
+    hostile_text_or_wrong_type,
+    hostile_values,
+    wrong_types,
+)
 
 __all__ = [
     "DEFAULT_CURRENCIES",
     "EARLIEST",
+    "HOSTILE_CHARACTERS",
     "LATEST",
+    "LONG_TEXT_LENGTH",
     "NAMED_CYCLES",
     "amounts",
     "billing_cycles",
@@ -74,7 +98,16 @@ __all__ = [
     "dates",
     "discounts",
     "float_amounts",
+    "forged_cursors",
     "fx_rates",
+    "hostile_dates",
+    "hostile_decimals",
+    "hostile_ints",
+    "hostile_mappings",
+    "hostile_numbers",
+    "hostile_text",
+    "hostile_text_or_wrong_type",
+    "hostile_values",
     "ids",
     "invalid_amount_strings",
     "invalid_quantities",
@@ -92,6 +125,7 @@ __all__ = [
     "subscriptions",
     "transactions",
     "unknown_currency_codes",
+    "wrong_types",
 ]
 
 _T = TypeVar("_T")
