@@ -1,0 +1,43 @@
+"""Results out: JSON values, pandas DataFrames and matplotlib charts of revcrm results.
+
+``to_jsonable`` and ``json_schema`` need nothing beyond revcrm itself; ``to_frame`` needs
+the ``revcrm[pandas]`` extra and the charts the ``revcrm[charts]`` extra, imported only
+when called (a :class:`MissingExtraError` names the extra to install). See docs/export.md.
+"""
+
+from revcrm.export._charts import (
+    breakdown_chart,
+    churn_chart,
+    cohort_heatmap,
+    revenue_by_billing_cycle_chart,
+    revenue_by_payment_method_chart,
+    revenue_by_product_chart,
+    revenue_trend_chart,
+    waterfall_chart,
+)
+from revcrm.export._extras import MissingExtraError
+from revcrm.export._frames import COHORT_VALUES, minor_units, to_frame
+from revcrm.export._json import Json, decimal_text, duration_text, money_text, to_jsonable
+from revcrm.export._schema import DECIMAL_PATTERN, json_schema
+
+__all__ = [
+    "COHORT_VALUES",
+    "DECIMAL_PATTERN",
+    "Json",
+    "MissingExtraError",
+    "breakdown_chart",
+    "churn_chart",
+    "cohort_heatmap",
+    "decimal_text",
+    "duration_text",
+    "json_schema",
+    "minor_units",
+    "money_text",
+    "revenue_by_billing_cycle_chart",
+    "revenue_by_payment_method_chart",
+    "revenue_by_product_chart",
+    "revenue_trend_chart",
+    "to_frame",
+    "to_jsonable",
+    "waterfall_chart",
+]
