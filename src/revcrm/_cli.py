@@ -183,7 +183,7 @@ def _crm_pages(
     list, the top customer's profile and the intake breakdown."""
     from revcrm._demo import demo_crm_activity
     from revcrm.crm import format_profile
-    from revcrm.segments import segmentation
+    from revcrm.segments import Segment, segmentation
 
     def fm(m: Money | None) -> str:
         return "-" if m is None else format_money(m, locale=locale)
@@ -202,6 +202,11 @@ def _crm_pages(
             f"  {segment.value:<16}{counts.members.get(segment, 0):>6}"
             f"{counts.primary.get(segment, 0):>8}\n"
         )
+    others = pure.customers_in(Segment.OTHER)
+    out.write(f"  Other: {len(others)} customers in none of the six segments\n")
+    for cid in others[:3]:
+        reason = (pure.other_reason(cid) or "").replace("\n", "; ")
+        out.write(f"    {cid}: {reason}\n")
     at_risk = crm.customers.list(
         as_of=as_of, segment="at_risk", sort="mrr", direction="desc", limit=5
     )

@@ -432,3 +432,32 @@ def test_money_is_never_rounded_in_the_profile() -> None:
     p = customer_profile(book, "c", as_of=AS_OF, currency="USD")
     assert p.billing.mrr == usd(100) / 3  # revcrm's division rule, not 28 digits
     assert p.billing.total_paid == Money("0.005", "USD")
+
+
+def test_the_profile_explains_why_a_customer_is_in_other() -> None:
+    from revcrm.crm import format_profile
+    from revcrm.segments import LtvBaseline, Segment, segmentation
+
+    # Monthly, last paid in January: active but its period is unpaid, so in OTHER.
+    book = Book.of(
+        customers=[customer("c")],
+        subscriptions=[service("s", "c", usd(10), at=t(2024, 1, 10))],
+        transactions=[payment("p", "c", usd(10), t(2024, 1, 10))],
+    )
+    as_of = t(2024, 6, 15)
+    baseline = segmentation(book, as_of=as_of, currency="USD").ltv_baseline
+    profile = customer_profile(book, "c", as_of=as_of, currency="USD", ltv_baseline=baseline)
+    assert profile.segments == {Segment.OTHER}
+    assert profile.primary_segment is Segment.OTHER
+    missed = {m.segment: m.reason for m in profile.other_reason}
+    assert set(missed) == set(Segment) - {Segment.OTHER}
+    assert missed[Segment.ACTIVE] == "current period not paid: s (monthly): no payment since 2024-05-08"
+    text = format_profile(profile, locale="en_US")
+    assert "Segments Other (primary Other)" in text
+    assert "not Active: current period not paid" in text
+    # Without the book's baseline the profile shows no segments.
+    assert customer_profile(book, "c", as_of=as_of, currency="USD").primary_segment is None
+    rich = LtvBaseline(total=usd(0), paying_customers=1)
+    assert Segment.HIGH_VALUE in customer_profile(
+        book, "c", as_of=as_of, currency="USD", ltv_baseline=rich
+    ).segments

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from fractions import Fraction
 
+from dateutil.relativedelta import relativedelta
+
 from revcrm import (
     Book,
     InvoiceStatus,
@@ -107,10 +109,48 @@ def high_value(book: Book, cid: str, at: datetime) -> bool:
     return ltv(book, cid, at) > average
 
 
-def active(book: Book, cid: str, at: datetime, days: int) -> bool:
-    since = at - timedelta(days=days)
-    recent = any(when >= since and v > 0 for when, v in _payments(book, cid, at))
-    return recent and has_active_service(book, cid, at)
+def active(book: Book, cid: str, at: datetime, days: int | None, grace_days: int = 7) -> bool:
+    """With ``days``: an active service and a payment in the last ``days`` days. Without:
+    an active service whose current period is paid (docs/segments.md)."""
+    paid_at = [when for when, v in _payments(book, cid, at) if v > 0]
+    if days is not None:
+        since = at - timedelta(days=days)
+        return any(when >= since for when in paid_at) and has_active_service(book, cid, at)
+    grace = timedelta(days=grace_days)
+    for sub in book.subscriptions:
+        st = sub.state_at(at) if sub.customer_id == cid else None
+        if st is None or not active_service(st, at):
+            continue
+        reaching = []  # invoices with a line of this service reaching into the grace
+        for inv in book.invoices:
+            if inv.customer_id != cid or inv.issued_at > at:
+                continue
+            if inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+                continue
+            for line in inv.lines:
+                if (
+                    line.subscription_id == sub.id
+                    and line.period_start is not None
+                    and line.period_end is not None
+                    and line.period_start <= at
+                    and line.period_end > at - grace
+                ):
+                    reaching.append(inv)
+        if reaching:
+            if any(
+                i.status == InvoiceStatus.PAID and (i.paid_at is None or i.paid_at <= at)
+                for i in reaching
+            ):
+                return True
+            continue
+        unit, count = st.cycle.unit.value, st.cycle.count
+        if unit in ("month", "year"):
+            back = at - relativedelta(months=count * (12 if unit == "year" else 1))
+        else:
+            back = at - timedelta(weeks=count) if unit == "week" else at - timedelta(days=count)
+        if any(back - grace <= when <= at for when in paid_at):
+            return True
+    return False
 
 
 def churned(book: Book, cid: str, at: datetime, policy: MetricsPolicy) -> bool:
@@ -141,3 +181,20 @@ def never_purchased(book: Book, cid: str, at: datetime) -> bool:
 
 
 Rule = Callable[[Book, str, datetime], bool]
+
+
+def cycle_edges(book: Book, grace_days: int) -> list[datetime]:
+    """Moments where the cycle-aware Active rule may flip: a payment leaving a service's
+    window (one cycle plus the grace after it), an invoice line's period leaving the
+    grace, an invoice being paid."""
+    grace = timedelta(days=grace_days)
+    cycles = {s.cycle for sub in book.subscriptions for s in sub.states}
+    out: list[datetime] = []
+    for tx in book.transactions:
+        if tx.status == TransactionStatus.SUCCEEDED and tx.kind == TransactionKind.PAYMENT:
+            out += [c.advance(tx.at + grace, 1) for c in cycles]
+    for inv in book.invoices:
+        if inv.paid_at is not None:
+            out.append(inv.paid_at)
+        out += [line.period_end + grace for line in inv.lines if line.period_end is not None]
+    return out

@@ -3,7 +3,7 @@ custom segments and predicates, and the errors."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -100,13 +100,27 @@ EXPECTED = {
     "hv": {Segment.HIGH_VALUE, Segment.ACTIVE},
     "active": {Segment.ACTIVE},
     "risk": {Segment.AT_RISK, Segment.ACTIVE},
-    "ending": {Segment.AT_RISK},  # still served until June 20, so not churned
+    # Still served until June 20, so not churned; paid May 10, within a month and the
+    # 7-day grace (from May 8), so still Active.
+    "ending": {Segment.AT_RISK, Segment.ACTIVE},
     "suspended": {Segment.AT_RISK, Segment.CHURNED},
     "churned": {Segment.CHURNED},
     "new": {Segment.NEW, Segment.NEVER_PURCHASED},
     "never": {Segment.NEVER_PURCHASED},  # a failed payment is not an order
-    "other": {Segment.HIGH_VALUE},  # paid yearly in January: high value, not recently active
+    # Paid yearly in January: its annual period is paid, so Active in June.
+    "other": {Segment.HIGH_VALUE, Segment.ACTIVE},
 }
+
+
+def test_the_fixed_payment_window_is_an_explicit_option() -> None:
+    # active_payment_days=35 is the rule of earlier versions: a payment in the last 35
+    # days, whatever the cycle: the annual payer and the May 10 payer are not Active.
+    seg = segmentation(
+        _book(), as_of=AS_OF, currency="USD", config=SegmentConfig(active_payment_days=35)
+    )
+    assert seg.segments_of("other") == {Segment.HIGH_VALUE}
+    assert seg.segments_of("ending") == {Segment.AT_RISK}
+    assert seg.segments_of("active") == {Segment.ACTIVE}
 
 
 def test_each_customer_lands_in_its_segments() -> None:
@@ -143,13 +157,15 @@ def test_counts_and_lists() -> None:
     counts = segment_counts(book, as_of=AS_OF, currency="USD")
     assert counts.customers == 9  # "future" has not registered yet
     assert counts.members[Segment.AT_RISK] == 3
-    assert counts.members[Segment.ACTIVE] == 3
+    assert counts.members[Segment.ACTIVE] == 5
     assert counts.members[Segment.OTHER] == 0
     assert counts.primary[Segment.AT_RISK] == 3
     assert sum(counts.primary.values()) == 9
     assert customers_in(book, Segment.ACTIVE, as_of=AS_OF, currency="USD") == (
         "active",
+        "ending",
         "hv",
+        "other",
         "risk",
     )
     assert customers_in(book, "high value", as_of=AS_OF, currency="USD", primary=True) == (
@@ -188,11 +204,51 @@ def test_active_window_edges() -> None:
         )
 
     days = timedelta(days=35)
-    assert Segment.ACTIVE in segments_of(book(days), "c", as_of=AS_OF, currency="USD")
-    assert Segment.ACTIVE not in segments_of(book(days + TICK), "c", as_of=AS_OF, currency="USD")
+    fixed = SegmentConfig(active_payment_days=35)
+    assert Segment.ACTIVE in segments_of(
+        book(days), "c", as_of=AS_OF, currency="USD", config=fixed
+    )
+    assert Segment.ACTIVE not in segments_of(
+        book(days + TICK), "c", as_of=AS_OF, currency="USD", config=fixed
+    )
     config = SegmentConfig(active_payment_days=366)
     assert Segment.ACTIVE in segments_of(
         book(timedelta(days=366)), "c", as_of=AS_OF, currency="USD", config=config
+    )
+
+
+@pytest.mark.parametrize(
+    ("cycle", "as_of", "earliest"),
+    [
+        # One cycle back from as_of by the calendar rule, less the 7-day grace.
+        (BillingCycle.MONTHLY, t(2024, 6, 15), t(2024, 5, 8)),
+        (BillingCycle.MONTHLY, t(2024, 3, 31), t(2024, 2, 22)),  # Feb 29, clamped
+        (BillingCycle.QUARTERLY, t(2024, 6, 15), t(2024, 3, 8)),
+        (BillingCycle.SEMIANNUAL, t(2024, 8, 31), t(2024, 2, 22)),  # Feb 29, clamped
+        (BillingCycle.ANNUAL, t(2024, 6, 15), t(2023, 6, 8)),
+        (BillingCycle.BIENNIAL, t(2024, 6, 15), t(2022, 6, 8)),
+        (BillingCycle.TRIENNIAL, t(2024, 6, 15), t(2021, 6, 8)),
+    ],
+)
+def test_the_cycle_aware_window_of_each_cycle(
+    cycle: BillingCycle, as_of: datetime, earliest: datetime
+) -> None:
+    def book(paid: datetime) -> Book:
+        return Book.of(
+            customers=[customer("c", t(2020, 1, 1))],
+            subscriptions=[service("s", "c", usd(10), at=t(2020, 1, 1), cycle=cycle)],
+            transactions=[payment("p", "c", usd(10), paid)],
+        )
+
+    assert Segment.ACTIVE in segments_of(book(earliest), "c", as_of=as_of, currency="USD")
+    assert Segment.ACTIVE not in segments_of(
+        book(earliest - TICK), "c", as_of=as_of, currency="USD"
+    )
+    assert Segment.ACTIVE in segments_of(book(as_of), "c", as_of=as_of, currency="USD")
+    # Without the grace the window starts a week later.
+    strict = SegmentConfig(active_grace_days=0)
+    assert Segment.ACTIVE not in segments_of(
+        book(earliest + timedelta(days=7) - TICK), "c", as_of=as_of, currency="USD", config=strict
     )
 
 

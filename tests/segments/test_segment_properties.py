@@ -39,7 +39,9 @@ def _expected(book: Book, cid: str, at: datetime, config: SegmentConfig) -> froz
         Segment.AT_RISK: ref.at_risk(book, cid, at, config.at_risk_cancellation_days),
         Segment.HIGH_VALUE: ref.high_value(book, cid, at),
         Segment.NEW: ref.new(book, cid, at, config.new_customer_days),
-        Segment.ACTIVE: ref.active(book, cid, at, config.active_payment_days),
+        Segment.ACTIVE: ref.active(
+            book, cid, at, config.active_payment_days, config.active_grace_days
+        ),
         Segment.CHURNED: ref.churned(book, cid, at, MetricsPolicy()),
         Segment.NEVER_PURCHASED: ref.never_purchased(book, cid, at),
     }
@@ -49,7 +51,8 @@ def _expected(book: Book, cid: str, at: datetime, config: SegmentConfig) -> froz
 
 _CONFIGS = st.builds(
     SegmentConfig,
-    active_payment_days=st.sampled_from((0, 1, 35, 400)),
+    active_payment_days=st.sampled_from((None, None, None, 0, 1, 35, 400)),
+    active_grace_days=st.sampled_from((0, 7, 30)),
     at_risk_cancellation_days=st.sampled_from((0, 14, 90)),
     new_customer_days=st.sampled_from((0, 30, 365)),
 )
@@ -80,10 +83,12 @@ def test_each_segment_matches_its_definition_at_its_edges(data: st.DataObject) -
     config = data.draw(_CONFIGS)
     flips = edges(
         book,
-        active_days=config.active_payment_days,
+        active_days=35 if config.active_payment_days is None else config.active_payment_days,
         cancellation_days=config.at_risk_cancellation_days,
         new_days=config.new_customer_days,
     )
+    if config.active_payment_days is None:
+        flips["active"] = ref.cycle_edges(book, config.active_grace_days)
     for rule in sorted(flips):
         if flips[rule]:
             for at in around(data.draw(st.sampled_from(flips[rule]), label=rule)):

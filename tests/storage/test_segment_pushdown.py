@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from revcrm import Book, FxRates, Money
+from revcrm import BillingCycle, Book, FxRates, Money
 from revcrm.crm import CustomerStatus, customer_status, is_active_service
 from revcrm.errors import MissingRateError, NotFoundError, ValidationError
 from revcrm.metrics import MetricsPolicy
@@ -38,6 +38,7 @@ from revcrm.storage._reference import book_currencies, list_rates
 from revcrm.testing import strategies
 
 from ..crm._build import customer, payment, service, t, usd
+from ..segments._reference import cycle_edges
 from .test_pushdown import POLICIES, wipe
 
 _SETTINGS = settings(
@@ -52,7 +53,8 @@ def configs(draw: st.DrawFn) -> SegmentConfig:
     if draw(st.booleans()):
         return DEFAULT_CONFIG
     return SegmentConfig(
-        active_payment_days=draw(st.sampled_from([0, 1, 35, 366])),
+        active_payment_days=draw(st.sampled_from([None, None, 0, 1, 35, 366])),
+        active_grace_days=draw(st.sampled_from([0, 7, 30])),
         at_risk_cancellation_days=draw(st.sampled_from([0, 1, 14, 90])),
         new_customer_days=draw(st.sampled_from([0, 1, 30, 400])),
         precedence=draw(st.permutations(PRECEDENCE)),
@@ -77,12 +79,15 @@ def flips(draw: st.DrawFn, book: Book, config: SegmentConfig) -> list[datetime]:
     """A microsecond before, at and after a few moments where one rule flips for these
     thresholds (an invoice becoming overdue, a cancellation entering the At Risk window,
     a payment leaving the Active window, a registration leaving New, a service ending)."""
+    window = config.active_payment_days
     by_rule = strategies.edges(
         book,
-        active_days=config.active_payment_days,
+        active_days=35 if window is None else window,
         cancellation_days=config.at_risk_cancellation_days,
         new_days=config.new_customer_days,
     )
+    if window is None:
+        by_rule["active"] = cycle_edges(book, config.active_grace_days)
     edges = by_rule[draw(st.sampled_from(sorted(by_rule)))]
     if not edges:
         return []
@@ -400,3 +405,83 @@ def test_a_cursor_belongs_to_its_filters() -> None:
             limit=1,
             cursor=page.next_cursor,
         )
+
+
+# -- the cycle-aware Active rule on every backend ------------------------------------------
+
+
+def check_segments_equal_the_definition(store: Store, book: Book, data: st.DataObject) -> None:
+    """Counts, segments_of and the Active and Other filters of ``store`` equal the pure
+    segmentation under the default (cycle-aware) rule, at moments where it flips."""
+    store.import_book(book)
+    grace = data.draw(st.sampled_from([0, 7]), label="grace")
+    config = SegmentConfig(active_grace_days=grace)
+    edges = sorted(set(cycle_edges(book, grace)))
+    moments = data.draw(st.lists(moments_for(book), min_size=1, max_size=2), label="moments")
+    if edges:
+        moments += list(strategies.around(data.draw(st.sampled_from(edges), label="edge")))
+    ids = [c.id for c in book.customers]
+    for at in moments:
+        try:
+            seg = segmentation(book, as_of=at, currency="USD", config=config, policy=store.policy)
+        except MissingRateError:
+            continue
+        assert store.segment_counts(as_of=at, currency="USD", config=config) == seg.counts()
+        got = store.segments_of(ids, as_of=at, currency="USD", config=config)
+        assert got == {cid: seg.segments_of(cid) for cid in ids}
+        for segment in (Segment.ACTIVE, Segment.OTHER):
+            found = ids_of(store, at, "USD", segment=segment, segment_config=config)
+            assert found == list(seg.customers_in(segment)), segment
+
+
+_CYCLE_BOOKS = st.one_of(strategies.books(max_customers=4), strategies.busy_books())
+
+
+@settings(_SETTINGS, max_examples=min(15, settings().max_examples))
+@given(book=_CYCLE_BOOKS, data=st.data())
+def test_memory_and_sqlite_segments_equal_the_cycle_aware_definition(
+    book: Book, data: st.DataObject
+) -> None:
+    check_segments_equal_the_definition(InMemoryStore(), book, data)
+    store = _sqlite()
+    try:
+        check_segments_equal_the_definition(store, book, data)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+@settings(_SETTINGS, max_examples=min(15, settings().max_examples))
+@given(book=_CYCLE_BOOKS, data=st.data())
+def test_postgres_segments_equal_the_cycle_aware_definition(
+    pg_stores: list[SQLStore], book: Book, data: st.DataObject
+) -> None:
+    store = pg_stores[0]
+    wipe(store)
+    check_segments_equal_the_definition(store, book, data)
+
+
+@pytest.mark.parametrize("make", [InMemoryStore, lambda: _sqlite()], ids=["memory", "sqlite"])
+def test_an_annual_payer_who_paid_in_january_is_active_in_september(make: Any) -> None:
+    store = make()
+    store.import_book(
+        Book.of(
+            customers=[customer("a"), customer("m")],
+            subscriptions=[
+                service("sa", "a", usd(120), at=t(2024, 1, 10), cycle=BillingCycle.ANNUAL),
+                service("sm", "m", usd(10), at=t(2024, 1, 10)),
+            ],
+            transactions=[
+                payment("pa", "a", usd(120), t(2024, 1, 10)),
+                payment("pm", "m", usd(10), t(2024, 1, 10)),
+            ],
+        )
+    )
+    september = t(2024, 9, 15)
+    segs = store.segments_of(["a", "m"], as_of=september, currency="USD")
+    assert Segment.ACTIVE in segs["a"]
+    assert segs["m"] == {Segment.OTHER}  # monthly, last paid in January
+    fixed = SegmentConfig(active_payment_days=35)
+    old = store.segments_of(["a"], as_of=september, currency="USD", config=fixed)["a"]
+    assert old == {Segment.HIGH_VALUE}  # the 35-day window: not Active
+    assert ids_of(store, september, "USD", segment=Segment.ACTIVE) == ["a"]

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -46,6 +46,11 @@ from revcrm.metrics._customer_value import CustomerValue, customer_value
 from revcrm.metrics._engine import Movement, MrrAnalysis, analyse
 from revcrm.metrics._mrr import DEFAULT_POLICY, convert_mrr, subscription_mrr
 from revcrm.metrics._policy import MetricsPolicy
+
+if TYPE_CHECKING:  # revcrm.segments reads revcrm.crm: imported where used
+    from revcrm.segments._config import Segment, SegmentConfig
+    from revcrm.segments._rules import SegmentMiss
+    from revcrm.segments._segments import LtvBaseline
 
 __all__ = [
     "BillingSummary",
@@ -211,6 +216,12 @@ class CustomerProfile:
     notes: tuple[Note, ...]  # pinned first, then newest first; deleted notes left out
     tags: tuple[str, ...]  # by name, case-insensitively
     intake: tuple[IntakeItem, ...] = ()  # question order (see revcrm.crm.customer_intake)
+    # Built-in segments, when the profile was given the book's LTV baseline (High Value
+    # compares with the whole book): the memberships, the primary one, and for a customer
+    # in OTHER the rule each named segment's test missed.
+    segments: frozenset[Segment] = frozenset()
+    primary_segment: Segment | None = None
+    other_reason: tuple[SegmentMiss, ...] = ()
 
 
 def _resolve(
@@ -407,6 +418,8 @@ def customer_profile(
     lead_status: LeadStage | str | None = None,
     value: CustomerValue | None = None,
     intake: Iterable[IntakeItem] = (),
+    ltv_baseline: LtvBaseline | None = None,
+    segment_config: SegmentConfig | None = None,
 ) -> CustomerProfile:
     """The profile of one customer at ``as_of`` (a date means 00:00 UTC).
 
@@ -415,6 +428,9 @@ def customer_profile(
     ``policy`` (default ChartMogul's). ``value`` reuses a
     :func:`~revcrm.metrics._customer_value.customer_value` computed for the same moment.
     ``intake`` is the customer's :func:`~revcrm.crm.customer_intake` (shown as given).
+    With ``ltv_baseline`` (the whole book's High Value threshold, e.g.
+    ``store.ltv_baseline(...)``) the profile carries the customer's built-in segments
+    under ``segment_config`` and, in ``OTHER``, the rule each segment missed.
     Notes and contacts must belong to the customer (else
     :class:`~revcrm.errors.ValidationError`); an unknown customer is a
     :class:`~revcrm.errors.NotFoundError`.
@@ -486,7 +502,38 @@ def customer_profile(
         notes=tuple(visible),
         tags=tuple(sorted(tag_names.values(), key=lambda n: (n.casefold(), n))),
         intake=_intake_items(intake, customer_id),
+        **_segments(book, customer_id, at, currency, analysis, ltv_baseline, segment_config),
     )
+
+
+def _segments(
+    book: Book,
+    customer_id: str,
+    at: datetime,
+    currency: str,
+    analysis: MrrAnalysis,
+    baseline: LtvBaseline | None,
+    config: SegmentConfig | None,
+) -> dict[str, Any]:
+    if baseline is None:
+        return {}
+    from revcrm.segments._config import DEFAULT_CONFIG, Segment
+    from revcrm.segments._segments import segmentation
+
+    seg = segmentation(
+        book.restricted_to([customer_id]),
+        as_of=at,
+        currency=currency,
+        analysis=analysis,
+        ltv_baseline=baseline,
+        config=config if config is not None else DEFAULT_CONFIG,
+    )
+    segments = seg.segments_of(customer_id)
+    return {
+        "segments": segments,
+        "primary_segment": seg.primary(customer_id),
+        "other_reason": seg.misses(customer_id) if Segment.OTHER in segments else (),
+    }
 
 
 def _intake_items(items: Iterable[IntakeItem], customer_id: str) -> tuple[IntakeItem, ...]:
@@ -532,6 +579,10 @@ def format_profile(profile: CustomerProfile, *, locale: str) -> str:
         f"  Outstanding {fm(b.outstanding_balance)}  Credit {fm(b.credit_balance)}  "
         f"Last payment {_day(b.last_payment_at)}",
     ]
+    if profile.primary_segment is not None:
+        names = ", ".join(sorted(x.label for x in profile.segments))
+        lines.append(f"  Segments {names} (primary {profile.primary_segment.label})")
+        lines += [f"    not {m}" for m in profile.other_reason]
     if profile.tags:
         lines.append(f"  Tags: {', '.join(profile.tags)}")
     lines.append(f"  Services ({len(profile.services)})")

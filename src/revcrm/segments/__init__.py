@@ -39,6 +39,12 @@ from revcrm.segments._predicates import (
     registered_since,
     where,
 )
+from revcrm.segments._rules import (
+    SegmentMiss,
+    ServiceFacts,
+    active_window_start,
+    service_paid_up,
+)
 from revcrm.segments._segments import (
     CustomSegment,
     LtvBaseline,
@@ -75,8 +81,11 @@ __all__ = [
     "Segment",
     "SegmentConfig",
     "SegmentCounts",
+    "SegmentMiss",
     "Segmentation",
+    "ServiceFacts",
     "Where",
+    "active_window_start",
     "attribute_equals",
     "customers_in",
     "has_active_service",
@@ -93,5 +102,6 @@ __all__ = [
     "segment_counts",
     "segmentation",
     "segments_of",
+    "service_paid_up",
     "where",
 ]

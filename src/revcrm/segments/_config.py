@@ -50,8 +50,10 @@ PRECEDENCE: Final[tuple[Segment, ...]] = (
 )
 
 
-def _days(field: str) -> Any:
+def _days(field: str, *, optional: bool = False) -> Any:
     def check(_i: object, _a: object, value: object) -> None:
+        if optional and value is None:
+            return
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValidationError(field, value, "a whole number of days, zero or more")
 
@@ -71,11 +73,18 @@ def _precedence(value: Iterable[Segment | str]) -> tuple[Segment, ...]:
 class SegmentConfig:
     """The thresholds of the built-in segments, in one place.
 
-    * ``active_payment_days`` (35): Active needs a successful payment in the last N days.
-      A monthly customer pays every 28 to 31 days; five more days cover a payment retried
-      after a failure, so a healthy monthly payer never flickers out of Active. Customers
-      on longer cycles are Active only around their renewals; raise it (e.g. 366) to make
-      Active mean "paid within a year".
+    * ``active_grace_days`` (7): Active is cycle-aware by default: a customer is Active
+      when an active service's current period is paid. With an invoice for the service,
+      its invoice is paid (the previous period's paid invoice still counts for this many
+      days after a renewal, while the new one is being collected); without one, a
+      successful payment falls within one billing cycle of that service plus this many
+      days back from ``as_of`` (the cycle by the calendar rule, anchor + n months clamped
+      to month end). A monthly payer is then
+      Active for 35 to 38 days after paying (28 to 31 days + 7): never less than the
+      fixed 35-day window of earlier versions; an annual payer for a year and a week.
+    * ``active_payment_days`` (None): set it to use a fixed window instead: Active then
+      means an active service and a successful payment in the last N days, whatever the
+      cycle and the invoices (35 was the earlier default).
     * ``at_risk_cancellation_days`` (14): At Risk includes a cancellation taking effect
       within N days.
     * ``new_customer_days`` (30): New means registered in the last N days.
@@ -86,7 +95,10 @@ class SegmentConfig:
     ``as_of < moment <= as_of + N days``.
     """
 
-    active_payment_days: int = attrs.field(default=35, validator=_days("active_payment_days"))
+    active_payment_days: int | None = attrs.field(
+        default=None, validator=_days("active_payment_days", optional=True)
+    )
+    active_grace_days: int = attrs.field(default=7, validator=_days("active_grace_days"))
     at_risk_cancellation_days: int = attrs.field(
         default=14, validator=_days("at_risk_cancellation_days")
     )

@@ -27,6 +27,7 @@ from revcrm.metrics._customer_value import customer_values
 from revcrm.metrics._engine import MrrAnalysis
 from revcrm.metrics._policy import MetricsPolicy
 from revcrm.segments._config import Segment
+from revcrm.segments._rules import ServiceFacts, service_facts
 
 __all__ = ["CustomerFacts", "compute_facts"]
 
@@ -46,6 +47,9 @@ class CustomerFacts:
     * ``subscriber_since``: first moment a service had MRR > 0 (None: never paid for a
       service by ``as_of``); ``ordered``: any service started, invoice issued (neither
       draft nor void) or payment made by ``as_of``.
+    * ``services``: the :class:`ServiceFacts` of each active service (its cycle, current
+      period and how far its invoices and paid invoices reach), by subscription id:
+      what the cycle-aware Active rule reads.
     * ``tags``: tag keys (case-folded names); ``segments``: built-in memberships.
     """
 
@@ -64,6 +68,7 @@ class CustomerFacts:
     next_cancellation_at: datetime | None
     subscriber_since: datetime | None
     ordered: bool
+    services: tuple[ServiceFacts, ...] = ()
     tags: frozenset[str] = frozenset()
     referral_source: str | None = None
     owner_id: str | None = None
@@ -93,19 +98,23 @@ def compute_facts(
             continue
         active = troubled = overdue = 0
         cancels: list[datetime] = []
+        services: list[ServiceFacts] = []
         started = False
-        for sub in book.subscriptions_by_customer.get(c.id, ()):
+        invoices = book.invoices_by_customer.get(c.id, ())
+        for sub in sorted(book.subscriptions_by_customer.get(c.id, ()), key=lambda x: x.id):
             s = sub.state_at(at)
             if s is None:
                 continue
             started = True
-            active += is_active_service(s, at)
+            if is_active_service(s, at):
+                active += 1
+                services.append(service_facts(sub.id, s, at, invoices))
             troubled += is_troubled_service(s)
             when = pending_cancellation(s, at)
             if when is not None:
                 cancels.append(when)
         invoiced = False
-        for inv in book.invoices_by_customer.get(c.id, ()):
+        for inv in invoices:
             overdue += invoice_overdue(inv, at)
             if inv.issued_at <= at and inv.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
                 invoiced = True
@@ -126,6 +135,7 @@ def compute_facts(
             next_cancellation_at=min(cancels) if cancels else None,
             subscriber_since=v.subscriber_since,
             ordered=started or invoiced or v.payment_count > 0,
+            services=tuple(services),
             tags=frozenset(tag_key(t) for t in tags.get(c.id, ())),
             referral_source=c.referral_source,
             owner_id=c.owner_id,

@@ -21,6 +21,7 @@ from revcrm.metrics._policy import MetricsPolicy
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
 from revcrm.segments._facts import CustomerFacts, compute_facts
 from revcrm.segments._predicates import Predicate
+from revcrm.segments._rules import SegmentMiss, memberships, misses
 
 __all__ = [
     "CustomSegment",
@@ -107,39 +108,6 @@ class LtvBaseline:
         return scaled > self.total.amount
 
 
-def _memberships(
-    f: CustomerFacts, config: SegmentConfig, baseline: LtvBaseline
-) -> frozenset[Segment]:
-    at = f.as_of
-    out: set[Segment] = set()
-    if (
-        f.overdue_invoices > 0
-        or f.troubled_services > 0
-        or (
-            f.next_cancellation_at is not None
-            and f.next_cancellation_at <= at + timedelta(days=config.at_risk_cancellation_days)
-        )
-    ):
-        out.add(Segment.AT_RISK)
-    if f.active_services > 0 and baseline.exceeded_by(f.ltv):
-        out.add(Segment.HIGH_VALUE)
-    if at - timedelta(days=config.new_customer_days) <= f.registered_at <= at:
-        out.add(Segment.NEW)
-    if (
-        f.active_services > 0
-        and f.last_payment_at is not None
-        and f.last_payment_at >= at - timedelta(days=config.active_payment_days)
-    ):
-        out.add(Segment.ACTIVE)
-    if f.subscriber_since is not None and f.active_services == 0:
-        out.add(Segment.CHURNED)
-    if not f.ordered:
-        out.add(Segment.NEVER_PURCHASED)
-    if not out:
-        out.add(Segment.OTHER)
-    return frozenset(out)
-
-
 @attrs.frozen(kw_only=True, eq=False)
 class Segmentation:
     """Every customer's facts and segments at ``as_of``, computed once.
@@ -176,6 +144,20 @@ class Segmentation:
         if f is None:
             return None
         return next(s for s in self.config.precedence if s in f.segments)
+
+    def misses(self, customer_id: str) -> tuple[SegmentMiss, ...]:
+        """For each named segment the customer is not in, the rule it missed (empty before
+        it registered)."""
+        f = self._facts(customer_id)
+        return () if f is None else misses(f, self.config, self.ltv_baseline)
+
+    def other_reason(self, customer_id: str) -> str | None:
+        """Why a customer in ``OTHER`` is in none of the six segments: the rule each one's
+        test missed, one per line; None for a customer not in ``OTHER``."""
+        f = self._facts(customer_id)
+        if f is None or Segment.OTHER not in f.segments:
+            return None
+        return "\n".join(str(m) for m in misses(f, self.config, self.ltv_baseline))
 
     def matches(self, customer_id: str, target: Segment | Predicate | CustomSegment) -> bool:
         f = self._facts(customer_id)
@@ -291,7 +273,7 @@ def segmentation(
         paying = [f.ltv for f in facts.values() if f.payment_count > 0]
         ltv_baseline = LtvBaseline(total=money_sum(paying, currency), paying_customers=len(paying))
     done = {
-        cid: attrs.evolve(f, segments=_memberships(f, config, ltv_baseline))
+        cid: attrs.evolve(f, segments=memberships(f, config, ltv_baseline))
         for cid, f in facts.items()
     }
     return Segmentation(
