@@ -7,15 +7,16 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import cached_property
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
+from revcrm._checks import check_instance, check_items
 from revcrm._money import FxRates, Money, money_sum
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription
 from revcrm._time import optional_utc
-from revcrm.errors import DuplicateError, UnknownReferenceError
+from revcrm.errors import DuplicateError, UnknownReferenceError, ValidationError
 
 __all__ = ["Book"]
 
@@ -37,6 +38,10 @@ def _group(items: Iterable[_R], key: Callable[[_R], str]) -> Mapping[str, tuple[
     for item in items:
         groups[key(item)].append(item)
     return MappingProxyType({k: tuple(v) for k, v in groups.items()})
+
+
+def _record_id(record: Any) -> str:
+    return str(record.id)
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -69,18 +74,21 @@ class Book:
         credits: Iterable[CreditEntry] = (),
         fx: FxRates | None = None,
     ) -> Book:
-        def ordered(items: Iterable[_R], key: Callable[[_R], str]) -> tuple[_R, ...]:
-            return tuple(sorted(items, key=key))
+        def ordered(field: str, items: Iterable[_R], kind: type[_R]) -> tuple[_R, ...]:
+            records = check_items(items, field)
+            for i, record in enumerate(records):
+                check_instance(record, kind, f"{field}[{i}]")
+            return tuple(sorted(records, key=_record_id))
 
         book = cls(
-            customers=ordered(customers, lambda c: c.id),
-            products=ordered(products, lambda p: p.id),
-            plans=ordered(plans, lambda p: p.id),
-            subscriptions=ordered(subscriptions, lambda s: s.id),
-            invoices=ordered(invoices, lambda i: i.id),
-            transactions=ordered(transactions, lambda t: t.id),
-            credits=ordered(credits, lambda c: c.id),
-            fx=fx if fx is not None else FxRates(),
+            customers=ordered("customers", customers, Customer),
+            products=ordered("products", products, Product),
+            plans=ordered("plans", plans, Plan),
+            subscriptions=ordered("subscriptions", subscriptions, Subscription),
+            invoices=ordered("invoices", invoices, Invoice),
+            transactions=ordered("transactions", transactions, Transaction),
+            credits=ordered("credits", credits, CreditEntry),
+            fx=FxRates() if fx is None else check_instance(fx, FxRates, "fx"),
         )
         book.validate()
         return book
@@ -123,10 +131,19 @@ class Book:
                 raise UnknownReferenceError(
                     f"transaction[{t.id}].customer_id", t.customer_id, "customer"
                 )
-            if t.invoice_id is not None and t.invoice_id not in invoices:
-                raise UnknownReferenceError(
-                    f"transaction[{t.id}].invoice_id", t.invoice_id, "invoice"
-                )
+            if t.invoice_id is not None:
+                invoice = invoices.get(t.invoice_id)
+                if invoice is None:
+                    raise UnknownReferenceError(
+                        f"transaction[{t.id}].invoice_id", t.invoice_id, "invoice"
+                    )
+                if t.amount.currency != invoice.currency:
+                    # A payment settles an invoice in the invoice's own currency.
+                    raise ValidationError(
+                        f"transaction[{t.id}].amount",
+                        t.amount,
+                        f"invoice {invoice.id} is in {invoice.currency}",
+                    )
             if t.subscription_id is not None and t.subscription_id not in subs:
                 raise UnknownReferenceError(
                     f"transaction[{t.id}].subscription_id", t.subscription_id, "subscription"

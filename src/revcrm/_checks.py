@@ -1,13 +1,20 @@
-"""Small checks shared by the record modules."""
+"""Small checks shared by the record modules: one definition of each field rule.
+
+Every check takes the value and the field name to report, returns the accepted value and
+raises :class:`ValidationError` naming the field otherwise, so a record never holds a value
+of the wrong type (a store would otherwise fail on it with a raw driver error).
+"""
 
 from __future__ import annotations
 
 import enum
-from typing import TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 from revcrm.errors import ValidationError
 
 _E = TypeVar("_E", bound=enum.Enum)
+_T = TypeVar("_T")
 
 
 def as_enum(cls: type[_E], value: object, field: str) -> _E:
@@ -17,6 +24,90 @@ def as_enum(cls: type[_E], value: object, field: str) -> _E:
     """
     try:
         return cls(value)
-    except ValueError:
+    except (ValueError, TypeError):
         choices = ", ".join(str(m.value) for m in cls)
         raise ValidationError(field, value, f"expected one of {choices}") from None
+
+
+def storable_text(value: str, field: str) -> str:
+    """Reject text no backend can store faithfully: NUL characters and lone surrogates.
+
+    PostgreSQL refuses NUL in text and no UTF-8 database holds a lone surrogate. (Custom
+    attribute values and subscription details are stored escaped and accept any text.)
+    """
+    if "\x00" in value:
+        raise ValidationError(field, value, "NUL characters cannot be stored")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(field, value, "not valid Unicode text (lone surrogate)") from None
+    return value
+
+
+def check_text(value: object, field: str) -> str:
+    """A ``str`` (possibly empty) that every backend can store."""
+    if type(value) is not str:
+        if not isinstance(value, str):
+            raise WrongTypeError(field, value, "expected a string")
+        value = str.__str__(value)  # a str subclass (an enum member) stored as plain text
+    return storable_text(value, field)
+
+
+def optional_text(value: object, field: str) -> str | None:
+    """``None`` or a storable ``str``."""
+    return None if value is None else check_text(value, field)
+
+
+def check_id(value: object, field: str) -> str:
+    """A record id or reference: a non-blank storable ``str`` (kept exactly as given)."""
+    text = check_text(value, field)
+    if not text.strip():
+        raise ValidationError(field, value, "must be a non-empty string")
+    return text
+
+
+def optional_id(value: object, field: str) -> str | None:
+    """``None`` or an id (see :func:`check_id`)."""
+    return None if value is None else check_id(value, field)
+
+
+def check_instance(value: object, cls: type[_T], field: str) -> _T:
+    if not isinstance(value, cls):
+        raise WrongTypeError(field, value, f"expected a {cls.__name__}")
+    return value
+
+
+def optional_instance(value: object, cls: type[_T], field: str) -> _T | None:
+    return None if value is None else check_instance(value, cls, field)
+
+
+def check_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise WrongTypeError(field, value, "expected True or False")
+    return value
+
+
+def check_mapping(value: object, field: str) -> Mapping[Any, Any]:
+    """A mapping (``None`` means empty); a list of pairs or any other value is refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise WrongTypeError(field, value, "expected a mapping")
+    return value
+
+
+def check_items(value: object, field: str) -> tuple[Any, ...]:
+    """The items of a list or tuple (a string, a mapping or a lone value is refused)."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise WrongTypeError(field, value, "expected a list or tuple")
+    return tuple(value)
+
+
+class WrongTypeError(ValidationError, TypeError):
+    """A value of the wrong type (a float amount, ``None`` for a name): a ValidationError
+    naming the field that is also a ``TypeError``, for callers who catch that."""
+
+
+class ZeroDivisorError(ValidationError, ZeroDivisionError):
+    """Money divided by zero: a ValidationError that is also a ``ZeroDivisionError``."""

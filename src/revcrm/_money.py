@@ -13,6 +13,7 @@ from typing import Final
 import attrs
 import babel.numbers
 
+from revcrm._checks import WrongTypeError, ZeroDivisorError, check_instance, check_items
 from revcrm._time import check_date
 from revcrm.errors import CurrencyMismatchError, MissingRateError, ValidationError
 
@@ -20,6 +21,12 @@ __all__ = [
     "DEFAULT_ROUNDING",
     "DIVISION_PRECISION",
     "EXACT_CONTEXT",
+    "MAX_DIGITS",
+    "MAX_MAGNITUDE",
+    "MAX_PLACES",
+    "MAX_RATE",
+    "MAX_RATE_DIGITS",
+    "MIN_RATE",
     "FxRates",
     "Money",
     "format_money",
@@ -61,26 +68,92 @@ def check_currency(code: object, field: str = "currency") -> str:
     return code
 
 
+#: The accepted range of every amount, rate and other decimal revcrm takes in or computes:
+#: finite, smaller than ``10 ** MAX_MAGNITUDE`` in size, with at most ``MAX_PLACES``
+#: decimal places and at most ``MAX_DIGITS`` significant digits. Anything else (NaN,
+#: infinities, ``"9" * 131073``, ``1E+999999``, ``1E-999999``) is a
+#: :class:`ValidationError`, so no store meets it and no exact sum can exhaust memory.
+MAX_MAGNITUDE: Final = 40
+MAX_PLACES: Final = 200
+MAX_DIGITS: Final = 200
+#: Exchange rates lie in ``[MIN_RATE, MAX_RATE]`` (so do their reciprocals) with at most
+#: ``MAX_RATE_DIGITS`` significant digits.
+MIN_RATE: Final = Decimal("1E-12")
+MAX_RATE: Final = Decimal("1E+12")
+MAX_RATE_DIGITS: Final = 50
+
+# A context whose arithmetic is exact exactly on the accepted range: more digits or places
+# would round (Rounded), larger values overflow. Etiny = Emin - prec + 1 = -MAX_PLACES.
+_RANGE: Final = decimal.Context(
+    prec=MAX_DIGITS,
+    Emax=MAX_MAGNITUDE - 1,
+    Emin=MAX_DIGITS - MAX_PLACES - 1,
+    traps=[decimal.Overflow, decimal.Rounded, decimal.InvalidOperation],
+)
+_ONE: Final = Decimal(1)
+
+
+def check_decimal(value: Decimal, field: str, shown: object = None) -> Decimal:
+    """``value`` in revcrm's accepted range, in its canonical form.
+
+    The canonical form has no positive exponent and no negative zero (``5.1E+3`` is
+    ``5100``, ``-0.00`` is ``0.00``): the value is unchanged, and PostgreSQL's NUMERIC,
+    which knows neither, gives back exactly what was written.
+    """
+    shown = value if shown is None else shown
+    try:
+        result = _RANGE.plus(value)  # also turns -0 into 0
+    except decimal.Overflow:
+        raise ValidationError(
+            field, shown, f"out of range: must be below 1E+{MAX_MAGNITUDE}"
+        ) from None
+    except decimal.Rounded:
+        raise ValidationError(
+            field, shown, f"more than {MAX_DIGITS} digits or {MAX_PLACES} decimal places"
+        ) from None
+    except decimal.InvalidOperation:
+        raise ValidationError(field, shown, "must be finite") from None
+    if not result.is_finite():
+        raise ValidationError(field, shown, "must be finite")
+    # A positive exponent (5.1E+3): an integer written short; spell it out.
+    if result.adjusted() > 0 and not result.same_quantum(_ONE):
+        whole = result.to_integral_value()
+        if result.same_quantum(whole):
+            result = result.quantize(_ONE, context=_EXACT)
+    return result
+
+
 def to_decimal(value: object, field: str = "amount") -> Decimal:
-    """Build an exact Decimal from str, int or Decimal; floats are a TypeError."""
+    """Build an exact Decimal from str, int or Decimal within the accepted range.
+
+    Floats, bools and other types are a :class:`WrongTypeError` (a ValidationError and a
+    TypeError); text that is not a number and values out of range are a ValidationError.
+    """
     if isinstance(value, bool):
-        raise TypeError(f"{field}: bool is not an amount")
+        raise WrongTypeError(field, value, "bool is not an amount")
     if isinstance(value, float):
-        raise TypeError(f"{field}={value!r}: floats are not accepted for money; pass a str")
+        raise WrongTypeError(field, value, "floats are not accepted for money; pass a str")
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
+        if not -_INT_LIMIT < value < _INT_LIMIT:
+            raise ValidationError(field, value, f"out of range: must be below 1E+{MAX_MAGNITUDE}")
         result = Decimal(value)
     elif isinstance(value, str):
+        if len(value) > _MAX_TEXT:
+            raise ValidationError(field, value[:40] + "...", "too long for an amount")
         try:
             result = Decimal(value.strip())
         except decimal.InvalidOperation:
             raise ValidationError(field, value, "not a decimal number") from None
     else:
-        raise TypeError(f"{field}={value!r}: expected str, int or Decimal")
-    if not result.is_finite():
-        raise ValidationError(field, value, "must be finite")
-    return result
+        raise WrongTypeError(field, value, "expected str, int or Decimal")
+    return check_decimal(result, field, value)
+
+
+_INT_LIMIT: Final = 10**MAX_MAGNITUDE
+# Longest amount text worth parsing: every digit allowed, a sign, a point and an exponent.
+_MAX_TEXT: Final = MAX_MAGNITUDE + MAX_PLACES + 64
 
 
 def _amount_converter(value: object) -> Decimal:
@@ -114,13 +187,13 @@ class Money:
 
     def __add__(self, other: object) -> Money:
         if not isinstance(other, Money):
-            return NotImplemented
+            raise WrongTypeError("other", other, "only Money adds to Money")
         self._same(other, "add")
         return Money(_EXACT.add(self.amount, other.amount), self.currency)
 
     def __sub__(self, other: object) -> Money:
         if not isinstance(other, Money):
-            return NotImplemented
+            raise WrongTypeError("other", other, "only Money subtracts from Money")
         self._same(other, "subtract")
         return Money(_EXACT.subtract(self.amount, other.amount), self.currency)
 
@@ -134,29 +207,38 @@ class Money:
         return Money(_EXACT.abs(self.amount), self.currency)
 
     def __mul__(self, factor: object) -> Money:
+        if isinstance(factor, float):
+            raise WrongTypeError(
+                "factor", factor, "floats are not accepted for money; multiply by a Decimal"
+            )
         if isinstance(factor, bool) or not isinstance(factor, int | Decimal):
-            if isinstance(factor, float):
-                raise TypeError("floats are not accepted for money; multiply by a Decimal")
-            return NotImplemented
-        return Money(_EXACT.multiply(self.amount, Decimal(factor)), self.currency)
+            raise WrongTypeError("factor", factor, "Money multiplies by an int or a Decimal")
+        return Money(_EXACT.multiply(self.amount, to_decimal(factor, "factor")), self.currency)
 
     __rmul__ = __mul__
 
     def __truediv__(self, divisor: object) -> Money:
-        if isinstance(divisor, bool) or not isinstance(divisor, int | Decimal):
-            if isinstance(divisor, float):
-                raise TypeError("floats are not accepted for money; divide by a Decimal")
+        if isinstance(divisor, float):
+            raise WrongTypeError(
+                "divisor", divisor, "floats are not accepted for money; divide by a Decimal"
+            )
+        if isinstance(divisor, Money):
             # Money / Money would be a ratio, not money: make that explicit with ratio().
-            return NotImplemented
-        if divisor == 0:
-            raise ZeroDivisionError("money divided by zero")
-        return Money(_divide(self.amount, Decimal(divisor)), self.currency)
+            raise WrongTypeError("divisor", divisor, "use ratio() to divide Money by Money")
+        if isinstance(divisor, bool) or not isinstance(divisor, int | Decimal):
+            raise WrongTypeError("divisor", divisor, "Money divides by an int or a Decimal")
+        exact = to_decimal(divisor, "divisor")
+        if exact == 0:
+            raise ZeroDivisorError("divisor", divisor, "money divided by zero")
+        return Money(_divide(self.amount, exact), self.currency)
 
     def ratio(self, other: Money) -> Decimal:
         """``self / other`` as a Decimal, for shares and rates (same currency only)."""
+        if not isinstance(other, Money):
+            raise WrongTypeError("other", other, "expected Money")
         self._same(other, "divide")
         if other.amount == 0:
-            raise ZeroDivisionError("ratio to a zero amount")
+            raise ZeroDivisorError("other", other, "ratio to a zero amount")
         return _divide(self.amount, other.amount)
 
     # -- comparison ---------------------------------------------------------------------------
@@ -174,7 +256,7 @@ class Money:
 
     def _cmp(self, other: object) -> Decimal:
         if not isinstance(other, Money):
-            raise TypeError(f"cannot compare Money with {type(other).__name__}")
+            raise WrongTypeError("other", other, "Money compares only with Money")
         self._same(other, "compare")
         return self.amount - other.amount
 
@@ -206,6 +288,8 @@ class Money:
         ``rounding`` is one of the :mod:`decimal` constants (``ROUND_HALF_EVEN`` by default,
         ``ROUND_HALF_UP`` for the schoolbook rule).
         """
+        if rounding not in _ROUNDINGS:
+            raise ValidationError("rounding", rounding, "expected a decimal.ROUND_* mode")
         exponent = Decimal(1).scaleb(-self.minor_units)
         return Money(
             self.amount.quantize(exponent, rounding=rounding, context=_EXACT), self.currency
@@ -222,6 +306,20 @@ class Money:
 
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
+
+
+_ROUNDINGS: Final = frozenset(
+    {
+        decimal.ROUND_05UP,
+        decimal.ROUND_CEILING,
+        decimal.ROUND_DOWN,
+        decimal.ROUND_FLOOR,
+        decimal.ROUND_HALF_DOWN,
+        decimal.ROUND_HALF_EVEN,
+        decimal.ROUND_HALF_UP,
+        decimal.ROUND_UP,
+    }
+)
 
 
 def divide(a: Decimal, b: Decimal) -> Decimal:
@@ -272,6 +370,10 @@ def _rate(value: object) -> Decimal:
     rate = to_decimal(value, "rate")
     if rate <= 0:
         raise ValidationError("rate", value, "exchange rates must be positive")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise ValidationError("rate", value, f"out of range: must be in [{MIN_RATE}, {MAX_RATE}]")
+    if len(rate.as_tuple().digits) > MAX_RATE_DIGITS:
+        raise ValidationError("rate", value, f"more than {MAX_RATE_DIGITS} significant digits")
     return rate
 
 
@@ -303,7 +405,10 @@ class FxRates:
     @classmethod
     def from_rates(cls, rates: Iterable[tuple[date, str, str, str | int | Decimal]]) -> FxRates:
         table: dict[tuple[str, str], dict[date, Decimal]] = {}
-        for day, source, target, value in rates:
+        for i, item in enumerate(check_items(rates, "rates")):
+            if not isinstance(item, tuple | list) or len(item) != 4:
+                raise WrongTypeError(f"rates[{i}]", item, "expected (day, source, target, rate)")
+            day, source, target, value = item
             check_date(day, "day")
             check_currency(source, "source")
             check_currency(target, "target")
@@ -331,6 +436,9 @@ class FxRates:
         return sum(len(s.dates) for s in self._series.values())
 
     def rate(self, source: str, target: str, on: date) -> Decimal:
+        check_currency(source, "source")
+        check_currency(target, "target")
+        check_date(on, "on")
         if source == target:
             return Decimal(1)
         direct = self._series.get((source, target))
@@ -344,6 +452,7 @@ class FxRates:
         raise MissingRateError(source, target, on)
 
     def convert(self, money: Money, to: str, *, on: date) -> Money:
+        check_instance(money, Money, "money")
         check_currency(to, "to")
         check_date(on, "on")
         if money.currency == to:

@@ -12,13 +12,25 @@ from typing import Any, Final
 
 import attrs
 
-from revcrm._checks import as_enum
+from revcrm._checks import (
+    WrongTypeError,
+    as_enum,
+    check_id,
+    check_instance,
+    check_items,
+    check_mapping,
+    check_text,
+    optional_id,
+    optional_instance,
+    optional_text,
+)
 from revcrm._cycles import BillingCycle
-from revcrm._money import Money, money_sum
+from revcrm._money import Money, check_currency, check_decimal, money_sum
 from revcrm._time import check_date, optional_utc, utc
 from revcrm.errors import ValidationError
 
 __all__ = [
+    "ATTRIBUTE_INT_LIMIT",
     "AttributeValue",
     "CreditEntry",
     "Customer",
@@ -44,10 +56,47 @@ _Validator = Callable[[object, "attrs.Attribute[Any]", Any], None]
 
 def _id(field: str) -> _Validator:
     def check(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, str) or not value.strip():
-            raise ValidationError(field, value, "must be a non-empty string")
+        check_id(value, field)
 
     return check
+
+
+def _ref(field: str) -> _Validator:
+    """A required reference to another record (``customer_id``, ``product_id``)."""
+
+    def check(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+        check_id(value, field)
+
+    return check
+
+
+def _opt_ref(field: str) -> _Validator:
+    def check(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+        optional_id(value, field)
+
+    return check
+
+
+def _text(field: str) -> _Validator:
+    def check(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+        check_text(value, field)
+
+    return check
+
+
+def _opt_text(field: str) -> _Validator:
+    def check(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+        optional_text(value, field)
+
+    return check
+
+
+def _currency(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+    check_currency(value)
+
+
+def _cycle(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+    optional_instance(value, BillingCycle, "cycle")
 
 
 def _email(value: object) -> str | None:
@@ -55,21 +104,47 @@ def _email(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not _EMAIL.match(value.strip()):
         raise ValidationError("email", value, "not an email address")
-    return value.strip()
+    return check_text(value.strip(), "email")
+
+
+#: Integer attribute values lie strictly between ``-ATTRIBUTE_INT_LIMIT`` and
+#: ``ATTRIBUTE_INT_LIMIT`` (the decimal range, :data:`revcrm.MAX_MAGNITUDE` digits).
+ATTRIBUTE_INT_LIMIT: Final = 10**40
+
+
+def check_attribute_value(v: object, field: str) -> AttributeValue:
+    """One custom attribute value, of the closed set every backend gives back exactly.
+
+    ``str`` (any text: attributes are stored escaped), ``bool``, ``int`` within
+    :data:`ATTRIBUTE_INT_LIMIT`, a finite ``Decimal`` in the decimal range (kept as
+    written: ``5.10472031E+11`` stays so) or a ``date``. Floats, NaN, datetimes, bytes,
+    ``None`` and containers are refused.
+    """
+    if isinstance(v, str | bool):
+        return v
+    if isinstance(v, int):
+        if not -ATTRIBUTE_INT_LIMIT < v < ATTRIBUTE_INT_LIMIT:
+            raise ValidationError(field, v, "integer out of range (at most 40 digits)")
+        return v
+    if isinstance(v, Decimal):
+        check_decimal(v, field)  # the range only: the value is kept exactly as written
+        return v
+    if isinstance(v, float):
+        raise WrongTypeError(field, v, "floats not accepted; use Decimal")
+    if isinstance(v, datetime):
+        # Attributes hold calendar dates; a moment belongs in a typed field.
+        raise WrongTypeError(field, v, "a date, not a datetime")
+    if isinstance(v, date):
+        return v
+    raise WrongTypeError(field, v, "string, integer, Decimal, boolean or date")
 
 
 def _attributes(value: Mapping[str, AttributeValue] | None) -> Mapping[str, AttributeValue]:
-    items = dict(value or {})
+    items = dict(check_mapping(value, "custom_attributes"))
     for key, v in items.items():
-        if isinstance(v, float):
-            raise ValidationError(
-                f"custom_attributes[{key}]", v, "floats not accepted; use Decimal"
-            )
-        if isinstance(v, datetime):
-            # Attributes hold calendar dates; a moment belongs in a typed field.
-            raise ValidationError(f"custom_attributes[{key}]", v, "a date, not a datetime")
-        if not isinstance(v, str | int | Decimal | bool | date):
-            raise ValidationError(f"custom_attributes[{key}]", v, "string, number, boolean or date")
+        if not isinstance(key, str):
+            raise WrongTypeError("custom_attributes", key, "keys must be strings")
+        check_attribute_value(v, f"custom_attributes[{key}]")
     return MappingProxyType(items)
 
 
@@ -125,19 +200,20 @@ class Customer:
 
     id: str = attrs.field(validator=_id("customer.id"))
     registered_at: datetime = attrs.field(converter=_registered_at)
-    external_id: str | None = None
+    external_id: str | None = attrs.field(default=None, validator=_opt_ref("external_id"))
     email: str | None = attrs.field(default=None, converter=_email)
-    username: str | None = None
-    name: str = ""
-    company: str | None = None
-    phone: str | None = None
-    role: str | None = None
-    website: str | None = None
-    location: str | None = None
-    owner_id: str | None = None  # staff member who owns the account
+    username: str | None = attrs.field(default=None, validator=_opt_text("username"))
+    name: str = attrs.field(default="", validator=_text("name"))
+    company: str | None = attrs.field(default=None, validator=_opt_text("company"))
+    phone: str | None = attrs.field(default=None, validator=_opt_text("phone"))
+    role: str | None = attrs.field(default=None, validator=_opt_text("role"))
+    website: str | None = attrs.field(default=None, validator=_opt_text("website"))
+    location: str | None = attrs.field(default=None, validator=_opt_text("location"))
+    # staff member who owns the account
+    owner_id: str | None = attrs.field(default=None, validator=_opt_ref("owner_id"))
     last_login_at: datetime | None = attrs.field(default=None, converter=_last_login_at)
-    referral_source: str | None = None
-    referrer_id: str | None = None
+    referral_source: str | None = attrs.field(default=None, validator=_opt_text("referral_source"))
+    referrer_id: str | None = attrs.field(default=None, validator=_opt_ref("referrer_id"))
     custom_attributes: Mapping[str, AttributeValue] = attrs.field(
         factory=dict, converter=_attributes, hash=False
     )
@@ -146,8 +222,8 @@ class Customer:
 @attrs.frozen(kw_only=True)
 class Product:
     id: str = attrs.field(validator=_id("product.id"))
-    name: str
-    external_id: str | None = None
+    name: str = attrs.field(validator=_text("name"))
+    external_id: str | None = attrs.field(default=None, validator=_opt_ref("external_id"))
 
 
 @attrs.frozen(kw_only=True)
@@ -155,14 +231,15 @@ class Plan:
     """A price of a product on one billing cycle; the setup fee is kept apart from it."""
 
     id: str = attrs.field(validator=_id("plan.id"))
-    product_id: str
-    name: str
+    product_id: str = attrs.field(validator=_ref("product_id"))
+    name: str = attrs.field(validator=_text("name"))
     price: Money = attrs.field(validator=_positive_money("price"))
-    cycle: BillingCycle | None  # None: a one-off product, not recurring
+    # None: a one-off product, not recurring
+    cycle: BillingCycle | None = attrs.field(validator=_cycle)
     setup_fee: Money | None = attrs.field(
         default=None, validator=_positive_money("setup_fee", optional=True)
     )
-    external_id: str | None = None
+    external_id: str | None = attrs.field(default=None, validator=_opt_ref("external_id"))
 
     def __attrs_post_init__(self) -> None:
         if self.setup_fee is not None and self.setup_fee.currency != self.price.currency:
@@ -196,7 +273,7 @@ class InvoiceLine:
 
     kind: LineKind = attrs.field(converter=_line_kind)
     amount: Money = attrs.field(validator=_positive_money("amount"))
-    description: str = ""
+    description: str = attrs.field(default="", validator=_text("description"))
     quantity: int = 1
     discount: Money | None = attrs.field(
         default=None, validator=_positive_money("discount", optional=True)
@@ -204,8 +281,8 @@ class InvoiceLine:
     tax: Money | None = attrs.field(default=None, validator=_positive_money("tax", optional=True))
     period_start: datetime | None = attrs.field(default=None, converter=_period_start)
     period_end: datetime | None = attrs.field(default=None, converter=_period_end)
-    subscription_id: str | None = None
-    product_id: str | None = None
+    subscription_id: str | None = attrs.field(default=None, validator=_opt_ref("subscription_id"))
+    product_id: str | None = attrs.field(default=None, validator=_opt_ref("product_id"))
 
     def __attrs_post_init__(self) -> None:
         q = self.quantity
@@ -239,24 +316,26 @@ class InvoiceLine:
 
 
 def _lines(value: Iterable[InvoiceLine]) -> tuple[InvoiceLine, ...]:
-    return tuple(value)
+    lines = check_items(value, "lines")
+    for i, line in enumerate(lines):
+        check_instance(line, InvoiceLine, f"lines[{i}]")
+    return lines
 
 
 @attrs.frozen(kw_only=True)
 class Invoice:
     id: str = attrs.field(validator=_id("invoice.id"))
-    customer_id: str
-    currency: str
+    customer_id: str = attrs.field(validator=_ref("customer_id"))
+    currency: str = attrs.field(validator=_currency)
     issued_at: datetime = attrs.field(converter=_issued_at)
     due_date: date = attrs.field(converter=_due_date)
     status: InvoiceStatus = attrs.field(converter=_invoice_status)
     lines: tuple[InvoiceLine, ...] = attrs.field(converter=_lines, default=())
-    number: str | None = None
-    external_id: str | None = None
+    number: str | None = attrs.field(default=None, validator=_opt_text("number"))
+    external_id: str | None = attrs.field(default=None, validator=_opt_ref("external_id"))
     paid_at: datetime | None = attrs.field(default=None, converter=_paid_at)
 
     def __attrs_post_init__(self) -> None:
-        Money.zero(self.currency)  # validates the code
         for i, line in enumerate(self.lines):
             if line.amount.currency != self.currency:
                 raise ValidationError(
@@ -314,7 +393,7 @@ def _transaction_status(value: object) -> TransactionStatus:
 def _method(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("method", value, "a payment method name is required")
-    return value.strip().lower()
+    return check_text(value.strip().lower(), "method")
 
 
 @attrs.frozen(kw_only=True)
@@ -322,15 +401,15 @@ class Transaction:
     """A payment or refund; ``amount`` is always positive, ``kind`` gives the direction."""
 
     id: str = attrs.field(validator=_id("transaction.id"))
-    customer_id: str
+    customer_id: str = attrs.field(validator=_ref("customer_id"))
     kind: TransactionKind = attrs.field(converter=_transaction_kind)
     status: TransactionStatus = attrs.field(converter=_transaction_status)
     amount: Money = attrs.field(validator=_positive_money("amount", allow_zero=False))
     method: str = attrs.field(converter=_method)
     at: datetime = attrs.field(converter=_at)
-    invoice_id: str | None = None
-    subscription_id: str | None = None
-    external_id: str | None = None
+    invoice_id: str | None = attrs.field(default=None, validator=_opt_ref("invoice_id"))
+    subscription_id: str | None = attrs.field(default=None, validator=_opt_ref("subscription_id"))
+    external_id: str | None = attrs.field(default=None, validator=_opt_ref("external_id"))
 
     @property
     def succeeded(self) -> bool:
@@ -347,15 +426,16 @@ class CreditEntry:
     """A credit ledger entry: positive adds credit, negative spends it. Balances are derived."""
 
     id: str = attrs.field(validator=_id("credit.id"))
-    customer_id: str
+    customer_id: str = attrs.field(validator=_ref("customer_id"))
     amount: Money
     reason: str
     at: datetime = attrs.field(converter=_at)
-    staff_id: str | None = None
-    invoice_id: str | None = None
+    staff_id: str | None = attrs.field(default=None, validator=_opt_ref("staff_id"))
+    invoice_id: str | None = attrs.field(default=None, validator=_opt_ref("invoice_id"))
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.amount, Money) or self.amount.is_zero():
             raise ValidationError("amount", self.amount, "a non-zero Money is required")
         if not isinstance(self.reason, str) or not self.reason.strip():
             raise ValidationError("reason", self.reason, "a reason is required")
+        check_text(self.reason, "reason")

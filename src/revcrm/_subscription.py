@@ -10,7 +10,15 @@ from typing import Any
 
 import attrs
 
-from revcrm._checks import as_enum
+from revcrm._checks import (
+    as_enum,
+    check_id,
+    check_instance,
+    check_items,
+    check_text,
+    optional_id,
+    optional_instance,
+)
 from revcrm._cycles import BillingCycle
 from revcrm._discount import Discount, DiscountDuration
 from revcrm._money import Money
@@ -107,13 +115,22 @@ def _status(value: object) -> SubscriptionStatus | None:
 
 
 def _cycle(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, BillingCycle):
-        raise ValidationError("cycle", value, "expected a BillingCycle")
+    optional_instance(value, BillingCycle, "cycle")
 
 
 def _discount(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, Discount):
-        raise ValidationError("discount", value, "expected a Discount")
+    optional_instance(value, Discount, "discount")
+
+
+def _opt_ref(field: str) -> Any:
+    def check(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+        optional_id(value, field)
+
+    return check
+
+
+def _note(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+    check_text(value, "note")
 
 
 @attrs.frozen(kw_only=True)
@@ -131,14 +148,14 @@ class SubscriptionChange:
     price: Money | None = attrs.field(default=None, converter=_price)
     cycle: BillingCycle | None = attrs.field(default=None, validator=_cycle)
     quantity: int | None = attrs.field(default=None, converter=_quantity)
-    product_id: str | None = None
-    plan_id: str | None = None
+    product_id: str | None = attrs.field(default=None, validator=_opt_ref("product_id"))
+    plan_id: str | None = attrs.field(default=None, validator=_opt_ref("plan_id"))
     discount: Discount | None = attrs.field(default=None, validator=_discount)
     status: SubscriptionStatus | None = attrs.field(default=None, converter=_status)
     trial_end: datetime | None = attrs.field(default=None, converter=_trial_end)
     billing_anchor: datetime | None = attrs.field(default=None, converter=_anchor)
     ends_at: datetime | None = attrs.field(default=None, converter=_ends_at)
-    note: str = ""
+    note: str = attrs.field(default="", validator=_note)
 
 
 @attrs.frozen(kw_only=True)
@@ -317,7 +334,34 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
 
 
 def _history(value: Iterable[SubscriptionChange]) -> tuple[SubscriptionChange, ...]:
-    return tuple(value)
+    changes = check_items(value, "history")
+    for i, change in enumerate(changes):
+        check_instance(change, SubscriptionChange, f"history[{i}]")
+    return changes
+
+
+def _details(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Host details as (name, value) pairs of text: any text, stored escaped, so a round
+    trip gives back exactly what was written; other value types are refused, not turned
+    into text."""
+    out: list[tuple[str, str]] = []
+    for i, pair in enumerate(check_items(value, "details")):
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise ValidationError(f"details[{i}]", pair, "expected a (name, value) pair")
+        name, text = pair
+        for part in (name, text):
+            if not isinstance(part, str):
+                raise ValidationError(f"details[{i}]", pair, "names and values must be strings")
+        out.append((str.__str__(name), str.__str__(text)))
+    return tuple(out)
+
+
+def _sub_id(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+    check_id(value, "subscription.id")
+
+
+def _customer_id(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+    check_id(value, "customer_id")
 
 
 @attrs.frozen(kw_only=True)
@@ -329,19 +373,18 @@ class Subscription:
     MRR at any past moment are reproducible no matter what happened later.
     """
 
-    id: str
-    customer_id: str
-    external_id: str | None = None
+    id: str = attrs.field(validator=_sub_id)
+    customer_id: str = attrs.field(validator=_customer_id)
+    external_id: str | None = attrs.field(default=None, validator=_opt_ref("external_id"))
     history: tuple[SubscriptionChange, ...] = attrs.field(converter=_history)
-    details: tuple[tuple[str, str], ...] = ()  # host details: server, node, domain
+    # host details: server, node, domain
+    details: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_details)
     _states: tuple[SubscriptionState, ...] = attrs.field(
         init=False, repr=False, eq=False, alias="_states"
     )
     _times: tuple[datetime, ...] = attrs.field(init=False, repr=False, eq=False, alias="_times")
 
     def __attrs_post_init__(self) -> None:
-        if not self.id:
-            raise ValidationError("subscription.id", self.id, "must not be empty")
         if not self.history:
             raise ValidationError(f"subscription[{self.id}].history", (), "must not be empty")
         states: list[SubscriptionState] = []
@@ -391,10 +434,11 @@ class Subscription:
             customer_id=customer_id,
             external_id=external_id,
             history=(change,),
-            details=tuple(details),
+            details=details,
         )
 
     def append(self, change: SubscriptionChange) -> Subscription:
+        check_instance(change, SubscriptionChange, "change")
         return attrs.evolve(self, history=(*self.history, change))
 
     def change_plan(

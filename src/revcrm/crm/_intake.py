@@ -23,7 +23,7 @@ from typing import Any, Final, TypedDict
 import attrs
 
 from revcrm._book import Book
-from revcrm._checks import as_enum
+from revcrm._checks import as_enum, check_bool
 from revcrm._money import Money, check_currency, money_sum
 from revcrm._time import as_moment, optional_utc, utc
 from revcrm.crm._records import _customer_id, _optional, _required, _staff_id
@@ -106,9 +106,7 @@ def _scope(v: object) -> IntakeScope:
 
 
 def _flag(v: object) -> bool:
-    if not isinstance(v, bool):
-        raise ValidationError("required", v, "expected True or False")
-    return v
+    return check_bool(v, "required")
 
 
 def _position(v: object) -> int:

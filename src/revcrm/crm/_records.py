@@ -21,8 +21,8 @@ from typing import Any, Final, TypedDict
 
 import attrs
 
-from revcrm._checks import as_enum
-from revcrm._records import AttributeValue
+from revcrm._checks import WrongTypeError, as_enum, check_bool, check_text
+from revcrm._records import AttributeValue, check_attribute_value
 from revcrm._time import optional_utc, utc
 from revcrm.errors import ValidationError
 
@@ -70,7 +70,7 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 def _required(field: str, value: object, *, max_length: int | None = None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(field, value, "must be a non-empty string")
-    text = value.strip()
+    text = check_text(value.strip(), field)
     if max_length is not None and len(text) > max_length:
         raise ValidationError(field, value, f"longer than {max_length} characters")
     return text
@@ -80,20 +80,16 @@ def _optional(field: str, value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValidationError(field, value, "expected a string or None")
-    return value.strip() or None
+        raise WrongTypeError(field, value, "expected a string or None")
+    return check_text(value.strip(), field) or None
 
 
 def _text(field: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(field, value, "expected a string")
-    return value.strip()
+    return check_text(value, field).strip()
 
 
 def _flag(field: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationError(field, value, "expected True or False")
-    return value
+    return check_bool(value, field)
 
 
 def _email(field: str, value: object) -> str | None:
@@ -101,7 +97,7 @@ def _email(field: str, value: object) -> str | None:
         return None
     if not isinstance(value, str) or not _EMAIL.match(value.strip()):
         raise ValidationError(field, value, "not an email address")
-    return value.strip()
+    return check_text(value.strip(), field)
 
 
 # Named converters, so mypy sees the accepted type of each field.
@@ -670,23 +666,16 @@ class AttributeType(enum.StrEnum):
 
 def attribute_type(value: object, field: str = "value") -> AttributeType:
     """The type of a custom attribute value; floats and other types are rejected."""
-    # bool first: it is an int subclass. A datetime is a date subclass and is rejected:
-    # custom attributes hold calendar dates.
+    # One rule for the accepted values (types and ranges): the customer record's.
+    check_attribute_value(value, field)
+    # bool first: it is an int subclass.
     if isinstance(value, bool):
         return AttributeType.BOOLEAN
     if isinstance(value, int | Decimal):
-        if isinstance(value, Decimal) and not value.is_finite():
-            raise ValidationError(field, value, "a number must be finite")
         return AttributeType.NUMBER
     if isinstance(value, str):
         return AttributeType.STRING
-    if isinstance(value, datetime):
-        raise ValidationError(field, value, "a date attribute holds a date, not a datetime")
-    if isinstance(value, date):
-        return AttributeType.DATE
-    if isinstance(value, float):
-        raise ValidationError(field, value, "floats not accepted; use Decimal")
-    raise ValidationError(field, value, "expected a string, number, boolean or date")
+    return AttributeType.DATE
 
 
 _TRUE: Final = frozenset({"true", "yes", "1", "on"})
@@ -694,17 +683,19 @@ _FALSE: Final = frozenset({"false", "no", "0", "off"})
 
 
 def _parse_number(field: str, text: str) -> int | Decimal:
+    number: int | Decimal
     try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        d = Decimal(text)
-    except InvalidOperation:
-        raise ValidationError(field, text, "not a number") from None
-    if not d.is_finite():
+        # Longer text is no int in range (and int() of very long text is refused anyway).
+        number = int(text) if len(text) <= 64 else Decimal(text)
+    except (ValueError, InvalidOperation):
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise ValidationError(field, text, "not a number") from None
+    if isinstance(number, Decimal) and not number.is_finite():
         raise ValidationError(field, text, "a number must be finite")
-    return d
+    check_attribute_value(number, field)
+    return number
 
 
 def _parse(kind: AttributeType, text: str, field: str) -> AttributeValue:

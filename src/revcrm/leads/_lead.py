@@ -10,6 +10,7 @@ from typing import Final, TypedDict
 
 import attrs
 
+from revcrm._checks import check_id, check_items, check_text
 from revcrm._money import Money
 from revcrm._referral import ReferralSource
 from revcrm._time import utc
@@ -50,15 +51,11 @@ def _stage_of(value: object, field: str) -> LeadStage:
 def _optional_text(value: object, field: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise ValidationError(field, value, "expected a string")
-    return value.strip() or None
+    return check_text(value, field).strip() or None
 
 
 def _text(value: object, field: str) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(field, value, "expected a string")
-    return value
+    return check_text(value, field)
 
 
 def _from_stage(value: object) -> LeadStage:
@@ -114,15 +111,13 @@ def _name(value: object) -> str:
 
 
 def _lead_id(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError("lead.id", value, "must be a non-empty string")
-    return value
+    return check_id(value, "lead.id")
 
 
 def _email(value: object) -> str:
     if not isinstance(value, str) or not _EMAIL.match(value.strip()):
         raise ValidationError("email", value, "not an email address")
-    return value.strip()
+    return check_text(value.strip(), "email")
 
 
 def _source(value: object) -> ReferralSource | None:
@@ -144,7 +139,8 @@ def _expected_value(value: object) -> Money | None:
 
 
 def _history(value: Iterable[LeadTransition]) -> tuple[LeadTransition, ...]:
-    return tuple(value)
+    # Each entry is checked (with the lead's id) in __attrs_post_init__.
+    return check_items(value, "history")
 
 
 @attrs.frozen(kw_only=True)

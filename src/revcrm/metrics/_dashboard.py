@@ -7,15 +7,18 @@ import decimal
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Final
 
 import attrs
 from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
-from revcrm._money import EXACT_CONTEXT, Money, format_money
+from revcrm._checks import check_instance
+from revcrm._money import EXACT_CONTEXT, Money, check_currency, format_money
 from revcrm._records import Transaction, TransactionKind
 from revcrm._subscription import SubscriptionStatus
-from revcrm._time import as_moment
+from revcrm._time import as_moment, as_of_moment
+from revcrm.errors import ValidationError
 from revcrm.metrics._churn import ChurnRate, customer_churn_rate, customers_at
 from revcrm.metrics._engine import MrrAnalysis, analyse
 from revcrm.metrics._mrr import DEFAULT_POLICY, convert_mrr, state_mrr
@@ -121,6 +124,20 @@ class Dashboard:
     trend: tuple[MonthTrend, ...]
 
 
+#: The longest dashboard trend (100 years of months) and the longest window.
+MAX_TREND_MONTHS: Final = 1200
+MAX_WINDOW: Final = timedelta(days=36525)
+
+
+def _check_window(value: object, field: str, *, allow_zero: bool) -> None:
+    if not isinstance(value, timedelta):
+        raise ValidationError(field, value, "expected a timedelta")
+    low_ok = value >= timedelta(0) if allow_zero else value > timedelta(0)
+    if not low_ok or value > MAX_WINDOW:
+        bound = "from zero" if allow_zero else "longer than zero"
+        raise ValidationError(field, value, f"a window {bound} up to {MAX_WINDOW.days} days")
+
+
 def _month_start(t: datetime) -> datetime:
     return t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
@@ -143,7 +160,20 @@ def dashboard(
 
     Pass ``analysis`` to reuse an :func:`analyse` result computed for the same book.
     """
-    t = as_moment(as_of, "as_of")
+    t = as_of_moment(as_of, "as_of")
+    check_instance(book, Book, "book")
+    check_currency(currency)
+    _check_window(renewals_window, "renewals_window", allow_zero=True)
+    if churn_window is not None:
+        _check_window(churn_window, "churn_window", allow_zero=False)
+    if (
+        isinstance(trend_months, bool)
+        or not isinstance(trend_months, int)
+        or not 1 <= trend_months <= MAX_TREND_MONTHS
+    ):
+        raise ValidationError(
+            "trend_months", trend_months, f"a whole number of months from 1 to {MAX_TREND_MONTHS}"
+        )
     a = analysis or analyse(book, currency=currency, policy=policy, horizon=t + renewals_window)
     current = a.mrr(t)
     this_month = _month_start(t)

@@ -28,7 +28,7 @@ from revcrm._cycles import BillingCycle, CycleUnit, add_months
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
 from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
-from revcrm._time import as_moment
+from revcrm._time import as_moment, as_of_moment
 from revcrm.errors import ValidationError
 from revcrm.metrics._mrr import DEFAULT_POLICY, discounted_price, scheduled_end, state_amount
 from revcrm.metrics._policy import FxDateRule, MetricsPolicy
@@ -206,10 +206,24 @@ def _period_starts(
         n += 1
 
 
+#: The most periods one series (MRR, churn, cohorts) may hold.
+MAX_PERIODS: Final = 100_000
+_MIN_DAYS: Final = {Frequency.DAY: 1, Frequency.WEEK: 7, Frequency.MONTH: 28, Frequency.QUARTER: 89}
+
+
 def period_bounds(
     freq: Frequency, start: datetime, end: datetime
 ) -> list[tuple[datetime, datetime]]:
-    """Consecutive calendar periods ``[a, b)`` covering ``[start, end)``, aligned to ``freq``."""
+    """Consecutive calendar periods ``[a, b)`` covering ``[start, end)``, aligned to ``freq``.
+
+    Both ends must lie in the supported date range and the series may hold at most
+    :data:`MAX_PERIODS` periods (a ValidationError otherwise), so a series never runs
+    off the calendar or out of memory.
+    """
+    as_of_moment(start, "start")
+    as_of_moment(end, "end")
+    if (end - start).days // _MIN_DAYS[freq] > MAX_PERIODS:
+        raise ValidationError("end", end, f"a series holds at most {MAX_PERIODS} periods")
     first = start.replace(hour=0, minute=0, second=0, microsecond=0)
     match freq:
         case Frequency.DAY:
@@ -819,7 +833,7 @@ def analyse(
     """
     check_currency(currency)
     src = MrrSource(source)
-    h = as_moment(horizon, "horizon") if horizon is not None else _default_horizon(book)
+    h = as_of_moment(horizon, "horizon") if horizon is not None else _default_horizon(book)
     if src is MrrSource.SUBSCRIPTIONS:
         streams = [_subscription_stream(s, policy, currency, h) for s in book.subscriptions]
     else:
@@ -895,5 +909,7 @@ def mrr_series(
     source: MrrSource | str = MrrSource.SUBSCRIPTIONS,
 ) -> list[MrrPoint]:
     """MRR at the close of each day, week, month or quarter between ``start`` and ``end``."""
+    as_of_moment(start, "start")
+    as_of_moment(end, "end")
     a = analyse(book, currency=currency, policy=policy, source=source, horizon=end)
     return a.series(start, end, every)
