@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from revcrm.errors import ValidationError
 
@@ -111,3 +111,17 @@ class WrongTypeError(ValidationError, TypeError):
 
 class ZeroDivisorError(ValidationError, ZeroDivisionError):
     """Money divided by zero: a ValidationError that is also a ``ZeroDivisionError``."""
+
+
+#: The largest whole number a count field (a quantity, a position, a revision, a duration
+#: in seconds) may hold: what a 32-bit INTEGER column of every backend stores.
+MAX_COUNT: Final = 2**31 - 1
+
+
+def check_count(value: object, field: str, *, minimum: int = 0) -> int:
+    """A whole number (not a bool) from ``minimum`` to :data:`MAX_COUNT`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WrongTypeError(field, value, "expected a whole number")
+    if not minimum <= value <= MAX_COUNT:
+        raise ValidationError(field, value, f"must be from {minimum} to {MAX_COUNT}")
+    return value

@@ -15,6 +15,7 @@ import attrs
 from revcrm._checks import (
     WrongTypeError,
     as_enum,
+    check_count,
     check_id,
     check_instance,
     check_items,
@@ -285,9 +286,7 @@ class InvoiceLine:
     product_id: str | None = attrs.field(default=None, validator=_opt_ref("product_id"))
 
     def __attrs_post_init__(self) -> None:
-        q = self.quantity
-        if isinstance(q, bool) or not isinstance(q, int) or q <= 0:
-            raise ValidationError("quantity", self.quantity, "must be a positive whole number")
+        check_count(self.quantity, "quantity", minimum=1)
         for field in ("discount", "tax"):
             other = getattr(self, field)
             if other is not None and other.currency != self.amount.currency:

@@ -12,6 +12,7 @@ import attrs
 
 from revcrm._checks import (
     as_enum,
+    check_count,
     check_id,
     check_instance,
     check_items,
@@ -75,9 +76,7 @@ _SETTABLE = frozenset(
 def _quantity(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError("quantity", value, "must be a positive whole number")
-    return value
+    return check_count(value, "quantity", minimum=1)
 
 
 def _price(value: object) -> Money | None:

@@ -23,7 +23,7 @@ from typing import Any, Final, TypedDict
 import attrs
 
 from revcrm._book import Book
-from revcrm._checks import as_enum, check_bool
+from revcrm._checks import MAX_COUNT, as_enum, check_bool, check_count
 from revcrm._money import Money, check_currency, money_sum
 from revcrm._time import as_moment, optional_utc, utc
 from revcrm.crm._records import _customer_id, _optional, _required, _staff_id
@@ -110,9 +110,7 @@ def _flag(v: object) -> bool:
 
 
 def _position(v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ValidationError("position", v, "expected a whole number")
-    return v
+    return check_count(v, "position", minimum=-MAX_COUNT)
 
 
 def _retired_at(v: object) -> datetime | None:

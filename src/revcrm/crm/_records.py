@@ -21,7 +21,14 @@ from typing import Any, Final, TypedDict
 
 import attrs
 
-from revcrm._checks import WrongTypeError, as_enum, check_bool, check_text
+from revcrm._checks import (
+    MAX_COUNT,
+    WrongTypeError,
+    as_enum,
+    check_bool,
+    check_count,
+    check_text,
+)
 from revcrm._records import AttributeValue, check_attribute_value
 from revcrm._time import optional_utc, utc
 from revcrm.errors import ValidationError
@@ -146,9 +153,7 @@ def _updated_at(v: object) -> datetime:
 
 
 def _revision(v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValidationError("revision", v, "a whole number from 1")
-    return v
+    return check_count(v, "revision", minimum=1)
 
 
 def _note_action(v: object) -> NoteAction:
@@ -222,7 +227,12 @@ def _duration(v: object) -> timedelta | None:
         return None
     if not isinstance(v, timedelta) or v < timedelta(0):
         raise ValidationError("duration", v, "expected a timedelta of zero or more")
+    if v > _MAX_DURATION:
+        raise ValidationError("duration", v, f"longer than {MAX_COUNT} seconds")
     return v
+
+
+_MAX_DURATION: Final = timedelta(seconds=MAX_COUNT)
 
 
 # -- notes ------------------------------------------------------------------------------------
