@@ -63,13 +63,18 @@ def _axis_money(currency: str, locale: str) -> Any:
     """A tick formatter showing whole currency units (``$4,257``) in ``locale``."""
     from matplotlib.ticker import FuncFormatter
 
+    parsed = _parse(locale)
+    # The locale's own currency pattern (symbol before or after, its separators) without
+    # the decimals: axis ticks are whole units.
+    pattern = parsed.currency_formats["standard"].pattern.split(";")[0].replace(".00", "")
+
     def fmt(value: float, _pos: object) -> str:
         return babel.numbers.format_currency(
-            Decimal(repr(value)).quantize(Decimal(1)),
+            Decimal(round(float(value))),
             currency,
-            format="¤#,##0",
+            format=pattern,
             currency_digits=False,
-            locale=_parse(locale),
+            locale=parsed,
         )
 
     return FuncFormatter(fmt)
@@ -195,6 +200,7 @@ def waterfall_chart(waterfall: Waterfall, *, locale: str, title: str | None = No
     ax.set_ylabel(f"MRR ({currency})")
     ax.set_title(title or f"MRR movements {w.start:%d %b %Y} to {w.end:%d %b %Y}")
     ax.axhline(0, color=_EDGE, linewidth=0.8)
+    ax.margins(y=0.12)  # room for the labels above the tallest bar
     ax.grid(axis="y", alpha=0.3)
     return fig
 

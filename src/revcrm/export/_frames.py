@@ -31,9 +31,9 @@ from revcrm.errors import ValidationError
 from revcrm.export._extras import require
 from revcrm.export._schema import type_hints
 from revcrm.leads import Funnel, LeadStage
-from revcrm.metrics import Breakdown, Cohort
+from revcrm.metrics import Breakdown, Cohort, Dashboard
 from revcrm.segments import Segment, SegmentCounts
-from revcrm.storage import Page
+from revcrm.storage import Page, StoreDashboard
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,6 +77,7 @@ def to_frame(
     * a :class:`~revcrm.leads.Funnel`: ``stage`` and ``leads``, in stage order;
     * :class:`~revcrm.segments.SegmentCounts`: ``segment``, ``members``, ``primary``
       (missing for custom segments) and ``custom``;
+    * a dashboard (:class:`~revcrm.metrics.Dashboard` or the store's): its monthly trend;
     * any other single result: a one-row frame.
     """
     _require_pandas()
@@ -103,6 +104,8 @@ def to_frame(
                 "leads": pd.array([result.counts[s] for s in stages], dtype="Int64"),
             }
         )
+    if isinstance(result, Dashboard | StoreDashboard):
+        return _rows(list(result.trend), rounding)
     if isinstance(result, SegmentCounts):
         return _segment_counts(result)
     if isinstance(result, Cohort):
@@ -172,7 +175,9 @@ def _columns(cls: type, prefix: str = "", parent: frozenset[str] = frozenset()) 
             continue
         nested = _nested_class(tp)
         if nested is not None:
-            for c in _columns(nested, f"{prefix}{f.name}_", names):
+            # A list row wraps the store's row: its columns keep their own names.
+            inner = prefix if f.name == "row" else f"{prefix}{f.name}_"
+            for c in _columns(nested, inner, names):
                 out.append(_Column(c.name, _chain(getter, c.get), c.kind))
     return out
 

@@ -54,6 +54,8 @@ def json_schema(result_type: type) -> dict[str, Any]:
         raise ValidationError("result_type", result_type, "expected a class")
     defs: dict[str, Any] = {}
     root = _Builder(defs).schema(result_type)
+    if root.get("$ref") == f"#/$defs/{result_type.__name__}":
+        root = dict(defs[result_type.__name__])  # the type itself at the top, not a reference
     return {"$schema": _DIALECT, "title": result_type.__name__, **root, "$defs": defs}
 
 
