@@ -81,6 +81,8 @@ def _axis_money(currency: str, locale: str) -> Any:
 
 
 def _parse(locale: str) -> Any:
+    # Every chart starts here, so a missing extra is named before anything else.
+    require("matplotlib", "charts", "revcrm.export charts")
     import babel
 
     try:
