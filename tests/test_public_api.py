@@ -14,6 +14,8 @@ PACKAGES = [
     "revcrm.segments",
     "revcrm.storage",
     "revcrm.crm",
+    "revcrm.export",
+    "revcrm.sync",
 ]
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "ConflictError",
     "CurrencyMismatchError",
     "DuplicateError",
+    "MissingExtraError",
     "MissingRateError",
     "NotFoundError",
     "PolicyError",
@@ -58,6 +59,17 @@ class MissingRateError(RevcrmError, LookupError):
         self.target = target
         self.on = on
         super().__init__(f"no exchange rate {source}->{target} on or before {on}")
+
+
+class MissingExtraError(RevcrmError, ImportError):
+    """An optional dependency is not installed; names the extra that installs it."""
+
+    def __init__(self, module: str, extra: str, feature: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs {module}, which is not installed: pip install 'revcrm[{extra}]'"
+        )
 
 
 class PolicyError(RevcrmError, ValueError):

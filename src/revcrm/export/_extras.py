@@ -5,20 +5,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from revcrm.errors import RevcrmError
+from revcrm.errors import MissingExtraError
 
 __all__ = ["MissingExtraError", "require"]
-
-
-class MissingExtraError(RevcrmError, ImportError):
-    """An optional dependency is not installed; names the extra that installs it."""
-
-    def __init__(self, module: str, extra: str, feature: str) -> None:
-        self.module = module
-        self.extra = extra
-        super().__init__(
-            f"{feature} needs {module}, which is not installed: pip install 'revcrm[{extra}]'"
-        )
 
 
 def require(module: str, extra: str, feature: str) -> ModuleType:
