@@ -407,3 +407,15 @@ def test_a_big_batch_reads_every_stored_service_once(
     r = sync.services(states, observed_at=datetime(2024, 3, 1))
     assert (r.changed, r.unchanged, [c.subscription_id for c in r.changes]) == (1, 4, ["3"])
     assert sync.services(states, observed_at=datetime(2024, 3, 2)).written == 0
+
+
+def test_bad_arguments_are_validation_errors() -> None:
+    with pytest.raises(ValidationError):
+        HostSync("sqlite://", timezone="UTC")  # type: ignore[arg-type]
+    sync = HostSync(InMemoryStore(), timezone="UTC")
+    with pytest.raises(ValidationError):
+        sync.services(service(), observed_at=datetime(2024, 1, 1))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        sync.customers([service()])  # type: ignore[list-item]
+    with pytest.raises(ValidationError):
+        sync.services([service()], observed_at="2024-01-01")  # type: ignore[arg-type]

@@ -63,6 +63,8 @@ class SyncReport:
 
 
 def _batch(kind: str, records: Iterable[_R], cls: type) -> list[_R]:
+    if isinstance(records, str | bytes | cls) or not isinstance(records, Iterable):
+        raise ValidationError(kind, records, f"expected an iterable of {cls.__name__}")
     items = list(records)
     seen: set[str] = set()
     for i, r in enumerate(items):
@@ -86,6 +88,8 @@ class HostSync:
     """
 
     def __init__(self, store: Store, *, timezone: str | tzinfo) -> None:
+        if not all(hasattr(store, a) for a in ("transaction", "subscriptions", "customers")):
+            raise ValidationError("store", store, "expected a revcrm.storage.Store")
         self._store = store
         self._zone = HostZone(timezone)
 
