@@ -51,6 +51,7 @@ from revcrm.crm import (
 )
 from revcrm.errors import NotFoundError, ValidationError
 from revcrm.leads import Lead, LeadStage
+from revcrm.leads._pipeline import registration_moment
 from revcrm.metrics import CustomerValue, MetricsPolicy, MrrAnalysis, analyse, customer_values
 from revcrm.segments import (
     DEFAULT_CONFIG,
@@ -1020,9 +1021,10 @@ class _Leads(_Service):
 
         The conversion is dated ``at`` when given (before the lead's last move it is a
         :class:`~revcrm.errors.ValidationError`). By default it is dated at the customer's
-        registration, or at the lead's last move when staff moved the lead later than
-        that (a host stores registration to the second; the staff move of the same
-        minute may carry microseconds): the conversion is never before a move it follows.
+        registration, or at the lead's last move when that is later by at most a minute
+        (``REGISTRATION_SKEW``: a host stores registration to the second, a staff move of
+        that second carries microseconds, clocks differ a little); a move later still is
+        the "time cannot go back" ValidationError (pass ``at=`` to convert anyway).
         """
         if not isinstance(customer, Customer):
             raise ValidationError("customer", customer, "expected a Customer")
@@ -1032,8 +1034,7 @@ class _Leads(_Service):
         lead = repo.open_lead_for(customer.email)
         if lead is None:
             return None
-        latest = max(customer.registered_at, lead.last_moved_at)
-        moment = latest if at is None else utc(at, "at")
+        moment = registration_moment(customer, lead) if at is None else utc(at, "at")
         converted = lead.convert(customer.id, at=moment, staff_id=staff_id, note="registered")
         repo.save(converted, expected_version=len(lead.history))
         return converted

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from revcrm import Money
+from revcrm.crm import Note
 from revcrm.errors import StorageError, ValidationError
 from revcrm.leads import Lead
 from revcrm.storage._crm_sql import SQLCRMStore
+
+_T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def test_prefix_is_checked() -> None:
@@ -62,3 +66,45 @@ def test_missing_tables_are_a_storage_error() -> None:
     with pytest.raises(StorageError):
         store.notes.find("n1")
     store.close()
+
+
+def test_a_hosts_engine_keeps_its_connection_settings(tmp_path: Path) -> None:
+    """SQLCRMStore on a host's engine (issue 11.4): the host's connections keep their
+    settings (foreign keys off, secure delete off here) before and after revcrm's work,
+    which turns secure delete on for its own writes only."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/host.db")
+
+    @sa.event.listens_for(engine, "connect")
+    def _host_settings(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA secure_delete=0")
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE host_users (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql(
+            "CREATE TABLE host_services (id INTEGER PRIMARY KEY, "
+            "user_id INTEGER REFERENCES host_users(id))"
+        )
+
+    def host_insert(service_id: int) -> tuple[int, int]:
+        # An orphan row the host's own code writes (foreign keys are off in its engine).
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"INSERT INTO host_services (id, user_id) VALUES ({service_id}, 999)"
+            )
+            fk = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+            secure = conn.exec_driver_sql("PRAGMA secure_delete").scalar()
+        return int(fk or 0), int(secure or 0)
+
+    assert host_insert(1) == (0, 0)
+    store = SQLCRMStore(engine, prefix="crm_")
+    store.create_schema()
+    note = Note.create(id="n1", customer_id="c1", author_id="s1", body="hi", at=_T0)
+    store.notes.add(note)
+    with store.transaction():
+        store.notes.erase_customer("c1")
+        with store.engine.connect() as other:  # another pooled connection meanwhile
+            assert other.exec_driver_sql("PRAGMA secure_delete").scalar() == 0
+    store.scrub()
+    assert host_insert(2) == (0, 0)
+    assert store.notes.get("n1").body == "[erased]"
+    engine.dispose()

@@ -529,6 +529,7 @@ class _FailingNotes:
         self.calls = inner.calls
         self.intake = inner.intake
         self.transaction = inner.transaction
+        self.scrub = inner.scrub
 
     @property
     def notes(self) -> Any:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 import attrs
 
@@ -12,7 +13,24 @@ from revcrm.errors import DuplicateError, NotFoundError, ValidationError
 from revcrm.leads._lead import Lead, normalise_email
 from revcrm.leads._stages import LeadStage
 
-__all__ = ["Pipeline"]
+__all__ = ["REGISTRATION_SKEW", "Pipeline", "registration_moment"]
+
+#: How much later than a registration a lead's last move may be and still be converted
+#: by it at that move: a host stores registration times to the second (a staff move in
+#: the same second carries microseconds) and its clock may run a little behind revcrm's.
+REGISTRATION_SKEW: Final = timedelta(minutes=1)
+
+
+def registration_moment(customer: Customer, lead: Lead) -> datetime:
+    """When a registration converts ``lead``: at the registration, or at the lead's last
+    move when that is later by at most :data:`REGISTRATION_SKEW` (a conversion never
+    precedes a move it follows). A move later still keeps the registration moment, which
+    the lead then refuses (time cannot go back): that lead was worked on after the
+    customer registered, so this registration is not what converted it."""
+    last = lead.last_moved_at
+    if customer.registered_at < last <= customer.registered_at + REGISTRATION_SKEW:
+        return last
+    return customer.registered_at
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -165,7 +183,9 @@ class Pipeline:
     ) -> tuple[Pipeline, Lead | None]:
         """Convert the open lead whose email matches a newly registered customer.
 
-        ``at`` defaults to ``customer.registered_at``. Returns the new pipeline and the
+        ``at`` defaults to :func:`registration_moment`: the registration, or the lead's
+        last move when that is at most :data:`REGISTRATION_SKEW` later. Returns the new
+        pipeline and the
         converted lead, or this pipeline and None when no open lead has the customer's
         email, the customer has no email, or a lead was already converted into this
         customer (a registration event delivered twice changes nothing).
@@ -175,7 +195,7 @@ class Pipeline:
         lead = self.open_lead_for(customer.email)
         if lead is None:
             return self, None
-        moment = customer.registered_at if at is None else at
+        moment = registration_moment(customer, lead) if at is None else at
         converted = lead.convert(customer.id, at=moment, staff_id=staff_id, note="registered")
         return self._put(converted), converted
 

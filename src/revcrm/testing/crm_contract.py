@@ -385,6 +385,67 @@ class CRMStoreContract(abc.ABC):
         assert s.leads.lead_for_customer("c2") is None
         assert [x.id for x in s.leads.all()] == ["l1", "l2"]
 
+    def test_lead_pages_by_creation_then_id(self) -> None:
+        s = self.make_crm_store()
+        # Ids against creation order, ties of moment, and ids in code-point order ("B" <
+        # "a" < "é"), which a database collation could otherwise reorder.
+        specs = [("z", 0), ("é", 1), ("a", 1), ("B", 1), ("m", 2), ("c", 3)]
+        for lead_id, hours in specs:
+            s.leads.add(
+                Lead(id=lead_id, email=f"{ord(lead_id[0])}@example.com", created_at=_t(hours))
+            )
+        s.leads.save(s.leads.get("m").contact(at=_t(4)), expected_version=0)
+        expected = [lead_id for _, lead_id in sorted((h, i) for i, h in specs)]
+        seen: list[str] = []
+        cursor = None
+        for _ in range(len(specs)):
+            page = s.leads.page(limit=2, cursor=cursor)
+            assert len(page.items) <= 2
+            seen += [x.id for x in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == expected
+        new = s.leads.page(stage=LeadStage.NEW, limit=10)
+        assert [x.id for x in new.items] == [i for i in expected if i != "m"]
+        assert new.next_cursor is None
+        assert [x.id for x in s.leads.page(stage="contacted").items] == ["m"]
+        assert s.leads.page(stage=LeadStage.LOST).items == ()
+        other = s.leads.page(stage=LeadStage.NEW, limit=1).next_cursor
+        assert other is not None
+        for bad in (other, "x", "\ud800", "W10"):
+            with pytest.raises(ValidationError, match="cursor"):
+                s.leads.page(cursor=bad)
+        for limit in (0, 10**6, True):
+            with pytest.raises(ValidationError, match="limit"):
+                s.leads.page(limit=limit)
+
+    def test_erase_history_replaces_move_notes_only(self) -> None:
+        s = self.make_crm_store()
+        lead = _lead()
+        moved = (
+            lead.contact(at=_t(1), staff_id="s1", note="emailed ann@example.com")
+            .lose("Ann chose a rival", at=_t(2))
+            .reopen(at=_t(3))
+        )
+        s.leads.add(moved)
+        assert s.leads.erase_history("l1") == 2
+        erased = s.leads.get("l1")
+        assert [(t.note, t.lost_reason) for t in erased.history] == [
+            (ERASED_TEXT, None),
+            ("", ERASED_TEXT),
+            ("", None),
+        ]
+        assert [(t.to_stage, t.at, t.staff_id) for t in erased.history] == [
+            (t.to_stage, t.at, t.staff_id) for t in moved.history
+        ]
+        assert s.leads.erase_history("l1") == 0  # nothing left to erase
+        # The erased history is the stored one: the lead moves on from it.
+        assert s.leads.save(erased.contact(at=_t(4)), expected_version=3) == 4
+        with pytest.raises(NotFoundError):
+            s.leads.erase_history("nope")
+        s.scrub()  # outside a transaction: nothing to report
+
     # -- contacts and calls ------------------------------------------------------------------
 
     def test_contacts_upsert_list_remove_and_erase(self) -> None:
