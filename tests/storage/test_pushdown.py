@@ -34,6 +34,9 @@ from revcrm.storage._schema import LATEST_VERSION
 from revcrm.testing import strategies
 from revcrm.testing.contract import assert_same_book
 
+#: One cursor key for the stores compared here, so their cursors are comparable too.
+SHARED_SECRET = "differential tests compare cursors"
+
 _T = TypeVar("_T")
 
 POLICIES = [
@@ -80,7 +83,7 @@ def _pages(fetch: Callable[[str | None], Page[_T]]) -> list[Page[_T]]:
 
 def check_store_equals_pure(store: SQLStore, book: Book, data: st.DataObject) -> None:
     policy = store.policy
-    memory = InMemoryStore(policy=policy)
+    memory = InMemoryStore(policy=policy, cursor_secret=SHARED_SECRET)
     memory.import_book(book)
     store.import_book(book)
     assert_same_book(store.book(), book)
@@ -191,7 +194,7 @@ _SETTINGS = settings(
 def test_sqlite_aggregates_equal_the_pure_functions(
     book: Book, policy: MetricsPolicy, data: st.DataObject
 ) -> None:
-    store = SQLStore("sqlite://", policy=policy)
+    store = SQLStore("sqlite://", policy=policy, cursor_secret=SHARED_SECRET)
     store.create_schema()
     try:
         check_store_equals_pure(store, book, data)
@@ -202,7 +205,10 @@ def test_sqlite_aggregates_equal_the_pure_functions(
 @pytest.fixture(scope="module")
 def pg_stores(postgres_url: str) -> Iterator[list[SQLStore]]:
     stores = [
-        SQLStore(postgres_url, prefix=f"d{uuid.uuid4().hex[:10]}_", policy=p) for p in POLICIES
+        SQLStore(
+            postgres_url, prefix=f"d{uuid.uuid4().hex[:10]}_", policy=p, cursor_secret=SHARED_SECRET
+        )
+        for p in POLICIES
     ]
     for s in stores:
         s.create_schema()

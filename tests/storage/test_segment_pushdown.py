@@ -39,7 +39,7 @@ from revcrm.testing import strategies
 
 from ..crm._build import customer, payment, service, t, usd
 from ..segments._reference import cycle_edges
-from .test_pushdown import POLICIES, wipe
+from .test_pushdown import POLICIES, SHARED_SECRET, wipe
 
 _SETTINGS = settings(
     deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
@@ -206,7 +206,7 @@ def check_filters_equal_the_pure_functions(
         "direction": data.draw(st.sampled_from(list(Direction)), label="direction"),
         "limit": data.draw(st.integers(1, 4), label="limit"),
     }
-    memory = InMemoryStore(policy=policy)
+    memory = InMemoryStore(policy=policy, cursor_secret=SHARED_SECRET)
     memory.import_book(book)
 
     def outcome(s: Store) -> object:
@@ -233,7 +233,7 @@ def test_in_memory_filters_equal_the_pure_functions(
 def test_sqlite_filters_equal_the_pure_functions(
     book: Book, policy: MetricsPolicy, data: st.DataObject
 ) -> None:
-    store = SQLStore("sqlite://", policy=policy)
+    store = SQLStore("sqlite://", policy=policy, cursor_secret=SHARED_SECRET)
     store.create_schema()
     try:
         check_filters_equal_the_pure_functions(store, book, policy, data)
@@ -244,7 +244,10 @@ def test_sqlite_filters_equal_the_pure_functions(
 @pytest.fixture(scope="module")
 def pg_stores(postgres_url: str) -> Iterator[list[SQLStore]]:
     stores = [
-        SQLStore(postgres_url, prefix=f"g{uuid.uuid4().hex[:10]}_", policy=p) for p in POLICIES
+        SQLStore(
+            postgres_url, prefix=f"g{uuid.uuid4().hex[:10]}_", policy=p, cursor_secret=SHARED_SECRET
+        )
+        for p in POLICIES
     ]
     for s in stores:
         s.create_schema()

@@ -56,6 +56,7 @@ from revcrm.storage._query import (
     StoreDashboard,
     TrendMonth,
     Versioned,
+    cursor_as_of,
 )
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ __all__ = [
     "TrendMonth",
     "UnitOfWork",
     "Versioned",
+    "cursor_as_of",
 ]
 
 

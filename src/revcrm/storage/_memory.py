@@ -49,6 +49,10 @@ from revcrm.storage._query import (
     SortValue,
     StoreDashboard,
     Versioned,
+    cursor_secret,
+    query_as_of,
+    read_ids,
+    read_text,
 )
 
 __all__ = ["InMemoryStore"]
@@ -78,11 +82,16 @@ class InMemoryStore:
 
     ``policy`` is the :class:`~revcrm.metrics.MetricsPolicy` its aggregates use (the
     SQL store materialises MRR under its policy, so both take it at construction).
+    ``cursor_secret`` signs the listing cursors (random per store unless given).
     """
 
-    def __init__(self, *, policy: MetricsPolicy | None = None) -> None:
+    def __init__(
+        self, *, policy: MetricsPolicy | None = None, cursor_secret: bytes | str | None = None
+    ) -> None:
         self._policy = policy if policy is not None else MetricsPolicy()
+        self._secret = _cursor_secret(cursor_secret)
         self._lock = threading.RLock()
+        self._owner: int | None = None  # the thread inside a transaction
         self._tables: dict[str, _Table[Any]] = {k: _Table(k) for k in KINDS}
         self._fx: dict[tuple[str, str, date], Decimal] = {}
         self._frames: list[list[Callable[[], None]]] = []
@@ -110,6 +119,9 @@ class InMemoryStore:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._lock:
+            outer = not self._frames
+            if outer:
+                self._owner = threading.get_ident()
             frame: list[Callable[[], None]] = []
             self._frames.append(frame)
             try:
@@ -119,10 +131,26 @@ class InMemoryStore:
                 for undo in reversed(frame):
                     undo()
                 self._book = None
+                if outer:
+                    self._owner = None
                 raise
             self._frames.pop()
             if self._frames:
                 self._frames[-1].extend(frame)  # the outer block can still undo it
+            else:
+                self._owner = None
+
+    def lock(self, customer_ids: Iterable[str]) -> None:
+        """Lock these customers until the outermost transaction ends. One lock serialises
+        every unit of work of this store, which the transaction already holds."""
+        ids = sorted(set(read_ids(customer_ids)))
+        if self._owner != threading.get_ident():
+            raise ValidationError("customer_ids", ids, "lock() only inside store.transaction()")
+
+    def scrub(self) -> None:
+        """Nothing to scrub: a deleted or overwritten value is gone with its last reference."""
+        if self._owner == threading.get_ident():
+            raise ValidationError("scrub", None, "not inside a transaction")
 
     def _set(self, mapping: dict[Any, Any], key: object, value: object) -> None:
         """Write ``mapping[key]`` (``_MISSING`` deletes), remembering how to undo it."""
@@ -155,6 +183,9 @@ class InMemoryStore:
         for field, value, target in p.refs:
             if not self._exists(target, value):
                 raise UnknownReferenceError(field, value, target)
+        if kind == "transaction" and record.invoice_id is not None:
+            invoice = self._tables["invoice"].rows[record.invoice_id].record
+            _check_invoice_currency(record, invoice.currency)
         ext = p.external_id
         if ext is not None:
             owner = table.external.get(ext)
@@ -211,6 +242,7 @@ class InMemoryStore:
     # -- reads -------------------------------------------------------------------------------
 
     def _get(self, kind: str, key: str) -> _Entry[Any]:
+        read_text(key, "id")
         with self._lock:
             entry = self._tables[kind].rows.get(key)
         if entry is None:
@@ -218,14 +250,18 @@ class InMemoryStore:
         return entry
 
     def _find(self, kind: str, key: str) -> Any:
+        read_text(key, "id")
         with self._lock:
             entry = self._tables[kind].rows.get(key)
         return None if entry is None else entry.record
 
-    def _find_external(self, kind: str, ext: str) -> Any:
+    def _find_external(self, kind: str, ext: str | None) -> Any:
+        wanted = external_lookup(ext)
+        if wanted is None:
+            return None
         with self._lock:
             table = self._tables[kind]
-            key = table.external.get(ext)
+            key = table.external.get(wanted)
             return None if key is None else table.rows[key].record
 
     def _records(self, kind: str) -> list[Any]:
@@ -258,7 +294,7 @@ class InMemoryStore:
         self, *, at: date | datetime, currency: str, customer_ids: Iterable[str] | None = None
     ) -> Money:
         t = as_moment(at, "at")
-        ids = None if customer_ids is None else sorted(set(_id_list(customer_ids)))
+        ids = None if customer_ids is None else sorted(set(read_ids(customer_ids)))
         return ref.mrr_at(
             self._current_book(), at=t, currency=currency, policy=self._policy, customer_ids=ids
         )
@@ -298,6 +334,7 @@ class InMemoryStore:
     def customer_summary(
         self, customer_id: str, *, as_of: date | datetime, currency: str
     ) -> CustomerSummary:
+        read_text(customer_id, "customer_id")
         t = as_moment(as_of, "as_of")
         check_currency(currency)
         return ref.customer_summary(
@@ -344,7 +381,7 @@ class InMemoryStore:
         currency: str,
         config: SegmentConfig = DEFAULT_CONFIG,
     ) -> dict[str, frozenset[Segment]]:
-        ids = _id_list(customer_ids)
+        ids = read_ids(customer_ids)
         t = as_moment(as_of, "as_of")
         check_currency(currency)
         _check_config(config)
@@ -365,9 +402,32 @@ def _check_expected(expected: object) -> None:
 
 
 def _id_list(ids: Iterable[str]) -> list[str]:
-    if isinstance(ids, str):
-        raise ValidationError("customer_ids", ids, "a collection of ids, not one string")
-    return list(ids)
+    return read_ids(ids)
+
+
+def _cursor_secret(value: object) -> bytes:
+    return cursor_secret(value)
+
+
+def external_lookup(value: object) -> str | None:
+    """The external id a ``find_by_external_id`` looks for; None finds nothing (a record
+    without an external id is never found by one)."""
+    if value is None:
+        return None
+    text = read_text(value, "external_id")
+    if not text:
+        raise ValidationError("external_id", value, "an external id is never empty")
+    return text
+
+
+def _check_invoice_currency(t: Transaction, currency: str) -> None:
+    """A payment or refund of an invoice is in the invoice's currency."""
+    if t.amount.currency != currency:
+        raise ValidationError(
+            "invoice_id",
+            t.invoice_id,
+            f"invoice is in {currency}, the {t.kind.value} in {t.amount.currency}",
+        )
 
 
 def _range(start: date | datetime, end: date | datetime) -> tuple[datetime, datetime]:
@@ -455,16 +515,26 @@ class _Repo(Generic[_R]):
     def _all(self) -> list[_R]:
         return self._store._records(self.kind)
 
+    def _query(self, **options: Any) -> RecordQuery:
+        return RecordQuery(kind_name=self.kind, secret=self._store._secret, **options)
+
     def _page(self, q: RecordQuery, keep: Callable[[_R], bool]) -> Page[_R]:
         order = type(self).order
+        after = q.after()
         items: list[Any] = [r for r in self._all() if keep(r)]
         key: Callable[[Any], SortValue] = order if order is not None else (lambda r: r.id)
         page: Page[_R] = ref.page_of(
-            items, key=key, direction=q.direction, after=q.after(), limit=q.limit, scope=q.scope
+            items,
+            key=key,
+            direction=q.direction,
+            after=after,
+            limit=q.limit,
+            cursor_of=q.next_cursor,
         )
         return page
 
     def _for_customer(self, customer_id: str) -> tuple[_R, ...]:
+        read_text(customer_id, "customer_id")
         order = type(self).order
         items = [r for r in self._all() if getattr(r, "customer_id", None) == customer_id]
         if order is not None:
@@ -492,12 +562,13 @@ class _Customers(_Repo[Customer]):
     kind = "customer"
 
     def delete(self, id: str, *, cascade: bool = False) -> int:
+        read_text(id, "id")
         return delete_customer_memory(self._store, id, cascade=cascade)
 
     def page(
         self,
         *,
-        as_of: date | datetime,
+        as_of: date | datetime | None = None,
         currency: str,
         search: str | None = None,
         owner_id: str | None = None,
@@ -517,7 +588,7 @@ class _Customers(_Repo[Customer]):
         cursor: str | None = None,
     ) -> Page[CustomerRow]:
         q = CustomerQuery(
-            as_of=as_of,
+            as_of=query_as_of(as_of, cursor),
             currency=currency,
             search=search,
             owner_id=owner_id,
@@ -535,6 +606,7 @@ class _Customers(_Repo[Customer]):
             direction=direction,
             limit=limit,
             cursor=cursor,
+            secret=self._store._secret,
         )
         store = self._store
         with store._lock:
@@ -551,7 +623,7 @@ class _Products(_Repo[Product]):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[Product]:
-        q = RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor)
+        q = self._query(direction=direction, limit=limit, cursor=cursor)
         return self._page(q, lambda _r: True)
 
 
@@ -559,6 +631,7 @@ class _Plans(_Repo[Plan]):
     kind = "plan"
 
     def for_product(self, product_id: str) -> tuple[Plan, ...]:
+        read_text(product_id, "product_id")
         return tuple(
             sorted((p for p in self._all() if p.product_id == product_id), key=lambda p: p.id)
         )
@@ -570,7 +643,7 @@ class _Plans(_Repo[Plan]):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[Plan]:
-        q = RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor)
+        q = self._query(direction=direction, limit=limit, cursor=cursor)
         return self._page(q, lambda _r: True)
 
 
@@ -599,6 +672,7 @@ class _Subscriptions(_Repo[Subscription]):
         _check_expected(expected_version)
         if not isinstance(change, SubscriptionChange):
             raise ValidationError("change", change, "expected a SubscriptionChange")
+        read_text(id, "id")
         with self._store.transaction():
             entry = self._store._get(self.kind, id)
             if expected_version is not None and entry.version != expected_version:
@@ -617,8 +691,7 @@ class _Subscriptions(_Repo[Subscription]):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[Subscription]:
-        q = RecordQuery(
-            kind_name=self.kind,
+        q = self._query(
             customer_id=customer_id,
             since=since,
             until=until,
@@ -647,8 +720,7 @@ class _Invoices(_Repo[Invoice]):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[Invoice]:
-        q = RecordQuery(
-            kind_name=self.kind,
+        q = self._query(
             customer_id=customer_id,
             since=since,
             until=until,
@@ -679,8 +751,7 @@ class _Transactions(_Repo[Transaction]):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[Transaction]:
-        q = RecordQuery(
-            kind_name=self.kind,
+        q = self._query(
             customer_id=customer_id,
             since=since,
             until=until,
@@ -704,6 +775,7 @@ class _Credits(_Repo[CreditEntry]):
         self, customer_id: str, currency: str, *, at: date | datetime | None = None
     ) -> Money:
         check_currency(currency)
+        read_text(customer_id, "customer_id")
         t = None if at is None else as_moment(at, "at")
         return money_sum(
             (
@@ -724,8 +796,7 @@ class _Credits(_Repo[CreditEntry]):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[CreditEntry]:
-        q = RecordQuery(
-            kind_name=self.kind,
+        q = self._query(
             customer_id=customer_id,
             since=since,
             until=until,

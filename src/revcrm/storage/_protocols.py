@@ -108,7 +108,7 @@ class CustomerRepository(Repository[Customer], Protocol):
     def page(
         self,
         *,
-        as_of: date | datetime,
+        as_of: date | datetime | None = None,
         currency: str,
         search: str | None = None,
         owner_id: str | None = None,
@@ -127,7 +127,12 @@ class CustomerRepository(Repository[Customer], Protocol):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[CustomerRow]:
-        """The customer list (see :class:`~revcrm.storage.CustomerQuery` for the options)."""
+        """The customer list (see :class:`~revcrm.storage.CustomerQuery` for the options).
+
+        ``as_of=None`` takes the moment from ``cursor`` (the page before's ``as_of``);
+        without a cursor it is a ValidationError: a store never reads the clock. The page
+        says which moment it used (``Page.as_of``).
+        """
         ...
 
 
@@ -255,6 +260,17 @@ class UnitOfWork(Protocol):
         """All-or-nothing block; nested blocks are savepoints."""
         ...
 
+    def lock(self, customer_ids: Iterable[str]) -> None:
+        """Lock these customers exclusively until the outermost transaction ends.
+
+        Only inside :meth:`transaction` (else ValidationError). Locks are taken in id
+        order, the one documented lock order: a unit that locks every customer it will
+        write before writing cannot deadlock with another that does the same. A lost race
+        the database breaks anyway is a :class:`~revcrm.errors.TransientError` raised from
+        the outermost block, with everything rolled back.
+        """
+        ...
+
 
 class Analytics(Protocol):
     """Aggregates a store computes where the data lives, equal to the pure functions."""
@@ -355,6 +371,11 @@ class Store(UnitOfWork, Analytics, Protocol):
         invoices, transactions and credit entries dated in it (plus invoices they refer
         to); customers, catalogue and whole subscription histories are always kept.
         """
+        ...
+
+    def scrub(self) -> None:
+        """Make values deleted or overwritten so far unreadable from the store's files
+        (see docs/storage.md for what each backend does). Not inside a transaction."""
         ...
 
     def close(self) -> None: ...

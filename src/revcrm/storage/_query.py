@@ -8,19 +8,31 @@ Everything here is a small frozen value: a listing is asked for with keyword-onl
 from __future__ import annotations
 
 import base64
+import binascii
 import enum
 import hashlib
+import hmac
 import json
+import re
+import secrets
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-from revcrm._checks import as_enum
+from revcrm._checks import as_enum, storable_text
 from revcrm._money import EXACT_CONTEXT, Money, check_currency
-from revcrm._records import CreditEntry, Customer, Invoice, Transaction
+from revcrm._records import (
+    CreditEntry,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    Transaction,
+    TransactionKind,
+    TransactionStatus,
+)
 from revcrm._subscription import Subscription
 from revcrm._time import as_moment
 from revcrm.crm._services import CustomerStatus
@@ -43,6 +55,11 @@ __all__ = [
     "StoreDashboard",
     "TrendMonth",
     "Versioned",
+    "cursor_as_of",
+    "cursor_secret",
+    "query_as_of",
+    "read_ids",
+    "read_text",
 ]
 
 _T = TypeVar("_T")
@@ -109,10 +126,32 @@ def _limit(_i: object, _a: object, value: object) -> None:
         raise ValidationError("limit", value, f"a whole number from 1 to {MAX_LIMIT}")
 
 
+def read_text(value: object, field: str) -> str:
+    """A text argument of a read (an id, an external id, a filter value): a ``str`` every
+    backend can encode, so a lookup never fails in the driver. NUL characters and lone
+    surrogates are refused exactly as writes refuse them (no record can hold one)."""
+    if not isinstance(value, str):
+        raise ValidationError(field, value, "expected a string")
+    return storable_text(value, field)
+
+
+def read_ids(value: object, field: str = "customer_ids") -> list[str]:
+    """A collection of ids given to a read (``mrr(customer_ids=...)``, ``segments_of``)."""
+    if isinstance(value, (str, bytes)):
+        raise ValidationError(field, value, "a collection of ids, not one string")
+    try:
+        items: list[str] = list(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise ValidationError(field, value, "expected a collection of ids") from None
+    for v in items:
+        read_text(v, field)
+    return items
+
+
 def _optional_text(field: str) -> Any:
     def check(_i: object, _a: object, value: object) -> None:
-        if value is not None and not isinstance(value, str):
-            raise ValidationError(field, value, "expected a string")
+        if value is not None:
+            read_text(value, field)
 
     return check
 
@@ -120,13 +159,7 @@ def _optional_text(field: str) -> Any:
 def _ids(value: Iterable[str] | None) -> frozenset[str] | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        raise ValidationError("customer_ids", value, "a collection of ids, not one string")
-    out = frozenset(value)
-    for v in out:
-        if not isinstance(v, str):
-            raise ValidationError("customer_ids", v, "ids are strings")
-    return out
+    return frozenset(read_ids(value))
 
 
 def _search(value: object) -> str | None:
@@ -136,6 +169,7 @@ def _search(value: object) -> str | None:
         raise ValidationError("search", value, "expected a string")
     if "\x00" in value:
         raise ValidationError("search", value, "NUL characters are not searchable")
+    storable_text(value, "search")
     needle = value.strip().casefold()
     return needle or None
 
@@ -186,10 +220,15 @@ class Period:
 
 @attrs.frozen(kw_only=True)
 class Page(Generic[_T]):
-    """One page of a listing; pass ``next_cursor`` back as ``cursor`` for the next one."""
+    """One page of a listing; pass ``next_cursor`` back as ``cursor`` for the next one.
+
+    ``as_of`` is the moment the figures of a customer list were computed at (the query's,
+    or the cursor's when the query left it out); None for the plain listings.
+    """
 
     items: tuple[_T, ...]
     next_cursor: str | None = None
+    as_of: datetime | None = None
 
     def __iter__(self) -> Iterator[_T]:
         return iter(self.items)
@@ -227,8 +266,47 @@ class ImportResult:
 
 
 # -- cursors ---------------------------------------------------------------------------------
+#
+# A cursor is ``base64(json payload) "." base64(HMAC-SHA256(secret, payload)[:16])``. The
+# payload holds the query's scope, the last row's sort value and id, and (customer lists)
+# the ``as_of`` the page was computed at. The MAC makes an edited or forged cursor a
+# ValidationError; every decoded value is validated anyway, so even a cursor signed under
+# a leaked secret cannot reach a driver with a value it would choke on.
 
 SortValue = str | int | Decimal | datetime
+
+_MAX_CURSOR: Final = 4096  # characters; a real cursor is a few hundred
+_MAC_BYTES: Final = 16
+_INT_TEXT: Final = re.compile(r"-?[0-9]{1,30}")
+_DECIMAL_TEXT: Final = re.compile(r"-?[0-9]{1,80}(\.[0-9]{1,80})?(E[+-]?[0-9]{1,4})?")
+_MIN_SECRET: Final = 16
+
+
+def cursor_secret(value: object = None) -> bytes:
+    """The key a store signs its cursors with: ``value`` (bytes or text of at least 16
+    bytes), or a fresh random one. Processes serving one listing must share it."""
+    if value is None:
+        return secrets.token_bytes(32)
+    if isinstance(value, str):
+        read_text(value, "cursor_secret")
+        value = value.encode("utf-8")
+    if not isinstance(value, bytes) or len(value) < _MIN_SECRET:
+        raise ValidationError(
+            "cursor_secret", "<hidden>", f"bytes or text of at least {_MIN_SECRET} bytes"
+        )
+    return value
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode((text + "=" * (-len(text) % 4)).encode("ascii"))
+
+
+def _mac(secret: bytes, body: str) -> str:
+    return _b64(hmac.new(secret, body.encode("ascii"), hashlib.sha256).digest()[:_MAC_BYTES])
 
 
 def _encode_value(value: SortValue) -> list[str]:
@@ -244,38 +322,107 @@ def _encode_value(value: SortValue) -> list[str]:
     return ["s", value]
 
 
-def _decode_value(tag: str, text: str) -> SortValue:
+def _moment_text(text: object) -> datetime:
+    if not isinstance(text, str) or len(text) > 40:
+        raise ValueError("moment")
+    moment = datetime.fromisoformat(text)
+    if moment.utcoffset() != timedelta(0):
+        raise ValueError("not a UTC moment")  # every moment a store issues is UTC
+    return moment.replace(tzinfo=UTC)  # sort values include sentinels such as year 1
+
+
+def _decode_value(tag: object, text: object) -> SortValue:
+    if not isinstance(text, str):
+        raise ValueError("text")
     match tag:
         case "i":
+            if not _INT_TEXT.fullmatch(text):
+                raise ValueError("int")
             return int(text)
         case "d":
+            if not _DECIMAL_TEXT.fullmatch(text):
+                raise ValueError("decimal")
             return Decimal(text)
         case "t":
-            return as_moment(datetime.fromisoformat(text), "cursor")
+            return _moment_text(text)
         case "s":
-            return text
-    raise ValueError(tag)
+            return storable_text(text, "cursor")
+    raise ValueError("tag")
 
 
-def encode_cursor(scope: str, value: SortValue, key: str) -> str:
-    """An opaque keyset cursor: the last row's sort value and id, bound to its query."""
-    raw = json.dumps([scope, *_encode_value(value), key], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def encode_cursor(
+    scope: str, value: SortValue, key: str, *, secret: bytes, as_of: datetime | None = None
+) -> str:
+    """An opaque keyset cursor: the last row's sort value and id, bound to its query and
+    signed with the store's ``secret``."""
+    stamp = None if as_of is None else as_of.isoformat()
+    raw = json.dumps([scope, *_encode_value(value), key, stamp], separators=(",", ":"))
+    body = _b64(raw.encode("utf-8"))
+    return f"{body}.{_mac(secret, body)}"
 
 
-def decode_cursor(cursor: str, scope: str) -> tuple[SortValue, str]:
+def _payload(cursor: object) -> tuple[str, list[Any]]:
+    """The cursor's body and decoded payload, shape-checked (not verified)."""
+    if not isinstance(cursor, str) or not cursor.isascii() or len(cursor) > _MAX_CURSOR:
+        raise ValueError("cursor text")
+    body, _, _mac_text = cursor.partition(".")
+    data = json.loads(_unb64(body).decode("utf-8"))
+    if not isinstance(data, list) or len(data) != 5:
+        raise ValueError("cursor shape")
+    return body, data
+
+
+_BAD: Final = (ValueError, TypeError, UnicodeError, ArithmeticError, binascii.Error, RecursionError)
+
+
+def decode_cursor(cursor: str, scope: str, *, secret: bytes) -> tuple[SortValue, str]:
+    """The sort value and id a page starts after; a ValidationError for any cursor this
+    store did not issue for this query (forged, edited, truncated, another query's)."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        got_scope, tag, text, key = data
-        if not isinstance(text, str) or not isinstance(key, str):
+        body, data = _payload(cursor)
+        if not hmac.compare_digest(cursor.partition(".")[2], _mac(secret, body)):
+            raise ValueError("signature")
+        got_scope, tag, text, key, stamp = data
+        if not isinstance(got_scope, str) or not isinstance(key, str):
             raise TypeError("cursor fields")
+        storable_text(key, "cursor")
         value = _decode_value(tag, text)
-    except (ValueError, TypeError, UnicodeError, ArithmeticError, ValidationError):
+        if stamp is not None:
+            _moment_text(stamp)
+    except (*_BAD, ValidationError):
         raise ValidationError("cursor", cursor, "not a cursor this store issued") from None
     if got_scope != scope:
         raise ValidationError("cursor", cursor, "belongs to a different query; start over")
     return value, key
+
+
+def cursor_as_of(cursor: str) -> datetime | None:
+    """The ``as_of`` a customer-list cursor was issued at (None for other listings).
+
+    Read without the store's key: a caller uses it to ask for the next page at the same
+    moment, and the store still verifies the cursor when it is used.
+    """
+    try:
+        _body, data = _payload(cursor)
+        stamp = data[4]
+        return None if stamp is None else _moment_text(stamp)
+    except (*_BAD, ValidationError):
+        raise ValidationError("cursor", cursor, "not a cursor this store issued") from None
+
+
+def query_as_of(as_of: date | datetime | None, cursor: str | None) -> date | datetime:
+    """The customer list's moment: ``as_of``, else the cursor's (a store never reads the
+    clock, so one of them is needed)."""
+    if as_of is not None:
+        return as_of
+    if cursor is None:
+        raise ValidationError(
+            "as_of", None, "required for a first page (a store never reads the clock)"
+        )
+    found = cursor_as_of(cursor)
+    if found is None:
+        raise ValidationError("cursor", cursor, "carries no as_of; pass as_of")
+    return found
 
 
 def _scope(*parts: object) -> str:
@@ -321,6 +468,9 @@ class CustomerQuery:
     direction: Direction = attrs.field(default=Direction.ASC, converter=_direction)
     limit: int = attrs.field(default=50, validator=_limit)
     cursor: str | None = attrs.field(default=None, validator=_optional_text("cursor"))
+    #: The store's cursor key (see :func:`cursor_secret`); hosts implementing the protocol
+    #: pass their own.
+    secret: bytes = attrs.field(default=b"", repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         for name in ("paying", "has_active_services"):
@@ -353,7 +503,13 @@ class CustomerQuery:
 
     def after(self) -> tuple[SortValue, str] | None:
         """The decoded cursor: the sort value and id the page starts after."""
-        return None if self.cursor is None else decode_cursor(self.cursor, self.scope)
+        if self.cursor is None:
+            return None
+        return decode_cursor(self.cursor, self.scope, secret=self.secret)
+
+    def next_cursor(self, value: SortValue, key: str) -> str:
+        """The cursor of the page after the row with sort ``value`` and id ``key``."""
+        return encode_cursor(self.scope, value, key, secret=self.secret, as_of=self.as_of)
 
 
 def _config_key(config: SegmentConfig) -> str:
@@ -381,6 +537,18 @@ class RecordQuery:
     direction: Direction = attrs.field(default=Direction.ASC, converter=_direction)
     limit: int = attrs.field(default=100, validator=_limit)
     cursor: str | None = attrs.field(default=None, validator=_optional_text("cursor"))
+    secret: bytes = attrs.field(default=b"", repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        enums = _FILTER_ENUMS.get(self.kind_name, {})
+        for name in ("status", "kind"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            allowed = enums.get(name)
+            if allowed is None:
+                raise ValidationError(name, value, f"{self.kind_name} listings have no {name}")
+            object.__setattr__(self, name, as_enum(allowed, value, name).value)
 
     @property
     def scope(self) -> str:
@@ -395,7 +563,19 @@ class RecordQuery:
         )
 
     def after(self) -> tuple[SortValue, str] | None:
-        return None if self.cursor is None else decode_cursor(self.cursor, self.scope)
+        if self.cursor is None:
+            return None
+        return decode_cursor(self.cursor, self.scope, secret=self.secret)
+
+    def next_cursor(self, value: SortValue, key: str) -> str:
+        return encode_cursor(self.scope, value, key, secret=self.secret)
+
+
+#: The filters each plain listing takes, and the values they accept.
+_FILTER_ENUMS: Final[dict[str, dict[str, type[enum.StrEnum]]]] = {
+    "invoice": {"status": InvoiceStatus},
+    "transaction": {"status": TransactionStatus, "kind": TransactionKind},
+}
 
 
 # -- results ---------------------------------------------------------------------------------

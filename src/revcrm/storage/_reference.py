@@ -39,7 +39,6 @@ from revcrm.storage._query import (
     SortValue,
     StoreDashboard,
     TrendMonth,
-    encode_cursor,
 )
 from revcrm.storage._spans import subscription_spans
 
@@ -195,9 +194,11 @@ def page_of(
     direction: Direction,
     after: tuple[SortValue, str] | None,
     limit: int,
-    scope: str,
+    cursor_of: Callable[[SortValue, str], str],
+    as_of: datetime | None = None,
 ) -> Page[_K]:
-    """Sort by (key, id), skip past the cursor, cut one page and make its next cursor."""
+    """Sort by (key, id), skip past the cursor, cut one page and make its next cursor
+    (``cursor_of(value, id)``: the query's signed cursor)."""
     desc = direction is Direction.DESC
     decorated = sorted(((key(i), i.id, i) for i in items), key=lambda d: (d[0], d[1]), reverse=desc)
     if after is not None:
@@ -208,8 +209,8 @@ def page_of(
             decorated = [d for d in decorated if (d[0], d[1]) > (av, aid)]
     chosen = decorated[:limit]
     more = len(decorated) > limit
-    cursor = encode_cursor(scope, chosen[-1][0], chosen[-1][1]) if more and chosen else None
-    return Page(items=tuple(d[2] for d in chosen), next_cursor=cursor)
+    cursor = cursor_of(chosen[-1][0], chosen[-1][1]) if more and chosen else None
+    return Page(items=tuple(d[2] for d in chosen), next_cursor=cursor, as_of=as_of)
 
 
 def _matches(c: Customer, q: CustomerQuery) -> bool:
@@ -243,7 +244,8 @@ def customers_with_status(book: Book, status: CustomerStatus, at: datetime) -> s
 
 
 def customers_with_product(book: Book, product_id: str, at: datetime) -> set[str]:
-    """Customers with a service active at ``at`` on a plan of ``product_id``."""
+    """Customers with a service active at ``at`` of ``product_id``: its state's
+    ``product_id`` is the product, or it is on a plan of the product."""
     product_of = {p.id: p.product_id for p in book.plans}
     out = set()
     for s in book.subscriptions:
@@ -251,8 +253,10 @@ def customers_with_product(book: Book, product_id: str, at: datetime) -> set[str
         if (
             state is not None
             and is_active_service(state, at)
-            and state.plan_id is not None
-            and product_of.get(state.plan_id) == product_id
+            and (
+                state.product_id == product_id
+                or (state.plan_id is not None and product_of.get(state.plan_id) == product_id)
+            )
         ):
             out.add(s.customer_id)
     return out
@@ -308,7 +312,8 @@ def list_customers(
         direction=q.direction,
         after=after,
         limit=q.limit,
-        scope=q.scope,
+        cursor_of=q.next_cursor,
+        as_of=q.as_of,
     )
 
 
@@ -518,6 +523,10 @@ class _Primitives(Protocol):
     def customer_flow(self, *, start: date | datetime, end: date | datetime) -> CustomerFlow: ...
 
 
+#: The longest dashboard trend (a century of months).
+MAX_TREND_MONTHS: Final = 1200
+
+
 def compose_dashboard(
     store: _Primitives, *, as_of: date | datetime, currency: str, trend_months: int
 ) -> StoreDashboard:
@@ -529,12 +538,23 @@ def compose_dashboard(
     """
     t = as_moment(as_of, "as_of")
     check_currency(currency)
-    if isinstance(trend_months, bool) or not isinstance(trend_months, int) or trend_months < 1:
-        raise ValidationError("trend_months", trend_months, "at least one month")
+    if (
+        isinstance(trend_months, bool)
+        or not isinstance(trend_months, int)
+        or not 1 <= trend_months <= MAX_TREND_MONTHS
+    ):
+        raise ValidationError(
+            "trend_months", trend_months, f"a whole number of months from 1 to {MAX_TREND_MONTHS}"
+        )
     this_month = month_start(t)
-    next_month = this_month + relativedelta(months=1)
-    first = this_month - relativedelta(months=trend_months - 1)
-    last_month = this_month - relativedelta(months=1)
+    try:
+        next_month = this_month + relativedelta(months=1)
+        first = this_month - relativedelta(months=trend_months - 1)
+        last_month = this_month - relativedelta(months=1)
+    except (ValueError, OverflowError):
+        raise ValidationError(
+            "as_of", as_of, f"the dashboard's months (back {trend_months}) leave the calendar"
+        ) from None
     cash = store.cash_by_month(start=min(first, last_month), end=next_month, currency=currency)
     by_start = {c.start: c for c in cash}
     closes = (

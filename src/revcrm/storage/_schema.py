@@ -405,6 +405,9 @@ class Schema:
             sa.Column("anchor", Moment(), nullable=False),
             sa.Column("cycle_count", sa.Integer, nullable=False),
             sa.Column("cycle_unit", sa.String(8), nullable=False),
+            # Version 4: the service's own product (``Subscription.product_id``), which the
+            # product filter matches as well as the plan's product.
+            sa.Column("product_id", Key()),
             sa.Index(f"{p}state_customer", "customer_id", "from_at"),
             sa.Index(f"{p}state_plan", "plan_id"),
         )
@@ -489,6 +492,16 @@ def _v3(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> N
     rebuild(conn)  # backfill from the subscriptions already stored
 
 
+def _v4(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> None:
+    # A database created at version 3 by this revcrm has the column already.
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(s.states.name)}
+    if "product_id" not in columns:
+        q = conn.dialect.identifier_preparer.quote
+        kind = s.states.c.product_id.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {q(s.states.name)} ADD COLUMN product_id {kind}")
+    rebuild(conn)  # backfill the products of the states already stored
+
+
 #: (version, description, step), applied in order; never edit a released step, add one.
 MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
     (
@@ -498,5 +511,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
     ),
     (2, "derived MRR and status spans of subscriptions, daily cash totals (backfilled)", _v2),
     (3, "derived subscription states for status, product and segment filters (backfilled)", _v3),
+    (4, "the service's own product on its derived states, for the product filter", _v4),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

@@ -23,6 +23,9 @@ import bisect
 import calendar
 import decimal
 import functools
+import hashlib
+import math
+import os
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -52,11 +55,13 @@ from revcrm.errors import (
     PolicyError,
     RevcrmError,
     StorageError,
+    TransientError,
     UnknownReferenceError,
     ValidationError,
 )
 from revcrm.metrics import FxDateRule, MetricsPolicy, MrrPoint
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
+from revcrm.segments._rules import SegmentInputs, ServiceFacts, memberships, service_paid_up
 from revcrm.segments._segments import LtvBaseline, SegmentCounts
 from revcrm.storage import _reference as ref
 from revcrm.storage._codec import (
@@ -78,7 +83,15 @@ from revcrm.storage._codec import (
     to_limbs,
 )
 from revcrm.storage._delete import delete_customer_sql
-from revcrm.storage._memory import _book_groups, _check_config, _check_expected, _id_list, _range
+from revcrm.storage._memory import (
+    _book_groups,
+    _check_config,
+    _check_expected,
+    _check_invoice_currency,
+    _id_list,
+    _range,
+    external_lookup,
+)
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -93,7 +106,9 @@ from revcrm.storage._query import (
     RecordQuery,
     StoreDashboard,
     Versioned,
-    encode_cursor,
+    cursor_secret,
+    query_as_of,
+    read_text,
 )
 from revcrm.storage._schema import (
     LATEST_VERSION,
@@ -331,6 +346,26 @@ def _rate_case(
 class _Local(threading.local):
     conn: Connection | None = None
     write: bool = False
+    #: A lost race (deadlock, serialisation failure) inside the open transaction: the
+    #: database rolled it back, so the outermost block must fail whatever the caller does.
+    doomed: TransientError | None = None
+
+
+#: SQLite settings revcrm's units of work run with: name, value. On a host's engine each
+#: is set before revcrm's BEGIN and restored after its COMMIT or ROLLBACK, so the host's
+#: own connections keep their settings (``foreign_keys`` only changes outside a
+#: transaction, which is why it is per unit and not per statement).
+_SQLITE_SETTINGS: Final = (
+    ("foreign_keys", 1),
+    ("secure_delete", 1),  # deleted and overwritten values are zeroed in the file
+    ("cache_size", -65536),  # 64 MiB: bulk imports touch many indexes
+)
+#: Batches writing rows of more customers than this take no per-customer locks on
+#: PostgreSQL (the lock table is finite); a lost race then fails as a TransientError.
+_MAX_ROW_LOCKS: Final = 64
+_TRANSIENT_STATES: Final = frozenset({"40P01", "40001"})  # deadlock, serialisation failure
+#: Records owned by one customer whose writes take that customer's lock on PostgreSQL.
+_CUSTOMER_ROWS: Final = frozenset({"subscription", "invoice", "transaction", "credit"})
 
 
 class SQLStore:
@@ -345,6 +380,12 @@ class SQLStore:
     ``policy`` decides the MRR materialised on every subscription write; opening a
     database with another policy than the one it was built with raises
     :class:`~revcrm.errors.PolicyError` until :meth:`migrate` rebuilds the spans.
+
+    ``cursor_secret`` signs listing cursors (random per store unless given: processes
+    serving one listing pass the same one). ``wal`` puts an SQLite file in WAL mode at
+    :meth:`create_schema` (default: only when the store created the engine; a host's
+    engine is never switched unless asked). On a host's engine revcrm's SQLite settings
+    hold only for revcrm's own units of work (see docs/storage.md).
     """
 
     def __init__(
@@ -354,11 +395,23 @@ class SQLStore:
         prefix: str = "revcrm_",
         policy: MetricsPolicy | None = None,
         busy_timeout: float = 30.0,
+        cursor_secret: bytes | str | None = None,
+        wal: bool | None = None,
     ) -> None:
         self._schema = Schema.build(prefix)  # validates the prefix before anything else
         self._policy = policy if policy is not None else MetricsPolicy()
         if isinstance(self._policy, bool) or not isinstance(self._policy, MetricsPolicy):
             raise ValidationError("policy", policy, "expected a MetricsPolicy")
+        if (
+            isinstance(busy_timeout, bool)
+            or not isinstance(busy_timeout, (int, float))
+            or not math.isfinite(busy_timeout)
+            or not 0 <= busy_timeout <= 86_400
+        ):
+            raise ValidationError("busy_timeout", busy_timeout, "seconds from 0 to 86400")
+        if wal is not None and not isinstance(wal, bool):
+            raise ValidationError("wal", wal, "expected True, False or None")
+        self._secret = _secret(cursor_secret)
         self._busy_ms = int(busy_timeout * 1000)
         if isinstance(url_or_engine, Engine):
             self._engine = url_or_engine
@@ -366,6 +419,7 @@ class SQLStore:
         else:
             self._engine = _create_engine(url_or_engine, busy_timeout)
             self._owns_engine = True
+        self._wal = self._owns_engine if wal is None else wal
         dialect = self._engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             raise ValidationError(
@@ -420,15 +474,50 @@ class SQLStore:
     # -- connections and units of work ----------------------------------------------------
 
     def _prepare(self, conn: Connection) -> None:
+        """Revcrm's SQLite settings on this connection, before its BEGIN. A connection of
+        the store's own engine keeps them; a host connection gets its own values back in
+        :meth:`_finish` (remembered in ``info["revcrm.restore"]``)."""
         if not self._sqlite:
             return
         info = conn.connection.info
         if info.get("revcrm.sqlite") is None:
+            # Functions named rc_* only add to the connection; nothing of the host's changes.
             _register_sqlite(conn.connection.dbapi_connection)
             info["revcrm.sqlite"] = True
-        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-        conn.exec_driver_sql(f"PRAGMA busy_timeout={self._busy_ms}")
-        conn.exec_driver_sql("PRAGMA cache_size=-65536")  # 64 MiB: bulk imports touch many indexes
+        wanted = (*_SQLITE_SETTINGS, ("busy_timeout", self._busy_ms))
+        if self._owns_engine:
+            if info.get("revcrm.settings") != self._busy_ms:
+                for name, value in wanted:
+                    conn.exec_driver_sql(f"PRAGMA {name}={value}")
+                info["revcrm.settings"] = self._busy_ms
+            return
+        restore = []
+        for name, value in wanted:
+            before = conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            if before != value:
+                conn.exec_driver_sql(f"PRAGMA {name}={value}")
+                restore.append((name, before))
+        info["revcrm.restore"] = restore
+
+    @staticmethod
+    def _restore(conn: Connection) -> None:
+        """Give a host's connection its own SQLite settings back (after revcrm's unit)."""
+        try:
+            info = conn.connection.info
+        except sa_exc.SQLAlchemyError:
+            return
+        restore = info.pop("revcrm.restore", None)
+        if not restore:
+            return
+        raw = conn.connection.dbapi_connection
+        if raw is None:
+            return
+        try:
+            for name, value in restore:
+                raw.execute(f"PRAGMA {name}={int(value)}")
+        except Exception:
+            # A connection whose settings cannot be restored must not go back to the pool.
+            conn.invalidate()
 
     def _open(self, write: bool, *, check: bool = True) -> Connection:
         try:
@@ -450,8 +539,8 @@ class SQLStore:
             raise
         return conn
 
-    @staticmethod
-    def _finish(conn: Connection, commit: bool) -> None:
+    @classmethod
+    def _finish(cls, conn: Connection, commit: bool) -> None:
         try:
             if commit:
                 conn.commit()
@@ -461,38 +550,135 @@ class SQLStore:
             if commit:
                 raise _converted(e) from e
         finally:
-            conn.close()
+            try:
+                cls._restore(conn)
+            finally:
+                conn.close()
 
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[Connection]:
         local = self._local
         conn = local.conn
         if conn is not None:
+            if local.doomed is not None:
+                raise local.doomed
             if write and not local.write:
                 raise StorageError("cannot write inside a read-only session")
             if not write:
                 yield conn
                 return
-            savepoint = conn.begin_nested()
+            try:
+                savepoint = conn.begin_nested()
+            except sa_exc.SQLAlchemyError as e:
+                raise self._doom(_converted(e)) from e
             try:
                 yield conn
-            except BaseException:
-                if savepoint.is_active:
+            except BaseException as e:
+                self._doom(e)
+                if local.doomed is None and savepoint.is_active:
                     savepoint.rollback()
                 raise
             savepoint.commit()
             return
         with self._serial if self._serial is not None else nullcontext():
             conn = self._open(write)
-            local.conn, local.write = conn, write
+            local.conn, local.write, local.doomed = conn, write, None
             try:
                 yield conn
-            except BaseException:
-                local.conn = None
+            except BaseException as e:
+                doomed = local.doomed
+                local.conn, local.doomed = None, None
                 self._finish(conn, commit=False)
+                if doomed is not None and e is not doomed:
+                    raise doomed from e
                 raise
-            local.conn = None
+            doomed = local.doomed
+            local.conn, local.doomed = None, None
+            if doomed is not None:
+                # The caller swallowed a lost race: the database already rolled it back.
+                self._finish(conn, commit=False)
+                raise doomed
             self._finish(conn, commit=True)
+
+    def _doom(self, error: BaseException) -> BaseException:
+        """Remember a lost race in the open transaction (see ``_Local.doomed``)."""
+        if isinstance(error, sa_exc.SQLAlchemyError):
+            error = _converted(error)
+        if isinstance(error, TransientError) and self._local.conn is not None:
+            self._local.doomed = error
+        return error
+
+    def _in_transaction(self) -> bool:
+        return self._local.conn is not None and self._local.write
+
+    def lock(self, customer_ids: Iterable[str]) -> None:
+        """Lock these customers, in id order, until the outermost transaction ends.
+
+        PostgreSQL: one transaction-scoped advisory lock per (prefix, id); every write of
+        a customer's invoices, transactions or credits takes the same lock first, so the
+        documented order is "customers by id, then rows". SQLite: the write transaction
+        already holds the database's write lock from its BEGIN IMMEDIATE.
+        """
+        ids = sorted(set(_id_list(customer_ids)))
+        if not self._in_transaction():
+            raise ValidationError("customer_ids", ids, "lock() only inside store.transaction()")
+        if self._sqlite or not ids:
+            return
+        self._run(True, lambda conn: self._lock_keys(conn, ids))
+
+    def _lock_keys(self, conn: Connection, ids: Sequence[str]) -> None:
+        keys = [_lock_key(self.prefix, cid) for cid in sorted(set(ids))]
+        for chunk in _chunks(keys):
+            conn.execute(
+                sa.text(
+                    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"
+                ),
+                {"keys": list(chunk)},
+            )
+
+    def scrub(self) -> None:
+        """Make values deleted or overwritten so far unreadable from the database files.
+
+        SQLite: revcrm's units run with ``secure_delete`` on (freed content is zeroed);
+        this checkpoints the write-ahead log and truncates it to nothing. PostgreSQL:
+        ``VACUUM`` of the tables under this prefix (what remains elsewhere, and what the
+        host must run, is in docs/storage.md). Not inside a transaction.
+        """
+        if self._local.conn is not None:
+            raise ValidationError("scrub", None, "not inside a transaction")
+        try:
+            if self._sqlite:
+                self._scrub_sqlite()
+            else:
+                self._scrub_postgres()
+        except sa_exc.SQLAlchemyError as e:
+            raise _converted(e) from e
+
+    def _scrub_sqlite(self) -> None:
+        if self._engine.url.database in (None, "", ":memory:"):
+            return  # nothing on disk
+        with self._serial if self._serial is not None else nullcontext():
+            conn = self._engine.connect()
+            try:
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                conn.rollback()  # no transaction of SQLAlchemy's may hold a read snapshot
+                raw.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+                busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.close()
+        if busy:
+            raise StorageError("scrub: another connection is reading; the log was not emptied")
+
+    def _scrub_postgres(self) -> None:
+        names = sorted(
+            n for n in sa.inspect(self._engine).get_table_names() if n.startswith(self.prefix)
+        )
+        q = self._engine.dialect.identifier_preparer.quote
+        with self._engine.connect() as conn:
+            auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+            for name in names:
+                auto.exec_driver_sql(f"VACUUM {q(name)}")
 
     def _run(self, write: bool, fn: Callable[[Connection], _T]) -> _T:
         # Exact Decimal arithmetic whatever the caller's context (28 digits by default).
@@ -598,12 +784,17 @@ class SQLStore:
             or not 1 <= target <= LATEST_VERSION
         ):
             raise ValidationError("to", to, f"a schema version from 1 to {LATEST_VERSION}")
-        if self._sqlite and self._engine.url.database not in (None, "", ":memory:"):
-            with self._engine.connect() as c:
-                try:
+        path = self._engine.url.database if self._sqlite else None
+        if path not in (None, "", ":memory:") and not path.startswith("file:"):
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise ValidationError("url", path, f"folder {folder!r} does not exist")
+        if self._wal and path not in (None, "", ":memory:"):
+            try:
+                with self._engine.connect() as c:
                     c.exec_driver_sql("PRAGMA journal_mode=WAL")
-                except sa_exc.SQLAlchemyError as e:
-                    raise _converted(e) from e
+            except sa_exc.SQLAlchemyError as e:
+                raise _converted(e) from e
         with self._serial if self._serial is not None else nullcontext():
             conn = self._open(True, check=False)
             try:
@@ -738,6 +929,7 @@ class SQLStore:
                     "to_at": until,
                     "status": state.status.value,
                     "plan_id": state.plan_id,
+                    "product_id": state.product_id,
                     "ended_at": state.ended_at,
                     "cancel_at_period_end": state.cancel_at_period_end,
                     "anchor": state.billing_anchor,
@@ -827,6 +1019,11 @@ class SQLStore:
             return ImportResult()
         kind = batch[0].kind
         head = self._head(kind)
+        if not self._sqlite and kind in _CUSTOMER_ROWS:
+            # The customers' locks before any row lock: the documented order (see lock()).
+            owners_of = {p.record.customer_id for p in batch}
+            if len(owners_of) <= _MAX_ROW_LOCKS:
+                self._lock_keys(conn, sorted(owners_of))
         has_ext = "external_id" in head.c
         existing: dict[str, tuple[int, str, str | None]] = {}
         owners: dict[str, str] = {}
@@ -864,6 +1061,8 @@ class SQLStore:
         for target, values in wanted.items():
             already = present.get(target, set()) if present is not None else set()
             known[target] = (values & already) | self._existing_ids(conn, target, values - already)
+        if kind == "transaction":
+            self._check_invoice_currencies(conn, batch)
 
         state: dict[str, tuple[int, str, str | None]] = dict(existing)
         writes: dict[str, tuple[Prepared, int]] = {}
@@ -960,6 +1159,21 @@ class SQLStore:
         if kind == "transaction":
             self._update_cash(conn, [p for p, _ in writes.values()], old_cash)
         return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
+
+    def _check_invoice_currencies(self, conn: Connection, batch: Sequence[Prepared]) -> None:
+        """A payment or refund naming an invoice is in the invoice's currency."""
+        wanted = sorted({p.record.invoice_id for p in batch if p.record.invoice_id is not None})
+        if not wanted:
+            return
+        inv = self._schema.invoices
+        currency: dict[str, str] = {}
+        for chunk in _chunks(wanted):
+            stmt = sa.select(inv.c.id, inv.c.currency).where(inv.c.id.in_(chunk))
+            currency.update((i, c) for i, c in conn.execute(stmt))
+        for p in batch:
+            t = p.record
+            if t.invoice_id is not None and t.invoice_id in currency:
+                _check_invoice_currency(t, currency[t.invoice_id])
 
     def _update_cash(
         self,
@@ -1094,6 +1308,8 @@ class SQLStore:
         return [decode_invoice(h, groups[h["id"]]) for h in heads]
 
     def _get(self, kind: str, key: str) -> Versioned[Any]:
+        read_text(key, "id")
+
         def run(conn: Connection) -> Versioned[Any]:
             head = self._head(kind)
             found = self._load(conn, kind, head.c.id == key)
@@ -1104,6 +1320,8 @@ class SQLStore:
         return self._run(False, run)
 
     def _find(self, kind: str, column: str, value: str) -> Any:
+        read_text(value, column)
+
         def run(conn: Connection) -> Any:
             head = self._head(kind)
             found = self._load(conn, kind, head.c[column] == value)
@@ -1159,12 +1377,13 @@ class SQLStore:
             if len(found) > q.limit:
                 last = items[-1]
                 value = getattr(last, _TIME_ATTR[kind]) if time_column is not None else last.id
-                cursor = encode_cursor(q.scope, value, last.id)
+                cursor = q.next_cursor(value, last.id)
             return Page(items=tuple(items), next_cursor=cursor)
 
         return self._run(False, run)
 
     def _for_customer(self, kind: str, customer_id: str, time_column: str) -> tuple[Any, ...]:
+        read_text(customer_id, "customer_id")
         head = self._head(kind)
         return self._run(
             False,
@@ -1546,8 +1765,8 @@ class SQLStore:
             rows = self._rows(conn, ids, at=q.as_of, currency=q.currency, rates=rates)
             cursor = None
             if more and rows:
-                cursor = encode_cursor(q.scope, ref.sort_value(rows[-1], q.sort), rows[-1].id)
-            return Page(items=tuple(rows), next_cursor=cursor)
+                cursor = q.next_cursor(ref.sort_value(rows[-1], q.sort), rows[-1].id)
+            return Page(items=tuple(rows), next_cursor=cursor, as_of=q.as_of)
 
         return self._run(False, run)
 
@@ -1615,9 +1834,14 @@ class SQLStore:
         return ~sa.or_(past_due, active, ended)
 
     def _product_cond(self, t: datetime, product_id: str) -> ColumnElement[bool]:
+        """An active service of the product: its own ``product_id`` or its plan's."""
         st, plans = self._schema.states, self._schema.plans
         of_product = sa.select(plans.c.id).where(plans.c.product_id == product_id)
-        return self._states_at(t, self._active_state(t), st.c.plan_id.in_(of_product))
+        return self._states_at(
+            t,
+            self._active_state(t),
+            sa.or_(st.c.product_id == product_id, st.c.plan_id.in_(of_product)),
+        )
 
     def _payment_days(
         self, conn: Connection, t: datetime, currency: str, fx: FxRates
@@ -1852,6 +2076,120 @@ class SQLStore:
                 out.add(cid)
         return out
 
+    def _scheduled_ends(
+        self, conn: Connection, t: datetime, ids: Sequence[str] | None
+    ) -> dict[str, datetime]:
+        """Per customer, the earliest end of a billing period running at ``t`` for which a
+        cancellation is scheduled (``pending_cancellation``; computed with BillingCycle)."""
+        st = self._schema.states
+        running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
+        stmt = sa.select(st.c.customer_id, st.c.anchor, st.c.cycle_count, st.c.cycle_unit).where(
+            running, st.c.cancel_at_period_end, st.c.status.not_in(_ENDED)
+        )
+        if ids is not None:
+            stmt = stmt.where(st.c.customer_id.in_(list(ids)))
+        out: dict[str, datetime] = {}
+        for cid, anchor, count, unit in conn.execute(stmt):
+            end = BillingCycle(int(count), CycleUnit(unit)).period_containing(
+                _as_moment(anchor), t
+            )[1]
+            if cid not in out or end < out[cid]:
+                out[cid] = end
+        return out
+
+    def _service_facts(
+        self, conn: Connection, t: datetime, ids: Sequence[str] | None
+    ) -> dict[str, list[ServiceFacts]]:
+        """The raw facts the cycle-aware Active rule reads, per customer: for each service
+        active at ``t`` its cycle and current period (computed here with BillingCycle) and
+        how far its (paid) invoices reach (one grouped pass over the invoice lines). The
+        rule itself is ``revcrm.segments._rules.service_paid_up``."""
+        s = self._schema
+        st, inv, ln = s.states, s.invoices, s.lines
+        running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
+        stmt = sa.select(
+            st.c.customer_id, st.c.subscription_id, st.c.anchor, st.c.cycle_count, st.c.cycle_unit
+        ).where(running, self._active_state(t))
+        if ids is not None:
+            stmt = stmt.where(st.c.customer_id.in_(list(ids)))
+        rows = list(conn.execute(stmt))
+        if not rows:
+            return {}
+        active = sa.select(st.c.subscription_id).where(running, self._active_state(t))
+        if ids is not None:
+            active = active.where(st.c.customer_id.in_(list(ids)))
+        paid = sa.and_(inv.c.status == "paid", sa.or_(inv.c.paid_at.is_(None), inv.c.paid_at <= t))
+        reach: dict[str, tuple[datetime | None, datetime | None]] = {}
+        for sub_id, billed, paid_end in conn.execute(
+            sa.select(
+                ln.c.subscription_id,
+                sa.func.max(ln.c.period_end),
+                sa.func.max(sa.case((paid, ln.c.period_end), else_=None)),
+            )
+            .select_from(ln.join(inv, inv.c.id == ln.c.invoice_id))
+            .where(
+                ln.c.subscription_id.in_(active),
+                ln.c.period_start.is_not(None),
+                ln.c.period_start <= t,
+                inv.c.issued_at <= t,
+                inv.c.status.not_in(("draft", "void")),
+            )
+            .group_by(ln.c.subscription_id)
+        ):
+            reach[str(sub_id)] = (
+                None if billed is None else _as_moment(billed),
+                None if paid_end is None else _as_moment(paid_end),
+            )
+        cycles: dict[tuple[int, str], BillingCycle] = {}
+        out: dict[str, list[ServiceFacts]] = defaultdict(list)
+        for cid, sub_id, anchor, count, unit in sorted(rows, key=lambda r: (r[0], r[1])):
+            key = (int(count), str(unit))
+            cycle = cycles.get(key)
+            if cycle is None:
+                cycle = cycles[key] = BillingCycle(key[0], CycleUnit(key[1]))
+            start, end = cycle.period_containing(_as_moment(anchor), t)
+            billed, paid_end = reach.get(sub_id, (None, None))
+            out[cid].append(
+                ServiceFacts(
+                    subscription_id=sub_id,
+                    cycle=cycle,
+                    period_start=start,
+                    period_end=end,
+                    billed_through=billed,
+                    paid_through=paid_end,
+                )
+            )
+        return out
+
+    def _last_payments(
+        self, conn: Connection, t: datetime, ids: Sequence[str] | None
+    ) -> dict[str, datetime]:
+        """Each customer's last successful payment up to ``t``."""
+        tx = self._schema.transactions
+        stmt = (
+            sa.select(tx.c.customer_id, sa.func.max(tx.c.at))
+            .where(tx.c.status == "succeeded", tx.c.kind == "payment", tx.c.at <= t)
+            .group_by(tx.c.customer_id)
+        )
+        if ids is not None:
+            stmt = stmt.where(tx.c.customer_id.in_(list(ids)))
+        return {str(cid): _as_moment(at) for cid, at in conn.execute(stmt)}
+
+    def _paid_up(
+        self, conn: Connection, t: datetime, config: SegmentConfig, ids: Sequence[str] | None
+    ) -> set[str]:
+        """Customers with an active service whose current period is paid at ``t``, by the
+        rule of ``revcrm.segments`` applied to the facts read here."""
+        services = self._service_facts(conn, t, ids)
+        if not services:
+            return set()
+        last = self._last_payments(conn, t, ids)
+        return {
+            cid
+            for cid, facts in services.items()
+            if any(service_paid_up(f, last.get(cid), t, config) for f in facts)
+        }
+
     def _segment_conds(
         self,
         conn: Connection,
@@ -1862,7 +2200,8 @@ class SQLStore:
         wanted: Segment | None = None,
     ) -> dict[Segment, ColumnElement[bool]]:
         """Membership of each built-in segment at ``t`` as a condition on the customers
-        table (the rules of ``revcrm.segments._segments._memberships``). With ``ids``
+        table (the rules of ``revcrm.segments._rules.memberships``; the cycle-aware Active
+        rule is applied in Python to the facts of ``_service_facts``). With ``ids``
         only those customers' conditions are meant to be true to the definition (the
         per-customer parts are computed for them alone). With ``wanted`` only that
         segment's condition is (the LTV baseline is computed only when it needs it)."""
@@ -1902,6 +2241,15 @@ class SQLStore:
                     cash = self._owners(tx, tx.c.status == "succeeded", tx.c.at <= t, ids=ids)
                     exceeds = sa.or_(exceeds, ~cash)
                 high = sa.and_(active_service, exceeds)
+        active: ColumnElement[bool] = sa.false()
+        if config.active_payment_days is not None:
+            since = t - timedelta(days=config.active_payment_days)
+            active = sa.and_(active_service, self._paid(since, t, ids))
+        elif every or wanted is Segment.ACTIVE:
+            # The rule is cycle-aware: applied in Python to the facts (few per customer).
+            paid_up = self._paid_up(conn, t, config, ids)
+            if paid_up:
+                active = c.c.id.in_(_literal_ids(paid_up))
         subscribed = self._owners(sp, sp.c.positive, sp.c.start_at <= t, ids=ids)
         started = self._owners(st, st.c.from_at <= t, ids=ids)
         invoiced = self._owners(
@@ -1911,10 +2259,7 @@ class SQLStore:
             Segment.AT_RISK: sa.or_(*risks),
             Segment.HIGH_VALUE: high,
             Segment.NEW: c.c.registered_at >= t - timedelta(days=config.new_customer_days),
-            Segment.ACTIVE: sa.and_(
-                active_service,
-                self._paid(t - timedelta(days=config.active_payment_days), t, ids),
-            ),
+            Segment.ACTIVE: active,
             Segment.CHURNED: sa.and_(subscribed, ~active_service),
             Segment.NEVER_PURCHASED: ~sa.or_(started, invoiced, self._paid(None, t, ids)),
         }
@@ -1956,38 +2301,36 @@ class SQLStore:
         self, conn: Connection, t: datetime, currency: str, config: SegmentConfig
     ) -> Iterator[frozenset[Segment]]:
         """The segments of every customer registered by ``t``, from one grouped pass over
-        each table (states, invoices, transactions, spans) combined here by the rules of
-        ``_memberships``: a handful of scans in all, where one condition per segment
+        each table (states, invoices, transactions, spans, invoice lines) turned into each
+        customer's facts and classified by ``revcrm.segments._rules.memberships`` (the one
+        definition): a handful of scans in all, where one condition per segment
         would scan the same tables again and again."""
         s = self._schema
         c, st, inv, tx, sp = s.customers, s.states, s.invoices, s.transactions, s.spans
         ops = self._ops
         fx = self._rates(conn)
         days = self._payment_days(conn, t, currency, fx)
-        horizon = t + timedelta(days=config.at_risk_cancellation_days)
 
         def flag(cond: ColumnElement[bool]) -> ColumnElement[Any]:
             return sa.func.max(sa.case((cond, 1), else_=0))
 
         running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
-        services = {
-            cid: (int(troubled), int(ending), int(active))
-            for cid, troubled, ending, active in conn.execute(
+        ending = sa.and_(st.c.status == "cancelled", st.c.ended_at > t)
+        services: dict[str, tuple[int, datetime | None, int]] = {
+            cid: (int(troubled), None if ends is None else _as_moment(ends), int(active))
+            for cid, troubled, ends, active in conn.execute(
                 sa.select(
                     st.c.customer_id,
-                    flag(st.c.status.in_(_TROUBLED)),
-                    flag(
-                        sa.and_(
-                            st.c.status == "cancelled", st.c.ended_at > t, st.c.ended_at <= horizon
-                        )
-                    ),
-                    flag(self._active_state(t)),
+                    sa.func.sum(sa.case((st.c.status.in_(_TROUBLED), 1), else_=0)),
+                    sa.func.min(sa.case((ending, st.c.ended_at), else_=None)),
+                    sa.func.sum(sa.case((self._active_state(t), 1), else_=0)),
                 )
                 .where(running)
                 .group_by(st.c.customer_id)
             )
         }
-        scheduled = self._scheduled(conn, t, horizon, None)
+        scheduled = self._scheduled_ends(conn, t, None)
+        service_facts = self._service_facts(conn, t, None)
         unpaid = sa.or_(
             inv.c.status == "open",
             sa.and_(inv.c.status == "paid", inv.c.paid_at.is_not(None), inv.c.paid_at > t),
@@ -2005,7 +2348,6 @@ class SQLStore:
             )
         }
         payment = tx.c.kind == "payment"
-        recent = t - timedelta(days=config.active_payment_days)
         own_sign = sa.case(
             (sa.and_(tx.c.currency == currency, payment), 1),
             (tx.c.currency == currency, -1),
@@ -2014,7 +2356,7 @@ class SQLStore:
         columns: list[ColumnElement[Any]] = [
             tx.c.customer_id,
             flag(payment),
-            flag(sa.and_(payment, tx.c.at >= recent)),
+            sa.func.max(sa.case((payment, tx.c.at), else_=None)),
             ops.dsum(tx.c, sign=own_sign),
         ]
         source: Any = tx
@@ -2029,7 +2371,7 @@ class SQLStore:
                 )
                 converted = sa.case((payment, rates.c.rate), else_=rates.c.neg)
                 columns.append(sa.func.sum(tx.c.amount * converted))
-        cash: dict[str, tuple[int, int, Decimal]] = {}
+        cash: dict[str, tuple[int, datetime | None, Decimal]] = {}
         stmt = (
             sa.select(*columns)
             .select_from(source)
@@ -2037,45 +2379,49 @@ class SQLStore:
             .group_by(tx.c.customer_id)
         )
         for row in conn.execute(stmt):
-            cid, paid, paid_recently, own, *foreign = tuple(row)
+            cid, paid, last, own, *foreign = tuple(row)
             ltv = _dec(own) + (_dec(foreign[0]) if foreign else _ZERO)
-            cash[cid] = (int(paid), int(paid_recently), ltv)
+            cash[cid] = (int(paid), None if last is None else _as_moment(last), ltv)
         subscribed = {
-            cid
-            for (cid,) in conn.execute(
-                sa.select(sp.c.customer_id)
+            cid: _as_moment(since)
+            for cid, since in conn.execute(
+                sa.select(sp.c.customer_id, sa.func.min(sp.c.start_at))
                 .where(sp.c.positive, sp.c.start_at <= t)
                 .group_by(sp.c.customer_id)
             )
         }
-        joined = t - timedelta(days=config.new_customer_days)
         registered = {
-            cid: _as_moment(at) >= joined
+            cid: _as_moment(at)
             for cid, at in conn.execute(
                 sa.select(c.c.id, c.c.registered_at).where(c.c.registered_at <= t)
             )
         }
         # The High Value baseline: net payments of the registered customers who paid.
         payers = [cash[cid][2] for cid in registered if cid in cash and cash[cid][0]]
-        total, n = sum(payers, _ZERO), len(payers)
-        for cid, new in registered.items():
-            troubled, ending, active = services.get(cid, (0, 0, 0))
+        baseline = LtvBaseline(
+            total=Money(sum(payers, _ZERO), currency), paying_customers=len(payers)
+        )
+        for cid, registered_at in registered.items():
+            troubled, ends, active = services.get(cid, (0, None, 0))
             overdue, issued = invoices.get(cid, (0, 0))
-            paid, paid_recently, ltv = cash.get(cid, (0, 0, _ZERO))
-            out: set[Segment] = set()
-            if overdue or troubled or ending or cid in scheduled:
-                out.add(Segment.AT_RISK)
-            if active and n and ltv * n > total:
-                out.add(Segment.HIGH_VALUE)
-            if new:
-                out.add(Segment.NEW)
-            if active and paid_recently:
-                out.add(Segment.ACTIVE)
-            if cid in subscribed and not active:
-                out.add(Segment.CHURNED)
-            if not (cid in services or issued or paid):
-                out.add(Segment.NEVER_PURCHASED)
-            yield frozenset(out or {Segment.OTHER})
+            paid, last, ltv = cash.get(cid, (0, None, _ZERO))
+            scheduled_end = scheduled.get(cid)
+            if ends is None or (scheduled_end is not None and scheduled_end < ends):
+                ends = scheduled_end
+            facts = SegmentInputs(
+                as_of=t,
+                registered_at=registered_at,
+                ltv=Money(ltv, currency),
+                last_payment_at=last,
+                active_services=active,
+                troubled_services=troubled,
+                overdue_invoices=overdue,
+                next_cancellation_at=ends,
+                subscriber_since=subscribed.get(cid),
+                ordered=bool(cid in services or issued or paid),
+                services=tuple(service_facts.get(cid, ())),
+            )
+            yield memberships(facts, config, baseline)
 
     def ltv_baseline(self, *, as_of: date | datetime, currency: str) -> LtvBaseline:
         t = as_moment(as_of, "as_of")
@@ -2178,6 +2524,7 @@ class SQLStore:
     def customer_summary(
         self, customer_id: str, *, as_of: date | datetime, currency: str
     ) -> CustomerSummary:
+        read_text(customer_id, "customer_id")
         t = as_moment(as_of, "as_of")
         check_currency(currency)
 
@@ -2715,7 +3062,22 @@ def _literal_ids(ids: Iterable[str]) -> Any:
 def _converted(e: sa_exc.SQLAlchemyError) -> RevcrmError:
     orig = getattr(e, "orig", None)
     detail = f"{type(orig).__name__}: {orig}" if orig is not None else f"{type(e).__name__}: {e}"
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state in _TRANSIENT_STATES:
+        return TransientError(f"lost a race, rolled back; run the unit again ({detail.strip()})")
     return StorageError(f"database error ({detail.strip()})")
+
+
+def _secret(value: object) -> bytes:
+    return cursor_secret(value)
+
+
+def _lock_key(prefix: str, customer_id: str) -> int:
+    """A stable signed 64-bit advisory lock key of one customer of one store."""
+    digest = hashlib.blake2b(
+        f"revcrm-customer\x00{prefix}\x00{customer_id}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _create_engine(url: str | sa.URL, busy_timeout: float) -> Engine:
@@ -2779,7 +3141,10 @@ class _Repo(Generic[_R]):
         return found
 
     def find_by_external_id(self, external_id: str) -> _R | None:
-        found: _R | None = self._store._find(self.kind, "external_id", external_id)
+        wanted = external_lookup(external_id)
+        if wanted is None:
+            return None  # never the records that have no external id (NULL)
+        found: _R | None = self._store._find(self.kind, "external_id", wanted)
         return found
 
     def get_versioned(self, id: str) -> Versioned[_R]:
@@ -2800,6 +3165,9 @@ class _Repo(Generic[_R]):
         found: tuple[_R, ...] = self._store._for_customer(self.kind, customer_id, self.time_column)
         return found
 
+    def _query(self, **options: Any) -> RecordQuery:
+        return RecordQuery(kind_name=self.kind, secret=self._store._secret, **options)
+
     def _paged(self, q: RecordQuery) -> Page[_R]:
         page: Page[_R] = self._store._page(self.kind, q, self.time_column)
         return page
@@ -2807,12 +3175,13 @@ class _Repo(Generic[_R]):
 
 class _Customers(_Repo[Customer]):
     def delete(self, id: str, *, cascade: bool = False) -> int:
+        read_text(id, "id")
         return delete_customer_sql(self._store, id, cascade=cascade)
 
     def page(
         self,
         *,
-        as_of: date | datetime,
+        as_of: date | datetime | None = None,
         currency: str,
         search: str | None = None,
         owner_id: str | None = None,
@@ -2832,7 +3201,7 @@ class _Customers(_Repo[Customer]):
         cursor: str | None = None,
     ) -> Page[CustomerRow]:
         q = CustomerQuery(
-            as_of=as_of,
+            as_of=query_as_of(as_of, cursor),
             currency=currency,
             search=search,
             owner_id=owner_id,
@@ -2850,6 +3219,7 @@ class _Customers(_Repo[Customer]):
             direction=direction,
             limit=limit,
             cursor=cursor,
+            secret=self._store._secret,
         )
         return self._store._customer_page(q)
 
@@ -2862,13 +3232,12 @@ class _Products(_Repo[Product]):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[Product]:
-        return self._paged(
-            RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor)
-        )
+        return self._paged(self._query(direction=direction, limit=limit, cursor=cursor))
 
 
 class _Plans(_Repo[Plan]):
     def for_product(self, product_id: str) -> tuple[Plan, ...]:
+        read_text(product_id, "product_id")
         store = self._store
         head = store._schema.plans
         return store._run(
@@ -2885,9 +3254,7 @@ class _Plans(_Repo[Plan]):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[Plan]:
-        return self._paged(
-            RecordQuery(kind_name=self.kind, direction=direction, limit=limit, cursor=cursor)
-        )
+        return self._paged(self._query(direction=direction, limit=limit, cursor=cursor))
 
 
 class _Subscriptions(_Repo[Subscription]):
@@ -2899,6 +3266,7 @@ class _Subscriptions(_Repo[Subscription]):
         _check_expected(expected_version)
         if not isinstance(change, SubscriptionChange):
             raise ValidationError("change", change, "expected a SubscriptionChange")
+        read_text(id, "id")
         store = self._store
         head = store._schema.subscriptions
 
@@ -2929,8 +3297,7 @@ class _Subscriptions(_Repo[Subscription]):
         cursor: str | None = None,
     ) -> Page[Subscription]:
         return self._paged(
-            RecordQuery(
-                kind_name=self.kind,
+            self._query(
                 customer_id=customer_id,
                 since=since,
                 until=until,
@@ -2956,8 +3323,7 @@ class _Invoices(_Repo[Invoice]):
         cursor: str | None = None,
     ) -> Page[Invoice]:
         return self._paged(
-            RecordQuery(
-                kind_name=self.kind,
+            self._query(
                 customer_id=customer_id,
                 since=since,
                 until=until,
@@ -2985,8 +3351,7 @@ class _Transactions(_Repo[Transaction]):
         cursor: str | None = None,
     ) -> Page[Transaction]:
         return self._paged(
-            RecordQuery(
-                kind_name=self.kind,
+            self._query(
                 customer_id=customer_id,
                 since=since,
                 until=until,
@@ -3006,6 +3371,7 @@ class _Credits(_Repo[CreditEntry]):
         self, customer_id: str, currency: str, *, at: date | datetime | None = None
     ) -> Money:
         check_currency(currency)
+        read_text(customer_id, "customer_id")
         t = None if at is None else as_moment(at, "at")
         store = self._store
         cr = store._schema.credits
@@ -3026,8 +3392,7 @@ class _Credits(_Repo[CreditEntry]):
         cursor: str | None = None,
     ) -> Page[CreditEntry]:
         return self._paged(
-            RecordQuery(
-                kind_name=self.kind,
+            self._query(
                 customer_id=customer_id,
                 since=since,
                 until=until,

@@ -61,6 +61,7 @@ from revcrm.storage import CustomerRow, CustomerSort, Direction, Page, Period, S
 from revcrm.storage import _reference as ref
 from revcrm.testing import strategies
 from revcrm.testing._delete_contract import DeleteContract
+from revcrm.testing._reliability_contract import ReliabilityContract
 
 __all__ = ["AS_OF", "INJECTION", "StoreContract", "sample_book"]
 
@@ -398,7 +399,7 @@ def _assert_unchanged(store: Store, before: tuple[Book, dict[str, list[tuple[str
     assert before[1] == after[1]
 
 
-class StoreContract(DeleteContract):
+class StoreContract(DeleteContract, ReliabilityContract):
     """Every behaviour a :class:`~revcrm.storage.Store` promises, as tests."""
 
     #: Examples per property test that builds a fresh store each time (kept small: a
