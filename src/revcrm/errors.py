@@ -27,6 +27,22 @@ __all__ = [
 ]
 
 
+#: Longest rendering of an offending value in a message: a hostile value (a 100k-character
+#: string, an int of 10**5 digits) must not make the error itself slow or fail.
+_REPR_LIMIT = 200
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` cut to a readable length; never raises."""
+    try:
+        text = repr(value)
+    except Exception:  # an int over the str-conversion limit, a broken __repr__
+        text = f"<{type(value).__name__} that cannot be shown>"
+    if len(text) > _REPR_LIMIT:
+        text = f"{text[: _REPR_LIMIT - 30]}...<{len(text)} characters>"
+    return text
+
+
 class RevcrmError(Exception):
     """Base class of every error revcrm raises."""
 
@@ -38,7 +54,7 @@ class ValidationError(RevcrmError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{field}={value!r}: {reason}")
+        super().__init__(f"{field}={_shown(value)}: {reason}")
 
 
 class CurrencyMismatchError(RevcrmError, ValueError):
@@ -82,7 +98,7 @@ class NotFoundError(RevcrmError, LookupError):
     def __init__(self, kind: str, key: object) -> None:
         self.kind = kind
         self.key = key
-        super().__init__(f"{kind} {key!r} not found")
+        super().__init__(f"{kind} {_shown(key)} not found")
 
 
 class UnknownReferenceError(RevcrmError, ValueError):
@@ -92,7 +108,7 @@ class UnknownReferenceError(RevcrmError, ValueError):
         self.field = field
         self.value = value
         self.kind = kind
-        super().__init__(f"{field}={value!r}: no such {kind}")
+        super().__init__(f"{field}={_shown(value)}: no such {kind}")
 
 
 class DuplicateError(RevcrmError, ValueError):
@@ -101,7 +117,7 @@ class DuplicateError(RevcrmError, ValueError):
     def __init__(self, kind: str, key: object) -> None:
         self.kind = kind
         self.key = key
-        super().__init__(f"{kind} with key {key!r} already exists")
+        super().__init__(f"{kind} with key {_shown(key)} already exists")
 
 
 class ConflictError(RevcrmError):
@@ -113,7 +129,7 @@ class ConflictError(RevcrmError):
         self.expected = expected
         self.actual = actual
         super().__init__(
-            f"{kind} {key!r}: expected version {expected}, store has {actual}; reload and retry"
+            f"{kind} {_shown(key)}: expected version {expected}, store has {actual}; reload and retry"
         )
 
 

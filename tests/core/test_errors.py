@@ -102,3 +102,15 @@ def test_discount_in_another_currency_cannot_apply() -> None:
 def test_policy_settings_are_checked() -> None:
     with pytest.raises(PolicyError):
         MetricsPolicy(past_due_churn_after_days=-1)
+
+
+def test_messages_survive_values_that_cannot_be_shown() -> None:
+    # Found by the fuzz suite: repr of an int over Python's digit limit raises ValueError,
+    # which escaped from every error that names its value.
+    from revcrm.errors import NotFoundError, ValidationError
+
+    huge = 10**5000
+    assert "cannot be shown" in str(ValidationError("amount", huge, "too big"))
+    assert "cannot be shown" in str(NotFoundError("customer", huge))
+    long = ValidationError("name", "x" * 100_000, "too long")
+    assert len(str(long)) < 300
