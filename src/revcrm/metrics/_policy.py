@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import attrs
 
@@ -50,9 +51,58 @@ class FxDateRule(enum.StrEnum):
     TRANSACTION_DATE = "transaction_date"  # the date of the measured moment
 
 
+_E = TypeVar("_E", bound=enum.StrEnum)
+
+#: Longest day count a policy accepts (about 270 years): beyond it dates overflow.
+_MAX_DAYS = 100_000
+
+
+def _member(kind: type[_E], name: str, value: object) -> _E:
+    try:
+        return kind(value)  # type: ignore[arg-type]  # any value: the enum says no below
+    except (ValueError, TypeError):
+        choices = ", ".join(repr(m.value) for m in kind)
+        raise PolicyError(f"{name}={value!r:.80}: expected one of {choices}") from None
+
+
+def _discounts(value: object) -> DiscountPolicy:
+    return _member(DiscountPolicy, "discounts", value)
+
+
+def _recognition(value: object) -> ChurnRecognition:
+    return _member(ChurnRecognition, "churn_recognition", value)
+
+
+def _denominator(value: object) -> ChurnDenominator:
+    return _member(ChurnDenominator, "churn_denominator", value)
+
+
+def _fx_date(value: object) -> FxDateRule:
+    return _member(FxDateRule, "fx_date", value)
+
+
 def _non_negative_days(_i: object, a: attrs.Attribute[int | None], v: int | None) -> None:
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-        raise PolicyError(f"{a.name}={v!r}: expected None or a whole number of days >= 0")
+    if v is not None and (
+        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _MAX_DAYS
+    ):
+        raise PolicyError(
+            f"{a.name}={v!r:.80}: expected None or a whole number of days, 0 to {_MAX_DAYS}"
+        )
+
+
+def _flag(_i: object, a: attrs.Attribute[Any], v: object) -> None:
+    if not isinstance(v, bool):
+        raise PolicyError(f"{a.name}={v!r:.80}: expected True or False")
+
+
+def _window(_i: object, a: attrs.Attribute[Any], v: object) -> None:
+    if v is not None and not isinstance(v, timedelta):
+        raise PolicyError(f"{a.name}={v!r:.80}: expected None or a timedelta")
+
+
+def _months(_i: object, a: attrs.Attribute[Any], v: object) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1200:
+        raise PolicyError(f"{a.name}={v!r:.80}: expected a whole number of months, 1 to 1200")
 
 
 @attrs.frozen(kw_only=True)
@@ -63,37 +113,47 @@ class MetricsPolicy:
     table of differences between the presets and the sources of each choice.
     """
 
-    discounts: DiscountPolicy = attrs.field(default=DiscountPolicy.ALL, converter=DiscountPolicy)
+    discounts: DiscountPolicy = attrs.field(
+        default=DiscountPolicy.ALL, converter=_discounts
+    )
     #: None: a past-due subscription keeps its MRR until cancelled; N: it churns N days in.
     past_due_churn_after_days: int | None = attrs.field(default=None, validator=_non_negative_days)
-    count_suspended: bool = False
+    count_suspended: bool = attrs.field(default=False, validator=_flag)
     churn_recognition: ChurnRecognition = attrs.field(
-        default=ChurnRecognition.END_OF_PAID_PERIOD, converter=ChurnRecognition
+        default=ChurnRecognition.END_OF_PAID_PERIOD,
+        converter=_recognition,
     )
-    count_trials: bool = False
+    count_trials: bool = attrs.field(default=False, validator=_flag)
     #: False: a customer on a free plan stays a customer; True: reaching zero MRR is churn
     #: even with a live free subscription (Baremetrics).
-    free_plans_churn: bool = False
+    free_plans_churn: bool = attrs.field(default=False, validator=_flag)
     #: None: any return after churn is a reactivation; N: only within N days, later it is new.
     reactivation_window_days: int | None = attrs.field(default=None, validator=_non_negative_days)
     #: Movements of one customer closer together than this are merged (ChartMogul: 60 min).
-    grouping_window: timedelta | None = timedelta(minutes=60)
-    churn_denominator: ChurnDenominator = attrs.field(
-        default=ChurnDenominator.START, converter=ChurnDenominator
+    grouping_window: timedelta | None = attrs.field(
+        default=timedelta(minutes=60), validator=_window
     )
-    fx_date: FxDateRule = attrs.field(default=FxDateRule.SERVICE_PERIOD_START, converter=FxDateRule)
+    churn_denominator: ChurnDenominator = attrs.field(
+        default=ChurnDenominator.START,
+        converter=_denominator,
+    )
+    fx_date: FxDateRule = attrs.field(
+        default=FxDateRule.SERVICE_PERIOD_START, converter=_fx_date
+    )
     #: Baremetrics caps MRR churn rates at 100%.
-    cap_mrr_churn: bool = False
+    cap_mrr_churn: bool = attrs.field(default=False, validator=_flag)
     #: Net MRR churn subtracts reactivation (ChartMogul) or not (Baremetrics).
-    net_churn_includes_reactivation: bool = True
+    net_churn_includes_reactivation: bool = attrs.field(default=True, validator=_flag)
     #: Trailing months of churn averaged for LTV (ChartMogul: six, excluding the current one).
-    ltv_churn_months: int = 6
+    ltv_churn_months: int = attrs.field(default=6, validator=_months)
 
     def __attrs_post_init__(self) -> None:
-        if self.grouping_window is not None and self.grouping_window < timedelta(0):
-            raise PolicyError(f"grouping_window={self.grouping_window!r}: cannot be negative")
-        if self.ltv_churn_months < 1:
-            raise PolicyError(f"ltv_churn_months={self.ltv_churn_months!r}: at least 1")
+        if self.grouping_window is not None and not (
+            timedelta(0) <= self.grouping_window <= timedelta(days=_MAX_DAYS)
+        ):
+            raise PolicyError(
+                f"grouping_window={self.grouping_window!r}: expected 0 to {_MAX_DAYS} days"
+            )
 
     @classmethod
     def chartmogul(cls) -> MetricsPolicy:

@@ -50,19 +50,23 @@ PRECEDENCE: Final[tuple[Segment, ...]] = (
 )
 
 
+#: Longest window a threshold accepts (about 270 years): beyond it dates overflow.
+_MAX_DAYS: Final = 100_000
+
+
 def _days(field: str, *, optional: bool = False) -> Any:
     def check(_i: object, _a: object, value: object) -> None:
         if optional and value is None:
             return
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValidationError(field, value, "a whole number of days, zero or more")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_DAYS:
+            raise ValidationError(field, value, f"a whole number of days, 0 to {_MAX_DAYS}")
 
     return check
 
 
 def _precedence(value: Iterable[Segment | str]) -> tuple[Segment, ...]:
-    if isinstance(value, str):
-        raise ValidationError("precedence", value, "a sequence of segments, not one string")
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ValidationError("precedence", value, "a sequence of segments")
     order = tuple(as_enum(Segment, s, "precedence") for s in value)
     if sorted(order) != sorted(Segment) or len(set(order)) != len(order):
         raise ValidationError("precedence", order, "must list every segment exactly once")
