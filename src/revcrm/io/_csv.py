@@ -468,8 +468,9 @@ def read_csv(
 
 def _frame_rows(frame: Any) -> tuple[list[str], Iterator[tuple[int, Mapping[str, Any]]]]:
     if hasattr(frame, "__arrow_c_stream__"):
+        pa: Any
         try:
-            import pyarrow as pa
+            pa = importlib.import_module("pyarrow")  # optional: only for Arrow tables
         except ImportError:
             pa = None
         if pa is not None:
