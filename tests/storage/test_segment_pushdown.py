@@ -225,7 +225,9 @@ def check_filters_equal_the_pure_functions(
 def test_in_memory_filters_equal_the_pure_functions(
     book: Book, policy: MetricsPolicy, data: st.DataObject
 ) -> None:
-    check_filters_equal_the_pure_functions(InMemoryStore(policy=policy), book, policy, data)
+    check_filters_equal_the_pure_functions(
+        InMemoryStore(policy=policy, cursor_secret=SHARED_SECRET), book, policy, data
+    )
 
 
 @settings(_SETTINGS, max_examples=min(40, settings().max_examples))
@@ -317,7 +319,7 @@ def test_high_value_converts_each_payment_at_its_own_date(make: Any) -> None:
 
 
 def _sqlite() -> SQLStore:
-    store = SQLStore("sqlite://")
+    store = SQLStore("sqlite://", cursor_secret=SHARED_SECRET)
     store.create_schema()
     return store
 
@@ -445,7 +447,7 @@ _CYCLE_BOOKS = st.one_of(strategies.books(max_customers=4), strategies.busy_book
 def test_memory_and_sqlite_segments_equal_the_cycle_aware_definition(
     book: Book, data: st.DataObject
 ) -> None:
-    check_segments_equal_the_definition(InMemoryStore(), book, data)
+    check_segments_equal_the_definition(InMemoryStore(cursor_secret=SHARED_SECRET), book, data)
     store = _sqlite()
     try:
         check_segments_equal_the_definition(store, book, data)

@@ -365,7 +365,7 @@ _SQLITE_SETTINGS: Final = (
 _MAX_ROW_LOCKS: Final = 64
 _TRANSIENT_STATES: Final = frozenset({"40P01", "40001"})  # deadlock, serialisation failure
 #: Records owned by one customer whose writes take that customer's lock on PostgreSQL.
-_CUSTOMER_ROWS: Final = frozenset({"subscription", "invoice", "transaction", "credit"})
+_CUSTOMER_ROWS: Final = frozenset({"customer", "subscription", "invoice", "transaction", "credit"})
 
 
 class SQLStore:
@@ -682,11 +682,14 @@ class SQLStore:
 
     def _run(self, write: bool, fn: Callable[[Connection], _T]) -> _T:
         # Exact Decimal arithmetic whatever the caller's context (28 digits by default).
-        with self._session(write=write) as conn, decimal.localcontext(EXACT_CONTEXT):
-            try:
-                return fn(conn)
-            except sa_exc.SQLAlchemyError as e:
-                raise _converted(e) from e
+        try:
+            with self._session(write=write) as conn, decimal.localcontext(EXACT_CONTEXT):
+                try:
+                    return fn(conn)
+                except sa_exc.SQLAlchemyError as e:
+                    raise _converted(e) from e
+        except sa_exc.SQLAlchemyError as e:  # releasing a savepoint, committing
+            raise self._doom(e) from e
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -1021,7 +1024,7 @@ class SQLStore:
         head = self._head(kind)
         if not self._sqlite and kind in _CUSTOMER_ROWS:
             # The customers' locks before any row lock: the documented order (see lock()).
-            owners_of = {p.record.customer_id for p in batch}
+            owners_of = {p.record.id if kind == "customer" else p.record.customer_id for p in batch}
             if len(owners_of) <= _MAX_ROW_LOCKS:
                 self._lock_keys(conn, sorted(owners_of))
         has_ext = "external_id" in head.c
@@ -3273,6 +3276,9 @@ class _Subscriptions(_Repo[Subscription]):
         def run(conn: Connection) -> Versioned[Subscription]:
             stmt = sa.select(head.c.version).where(head.c.id == id)
             if not store._sqlite:
+                # The customer's lock before the row's: the documented order (see lock()).
+                owner = conn.execute(sa.select(head.c.customer_id).where(head.c.id == id))
+                store._lock_keys(conn, [str(c) for c in owner.scalars()])
                 stmt = stmt.with_for_update()
             version = conn.execute(stmt).scalar()
             if version is None:
