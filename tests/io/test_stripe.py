@@ -45,8 +45,8 @@ def _objects() -> list[dict[str, Any]]:
     return data
 
 
-def _ts(*parts: int) -> int:
-    return int(datetime(*parts, tzinfo=UTC).timestamp())  # type: ignore[misc]
+def _ts(year: int, month: int, day: int) -> int:
+    return int(datetime(year, month, day, tzinfo=UTC).timestamp())
 
 
 def _usd(amount: str) -> Money:
@@ -362,7 +362,7 @@ def _invoice(lines: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
     }
 
 
-def _line(lid: str, amount: int, **kw: Any) -> dict[str, Any]:
+def _line(lid: str, amount: object, **kw: Any) -> dict[str, Any]:
     return {
         "id": lid,
         "object": "line_item",
