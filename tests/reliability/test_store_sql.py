@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -326,3 +327,53 @@ def test_scrub_on_postgres_vacuums_outside_transactions(
     with pytest.raises(ValidationError), one.transaction():
         one.scrub()
     assert one.customers.find("c4") is None
+
+
+@pytest.mark.postgres
+def test_a_merge_under_locks_cannot_deadlock_with_arriving_payments(
+    pg_pair: tuple[SQLStore, SQLStore],
+) -> None:
+    """The deadlock of issue 12.1 at store level: a merge moves c2's records to c1 and
+    deletes c2 while a payment for c2 arrives on a day whose cash row the merge holds.
+    Payments take c2's lock first, so they wait for the merge instead of deadlocking."""
+    one, two = pg_pair
+    moving = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def merge() -> None:
+        try:
+            with one.transaction():
+                one.lock(["c1", "c2"])
+                repos: list[Any] = [one.subscriptions, one.invoices, one.transactions, one.credits]
+                for repo in repos:
+                    for record in repo.for_customer("c2"):
+                        repo.upsert(attrs.evolve(record, customer_id="c1"))
+                moving.set()
+                time.sleep(0.5)  # the payment arrives now
+                one.customers.delete("c2")
+            outcome["merge"] = "done"
+        except BaseException as e:
+            outcome["merge"] = e
+            moving.set()
+
+    def pay() -> None:
+        assert moving.wait(20)
+        t2 = two.transactions.get("t2")
+        try:
+            two.transactions.upsert(
+                attrs.evolve(t2, id="t-late", customer_id="c2", invoice_id=None)
+            )
+            outcome["payment"] = "stored"
+        except BaseException as e:
+            outcome["payment"] = e
+
+    threads = [threading.Thread(target=merge), threading.Thread(target=pay)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert outcome["merge"] == "done", outcome
+    # After the merge c2 is gone: the late payment is a named error, never a deadlock.
+    assert type(outcome["payment"]).__name__ == "UnknownReferenceError", outcome
+    assert one.customers.find("c2") is None
+    assert {t.id for t in one.transactions.for_customer("c1")} >= {"t2", "t3"}
