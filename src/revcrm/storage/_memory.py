@@ -494,7 +494,7 @@ class _Repo(Generic[_R]):
         record: _R | None = self._store._find(self.kind, id)
         return record
 
-    def find_by_external_id(self, external_id: str) -> _R | None:
+    def find_by_external_id(self, external_id: str | None) -> _R | None:
         record: _R | None = self._store._find_external(self.kind, external_id)
         return record
 

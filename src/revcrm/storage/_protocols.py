@@ -16,7 +16,11 @@ Rules every implementation follows (the contract suite checks each):
   Invalid values raise :class:`~revcrm.errors.ValidationError`. Nothing is written then.
 * Every write is atomic; ``with store.transaction():`` makes a group of writes atomic
   (nested blocks are savepoints). Any exception leaving the block rolls it back.
-* Listings take keyword-only options and return a :class:`Page` with a keyset cursor.
+* Listings take keyword-only options and return a :class:`Page` with a keyset cursor;
+  a cursor the store did not issue for that query is a ValidationError, and so is an
+  unknown ``status`` or ``kind`` filter value.
+* Text arguments of reads (ids, filters, cursors) that no backend can encode (a lone
+  surrogate, a NUL) are ValidationErrors naming the argument, as on writes.
 
 Room for the CRM and leads issues: notes, tags, referral sources, intake answers, leads
 with their history, marketing spend and survey responses each get a Protocol here, an
@@ -81,7 +85,10 @@ class Repository(Protocol[_R]):
 
     def find(self, id: str) -> _R | None: ...
 
-    def find_by_external_id(self, external_id: str) -> _R | None: ...
+    def find_by_external_id(self, external_id: str | None) -> _R | None:
+        """The record with this external id; None for None (a record without an external
+        id is never found by one). An empty external id is a ValidationError."""
+        ...
 
     def get_versioned(self, id: str) -> Versioned[_R]: ...
 

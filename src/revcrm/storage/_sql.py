@@ -3143,7 +3143,7 @@ class _Repo(Generic[_R]):
         found: _R | None = self._store._find(self.kind, "id", id)
         return found
 
-    def find_by_external_id(self, external_id: str) -> _R | None:
+    def find_by_external_id(self, external_id: str | None) -> _R | None:
         wanted = external_lookup(external_id)
         if wanted is None:
             return None  # never the records that have no external id (NULL)
