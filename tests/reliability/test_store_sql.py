@@ -79,6 +79,8 @@ def test_a_host_engine_keeps_its_connection_settings(tmp_path: Path, pool: str) 
     assert store.customers.page(as_of=AS_OF, currency="USD").items
     with store.transaction():
         store.customers.upsert(Customer(id="h1", registered_at=AS_OF, name="Host user"))
+    store.customers.delete("h1")
+    store.scrub()
 
     _host_insert(engine, 2)  # raised IntegrityError once revcrm had used the connection
     assert _pragmas(engine) == settings_before

@@ -533,7 +533,10 @@ class SQLStore:
             if check and not self._ready:
                 self._check_ready(conn)
         except BaseException as e:
-            conn.close()
+            try:
+                self._restore(conn)
+            finally:
+                conn.close()
             if isinstance(e, sa_exc.SQLAlchemyError):
                 raise _converted(e) from e
             raise
@@ -663,8 +666,12 @@ class SQLStore:
                 raw = conn.connection.dbapi_connection
                 assert raw is not None
                 conn.rollback()  # no transaction of SQLAlchemy's may hold a read snapshot
+                (before,) = raw.execute("PRAGMA busy_timeout").fetchone()
                 raw.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-                busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                try:
+                    busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    raw.execute(f"PRAGMA busy_timeout={int(before)}")  # a host's, maybe
             finally:
                 conn.close()
         if busy:
