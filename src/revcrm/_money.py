@@ -354,14 +354,16 @@ def format_money(
     The amount is rounded once to the currency's minor units with ``rounding``; the
     locale is required because a library must never guess it from the environment.
     """
+    check_instance(money, Money, "money")
     if not isinstance(locale, str) or not locale:
         raise ValidationError("locale", locale, "an explicit locale such as 'en_US' is required")
+    if format is not None and not isinstance(format, str):
+        raise WrongTypeError("format", format, "expected a CLDR number pattern or None")
+    amount = money.rounded(rounding).amount
     try:
         # Accept BCP 47 tags ("en-US") as well as CLDR identifiers ("en_US").
         parsed = babel.Locale.parse(locale, sep="-" if "-" in locale else "_")
-        return babel.numbers.format_currency(
-            money.rounded(rounding).amount, money.currency, format=format, locale=parsed
-        )
+        return babel.numbers.format_currency(amount, money.currency, format=format, locale=parsed)
     except (babel.UnknownLocaleError, ValueError) as e:
         raise ValidationError("locale", locale, "unknown locale") from e
 

@@ -31,6 +31,7 @@ from revcrm import (
     Subscription,
     SubscriptionChange,
     Transaction,
+    format_money,
 )
 from revcrm.crm import (
     Contact,
@@ -208,6 +209,9 @@ HOLES: list[tuple[str, Callable[[], object]]] = [
     ("rate", lambda: FxRates.from_rates([(T0.date(), "EUR", "USD", "1e-999999")])),
     ("rates[0]", lambda: FxRates.from_rates([("x",)])),  # type: ignore[list-item]
     ("rounding", lambda: USD.rounded("sideways")),
+    ("rounding", lambda: format_money(USD, locale="en_US", rounding="sideways")),
+    ("format", lambda: format_money(USD, locale="en_US", format=5)),  # type: ignore[arg-type]
+    ("money", lambda: format_money(1, locale="en_US")),  # type: ignore[arg-type]
     ("registered_at", lambda: Customer(id="c", registered_at=datetime(1, 1, 1, tzinfo=UTC))),
     (
         "as_of",
