@@ -16,6 +16,7 @@ PACKAGES = [
     "revcrm.crm",
     "revcrm.export",
     "revcrm.sync",
+    "revcrm.io",
 ]
 
 
