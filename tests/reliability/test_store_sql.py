@@ -379,3 +379,32 @@ def test_a_merge_under_locks_cannot_deadlock_with_arriving_payments(
     assert type(outcome["payment"]).__name__ == "UnknownReferenceError", outcome
     assert one.customers.find("c2") is None
     assert {t.id for t in one.transactions.for_customer("c1")} >= {"t2", "t3"}
+
+
+def test_sqlite_units_that_read_then_write_are_serialised(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/units.db"
+    first = SQLStore(url)
+    first.create_schema()
+    first.import_book(sample_book())
+    second = SQLStore(url)
+    errors: list[BaseException] = []
+
+    def unit(store: SQLStore, tag: str) -> None:
+        try:
+            with store.transaction():
+                store.lock(["c1"])
+                name = store.customers.get("c1").name  # read ...
+                time.sleep(0.2)
+                _renamed(store, "c1", f"{name} {tag}")  # ... then write: no lost update
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=unit, args=(s, t)) for s, t in ((first, "A"), (second, "B"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sorted(first.customers.get("c1").name.split()[-2:]) == ["A", "B"]
+    first.close()
+    second.close()
