@@ -8,10 +8,11 @@ of the wrong type (a store would otherwise fail on it with a raw driver error).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
-from typing import Any, Final, TypeVar
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, TypeVar, cast
 
-from revcrm.errors import ValidationError
+from revcrm.errors import RevcrmError, ValidationError
 
 _E = TypeVar("_E", bound=enum.Enum)
 _T = TypeVar("_T")
@@ -125,3 +126,25 @@ def check_count(value: object, field: str, *, minimum: int = 0) -> int:
     if not minimum <= value <= MAX_COUNT:
         raise ValidationError(field, value, f"must be from {minimum} to {MAX_COUNT}")
     return value
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def reads_record(method: _F) -> _F:
+    """For ``from_record`` classmethods: a row that is no mapping, lacks a column or holds
+    a value of the wrong shape is a :class:`ValidationError` on ``record``, not a raw
+    ``KeyError`` or ``TypeError``. (Apply below ``@classmethod``.)"""
+
+    @functools.wraps(method)
+    def read(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except RevcrmError:
+            raise
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+            record = args[1] if len(args) > 1 else kwargs.get("record")
+            reason = f"not a valid record ({type(e).__name__}: {e})"
+            raise ValidationError("record", record, reason) from e
+
+    return cast(_F, read)

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import attrs
 
-from revcrm._checks import as_enum
+from revcrm._checks import as_enum, check_instance
 from revcrm._money import EXACT_CONTEXT, Money, divide, to_decimal
 from revcrm._time import optional_utc
 from revcrm.errors import CurrencyMismatchError, ValidationError
@@ -50,9 +50,7 @@ class Discount:
 
     percent_off: Decimal | None = attrs.field(default=None, converter=_percent)
     amount_off: Money | None = None
-    duration: DiscountDuration = attrs.field(
-        default=DiscountDuration.FOREVER, converter=_duration
-    )
+    duration: DiscountDuration = attrs.field(default=DiscountDuration.FOREVER, converter=_duration)
     ends_at: datetime | None = attrs.field(default=None, converter=_ends_at)
 
     def __attrs_post_init__(self) -> None:
@@ -75,7 +73,9 @@ class Discount:
         *,
         ends_at: datetime | None = None,
     ) -> Discount:
-        return cls(percent_off=to_decimal(percent_off, "percent_off"), duration=duration, ends_at=ends_at)
+        return cls(
+            percent_off=to_decimal(percent_off, "percent_off"), duration=duration, ends_at=ends_at
+        )
 
     @classmethod
     def amount(
@@ -89,12 +89,14 @@ class Discount:
 
     def apply(self, price: Money) -> Money:
         """The price after this discount, never below zero."""
+        check_instance(price, Money, "price")
         if self.amount_off is not None and self.amount_off.currency != price.currency:
             raise CurrencyMismatchError(price.currency, self.amount_off.currency, "discount")
         return Money(self.apply_amount(price.amount), price.currency)
 
     def apply_amount(self, price: Decimal) -> Decimal:
         """:meth:`apply` on a bare amount in the discount's currency."""
+        check_instance(price, Decimal, "price")
         if self.percent_off is not None:
             return EXACT_CONTEXT.subtract(
                 price, divide(EXACT_CONTEXT.multiply(price, self.percent_off), _HUNDRED)

@@ -7,6 +7,7 @@ from typing import Final
 
 import attrs
 
+from revcrm._checks import check_text
 from revcrm.errors import ValidationError
 
 __all__ = ["ReferralKind", "ReferralSource"]
@@ -39,9 +40,7 @@ def _kind(value: object) -> ReferralKind:
 def _detail(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise ValidationError("source.detail", value, "expected a string")
-    return value.strip() or None
+    return check_text(value, "source.detail").strip() or None
 
 
 @attrs.frozen(kw_only=True)

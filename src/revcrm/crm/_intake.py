@@ -23,7 +23,7 @@ from typing import Any, Final, TypedDict
 import attrs
 
 from revcrm._book import Book
-from revcrm._checks import MAX_COUNT, as_enum, check_bool, check_count
+from revcrm._checks import MAX_COUNT, as_enum, check_bool, check_count, reads_record
 from revcrm._money import Money, check_currency, money_sum
 from revcrm._time import as_moment, optional_utc, utc
 from revcrm.crm._records import _customer_id, _optional, _required, _staff_id
@@ -214,6 +214,7 @@ class IntakeAnswer:
         )
 
     @classmethod
+    @reads_record
     def from_record(cls, record: Mapping[str, Any]) -> IntakeAnswer:
         return cls(**{k: record[k] for k in IntakeAnswerRecord.__annotations__})
 
@@ -458,6 +459,7 @@ class IntakeQuestion:
         )
 
     @classmethod
+    @reads_record
     def from_record(cls, record: Mapping[str, Any]) -> IntakeQuestion:
         return cls(**{k: record[k] for k in IntakeQuestionRecord.__annotations__})
 

@@ -28,6 +28,7 @@ from revcrm._checks import (
     check_bool,
     check_count,
     check_text,
+    reads_record,
 )
 from revcrm._records import AttributeValue, check_attribute_value
 from revcrm._time import optional_utc, utc
@@ -305,6 +306,7 @@ class NoteRevision:
         )
 
     @classmethod
+    @reads_record
     def from_record(cls, record: Mapping[str, Any]) -> NoteRevision:
         return cls(**{k: record[k] for k in NoteRevisionRecord.__annotations__})
 
@@ -436,6 +438,7 @@ class Note:
         )
 
     @classmethod
+    @reads_record
     def from_record(cls, record: Mapping[str, Any], *, changed_at: datetime | None = None) -> Note:
         """Rebuild a note from its columns; ``changed_at`` is the moment of its last audit
         entry when the store keeps one (else the creation or last edit)."""
@@ -477,6 +480,7 @@ class Tag:
         return TagRecord(name=self.name, key=self.key, colour=self.colour)
 
     @classmethod
+    @reads_record
     def from_record(cls, record: Mapping[str, Any]) -> Tag:
         return cls(name=record["name"], colour=record["colour"])
 
@@ -537,6 +541,7 @@ class TagChange:
         )
 
     @classmethod
+    @reads_record
     def from_record(cls, record: Mapping[str, Any]) -> TagChange:
         return cls(
             customer_id=record["customer_id"],
@@ -604,6 +609,7 @@ class Contact:
         )
 
     @classmethod
+    @reads_record
     def from_record(cls, record: Mapping[str, Any]) -> Contact:
         return cls(**{k: record[k] for k in ContactRecord.__annotations__})
 
@@ -640,6 +646,7 @@ class LoggedCall:
         )
 
     @classmethod
+    @reads_record
     def from_record(cls, record: Mapping[str, Any]) -> LoggedCall:
         seconds = record["duration_seconds"]
         return cls(

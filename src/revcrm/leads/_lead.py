@@ -10,7 +10,7 @@ from typing import Final, TypedDict
 
 import attrs
 
-from revcrm._checks import check_id, check_items, check_text
+from revcrm._checks import check_id, check_items, check_text, reads_record
 from revcrm._money import Money
 from revcrm._referral import ReferralSource
 from revcrm._time import utc
@@ -297,6 +297,7 @@ class Lead:
         and :class:`~revcrm.errors.ValidationError` when ``at`` is before the lead's last
         moment, a move to Lost has no reason or a conversion no customer id.
         """
+        to = _stage_of(to, "to")
         stage = self.stage
         if to not in TRANSITIONS[stage]:
             raise TransitionNotAllowed(self._label, stage, to)
@@ -442,6 +443,7 @@ class Lead:
         )
 
     @classmethod
+    @reads_record
     def from_record(
         cls, record: LeadRecord, transitions: Iterable[LeadTransitionRecord] = ()
     ) -> Lead:
