@@ -228,6 +228,11 @@ HOLES: list[tuple[str, Callable[[], object]]] = [
     ("staff_id", lambda: LeadTransition(from_stage="new", to_stage="contacted", at=T0, staff_id=1)),
     ("position", lambda: IntakeQuestion(id="q", prompt="p", kind="free_text", position=2**40)),
     ("custom_attributes[k]", lambda: CustomAttribute.parse("k", "number", "NaN")),
+    ("record", lambda: Note.from_record(None)),  # type: ignore[arg-type]
+    ("record", lambda: Lead.from_record({"id": "x"})),  # type: ignore[typeddict-item]
+    ("to", lambda: Lead(**BUILDERS["Lead"][1]).move(["x"], at=T0)),  # type: ignore[arg-type]
+    ("price", lambda: Discount.percent(10).apply(None)),  # type: ignore[arg-type]
+    ("source.detail", lambda: ReferralSource(kind="campaign", detail="x\x00")),
 ]
 
 
