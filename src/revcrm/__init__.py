@@ -7,7 +7,18 @@ from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._discount import Discount, DiscountDuration
 from revcrm._facade import CRM, CustomerListRow, MergeResult
-from revcrm._money import DEFAULT_ROUNDING, FxRates, Money, format_money
+from revcrm._money import (
+    DEFAULT_ROUNDING,
+    MAX_DIGITS,
+    MAX_MAGNITUDE,
+    MAX_PLACES,
+    MAX_RATE,
+    MAX_RATE_DIGITS,
+    MIN_RATE,
+    FxRates,
+    Money,
+    format_money,
+)
 from revcrm._records import (
     AttributeValue,
     CreditEntry,
@@ -31,11 +42,20 @@ from revcrm._subscription import (
     SubscriptionState,
     SubscriptionStatus,
 )
+from revcrm._time import MAX_DATE, MIN_DATE
 from revcrm._version import __version__
 
 __all__ = [
     "CRM",
     "DEFAULT_ROUNDING",
+    "MAX_DATE",
+    "MAX_DIGITS",
+    "MAX_MAGNITUDE",
+    "MAX_PLACES",
+    "MAX_RATE",
+    "MAX_RATE_DIGITS",
+    "MIN_DATE",
+    "MIN_RATE",
     "AttributeValue",
     "BillingCycle",
     "Book",

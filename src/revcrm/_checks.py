@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar, cast
 
-from revcrm.errors import RevcrmError, ValidationError
+from revcrm.errors import RevcrmError, ValidationError, WrongTypeError
 
 _E = TypeVar("_E", bound=enum.Enum)
 _T = TypeVar("_T")
@@ -103,15 +103,6 @@ def check_items(value: object, field: str) -> tuple[Any, ...]:
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise WrongTypeError(field, value, "expected a list or tuple")
     return tuple(value)
-
-
-class WrongTypeError(ValidationError, TypeError):
-    """A value of the wrong type (a float amount, ``None`` for a name): a ValidationError
-    naming the field that is also a ``TypeError``, for callers who catch that."""
-
-
-class ZeroDivisorError(ValidationError, ZeroDivisionError):
-    """Money divided by zero: a ValidationError that is also a ``ZeroDivisionError``."""
 
 
 #: The largest whole number a count field (a quantity, a position, a revision, a duration

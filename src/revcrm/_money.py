@@ -13,9 +13,15 @@ from typing import Final
 import attrs
 import babel.numbers
 
-from revcrm._checks import WrongTypeError, ZeroDivisorError, check_instance, check_items
+from revcrm._checks import check_instance, check_items
 from revcrm._time import check_date
-from revcrm.errors import CurrencyMismatchError, MissingRateError, ValidationError
+from revcrm.errors import (
+    CurrencyMismatchError,
+    MissingRateError,
+    ValidationError,
+    WrongTypeError,
+    ZeroDivisorError,
+)
 
 __all__ = [
     "DEFAULT_ROUNDING",

@@ -13,7 +13,6 @@ from typing import Any, Final
 import attrs
 
 from revcrm._checks import (
-    WrongTypeError,
     as_enum,
     check_count,
     check_id,
@@ -28,7 +27,7 @@ from revcrm._checks import (
 from revcrm._cycles import BillingCycle
 from revcrm._money import Money, check_currency, check_decimal, money_sum
 from revcrm._time import check_date, optional_utc, utc
-from revcrm.errors import ValidationError
+from revcrm.errors import ValidationError, WrongTypeError
 
 __all__ = [
     "ATTRIBUTE_INT_LIMIT",

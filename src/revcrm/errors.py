@@ -24,6 +24,8 @@ __all__ = [
     "TransitionNotAllowed",
     "UnknownReferenceError",
     "ValidationError",
+    "WrongTypeError",
+    "ZeroDivisorError",
 ]
 
 
@@ -55,6 +57,15 @@ class ValidationError(RevcrmError, ValueError):
         self.value = value
         self.reason = reason
         super().__init__(f"{field}={_shown(value)}: {reason}")
+
+
+class WrongTypeError(ValidationError, TypeError):
+    """A value of the wrong type (a float amount, ``None`` for a name): a ValidationError
+    naming the field that is also a ``TypeError``, for callers who catch that."""
+
+
+class ZeroDivisorError(ValidationError, ZeroDivisionError):
+    """Money divided by zero: a ValidationError that is also a ``ZeroDivisionError``."""
 
 
 class CurrencyMismatchError(RevcrmError, ValueError):

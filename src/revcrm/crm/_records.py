@@ -23,7 +23,6 @@ import attrs
 
 from revcrm._checks import (
     MAX_COUNT,
-    WrongTypeError,
     as_enum,
     check_bool,
     check_count,
@@ -32,7 +31,7 @@ from revcrm._checks import (
 )
 from revcrm._records import AttributeValue, check_attribute_value
 from revcrm._time import optional_utc, utc
-from revcrm.errors import ValidationError
+from revcrm.errors import ValidationError, WrongTypeError
 
 __all__ = [
     "MAX_NOTE_LENGTH",
