@@ -442,7 +442,8 @@ class CustomerQuery:
 
     ``status`` keeps the customers whose :func:`revcrm.crm.customer_status` at ``as_of``
     is that status; ``product_id`` those with a service active at ``as_of``
-    (:func:`revcrm.crm.is_active_service`) on a plan of that product; ``segment`` the
+    (:func:`revcrm.crm.is_active_service`) of that product (the service's own
+    ``product_id``, else its plan's product); ``segment`` the
     members at ``as_of`` of that built-in segment under ``segment_config`` (as
     :meth:`revcrm.segments.Segmentation.customers_in`, so never a customer registered
     after ``as_of``).

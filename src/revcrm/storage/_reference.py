@@ -244,20 +244,18 @@ def customers_with_status(book: Book, status: CustomerStatus, at: datetime) -> s
 
 
 def customers_with_product(book: Book, product_id: str, at: datetime) -> set[str]:
-    """Customers with a service active at ``at`` of ``product_id``: its state's
-    ``product_id`` is the product, or it is on a plan of the product."""
+    """Customers with a service active at ``at`` of ``product_id``: the service's own
+    ``product_id``, else its plan's product (as the customer profile names it)."""
     product_of = {p.id: p.product_id for p in book.plans}
     out = set()
     for s in book.subscriptions:
         state = s.state_at(at)
-        if (
-            state is not None
-            and is_active_service(state, at)
-            and (
-                state.product_id == product_id
-                or (state.plan_id is not None and product_of.get(state.plan_id) == product_id)
-            )
-        ):
+        if state is None or not is_active_service(state, at):
+            continue
+        own = state.product_id
+        if own is None and state.plan_id is not None:
+            own = product_of.get(state.plan_id)
+        if own == product_id:
             out.add(s.customer_id)
     return out
 

@@ -1844,13 +1844,16 @@ class SQLStore:
         return ~sa.or_(past_due, active, ended)
 
     def _product_cond(self, t: datetime, product_id: str) -> ColumnElement[bool]:
-        """An active service of the product: its own ``product_id`` or its plan's."""
+        """An active service of the product: its own ``product_id``, else its plan's."""
         st, plans = self._schema.states, self._schema.plans
         of_product = sa.select(plans.c.id).where(plans.c.product_id == product_id)
         return self._states_at(
             t,
             self._active_state(t),
-            sa.or_(st.c.product_id == product_id, st.c.plan_id.in_(of_product)),
+            sa.or_(
+                st.c.product_id == product_id,
+                sa.and_(st.c.product_id.is_(None), st.c.plan_id.in_(of_product)),
+            ),
         )
 
     def _payment_days(

@@ -26,6 +26,7 @@ from revcrm import (
     Book,
     Customer,
     Money,
+    Plan,
     Product,
     Subscription,
     SubscriptionChange,
@@ -387,6 +388,42 @@ class ReliabilityContract(abc.ABC):
             assert [r.id for r in rows] == ["a", "b"]
             rows = store.customers.page(as_of=_AS_OF, currency="USD", sort="id", product_id="p2")
             assert [r.id for r in rows] == []
+            # Plan-only services still match through the plan's product; a service's own
+            # product wins over its plan's.
+            store.plans.upsert(
+                Plan(
+                    id="pl",
+                    product_id="p2",
+                    name="VPS",
+                    price=Money("5", "USD"),
+                    cycle=BillingCycle.MONTHLY,
+                )
+            )
+            store.subscriptions.upsert(
+                Subscription.start(
+                    id="sc",
+                    customer_id="a",
+                    at=t0,
+                    price=Money("5", "USD"),
+                    cycle=BillingCycle.MONTHLY,
+                    plan_id="pl",
+                )
+            )
+            rows = store.customers.page(as_of=_AS_OF, currency="USD", sort="id", product_id="p2")
+            assert [r.id for r in rows] == ["a"]
+            store.subscriptions.upsert(
+                Subscription.start(
+                    id="sd",
+                    customer_id="b",
+                    at=t0,
+                    price=Money("5", "USD"),
+                    cycle=BillingCycle.MONTHLY,
+                    plan_id="pl",
+                    product_id="p1",
+                )
+            )
+            rows = store.customers.page(as_of=_AS_OF, currency="USD", sort="id", product_id="p2")
+            assert [r.id for r in rows] == ["a"]
         finally:
             store.close()
 
