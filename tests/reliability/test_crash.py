@@ -97,6 +97,7 @@ def test_killed_imports_leave_before_or_after(tmp_path: Path) -> None:
         if outcomes[-1] == "after":
             assert again.written == 0
         reopened.close()
+    print("crash outcomes:", outcomes)
     # The kills are random but not all at one end (the seed is fixed).
     assert "before" in outcomes, outcomes
 
