@@ -42,3 +42,18 @@ def test_importing_revcrm_does_no_io(tmp_path: object) -> None:
         [sys.executable, "-c", code], env={}, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("package", "names"),
+    [
+        ("revcrm", ["CreditAuthority", "HostCreditAdjuster"]),
+        ("revcrm.leads", ["REGISTRATION_SKEW", "registration_moment"]),
+        ("revcrm.testing.strategies", ["service_observations"]),
+    ],
+)
+def test_integration_names_are_exported(package: str, names: list[str]) -> None:
+    module = importlib.import_module(package)
+    for name in names:
+        assert name in module.__all__, f"{package}.{name}"
+        assert hasattr(module, name), f"{package}.{name}"

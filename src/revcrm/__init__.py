@@ -7,6 +7,7 @@ from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._discount import Discount, DiscountDuration
 from revcrm._facade import CRM, CustomerListRow, MergeResult
+from revcrm._facade_credits import CreditAuthority, HostCreditAdjuster
 from revcrm._money import (
     DEFAULT_ROUNDING,
     MAX_DIGITS,
@@ -60,6 +61,7 @@ __all__ = [
     "BillingCycle",
     "Book",
     "ChangeKind",
+    "CreditAuthority",
     "CreditEntry",
     "Customer",
     "CustomerListRow",
@@ -67,6 +69,7 @@ __all__ = [
     "Discount",
     "DiscountDuration",
     "FxRates",
+    "HostCreditAdjuster",
     "Invoice",
     "InvoiceLine",
     "InvoiceStatus",

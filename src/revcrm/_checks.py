@@ -105,6 +105,15 @@ def check_items(value: object, field: str) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def check_records(value: object, cls: type[_T], field: str) -> tuple[_T, ...]:
+    """The items of a list or tuple, each a ``cls`` (the first that is not names its
+    index: ``tickets[2]``)."""
+    items = check_items(value, field)
+    for i, item in enumerate(items):
+        check_instance(item, cls, f"{field}[{i}]")
+    return items
+
+
 #: The largest whole number a count field (a quantity, a position, a revision, a duration
 #: in seconds) may hold: what a 32-bit INTEGER column of every backend stores.
 MAX_COUNT: Final = 2**31 - 1

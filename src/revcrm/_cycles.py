@@ -12,7 +12,7 @@ from typing import ClassVar, Final, TypeVar
 import attrs
 
 from revcrm._checks import as_enum
-from revcrm.errors import ValidationError
+from revcrm.errors import ValidationError, WrongTypeError
 
 __all__ = ["BillingCycle", "CycleUnit"]
 
@@ -47,6 +47,11 @@ class CycleUnit(enum.StrEnum):
     WEEK = "week"
     MONTH = "month"
     YEAR = "year"
+
+
+def _check_day(value: object, field: str) -> None:
+    if not isinstance(value, date):
+        raise WrongTypeError(field, value, "expected a date or datetime")
 
 
 def _positive(_i: object, _a: object, value: int) -> None:
@@ -149,8 +154,41 @@ class BillingCycle:
         Always computed from the anchor, never stepped from the previous date, so an
         anchor of Jan 31 bills Feb 28 (29), Mar 31, Apr 30.
         """
+        _check_day(anchor, "anchor")
         if isinstance(n, bool) or not isinstance(n, int):
             raise ValidationError("n", n, "expected a whole number of cycles")
+        try:
+            return self._step(anchor, n)
+        except (OverflowError, ValueError):
+            raise ValidationError("n", n, "the billing date is out of the date range") from None
+
+    def period_containing(self, anchor: _D, moment: _D) -> tuple[_D, _D]:
+        """The service period ``[start, end)`` of this cycle that contains ``moment``.
+
+        ``anchor`` and ``moment`` are both dates or both datetimes (both naive or both
+        aware), since only those compare.
+        """
+        _check_day(anchor, "anchor")
+        _check_day(moment, "moment")
+        if isinstance(anchor, datetime) != isinstance(moment, datetime) or (
+            isinstance(anchor, datetime)
+            and isinstance(moment, datetime)
+            and (anchor.tzinfo is None) != (moment.tzinfo is None)
+        ):
+            raise ValidationError(
+                "moment", moment, "must be of the anchor's kind (date, naive or aware datetime)"
+            )
+        try:
+            n = self._index(anchor, moment)
+            return self._step(anchor, n), self._step(anchor, n + 1)
+        except (OverflowError, ValueError):
+            raise ValidationError("moment", moment, "the period is out of the date range") from None
+
+    def next_after(self, anchor: _D, moment: _D) -> _D:
+        """The first billing date strictly after ``moment``."""
+        return self.period_containing(anchor, moment)[1]
+
+    def _step(self, anchor: _D, n: int) -> _D:
         match self.unit:
             case CycleUnit.MONTH:
                 return add_months(anchor, self.count * n)
@@ -161,15 +199,6 @@ class BillingCycle:
             case CycleUnit.DAY:
                 return anchor + timedelta(days=self.count * n)
 
-    def period_containing(self, anchor: _D, moment: _D) -> tuple[_D, _D]:
-        """The service period ``[start, end)`` of this cycle that contains ``moment``."""
-        n = self._index(anchor, moment)
-        return self.advance(anchor, n), self.advance(anchor, n + 1)
-
-    def next_after(self, anchor: _D, moment: _D) -> _D:
-        """The first billing date strictly after ``moment``."""
-        return self.period_containing(anchor, moment)[1]
-
     def _index(self, anchor: _D, moment: _D) -> int:
         # A first guess from the mean cycle length, then corrected against the exact
         # clamped dates, so the answer never depends on stepping.
@@ -179,9 +208,9 @@ class BillingCycle:
         else:
             span = (moment - anchor) / timedelta(days=1)
             n = int(span // float(self.length_in_months * Fraction(36525, 1200)))
-        while self.advance(anchor, n) > moment:
+        while self._step(anchor, n) > moment:
             n -= 1
-        while self.advance(anchor, n + 1) <= moment:
+        while self._step(anchor, n + 1) <= moment:
             n += 1
         return n
 

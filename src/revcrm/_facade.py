@@ -17,7 +17,7 @@ from typing import Any, Literal
 import attrs
 
 from revcrm._book import Book
-from revcrm._checks import as_enum
+from revcrm._checks import as_enum, check_instance, check_records
 from revcrm._facade_credits import CreditAuthority, Credits, HostCreditAdjuster
 from revcrm._facade_units import (
     in_transaction,
@@ -64,7 +64,14 @@ from revcrm.segments import (
 )
 from revcrm.storage._crm import ERASED_TEXT, CRMStore, TagRepository
 from revcrm.storage._protocols import Store
-from revcrm.storage._query import CustomerRow, CustomerSort, Direction, Page, StoreDashboard
+from revcrm.storage._query import (
+    CustomerRow,
+    CustomerSort,
+    Direction,
+    Page,
+    StoreDashboard,
+    cursor_as_of,
+)
 
 __all__ = ["CRM", "CustomerListRow", "MergeResult"]
 
@@ -214,6 +221,8 @@ class CRM:
         Other customers whose ``referrer_id`` names the secondary keep it (a store has no
         query by referrer; the referral happened to that account).
         """
+        primary_id = read_id(primary_id, "primary_id")
+        secondary_id = read_id(secondary_id, "secondary_id")
         if primary_id == secondary_id:
             raise ValidationError("secondary_id", secondary_id, "is the primary customer")
         if not isinstance(keep_secondary, bool):
@@ -406,10 +415,8 @@ class CRM:
         store's ``scrub()`` and the CRM store's (SQLite: secure delete and a truncating
         WAL check-point; PostgreSQL: ``VACUUM`` of revcrm's tables; memory: nothing).
         Call it outside any open transaction; :meth:`erase` calls it itself."""
-        for target in (self.store, self.crm):
-            scrub = getattr(target, "scrub", None)
-            if scrub is not None:
-                scrub()
+        self.store.scrub()
+        self.crm.scrub()
 
     def _erase_lead(self, customer_id: str) -> None:
         lead = self.crm.leads.lead_for_customer(customer_id)
@@ -580,6 +587,8 @@ class _Customers(_Service):
             tags=crm.crm.tags.tags_of(customer_id, as_of=at),
             lead_status=None if lead is None else lead.stage,
             intake=crm.intake._items(customer_id, at),
+            ltv_baseline=crm.store.ltv_baseline(as_of=at, currency=crm.reporting_currency),
+            segment_config=crm.segment_config,
         )
 
     def timeline(
@@ -683,7 +692,7 @@ class _Tags(_Service):
         crm = self._crm
         crm.store.customers.get(customer_id)
         moment = crm.now() if at is None else utc(at, "at")
-        name = crm.crm.tags.get(tag).name
+        name = crm.crm.tags.get(read_id(tag, "tag")).name
         if tag_key_in(name, crm.crm.tags.tags_of(customer_id, as_of=moment)):
             return  # already there: the log records changes only
         crm.crm.tags.record(
@@ -694,8 +703,9 @@ class _Tags(_Service):
         self, customer_id: str, tag: str, *, staff_id: str | None, at: datetime | None = None
     ) -> None:
         crm = self._crm
+        customer_id = read_id(customer_id, "customer_id")
         moment = crm.now() if at is None else utc(at, "at")
-        name = crm.crm.tags.get(tag).name
+        name = crm.crm.tags.get(read_id(tag, "tag")).name
         if not tag_key_in(name, crm.crm.tags.tags_of(customer_id, as_of=moment)):
             raise NotFoundError("tag of customer", f"{customer_id}/{tag}")
         crm.crm.tags.record(
@@ -709,19 +719,13 @@ class _Tags(_Service):
         return self._crm.crm.tags.customers_with(read_id(tag, "tag"), as_of=self._crm._at(as_of))
 
 
-def _cursor_at(crm: CRM, cursor: object) -> datetime:
-    # TODO(H2): revcrm.storage.cursor_as_of lands with Page.as_of; until then the clock.
-    import revcrm.storage as storage
-
-    read = getattr(storage, "cursor_as_of", None)
-    found = None if read is None else read(cursor)
+def _cursor_at(crm: CRM, cursor: str) -> datetime:
+    found = cursor_as_of(cursor)
     return crm.now() if found is None else reporting_moment(found, "cursor")
 
 
 def _page(at: datetime, **fields: Any) -> Page[CustomerListRow]:
-    if "as_of" in attrs.fields_dict(Page):  # TODO(H2): always, once Page.as_of lands
-        fields["as_of"] = at
-    return Page(**fields)
+    return Page(as_of=at, **fields)
 
 
 def _find_tag(repo: TagRepository, name: str) -> Tag | None:
@@ -760,7 +764,7 @@ class _Segments(_Service):
         built-in segments; with ``custom`` segments, or a facade policy other than the
         store's, the whole segmentation runs in Python over the store's book."""
         crm = self._crm
-        custom = tuple(custom)
+        custom = check_records(custom, CustomSegment, "custom")
         if custom or crm.policy != crm.store.policy:
             return crm.segmentation(as_of=as_of).counts(custom)
         return crm.store.segment_counts(
@@ -804,6 +808,7 @@ class _Metrics(_Service):
 class _Contacts(_Service):
     def save(self, contact: Contact) -> Contact:
         """Add or replace a contact of a known customer."""
+        check_instance(contact, Contact, "contact")
         self._crm.store.customers.get(contact.customer_id)
         self._crm.crm.contacts.upsert(contact)
         return contact
@@ -855,7 +860,7 @@ class _Intake(_Service):
         """Stop asking a question; its answers stay on profiles and in the breakdown."""
         crm = self._crm
         moment = crm.now() if at is None else utc(at, "at")
-        question = crm.crm.intake.question(question_id)
+        question = crm.crm.intake.question(read_id(question_id, "question_id"))
         if question.retired_at is not None:
             raise ValidationError(
                 "question_id", question_id, f"already retired at {question.retired_at}"
@@ -902,7 +907,7 @@ class _Intake(_Service):
                 raise ValidationError(
                     "subscription_id", subscription_id, f"belongs to customer {sub.customer_id}"
                 )
-        question = crm.crm.intake.question(question_id)
+        question = crm.crm.intake.question(read_id(question_id, "question_id"))
         answer = question.answer(
             customer_id=customer_id,
             value=value,

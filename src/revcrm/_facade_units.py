@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Final, TypeVar
 
-from revcrm._time import as_moment
+from revcrm._time import MAX_DATE, MIN_DATE, as_of_moment
 from revcrm.errors import TransientError, ValidationError
+from revcrm.metrics._dashboard import MAX_TREND_MONTHS
 from revcrm.storage._protocols import Store
+from revcrm.storage._query import read_text
 
 __all__ = [
     "ATTEMPTS",
@@ -38,20 +40,15 @@ _T = TypeVar("_T")
 #: How many times a unit of work that lost a race (TransientError) is run in all.
 ATTEMPTS: Final = 3
 
-#: The years a report's ``as_of`` may fall in: a trend or a period reaching back from
-#: it (up to :data:`MAX_TREND_MONTHS`) stays inside the calendar a datetime can hold.
-REPORTING_YEARS: Final = (1900, 9000)
-#: The longest dashboard trend, in months (a century).
-MAX_TREND_MONTHS: Final = 1200
+#: The years a report's ``as_of`` may fall in (revcrm._time's supported date range): a
+#: trend or a period reaching back from it (up to :data:`MAX_TREND_MONTHS`) stays inside
+#: the calendar a datetime can hold.
+REPORTING_YEARS: Final = (MIN_DATE.year, MAX_DATE.year)
 
 
 def reporting_moment(value: object, field: str) -> datetime:
-    """A report's moment (a date means 00:00 UTC), inside :data:`REPORTING_YEARS`."""
-    moment = as_moment(value, field)
-    low, high = REPORTING_YEARS
-    if not low <= moment.year <= high:
-        raise ValidationError(field, value, f"expected a moment in the years {low} to {high}")
-    return moment
+    """A report's moment (a date means 00:00 UTC), inside the supported date range."""
+    return as_of_moment(value, field)
 
 
 def trend_months(value: object) -> int:
@@ -63,28 +60,19 @@ def trend_months(value: object) -> int:
 
 
 def read_id(value: object, field: str) -> str:
-    """An id passed to a read or write: a non-empty string a database can hold (no NUL,
-    no lone surrogate), else a :class:`~revcrm.errors.ValidationError` naming ``field``."""
-    if not isinstance(value, str) or not value:
+    """An id passed to a read or write: a non-empty string a database can hold (the store
+    layer's :func:`~revcrm.storage._query.read_text`: no NUL, no lone surrogate), else a
+    :class:`~revcrm.errors.ValidationError` naming ``field``."""
+    text = read_text(value, field)
+    if not text:
         raise ValidationError(field, value, "expected a non-empty string id")
-    if "\x00" in value:
-        raise ValidationError(field, value, "contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(field, value, "contains a lone surrogate") from None
-    return value
+    return text
 
 
-def lock_customers(store: Store, customer_ids: Iterable[str]) -> None:
-    """Take the billing store's per-customer locks (sorted, inside its transaction).
-
-    A store without ``lock`` (a host's own Store implementation) is serialised by its own
-    transaction, as the in-memory store is.
-    """
-    lock = getattr(store, "lock", None)
-    if lock is not None:
-        lock(sorted(set(customer_ids)))
+def lock_customers(store: Store, customer_ids: Iterable[object]) -> None:
+    """Take the billing store's per-customer locks (sorted, inside its transaction)."""
+    ids = {read_id(c, "customer_id") for c in customer_ids}
+    store.lock(sorted(ids))
 
 
 def in_transaction(store: Store) -> bool:

@@ -294,7 +294,7 @@ class Money:
         ``rounding`` is one of the :mod:`decimal` constants (``ROUND_HALF_EVEN`` by default,
         ``ROUND_HALF_UP`` for the schoolbook rule).
         """
-        if rounding not in _ROUNDINGS:
+        if not isinstance(rounding, str) or rounding not in _ROUNDINGS:
             raise ValidationError("rounding", rounding, "expected a decimal.ROUND_* mode")
         exponent = Decimal(1).scaleb(-self.minor_units)
         return Money(

@@ -6,7 +6,7 @@ import bisect
 import enum
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -210,6 +210,15 @@ class SubscriptionState:
         return self.cycle.next_after(self.billing_anchor, after)
 
 
+_V = TypeVar("_V")
+
+
+def _given(value: _V | None, fallback: _V) -> _V:
+    """``value`` unless it is None: a change's field left out keeps the previous value,
+    while a given falsy value (a price of zero) is applied, never dropped."""
+    return fallback if value is None else value
+
+
 def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -> SubscriptionState:
     def bad(field: str, value: object, reason: str) -> ValidationError:
         return ValidationError(f"subscription[{sub_id}].{field}", value, reason)
@@ -228,15 +237,16 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
             raise bad("history[0].kind", c.kind, "a history must begin with STARTED")
         if c.price is None or c.cycle is None:
             raise bad("price", c.price, "STARTED needs a price and a cycle")
-        status = c.status or (
-            SubscriptionStatus.TRIALING if c.trial_end is not None else SubscriptionStatus.ACTIVE
+        status = _given(
+            c.status,
+            SubscriptionStatus.TRIALING if c.trial_end is not None else SubscriptionStatus.ACTIVE,
         )
         if status.is_ended:
             raise bad("status", status, "a subscription cannot start ended")
         if c.trial_end is not None and c.trial_end < c.at:
             raise bad("trial_end", c.trial_end, "trial ends before the subscription starts")
         check_discount(c.price.currency)
-        anchor = c.billing_anchor or (c.trial_end if c.trial_end is not None else c.at)
+        anchor = _given(c.billing_anchor, c.trial_end if c.trial_end is not None else c.at)
         return SubscriptionState(
             status=status,
             status_since=c.at,
@@ -244,9 +254,9 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
             plan_id=c.plan_id,
             price=c.price,
             cycle=c.cycle,
-            quantity=c.quantity or 1,
+            quantity=_given(c.quantity, 1),
             discount=c.discount,
-            discount_from=c.at if c.discount else None,
+            discount_from=c.at if c.discount is not None else None,
             started_at=c.at,
             trial_end=c.trial_end,
             billing_anchor=anchor,
@@ -271,16 +281,18 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
                 raise bad("price", c.price, f"currency differs from {prev.currency}")
             s = attrs.evolve(
                 s,
-                price=c.price or prev.price,
-                cycle=c.cycle or prev.cycle,
-                quantity=c.quantity or prev.quantity,
-                product_id=c.product_id or prev.product_id,
-                plan_id=c.plan_id or prev.plan_id,
-                billing_anchor=c.billing_anchor or prev.billing_anchor,
+                price=_given(c.price, prev.price),
+                cycle=_given(c.cycle, prev.cycle),
+                quantity=_given(c.quantity, prev.quantity),
+                product_id=_given(c.product_id, prev.product_id),
+                plan_id=_given(c.plan_id, prev.plan_id),
+                billing_anchor=_given(c.billing_anchor, prev.billing_anchor),
             )
         case ChangeKind.DISCOUNT_CHANGED:
             check_discount(prev.currency)
-            s = attrs.evolve(s, discount=c.discount, discount_from=c.at if c.discount else None)
+            s = attrs.evolve(
+                s, discount=c.discount, discount_from=c.at if c.discount is not None else None
+            )
         case ChangeKind.STATUS_CHANGED:
             if c.status is None or c.status not in _SETTABLE:
                 raise bad("status", c.status, f"STATUS_CHANGED sets one of {sorted(_SETTABLE)}")
@@ -289,7 +301,7 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
             s = attrs.evolve(s, status=c.status, status_since=c.at)
             if c.status is SubscriptionStatus.TERMINATED:
                 ends = c.at if prev.ended_at is None else min(prev.ended_at, c.at)
-                s = attrs.evolve(s, ended_at=ends, cancelled_at=prev.cancelled_at or c.at)
+                s = attrs.evolve(s, ended_at=ends, cancelled_at=_given(prev.cancelled_at, c.at))
             else:
                 s = attrs.evolve(s, paying_status=c.status)
         case ChangeKind.CANCELLATION_SCHEDULED:
@@ -299,7 +311,7 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
                 raise bad("kind", c.kind, "no cancellation is scheduled")
             s = attrs.evolve(s, cancel_at_period_end=False, cancel_requested_at=None)
         case ChangeKind.CANCELLED:
-            ends = c.ends_at or prev.service_period(c.at)[1]
+            ends = _given(c.ends_at, prev.service_period(c.at)[1])
             if ends < c.at:
                 raise bad("ends_at", c.ends_at, "service cannot end before it is cancelled")
             s = attrs.evolve(
@@ -308,7 +320,7 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
                 status_since=c.at,
                 cancelled_at=c.at,
                 ended_at=ends,
-                cancel_requested_at=prev.cancel_requested_at or c.at,
+                cancel_requested_at=_given(prev.cancel_requested_at, c.at),
             )
         case ChangeKind.REACTIVATED:
             if not ended and not prev.cancel_at_period_end:
@@ -324,10 +336,10 @@ def _apply(prev: SubscriptionState | None, c: SubscriptionChange, sub_id: str) -
                 cancel_requested_at=None,
                 cancelled_at=None,
                 ended_at=None,
-                price=c.price or prev.price,
-                quantity=c.quantity or prev.quantity,
-                cycle=c.cycle or prev.cycle,
-                billing_anchor=c.billing_anchor or (c.at if ended else prev.billing_anchor),
+                price=_given(c.price, prev.price),
+                quantity=_given(c.quantity, prev.quantity),
+                cycle=_given(c.cycle, prev.cycle),
+                billing_anchor=_given(c.billing_anchor, c.at if ended else prev.billing_anchor),
             )
     return s
 

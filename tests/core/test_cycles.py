@@ -220,3 +220,54 @@ class TestConstruction:
     )
     def test_length_in_months(self, cycle: BillingCycle, months: Fraction) -> None:
         assert cycle.length_in_months == months
+
+
+# -- hostile arguments (issue 12, found by the fuzz suite) ----------------------------------
+
+
+@pytest.mark.parametrize("cycle", [BillingCycle.MONTHLY, BillingCycle.WEEKLY, BillingCycle.DAILY])
+@pytest.mark.parametrize("n", [2**63, -(2**63), 10**6 * 12])
+def test_advance_out_of_the_calendar_is_a_validation_error(cycle: BillingCycle, n: int) -> None:
+    # Was a raw OverflowError (a C int) or ValueError (year out of range).
+    with pytest.raises(ValidationError) as caught:
+        cycle.advance(datetime(2024, 1, 31, tzinfo=UTC), n)
+    assert caught.value.field == "n"
+
+
+@pytest.mark.parametrize("anchor", ["", None, 20240101, len])
+def test_advance_and_period_refuse_a_non_date_anchor(anchor: object) -> None:
+    # Was a raw AttributeError ('str' object has no attribute 'month').
+    at = datetime(2024, 3, 1, tzinfo=UTC)
+    with pytest.raises(ValidationError) as caught:
+        BillingCycle.MONTHLY.advance(anchor, 1)  # type: ignore[type-var]
+    assert caught.value.field == "anchor"
+    with pytest.raises(ValidationError) as caught:
+        BillingCycle.MONTHLY.period_containing(anchor, at)  # type: ignore[type-var]
+    assert caught.value.field == "anchor"
+    with pytest.raises(ValidationError) as caught:
+        BillingCycle.MONTHLY.period_containing(at, anchor)  # type: ignore[type-var]
+    assert caught.value.field == "moment"
+
+
+@pytest.mark.parametrize(
+    ("anchor", "moment"),
+    [
+        (date(1, 1, 1), datetime(2024, 1, 1, tzinfo=UTC)),  # a date and a datetime
+        (datetime(2024, 1, 1), datetime(2024, 3, 1, tzinfo=UTC)),  # naive and aware
+    ],
+)
+def test_period_of_moments_that_do_not_compare_is_refused(anchor: date, moment: date) -> None:
+    # Was a raw TypeError (can't compare datetime.datetime to datetime.date).
+    with pytest.raises(ValidationError) as caught:
+        BillingCycle.MONTHLY.period_containing(anchor, moment)
+    assert caught.value.field == "moment"
+
+
+def test_period_at_the_end_of_the_calendar_is_a_validation_error() -> None:
+    anchor = datetime(1, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValidationError):
+        BillingCycle.ANNUAL.period_containing(anchor, datetime(9999, 12, 31, tzinfo=UTC))
+    assert BillingCycle.ANNUAL.period_containing(date(1, 1, 1), date(2, 6, 1)) == (
+        date(2, 1, 1),
+        date(3, 1, 1),
+    )

@@ -318,3 +318,13 @@ class TestFormatting:
         with pytest.raises(ValidationError) as e:
             format_money(Money("1", "USD"), locale=locale)  # type: ignore[arg-type]
         assert e.value.field == "locale"
+
+
+@pytest.mark.parametrize("rounding", [[], {}, None, 1, "round_half_up"])
+def test_a_rounding_that_is_no_mode_is_a_validation_error(rounding: object) -> None:
+    # An unhashable rounding ([]) was a raw TypeError from the set lookup.
+    with pytest.raises(ValidationError) as caught:
+        Money("1.005", "USD").rounded(rounding)  # type: ignore[arg-type]
+    assert caught.value.field == "rounding"
+    with pytest.raises(ValidationError):
+        format_money(Money("1", "USD"), locale="en_US", rounding=rounding)  # type: ignore[arg-type]

@@ -386,3 +386,21 @@ class TestStates:
         sub = basic(at=datetime(2024, 1, 15, 2, tzinfo=plus2))
         assert sub.started_at == t(2024, 1, 15)
         assert sub.started_at.tzinfo is UTC
+
+
+def test_a_change_to_price_zero_is_applied_not_dropped() -> None:
+    # A paid service becoming a free account: `c.price or prev.price` read Money(0) as
+    # "unchanged", so the state kept the old price and MRR stayed 10.
+    from revcrm import Book, Customer
+    from revcrm.metrics import mrr
+
+    free = basic().change_plan(at=t(2024, 3, 1), price=usd("0"))
+    assert free.current.price == usd("0")
+    back = basic().cancel(at=t(2024, 2, 1), ends_at=t(2024, 2, 15))
+    revived = back.reactivate(at=t(2024, 3, 1), price=usd("0"))
+    assert revived.current.price == usd("0")
+    customer = Customer(id="c1", registered_at=t(2024, 1, 1))
+    for sub in (free, revived):
+        book = Book.of(customers=[customer], subscriptions=[sub])
+        assert mrr(book, at=t(2024, 1, 20), currency=USD) == usd("10")
+        assert mrr(book, at=t(2024, 3, 2), currency=USD) == usd("0")

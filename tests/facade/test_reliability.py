@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 
-from revcrm import BillingCycle, CreditEntry, Customer, Money, Subscription
+from revcrm import BillingCycle, Book, CreditEntry, Customer, Money, Subscription
 from revcrm._facade import CRM
 from revcrm.crm import IntakeQuestion
 from revcrm.errors import NotFoundError, ValidationError
@@ -281,3 +282,81 @@ def test_dashboard_refuses_out_of_range_moments(crm: CRM) -> None:
         crm.customers.list(as_of=datetime(9999, 12, 31, tzinfo=UTC))
     with pytest.raises(NotFoundError):
         crm.customers.profile("no-such-customer")
+
+
+# -- the profile's segments; hostile arguments found by the fuzz suite (issue 12) ----------
+
+
+def test_profile_shows_the_segments_and_the_other_reason(crm: CRM) -> None:
+    # The facade did not pass the book's LTV baseline, so every profile had no segments.
+    from revcrm.crm import customer_profile
+    from revcrm.segments import Segment
+
+    for c in BOOK.customers:
+        profile = crm.customers.profile(c.id)
+        expected = crm.segmentation().segments_of(c.id)
+        assert profile.segments == expected
+        assert profile.segments  # every registered customer is in some segment
+        if Segment.OTHER in expected:
+            assert profile.other_reason
+        pure = customer_profile(
+            crm.store.book(),
+            c.id,
+            as_of=AS_OF,
+            currency="USD",
+            ltv_baseline=crm.store.ltv_baseline(as_of=AS_OF, currency="USD"),
+        )
+        assert pure.segments == profile.segments
+
+
+_HOSTILE_IDS: list[object] = [None, 7, [], bytearray(b"x"), "", "a\x00b", "\ud800"]
+
+
+@pytest.mark.parametrize("bad", _HOSTILE_IDS, ids=repr)
+def test_hostile_ids_of_writes_are_validation_errors(crm: CRM, bad: object) -> None:
+    # merge(primary_id=None) sorted None with a str (TypeError); tags.remove, intake.retire
+    # and intake.answer looked an unhashable id up in a dict (TypeError).
+    cid = BOOK.customers[0].id
+    other = BOOK.customers[1].id
+    crm.tags.create("vip")
+    crm.tags.assign(cid, "vip", staff_id="s1")
+    crm.intake.define(
+        IntakeQuestion.choice(id="q1", prompt="How did you find us?", options=("Search", "Web"))
+    )
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("primary_id", lambda: crm.merge(bad, other, staff_id="s1")),  # type: ignore[arg-type]
+        ("secondary_id", lambda: crm.merge(cid, bad, staff_id="s1")),  # type: ignore[arg-type]
+        ("customer_id", lambda: crm.tags.remove(bad, "vip", staff_id="s1")),  # type: ignore[arg-type]
+        ("tag", lambda: crm.tags.remove(cid, bad, staff_id="s1")),  # type: ignore[arg-type]
+        ("tag", lambda: crm.tags.assign(cid, bad, staff_id="s1")),  # type: ignore[arg-type]
+        ("question_id", lambda: crm.intake.retire(bad)),  # type: ignore[arg-type]
+        ("question_id", lambda: crm.intake.answer(cid, bad, "Search")),  # type: ignore[arg-type]
+    ]
+    before = _written(crm)
+    for field, call in calls:
+        with pytest.raises(ValidationError) as caught:
+            call()
+        assert caught.value.field == field
+    assert _written(crm) == before
+
+
+def _written(crm: CRM) -> object:
+    book = crm.store.book()  # a Book compares by identity: compare its collections
+    billing = tuple(getattr(book, f.name) for f in attrs.fields(Book))
+    return (billing, crm.crm.tags.changes(), crm.intake.questions(include_retired=True))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, " ", 1 + 1j, ["x"], [CustomSegment(name="c", predicate=where("c", lambda c: True)), 3]],
+)
+def test_collections_of_records_are_checked(crm: CRM, bad: object) -> None:
+    # profile(tickets=' ') was an AttributeError, tickets=1+1j and segments.counts(custom=
+    # None) a TypeError, custom=' ' an AttributeError; contacts.save('') an AttributeError.
+    cid = BOOK.customers[0].id
+    with pytest.raises(ValidationError, match="tickets"):
+        crm.customers.profile(cid, tickets=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="custom"):
+        crm.segments.counts(custom=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="contact"):
+        crm.contacts.save(bad)  # type: ignore[arg-type]

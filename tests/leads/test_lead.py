@@ -393,3 +393,14 @@ def test_a_history_the_table_forbids_is_refused() -> None:
 def test_history_entries_must_be_transitions() -> None:
     with pytest.raises(ValidationError, match="not a LeadTransition"):
         make(history=["contacted"])
+
+
+@pytest.mark.parametrize("email", [None, 7, len, b"a@b.c"])
+def test_normalise_email_refuses_a_non_string(email: object) -> None:
+    # Was a raw AttributeError (no attribute 'strip').
+    from revcrm.leads import normalise_email
+
+    with pytest.raises(ValidationError) as caught:
+        normalise_email(email)  # type: ignore[arg-type]
+    assert caught.value.field == "email"
+    assert normalise_email("  Dave@Example.COM ") == "dave@example.com"

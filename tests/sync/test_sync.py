@@ -271,6 +271,23 @@ def test_new_services_take_the_hosts_state(store: Store) -> None:
     assert sync.services(states, observed_at=datetime(2024, 3, 2)).written == 0
 
 
+def test_a_paid_service_becoming_a_free_account_has_mrr_zero(store: Store) -> None:
+    # Was refused with a ValidationError: a history replay read the change to price zero
+    # as "unchanged" (`c.price or prev.price`), so it could not be recorded.
+    sync = HostSync(store, timezone="UTC")
+    customer(sync)
+    sync.services([service()], observed_at=datetime(2024, 1, 5))
+    r = sync.services([service(cycle="Free Account")], observed_at=datetime(2024, 3, 5))
+    assert [c.change.kind for c in r.changes] == [ChangeKind.PLAN_CHANGED]
+    assert store.subscriptions.get("7").current.price == usd("0")
+    assert store.mrr(at=date(2024, 2, 1), currency=USD) == usd("10")
+    assert store.mrr(at=date(2024, 3, 6), currency=USD) == usd("0")
+    again = sync.services([service(cycle="Free Account")], observed_at=datetime(2024, 3, 6))
+    assert again.written == 0
+    sync.services([service()], observed_at=datetime(2024, 4, 5))
+    assert store.mrr(at=date(2024, 4, 6), currency=USD) == usd("10")
+
+
 def test_a_service_cannot_move_customer_or_repeat(store: Store) -> None:
     sync = HostSync(store, timezone="UTC")
     customer(sync)

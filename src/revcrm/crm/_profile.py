@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from revcrm._book import Book
-from revcrm._checks import as_enum
+from revcrm._checks import as_enum, check_records
 from revcrm._cycles import BillingCycle
 from revcrm._money import Money, check_currency, format_money, money_sum
 from revcrm._records import (
@@ -439,7 +439,10 @@ def customer_profile(
     at = as_moment(as_of, "as_of")
     pol = _resolve(analysis, currency, policy)
     customer = book.customer(customer_id)
-    notes, contacts = tuple(notes), tuple(contacts)
+    notes = check_records(notes, Note, "notes")
+    contacts = check_records(contacts, Contact, "contacts")
+    tickets = check_records(tickets, TicketRef, "tickets")
+    intake = check_records(intake, IntakeItem, "intake")
     _own(notes, "notes", customer_id)
     _own(contacts, "contacts", customer_id)
     stage = None if lead_status is None else as_enum(LeadStage, lead_status, "lead_status")

@@ -34,7 +34,7 @@ from revcrm.leads._lead import (
     Stay,
     normalise_email,
 )
-from revcrm.leads._pipeline import Pipeline
+from revcrm.leads._pipeline import REGISTRATION_SKEW, Pipeline, registration_moment
 from revcrm.leads._stages import (
     FINAL_STAGES,
     INITIAL_STAGE,
@@ -48,6 +48,7 @@ __all__ = [
     "FINAL_STAGES",
     "INITIAL_STAGE",
     "OPEN_STAGES",
+    "REGISTRATION_SKEW",
     "TRANSITIONS",
     "ConversionRate",
     "ConversionReport",
@@ -73,6 +74,7 @@ __all__ = [
     "lost_reasons",
     "normalise_email",
     "open_pipeline_value",
+    "registration_moment",
     "stage_durations",
     "time_to_conversion",
     "validate_transition_table",

@@ -33,7 +33,7 @@ _NEW, _CONTACTED, _QUALIFIED, _CONVERTED, _LOST = LeadStage
 
 def normalise_email(email: str) -> str:
     """The key two emails are compared by: trimmed and case-folded."""
-    return email.strip().casefold()
+    return check_text(email, "email").strip().casefold()
 
 
 # -- converters and validators (named, so mypy sees each field's accepted type) -------------

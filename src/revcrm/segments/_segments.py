@@ -12,6 +12,7 @@ from typing import Any, Final
 import attrs
 
 from revcrm._book import Book
+from revcrm._checks import check_records
 from revcrm._money import EXACT_CONTEXT, Money, check_currency, money_sum
 from revcrm._time import as_moment
 from revcrm.errors import CurrencyMismatchError, NotFoundError, ValidationError
@@ -186,7 +187,7 @@ class Segmentation:
             assert p is not None  # every registered customer has one
             primary[p] += 1
         custom_counts: dict[str, int] = {}
-        for seg in custom:
+        for seg in check_records(custom, CustomSegment, "custom"):
             if seg.name in custom_counts:
                 raise ValidationError("custom", seg.name, "two custom segments share a name")
             custom_counts[seg.name] = sum(1 for f in self.facts.values() if seg.predicate(f))

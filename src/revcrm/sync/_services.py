@@ -195,12 +195,6 @@ def _plan_change(
     new_plan = s.plan_id if s.plan_id not in (None, cur.plan_id) else None
     if (new_price, new_cycle, new_quantity, new_product, new_plan) == (None,) * 5:
         return None
-    if new_price is not None and new_price.is_zero():
-        # Replaying a history reads a zero price in a change as "unchanged", so the change
-        # would be stored and lost; refuse it rather than write a history that lies.
-        raise ValidationError(
-            f"{name}.price", new_price, "a change to price zero cannot be recorded yet"
-        )
     anchor = None
     if new_cycle is not None:
         anchor = zone.optional(s.next_due_date, f"{name}.next_due_date")

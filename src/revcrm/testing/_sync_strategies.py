@@ -60,9 +60,8 @@ def service_observations(
         if draw(st.booleans()):
             changes["price"] = Money(draw(st.sampled_from(["5", "10", "20", "12.50"])), "USD")
         if draw(st.integers(0, 3)) == 0:
-            # Not "Free Account": a change to price zero cannot be recorded yet (a history
-            # replay reads a zero price in PLAN_CHANGED as "unchanged").
-            changes["cycle"] = draw(st.sampled_from(_CYCLES[:-1]))
+            # "Free Account" included: a paid service becoming free is a change to price zero.
+            changes["cycle"] = draw(st.sampled_from(_CYCLES))
         if draw(st.integers(0, 3)) == 0:
             changes["quantity"] = draw(st.integers(1, 3))
         if draw(st.integers(0, 3)) == 0:

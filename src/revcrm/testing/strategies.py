@@ -81,6 +81,7 @@ from revcrm.testing._hostile import (
     hostile_values,
     wrong_types,
 )
+from revcrm.testing._sync_strategies import service_observations
 
 __all__ = [
     "DEFAULT_CURRENCIES",
@@ -122,6 +123,7 @@ __all__ = [
     "non_positive_quantities",
     "plans",
     "products",
+    "service_observations",
     "subscriptions",
     "transactions",
     "unknown_currency_codes",
