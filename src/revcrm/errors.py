@@ -140,7 +140,8 @@ class ConflictError(RevcrmError):
         self.expected = expected
         self.actual = actual
         super().__init__(
-            f"{kind} {_shown(key)}: expected version {expected}, store has {actual}; reload and retry"
+            f"{kind} {_shown(key)}: expected version {_shown(expected)}, store has {_shown(actual)};"
+            " reload and retry"
         )
 
 
