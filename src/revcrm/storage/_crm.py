@@ -27,8 +27,6 @@ these records are written by staff through revcrm itself. Rules every backend fo
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -39,7 +37,7 @@ from typing import Final, Protocol
 import attrs
 
 from revcrm._checks import as_enum
-from revcrm._time import optional_utc
+from revcrm._time import optional_utc, utc
 from revcrm.crm._intake import IntakeAnswer, IntakeQuestion, IntakeScope, question_order
 from revcrm.crm._records import (
     Contact,
@@ -61,7 +59,14 @@ from revcrm.errors import (
 from revcrm.leads._lead import Lead, normalise_email
 from revcrm.leads._stages import LeadStage
 from revcrm.storage._codec import moment_value
-from revcrm.storage._query import MAX_LIMIT, Page
+from revcrm.storage._query import (
+    MAX_LIMIT,
+    Page,
+    cursor_secret,
+    decode_cursor,
+    encode_cursor,
+    read_text,
+)
 
 __all__ = [
     "ERASED_TEXT",
@@ -348,9 +353,10 @@ class _State:
 class InMemoryCRMStore:
     """Thread-safe in-memory CRM store; ``transaction()`` restores a snapshot on error."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, cursor_secret: bytes | str | None = None) -> None:
         self._lock = threading.RLock()
         self._state = _State()
+        self._secret = _secret(cursor_secret)
         self.notes = _MemoryNotes(self)
         self.tags = _MemoryTags(self)
         self.leads = _MemoryLeads(self)
@@ -377,14 +383,15 @@ class _MemoryNotes:
         self._store = store
 
     def get(self, id: str) -> Note:
-        note = self.find(id)
+        note = self.find(read_id(id))
         if note is None:
             raise NotFoundError("note", id)
         return note
 
     def find(self, id: str) -> Note | None:
+        key = read_id(id)
         with self._store._lock:
-            return self._store._state.notes.get(id)
+            return self._store._state.notes.get(key)
 
     def add(self, note: Note) -> None:
         if not isinstance(note, Note):
@@ -411,6 +418,8 @@ class _MemoryNotes:
             state.note_log[note.id].append(entry)
 
     def for_customer(self, customer_id: str, *, include_deleted: bool = False) -> tuple[Note, ...]:
+        read_id(customer_id, "customer_id")
+        read_flag(include_deleted, "include_deleted")
         with self._store._lock:
             notes = [
                 n
@@ -420,6 +429,7 @@ class _MemoryNotes:
         return note_order(notes)
 
     def history(self, note_id: str) -> tuple[NoteRevision, ...]:
+        read_id(note_id, "note_id")
         with self._store._lock:
             log = self._store._state.note_log.get(note_id)
             if log is None:
@@ -427,6 +437,7 @@ class _MemoryNotes:
             return tuple(log)
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
+        read_pair(from_customer, to_customer)
         with self._store._lock:
             state = self._store._state
             moved = 0
@@ -440,6 +451,7 @@ class _MemoryNotes:
             return moved
 
     def erase_customer(self, customer_id: str) -> int:
+        read_id(customer_id, "customer_id")
         with self._store._lock:
             state = self._store._state
             erased = 0
@@ -453,6 +465,7 @@ class _MemoryNotes:
             return erased
 
     def delete_customer(self, customer_id: str) -> int:
+        read_id(customer_id, "customer_id")
         with self._store._lock:
             state = self._store._state
             gone = [nid for nid, n in state.notes.items() if n.customer_id == customer_id]
@@ -475,7 +488,7 @@ class _MemoryTags:
             self._store._state.tags[tag.key] = tag
 
     def get(self, name: str) -> Tag:
-        key = tag_key(name)
+        key = read_tag(name)
         with self._store._lock:
             tag = self._store._state.tags.get(key)
         if tag is None:
@@ -495,6 +508,8 @@ class _MemoryTags:
             self._store._state.tag_log.append(change)
 
     def changes(self, customer_id: str | None = None) -> tuple[TagChange, ...]:
+        if customer_id is not None:
+            read_id(customer_id, "customer_id")
         with self._store._lock:
             log = [
                 c
@@ -504,17 +519,21 @@ class _MemoryTags:
         return tuple(sorted(log, key=lambda c: c.at))  # stable: ties keep write order
 
     def tags_of(self, customer_id: str, *, as_of: datetime) -> frozenset[str]:
-        return tags_at(self.changes(customer_id), as_of=as_of).get(customer_id, frozenset())
+        read_id(customer_id, "customer_id")
+        moment = utc(as_of, "as_of")
+        return tags_at(self.changes(customer_id), as_of=moment).get(customer_id, frozenset())
 
     def customers_with(self, name: str, *, as_of: datetime) -> frozenset[str]:
         key = self.get(name).key
+        utc(as_of, "as_of")
         current = tags_at(self.changes(), as_of=as_of)
         return frozenset(c for c, tags in current.items() if key in {tag_key(t) for t in tags})
 
     def counts(self, *, as_of: datetime) -> dict[str, int]:
-        return tag_counts(self.all(), self.changes(), as_of=as_of)
+        return tag_counts(self.all(), self.changes(), as_of=utc(as_of, "as_of"))
 
     def delete_customer(self, customer_id: str) -> int:
+        read_id(customer_id, "customer_id")
         with self._store._lock:
             state = self._store._state
             kept = [c for c in state.tag_log if c.customer_id != customer_id]
@@ -528,14 +547,15 @@ class _MemoryLeads:
         self._store = store
 
     def get(self, id: str) -> Lead:
-        lead = self.find(id)
+        lead = self.find(read_id(id))
         if lead is None:
             raise NotFoundError("lead", id)
         return lead
 
     def find(self, id: str) -> Lead | None:
+        key = read_id(id)
         with self._store._lock:
-            return self._store._state.leads.get(id)
+            return self._store._state.leads.get(key)
 
     def version(self, id: str) -> int:
         return len(self.get(id).history)
@@ -554,6 +574,7 @@ class _MemoryLeads:
     def save(self, lead: Lead, *, expected_version: int) -> int:
         if not isinstance(lead, Lead):
             raise ValidationError("lead", lead, "expected a Lead")
+        read_version(expected_version)
         with self._store._lock:
             leads = self._store._state.leads
             stored = leads.get(lead.id)
@@ -570,10 +591,11 @@ class _MemoryLeads:
             return tuple(leads[k] for k in sorted(leads))
 
     def open_lead_for(self, email: str) -> Lead | None:
-        key = normalise_email(email)
+        key = read_email(email)
         return next((x for x in self.all() if x.is_open and x.email_key == key), None)
 
     def lead_for_customer(self, customer_id: str) -> Lead | None:
+        read_id(customer_id, "customer_id")
         return next((x for x in self.all() if x.customer_id == customer_id), None)
 
     def count(self) -> int:
@@ -581,6 +603,7 @@ class _MemoryLeads:
             return len(self._store._state.leads)
 
     def relink(self, from_customer: str, to_customer: str) -> int:
+        read_pair(from_customer, to_customer)
         with self._store._lock:
             leads = self._store._state.leads
             lead = next((x for x in leads.values() if x.customer_id == from_customer), None)
@@ -594,12 +617,13 @@ class _MemoryLeads:
     def page(
         self, *, stage: LeadStage | str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page[Lead]:
-        q = LeadPageQuery.of(stage=stage, limit=limit, cursor=cursor)
+        q = LeadPageQuery.of(stage=stage, limit=limit, cursor=cursor, secret=self._store._secret)
         with self._store._lock:
             found = [x for x in self._store._state.leads.values() if q.wants(x)]
         return q.page(sorted(found, key=lead_key))
 
     def erase_history(self, lead_id: str) -> int:
+        read_id(lead_id, "lead_id")
         with self._store._lock:
             leads = self._store._state.leads
             lead = leads.get(lead_id)
@@ -615,14 +639,15 @@ class _MemoryContacts:
         self._store = store
 
     def get(self, id: str) -> Contact:
-        contact = self.find(id)
+        contact = self.find(read_id(id))
         if contact is None:
             raise NotFoundError("contact", id)
         return contact
 
     def find(self, id: str) -> Contact | None:
+        key = read_id(id)
         with self._store._lock:
-            return self._store._state.contacts.get(id)
+            return self._store._state.contacts.get(key)
 
     def upsert(self, contact: Contact) -> None:
         if not isinstance(contact, Contact):
@@ -631,11 +656,13 @@ class _MemoryContacts:
             self._store._state.contacts[contact.id] = contact
 
     def remove(self, id: str) -> None:
+        read_id(id)
         with self._store._lock:
             if self._store._state.contacts.pop(id, None) is None:
                 raise NotFoundError("contact", id)
 
     def for_customer(self, customer_id: str) -> tuple[Contact, ...]:
+        read_id(customer_id, "customer_id")
         with self._store._lock:
             found = [
                 c for c in self._store._state.contacts.values() if c.customer_id == customer_id
@@ -643,6 +670,7 @@ class _MemoryContacts:
         return tuple(sorted(found, key=lambda c: (c.name, c.id)))
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
+        read_pair(from_customer, to_customer)
         with self._store._lock:
             contacts = self._store._state.contacts
             moved = [c for c in contacts.values() if c.customer_id == from_customer]
@@ -651,6 +679,7 @@ class _MemoryContacts:
             return len(moved)
 
     def erase_customer(self, customer_id: str) -> int:
+        read_id(customer_id, "customer_id")
         with self._store._lock:
             contacts = self._store._state.contacts
             gone = [k for k, c in contacts.items() if c.customer_id == customer_id]
@@ -659,7 +688,7 @@ class _MemoryContacts:
             return len(gone)
 
     def delete_customer(self, customer_id: str) -> int:
-        return self.erase_customer(customer_id)
+        return self.erase_customer(customer_id)  # validated there
 
 
 class _MemoryCalls:
@@ -667,8 +696,9 @@ class _MemoryCalls:
         self._store = store
 
     def get(self, id: str) -> LoggedCall:
+        key = read_id(id)
         with self._store._lock:
-            call = self._store._state.calls.get(id)
+            call = self._store._state.calls.get(key)
         if call is None:
             raise NotFoundError("call", id)
         return call
@@ -682,11 +712,13 @@ class _MemoryCalls:
             self._store._state.calls[call.id] = call
 
     def for_customer(self, customer_id: str) -> tuple[LoggedCall, ...]:
+        read_id(customer_id, "customer_id")
         with self._store._lock:
             found = [c for c in self._store._state.calls.values() if c.customer_id == customer_id]
         return tuple(sorted(found, key=lambda c: (c.at, c.id)))
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
+        read_pair(from_customer, to_customer)
         with self._store._lock:
             calls = self._store._state.calls
             moved = [c for c in calls.values() if c.customer_id == from_customer]
@@ -695,6 +727,7 @@ class _MemoryCalls:
             return len(moved)
 
     def erase_customer(self, customer_id: str) -> int:
+        read_id(customer_id, "customer_id")
         with self._store._lock:
             calls = self._store._state.calls
             mine = [c for c in calls.values() if c.customer_id == customer_id]
@@ -703,6 +736,7 @@ class _MemoryCalls:
             return len(mine)
 
     def delete_customer(self, customer_id: str) -> int:
+        read_id(customer_id, "customer_id")
         with self._store._lock:
             calls = self._store._state.calls
             gone = [k for k, c in calls.items() if c.customer_id == customer_id]
@@ -721,8 +755,9 @@ class _MemoryIntake:
             self._store._state.questions[question.id] = question
 
     def question(self, id: str) -> IntakeQuestion:
+        key = read_id(id)
         with self._store._lock:
-            found = self._store._state.questions.get(id)
+            found = self._store._state.questions.get(key)
         if found is None:
             raise NotFoundError("intake question", id)
         return found
@@ -731,6 +766,7 @@ class _MemoryIntake:
         self, *, scope: IntakeScope | str | None = None, include_retired: bool = False
     ) -> tuple[IntakeQuestion, ...]:
         wanted = check_scope(scope)
+        read_flag(include_retired, "include_retired")
         with self._store._lock:
             found = list(self._store._state.questions.values())
         return question_order(
@@ -756,6 +792,7 @@ class _MemoryIntake:
         return tuple(sorted(found, key=lambda a: a.answered_at))  # stable: ties keep write order
 
     def answers_for(self, customer_id: str) -> tuple[IntakeAnswer, ...]:
+        read_id(customer_id, "customer_id")
         return self._select(lambda a: a.customer_id == customer_id)
 
     def answers(self, *, as_of: datetime | None = None) -> tuple[IntakeAnswer, ...]:
@@ -765,6 +802,7 @@ class _MemoryIntake:
     def _rewrite(
         self, customer_id: str, change: Callable[[IntakeAnswer], IntakeAnswer | None]
     ) -> int:
+        read_id(customer_id, "customer_id")
         with self._store._lock:
             state = self._store._state
             touched = 0
@@ -779,6 +817,7 @@ class _MemoryIntake:
             return touched
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
+        read_pair(from_customer, to_customer)
         return self._rewrite(from_customer, lambda a: attrs.evolve(a, customer_id=to_customer))
 
     def erase_customer(self, customer_id: str) -> int:
@@ -791,6 +830,44 @@ class _MemoryIntake:
 
 
 # -- shared rules (every backend applies the same checks) -------------------------------------
+
+
+def _secret(value: object) -> bytes:
+    return cursor_secret(value)
+
+
+def read_id(value: object, field: str = "id") -> str:
+    """An id given to a CRM store: text every backend can look up (see
+    :func:`~revcrm.storage.read_text`), so no lookup fails in a dict or a driver."""
+    return read_text(value, field)
+
+
+def read_pair(from_customer: object, to_customer: object) -> None:
+    """The customer ids of a move (``rehome``, ``relink``)."""
+    read_id(from_customer, "from_customer")
+    read_id(to_customer, "to_customer")
+
+
+def read_flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(field, value, "expected True or False")
+    return value
+
+
+def read_version(value: object, field: str = "expected_version") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(field, value, "a whole number, 0 or more")
+    return value
+
+
+def read_tag(name: object) -> str:
+    """The key of a tag name given to a read."""
+    return tag_key(read_text(name, "name"))
+
+
+def read_email(email: object) -> str:
+    """The key of an email given to a read."""
+    return normalise_email(read_text(email, "email"))
 
 
 def check_question(question: object) -> IntakeQuestion:
@@ -879,8 +956,10 @@ class LeadPageQuery:
     limit: int
     after: tuple[int, str] | None
 
+    secret: bytes = attrs.field(repr=False, eq=False)
+
     @classmethod
-    def of(cls, *, stage: object, limit: object, cursor: object) -> LeadPageQuery:
+    def of(cls, *, stage: object, limit: object, cursor: object, secret: bytes) -> LeadPageQuery:
         wanted = None if stage is None else as_enum(LeadStage, stage, "stage")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationError("limit", limit, f"a whole number from 1 to {MAX_LIMIT}")
@@ -888,8 +967,8 @@ class LeadPageQuery:
         if cursor is not None:
             if not isinstance(cursor, str):
                 raise ValidationError("cursor", cursor, "expected a cursor string")
-            after = _decode_lead_cursor(cursor, _lead_scope(wanted))
-        return cls(stage=wanted, limit=limit, after=after)
+            after = _decode_lead_cursor(cursor, _lead_scope(wanted), secret)
+        return cls(stage=wanted, limit=limit, after=after, secret=secret)
 
     def wants(self, lead: Lead) -> bool:
         return (self.stage is None or lead.stage is self.stage) and (
@@ -902,7 +981,8 @@ class LeadPageQuery:
         items = tuple(islice(ordered, self.limit + 1))
         if len(items) <= self.limit:
             return Page(items=items)
-        cursor = _encode_lead_cursor(_lead_scope(self.stage), lead_key(items[self.limit - 1]))
+        micros, key = lead_key(items[self.limit - 1])
+        cursor = encode_cursor(_lead_scope(self.stage), micros, key, secret=self.secret)
         return Page(items=items[: self.limit], next_cursor=cursor)
 
 
@@ -910,27 +990,17 @@ def _lead_scope(stage: LeadStage | None) -> str:
     return f"leads:{'*' if stage is None else stage.value}"
 
 
-# A lead cursor holds a position only (no filter but the stage, which is its scope), so
-# validating every decoded value is enough: a forged one starts a page elsewhere, never
-# reaches a driver with a value it would choke on.
-def _encode_lead_cursor(scope: str, position: tuple[int, str]) -> str:
-    raw = json.dumps([scope, position[0], position[1]], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_lead_cursor(cursor: str, scope: str) -> tuple[int, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        got, micros, key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        if isinstance(micros, bool) or not isinstance(micros, int) or not isinstance(key, str):
-            raise TypeError("cursor fields")
-        if not _MOMENTS[0] <= micros <= _MOMENTS[1] or "\x00" in key:
-            raise ValueError("cursor values")
-        key.encode("utf-8")
-    except (ValueError, TypeError, UnicodeError):
-        raise ValidationError("cursor", cursor, "not a cursor this store issued") from None
-    if got != scope:
-        raise ValidationError("cursor", cursor, "belongs to a different query; start over")
+# A lead cursor is signed with the store's secret like the billing listings' (see
+# revcrm.storage._query): an edited or forged one is a ValidationError, and its decoded
+# values are checked anyway, so none reaches a driver with a value it would choke on.
+def _decode_lead_cursor(cursor: str, scope: str, secret: bytes) -> tuple[int, str]:
+    micros, key = decode_cursor(cursor, scope, secret=secret)
+    if (
+        isinstance(micros, bool)
+        or not isinstance(micros, int)
+        or not _MOMENTS[0] <= micros <= _MOMENTS[1]
+    ):
+        raise ValidationError("cursor", cursor, "not a cursor this store issued")
     return micros, key
 
 

@@ -26,14 +26,12 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from revcrm._time import utc
 from revcrm.crm._records import (
-    Contact,
-    LoggedCall,
     Note,
     NoteRevision,
     Tag,
     TagChange,
-    tag_key,
     tags_at,
 )
 from revcrm.errors import (
@@ -45,19 +43,27 @@ from revcrm.errors import (
     UnknownReferenceError,
     ValidationError,
 )
-from revcrm.leads._lead import Lead, LeadRecord, LeadTransitionRecord, normalise_email
+from revcrm.leads._lead import Lead, LeadRecord, LeadTransitionRecord
 from revcrm.leads._stages import LeadStage
 from revcrm.storage._codec import moment_from_value, moment_value
 from revcrm.storage._crm import (
     ERASED_TEXT,
     LeadPageQuery,
+    _check_entry,
     check_extends,
     note_order,
+    read_email,
+    read_flag,
+    read_id,
+    read_pair,
+    read_tag,
+    read_version,
     relinked,
     tag_counts,
 )
+from revcrm.storage._crm_sql_contacts import SQLCalls, SQLContacts
 from revcrm.storage._crm_sql_intake import SQLIntake
-from revcrm.storage._query import Page
+from revcrm.storage._query import Page, cursor_secret
 from revcrm.storage._sql import SQLStore, _create_engine
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "SQLCRMStore"]
@@ -238,6 +244,10 @@ def _d(value: int | None) -> datetime | None:
     return None if value is None else moment_from_value(value)
 
 
+def _secret(value: object) -> bytes:
+    return cursor_secret(value)
+
+
 def _converted(e: sa_exc.SQLAlchemyError) -> RevcrmError:
     orig = getattr(e, "orig", None)
     detail = f"{type(orig).__name__}: {orig}" if orig is not None else f"{type(e).__name__}: {e}"
@@ -269,6 +279,7 @@ class SQLCRMStore:
         *,
         prefix: str = "revcrm_crm_",
         billing: SQLStore | None = None,
+        cursor_secret: bytes | str | None = None,
     ):
         if not isinstance(prefix, str) or not _PREFIX.match(prefix):
             raise ValidationError("prefix", prefix, "lower-case letters, digits and _ (<= 31)")
@@ -281,6 +292,9 @@ class SQLCRMStore:
         if billing is not None:
             self._check_billing(billing, prefix)
         self._billing = billing
+        # Joined to a billing store, lead cursors are signed with its key unless given one.
+        shared = getattr(billing, "_secret", None) if cursor_secret is None else None
+        self._secret = shared if isinstance(shared, bytes) else _secret(cursor_secret)
         self._sqlite = self._engine.dialect.name == "sqlite"
         self.prefix = prefix
         self._md, self._t = _tables(prefix)
@@ -292,8 +306,8 @@ class SQLCRMStore:
         self.notes = _SQLNotes(self)
         self.tags = _SQLTags(self)
         self.leads = _SQLLeads(self)
-        self.contacts = _SQLContacts(self)
-        self.calls = _SQLCalls(self)
+        self.contacts = SQLContacts(self)
+        self.calls = SQLCalls(self)
         self.intake = SQLIntake(self)
 
     def _check_billing(self, billing: object, prefix: str) -> None:
@@ -494,8 +508,11 @@ class SQLCRMStore:
         versions reusable space (they stay on disk until overwritten: see
         docs/facade.md, "Erasure and the database files").
         """
-        if self._local.conn is not None:
-            raise StorageError("scrub() inside an open transaction: call it after the commit")
+        billing = self._billing
+        if self._local.conn is not None or (
+            billing is not None and billing._local.conn is not None
+        ):
+            raise ValidationError("scrub", None, "not inside a transaction")
 
         def run(conn: Connection) -> None:
             if self._sqlite:
@@ -557,6 +574,8 @@ class SQLCRMStore:
         return self._run(fn, write=False)
 
     def _rehome(self, table: sa.Table, from_customer: str, to_customer: str) -> int:
+        read_pair(from_customer, to_customer)
+
         def run(conn: Connection) -> int:
             stmt = (
                 sa.update(table)
@@ -568,6 +587,8 @@ class SQLCRMStore:
         return self._run(run)
 
     def _delete(self, table: sa.Table, customer_id: str) -> int:
+        read_id(customer_id, "customer_id")
+
         def run(conn: Connection) -> int:
             stmt = sa.delete(table).where(table.c.customer_id == customer_id)
             return int(conn.execute(stmt).rowcount)
@@ -614,12 +635,14 @@ class _SQLNotes:
         self._r = store._t["note_revisions"]
 
     def get(self, id: str) -> Note:
-        note = self.find(id)
+        note = self.find(read_id(id))
         if note is None:
             raise NotFoundError("note", id)
         return note
 
     def find(self, id: str) -> Note | None:
+        read_id(id)
+
         def run(conn: Connection) -> Note | None:
             row = conn.execute(sa.select(self._n).where(self._n.c.id == id)).mappings().first()
             return None if row is None else _note(row)
@@ -641,8 +664,6 @@ class _SQLNotes:
         self._s._run(run, unique=("note", note.id))
 
     def save(self, note: Note, entry: NoteRevision) -> None:
-        from revcrm.storage._crm import _check_entry
-
         _check_entry(note, entry)
 
         def run(conn: Connection) -> None:
@@ -663,6 +684,9 @@ class _SQLNotes:
         self._s._run(run)
 
     def for_customer(self, customer_id: str, *, include_deleted: bool = False) -> tuple[Note, ...]:
+        read_id(customer_id, "customer_id")
+        read_flag(include_deleted, "include_deleted")
+
         def run(conn: Connection) -> tuple[Note, ...]:
             q = sa.select(self._n).where(self._n.c.customer_id == customer_id)
             if not include_deleted:
@@ -672,6 +696,8 @@ class _SQLNotes:
         return self._s._read(run)
 
     def history(self, note_id: str) -> tuple[NoteRevision, ...]:
+        read_id(note_id, "note_id")
+
         def run(conn: Connection) -> tuple[NoteRevision, ...]:
             q = sa.select(self._r).where(self._r.c.note_id == note_id).order_by(self._r.c.revision)
             rows = tuple(_entry(r) for r in conn.execute(q).mappings())
@@ -682,6 +708,8 @@ class _SQLNotes:
         return self._s._read(run)
 
     def rehome(self, from_customer: str, to_customer: str) -> int:
+        read_pair(from_customer, to_customer)
+
         def run(conn: Connection) -> int:
             moved = conn.execute(
                 sa.update(self._n)
@@ -698,6 +726,8 @@ class _SQLNotes:
         return self._s._run(run)
 
     def erase_customer(self, customer_id: str) -> int:
+        read_id(customer_id, "customer_id")
+
         def run(conn: Connection) -> int:
             erased = conn.execute(
                 sa.update(self._n)
@@ -714,6 +744,8 @@ class _SQLNotes:
         return self._s._run(run)
 
     def delete_customer(self, customer_id: str) -> int:
+        read_id(customer_id, "customer_id")
+
         def run(conn: Connection) -> int:
             mine = sa.select(self._n.c.id).where(self._n.c.customer_id == customer_id)
             conn.execute(sa.delete(self._r).where(self._r.c.note_id.in_(mine)))
@@ -748,7 +780,7 @@ class _SQLTags:
         self._s._run(run, unique=("tag", tag.key))
 
     def get(self, name: str) -> Tag:
-        key = tag_key(name)
+        key = read_tag(name)
 
         def run(conn: Connection) -> Tag:
             row = conn.execute(sa.select(self._t).where(self._t.c.key == key)).mappings().first()
@@ -778,6 +810,9 @@ class _SQLTags:
         self._s._run(run)
 
     def changes(self, customer_id: str | None = None) -> tuple[TagChange, ...]:
+        if customer_id is not None:
+            read_id(customer_id, "customer_id")
+
         def run(conn: Connection) -> tuple[TagChange, ...]:
             q = sa.select(self._c).order_by(self._c.c.at, self._c.c.seq)
             if customer_id is not None:
@@ -788,10 +823,13 @@ class _SQLTags:
         return self._s._read(run)
 
     def tags_of(self, customer_id: str, *, as_of: datetime) -> frozenset[str]:
-        return tags_at(self.changes(customer_id), as_of=as_of).get(customer_id, frozenset())
+        read_id(customer_id, "customer_id")
+        moment = utc(as_of, "as_of")
+        return tags_at(self.changes(customer_id), as_of=moment).get(customer_id, frozenset())
 
     def customers_with(self, name: str, *, as_of: datetime) -> frozenset[str]:
         key = self.get(name).key
+        as_of = utc(as_of, "as_of")
 
         def run(conn: Connection) -> tuple[TagChange, ...]:
             # Only the log of customers who ever had the tag is replayed.
@@ -807,7 +845,7 @@ class _SQLTags:
         return frozenset(current)
 
     def counts(self, *, as_of: datetime) -> dict[str, int]:
-        return tag_counts(self.all(), self.changes(), as_of=as_of)
+        return tag_counts(self.all(), self.changes(), as_of=utc(as_of, "as_of"))
 
     def delete_customer(self, customer_id: str) -> int:
         return self._s._delete(self._c, customer_id)
@@ -888,13 +926,13 @@ class _SQLLeads:
         return self._s._read(run)
 
     def get(self, id: str) -> Lead:
-        lead = self.find(id)
+        lead = self.find(read_id(id))
         if lead is None:
             raise NotFoundError("lead", id)
         return lead
 
     def find(self, id: str) -> Lead | None:
-        found = self._where(self._l.c.id == id)
+        found = self._where(self._l.c.id == read_id(id))
         return found[0] if found else None
 
     def version(self, id: str) -> int:
@@ -933,6 +971,7 @@ class _SQLLeads:
     def save(self, lead: Lead, *, expected_version: int) -> int:
         if not isinstance(lead, Lead):
             raise ValidationError("lead", lead, "expected a Lead")
+        read_version(expected_version)
 
         def run(conn: Connection) -> int:
             stored = self._load(
@@ -961,11 +1000,11 @@ class _SQLLeads:
         return tuple(self._where())
 
     def open_lead_for(self, email: str) -> Lead | None:
-        found = self._where(self._l.c.open_key == normalise_email(email))
+        found = self._where(self._l.c.open_key == read_email(email))
         return found[0] if found else None
 
     def lead_for_customer(self, customer_id: str) -> Lead | None:
-        found = self._where(self._l.c.customer_id == customer_id)
+        found = self._where(self._l.c.customer_id == read_id(customer_id, "customer_id"))
         return found[0] if found else None
 
     def count(self) -> int:
@@ -976,6 +1015,8 @@ class _SQLLeads:
         )
 
     def relink(self, from_customer: str, to_customer: str) -> int:
+        read_pair(from_customer, to_customer)
+
         def run(conn: Connection) -> int:
             q = sa.select(self._l).where(self._l.c.customer_id == from_customer)
             found = self._load(conn, list(conn.execute(q).mappings()))
@@ -998,7 +1039,7 @@ class _SQLLeads:
     def page(
         self, *, stage: LeadStage | str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page[Lead]:
-        q = LeadPageQuery.of(stage=stage, limit=limit, cursor=cursor)
+        q = LeadPageQuery.of(stage=stage, limit=limit, cursor=cursor, secret=self._s._secret)
         created = self._l.c.created_at
         # Ids in code-point order on both databases, as the in-memory store sorts them.
         ident = self._l.c.id if self._s._sqlite else self._l.c.id.collate("C")
@@ -1016,6 +1057,7 @@ class _SQLLeads:
         return self._s._read(run)
 
     def erase_history(self, lead_id: str) -> int:
+        read_id(lead_id, "lead_id")
         x = self._x
 
         def run(conn: Connection) -> int:
@@ -1038,117 +1080,3 @@ class _SQLLeads:
             return int(conn.execute(stmt).rowcount)
 
         return self._s._run(run)
-
-
-# -- contacts and calls -----------------------------------------------------------------------
-
-
-class _SQLContacts:
-    def __init__(self, store: SQLCRMStore) -> None:
-        self._s = store
-        self._c = store._t["contacts"]
-
-    def get(self, id: str) -> Contact:
-        contact = self.find(id)
-        if contact is None:
-            raise NotFoundError("contact", id)
-        return contact
-
-    def find(self, id: str) -> Contact | None:
-        def run(conn: Connection) -> Contact | None:
-            row = conn.execute(sa.select(self._c).where(self._c.c.id == id)).mappings().first()
-            return None if row is None else Contact.from_record(dict(row))
-
-        return self._s._read(run)
-
-    def upsert(self, contact: Contact) -> None:
-        if not isinstance(contact, Contact):
-            raise ValidationError("contact", contact, "expected a Contact")
-
-        def run(conn: Connection) -> None:
-            conn.execute(sa.delete(self._c).where(self._c.c.id == contact.id))
-            conn.execute(sa.insert(self._c), [dict(contact.to_record())])
-
-        self._s._run(run, unique=("contact", contact.id))
-
-    def remove(self, id: str) -> None:
-        def run(conn: Connection) -> None:
-            if conn.execute(sa.delete(self._c).where(self._c.c.id == id)).rowcount != 1:
-                raise NotFoundError("contact", id)
-
-        self._s._run(run)
-
-    def for_customer(self, customer_id: str) -> tuple[Contact, ...]:
-        def run(conn: Connection) -> tuple[Contact, ...]:
-            q = sa.select(self._c).where(self._c.c.customer_id == customer_id)
-            found = [Contact.from_record(dict(r)) for r in conn.execute(q).mappings()]
-            return tuple(sorted(found, key=lambda c: (c.name, c.id)))
-
-        return self._s._read(run)
-
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        return self._s._rehome(self._c, from_customer, to_customer)
-
-    def erase_customer(self, customer_id: str) -> int:
-        return self._s._delete(self._c, customer_id)
-
-    def delete_customer(self, customer_id: str) -> int:
-        return self._s._delete(self._c, customer_id)
-
-
-def _call(r: Mapping[Any, Any]) -> LoggedCall:
-    return LoggedCall.from_record({**r, "at": moment_from_value(r["at"])})
-
-
-class _SQLCalls:
-    def __init__(self, store: SQLCRMStore) -> None:
-        self._s = store
-        self._c = store._t["calls"]
-
-    def get(self, id: str) -> LoggedCall:
-        def run(conn: Connection) -> LoggedCall:
-            row = conn.execute(sa.select(self._c).where(self._c.c.id == id)).mappings().first()
-            if row is None:
-                raise NotFoundError("call", id)
-            return _call(row)
-
-        return self._s._read(run)
-
-    def add(self, call: LoggedCall) -> None:
-        if not isinstance(call, LoggedCall):
-            raise ValidationError("call", call, "expected a LoggedCall")
-
-        def run(conn: Connection) -> None:
-            if conn.execute(sa.select(self._c.c.id).where(self._c.c.id == call.id)).first():
-                raise DuplicateError("call", call.id)
-            conn.execute(sa.insert(self._c), [{**call.to_record(), "at": _m(call.at)}])
-
-        self._s._run(run, unique=("call", call.id))
-
-    def for_customer(self, customer_id: str) -> tuple[LoggedCall, ...]:
-        def run(conn: Connection) -> tuple[LoggedCall, ...]:
-            q = (
-                sa.select(self._c)
-                .where(self._c.c.customer_id == customer_id)
-                .order_by(self._c.c.at, self._c.c.id)
-            )
-            return tuple(_call(r) for r in conn.execute(q).mappings())
-
-        return self._s._read(run)
-
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        return self._s._rehome(self._c, from_customer, to_customer)
-
-    def erase_customer(self, customer_id: str) -> int:
-        def run(conn: Connection) -> int:
-            stmt = (
-                sa.update(self._c)
-                .where(self._c.c.customer_id == customer_id)
-                .values(summary=ERASED_TEXT)
-            )
-            return int(conn.execute(stmt).rowcount)
-
-        return self._s._run(run)
-
-    def delete_customer(self, customer_id: str) -> int:
-        return self._s._delete(self._c, customer_id)

@@ -21,7 +21,13 @@ from revcrm.crm._intake import (
 )
 from revcrm.errors import NotFoundError, UnknownReferenceError, ValidationError
 from revcrm.storage._codec import moment_from_value, moment_value
-from revcrm.storage._crm import ERASED_TEXT, check_question, check_scope
+from revcrm.storage._crm import (
+    ERASED_TEXT,
+    check_question,
+    check_scope,
+    read_flag,
+    read_id,
+)
 
 if TYPE_CHECKING:
     from revcrm.storage._crm_sql import SQLCRMStore
@@ -90,6 +96,8 @@ class SQLIntake:
         return None if row is None else _question(row)
 
     def question(self, id: str) -> IntakeQuestion:
+        read_id(id)
+
         def run(conn: Connection) -> IntakeQuestion:
             found = self._find(conn, id)
             if found is None:
@@ -102,6 +110,7 @@ class SQLIntake:
         self, *, scope: IntakeScope | str | None = None, include_retired: bool = False
     ) -> tuple[IntakeQuestion, ...]:
         wanted = check_scope(scope)
+        read_flag(include_retired, "include_retired")
 
         def run(conn: Connection) -> tuple[IntakeQuestion, ...]:
             q = sa.select(self._q)
@@ -135,6 +144,7 @@ class SQLIntake:
         return self._s._read(run)
 
     def answers_for(self, customer_id: str) -> tuple[IntakeAnswer, ...]:
+        read_id(customer_id, "customer_id")
         return self._select(self._a.c.customer_id == customer_id)
 
     def answers(self, *, as_of: datetime | None = None) -> tuple[IntakeAnswer, ...]:
@@ -146,6 +156,8 @@ class SQLIntake:
         return self._s._rehome(self._a, from_customer, to_customer)
 
     def erase_customer(self, customer_id: str) -> int:
+        read_id(customer_id, "customer_id")
+
         def run(conn: Connection) -> int:
             stmt = (
                 sa.update(self._a)
