@@ -991,3 +991,126 @@ def store_state(store: Any) -> object:
     records = tuple(getattr(book, f.name) for f in attrs.fields(Book))
     counts = tuple(getattr(store, name).count() for name, _, _ in _REPOS)
     return (records, counts, tuple(store.fx.rates().items()))
+
+
+# -- the CRM stores ---------------------------------------------------------------------------
+
+CRM_NOTE: Final = Note.create(
+    id="note_a", customer_id="cus_a", author_id="staff_1", body="Called about it.", at=T0
+)
+LEAD_B: Final = Lead(id="lead_b", email="erin@example.com", created_at=T0 + timedelta(hours=1))
+
+
+def seed_crm_store(s: Any) -> Any:
+    """A CRM store holding one record of each kind (the facade's seed, written directly)."""
+    s.notes.add(CRM_NOTE)
+    s.tags.create(TAG)
+    s.tags.record(TAG_CHANGE)
+    s.contacts.upsert(CONTACT)
+    s.calls.add(CALL)
+    s.intake.save_question(QUESTION)
+    s.intake.record(ANSWER)
+    s.leads.add(LEAD_MOVED)
+    s.leads.add(LEAD_B)
+    return s
+
+
+def crm_store_calls(s: Any) -> list[Call]:
+    """Every public method of a CRM store's repositories, with valid arguments."""
+    edited, entry = CRM_NOTE.edit("Called again.", at=T0 + timedelta(hours=2), staff_id="s")
+    customer = {"customer_id": "cus_a"}
+    move = {"from_customer": "cus_a", "to_customer": "cus_b"}
+    calls = [
+        Call("notes.get", s.notes.get, {"id": "note_a"}, 1),
+        Call("notes.find", s.notes.find, {"id": "note_a"}, 1),
+        Call(
+            "notes.for_customer",
+            s.notes.for_customer,
+            {"customer_id": "cus_a", "include_deleted": True},
+            1,
+        ),
+        Call("notes.history", s.notes.history, {"note_id": "note_a"}, 1),
+        Call("notes.add", s.notes.add, {"note": attrs.evolve(CRM_NOTE, id="note_b")}, 1),
+        Call("notes.save", s.notes.save, {"note": edited, "entry": entry}, 2),
+        Call("tags.get", s.tags.get, {"name": "vip"}, 1),
+        Call("tags.all", s.tags.all, {}),
+        Call("tags.changes", s.tags.changes, customer, 1),
+        Call("tags.tags_of", s.tags.tags_of, {**customer, "as_of": AS_OF}, 1),
+        Call("tags.customers_with", s.tags.customers_with, {"name": "VIP", "as_of": AS_OF}, 1),
+        Call("tags.counts", s.tags.counts, {"as_of": AS_OF}),
+        Call("tags.create", s.tags.create, {"tag": Tag(name="Trial", colour="#00ff00")}, 1),
+        Call("tags.record", s.tags.record, {"change": attrs.evolve(TAG_CHANGE, at=AS_OF)}, 1),
+        Call("leads.get", s.leads.get, {"id": "lead_a"}, 1),
+        Call("leads.find", s.leads.find, {"id": "lead_a"}, 1),
+        Call("leads.version", s.leads.version, {"id": "lead_a"}, 1),
+        Call("leads.all", s.leads.all, {}),
+        Call("leads.open_lead_for", s.leads.open_lead_for, {"email": "dave@example.com"}, 1),
+        Call("leads.lead_for_customer", s.leads.lead_for_customer, customer, 1),
+        Call("leads.count", s.leads.count, {}),
+        Call("leads.page", s.leads.page, {"stage": "new", "limit": 1, "cursor": None}),
+        Call(
+            "leads.add",
+            s.leads.add,
+            {"lead": attrs.evolve(LEAD_B, id="lead_c", email="fay@example.com")},
+            1,
+        ),
+        Call(
+            "leads.save",
+            s.leads.save,
+            {"lead": LEAD_MOVED.qualify(at=T0 + timedelta(days=2)), "expected_version": 1},
+            1,
+        ),
+        Call("leads.relink", s.leads.relink, move, 2),
+        Call("leads.erase_history", s.leads.erase_history, {"lead_id": "lead_a"}, 1),
+        Call("contacts.get", s.contacts.get, {"id": "con_a"}, 1),
+        Call("contacts.find", s.contacts.find, {"id": "con_a"}, 1),
+        Call("contacts.for_customer", s.contacts.for_customer, customer, 1),
+        Call("contacts.upsert", s.contacts.upsert, {"contact": attrs.evolve(CONTACT, id="b")}, 1),
+        Call("contacts.remove", s.contacts.remove, {"id": "con_a"}, 1),
+        Call("calls.get", s.calls.get, {"id": "call_a"}, 1),
+        Call("calls.for_customer", s.calls.for_customer, customer, 1),
+        Call("calls.add", s.calls.add, {"call": attrs.evolve(CALL, id="call_b")}, 1),
+        Call("intake.question", s.intake.question, {"id": "q_goal"}, 1),
+        Call(
+            "intake.questions",
+            s.intake.questions,
+            {"scope": "registration", "include_retired": True},
+        ),
+        Call("intake.save_question", s.intake.save_question, {"question": QUESTION}, 1),
+        Call("intake.record", s.intake.record, {"answer": ANSWER}, 1),
+        Call("intake.answers_for", s.intake.answers_for, customer, 1),
+        Call("intake.answers", s.intake.answers, {"as_of": AS_OF}),
+    ]
+    for repo in ("notes", "contacts", "calls", "intake"):
+        r = getattr(s, repo)
+        calls += [
+            Call(f"{repo}.rehome", r.rehome, move, 2),
+            Call(f"{repo}.erase_customer", r.erase_customer, customer, 1),
+        ]
+    for repo in ("notes", "tags", "contacts", "calls", "intake"):
+        r = getattr(s, repo)
+        calls.append(Call(f"{repo}.delete_customer", r.delete_customer, customer, 1))
+    return calls
+
+
+def crm_store_state(s: Any) -> object:
+    """Everything a CRM store holds for the seeded customers, comparable with ``==``."""
+    per_customer = [
+        (
+            s.notes.for_customer(cid, include_deleted=True),
+            s.contacts.for_customer(cid),
+            s.calls.for_customer(cid),
+            s.intake.answers_for(cid),
+            s.tags.changes(cid),
+        )
+        for cid in ("cus_a", "cus_b")
+    ]
+    notes = [s.notes.history(n.id) for n in s.notes.for_customer("cus_a", include_deleted=True)]
+    return (
+        per_customer,
+        notes,
+        s.tags.all(),
+        s.tags.changes(),
+        s.intake.questions(include_retired=True),
+        s.leads.all(),
+    )
