@@ -52,6 +52,8 @@ from revcrm.storage._query import (
     cursor_secret,
     query_as_of,
     read_ids,
+    read_period,
+    read_records,
     read_text,
 )
 
@@ -218,7 +220,7 @@ class InMemoryStore:
             return self._upsert(p, expected_version)
 
     def upsert_many(self, kind: str, records: Iterable[Any]) -> ImportResult:
-        batch = [prepare(kind, r) for r in records]
+        batch = [prepare(kind, r) for r in read_records(records)]
         counts = [0, 0, 0]
         with self.transaction():
             for p in batch:
@@ -451,6 +453,7 @@ def _book_groups(book: Book) -> list[tuple[str, tuple[Any, ...]]]:
 
 def restrict_book(book: Book, *, customer_ids: Iterable[str] | None, period: Period | None) -> Book:
     """The sub-book a store hands out for some customers and/or a period (see Store.book)."""
+    period = read_period(period)
     if customer_ids is not None:
         book = book.restricted_to(_id_list(customer_ids))
     if period is None:

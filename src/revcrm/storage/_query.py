@@ -59,6 +59,8 @@ __all__ = [
     "cursor_secret",
     "query_as_of",
     "read_ids",
+    "read_period",
+    "read_records",
     "read_text",
 ]
 
@@ -146,6 +148,27 @@ def read_ids(value: object, field: str = "customer_ids") -> list[str]:
     for v in items:
         read_text(v, field)
     return items
+
+
+def read_records(value: object, field: str = "records") -> list[Any]:
+    """The records of a batch write (``upsert_many``): any iterable, taken once into a list
+    so that a generator is read before anything is written. One string, bytes or mapping
+    is refused as a collection (iterating it would yield its characters or keys)."""
+    if isinstance(value, (str, bytes, bytearray, dict)):
+        raise ValidationError(field, value, "expected a collection of records")
+    try:
+        items = iter(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise ValidationError(field, value, "expected a collection of records") from None
+    # Outside the try: an error raised by the host's own generator stays the host's.
+    return list(items)
+
+
+def read_period(value: object, field: str = "period") -> Period | None:
+    """An optional :class:`Period` argument of a read (``book(period=...)``)."""
+    if value is not None and not isinstance(value, Period):
+        raise ValidationError(field, value, "expected a revcrm.storage.Period")
+    return value
 
 
 def _optional_text(field: str) -> Any:
@@ -514,10 +537,11 @@ class CustomerQuery:
 
 
 def _config_key(config: SegmentConfig) -> str:
-    # Precedence never changes membership, only the thresholds do.
+    # Precedence never changes membership, only the thresholds do (every one of them: the
+    # grace decides the cycle-aware Active rule).
     return (
-        f"{config.active_payment_days}/{config.at_risk_cancellation_days}/"
-        f"{config.new_customer_days}"
+        f"{config.active_payment_days}/{config.active_grace_days}/"
+        f"{config.at_risk_cancellation_days}/{config.new_customer_days}"
     )
 
 

@@ -108,6 +108,8 @@ from revcrm.storage._query import (
     Versioned,
     cursor_secret,
     query_as_of,
+    read_period,
+    read_records,
     read_text,
 )
 from revcrm.storage._schema import (
@@ -1258,7 +1260,7 @@ class SQLStore:
         return int(v)
 
     def _upsert_many(self, kind: str, records: Iterable[Any]) -> ImportResult:
-        batch = [prepare(kind, r) for r in records]
+        batch = [prepare(kind, r) for r in read_records(records)]
         return self._run(True, lambda conn: self._write(conn, batch, [None] * len(batch)))
 
     def import_book(self, book: Book) -> ImportResult:
@@ -1447,8 +1449,7 @@ class SQLStore:
         self, *, customer_ids: Iterable[str] | None = None, period: Period | None = None
     ) -> Book:
         ids = None if customer_ids is None else sorted(set(_id_list(customer_ids)))
-        if period is not None and not isinstance(period, Period):
-            raise ValidationError("period", period, "expected a Period")
+        period = read_period(period)
 
         def run(conn: Connection) -> Book:
             s = self._schema

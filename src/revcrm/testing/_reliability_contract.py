@@ -206,6 +206,31 @@ class ReliabilityContract(abc.ABC):
         finally:
             store.close()
 
+    def test_batch_writes_need_a_collection_of_records(self) -> None:
+        store = self._fresh()
+        try:
+            before = store.book()
+            one = Customer(id="c-new", name="N", registered_at=_AS_OF)
+
+            def boom() -> Any:
+                yield one
+                raise TypeError("the host's generator broke")
+
+            for name in (*_REPOS, "credits"):
+                repo: Any = getattr(store, name)
+                for bad in (None, 3, one, "c1", b"c1", {"id": "c1"}, len):
+                    with pytest.raises(ValidationError):
+                        repo.upsert_many(bad)
+            with pytest.raises(TypeError):  # the host's own error, but nothing written
+                store.customers.upsert_many(boom())
+            for period in ("2024-01", (_AS_OF, _AS_OF), len, 5):
+                with pytest.raises(ValidationError):
+                    store.book(period=period)  # type: ignore[arg-type]
+            _same(store.book(), before)
+            assert store.customers.upsert_many(iter([one])).inserted == 1
+        finally:
+            store.close()
+
     def test_dashboard_dates_out_of_range(self) -> None:
         store = self._fresh()
         try:
