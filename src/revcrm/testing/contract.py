@@ -463,6 +463,29 @@ class StoreContract(DeleteContract, ReliabilityContract):
         }
         assert type(attrs_["vip"]) is bool
         assert type(attrs_["seats"]) is int
+        # Edges of the closed set: a Decimal comes back as written (exponent, sign of zero,
+        # tiny scale), an int of 40 digits stays an int.
+        edges: dict[str, Any] = {
+            "sci": Decimal("5.10472031E+11"),
+            "tiny": Decimal("1E-200"),
+            "negzero": Decimal("-0.00"),
+            "big": 10**39,
+            "negbig": -(10**39),
+        }
+        loaded.customers.upsert(Customer(id="edges", registered_at=T0, custom_attributes=edges))
+        back = loaded.customers.get("edges").custom_attributes
+        assert set(back) == set(edges)
+        for k, v in edges.items():
+            assert type(back[k]) is type(v), k
+            got = back[k]
+            if isinstance(v, Decimal):
+                assert isinstance(got, Decimal), k
+                assert got.as_tuple() == v.as_tuple(), k
+            else:
+                assert back[k] == v, k
+        assert loaded.customers.get_versioned("edges").version == 1
+        again = loaded.customers.upsert_many([loaded.customers.get("edges")])
+        assert again.unchanged == 1
 
     def test_any_text_round_trips_in_custom_attributes_and_details(self, store: Store) -> None:
         odd = "nul \x00, lone \ud800, emoji \U0001f600, quote ' and \\"
@@ -510,6 +533,21 @@ class StoreContract(DeleteContract, ReliabilityContract):
         assert store.credits.balance("c", "USD").amount == expected
         row = store.customers.page(as_of=AS_OF, currency="USD").items[0]
         assert row.credit_balance.amount == expected
+        # An amount written with an exponent is canonical (Money's rule), on every backend,
+        # and reading it back then writing it again is no change.
+        sci = CreditEntry(
+            id="e",
+            customer_id="c",
+            amount=Money(Decimal("5.10472031E+11"), "USD"),
+            reason="e",
+            at=T0,
+        )
+        store.credits.upsert(sci)
+        back = store.credits.get("e")
+        assert str(back.amount.amount) == "510472031000"
+        assert back == sci
+        assert store.credits.upsert_many([back]).unchanged == 1
+        assert store.credits.get_versioned("e").version == 1
 
     @settings(
         max_examples=10,
@@ -860,6 +898,19 @@ class StoreContract(DeleteContract, ReliabilityContract):
             lambda: Customer(id="x", registered_at=T0, name="lone \ud800 surrogate"),
             lambda: Customer(id="x", registered_at=T0, email="a@b.c", username="\x00"),
             lambda: Product(id="x", name="not a customer"),
+            lambda: Customer(id="x", registered_at=T0, phone=1),  # type: ignore[arg-type]
+            lambda: Customer(id="x", registered_at=T0, external_id=1),  # type: ignore[arg-type]
+            lambda: Customer(id="x", registered_at=T0, custom_attributes={1: "x"}),  # type: ignore[dict-item]
+            lambda: Customer(id="x", registered_at=T0, custom_attributes={"x": Decimal("NaN")}),
+            lambda: Customer(id="x", registered_at=T0, custom_attributes={"x": b"x"}),  # type: ignore[dict-item]
+            lambda: Subscription.start(
+                id="x",
+                customer_id="c1",
+                at=T0,
+                price=_usd("1"),
+                cycle=BillingCycle.MONTHLY,
+                details=[("k", 1)],  # type: ignore[list-item]
+            ),
         ],
     )
     def test_invalid_values_are_rejected_before_writing(
