@@ -8,13 +8,17 @@ import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from revcrm import Book, Customer
 from revcrm.errors import ValidationError
-from revcrm.storage import cursor_as_of
+from revcrm.segments import DEFAULT_CONFIG, SegmentConfig
+from revcrm.storage import InMemoryStore, cursor_as_of
 from revcrm.storage._query import (
+    CustomerQuery,
     SortValue,
     cursor_secret,
     decode_cursor,
@@ -101,3 +105,54 @@ def test_the_list_moment_comes_from_the_cursor_or_is_required() -> None:
         query_as_of(None, None)
     with pytest.raises(ValidationError, match="cursor"):
         query_as_of(None, encode_cursor(SCOPE, 1, "c1", secret=KEY))
+
+
+def test_a_segment_cursor_belongs_to_every_threshold_of_its_config() -> None:
+    """A cursor of the segment filter made under one SegmentConfig is refused under another
+    whose thresholds differ (the grace decides the cycle-aware Active rule); precedence
+    never changes membership, so it does not change the query."""
+    base = CustomerQuery(
+        as_of=datetime(2024, 6, 1, tzinfo=UTC), currency="USD", segment="active", secret=KEY
+    )
+    changes: dict[str, object] = {
+        "active_payment_days": 30,
+        "active_grace_days": 0,
+        "at_risk_cancellation_days": 3,
+        "new_customer_days": 5,
+    }
+    names = {f.name for f in attrs.fields(SegmentConfig)} - {"precedence"}
+    assert names == set(changes)  # a new threshold must be part of the cursor's query too
+    cursor = base.next_cursor("Ada", "c1")
+    for name, value in changes.items():
+        other = attrs.evolve(base, segment_config=SegmentConfig(**{name: value}))  # type: ignore[arg-type]
+        assert other.scope != base.scope, name
+        with pytest.raises(ValidationError, match="different query"):
+            attrs.evolve(other, cursor=cursor).after()
+    reordered = SegmentConfig(precedence=tuple(reversed(DEFAULT_CONFIG.precedence)))
+    assert attrs.evolve(base, segment_config=reordered).scope == base.scope
+
+
+def test_a_store_refuses_a_segment_cursor_of_another_grace() -> None:
+    store = InMemoryStore()
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    store.import_book(
+        Book.of(customers=[Customer(id=f"c{i}", registered_at=t0, name=f"N{i}") for i in range(3)])
+    )
+    as_of = datetime(2024, 6, 1, tzinfo=UTC)
+    first = store.customers.page(
+        as_of=as_of,
+        currency="USD",
+        segment="never_purchased",
+        limit=1,
+        segment_config=SegmentConfig(active_grace_days=7),
+    )
+    assert first.next_cursor is not None
+    with pytest.raises(ValidationError, match="different query"):
+        store.customers.page(
+            as_of=as_of,
+            currency="USD",
+            segment="never_purchased",
+            limit=1,
+            segment_config=SegmentConfig(active_grace_days=0),
+            cursor=first.next_cursor,
+        )
