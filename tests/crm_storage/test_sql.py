@@ -108,3 +108,42 @@ def test_a_hosts_engine_keeps_its_connection_settings(tmp_path: Path) -> None:
     assert host_insert(2) == (0, 0)
     assert store.notes.get("n1").body == "[erased]"
     engine.dispose()
+
+
+def test_lead_cursors_are_signed_with_the_store_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/crm.db"
+    key = b"k" * 32
+    first = SQLCRMStore(url, cursor_secret=key)
+    first.create_schema()
+    for i in range(3):
+        first.leads.add(Lead(id=f"l{i}", email=f"{i}@example.com", created_at=_T0))
+    cursor = first.leads.page(limit=1).next_cursor
+    assert cursor is not None
+    # Another process with the same key continues the listing; one without it refuses.
+    same = SQLCRMStore(url, cursor_secret=key)
+    assert [x.id for x in same.leads.page(limit=1, cursor=cursor).items] == ["l1"]
+    other = SQLCRMStore(url)
+    with pytest.raises(ValidationError, match="cursor"):
+        other.leads.page(limit=1, cursor=cursor)
+    with pytest.raises(ValidationError, match="cursor_secret"):
+        SQLCRMStore(url, cursor_secret=b"short")
+    for store in (first, same, other):
+        store.close()
+
+
+def test_a_joined_store_signs_with_the_billing_key(tmp_path: Path) -> None:
+    from revcrm.storage import SQLStore
+
+    billing = SQLStore(f"sqlite:///{tmp_path}/b.db", cursor_secret=b"b" * 32)
+    billing.create_schema()
+    crm = SQLCRMStore.alongside(billing)
+    crm.create_schema()
+    for i in range(2):
+        crm.leads.add(Lead(id=f"l{i}", email=f"{i}@example.com", created_at=_T0))
+    cursor = crm.leads.page(limit=1).next_cursor
+    assert cursor is not None
+    again = SQLCRMStore(billing.engine, cursor_secret=b"b" * 32)
+    assert [x.id for x in again.leads.page(limit=1, cursor=cursor).items] == ["l1"]
+    with pytest.raises(ValidationError), billing.transaction():
+        crm.scrub()
+    billing.close()

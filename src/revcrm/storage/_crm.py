@@ -351,7 +351,9 @@ class _State:
 
 
 class InMemoryCRMStore:
-    """Thread-safe in-memory CRM store; ``transaction()`` restores a snapshot on error."""
+    """Thread-safe in-memory CRM store; ``transaction()`` restores a snapshot on error.
+
+    ``cursor_secret`` signs lead cursors (random per store unless given)."""
 
     def __init__(self, *, cursor_secret: bytes | str | None = None) -> None:
         self._lock = threading.RLock()

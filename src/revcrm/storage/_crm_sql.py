@@ -271,6 +271,9 @@ class SQLCRMStore:
     :meth:`SQLStore.connection() <revcrm.storage.SQLStore.connection>`: inside
     ``billing.transaction()`` CRM writes join that transaction, so billing and CRM rows
     commit or roll back together. The billing schema must exist first.
+
+    ``cursor_secret`` signs lead cursors (random per store unless given; joined to a
+    billing store, that store's key): processes serving one listing must share it.
     """
 
     def __init__(
