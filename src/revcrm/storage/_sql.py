@@ -1113,6 +1113,11 @@ class SQLStore:
             columns += _LIMB_COLUMNS
         if kind == "transaction":
             columns += ["at_day"]
+        # An UPDATE leaves the key out of its SET list: setting a referenced key, even to
+        # itself, makes SQLite check every referencing row (an unindexed scan of invoice
+        # lines and transactions for a subscription).
+        key_at = columns.index("id")
+        set_columns = [c for c in columns if c != "id"]
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         moved: list[tuple[Any, ...]] = []
@@ -1129,7 +1134,7 @@ class SQLStore:
             if kind == "transaction":
                 row += (moment_value(p.head["at"]) // _DAY_US,)
             if key in existing:
-                updates.append((*row, key))
+                updates.append((*row[:key_at], *row[key_at + 1 :], key))
                 if has_ext and p.head["external_id"] != existing[key][2]:
                     moved.append((key,))
             else:
@@ -1149,7 +1154,7 @@ class SQLStore:
         # Clear moved external ids first, so swapping two of them never trips the index.
         clear = f"UPDATE {q(head.name)} SET {q('external_id')} = NULL WHERE {q('id')} = {mark}"
         self._executemany(conn, clear, moved)
-        self._executemany(conn, self._update_sql(head, columns), updates)
+        self._executemany(conn, self._update_sql(head, set_columns), updates)
         child = self._child(kind)
         if child is not None and updated_ids:
             table, fk = child
