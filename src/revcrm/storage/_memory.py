@@ -19,7 +19,7 @@ from revcrm._book import Book
 from revcrm._money import FxRates, Money, check_currency, money_sum
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
-from revcrm._time import as_moment
+from revcrm._time import as_moment, as_of_moment
 from revcrm.crm._services import CustomerStatus
 from revcrm.errors import (
     ConflictError,
@@ -295,7 +295,7 @@ class InMemoryStore:
     def mrr(
         self, *, at: date | datetime, currency: str, customer_ids: Iterable[str] | None = None
     ) -> Money:
-        t = as_moment(at, "at")
+        t = as_of_moment(at, "at")
         ids = None if customer_ids is None else sorted(set(read_ids(customer_ids)))
         return ref.mrr_at(
             self._current_book(), at=t, currency=currency, policy=self._policy, customer_ids=ids
@@ -318,11 +318,11 @@ class InMemoryStore:
         return ref.cash_by_month(self._current_book(), start=a, end=b, currency=currency)
 
     def paying_customers(self, *, at: date | datetime) -> int:
-        t = as_moment(at, "at")
+        t = as_of_moment(at, "at")
         return len(ref.paying_customer_ids(self._current_book(), at=t, policy=self._policy))
 
     def customer_flow(self, *, start: date | datetime, end: date | datetime) -> CustomerFlow:
-        a, b = as_moment(start, "start"), as_moment(end, "end")
+        a, b = as_of_moment(start, "start"), as_of_moment(end, "end")
         return ref.customer_flow(self._current_book(), start=a, end=b, policy=self._policy)
 
     def dashboard(
@@ -337,7 +337,7 @@ class InMemoryStore:
         self, customer_id: str, *, as_of: date | datetime, currency: str
     ) -> CustomerSummary:
         read_text(customer_id, "customer_id")
-        t = as_moment(as_of, "as_of")
+        t = as_of_moment(as_of, "as_of")
         check_currency(currency)
         return ref.customer_summary(
             self._current_book(), customer_id, at=t, currency=currency, policy=self._policy
@@ -363,14 +363,14 @@ class InMemoryStore:
             return found
 
     def ltv_baseline(self, *, as_of: date | datetime, currency: str) -> LtvBaseline:
-        t = as_moment(as_of, "as_of")
+        t = as_of_moment(as_of, "as_of")
         check_currency(currency)
         return self._segmentation(t, currency, DEFAULT_CONFIG).ltv_baseline
 
     def segment_counts(
         self, *, as_of: date | datetime, currency: str, config: SegmentConfig = DEFAULT_CONFIG
     ) -> SegmentCounts:
-        t = as_moment(as_of, "as_of")
+        t = as_of_moment(as_of, "as_of")
         check_currency(currency)
         _check_config(config)
         return self._segmentation(t, currency, config).counts()
@@ -384,7 +384,7 @@ class InMemoryStore:
         config: SegmentConfig = DEFAULT_CONFIG,
     ) -> dict[str, frozenset[Segment]]:
         ids = read_ids(customer_ids)
-        t = as_moment(as_of, "as_of")
+        t = as_of_moment(as_of, "as_of")
         check_currency(currency)
         _check_config(config)
         seg = self._segmentation(t, currency, config)
@@ -433,7 +433,7 @@ def _check_invoice_currency(t: Transaction, currency: str) -> None:
 
 
 def _range(start: date | datetime, end: date | datetime) -> tuple[datetime, datetime]:
-    a, b = as_moment(start, "start"), as_moment(end, "end")
+    a, b = as_of_moment(start, "start"), as_of_moment(end, "end")
     if b < a:
         raise ValidationError("end", end, "is before start")
     return a, b

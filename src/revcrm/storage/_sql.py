@@ -46,7 +46,7 @@ from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
-from revcrm._time import as_moment
+from revcrm._time import as_moment, as_of_moment
 from revcrm.crm._services import CustomerStatus
 from revcrm.errors import (
     ConflictError,
@@ -2443,7 +2443,7 @@ class SQLStore:
             yield memberships(facts, config, baseline)
 
     def ltv_baseline(self, *, as_of: date | datetime, currency: str) -> LtvBaseline:
-        t = as_moment(as_of, "as_of")
+        t = as_of_moment(as_of, "as_of")
         check_currency(currency)
 
         def run(conn: Connection) -> LtvBaseline:
@@ -2456,7 +2456,7 @@ class SQLStore:
     def segment_counts(
         self, *, as_of: date | datetime, currency: str, config: SegmentConfig = DEFAULT_CONFIG
     ) -> SegmentCounts:
-        t = as_moment(as_of, "as_of")
+        t = as_of_moment(as_of, "as_of")
         check_currency(currency)
         _check_config(config)
 
@@ -2487,7 +2487,7 @@ class SQLStore:
         config: SegmentConfig = DEFAULT_CONFIG,
     ) -> dict[str, frozenset[Segment]]:
         wanted = _id_list(customer_ids)
-        t = as_moment(as_of, "as_of")
+        t = as_of_moment(as_of, "as_of")
         check_currency(currency)
         _check_config(config)
 
@@ -2544,7 +2544,7 @@ class SQLStore:
         self, customer_id: str, *, as_of: date | datetime, currency: str
     ) -> CustomerSummary:
         read_text(customer_id, "customer_id")
-        t = as_moment(as_of, "as_of")
+        t = as_of_moment(as_of, "as_of")
         check_currency(currency)
 
         def run(conn: Connection) -> CustomerSummary:
@@ -2803,7 +2803,7 @@ class SQLStore:
     def mrr(
         self, *, at: date | datetime, currency: str, customer_ids: Iterable[str] | None = None
     ) -> Money:
-        t = as_moment(at, "at")
+        t = as_of_moment(at, "at")
         check_currency(currency)
         ids = None if customer_ids is None else sorted(set(_id_list(customer_ids)))
 
@@ -2996,7 +2996,7 @@ class SQLStore:
         return self._run(False, run)
 
     def paying_customers(self, *, at: date | datetime) -> int:
-        t = as_moment(at, "at")
+        t = as_of_moment(at, "at")
         sp = self._schema.spans
         stmt = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
             sp.c.positive, self._contains(t, scan=True)
@@ -3004,7 +3004,7 @@ class SQLStore:
         return self._run(False, lambda conn: int(conn.execute(stmt).scalar() or 0))
 
     def customer_flow(self, *, start: date | datetime, end: date | datetime) -> CustomerFlow:
-        a, b = as_moment(start, "start"), as_moment(end, "end")
+        a, b = as_of_moment(start, "start"), as_of_moment(end, "end")
         if b < a:
             raise ValidationError("end", end, "is before start")
         sp = self._schema.spans

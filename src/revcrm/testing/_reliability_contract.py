@@ -15,6 +15,7 @@ import base64
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -241,6 +242,27 @@ class ReliabilityContract(abc.ABC):
             ):
                 with pytest.raises(ValidationError):
                     store.dashboard(currency="USD", **options)
+        finally:
+            store.close()
+
+    def test_analytics_moments_out_of_range(self) -> None:
+        # Found by fuzzing SQLCRM/SQLStore on PostgreSQL: year 1 and datetime.max overflowed
+        # the driver's date conversion in segments_of; every backend now refuses them alike.
+        store = self._fresh()
+        try:
+            for moment in (datetime(1, 1, 1, tzinfo=UTC), datetime.max.replace(tzinfo=UTC)):
+                calls: list[Callable[[], object]] = [
+                    partial(store.segments_of, ["c1"], as_of=moment, currency="USD"),
+                    partial(store.segment_counts, as_of=moment, currency="USD"),
+                    partial(store.ltv_baseline, as_of=moment, currency="USD"),
+                    partial(store.customer_summary, "c1", as_of=moment, currency="USD"),
+                    partial(store.mrr, at=moment, currency="USD"),
+                    partial(store.paying_customers, at=moment),
+                    partial(store.customer_flow, start=_AS_OF, end=moment),
+                ]
+                for call in calls:
+                    with pytest.raises(ValidationError):
+                        call()
         finally:
             store.close()
 
