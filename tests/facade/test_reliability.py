@@ -292,20 +292,17 @@ def test_profile_shows_the_segments_and_the_other_reason(crm: CRM) -> None:
     from revcrm.crm import customer_profile
     from revcrm.segments import Segment
 
+    segmentation = crm.segmentation()
+    book = crm.store.book()
+    baseline = crm.store.ltv_baseline(as_of=AS_OF, currency="USD")
     for c in BOOK.customers:
         profile = crm.customers.profile(c.id)
-        expected = crm.segmentation().segments_of(c.id)
+        expected = segmentation.segments_of(c.id)
         assert profile.segments == expected
         assert profile.segments  # every registered customer is in some segment
         if Segment.OTHER in expected:
             assert profile.other_reason
-        pure = customer_profile(
-            crm.store.book(),
-            c.id,
-            as_of=AS_OF,
-            currency="USD",
-            ltv_baseline=crm.store.ltv_baseline(as_of=AS_OF, currency="USD"),
-        )
+        pure = customer_profile(book, c.id, as_of=AS_OF, currency="USD", ltv_baseline=baseline)
         assert pure.segments == profile.segments
 
 
