@@ -294,7 +294,7 @@ class Money:
         ``rounding`` is one of the :mod:`decimal` constants (``ROUND_HALF_EVEN`` by default,
         ``ROUND_HALF_UP`` for the schoolbook rule).
         """
-        if not isinstance(rounding, str) or rounding not in _ROUNDINGS:
+        if not isinstance(rounding, str) or rounding not in ROUNDINGS:
             raise ValidationError("rounding", rounding, "expected a decimal.ROUND_* mode")
         exponent = Decimal(1).scaleb(-self.minor_units)
         return Money(
@@ -314,7 +314,8 @@ class Money:
         return format(str(self), spec)
 
 
-_ROUNDINGS: Final = frozenset(
+#: The decimal module's rounding modes: every rounding argument is one of these.
+ROUNDINGS: Final = frozenset(
     {
         decimal.ROUND_05UP,
         decimal.ROUND_CEILING,

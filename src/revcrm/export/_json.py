@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import decimal
 import enum
 import json
 import math
@@ -10,12 +9,19 @@ import types
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Final, TypeAlias
+from typing import TypeAlias
 
 import attrs
 
 from revcrm._cycles import BillingCycle
-from revcrm._money import DEFAULT_ROUNDING, EXACT_CONTEXT, FxRates, Money, format_money
+from revcrm._money import (
+    DEFAULT_ROUNDING,
+    EXACT_CONTEXT,
+    ROUNDINGS,
+    FxRates,
+    Money,
+    format_money,
+)
 from revcrm.errors import ValidationError
 from revcrm.leads import Pipeline
 from revcrm.metrics import MrrAnalysis
@@ -25,18 +31,6 @@ __all__ = ["Json", "decimal_text", "duration_text", "money_text", "to_jsonable"]
 #: What :func:`to_jsonable` returns: values :func:`json.dumps` writes without a ``default``.
 Json: TypeAlias = dict[str, "Json"] | list["Json"] | str | int | float | bool | None
 
-_ROUNDINGS: Final = frozenset(
-    {
-        decimal.ROUND_05UP,
-        decimal.ROUND_CEILING,
-        decimal.ROUND_DOWN,
-        decimal.ROUND_FLOOR,
-        decimal.ROUND_HALF_DOWN,
-        decimal.ROUND_HALF_EVEN,
-        decimal.ROUND_HALF_UP,
-        decimal.ROUND_UP,
-    }
-)
 
 
 def decimal_text(value: Decimal) -> str:
@@ -103,7 +97,7 @@ def to_jsonable(
     Anything else is a :class:`~revcrm.errors.ValidationError` naming the type (never a
     silent ``repr``); so is a naive datetime or a non-finite number.
     """
-    if rounding not in _ROUNDINGS:
+    if rounding not in ROUNDINGS:
         raise ValidationError("rounding", rounding, "expected a decimal.ROUND_* mode")
     if locale is not None and (not isinstance(locale, str) or not locale):
         raise ValidationError("locale", locale, "a locale such as 'en_US', or None")
