@@ -45,16 +45,16 @@ def db(tmp_path: Path) -> str:
 def test_schema_version_and_idempotent_create(db: str) -> None:
     store = SQLStore(db)
     assert store.schema_version() == 0
-    assert store.create_schema() == LATEST_VERSION == 4
-    assert store.create_schema() == 4  # idempotent
-    assert store.migrate() == 4
+    assert store.create_schema() == LATEST_VERSION == 5
+    assert store.create_schema() == 5  # idempotent
+    assert store.migrate() == 5
     assert store.schema_version() == LATEST_VERSION
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT version, description FROM revcrm_schema_version ORDER BY version")
         ).all()
         mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-    assert [r[0] for r in rows] == [1, 2, 3, 4]
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
     assert mode == "wal"
     store.close()
 
@@ -67,7 +67,7 @@ def test_using_a_store_before_its_schema_exists_says_what_to_do(db: str) -> None
     with pytest.raises(StorageError, match="version 1"):
         store.customers.count()
     with pytest.raises(ValidationError):
-        store.migrate(to=5)
+        store.migrate(to=6)
 
 
 def test_forward_migration_backfills_the_derived_spans(db: str) -> None:
@@ -116,12 +116,52 @@ def test_forward_migration_backfills_the_derived_spans(db: str) -> None:
                 }
             ],
         )
-    assert store.migrate() == 4
+    assert store.migrate() == 5
     assert store.mrr(at=AS_OF, currency="USD") == Money("10", "USD")
     (january,) = store.cash_by_month(start=T0, end=datetime(2024, 2, 1, tzinfo=UTC), currency="USD")
     assert (january.gross, january.payments) == (Money("30", "USD"), 1)
     assert store.subscriptions.get("s") == sub
     assert store.customers.get_versioned("c").version == 1
+
+
+def test_migration_from_version_4_materialises_current_states(db: str) -> None:
+    book = sample_book()
+    old = SQLStore(db)
+    old.create_schema()
+    old.import_book(book)
+    # Leave the database as a revcrm at version 4 did: no current-state column.
+    with old.engine.begin() as conn:
+        versions = old._schema.schema_version
+        conn.execute(versions.delete().where(versions.c.version >= 5))
+        conn.exec_driver_sql("ALTER TABLE revcrm_subscriptions DROP COLUMN current_state")
+    assert old.schema_version() == 4
+    store = SQLStore(db)
+    with pytest.raises(StorageError, match="version 4"):
+        store.subscriptions.count()
+    assert store.migrate() == 5
+    memory = InMemoryStore()
+    memory.import_book(book)
+    ids = [s.id for s in book.subscriptions]
+    assert ids
+    assert store.subscriptions.current_states(ids) == memory.subscriptions.current_states(ids)
+    with store.engine.connect() as conn:
+        empty = conn.exec_driver_sql(
+            "SELECT count(*) FROM revcrm_subscriptions WHERE current_state IS NULL"
+        ).scalar()
+    assert empty == 0
+
+
+def test_current_states_without_a_materialised_state_replay_the_history(db: str) -> None:
+    book = sample_book()
+    store = SQLStore(db)
+    store.create_schema()
+    store.import_book(book)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE revcrm_subscriptions SET current_state = NULL")
+    memory = InMemoryStore()
+    memory.import_book(book)
+    ids = [s.id for s in book.subscriptions]
+    assert store.subscriptions.current_states(ids) == memory.subscriptions.current_states(ids)
 
 
 def test_migration_from_version_2_backfills_the_service_states(db: str) -> None:
@@ -141,7 +181,7 @@ def test_migration_from_version_2_backfills_the_service_states(db: str) -> None:
     store = SQLStore(db)
     with pytest.raises(StorageError, match="version 2"):
         store.customers.count()
-    assert store.migrate() == 4
+    assert store.migrate() == 5
     memory = InMemoryStore()
     memory.import_book(book)
     ids = [c.id for c in book.customers]

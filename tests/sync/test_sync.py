@@ -17,11 +17,13 @@ from revcrm import (
     Invoice,
     InvoiceStatus,
     Money,
+    Subscription,
+    SubscriptionChange,
     SubscriptionStatus,
     Transaction,
 )
-from revcrm.errors import ValidationError
-from revcrm.storage import InMemoryStore, SQLStore, Store
+from revcrm.errors import ConflictError, ValidationError
+from revcrm.storage import InMemoryStore, SQLStore, Store, Versioned
 from revcrm.sync import (
     HostSync,
     ImmutableRecordError,
@@ -410,20 +412,52 @@ def test_mrr_before_an_observation_never_changes(observations: list[Observation]
         assert store.mrr(at=moment, currency=USD) == mrr, moment
 
 
-def test_a_big_batch_reads_every_stored_service_once(
+def test_an_unchanged_service_reads_no_history(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import revcrm.sync._host as host
-
-    monkeypatch.setattr(host, "_PER_ID", 1)  # the nightly path, on a small book
     sync = HostSync(store, timezone="UTC")
     customer(sync)
     states = [service(id=n) for n in range(1, 6)]
     assert sync.services(states, observed_at=datetime(2024, 2, 1)).created == 5
+    repo = store.subscriptions
+    read: list[str] = []
+    whole = repo.get_versioned
+
+    def counted(key: str) -> Versioned[Subscription]:
+        read.append(key)
+        return whole(key)
+
+    def refused(*_a: object, **_k: object) -> None:
+        raise AssertionError("a sync compares current states, never whole histories")
+
+    monkeypatch.setattr(repo, "get_versioned", counted)
+    for name in ("get", "find", "page", "for_customer"):
+        monkeypatch.setattr(repo, name, refused)
     states[2] = states[2].replace(status="Suspended")
     r = sync.services(states, observed_at=datetime(2024, 3, 1))
     assert (r.changed, r.unchanged, [c.subscription_id for c in r.changes]) == (1, 4, ["3"])
+    assert read == ["3"]  # the changed service only
     assert sync.services(states, observed_at=datetime(2024, 3, 2)).written == 0
+    assert read == ["3"]
+
+
+def test_a_service_written_since_its_state_was_read_is_a_conflict(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync = HostSync(store, timezone="UTC")
+    customer(sync)
+    assert sync.services([service()], observed_at=datetime(2024, 2, 1)).created == 1
+    repo = store.subscriptions
+    stale = repo.current_states(["7"])
+    repo.append(
+        "7",
+        SubscriptionChange(kind="plan_changed", at=datetime(2024, 2, 2, tzinfo=UTC), quantity=2),
+    )
+    after = repo.get_versioned("7")
+    monkeypatch.setattr(repo, "current_states", lambda _ids: stale)
+    with pytest.raises(ConflictError):
+        sync.services([service(status="Suspended")], observed_at=datetime(2024, 3, 1))
+    assert repo.get_versioned("7") == after  # nothing written
 
 
 def test_bad_arguments_are_validation_errors() -> None:

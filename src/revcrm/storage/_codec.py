@@ -27,7 +27,12 @@ from revcrm._records import (
     Product,
     Transaction,
 )
-from revcrm._subscription import Subscription, SubscriptionChange
+from revcrm._subscription import (
+    Subscription,
+    SubscriptionChange,
+    SubscriptionState,
+    SubscriptionStatus,
+)
 from revcrm.errors import ValidationError
 
 __all__ = [
@@ -307,6 +312,114 @@ def decode_subscription(
         external_id=head["external_id"],
         history=tuple(decode_change(r) for r in ordered),
         details=tuple((str(a), str(b)) for a, b in json.loads(head["details"])),
+    )
+
+
+def _moment_text(m: datetime | None) -> str | None:
+    return None if m is None else m.astimezone(UTC).isoformat()
+
+
+def _text_moment(v: str | None) -> datetime | None:
+    return None if v is None else datetime.fromisoformat(v)
+
+
+def encode_state(st: SubscriptionState) -> str:
+    """A subscription's current state (what replaying its history yields) as stored text.
+
+    Materialised at every write so a reader needing only the current state skips the
+    replay; it is never edited on its own (see ``current_states``)."""
+    d = st.discount
+    discount = None
+    if d is not None:
+        amount = d.amount_off
+        discount = [
+            None if d.percent_off is None else str(d.percent_off),
+            None if amount is None else [str(amount.amount), amount.currency],
+            d.duration._value_,
+            _moment_text(d.ends_at),
+        ]
+    m = _moment_text
+    return json.dumps(
+        [
+            st.status._value_,
+            m(st.status_since),
+            st.product_id,
+            st.plan_id,
+            [str(st.price.amount), st.price.currency],
+            [st.cycle.count, st.cycle.unit._value_],
+            st.quantity,
+            discount,
+            m(st.discount_from),
+            m(st.started_at),
+            m(st.trial_end),
+            m(st.billing_anchor),
+            st.cancel_at_period_end,
+            m(st.cancel_requested_at),
+            m(st.cancelled_at),
+            m(st.ended_at),
+            st.paying_status._value_,
+            m(st.as_of),
+        ],
+        ensure_ascii=True,
+    )
+
+
+def decode_state(text: str) -> SubscriptionState:
+    (
+        status,
+        status_since,
+        product_id,
+        plan_id,
+        (price, currency),
+        (count, unit),
+        quantity,
+        discount,
+        discount_from,
+        started_at,
+        trial_end,
+        billing_anchor,
+        cancel_at_period_end,
+        cancel_requested_at,
+        cancelled_at,
+        ended_at,
+        paying_status,
+        as_of,
+    ) = json.loads(text)
+    d = None
+    if discount is not None:
+        percent, amount, duration, ends_at = discount
+        d = Discount(
+            percent_off=None if percent is None else Decimal(percent),
+            amount_off=None if amount is None else Money(amount[0], amount[1]),
+            duration=DiscountDuration(duration),
+            ends_at=_text_moment(ends_at),
+        )
+    t = _text_moment
+    anchor = t(billing_anchor)
+    since, start, at = t(status_since), t(started_at), t(as_of)
+    assert anchor is not None
+    assert since is not None
+    assert start is not None
+    assert at is not None
+    return SubscriptionState(
+        status=SubscriptionStatus(status),
+        status_since=since,
+        product_id=product_id,
+        plan_id=plan_id,
+        price=Money(price, currency),
+        cycle=BillingCycle(int(count), CycleUnit(unit)),
+        quantity=int(quantity),
+        discount=d,
+        discount_from=t(discount_from),
+        started_at=start,
+        trial_end=t(trial_end),
+        billing_anchor=anchor,
+        cancel_at_period_end=bool(cancel_at_period_end),
+        cancel_requested_at=t(cancel_requested_at),
+        cancelled_at=t(cancelled_at),
+        ended_at=t(ended_at),
+        paying_status=SubscriptionStatus(paying_status),
+        as_of=at,
     )
 
 

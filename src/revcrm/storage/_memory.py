@@ -34,6 +34,7 @@ from revcrm.segments._segments import LtvBaseline, Segmentation, SegmentCounts
 from revcrm.storage import _reference as ref
 from revcrm.storage._codec import KINDS, Prepared, external_id, prepare
 from revcrm.storage._delete import delete_customer_memory
+from revcrm.storage._protocols import CurrentState
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -668,6 +669,17 @@ class _Subscriptions(_Repo[Subscription]):
 
     def for_customer(self, customer_id: str) -> tuple[Subscription, ...]:
         return self._for_customer(customer_id)
+
+    def current_states(self, ids: Iterable[str]) -> dict[str, CurrentState]:
+        wanted = _id_list(ids)
+        with self._store._lock:
+            rows = self._store._tables[self.kind].rows
+            found = [(key, rows.get(key)) for key in wanted]
+        return {
+            key: CurrentState.of(entry.record, entry.version)
+            for key, entry in found
+            if entry is not None
+        }
 
     def append(
         self, id: str, change: SubscriptionChange, *, expected_version: int | None = None

@@ -36,10 +36,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
+import attrs
+
 from revcrm._book import Book
 from revcrm._money import FxRates, Money
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
-from revcrm._subscription import Subscription, SubscriptionChange
+from revcrm._subscription import Subscription, SubscriptionChange, SubscriptionState
 from revcrm.crm._services import CustomerStatus
 from revcrm.metrics import MetricsPolicy, MrrPoint
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
@@ -61,6 +63,7 @@ from revcrm.storage._query import (
 __all__ = [
     "Analytics",
     "CreditLedger",
+    "CurrentState",
     "CustomerRepository",
     "FxRateRepository",
     "InvoiceRepository",
@@ -165,10 +168,43 @@ class PlanRepository(Repository[Plan], Protocol):
     ) -> Page[Plan]: ...
 
 
+@attrs.frozen(kw_only=True)
+class CurrentState:
+    """A stored subscription's current state, without its history.
+
+    ``state`` is ``Subscription.current`` of the stored record (the SQL store keeps it
+    materialised with every write), ``last_change_at`` the moment of its last change and
+    ``version`` the record's version, for a write that follows.
+    """
+
+    id: str
+    version: int
+    customer_id: str
+    details: tuple[tuple[str, str], ...]
+    last_change_at: datetime
+    state: SubscriptionState
+
+    @classmethod
+    def of(cls, sub: Subscription, version: int) -> CurrentState:
+        return cls(
+            id=sub.id,
+            version=version,
+            customer_id=sub.customer_id,
+            details=sub.details,
+            last_change_at=sub.history[-1].at,
+            state=sub.current,
+        )
+
+
 class SubscriptionRepository(Repository[Subscription], Protocol):
     """Subscriptions with their whole change history."""
 
     def for_customer(self, customer_id: str) -> tuple[Subscription, ...]: ...
+
+    def current_states(self, ids: Iterable[str]) -> dict[str, CurrentState]:
+        """The current states of the stored subscriptions among ``ids`` (unknown ids are
+        left out), read without replaying their histories."""
+        ...
 
     def append(
         self, id: str, change: SubscriptionChange, *, expected_version: int | None = None

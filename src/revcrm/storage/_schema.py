@@ -229,6 +229,9 @@ class Schema:
             sa.Column("started_at", Moment(), nullable=False),
             sa.Column("details", sa.Text, nullable=False),
             sa.Column("change_count", sa.Integer, nullable=False),
+            # Version 5: the current state (``Subscription.current``, see
+            # ``_codec.encode_state``), written with every history: read without a replay.
+            sa.Column("current_state", sa.Text),
             sa.Index(f"{p}sub_customer", "customer_id", "started_at"),
             sa.Index(f"{p}sub_started", "started_at", "id"),
             sa.Index(f"{p}sub_currency", "currency"),
@@ -502,6 +505,15 @@ def _v4(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> N
     rebuild(conn)  # backfill the products of the states already stored
 
 
+def _v5(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> None:
+    # A database created at version 4 by this revcrm has the column already.
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(s.subscriptions.name)}
+    if "current_state" not in columns:
+        q = conn.dialect.identifier_preparer.quote
+        conn.exec_driver_sql(f"ALTER TABLE {q(s.subscriptions.name)} ADD COLUMN current_state TEXT")
+    rebuild(conn)  # backfill the current states of the subscriptions already stored
+
+
 #: (version, description, step), applied in order; never edit a released step, add one.
 MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
     (
@@ -512,5 +524,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
     (2, "derived MRR and status spans of subscriptions, daily cash totals (backfilled)", _v2),
     (3, "derived subscription states for status, product and segment filters (backfilled)", _v3),
     (4, "the service's own product on its derived states, for the product filter", _v4),
+    (5, "each subscription's current state, materialised with its history", _v5),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

@@ -24,6 +24,7 @@ import calendar
 import decimal
 import functools
 import hashlib
+import json
 import math
 import os
 import threading
@@ -72,8 +73,10 @@ from revcrm.storage._codec import (
     decode_invoice,
     decode_plan,
     decode_product,
+    decode_state,
     decode_subscription,
     decode_transaction,
+    encode_state,
     flat,
     from_limbs,
     moment_from_value,
@@ -92,6 +95,7 @@ from revcrm.storage._memory import (
     _range,
     external_lookup,
 )
+from revcrm.storage._protocols import CurrentState
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -879,12 +883,25 @@ class SQLStore:
             r[0]
             for r in conn.execute(sa.select(s.subscriptions.c.id).order_by(s.subscriptions.c.id))
         ]
+        # Migrations before version 5 rebuild without the materialised current states.
+        head = s.subscriptions
+        current = "current_state" in {c["name"] for c in sa.inspect(conn).get_columns(head.name)}
         for chunk in _chunks(ids, 2000):
-            subs = self._load(conn, "subscription", s.subscriptions.c.id.in_(chunk))
+            subs = self._load(conn, "subscription", head.c.id.in_(chunk))
             rows = [row for sub in subs for row in self._span_rows(sub)]
             self._insert(conn, s.spans, rows)
             if states:
                 self._insert(conn, s.states, [row for sub in subs for row in self._state_rows(sub)])
+            if current:
+                set_state = (
+                    head.update()
+                    .where(head.c.id == sa.bindparam("sub_id"))
+                    .values(current_state=sa.bindparam("state"))
+                )
+                conn.execute(
+                    set_state,
+                    [{"sub_id": sub.id, "state": encode_state(sub.current)} for sub in subs],
+                )
         self._put_setting(conn, _POLICY_KEY, policy_fingerprint(self._policy))
 
     def _span_rows(self, sub: Subscription) -> list[Row]:
@@ -1113,6 +1130,8 @@ class SQLStore:
             columns += _LIMB_COLUMNS
         if kind == "transaction":
             columns += ["at_day"]
+        if kind == "subscription":
+            columns += ["current_state"]
         # An UPDATE leaves the key out of its SET list: setting a referenced key, even to
         # itself, makes SQLite check every referencing row (an unindexed scan of invoice
         # lines and transactions for a subscription).
@@ -1133,6 +1152,8 @@ class SQLStore:
                 row += to_limbs(p.head["amount"])
             if kind == "transaction":
                 row += (moment_value(p.head["at"]) // _DAY_US,)
+            if kind == "subscription":
+                row += (encode_state(p.record.current),)
             if key in existing:
                 updates.append((*row[:key_at], *row[key_at + 1 :], key))
                 if has_ext and p.head["external_id"] != existing[key][2]:
@@ -1296,7 +1317,9 @@ class SQLStore:
         limit: int | None = None,
     ) -> list[Any]:
         head = self._head(kind)
-        stmt = sa.select(head)
+        # The materialised current state is not part of the record (and absent from a
+        # database migrating from before version 5).
+        stmt = sa.select(*(c for c in head.c if c.name != "current_state"))
         if where is not None:
             stmt = stmt.where(where)
         if order:
@@ -3278,6 +3301,37 @@ class _Plans(_Repo[Plan]):
 
 class _Subscriptions(_Repo[Subscription]):
     time_column = "started_at"
+
+    def current_states(self, ids: Iterable[str]) -> dict[str, CurrentState]:
+        wanted = sorted(set(_id_list(ids)))
+        store = self._store
+        head = store._schema.subscriptions
+
+        def run(conn: Connection) -> dict[str, CurrentState]:
+            out: dict[str, CurrentState] = {}
+            replay: dict[str, int] = {}
+            cols = (head.c.id, head.c.version, head.c.customer_id, head.c.details)
+            for chunk in _chunks(wanted):
+                stmt = sa.select(*cols, head.c.current_state).where(head.c.id.in_(chunk))
+                for key, version, customer, details, text in conn.execute(stmt):
+                    if text is None:  # not materialised (cannot happen after migrating)
+                        replay[key] = int(version)
+                        continue
+                    state = decode_state(text)
+                    out[key] = CurrentState(
+                        id=key,
+                        version=int(version),
+                        customer_id=customer,
+                        details=tuple((str(a), str(b)) for a, b in json.loads(details)),
+                        last_change_at=state.as_of,
+                        state=state,
+                    )
+            for chunk in _chunks(sorted(replay)):
+                for sub in store._load(conn, self.kind, head.c.id.in_(chunk)):
+                    out[sub.id] = CurrentState.of(sub, replay[sub.id])
+            return out
+
+        return store._run(False, run)
 
     def append(
         self, id: str, change: SubscriptionChange, *, expected_version: int | None = None

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, tzinfo
-from typing import Final, TypeVar
+from typing import TypeVar
 
 import attrs
 
@@ -13,18 +12,14 @@ from revcrm._records import CreditEntry, Customer, Invoice, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
 from revcrm.errors import ConflictError, NotFoundError, ValidationError
 from revcrm.storage import ImportResult, Store, Versioned
+from revcrm.storage._protocols import CurrentState
 from revcrm.sync._records import check_credit, check_invoice, check_transaction, upsert
-from revcrm.sync._services import StaleStateError, implied_changes, new_subscription
+from revcrm.sync._services import StaleStateError, changes_from_state, new_subscription
 from revcrm.sync._state import HostZone, ServiceState
 
 __all__ = ["AppliedChange", "HostSync", "SyncReport"]
 
 _R = TypeVar("_R")
-
-#: Up to this many services a batch reads them one by one; a bigger batch pages through
-#: every stored service once (a nightly full re-sync), which costs about as much as reading
-#: this many one by one.
-_PER_ID: Final = 1000
 
 
 @attrs.frozen(kw_only=True)
@@ -75,6 +70,33 @@ def _batch(kind: str, records: Iterable[_R], cls: type) -> list[_R]:
             raise ValidationError(f"{kind}[{i}].id", key, "appears twice in one batch")
         seen.add(key)
     return items
+
+
+class _Reader:
+    """Reads a stored service's whole history once, and only when a change needs it,
+    checking that it is still the version whose current state was compared."""
+
+    __slots__ = ("_found", "_read", "_store")
+
+    def __init__(self, store: Store, found: CurrentState) -> None:
+        self._store = store
+        self._found = found
+        self._read: Versioned[Subscription] | None = None
+
+    def versioned(self) -> Versioned[Subscription]:
+        if self._read is None:
+            key, version = self._found.id, self._found.version
+            try:
+                read = self._store.subscriptions.get_versioned(key)
+            except NotFoundError:
+                raise ConflictError("subscription", key, version, None) from None
+            if read.version != version:
+                raise ConflictError("subscription", key, version, read.version)
+            self._read = read
+        return self._read
+
+    def record(self) -> Subscription:
+        return self.versioned().record
 
 
 class HostSync:
@@ -140,7 +162,9 @@ class HostSync:
         applied: list[AppliedChange] = []
         changed = unchanged = 0
         with store.transaction():
-            stored = self._stored_services([s.id for s in items])
+            # Current states only: an unchanged service (most of a nightly re-sync) is
+            # compared without reading or replaying its history.
+            stored = store.subscriptions.current_states([s.id for s in items])
             for s in items:
                 found = stored.get(s.id)
                 if found is None:
@@ -149,12 +173,11 @@ class HostSync:
                     else:
                         skipped.append(s.id)
                     continue
-                sub = found.record if isinstance(found, Versioned) else found
-                if sub.customer_id != s.customer_id:
+                if found.customer_id != s.customer_id:
                     raise ValidationError(
                         f"services[{s.id}].customer_id",
                         s.customer_id,
-                        f"the service belongs to customer {sub.customer_id}",
+                        f"the service belongs to customer {found.customer_id}",
                     )
                 if not s.recurring:
                     raise ValidationError(
@@ -162,14 +185,17 @@ class HostSync:
                         str(s.cycle),
                         "a stored service cannot become one-time",
                     )
-                changes = implied_changes(sub, s, self._zone, observed)
-                last = sub.history[-1].at
+                read = _Reader(store, found)
+                changes = changes_from_state(
+                    found.state, found.last_change_at, read.record, s, self._zone, observed
+                )
+                last = found.last_change_at
                 if changes and observed < last and not allow_backdating:
                     raise StaleStateError(s.id, observed, last)
-                if not changes and sub.details == s.details:
+                if not changes and found.details == s.details:
                     unchanged += 1
                     continue
-                self._write_service(found, changes, s.details)
+                self._write_service(read.versioned(), changes, s.details)
                 applied.extend(AppliedChange(subscription_id=s.id, change=c) for c in changes)
                 changed += 1
             if created:
@@ -183,44 +209,13 @@ class HostSync:
             changes=tuple(applied),
         )
 
-    def _stored_services(
-        self, ids: Sequence[str]
-    ) -> dict[str, Versioned[Subscription] | Subscription]:
-        """The stored services of ``ids``: one by one (with versions) for a small batch,
-        else one pass over every stored service (a nightly full re-sync)."""
-        repo = self._store.subscriptions
-        if len(ids) <= _PER_ID:
-            out: dict[str, Versioned[Subscription] | Subscription] = {}
-            for key in ids:
-                with contextlib.suppress(NotFoundError):
-                    out[key] = repo.get_versioned(key)
-            return out
-        wanted = set(ids)
-        found: dict[str, Versioned[Subscription] | Subscription] = {}
-        cursor: str | None = None
-        while True:
-            page = repo.page(limit=1000, cursor=cursor)
-            found.update((s.id, s) for s in page.items if s.id in wanted)
-            cursor = page.next_cursor
-            if cursor is None:
-                return found
-
     def _write_service(
         self,
-        stored: Versioned[Subscription] | Subscription,
+        current: Versioned[Subscription],
         changes: Sequence[SubscriptionChange],
         details: tuple[tuple[str, str], ...],
     ) -> None:
         repo = self._store.subscriptions
-        if isinstance(stored, Versioned):
-            current = stored
-        else:  # read in a bulk pass without versions: read it again to write safely
-            try:
-                current = repo.get_versioned(stored.id)
-            except NotFoundError:
-                raise ConflictError("subscription", stored.id, 1, None) from None
-            if current.record.history != stored.history:
-                raise ConflictError("subscription", stored.id, current.version, None)
         version, record = current.version, current.record
         for change in changes:
             written = repo.append(record.id, change, expected_version=version)

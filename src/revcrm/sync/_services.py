@@ -19,7 +19,7 @@ from revcrm._subscription import (
 from revcrm.errors import ValidationError
 from revcrm.sync._state import HostZone, ServiceState
 
-__all__ = ["StaleStateError", "implied_changes", "new_subscription"]
+__all__ = ["StaleStateError", "changes_from_state", "implied_changes", "new_subscription"]
 
 
 class StaleStateError(ValidationError):
@@ -97,7 +97,25 @@ def implied_changes(
     no later than ``observed_at``), else at ``observed_at``; never before ``floor`` (default: the last change ``sub`` holds),
     since history is only appended to. An equal state implies no change.
     """
-    lowest = sub.history[-1].at if floor is None else max(floor, sub.history[-1].at)
+    return changes_from_state(
+        sub.current, sub.history[-1].at, lambda: sub, s, zone, observed_at, floor=floor
+    )
+
+
+def changes_from_state(
+    current: SubscriptionState,
+    last_change_at: datetime,
+    load: Callable[[], Subscription],
+    s: ServiceState,
+    zone: HostZone,
+    observed_at: datetime,
+    *,
+    floor: datetime | None = None,
+) -> list[SubscriptionChange]:
+    """:func:`implied_changes` from a stored service's current state and the moment of its
+    last change; ``load`` returns the whole subscription, called only when a change is
+    implied (each one is validated by replaying it), so an equal state reads no history."""
+    lowest = last_change_at if floor is None else max(floor, last_change_at)
     name = f"services[{s.id}]"
 
     def at(value: object, field: str) -> datetime:
@@ -105,16 +123,20 @@ def implied_changes(
         # A host's moment after the observation is a plan, not a fact: it is seen now.
         return max(observed_at if own is None else min(own, observed_at), lowest)
 
-    cur = sub.current
+    cur = current
+    last = last_change_at
     price, cycle = s.plan_terms()
     out: list[SubscriptionChange] = []
     host_ended = s.status.is_ended
-    work = sub
+    work: Subscription | None = None
 
     def push(change: SubscriptionChange) -> None:
-        nonlocal work, cur
+        nonlocal work, cur, last
+        if work is None:
+            work = load()
         work = work.append(change)  # replays: an impossible move is a ValidationError here
         cur = work.current
+        last = change.at
         out.append(change)
 
     if cur.status.is_ended:
@@ -175,7 +197,7 @@ def implied_changes(
         )
     # Independent changes, applied in time order (a stable sort keeps ties in this order).
     for change in sorted(pending, key=lambda c: c.at):
-        push(attrs.evolve(change, at=max(change.at, work.history[-1].at)))
+        push(attrs.evolve(change, at=max(change.at, last)))
     return out
 
 

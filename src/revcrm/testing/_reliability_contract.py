@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,7 +34,8 @@ from revcrm import (
     SubscriptionChange,
     Transaction,
 )
-from revcrm.errors import ValidationError
+from revcrm.errors import ConflictError, ValidationError
+from revcrm.storage._protocols import CurrentState
 from revcrm.storage._query import cursor_as_of
 
 if TYPE_CHECKING:
@@ -74,6 +76,9 @@ def _reads(store: Store, bad: str) -> list[tuple[str, Callable[[], object]]]:
             (f"{name}.get_versioned", _bound(repo.get_versioned, bad)),
             (f"{name}.find_by_external_id", _bound(repo.find_by_external_id, bad)),
         ]
+    calls.append(
+        ("subscriptions.current_states", _bound(store.subscriptions.current_states, ["s1", bad]))
+    )
     for name in ("subscriptions", "invoices", "transactions", "credits"):
         repo = getattr(store, name)
         calls += [
@@ -519,5 +524,52 @@ class ReliabilityContract(abc.ABC):
                 store.scrub()
             assert store.customers.find("c4") is None
             _same(store.book(), before.restricted_to(["c1", "c2", "c3"]))
+        finally:
+            store.close()
+
+    # -- current states without the history ---------------------------------------------------
+
+    def test_current_states_follow_every_subscription_write(self) -> None:
+        store = self._fresh()
+        try:
+            subs = store.subscriptions
+
+            def expected(*ids: str) -> dict[str, CurrentState]:
+                out = {}
+                for key in ids:
+                    v = subs.get_versioned(key)
+                    out[key] = CurrentState.of(v.record, v.version)
+                return out
+
+            every = [s.id for s in store.book().subscriptions]
+            assert len(every) >= 3
+            assert subs.current_states([*every, "ghost"]) == expected(*every)
+            assert subs.current_states([]) == {}
+            at = datetime(2024, 7, 1, tzinfo=UTC)
+            grown = subs.append("s4", SubscriptionChange(kind="plan_changed", at=at, quantity=3))
+            now = subs.current_states(["s4"])["s4"]
+            assert now == CurrentState.of(grown.record, grown.version)
+            assert (now.state.quantity, now.last_change_at) == (3, at)
+            renamed = attrs.evolve(grown.record, details=(("domain", "s4.example"),))
+            subs.upsert(renamed, expected_version=grown.version)
+            assert subs.current_states(["s4"]) == expected("s4")
+            assert subs.current_states(["s4"])["s4"].details == (("domain", "s4.example"),)
+            before = subs.current_states(every)
+
+            def cancel_then_fail() -> None:
+                with store.transaction():
+                    subs.append("s4", SubscriptionChange(kind="cancelled", at=at))
+                    assert subs.current_states(["s4"])["s4"].state.cancelled_at == at
+                    raise ConflictError("subscription", "s4", 0, None)
+
+            with pytest.raises(ConflictError):
+                cancel_then_fail()
+            assert subs.current_states(every) == before  # rolled back with the history
+            store.customers.delete("c1", cascade=True)
+            gone = {s.id for s in store.book().subscriptions}
+            assert set(subs.current_states(every)) == gone
+            for bad in ("s1", None, 3):
+                with pytest.raises(ValidationError):
+                    subs.current_states(bad)  # type: ignore[arg-type]
         finally:
             store.close()

@@ -59,6 +59,7 @@ from revcrm.metrics import analyse, cash_revenue, mrr, subscription_mrr
 from revcrm.segments import DEFAULT_CONFIG, Segment, SegmentConfig, segmentation
 from revcrm.storage import CustomerRow, CustomerSort, Direction, Page, Period, Store
 from revcrm.storage import _reference as ref
+from revcrm.storage._protocols import CurrentState
 from revcrm.testing import strategies
 from revcrm.testing._delete_contract import DeleteContract
 from revcrm.testing._reliability_contract import ReliabilityContract
@@ -567,6 +568,10 @@ class StoreContract(DeleteContract, ReliabilityContract):
             assert_same_book(store.book(), book)
             again = store.import_book(book)
             assert again.written == 0
+            # The current states a store keeps (materialised) are the replayed ones.
+            ids = [s.id for s in book.subscriptions]
+            expected = {s.id: CurrentState.of(s, 1) for s in book.subscriptions}
+            assert store.subscriptions.current_states(ids) == expected
         finally:
             store.close()
 
