@@ -172,7 +172,7 @@ def test_version_3_databases_learn_the_services_product(tmp_path: Path) -> None:
         ],
     )
     store = SQLStore(url)
-    assert store.migrate() == 4
+    assert store.migrate() == 5
     store.import_book(book)
     rows = store.customers.page(as_of=AS_OF, currency="USD", product_id="p1")
     assert [r.id for r in rows] == ["a"]

@@ -29,6 +29,7 @@ from revcrm.storage._memory import InMemoryStore
 from revcrm.storage._protocols import (
     Analytics,
     CreditLedger,
+    CurrentState,
     CustomerRepository,
     FxRateRepository,
     InvoiceRepository,
@@ -72,6 +73,7 @@ __all__ = [
     "CashMonth",
     "ContactRepository",
     "CreditLedger",
+    "CurrentState",
     "CustomerFlow",
     "CustomerQuery",
     "CustomerRepository",
