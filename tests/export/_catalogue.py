@@ -127,6 +127,9 @@ def catalogue() -> Catalogue:
     r["intake_breakdown"] = crm.intake.breakdown(as_of=AS_OF)
     r["store_summary"] = store.customer_summary(top, as_of=AS_OF, currency=CURRENCY)
     r["versioned"] = store.customers.get_versioned(top)
+    r["current_states"] = list(
+        store.subscriptions.current_states([s.id for s in book.subscriptions[:3]]).values()
+    )
     r["flow"] = store.customer_flow(start=six, end=this_month)
     r["cash_months"] = store.cash_by_month(start=six, end=this_month, currency=CURRENCY)
 
