@@ -153,8 +153,18 @@ class Book:
                 raise UnknownReferenceError(
                     f"credit[{c.id}].customer_id", c.customer_id, "customer"
                 )
-            if c.invoice_id is not None and c.invoice_id not in invoices:
-                raise UnknownReferenceError(f"credit[{c.id}].invoice_id", c.invoice_id, "invoice")
+            if c.invoice_id is not None:
+                credited = invoices.get(c.invoice_id)
+                if credited is None:
+                    raise UnknownReferenceError(
+                        f"credit[{c.id}].invoice_id", c.invoice_id, "invoice"
+                    )
+                if c.amount.currency != credited.currency:
+                    raise ValidationError(
+                        f"credit[{c.id}].amount",
+                        c.amount,
+                        f"invoice {credited.id} is in {credited.currency}",
+                    )
 
     # -- indexes (computed once per book) ------------------------------------------------------
 

@@ -63,6 +63,15 @@ def _unit(value: object) -> CycleUnit:
     return as_enum(CycleUnit, value, "unit")
 
 
+#: The longest cycle per unit: 100 years.
+_LONGEST: Final = {
+    CycleUnit.DAY: 36_525,
+    CycleUnit.WEEK: 5_218,
+    CycleUnit.MONTH: 1_200,
+    CycleUnit.YEAR: 100,
+}
+
+
 @attrs.frozen
 class BillingCycle:
     """A recurring interval: ``count`` x ``unit`` (3 months, 1 year, 2 weeks).
@@ -79,6 +88,13 @@ class BillingCycle:
     unit: CycleUnit = attrs.field(converter=_unit)
 
     def __attrs_post_init__(self) -> None:
+        longest = _LONGEST[self.unit]
+        if self.count > longest:
+            # Longer cycles cannot renew within the supported dates; refused here so no
+            # store holds a service whose periods no reading can compute.
+            raise ValidationError(
+                "count", self.count, f"at most {longest} {self.unit.value}s (100 years)"
+            )
         if self.unit is CycleUnit.MONTH and self.count % 12 == 0:
             object.__setattr__(self, "count", self.count // 12)
             object.__setattr__(self, "unit", CycleUnit.YEAR)

@@ -336,3 +336,23 @@ def test_customer_subsets_add_up(book: Book, at: datetime) -> None:
 def test_credit_balance_rejects_naive_at() -> None:
     with pytest.raises(ValidationError):
         Book.of(**full()).credit_balance("c1", "USD", at=datetime(2024, 1, 1))
+
+
+def test_a_credit_entry_naming_an_invoice_is_in_its_currency() -> None:
+    # Found by an acceptance probe: a EUR credit entry could name a USD invoice.
+    from datetime import UTC, date, datetime
+
+    from revcrm import Book, CreditEntry, Customer, Invoice, InvoiceLine, Money
+    from revcrm.errors import ValidationError
+
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    invoice = Invoice(
+        id="i1", customer_id="a", currency="USD", issued_at=t0, due_date=date(2024, 1, 10),
+        status="open", lines=[InvoiceLine(kind="one_off", amount=Money("10", "USD"))],
+    )
+    entry = CreditEntry(
+        id="c2", customer_id="a", amount=Money("-1", "EUR"), reason="r", at=t0, invoice_id="i1"
+    )
+    with pytest.raises(ValidationError) as err:
+        Book.of(customers=[Customer(id="a", registered_at=t0)], invoices=[invoice], credits=[entry])
+    assert err.value.field == "credit[c2].amount"

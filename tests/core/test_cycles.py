@@ -271,3 +271,19 @@ def test_period_at_the_end_of_the_calendar_is_a_validation_error() -> None:
         date(2, 1, 1),
         date(3, 1, 1),
     )
+
+
+@pytest.mark.parametrize(
+    ("count", "unit"),
+    [(1_201, "month"), (101, "year"), (5_219, "week"), (36_526, "day"), (99_999_999_999, "month")],
+)
+def test_cycles_longer_than_a_century_are_refused(count: int, unit: str) -> None:
+    # Found by an acceptance probe: "99999999999 months" was accepted, stored, and then
+    # broke every segment reading of the store with an out-of-range period.
+    with pytest.raises(ValidationError) as err:
+        BillingCycle(count, CycleUnit(unit))
+    assert err.value.field == "count"
+    with pytest.raises(ValidationError):
+        BillingCycle.parse(f"{count} {unit}s")
+    longest = {"month": 1_200, "year": 100, "week": 5_218, "day": 36_525}[unit]
+    assert BillingCycle(longest, CycleUnit(unit)).count > 0

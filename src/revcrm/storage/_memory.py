@@ -186,7 +186,7 @@ class InMemoryStore:
         for field, value, target in p.refs:
             if not self._exists(target, value):
                 raise UnknownReferenceError(field, value, target)
-        if kind == "transaction" and record.invoice_id is not None:
+        if kind in ("transaction", "credit") and record.invoice_id is not None:
             invoice = self._tables["invoice"].rows[record.invoice_id].record
             _check_invoice_currency(record, invoice.currency)
         ext = p.external_id
@@ -423,13 +423,16 @@ def external_lookup(value: object) -> str | None:
     return text
 
 
-def _check_invoice_currency(t: Transaction, currency: str) -> None:
-    """A payment or refund of an invoice is in the invoice's currency."""
-    if t.amount.currency != currency:
+def _check_invoice_currency(record: Transaction | CreditEntry, currency: str) -> None:
+    """A payment, refund or credit naming an invoice is in the invoice's currency (one rule
+    for every store: the SQL store imports it). Another customer may pay an invoice (a
+    parent company for its subsidiary); the delete rules of the contract count on that."""
+    what = record.kind.value if isinstance(record, Transaction) else "credit entry"
+    if record.amount.currency != currency:
         raise ValidationError(
             "invoice_id",
-            t.invoice_id,
-            f"invoice is in {currency}, the {t.kind.value} in {t.amount.currency}",
+            record.invoice_id,
+            f"invoice is in {currency}, the {what} in {record.amount.currency}",
         )
 
 

@@ -1100,7 +1100,7 @@ class SQLStore:
         for target, values in wanted.items():
             already = present.get(target, set()) if present is not None else set()
             known[target] = (values & already) | self._existing_ids(conn, target, values - already)
-        if kind == "transaction":
+        if kind in ("transaction", "credit"):
             self._check_invoice_currencies(conn, batch)
 
         state: dict[str, tuple[int, str, str | None]] = dict(existing)
@@ -1210,7 +1210,7 @@ class SQLStore:
         return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
 
     def _check_invoice_currencies(self, conn: Connection, batch: Sequence[Prepared]) -> None:
-        """A payment or refund naming an invoice is in the invoice's currency."""
+        """A payment, refund or credit naming an invoice is in the invoice's currency."""
         wanted = sorted({p.record.invoice_id for p in batch if p.record.invoice_id is not None})
         if not wanted:
             return
@@ -1220,9 +1220,9 @@ class SQLStore:
             stmt = sa.select(inv.c.id, inv.c.currency).where(inv.c.id.in_(chunk))
             currency.update((i, c) for i, c in conn.execute(stmt))
         for p in batch:
-            t = p.record
-            if t.invoice_id is not None and t.invoice_id in currency:
-                _check_invoice_currency(t, currency[t.invoice_id])
+            r = p.record
+            if r.invoice_id is not None and r.invoice_id in currency:
+                _check_invoice_currency(r, currency[r.invoice_id])
 
     def _update_cash(
         self,

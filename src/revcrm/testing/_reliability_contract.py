@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from revcrm import (
     BillingCycle,
     Book,
+    CreditEntry,
     Customer,
     Money,
     Plan,
@@ -305,6 +306,31 @@ class ReliabilityContract(abc.ABC):
                         fx=before.fx,
                     )
                 )
+            _same(store.book(), before)
+        finally:
+            store.close()
+
+    def test_a_credit_entry_is_in_its_invoices_currency(self) -> None:
+        # Found by an acceptance probe: a EUR credit entry could name a USD invoice on
+        # every store (payments were already refused).
+        store = self._fresh()
+        try:
+            before = store.book()
+            eur = CreditEntry(
+                id="ce-eur",
+                customer_id="c1",
+                amount=Money("-1", "EUR"),
+                reason="applied",
+                at=_AS_OF,
+                invoice_id="i1",  # a USD invoice
+            )
+            for call in (
+                partial(store.credits.upsert, eur),
+                partial(store.credits.upsert_many, [eur]),
+            ):
+                with pytest.raises(ValidationError) as err:
+                    call()
+                assert err.value.field == "invoice_id"
             _same(store.book(), before)
         finally:
             store.close()
