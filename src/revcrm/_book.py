@@ -131,19 +131,7 @@ class Book:
                 raise UnknownReferenceError(
                     f"transaction[{t.id}].customer_id", t.customer_id, "customer"
                 )
-            if t.invoice_id is not None:
-                invoice = invoices.get(t.invoice_id)
-                if invoice is None:
-                    raise UnknownReferenceError(
-                        f"transaction[{t.id}].invoice_id", t.invoice_id, "invoice"
-                    )
-                if t.amount.currency != invoice.currency:
-                    # A payment settles an invoice in the invoice's own currency.
-                    raise ValidationError(
-                        f"transaction[{t.id}].amount",
-                        t.amount,
-                        f"invoice {invoice.id} is in {invoice.currency}",
-                    )
+            _check_invoice_ref(f"transaction[{t.id}]", t.invoice_id, t.amount, invoices)
             if t.subscription_id is not None and t.subscription_id not in subs:
                 raise UnknownReferenceError(
                     f"transaction[{t.id}].subscription_id", t.subscription_id, "subscription"
@@ -153,18 +141,7 @@ class Book:
                 raise UnknownReferenceError(
                     f"credit[{c.id}].customer_id", c.customer_id, "customer"
                 )
-            if c.invoice_id is not None:
-                credited = invoices.get(c.invoice_id)
-                if credited is None:
-                    raise UnknownReferenceError(
-                        f"credit[{c.id}].invoice_id", c.invoice_id, "invoice"
-                    )
-                if c.amount.currency != credited.currency:
-                    raise ValidationError(
-                        f"credit[{c.id}].amount",
-                        c.amount,
-                        f"invoice {credited.id} is in {credited.currency}",
-                    )
+            _check_invoice_ref(f"credit[{c.id}]", c.invoice_id, c.amount, invoices)
 
     # -- indexes (computed once per book) ------------------------------------------------------
 
@@ -237,3 +214,19 @@ class Book:
 
     def __len__(self) -> int:
         return len(self.customers)
+
+
+def _check_invoice_ref(
+    name: str, invoice_id: str | None, amount: Money, invoices: Mapping[str, Invoice]
+) -> None:
+    """A payment, refund or credit entry naming an invoice names one of the book's, in the
+    invoice's own currency (it settles or credits that invoice)."""
+    if invoice_id is None:
+        return
+    invoice = invoices.get(invoice_id)
+    if invoice is None:
+        raise UnknownReferenceError(f"{name}.invoice_id", invoice_id, "invoice")
+    if amount.currency != invoice.currency:
+        raise ValidationError(
+            f"{name}.amount", amount, f"invoice {invoice.id} is in {invoice.currency}"
+        )

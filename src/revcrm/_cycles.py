@@ -222,8 +222,8 @@ class BillingCycle:
             months = (moment.year - anchor.year) * 12 + moment.month - anchor.month
             n = months // int(self.length_in_months)
         else:
-            span = (moment - anchor) / timedelta(days=1)
-            n = int(span // float(self.length_in_months * Fraction(36525, 1200)))
+            days = (moment - anchor) // timedelta(days=1)
+            n = int(days // (self.length_in_months * Fraction(36525, 1200)))
         while self._step(anchor, n) > moment:
             n -= 1
         while self._step(anchor, n + 1) <= moment:

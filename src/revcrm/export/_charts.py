@@ -56,6 +56,8 @@ def _figure(width: float = 8.0, height: float = 4.5) -> Figure:
 
 
 def _money_value(m: Money) -> float:
+    # The one float in revcrm's money: a plotted coordinate, made from the amount already
+    # rounded for display (labels are formatted from the Money itself, never this value).
     return float(m.rounded().amount)
 
 
