@@ -426,3 +426,16 @@ def test_edge_values_round_trip_exactly(any_store: Any) -> None:
     details = (("server", "web-1"), ("host", "ü \x00 \ud800"))
     any_store.subscriptions.upsert(_sub(details=details))
     assert any_store.subscriptions.get("s").details == details
+
+
+def test_options_with_ints_too_big_for_floats_or_text_are_named_errors() -> None:
+    # Found by the fuzz suite: busy_timeout=10**400 overflowed float() before the range
+    # check, and MetricsPolicy's messages formatted an int over the 4,300-digit limit.
+    from revcrm.errors import PolicyError
+    from revcrm.metrics import MetricsPolicy
+    from revcrm.storage import SQLStore
+
+    with pytest.raises(ValidationError):
+        SQLStore("sqlite://", busy_timeout=10**400)
+    with pytest.raises(PolicyError):
+        MetricsPolicy(past_due_churn_after_days=10**5000)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from revcrm.errors import PolicyError
+from revcrm.errors import PolicyError, _shown
 
 __all__ = [
     "ChurnDenominator",
@@ -62,7 +62,7 @@ def _member(kind: type[_E], name: str, value: object) -> _E:
         return kind(value)  # type: ignore[arg-type]  # any value: the enum says no below
     except (ValueError, TypeError):
         choices = ", ".join(repr(m.value) for m in kind)
-        raise PolicyError(f"{name}={value!r:.80}: expected one of {choices}") from None
+        raise PolicyError(f"{name}={_shown(value)}: expected one of {choices}") from None
 
 
 def _discounts(value: object) -> DiscountPolicy:
@@ -86,23 +86,23 @@ def _non_negative_days(_i: object, a: attrs.Attribute[int | None], v: int | None
         isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _MAX_DAYS
     ):
         raise PolicyError(
-            f"{a.name}={v!r:.80}: expected None or a whole number of days, 0 to {_MAX_DAYS}"
+            f"{a.name}={_shown(v)}: expected None or a whole number of days, 0 to {_MAX_DAYS}"
         )
 
 
 def _flag(_i: object, a: attrs.Attribute[Any], v: object) -> None:
     if not isinstance(v, bool):
-        raise PolicyError(f"{a.name}={v!r:.80}: expected True or False")
+        raise PolicyError(f"{a.name}={_shown(v)}: expected True or False")
 
 
 def _window(_i: object, a: attrs.Attribute[Any], v: object) -> None:
     if v is not None and not isinstance(v, timedelta):
-        raise PolicyError(f"{a.name}={v!r:.80}: expected None or a timedelta")
+        raise PolicyError(f"{a.name}={_shown(v)}: expected None or a timedelta")
 
 
 def _months(_i: object, a: attrs.Attribute[Any], v: object) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1200:
-        raise PolicyError(f"{a.name}={v!r:.80}: expected a whole number of months, 1 to 1200")
+        raise PolicyError(f"{a.name}={_shown(v)}: expected a whole number of months, 1 to 1200")
 
 
 @attrs.frozen(kw_only=True)

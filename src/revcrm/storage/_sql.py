@@ -411,8 +411,8 @@ class SQLStore:
         if (
             isinstance(busy_timeout, bool)
             or not isinstance(busy_timeout, (int, float))
+            or not 0 <= busy_timeout <= 86_400  # before isfinite: a huge int overflows a float
             or not math.isfinite(busy_timeout)
-            or not 0 <= busy_timeout <= 86_400
         ):
             raise ValidationError("busy_timeout", busy_timeout, "seconds from 0 to 86400")
         if wal is not None and not isinstance(wal, bool):

@@ -31,6 +31,7 @@ from revcrm import (
 )
 from revcrm.errors import NotFoundError, ValidationError
 from revcrm.testing import strategies
+from revcrm.testing._contract_book import sample_book
 
 if TYPE_CHECKING:
     from revcrm.storage import Store
@@ -42,8 +43,6 @@ _KINDS: Final = ("subscriptions", "invoices", "transactions", "credits")
 
 
 def _sample() -> Book:
-    from revcrm.testing.contract import sample_book  # the contract module imports this one
-
     return sample_book()
 
 

@@ -38,6 +38,7 @@ from revcrm import (
 from revcrm.errors import ConflictError, ValidationError
 from revcrm.storage._protocols import CurrentState
 from revcrm.storage._query import cursor_as_of
+from revcrm.testing._contract_book import assert_same_book, sample_book
 
 if TYPE_CHECKING:
     from revcrm.storage import Store
@@ -51,14 +52,10 @@ _REPOS: Final = ("customers", "products", "plans", "subscriptions", "invoices", 
 
 
 def _sample() -> Book:
-    from revcrm.testing.contract import sample_book  # the contract module imports this one
-
     return sample_book()
 
 
 def _same(a: Book, b: Book) -> None:
-    from revcrm.testing.contract import assert_same_book
-
     assert_same_book(a, b)
 
 
