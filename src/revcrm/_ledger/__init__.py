@@ -1,0 +1,1 @@
+"""The columnar MRR ledger: invoice lines as arrays (``_columns.LineColumns``) and the engine over them."""
