@@ -1,6 +1,7 @@
-"""Results out: JSON values, pandas DataFrames and matplotlib charts of revcrm results.
+"""Results out: JSON values, pandas DataFrames, matplotlib charts and inline SVG charts of
+revcrm results.
 
-``to_jsonable`` and ``json_schema`` need nothing beyond revcrm itself; ``to_frame`` needs
+``to_jsonable``, ``json_schema`` and the ``svg_*`` charts need nothing beyond revcrm itself; ``to_frame`` needs
 the ``revcrm[pandas]`` extra and the charts the ``revcrm[charts]`` extra, imported only
 when called (a :class:`MissingExtraError` names the extra to install). See docs/export.md.
 """
@@ -19,6 +20,14 @@ from revcrm.export._extras import MissingExtraError
 from revcrm.export._frames import COHORT_VALUES, minor_units, to_frame
 from revcrm.export._json import Json, decimal_text, duration_text, money_text, to_jsonable
 from revcrm.export._schema import DECIMAL_PATTERN, json_schema
+from revcrm.export._svg import (
+    month_label,
+    svg_bar_chart,
+    svg_heatmap,
+    svg_line_chart,
+    svg_lines_chart,
+    svg_waterfall_chart,
+)
 
 __all__ = [
     "COHORT_VALUES",
@@ -33,10 +42,16 @@ __all__ = [
     "json_schema",
     "minor_units",
     "money_text",
+    "month_label",
     "revenue_by_billing_cycle_chart",
     "revenue_by_payment_method_chart",
     "revenue_by_product_chart",
     "revenue_trend_chart",
+    "svg_bar_chart",
+    "svg_heatmap",
+    "svg_line_chart",
+    "svg_lines_chart",
+    "svg_waterfall_chart",
     "to_frame",
     "to_jsonable",
     "waterfall_chart",
