@@ -35,6 +35,7 @@ __all__ = [
     "MIN_RATE",
     "FxRates",
     "Money",
+    "canonical",
     "format_money",
 ]
 
@@ -162,8 +163,28 @@ _INT_LIMIT: Final = 10**MAX_MAGNITUDE
 _MAX_TEXT: Final = MAX_MAGNITUDE + MAX_PLACES + 64
 
 
+def canonical(value: Decimal) -> Decimal:
+    """The one spelling of ``value``: no trailing fractional zeros, no exponent on a whole
+    number, no negative zero (``10.000`` and ``1E+1`` are ``10``, ``1.50`` is ``1.5``,
+    ``0E+45`` and ``-0.00`` are ``0``).
+
+    Equal values get equal digits and exponent, so ``str`` of an amount is the same
+    whatever scale a store kept it with (SQLite's fixed 48 places, PostgreSQL's NUMERIC).
+    """
+    if not value:
+        return _ZERO_AMOUNT
+    reduced = value.normalize(_EXACT)
+    if reduced.as_tuple().exponent > 0:  # type: ignore[operator]
+        # normalize() writes 10 as 1E+1; a whole number is spelt out instead.
+        reduced = reduced.quantize(_ONE, context=_EXACT)
+    return reduced
+
+
+_ZERO_AMOUNT: Final = Decimal(0)
+
+
 def _amount_converter(value: object) -> Decimal:
-    return to_decimal(value)
+    return canonical(to_decimal(value))
 
 
 @attrs.frozen(repr=False, order=False, eq=False)
@@ -172,6 +193,11 @@ class Money:
 
     ``Money("12.50", "EUR")``. Arithmetic keeps full precision: nothing is rounded until
     :meth:`rounded` is called at the reporting boundary.
+
+    The amount is kept in its canonical form (see :func:`canonical`): ``Money("12.50",
+    "EUR").amount`` is ``Decimal("12.5")`` and ``str(Money("10.000", "USD"))`` is
+    ``"10 USD"`` on every backend. Use :func:`format_money` (or ``revcrm.export``) to show
+    an amount with the currency's minor units.
     """
 
     amount: Decimal = attrs.field(converter=_amount_converter)
@@ -300,6 +326,17 @@ class Money:
         return Money(
             self.amount.quantize(exponent, rounding=rounding, context=_EXACT), self.currency
         )
+
+    def rounded_amount(self, rounding: str = DEFAULT_ROUNDING) -> Decimal:
+        """The amount rounded as :meth:`rounded` does, written with exactly the currency's
+        minor units (``Decimal("10.00")`` for ten dollars, ``Decimal("1235")`` for yen) and
+        no negative zero: the text a report shows. :attr:`amount` itself is canonical
+        (``10``), so use this where the places matter."""
+        if not isinstance(rounding, str) or rounding not in ROUNDINGS:
+            raise ValidationError("rounding", rounding, "expected a decimal.ROUND_* mode")
+        exponent = Decimal(1).scaleb(-self.minor_units)
+        value = self.amount.quantize(exponent, rounding=rounding, context=_EXACT)
+        return value if value else value.copy_abs()
 
     def is_zero(self) -> bool:
         return self.amount == 0

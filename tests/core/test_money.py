@@ -97,9 +97,47 @@ class TestConstruction:
 
     def test_repr_and_str(self) -> None:
         m = Money("12.50", "EUR")
-        assert repr(m) == "Money('12.50', 'EUR')"
-        assert str(m) == "12.50 EUR"
-        assert f"{m:>12}" == "   12.50 EUR"
+        assert repr(m) == "Money('12.5', 'EUR')"
+        assert str(m) == "12.5 EUR"
+        assert f"{m:>12}" == "    12.5 EUR"
+
+    @pytest.mark.parametrize(
+        ("written", "canonical"),
+        [
+            ("10", "10"),
+            ("10.000", "10"),
+            ("1E+1", "10"),
+            ("10.000000000000000000000000000000000000000000000000", "10"),
+            ("0E+45", "0"),
+            ("-0.00", "0"),
+            ("1.50", "1.5"),
+            ("5.10472031E+11", "510472031000"),
+            ("1E-40", "1E-40"),
+            ("-123.4500", "-123.45"),
+        ],
+    )
+    def test_amounts_are_canonical(self, written: str, canonical: str) -> None:
+        # Same value, same digits and exponent: str is the same whatever scale a store kept.
+        m = Money(written, "USD")
+        assert str(m.amount) == canonical
+        assert m.amount.as_tuple() == Decimal(canonical).as_tuple()
+        assert str(m) == f"{canonical} USD"
+        assert hash(m) == hash(Money(canonical, "USD"))
+        assert m == Money(canonical, "USD")
+
+    @given(S.currencies(any_cldr=True).flatmap(lambda c: S.money(c, minor_units=False)))
+    def test_equal_amounts_have_one_spelling(self, m: Money) -> None:
+        # The same value with two more trailing zeros (within the accepted places).
+        places = -int(m.amount.as_tuple().exponent)
+        padded = Money(m.amount * (Decimal("1.00") if places < 190 else 1), m.currency)
+        assert padded == m
+        assert (str(padded), repr(padded)) == (str(m), repr(m))
+
+    def test_rounded_amount_keeps_the_minor_units(self) -> None:
+        assert str(Money("10", "USD").rounded_amount()) == "10.00"
+        assert str(Money("1234.5", "JPY").rounded_amount()) == "1234"
+        assert str(Money("-0.004", "USD").rounded_amount()) == "0.00"
+        assert str(Money("0.0005", "KWD").rounded_amount(ROUND_HALF_UP)) == "0.001"
 
 
 class TestArithmetic:
@@ -276,7 +314,8 @@ class TestRounding:
         r = m.rounded()
         unit = Decimal(1).scaleb(-m.minor_units)
         assert r.currency == m.currency
-        assert r.amount.as_tuple().exponent == -m.minor_units
+        assert -int(r.amount.as_tuple().exponent) <= m.minor_units  # canonical, on the grid
+        assert r.rounded_amount().as_tuple().exponent == -m.minor_units
         assert abs(r.amount - m.amount) <= unit / 2
         assert r.rounded() == r
 
