@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import runpy
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,23 +26,78 @@ def test_demo_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_path:
     assert "MRR computed in SQL and in Python: equal" in out
     for heading in (
         "Dashboard as of",
-        "MRR by billing cycle",
-        "MRR waterfall, last 12 months",
-        "Churn (completed months)",
+        "12-month trend",
+        "MRR waterfall (the last month ends at the report's moment)",
+        "Churn by completed month",
         "Cohorts:",
-        "Top products by net cash",
+        "MRR by billing cycle at",
+        "Net cash by product,",
         "Lead funnel at",
-        "Segments (",
+        "Segments of the 80 registered customers",
         "At Risk customers with the most MRR",
         "Services (",
         "Intake: how did you hear about us?",
     ):
         assert heading in out
     # Segment counts come from SQL; the demo checks them against the Python segmentation.
-    assert "computed by the store, Python agrees: equal" in out
+    assert "Segment counts computed by the store, Python agrees: equal" in out
     book = demo_book(80, seed=3)
     mrr = analyse(book, currency="USD").mrr(DEMO_AS_OF)
-    assert f"MRR                 {format_money(mrr, locale='en_US')}" in out
+    assert re.search(rf"\n  MRR +{re.escape(format_money(mrr, locale='en_US'))}  \(", out)
+    # The database and the report next to it are named.
+    report = tmp_path / "demo-report.html"
+    assert report.is_file()
+    assert f"Database: {db.resolve()}" in out
+    assert f"HTML report: {report.resolve()}" in out
+
+
+def test_demo_says_one_thing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Issue 16 item 6: one moment, labelled counts, one money format, plain words."""
+    assert main(["demo", "--customers", "60", "--seed", "4", "--db", str(tmp_path / "d.db")]) == 0
+    out = capsys.readouterr().out
+    book = demo_book(60, seed=4)
+    mrr = format_money(analyse(book, currency="USD").mrr(DEMO_AS_OF), locale="en_US")
+    # The waterfall's last month ends at as_of: its end MRR is the dashboard's MRR.
+    waterfall = out.split("MRR waterfall")[1].split("\n\n")[0].splitlines()
+    assert waterfall[-1].startswith("  Nov 2026")
+    assert waterfall[-1].endswith(mrr)
+    # Counts say what they count.
+    assert re.search(r"Paying customers +\d+  \(customers with MRR now, of 60 registered\)", out)
+    assert re.search(r"\d+ of the \d+ customers paying on 2026-11-01 stopped paying", out)
+    assert "Paying at start" in out
+    assert ", start)" not in out
+    # One money format: no ISO-code amounts next to symbols.
+    assert not re.search(r"\d USD\b", out), re.findall(r".*\d USD\b.*", out)
+    assert "Open pipeline value" in out
+
+
+def test_demo_database_defaults_to_a_temporary_folder(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    tempfile.tempdir = None  # read TMPDIR again
+    try:
+        assert main(["demo", "--customers", "20", "--seed", "2"]) == 0
+    finally:
+        tempfile.tempdir = None
+    out = capsys.readouterr().out
+    (db,) = tmp_path.glob("revcrm-demo-*/revcrm-demo.sqlite")
+    assert f"Database: {db.resolve()}" in out
+    assert db.with_name("revcrm-demo-report.html").is_file()
+    assert not (tmp_path / "revcrm-demo.sqlite").exists()  # not in the working directory
+
+
+def test_every_option_has_help() -> None:
+    from revcrm._cli import SUBCOMMANDS, build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) == set(SUBCOMMANDS)
+    for name, command in sub.choices.items():
+        assert command.description, name
+        for action in command._actions:
+            assert action.help, f"revcrm {name} {action.option_strings}"
 
 
 def test_demo_runs_as_a_module(

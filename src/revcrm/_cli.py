@@ -1,123 +1,145 @@
-"""The ``revcrm`` command line: ``revcrm demo``."""
+"""The ``revcrm`` command line: ``revcrm demo`` and ``revcrm report``.
+
+Each subcommand is one ``add_<name>(subparsers)`` function in :data:`SUBCOMMANDS` that
+registers its parser and sets ``func`` (``args -> exit status``); a new subcommand is one
+more entry (imported lazily, so ``revcrm --help`` needs no extra).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from revcrm._book import Book
-from revcrm._demo import DEMO_AS_OF, demo_book
 from revcrm._money import Money, format_money
-from revcrm.metrics import MrrAnalysis
+from revcrm.errors import RevcrmError
 
 if TYPE_CHECKING:
     from revcrm._facade import CRM
+    from revcrm.export import Report
+    from revcrm.storage import SQLStore
 
-__all__ = ["main"]
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+
+Subparsers = Any  # argparse's _SubParsersAction is private; its type is not public API
 
 
-def _pct(rate: Decimal | None) -> str:
-    return "n/a" if rate is None else f"{(rate * 100).quantize(Decimal('0.1'))}%"
+def _moment(text: str) -> datetime:
+    """``--as-of``: an ISO date (midnight) or date-time; UTC unless it carries an offset."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            value = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an ISO date or date-time (2026-11-20 or 2026-11-20T12:00)"
+            ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _common(p: argparse.ArgumentParser, *, as_of_default: str) -> None:
+    p.add_argument(
+        "--as-of",
+        type=_moment,
+        default=None,
+        metavar="DATE",
+        help="the moment every figure is taken at: an ISO date or date-time, UTC unless it "
+        f"has an offset (default: {as_of_default})",
+    )
+    p.add_argument(
+        "--locale",
+        default="en_US",
+        help="how amounts, percentages and months are written, e.g. en_US, de_DE, fr-FR "
+        "(default: en_US)",
+    )
+    p.add_argument(
+        "--currency",
+        default="USD",
+        help="the reporting currency every amount is converted into (default: USD)",
+    )
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def _add_demo(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="build a seeded demo book, store it in SQLite, print its report and write it as HTML",
+        description="Generate a seeded book of a small hosting business, write it into a "
+        "SQLite database, read it back, print the report pages and write the HTML report "
+        "next to the database.",
+    )
+    p.add_argument(
+        "--customers",
+        type=int,
+        default=300,
+        help="how many customers the demo business has (default: 300)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=7,
+        help="random seed: the same seed gives the same book (default: 7)",
+    )
+    _common(p, as_of_default="the demo's date, 2026-11-20 12:00 UTC")
+    p.add_argument(
+        "--db",
+        default=None,
+        metavar="PATH",
+        help="SQLite file to write the demo book into (replaced if it exists); default: "
+        "revcrm-demo.sqlite in a new temporary folder; '-' keeps everything in memory "
+        "and writes no report",
+    )
+    p.set_defaults(func=demo)
 
 
 def demo(args: argparse.Namespace) -> int:
-    as_of = (
-        DEMO_AS_OF if args.as_of is None else datetime.fromisoformat(args.as_of).replace(tzinfo=UTC)
-    )
-    generated = demo_book(args.customers, seed=args.seed, as_of=as_of)
+    from revcrm._demo import DEMO_AS_OF, demo_book
+    from revcrm.export._report import build_report, render_html, render_text
+
+    as_of: datetime = DEMO_AS_OF if args.as_of is None else args.as_of
     locale, cur = args.locale, args.currency
     out = sys.stdout
-    book, stored, crm = _through_sqlite(generated, args.db, as_of=as_of, currency=cur)
+    if args.db is None:
+        db = str(Path(tempfile.mkdtemp(prefix="revcrm-demo-")) / "revcrm-demo.sqlite")
+    else:
+        db = args.db
+    generated = demo_book(args.customers, seed=args.seed, as_of=as_of)
+    out.write(
+        f"revcrm demo: a hosting business with {len(generated.customers)} customers, "
+        f"{len(generated.subscriptions)} services, {len(generated.invoices)} invoices, "
+        f"{len(generated.transactions)} transactions (seed {args.seed})\n"
+    )
+    book, stored, crm = _through_sqlite(generated, db, as_of=as_of, currency=cur)
     try:
-        _report(out, book, stored, crm, as_of=as_of, locale=locale, currency=cur, seed=args.seed)
+        out.write(stored + "\n\n")
+        report = build_report(crm, as_of=as_of, locale=locale, label=_demo_label(db, args))
+        out.write(render_text(report) + "\n")
+        _crm_pages(out, crm, book, report, as_of=as_of, locale=locale)
     finally:
         crm.store.close()
+    if db != "-":
+        path = _report_path(Path(db))
+        path.write_text(render_html(report), encoding="utf-8")
+        out.write(f"\nDatabase: {Path(db).resolve()}\nHTML report: {path.resolve()}\n")
+        out.write(f"  (again with: revcrm report --db {Path(db).resolve()} --html PATH)\n")
     return 0
 
 
-def _report(
-    out: TextIO,
-    book: Book,
-    stored: str,
-    crm: CRM,
-    *,
-    as_of: datetime,
-    locale: str,
-    currency: str,
-    seed: int,
-) -> None:
-    """Every page of the demo, in order."""
-    from revcrm.metrics import analyse, dashboard, format_dashboard
-    from revcrm.metrics._mrr import convert_mrr, subscription_mrr
+def _demo_label(db: str, args: argparse.Namespace) -> str:
+    where = "kept in memory" if db == "-" else f"SQLite file {Path(db).resolve()}"
+    return f"revcrm demo book ({args.customers} customers, seed {args.seed}), {where}"
 
-    cur = currency
 
-    def fm(m: Money) -> str:
-        return format_money(m, locale=locale)
-
-    out.write(
-        f"revcrm demo: a hosting business with {len(book.customers)} customers, "
-        f"{len(book.subscriptions)} services, {len(book.invoices)} invoices, "
-        f"{len(book.transactions)} transactions (seed {seed})\n"
-    )
-    analysis = analyse(book, currency=cur, horizon=as_of)
-    out.write(stored + "\n\n")
-    d = dashboard(book, as_of=as_of, currency=cur, analysis=analysis)
-    out.write(format_dashboard(d, locale=locale) + "\n\n")
-
-    out.write("MRR by billing cycle\n")
-
-    by_cycle: dict[str, Money] = {}
-    for sub in book.subscriptions:
-        value = subscription_mrr(sub, as_of)
-        if value.is_zero():
-            continue
-        state = sub.state_at(as_of)
-        assert state is not None
-        key = str(state.cycle)
-        converted = convert_mrr(value, sub, as_of, cur, book.fx, analysis.policy)
-        by_cycle[key] = by_cycle.get(key, Money.zero(cur)) + converted
-    for key, value in sorted(by_cycle.items(), key=lambda kv: -kv[1].amount):
-        share = value.ratio(d.mrr) if not d.mrr.is_zero() else None
-        out.write(f"  {key:<11} {fm(value):>14}  {_pct(share):>6}\n")
-
-    out.write("\nMRR waterfall, last 12 months\n")
-    out.write(
-        f"  {'month':<8}{'start':>13}{'new':>12}{'expansion':>12}{'reactiv.':>12}"
-        f"{'contraction':>13}{'churn':>12}{'fx':>10}{'end':>13}\n"
-    )
-    first = d.trend[0].start
-    for w in analysis.waterfalls(first, d.trend[-1].end):
-        cells = [w.start_mrr, w.new, w.expansion, w.reactivation, w.contraction, w.churn]
-        out.write(
-            f"  {w.start:%Y-%m}  "
-            + "".join(f"{fm(c):>12}" for c in cells)
-            + f"{fm(w.fx_impact):>10}{fm(w.end_mrr):>13}\n"
-        )
-
-    _analytics(out, book, analysis, as_of, d.trend[-7].start, fm)
-
-    _crm_pages(out, crm, book, analysis, as_of, locale)
-
-    from revcrm._demo import demo_leads
-    from revcrm.leads import conversion_rate, format_funnel, funnel, open_pipeline_value
-
-    leads = demo_leads(book, as_of=as_of)
-    year_ago = as_of - timedelta(days=365)
-    out.write("\n")
-    out.write(
-        format_funnel(
-            funnel(leads, at=as_of),
-            conversion=conversion_rate(leads, start=year_ago, end=as_of, by="source_kind"),
-            pipeline_value=open_pipeline_value(leads, currency=cur, at=as_of, fx=book.fx),
-        )
-        + "\n"
-    )
+def _report_path(db: Path) -> Path:
+    return db.with_name(f"{db.stem}-report.html")
 
 
 def _through_sqlite(
@@ -126,27 +148,29 @@ def _through_sqlite(
     """Write the book into a fresh SQLite file, read it back, and check the dashboard the
     database computes (pushed down to SQL) against the pure functions. Returns the book
     read back and a CRM facade over the file (CRM tables in the same database, one unit
-    of work); in memory with ``--db -``."""
+    of work) holding the demo's CRM activity and leads; in memory with ``--db -``."""
     from revcrm._facade import CRM
     from revcrm.storage import InMemoryCRMStore, InMemoryStore
 
     def clock() -> datetime:
         return as_of
 
-    if db == "-":
+    def in_memory(note: str) -> tuple[Book, str, CRM]:
         memory = InMemoryStore()
         memory.import_book(book)
         crm = CRM(memory, InMemoryCRMStore(), reporting_currency=currency, clock=clock)
-        return book, "(kept in memory: --db -)", crm
+        _crm_activity(crm, book, as_of)
+        return book, note, crm
+
+    if db == "-":
+        return in_memory("(kept in memory: --db -)")
     try:
         from revcrm.storage import SQLStore
         from revcrm.storage._crm_sql import SQLCRMStore
     except ImportError:  # pragma: no cover - the sql extra is missing
-        memory = InMemoryStore()
-        memory.import_book(book)
-        crm = CRM(memory, InMemoryCRMStore(), reporting_currency=currency, clock=clock)
-        hint = "(SQLAlchemy missing: pip install 'revcrm[sql]' to store the book in SQLite)"
-        return book, hint, crm
+        return in_memory(
+            "(SQLAlchemy missing: pip install 'revcrm[sql]' to store the book in SQLite)"
+        )
     path = Path(db)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -158,6 +182,8 @@ def _through_sqlite(
         pushed = store.dashboard(as_of=as_of, currency=currency)
         crm_store = SQLCRMStore.alongside(store)
         crm_store.create_schema()
+        crm = CRM(store, crm_store, reporting_currency=currency, clock=clock)
+        _crm_activity(crm, loaded, as_of)
     except BaseException:
         store.close()
         raise
@@ -165,158 +191,220 @@ def _through_sqlite(
 
     pure = mrr(loaded, at=as_of, currency=currency, policy=store.policy)
     check = "equal" if pushed.mrr == pure else f"DIFFERENT ({pushed.mrr} vs {pure})"
-    crm = CRM(store, crm_store, reporting_currency=currency, clock=clock)
     return (
         loaded,
         (
-            f"Stored in SQLite file {path} ({result.inserted} records) and read back; "
-            f"MRR computed in SQL and in Python: {check}"
+            f"Stored in SQLite file {path.resolve()} ({result.inserted} records) and read "
+            f"back; MRR computed in SQL and in Python: {check}"
         ),
         crm,
     )
 
 
+def _crm_activity(crm: CRM, book: Book, as_of: datetime) -> None:
+    """The demo's notes, tags, intake answers and leads, in one unit of work."""
+    from revcrm._demo import demo_crm_activity, demo_leads
+
+    with crm.store.transaction():
+        demo_crm_activity(crm, book, as_of=as_of)
+        for lead in demo_leads(book, as_of=as_of):
+            crm.crm.leads.add(lead)
+
+
 def _crm_pages(
-    out: TextIO, crm: CRM, book: Book, analysis: MrrAnalysis, as_of: datetime, locale: str
+    out: TextIO, crm: CRM, book: Book, report: Report, *, as_of: datetime, locale: str
 ) -> None:
-    """The CRM pages, through the facade over the stored book: segment cards, the At Risk
+    """The CRM pages the report has no room for, through the facade over the stored book:
+    the check of the store's segment counts, the customers in no segment, the At Risk
     list, the top customer's profile and the intake breakdown."""
-    from revcrm._demo import demo_crm_activity
     from revcrm.crm import format_profile
+    from revcrm.metrics import analyse
     from revcrm.segments import Segment, segmentation
 
     def fm(m: Money | None) -> str:
         return "-" if m is None else format_money(m, locale=locale)
 
-    with crm.store.transaction():
-        demo_crm_activity(crm, book, as_of=as_of)
-    counts = crm.segments.counts(as_of=as_of)
-    pure = segmentation(book, as_of=as_of, currency=analysis.currency, analysis=analysis)
-    check = "equal" if counts == pure.counts() else "DIFFERENT"
-    out.write(
-        f"\nSegments ({counts.customers} customers; members, and primary by precedence; "
-        f"computed by the store, Python agrees: {check})\n"
-    )
-    for segment in crm.segment_config.precedence:
-        out.write(
-            f"  {segment.value:<16}{counts.members.get(segment, 0):>6}"
-            f"{counts.primary.get(segment, 0):>8}\n"
-        )
+    analysis = analyse(book, currency=report.currency, policy=crm.policy, horizon=as_of)
+    pure = segmentation(book, as_of=as_of, currency=report.currency, analysis=analysis)
+    check = "equal" if report.segments == pure.counts() else "DIFFERENT"
+    out.write(f"\nSegment counts computed by the store, Python agrees: {check}\n")
     others = pure.customers_in(Segment.OTHER)
-    out.write(f"  Other: {len(others)} customers in none of the six segments\n")
+    out.write(f"Other: {len(others)} customers in none of the six segments\n")
     for cid in others[:3]:
         reason = (pure.other_reason(cid) or "").replace("\n", "; ")
-        out.write(f"    {cid}: {reason}\n")
+        out.write(f"  {cid}: {reason}\n")
     at_risk = crm.customers.list(
         as_of=as_of, segment="at_risk", sort="mrr", direction="desc", limit=5
     )
     out.write("\nAt Risk customers with the most MRR\n")
     for r in at_risk:
-        tags = ", ".join(sorted(r.tags)) or "-"
+        tags = ", ".join(sorted(r.tags)) or "none"
+        paid = r.row.last_payment_at
         out.write(
-            f"  {r.row.customer.name:<24}{fm(r.row.mrr):>12}  last paid "
-            f"{'-' if r.row.last_payment_at is None else f'{r.row.last_payment_at:%Y-%m-%d}'}"
-            f"  primary {r.primary_segment.value if r.primary_segment else '-'}  tags {tags}\n"
+            f"  {r.row.customer.name:<24}{fm(r.row.mrr):>12} MRR, last paid "
+            f"{'never' if paid is None else f'{paid:%Y-%m-%d}'}, primary segment "
+            f"{r.primary_segment.label if r.primary_segment else 'none'}, tags {tags}\n"
         )
     paying = analysis.customers_with_mrr(as_of)
     if paying:
         top = max(sorted(paying), key=lambda c: paying[c].amount)
         profile = crm.customers.profile(top, as_of=as_of)
-        out.write("\n" + format_profile(profile, locale=locale) + "\n")
+        out.write("\nThe customer with the most MRR\n" + format_profile(profile, locale=locale))
+        out.write("\n")
     breakdown = crm.intake.breakdown(as_of=as_of)
-    out.write("\nIntake: how did you hear about us? (customers, paying, MRR, ARPA)\n")
-    for row in breakdown.rows_for("heard"):
-        out.write(
-            f"  {row.option or '-':<16}{row.customers:>6}{row.paying_customers or 0:>6}"
-            f"{fm(row.mrr):>13}{fm(row.arpa):>11}\n"
-        )
+    rows = list(breakdown.rows_for("heard"))
+    if rows:
+        out.write("\nIntake: how did you hear about us?\n")
+        out.write(f"  {'answer':<16}{'customers':>10}{'paying':>8}{'MRR':>13}{'ARPA':>11}\n")
+        for row in rows:
+            out.write(
+                f"  {row.option or 'no answer':<16}{row.customers:>10}"
+                f"{row.paying_customers or 0:>8}{fm(row.mrr):>13}{fm(row.arpa):>11}\n"
+            )
 
 
-def _analytics(
-    out: TextIO,
-    book: Book,
-    analysis: MrrAnalysis,
-    as_of: datetime,
-    six_months_ago: datetime,
-    fm: Callable[[Money], str],
-) -> None:
-    """Churn, LTV, cohorts and top products: the KPI page."""
-    from revcrm.metrics import (
-        Frequency,
-        arpa_from_mrrs,
-        churn_series,
-        cohorts,
-        ltv,
-        quick_ratio,
-        revenue_retention,
-        top_products_by_customers,
-        top_products_by_revenue,
-    )
+# -- report -----------------------------------------------------------------------------------
 
-    cur = analysis.currency
-    this_month = as_of.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    months = churn_series(analysis, six_months_ago, this_month)
-    out.write("\nChurn (completed months)\n")
-    out.write(
-        f"  {'month':<8}{'customers':>10}{'churned':>9}{'rate':>8}{'MRR gross':>11}{'MRR net':>9}\n"
+
+def _add_report(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write the revenue report of a database as HTML, JSON or CSV",
+        description="Compute the revenue report (dashboard cards, 12-month trend, MRR "
+        "waterfall, churn, cohorts, revenue breakdowns, segments, lead funnel) of a store "
+        "and write it as one self-contained HTML page, as JSON, or as CSV tables.",
     )
-    for p in months:
-        c, m = p.customer_churn, p.mrr_churn
-        out.write(
-            f"  {p.start:%Y-%m}  {c.denominator:>8}{c.churned:>9}{_pct(c.rate):>8}"
-            f"{_pct(m.gross):>11}{_pct(m.net):>9}\n"
-        )
-    rates = [p.customer_churn.rate for p in months]
-    a = arpa_from_mrrs(analysis.customers_with_mrr(as_of), currency=cur)
-    year_ago = this_month.replace(year=this_month.year - 1)
-    nrr = revenue_retention(analysis, year_ago, this_month)
-    if a.value is not None:
-        value = ltv(a.value, rates, window=analysis.policy.ltv_churn_months)
-        lifetime = (
-            "unbounded" if value.lifetime_months is None else f"{value.lifetime_months:.1f} months"
-        )
-        out.write(
-            f"\nARPA {fm(a.value)} over {a.paying_customers} paying customers; "
-            f"LTV {fm(value.value) if value.value is not None else 'n/a'} "
-            f"(6-month average churn {_pct(value.churn_rate)}, lifetime {lifetime})\n"
-        )
-    qr = quick_ratio(analysis, months[-1].start, months[-1].end)
-    out.write(
-        f"Net revenue retention over 12 months {_pct(nrr.net)}, gross {_pct(nrr.gross)}; "
-        f"quick ratio last month {'n/a' if qr is None else qr.quantize(Decimal('0.01'))}\n"
+    p.add_argument(
+        "--html", metavar="PATH", help="write the report as one self-contained HTML page"
     )
-    out.write("\nCohorts: customers retained by months since first payment\n")
-    rows = cohorts(analysis, six_months_ago, as_of, Frequency.MONTH)
-    out.write("  cohort  size " + "".join(f"{'m' + str(k):>7}" for k in range(len(rows))) + "\n")
-    for r in rows:
-        out.write(
-            f"  {r.start:%Y-%m} {r.size:>5} "
-            + "".join(f"{_pct(cell.customer_rate):>7}" for cell in r.cells)
-            + "\n"
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        help="write the report's figures as JSON (revcrm.export.to_jsonable)",
+    )
+    p.add_argument(
+        "--csv", metavar="DIR", help="write the report's tables as CSV files, one per table"
+    )
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="the store to report on: a SQLAlchemy URL (sqlite:///file.sqlite, "
+        "postgresql+psycopg://user@host/db) or the path of an existing SQLite file; "
+        "default: the demo book (300 customers, seed 7), in memory",
+    )
+    p.add_argument(
+        "--prefix",
+        default="revcrm_",
+        help="table name prefix of the billing store; the CRM tables are read under the "
+        "prefix followed by crm_ (default: revcrm_, so revcrm_crm_)",
+    )
+    _common(p, as_of_default="the demo's date without --db, otherwise now")
+    p.set_defaults(func=report)
+
+
+def report(args: argparse.Namespace) -> int:
+    import json
+
+    from revcrm._facade import CRM
+    from revcrm.export import to_jsonable
+    from revcrm.export._report import build_report, render_html, write_csv
+
+    if not (args.html or args.json or args.csv):
+        sys.stderr.write("revcrm report: nothing to write: give --html, --json or --csv\n")
+        return 2
+    source, label, as_of = _open_source(args)
+    store = source.store if isinstance(source, CRM) else source
+    try:
+        result = build_report(
+            source, as_of=as_of, locale=args.locale, currency=args.currency, label=label
         )
-    out.write("\nTop products by net cash, last 12 months\n")
-    for row in top_products_by_revenue(book, start=year_ago, end=as_of, currency=cur, limit=5):
-        out.write(f"  {row.label:<20}{fm(row.amount):>14}  {row.customers:>5} customers\n")
-    out.write("Top products by paying customers now\n")
-    for row in top_products_by_customers(book, at=as_of, currency=cur, limit=5):
-        out.write(f"  {row.label:<20}{row.customers:>6} customers {fm(row.amount):>12} MRR\n")
+    finally:
+        store.close()
+    out = sys.stdout
+    if args.html:
+        Path(args.html).write_text(render_html(result), encoding="utf-8")
+        out.write(f"HTML report: {Path(args.html).resolve()}\n")
+    if args.json:
+        text = json.dumps(to_jsonable(result), indent=2, ensure_ascii=False)
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+        out.write(f"JSON: {Path(args.json).resolve()}\n")
+    if args.csv:
+        paths = write_csv(result, args.csv)
+        out.write(f"CSV: {len(paths)} tables in {Path(args.csv).resolve()}\n")
+    return 0
+
+
+def _open_source(args: argparse.Namespace) -> tuple[CRM | SQLStore, str, datetime]:
+    """The store the report reads (a facade when the database has CRM tables, else the
+    billing store), its label, and the report's moment."""
+    from revcrm._demo import DEMO_AS_OF, demo_book
+
+    if args.db is None:
+        as_of = DEMO_AS_OF if args.as_of is None else args.as_of
+        book = demo_book(300, seed=7, as_of=DEMO_AS_OF)
+        _, _, crm = _through_sqlite(book, "-", as_of=as_of, currency=args.currency)
+        return crm, "revcrm demo book (300 customers, seed 7), in memory", as_of
+    # The command line is the boundary where "now" may be read; pure code never does.
+    as_of = datetime.now(UTC) if args.as_of is None else args.as_of
+    from revcrm._facade import CRM
+
+    try:
+        import sqlalchemy as sa
+
+        from revcrm.storage import SQLStore
+        from revcrm.storage._crm_sql import SQLCRMStore
+    except ImportError as e:  # pragma: no cover - the sql extra is missing
+        raise RevcrmError(
+            "reading a database needs the sql extra: pip install 'revcrm[sql]'"
+        ) from e
+    url = args.db
+    if "://" not in url:
+        path = Path(url)
+        if not path.is_file():
+            raise RevcrmError(f"no SQLite file at {url} (or give a URL such as sqlite:///{url})")
+        url = f"sqlite:///{path}"
+    try:
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError as e:
+        raise RevcrmError(f"not a database URL: {args.db!r}") from e
+    store = SQLStore(url, prefix=args.prefix)
+    try:
+        if store.schema_version() == 0:
+            raise RevcrmError(f"no revcrm tables under prefix {args.prefix!r} in {shown}")
+        crm_store = SQLCRMStore.alongside(store, prefix=f"{args.prefix}crm_")
+        if crm_store.schema_version() == 0:
+            # A billing store without CRM tables: everything but the lead funnel.
+            return store, f"{shown} (no CRM tables)", as_of
+        crm = CRM(store, crm_store, reporting_currency=args.currency, clock=lambda: as_of)
+    except BaseException:
+        store.close()
+        raise
+    return crm, shown, as_of
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+#: The subcommands, in ``--help`` order: each registers its parser (see the module doc).
+SUBCOMMANDS: dict[str, Callable[[Subparsers], None]] = {
+    "demo": _add_demo,
+    "report": _add_report,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="revcrm", description="Revenue-focused CRM toolkit.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS.values():
+        add(sub)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="revcrm", description="Revenue-focused CRM toolkit.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="build a seeded demo book and print its dashboard")
-    p.add_argument("--customers", type=int, default=300)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--locale", default="en_US")
-    p.add_argument("--currency", default="USD")
-    p.add_argument("--as-of", default=None, help="ISO date-time in UTC (default: the demo's date)")
-    p.add_argument(
-        "--db",
-        default="revcrm-demo.sqlite",
-        help="SQLite file the demo book is written to and read back from ('-': none)",
-    )
-    p.set_defaults(func=demo)
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except RevcrmError as e:
+        sys.stderr.write(f"revcrm {args.command}: {e}\n")
+        return 2
     return result

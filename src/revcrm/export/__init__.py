@@ -1,7 +1,8 @@
 """Results out: JSON values, pandas DataFrames, matplotlib charts and inline SVG charts of
 revcrm results.
 
-``to_jsonable``, ``json_schema`` and the ``svg_*`` charts need nothing beyond revcrm itself; ``to_frame`` needs
+``to_jsonable``, ``json_schema``, the ``svg_*`` charts and the report (``build_report``,
+``render_html``, ``write_csv``) need nothing beyond revcrm itself; ``to_frame`` needs
 the ``revcrm[pandas]`` extra and the charts the ``revcrm[charts]`` extra, imported only
 when called (a :class:`MissingExtraError` names the extra to install). See docs/export.md.
 """
@@ -19,6 +20,16 @@ from revcrm.export._charts import (
 from revcrm.export._extras import MissingExtraError
 from revcrm.export._frames import COHORT_VALUES, minor_units, to_frame
 from revcrm.export._json import Json, decimal_text, duration_text, money_text, to_jsonable
+from revcrm.export._report import (
+    Report,
+    ReportBreakdown,
+    ReportCard,
+    build_report,
+    render_html,
+    render_text,
+    report_tables,
+    write_csv,
+)
 from revcrm.export._schema import DECIMAL_PATTERN, json_schema
 from revcrm.export._svg import (
     month_label,
@@ -34,7 +45,11 @@ __all__ = [
     "DECIMAL_PATTERN",
     "Json",
     "MissingExtraError",
+    "Report",
+    "ReportBreakdown",
+    "ReportCard",
     "breakdown_chart",
+    "build_report",
     "churn_chart",
     "cohort_heatmap",
     "decimal_text",
@@ -43,6 +58,9 @@ __all__ = [
     "minor_units",
     "money_text",
     "month_label",
+    "render_html",
+    "render_text",
+    "report_tables",
     "revenue_by_billing_cycle_chart",
     "revenue_by_payment_method_chart",
     "revenue_by_product_chart",
@@ -55,4 +73,5 @@ __all__ = [
     "to_frame",
     "to_jsonable",
     "waterfall_chart",
+    "write_csv",
 ]

@@ -169,12 +169,12 @@ def _formatter(
 
 
 def _ticks(lo: Decimal, hi: Decimal, count: int = 4) -> tuple[list[Decimal], Decimal]:
-    """Round tick values (1, 2 or 5 times a power of ten) covering ``lo..hi``, exactly."""
+    """Round tick values (1, 2, 2.5 or 5 times a power of ten) covering ``lo..hi``, exactly."""
     if hi <= lo:
         hi = lo + (abs(lo) or Decimal(1))
     raw = (hi - lo) / count
     base = Decimal(1).scaleb(raw.adjusted())
-    step = next(base * m for m in (1, 2, 5, 10) if base * m >= raw)
+    step = next(base * m for m in (1, 2, Decimal("2.5"), 5, 10) if base * m >= raw)
     first = (lo / step).to_integral_value(ROUND_FLOOR) * step
     last = (hi / step).to_integral_value(ROUND_CEILING) * step
     ticks = []
@@ -304,10 +304,12 @@ def svg_lines_chart(
                 tip = f"{name}, {lab}: {value_text(v)}"
                 out.append(_marker(marker, x(i), y(v), colour, tip))
         last = next(((i, v) for i, (_, v) in reversed(list(enumerate(pts))) if v is not None), None)
-        if last is not None:
+        # The latest value of the first series is written out; with several series the
+        # labels would overlap, and every value is in the marks' titles and the desc.
+        if last is not None and k == 0:
             i, v = last
             out.append(
-                f'<text x="{_px(x(i))}" y="{_px(y(v) - 8 - 11 * k)}" text-anchor="end" '
+                f'<text x="{_px(x(i))}" y="{_px(y(v) - 8)}" text-anchor="end" '
                 f'fill="{colour}" class="value">{_esc(value_text(v))}</text>'
             )
         if legend:
