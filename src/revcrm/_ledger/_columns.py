@@ -119,7 +119,7 @@ class LineColumns:
                 end.append(micros(line.period_end))
                 nets.append(line.net.amount)
         scale = scale_for(nets, currencies)
-        return cls.from_arrays(
+        return cls._build(  # the book checked its ids and codes
             customer_ids=tuple(customers),
             stream_ids=tuple(streams),
             currencies=tuple(currencies),
@@ -152,11 +152,39 @@ class LineColumns:
         Every error is a ValidationError naming the field and, for an array, its first bad
         row (``end[12]``).
         """
+        return cls._build(
+            customer_ids=_ids(customer_ids, "customer_ids"),
+            stream_ids=_ids(stream_ids, "stream_ids"),
+            currencies=_codes(currencies),
+            customer=customer,
+            stream=stream,
+            currency=currency,
+            start=start,
+            end=end,
+            net=net,
+            scale=scale,
+        )
+
+    @classmethod
+    def _build(
+        cls,
+        *,
+        customer_ids: tuple[str, ...],
+        stream_ids: tuple[str, ...],
+        currencies: tuple[str, ...],
+        customer: npt.ArrayLike,
+        stream: npt.ArrayLike,
+        currency: npt.ArrayLike,
+        start: npt.ArrayLike,
+        end: npt.ArrayLike,
+        net: npt.ArrayLike,
+        scale: int,
+    ) -> LineColumns:
+        """:meth:`from_arrays` for id tables already checked (distinct, storable ids and
+        currency codes: a reader's own); the arrays are checked all the same."""
         if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale <= MAX_SCALE:
             raise ValidationError("scale", scale, f"expected a whole number in 0..{MAX_SCALE}")
-        cids = _ids(customer_ids, "customer_ids")
-        sids = _ids(stream_ids, "stream_ids")
-        curs = _codes(currencies)
+        cids, sids, curs = customer_ids, stream_ids, currencies
         arrays = {
             "customer": _int_array(customer, "customer", np.int32),
             "stream": _int_array(stream, "stream", np.int32),

@@ -1,8 +1,15 @@
 """Importers: Stripe API objects, CSV files and data frames into a :class:`revcrm.Book`.
 
-See ``docs/import.md``.
+See ``docs/import.md``. For MRR over many invoice lines, :func:`read_lines` reads a CSV
+file or a table (pandas, polars, Arrow) straight into columns (no object per line), with
+``read_csv``'s options, validation and errors; ``pyarrow`` (extras ``pandas``/``bench``)
+makes it fast, the ``csv`` module is the fallback::
+
+    report = read_lines("lines.csv", timezone="UTC", period_end_inclusive=True)
+    report.lines  # LineColumns: customer, stream, currency, start, end, net (int64)
 """
 
+from revcrm.io._columnar import LinesReport, read_lines
 from revcrm.io._columns import FIELDS, REQUIRED, RowError
 from revcrm.io._csv import ImportReport, from_frame, read_csv
 from revcrm.io._stripe import IGNORED_OBJECTS, from_stripe
@@ -18,8 +25,10 @@ __all__ = [
     "THREE_DECIMAL",
     "ZERO_DECIMAL",
     "ImportReport",
+    "LinesReport",
     "RowError",
     "from_frame",
     "from_stripe",
     "read_csv",
+    "read_lines",
 ]
