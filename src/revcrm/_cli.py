@@ -129,7 +129,10 @@ def demo(args: argparse.Namespace) -> int:
         path = _report_path(Path(db))
         path.write_text(render_html(report), encoding="utf-8")
         out.write(f"\nDatabase: {Path(db).resolve()}\nHTML report: {path.resolve()}\n")
-        out.write(f"  (again with: revcrm report --db {Path(db).resolve()} --html PATH)\n")
+        out.write(
+            f"  (again: revcrm report --db {Path(db).resolve()} --as-of {as_of.isoformat()} "
+            "--html PATH)\n"
+        )
     return 0
 
 

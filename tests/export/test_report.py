@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -210,7 +210,7 @@ def test_report_of_the_demo_book_by_default(
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["source"].startswith("revcrm demo book")
     assert data["registered_customers"] == 300
-    assert data["waterfalls"][-1]["end"] == data["as_of"]
+    assert data["waterfalls"][-1]["end_mrr"] == data["dashboard"]["mrr"]
 
 
 def test_a_billing_store_without_crm_tables(tmp_path: Path) -> None:
@@ -242,6 +242,24 @@ def test_every_text_is_escaped() -> None:
         build_report(store, as_of=AS_OF, locale="en_US")  # a bare store needs a currency
     with pytest.raises(ValidationError):
         build_report(store, as_of=AS_OF, locale="xx_NOPE", currency="USD")
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [AS_OF, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 1, 5, tzinfo=UTC)],
+    ids=["mid-month", "month-start", "first-day"],
+)
+def test_report_of_an_empty_or_young_store(as_of: datetime) -> None:
+    for book in (Book.of(), _hostile_book()):
+        store = InMemoryStore()
+        store.import_book(book)
+        report = build_report(store, as_of=as_of, locale="en_US", currency="USD")
+        assert report.waterfalls[-1].end == as_of + timedelta(microseconds=1)
+        assert report.waterfalls[-1].end_mrr == report.dashboard.mrr
+        text = render_html(report)
+        page = Page()
+        page.feed(text)
+        assert page.sections == list(SECTIONS)
 
 
 def test_german_report_formats_every_amount_alike() -> None:

@@ -100,8 +100,9 @@ class ReportBreakdown:
 class Report:
     """Every figure of the report, all as of ``as_of``.
 
-    ``waterfalls`` has one bridge per trend month, the last ending at ``as_of`` (its end
-    MRR is the dashboard's MRR); ``churn`` the completed months of the trend; ``cohorts``
+    ``waterfalls`` has one bridge per trend month, the last running to ``as_of``
+    inclusive (its ``end`` is one microsecond later, and its end MRR is the dashboard's
+    MRR); ``churn`` the completed months of the trend; ``cohorts``
     the customers acquired in each trend month. ``funnel``, ``conversion`` and
     ``pipeline_value`` are ``None`` for a billing store without CRM tables.
     """
@@ -275,8 +276,11 @@ def _build(
     )
     this_month = d.trend[-1].start
     first = d.trend[0].start
-    # The current month's bridge ends at as_of, so its end MRR is the dashboard's MRR.
-    waterfalls = tuple(a.waterfall(m.start, min(m.end, as_of)) for m in d.trend)
+    # The current month's bridge runs to as_of inclusive, so its end MRR is the dashboard's
+    # MRR: a period excludes its end, and the MRR at as_of counts what happens at as_of (a
+    # service starting at midnight of the report's day), hence one microsecond past it.
+    closing = as_of + timedelta(microseconds=1)
+    waterfalls = tuple(a.waterfall(m.start, min(m.end, closing)) for m in d.trend)
     churn = tuple(churn_series(a, first, this_month)) if first < this_month else ()
     rows = tuple(cohorts(a, first, as_of, Frequency.MONTH))
     year_ago = as_of - relativedelta(months=12)
@@ -323,7 +327,16 @@ def _build(
         conv = conversion_rate(lead_list, start=year_ago, end=as_of, by="source_kind")
         pipeline = open_pipeline_value(lead_list, currency=currency, at=as_of, fx=book.fx)
     cards = _cards(
-        d, fmt, len(book.customers), arpa, value, retention, qr, policy.churn_denominator, pipeline
+        d,
+        fmt,
+        len(book.customers),
+        arpa,
+        value,
+        retention,
+        qr,
+        policy,
+        len(churn),
+        pipeline,
     )
     return Report(
         as_of=as_of,
@@ -364,9 +377,11 @@ def _cards(
     value: Ltv | None,
     retention: RevenueRetention,
     qr: Decimal | None,
-    rule: ChurnDenominator,
+    policy: MetricsPolicy,
+    completed: int,
     pipeline: PipelineValue | None,
 ) -> tuple[ReportCard, ...]:
+    rule, window = policy.churn_denominator, policy.ltv_churn_months
     c = d.churn
     start, now = fmt.day(c.start), fmt.day(d.as_of)
     if rule is ChurnDenominator.START:
@@ -423,22 +438,23 @@ def _cards(
             key="arpa",
             label="ARPA",
             value=arpa.value,
-            note=f"MRR per paying customer ({fmt.count(arpa.paying_customers)})",
+            note=f"MRR divided by the {fmt.count(arpa.paying_customers)} paying customers",
         ),
     ]
     if value is not None:
         life = (
-            "unbounded lifetime"
+            "an unbounded lifetime"
             if value.lifetime_months is None
-            else f"lifetime {fmt.number(value.lifetime_months, 1)} months"
+            else f"a lifetime of {fmt.number(value.lifetime_months, 1)} months"
         )
+        months = fmt.count(min(window, completed))
         cards.append(
             ReportCard(
                 key="ltv",
                 label="LTV",
                 value=value.value,
-                note=f"ARPA over the average monthly customer churn of the last completed "
-                f"months ({fmt.pct(value.churn_rate)}): {life}",
+                note=f"ARPA divided by the average monthly customer churn of the last "
+                f"{months} completed months, {fmt.pct(value.churn_rate)}: {life}",
             )
         )
     cards += [
@@ -453,7 +469,8 @@ def _cards(
             key="quick_ratio",
             label="Quick ratio this month",
             value=qr,
-            note="MRR gained (new, expansion, reactivation) over MRR lost (contraction, churn)",
+            note="MRR gained by new customers, expansion and reactivation divided by MRR lost "
+            f"to contraction and churn, {fmt.day(d.trend[-1].start)} to {now}",
         ),
     ]
     if pipeline is not None:
@@ -790,9 +807,17 @@ def _waterfall_rows(r: Report, f: _Fmt) -> Table:
     )  # fmt: skip
 
 
+_DENOMINATOR_HEADERS: Final = {
+    ChurnDenominator.START: "Paying at start",
+    ChurnDenominator.START_PLUS_NEW: "Paying at start and new",
+    ChurnDenominator.START_30_DAY: "Paying 30 days before",
+}
+
+
 def _churn_rows(r: Report, f: _Fmt) -> Table:
+    rule = r.churn[0].customer_churn.denominator_rule if r.churn else ChurnDenominator.START
     return (
-        ["Month", "Paying at start", "Stopped paying", "Customer churn", "Gross MRR churn",
+        ["Month", _DENOMINATOR_HEADERS.get(rule, "Counted"), "Stopped paying", "Customer churn", "Gross MRR churn",
          "Net MRR churn"],
         [
             [f.month(p.start), f.count(p.customer_churn.denominator),
