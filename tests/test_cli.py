@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import re
 import runpy
 import sys
@@ -18,10 +20,18 @@ from revcrm.leads import LeadStage, funnel
 from revcrm.metrics import analyse, dashboard
 
 
-def test_demo_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    db = tmp_path / "demo.sqlite"
-    assert main(["demo", "--customers", "80", "--seed", "3", "--db", str(db)]) == 0
-    out = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One demo run (80 customers, seed 3) shared by the tests of its output."""
+    db = tmp_path_factory.mktemp("cli") / "demo.sqlite"
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(["demo", "--customers", "80", "--seed", "3", "--db", str(db)]) == 0
+    return db, buffer.getvalue()
+
+
+def test_demo_prints_every_section(demo_run: tuple[Path, str]) -> None:
+    db, out = demo_run
     assert db.exists()
     assert "MRR computed in SQL and in Python: equal" in out
     for heading in (
@@ -45,24 +55,23 @@ def test_demo_prints_every_section(capsys: pytest.CaptureFixture[str], tmp_path:
     mrr = analyse(book, currency="USD").mrr(DEMO_AS_OF)
     assert re.search(rf"\n  MRR +{re.escape(format_money(mrr, locale='en_US'))}  \(", out)
     # The database and the report next to it are named.
-    report = tmp_path / "demo-report.html"
+    report = db.with_name("demo-report.html")
     assert report.is_file()
     assert f"Database: {db.resolve()}" in out
     assert f"HTML report: {report.resolve()}" in out
 
 
-def test_demo_says_one_thing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_demo_says_one_thing(demo_run: tuple[Path, str]) -> None:
     """Issue 16 item 6: one moment, labelled counts, one money format, plain words."""
-    assert main(["demo", "--customers", "60", "--seed", "4", "--db", str(tmp_path / "d.db")]) == 0
-    out = capsys.readouterr().out
-    book = demo_book(60, seed=4)
+    _, out = demo_run
+    book = demo_book(80, seed=3)
     mrr = format_money(analyse(book, currency="USD").mrr(DEMO_AS_OF), locale="en_US")
     # The waterfall's last month ends at as_of: its end MRR is the dashboard's MRR.
     waterfall = out.split("MRR waterfall")[1].split("\n\n")[0].splitlines()
     assert waterfall[-1].startswith("  Nov 2026")
     assert waterfall[-1].endswith(mrr)
     # Counts say what they count.
-    assert re.search(r"Paying customers +\d+  \(customers with MRR now, of 60 registered\)", out)
+    assert re.search(r"Paying customers +\d+  \(customers with MRR now, of 80 registered\)", out)
     assert re.search(r"\d+ of the \d+ customers paying on 2026-11-01 stopped paying", out)
     assert "Paying at start" in out
     assert ", start)" not in out
