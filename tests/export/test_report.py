@@ -17,11 +17,19 @@ from revcrm import BillingCycle, Book, Customer, Money, Plan, Product, Subscript
 from revcrm._cli import main
 from revcrm._facade import CRM
 from revcrm.errors import ValidationError
-from revcrm.export import build_report, money_text, render_html, to_jsonable
+from revcrm.export import (
+    Report,
+    build_report,
+    json_schema,
+    money_text,
+    render_html,
+    to_jsonable,
+)
 from revcrm.leads import LeadStage, funnel
 from revcrm.metrics import cash_revenue_by_payment_method
 from revcrm.storage import InMemoryStore, SQLStore
 from revcrm.storage._crm_sql import SQLCRMStore
+from tests.export._validate import problems
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SECTIONS = ("cards", "trend", "waterfall", "churn", "cohorts", "revenue", "segments", "funnel")
@@ -175,6 +183,8 @@ def test_report_of_a_demo_database(
     assert data["waterfalls"][-1]["end_mrr"] == to_jsonable(d.mrr)
     assert data["segments"]["customers"] == counts.customers
     assert {c["key"] for c in data["cards"]} >= {"mrr", "customer_churn", "open_pipeline"}
+    schema = json_schema(Report)
+    assert problems(data, schema, schema) == []
 
     # CSV: one file per table, each with a header row.
     files = {p.stem: p for p in folder.glob("*.csv")}
