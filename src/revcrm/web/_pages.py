@@ -245,8 +245,11 @@ def profile(ctx: Ctx) -> Response:
         chart = svg_line_chart(
             points, title="MRR history", currency=p.currency, locale=ctx.fmt.locale
         )
-    currencies = sorted(
-        {p.currency, p.billing.credit_balance.currency, *(s.price.currency for s in p.services)}
+    # The customer's own billing currency first (the form's default), then the others.
+    currencies = list(
+        dict.fromkeys(
+            [*(s.price.currency for s in p.services), p.billing.credit_balance.currency, p.currency]
+        )
     )
     balances = [crm.credits.balance(customer_id, c) for c in currencies]
     lead = crm.crm.leads.lead_for_customer(customer_id)
