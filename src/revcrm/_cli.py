@@ -410,4 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RevcrmError as e:
         sys.stderr.write(f"revcrm {args.command}: {e}\n")
         return 2
+    except BrokenPipeError:
+        # The reader went away (``revcrm demo | head``): stop quietly, as other tools do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return result

@@ -340,3 +340,25 @@ def _hostile_book() -> Book:
         products=[product],
         plans=[plan],
     )
+
+
+def test_a_long_breakdown_chart_sums_the_tail() -> None:
+    from revcrm.export._report import CHART_BARS, _chart_rows
+    from revcrm.metrics import Breakdown, BreakdownRow
+
+    rows = tuple(
+        BreakdownRow(
+            key=f"p{i}",
+            label=f"Product {i}",
+            amount=Money(Decimal(100 - i), "USD"),
+            customers=1,
+            share=None,
+        )
+        for i in range(CHART_BARS + 3)
+    )
+    total = sum((r.amount for r in rows), Money.zero("USD"))
+    bd = Breakdown(dimension="product", measure="mrr", currency="USD", total=total, rows=rows)
+    bars = _chart_rows(bd)
+    assert len(bars) == CHART_BARS
+    assert bars[-1][0] == "4 others"
+    assert sum(v for _, v in bars) == total.amount

@@ -731,7 +731,7 @@ def render_html(report: Report) -> str:
     parts = []
     for b in r.breakdowns:
         bd = b.breakdown
-        rows = [(row.label, row.amount.rounded().amount) for row in bd.rows]
+        rows = _chart_rows(bd)
         chart = (
             svg_bar_chart(rows, title=b.title, currency=cur, locale=loc, share=True)
             if rows
@@ -773,6 +773,19 @@ def render_html(report: Report) -> str:
         + "".join(sections)
         + "</main></body></html>\n"
     )
+
+
+#: Bars in a breakdown chart; the table under it lists every row.
+CHART_BARS: Final = 12
+
+
+def _chart_rows(bd: Breakdown) -> list[tuple[str, Decimal]]:
+    rows = [(row.label, row.amount.rounded().amount) for row in bd.rows]
+    if len(rows) <= CHART_BARS:
+        return rows
+    rest = rows[CHART_BARS - 1 :]
+    other = sum((amount for _, amount in rest), Decimal(0))
+    return [*rows[: CHART_BARS - 1], (f"{len(rest)} others", other)]
 
 
 def _lang(locale: str) -> str:
