@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what tests need into .venv, starts a throwaway
-# PostgreSQL, then runs pytest (hypothesis, coverage floor 90%) on both cores, mypy --strict
-# and ruff.
-# .ci/run calls exactly this script. With CI=true a missing PostgreSQL is a failure.
+# PostgreSQL and makes sure a headless Chromium is there, then runs pytest (hypothesis,
+# coverage floor 90%) on both cores, mypy --strict and ruff.
+# .ci/run calls exactly this script. With CI=true a missing PostgreSQL or Chromium is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,11 +10,14 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,sql,postgres]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,sql,postgres,web]'
 
 # shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
 start_postgres
+# shellcheck source=scripts/chromium.sh
+source scripts/chromium.sh
+ensure_chromium
 
 status=0
 # Two workers: the machine (and CI) has two cores, and the suite must stay under 8 minutes.
