@@ -1,0 +1,231 @@
+"""read_lines: the columnar input path equals read_csv's book, lines and errors alike."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from revcrm._ledger._columns import LineColumns, LineRow
+from revcrm.errors import ValidationError
+from revcrm.io import LinesReport, RowError, from_frame, read_csv, read_lines
+from tests.io.test_csv import COLUMNS, EXPORT
+
+HEADER = [
+    "invoice_id", "customer_id", "amount", "currency", "issued_at", "status", "period_start",
+    "period_end", "kind", "discount", "tax", "due_date", "description", "quantity",
+]  # fmt: skip
+CELLS: dict[str, list[str]] = {
+    "invoice_id": ["in_1", "in_2", "in_3", "in_4", " in_1", ""],
+    "customer_id": ["cus_a", "cus_b", " cus_a ", ""],
+    "amount": ["10.00", "25.5", "-3.50", "0", "7", "1.005", "abc", "", "1E+2",
+               "99999999999999999999.5", "-0.00"],
+    "currency": ["usd", "EUR", "JPY", "xxx", ""],
+    "issued_at": ["2024-01-01", "2024-01-01T10:00:00Z", "2024-01-01 01:00:00+01:00", "bad", ""],
+    "status": ["paid", "open", "void", "draft", "PAID", "bogus", ""],
+    "period_start": ["2024-01-01", "2024-01-15T00:00:00Z", "2024-03-01", "", "nope"],
+    "period_end": ["2024-01-31", "2024-02-01", "2024-02-14T00:00:00Z", "2023-12-01", ""],
+    "kind": ["", "", "recurring", "one_off", "bogus"],
+    "discount": ["", "", "1.00", "-1", "200", "0.5"],
+    "tax": ["", "", "1.00", "-0.5"],
+    "due_date": ["", "", "2023-12-01", "2024-02-01", "soon"],
+    "description": ["", "plan", "a\x00b"],
+    "quantity": ["", "2", "0"],
+}  # fmt: skip
+# Mostly good cells: a few bad ones make errors without making every row bad.
+GOOD = {field: [v for v in values if v in _good] for field, values, _good in (
+    ("invoice_id", CELLS["invoice_id"], {"in_1", "in_2", "in_3", "in_4"}),
+    ("customer_id", CELLS["customer_id"], {"cus_a", "cus_b"}),
+    ("amount", CELLS["amount"], {"10.00", "25.5", "7", "1.005", "-3.50"}),
+    ("currency", CELLS["currency"], {"usd", "EUR"}),
+    ("issued_at", CELLS["issued_at"], {"2024-01-01", "2024-01-01T10:00:00Z"}),
+    ("status", CELLS["status"], {"paid", "open", "void"}),
+    ("period_start", CELLS["period_start"], {"2024-01-01", "2024-01-15T00:00:00Z"}),
+    ("period_end", CELLS["period_end"], {"2024-02-01", "2024-02-14T00:00:00Z"}),
+    ("kind", CELLS["kind"], {""}),
+    ("discount", CELLS["discount"], {"", "0.5"}),
+    ("tax", CELLS["tax"], {"", "1.00"}),
+    ("due_date", CELLS["due_date"], {"", "2024-02-01"}),
+    ("description", CELLS["description"], {"", "plan"}),
+    ("quantity", CELLS["quantity"], {"", "2"}),
+)}  # fmt: skip
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> list[list[str]]:
+    bad_share = draw(st.sampled_from([0.0, 0.05, 0.3]))
+    out = []
+    for _ in range(draw(st.integers(0, 12))):
+        row = []
+        for field in HEADER:
+            pool = CELLS[field] if draw(st.floats(0, 1)) < bad_share else GOOD[field]
+            row.append(draw(st.sampled_from(pool)))
+        out.append(row)
+    return out
+
+
+def _csv(rows: list[list[str]], header: list[str] = HEADER) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _key(e: ValidationError) -> tuple[Any, ...]:
+    return (type(e).__name__, getattr(e, "row", None), getattr(e, "column", None), e.field,
+            repr(e.value), e.reason)  # fmt: skip
+
+
+def _outcome(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except ValidationError as e:
+        return ("raised", _key(e))
+
+
+def _rows_of(cols: LineColumns) -> list[LineRow]:
+    return sorted(cols.rows())
+
+
+def _reference(read: Callable[[], Any], collect: bool) -> Any:
+    report = _outcome(read)
+    if isinstance(report, tuple):
+        return report
+    lines = _outcome(lambda: LineColumns.from_book(report.book))
+    if isinstance(lines, tuple):
+        return ("raised", "net")  # a net beyond int64: both refuse it
+    errors = [_key(e) for e in report.errors] if collect else []
+    return (_rows_of(lines), errors, report.rows)
+
+
+def _columnar(read: Callable[[], LinesReport], collect: bool) -> Any:
+    report = _outcome(read)
+    if isinstance(report, tuple):
+        return ("raised", "net") if report[1][3].startswith("net") else report
+    errors = [_key(e) for e in report.errors] if collect else []
+    return (_rows_of(report.lines), errors, report.rows)
+
+
+OPTIONS = st.fixed_dictionaries(
+    {
+        "timezone": st.sampled_from(["UTC", "Europe/Berlin", None]),
+        "period_end_inclusive": st.booleans(),
+        "amounts": st.sampled_from(["major", "major", "minor"]),
+        "on_error": st.sampled_from(["raise", "collect"]),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_rows(), OPTIONS)
+def test_read_lines_equals_read_csv_on_generated_files(
+    rows: list[list[str]], options: dict[str, Any]
+) -> None:
+    text = _csv(rows)
+    collect = options["on_error"] == "collect"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lines.csv"
+        path.write_text(text, encoding="utf-8")
+        expected = _reference(lambda: read_csv(path, kind="invoice_lines", **options), collect)
+        for engine in ("arrow", "python"):
+            got = _columnar(lambda: read_lines(path, engine=engine, **options), collect)
+            assert got == expected, engine
+        got = _columnar(lambda: read_lines(io.StringIO(text), **options), collect)
+        assert got == expected, "text file"
+
+
+@settings(max_examples=25, deadline=None)
+@given(_rows(), OPTIONS)
+def test_read_lines_equals_from_frame_on_tables(
+    rows: list[list[str]], options: dict[str, Any]
+) -> None:
+    frame = pd.DataFrame(rows, columns=HEADER, dtype=object)
+    collect = options["on_error"] == "collect"
+    expected = _reference(lambda: from_frame(frame, kind="invoice_lines", **options), collect)
+    assert _columnar(lambda: read_lines(frame, **options), collect) == expected
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    assert _columnar(lambda: read_lines(table, **options), collect) == expected
+
+
+def _export_path(tmp_path: Path, text: str = EXPORT) -> Path:
+    path = tmp_path / "export.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("engine", ["arrow", "python"])
+def test_the_analysts_export(tmp_path: Path, engine: str) -> None:
+    # Stripe-style: lowercase currency, inclusive end dates, a credit line on in_2.
+    text = EXPORT + "in_2,cus_a,-10.00,usd,2024-12-01,paid,,\n"
+    path = _export_path(tmp_path, "\ufeff" + text)
+    report = read_lines(
+        path, columns=COLUMNS, timezone="UTC", period_end_inclusive=True, engine=engine
+    )
+    assert report.ok
+    assert report.rows == 4
+    assert report.engine == engine
+    day = lambda m, d: datetime(2024 + (m > 12), (m - 1) % 12 + 1, d, tzinfo=UTC)  # noqa: E731
+    assert sorted(report.lines.rows()) == [
+        ("cus_a", "in_1#0", "USD", day(11, 1), day(12, 1), Decimal("100.00")),
+        ("cus_a", "in_2#0", "USD", day(12, 1), day(13, 1), Decimal("90.00")),
+        ("cus_b", "in_3#0", "USD", day(12, 10), day(13, 10), Decimal("50.00")),
+    ]
+    assert report.lines.scale == 2
+    assert report.lines.net.dtype.name == "int64"
+
+
+def test_row_errors_name_row_and_column(tmp_path: Path) -> None:
+    text = EXPORT.replace("in_2,cus_a,100.00,usd", "in_2,cus_a,1OO.00,usd")
+    path = _export_path(tmp_path, text)
+    with pytest.raises(RowError) as info:
+        read_lines(path, columns=COLUMNS, timezone="UTC")
+    assert (info.value.row, info.value.column) == (3, "Amount")
+    report = read_lines(path, columns=COLUMNS, timezone="UTC", on_error="collect")
+    assert [(e.row, e.column, e.reason) for e in report.errors] == [
+        (3, "Amount", "not a decimal number")
+    ]
+    assert {r[1] for r in report.lines.rows()} == {"in_1#0", "in_3#0"}
+
+
+def test_a_later_line_that_disagrees_with_its_invoice(tmp_path: Path) -> None:
+    text = EXPORT + "in_1,cus_b,5.00,usd,2024-11-01,paid,2024-11-01,2024-11-30\n"
+    path = _export_path(tmp_path, text)
+    with pytest.raises(RowError, match="differs from row 2") as info:
+        read_lines(path, columns=COLUMNS, timezone="UTC")
+    assert (info.value.row, info.value.column) == (5, "Customer")
+
+
+def test_refusals(tmp_path: Path) -> None:
+    path = _export_path(tmp_path)
+    with pytest.raises(ValidationError, match="the export has no column"):
+        read_lines(path, timezone="UTC", columns={"customer_id": "Customer"})
+    with pytest.raises(ValidationError, match="on_error"):
+        read_lines(path, on_error="skip")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="engine"):
+        read_lines(path, engine="rust")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="cannot open"):
+        read_lines(tmp_path / "missing.csv")
+    cells = {"invoice_id": "i", "customer_id": "c", "currency": "usd", "issued_at": "2024-01-01"}
+    frame = pd.DataFrame({"amount": [1.5], "status": ["paid"], **{k: [v] for k, v in cells.items()}})
+    with pytest.raises(RowError, match="float"):
+        read_lines(frame, timezone="UTC")
+
+
+def test_an_amount_beyond_int64_is_refused(tmp_path: Path) -> None:
+    text = EXPORT.replace("50.00", "99999999999999999999.00")
+    path = _export_path(tmp_path, text)
+    assert read_csv(path, kind="invoice_lines", columns=COLUMNS, timezone="UTC").ok
+    with pytest.raises(ValidationError, match="int64"):
+        read_lines(path, columns=COLUMNS, timezone="UTC")
