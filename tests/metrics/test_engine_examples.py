@@ -486,7 +486,8 @@ def test_mrr_churn_reference_example() -> None:
     a = analyse(_churn_book(), currency="USD")
     c = mrr_churn(a, t(2024, 3, 1), t(2024, 4, 1))
     assert c.start_mrr == usd(100)
-    assert (c.churned, c.contraction, c.expansion) == (usd(10), usd(10), usd(10))
+    # Signed like the waterfall: losses are negative.
+    assert (c.churn, c.contraction, c.expansion) == (usd(-10), usd(-10), usd(10))
     assert c.gross == Decimal("0.2")
     assert c.net == Decimal("0.1")
 
@@ -499,9 +500,9 @@ def test_customer_churn_denominators() -> None:
     s = customer_churn_rate(st, t(2024, 3, 1), t(2024, 4, 1))
     assert (s.churned, s.denominator) == (1, 6)
     # Retention (E - N) / S = (5 - 1) / 5.
-    assert customer_retention_rate(a, t(2024, 3, 1), t(2024, 4, 1)) == Decimal("0.8")
+    assert customer_retention_rate(a, t(2024, 3, 1), t(2024, 4, 1)).value == Decimal("0.8")
     # Quick ratio with reactivation (none here): (25 + 10) / (10 + 10).
-    assert quick_ratio(a, t(2024, 3, 1), t(2024, 4, 1)) == Decimal("1.75")
+    assert quick_ratio(a, t(2024, 3, 1), t(2024, 4, 1)).value == Decimal("1.75")
 
 
 def test_revenue_retention_caps_gross_at_one() -> None:
@@ -518,7 +519,7 @@ def test_churn_rate_with_no_customers_is_none() -> None:
     a = analyse(book(), currency="USD")
     assert customer_churn_rate(a, t(2024, 3, 1), t(2024, 4, 1)).rate is None
     assert mrr_churn(a, t(2024, 3, 1), t(2024, 4, 1)).gross is None
-    assert quick_ratio(a, t(2024, 3, 1), t(2024, 4, 1)) is None
+    assert quick_ratio(a, t(2024, 3, 1), t(2024, 4, 1)).value is None
     with pytest.raises(ValidationError):
         customer_churn_rate(a, t(2024, 4, 1), t(2024, 3, 1))
 

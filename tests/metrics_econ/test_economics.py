@@ -214,13 +214,13 @@ def test_cac_reference_example() -> None:
 
 
 def test_ltv_to_cac_and_payback() -> None:
-    assert ltv_to_cac(usd(6000), usd(2000)) == 3  # 3:1, "healthy"
-    assert ltv_to_cac(usd(6000), usd(0)) is None
+    assert ltv_to_cac(usd(6000), usd(2000)).value == 3  # 3:1, "healthy"
+    assert ltv_to_cac(usd(6000), usd(0)).value is None
     # Payback months = CAC / (ARPA x margin) = 2,000 / (100 x 0.8) = 25.
-    assert cac_payback_months(usd(2000), usd(100), gross_margin="0.8") == 25
-    assert cac_payback_months(usd(2000), usd(100)) == 20
-    assert cac_payback_months(usd(2000), usd(0)) is None
-    assert cac_payback_months(usd(2000), usd(100), gross_margin=0) is None
+    assert cac_payback_months(usd(2000), usd(100), gross_margin="0.8").value == 25
+    assert cac_payback_months(usd(2000), usd(100)).value == 20
+    assert cac_payback_months(usd(2000), usd(0)).value is None
+    assert cac_payback_months(usd(2000), usd(100), gross_margin=0).value is None
     with pytest.raises(CurrencyMismatchError):
         ltv_to_cac(usd(1), eur(1))
     with pytest.raises(CurrencyMismatchError):

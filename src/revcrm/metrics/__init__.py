@@ -1,7 +1,13 @@
-"""Pure revenue metrics over a :class:`revcrm.Book`.
+"""Pure revenue metrics over a :class:`revcrm.Book` or an :class:`MrrAnalysis`.
 
-Every function takes the book and explicit moments or periods; nothing here reads the
-clock, the environment or a database.
+Every function takes explicit moments or periods; nothing here reads the clock, the
+environment or a database. Metrics that need only MRR (``mrr``, ``arr``, ``arpa``,
+``asp``) take a book (with ``currency`` and ``policy``) or an analysis (``analyse(book,
+source="invoices")`` honours the invoice source and its policy); metrics that also read
+the book's records (breakdowns, referral sources, CAC) take the book and ``analysis=``;
+period metrics (churn, retention, cohorts) take an analysis. Money movements are signed
+(churn and contraction negative) and bare rates are :class:`Rate` results with ``value``:
+see ``docs/metrics.md``.
 """
 
 from revcrm.metrics._churn import (
@@ -66,7 +72,8 @@ from revcrm.metrics._engine import (
     mrr_series,
     mrr_waterfall,
 )
-from revcrm.metrics._mrr import mrr, subscription_mrr, subscription_mrr_timeline
+from revcrm.metrics._inputs import BookOrAnalysis, Rate
+from revcrm.metrics._mrr import subscription_mrr, subscription_mrr_timeline
 from revcrm.metrics._normalise import monthly_amount
 from revcrm.metrics._policy import (
     ChurnDenominator,
@@ -89,10 +96,12 @@ from revcrm.metrics._revenue import (
     top_products_by_revenue,
 )
 from revcrm.metrics._sbg import SbgFit, fit_sbg
+from revcrm.metrics._totals import arr, mrr
 
 __all__ = [
     "Arpa",
     "Asp",
+    "BookOrAnalysis",
     "Breakdown",
     "BreakdownRow",
     "Cac",
@@ -121,6 +130,7 @@ __all__ = [
     "MrrPoint",
     "MrrSource",
     "Nps",
+    "Rate",
     "ReferralSourceStats",
     "RevenueRetention",
     "SbgFit",
@@ -130,6 +140,7 @@ __all__ = [
     "analyse",
     "arpa",
     "arpa_from_mrrs",
+    "arr",
     "asp",
     "cac",
     "cac_by_channel",

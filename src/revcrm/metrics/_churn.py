@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
@@ -23,6 +24,7 @@ from revcrm.metrics._engine import (
     exact,
     period_bounds,
 )
+from revcrm.metrics._inputs import Rate, rate_of
 from revcrm.metrics._policy import ChurnDenominator
 
 __all__ = [
@@ -63,7 +65,11 @@ def customers_at(analysis: MrrAnalysis, at: date | datetime) -> int:
 
 @attrs.frozen(kw_only=True)
 class ChurnRate:
-    """Customer churn over ``[start, end)``: ``rate = churned / denominator`` (None if 0)."""
+    """Customer churn over ``[start, end)``: ``rate = churned / denominator`` (None if 0).
+
+    ``churned`` and the other fields are customer counts (never negative); :attr:`value`
+    is ``rate``, as on every rate result.
+    """
 
     start: datetime
     end: datetime
@@ -73,6 +79,11 @@ class ChurnRate:
     churned: int
     denominator: int
     rate: Decimal | None
+
+    @property
+    def value(self) -> Decimal | None:
+        """The rate (the same as :attr:`rate`): every rate result has a ``value``."""
+        return self.rate
 
 
 def _by_kind(moves: Iterable[Movement], kind: MovementKind) -> set[str]:
@@ -145,26 +156,53 @@ def _churn_rates(
 @exact
 def customer_retention_rate(
     analysis: MrrAnalysis, start: date | datetime, end: date | datetime
-) -> Decimal | None:
-    """``(E - N) / S``: customers at end minus new ones, over customers at start."""
+) -> Rate:
+    """``(E - N) / S``: customers at end minus new ones, over customers at start.
+
+    A :class:`Rate` (numerator ``E - N``, denominator ``S``); ``value`` is ``None`` with
+    no customers at start.
+    """
     a, b = as_moment(start, "start"), as_moment(end, "end")
     s = _paying(analysis, a, inclusive=False)
     e = _paying(analysis, b, inclusive=False)
     new = _by_kind(analysis.movements(a, b), MovementKind.NEW)
-    return _rate(len(e) - len(new & e), len(s))
+    return rate_of(len(e) - len(new & e), len(s))
 
 
 @attrs.frozen(kw_only=True)
 class MrrChurn:
-    """Gross and net MRR churn over a period, as fractions of the starting MRR."""
+    """Gross and net MRR churn over a period, as fractions of the starting MRR.
+
+    The movements follow the sign convention of every result (as in
+    :class:`~revcrm.metrics.Waterfall`): each is the signed change of MRR it caused, so
+    ``churn`` and ``contraction`` are zero or negative, ``expansion`` and
+    ``reactivation`` zero or positive. ``gross`` and ``net`` are positive when MRR was
+    lost: ``gross = -(churn + contraction) / start_mrr``.
+    """
 
     start_mrr: Money
-    churned: Money  # positive amounts lost to churn
+    churn: Money
     contraction: Money
     expansion: Money
     reactivation: Money
     gross: Decimal | None
     net: Decimal | None
+
+    @property
+    def churned(self) -> Money:
+        """Deprecated: the MRR lost to churn as a positive amount, i.e. ``-churn``."""
+        warnings.warn(
+            "MrrChurn.churned is deprecated: use MrrChurn.churn, the signed change like "
+            "Waterfall.churn (negative when MRR was lost); -MrrChurn.churn is the old value",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return -self.churn
+
+    @property
+    def lost(self) -> Money:
+        """MRR lost to churn and contraction, as a positive amount (gross churn's numerator)."""
+        return -(self.churn + self.contraction)
 
 
 @exact
@@ -187,8 +225,8 @@ def _mrr_churn(analysis: MrrAnalysis, w: Waterfall) -> MrrChurn:
         net = min(net, _ONE) if net is not None else None
     return MrrChurn(
         start_mrr=w.start_mrr,
-        churned=-w.churn,
-        contraction=-w.contraction,
+        churn=w.churn,
+        contraction=w.contraction,
         expansion=w.expansion,
         reactivation=w.reactivation,
         gross=gross,
@@ -203,8 +241,9 @@ def quick_ratio(
     end: date | datetime,
     *,
     include_reactivation: bool = True,
-) -> Decimal | None:
-    """(new + expansion [+ reactivation]) / (contraction + churn); None with no losses.
+) -> Rate:
+    """(new + expansion [+ reactivation]) / -(contraction + churn) as a :class:`Rate`
+    (MRR gained over MRR lost, both positive); ``value`` is None with no losses.
 
     saas-metrics includes reactivation (the default); Baremetrics excludes it.
     """
@@ -215,7 +254,7 @@ def quick_ratio(
         + (w.reactivation if include_reactivation else Money.zero(w.new.currency))
     )
     lost = -(w.contraction + w.churn)
-    return _rate(gained.amount, lost.amount)
+    return rate_of(gained.amount, lost.amount)
 
 
 @attrs.frozen(kw_only=True)

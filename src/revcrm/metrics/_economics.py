@@ -28,6 +28,14 @@ from revcrm._money import DIVISION_PRECISION, FxRates, Money, check_currency, mo
 from revcrm._subscription import Subscription, SubscriptionStatus
 from revcrm._time import as_moment, check_date, day_start
 from revcrm.errors import ValidationError
+from revcrm.metrics._engine import MovementKind, MrrAnalysis
+from revcrm.metrics._inputs import (
+    BookOrAnalysis,
+    Rate,
+    analysis_of,
+    book_args,
+    check_analysis_args,
+)
 from revcrm.metrics._mrr import DEFAULT_POLICY, convert_mrr, state_mrr, subscription_mrr
 from revcrm.metrics._mrr import subscription_mrr_timeline as _timeline
 from revcrm.metrics._policy import MetricsPolicy
@@ -194,14 +202,46 @@ def arpa_from_mrrs(mrrs: Mapping[str, Money] | Iterable[Money], *, currency: str
     )
 
 
+def _moment_of(
+    at: date | datetime | None, start: date | datetime | None, end: date | datetime | None
+) -> datetime:
+    """``at``, or the last moment of the period ``[start, end)`` (just before ``end``)."""
+    if at is not None:
+        if start is not None or end is not None:
+            raise ValidationError("at", at, "give either at= or a period (start, end), not both")
+        return as_moment(at, "at")
+    if start is None or end is None:
+        raise ValidationError("at", None, "give at= or a period (start, end)")
+    a, b = check_period(start, end)
+    if b == a:
+        raise ValidationError("end", end, "must be after start")
+    # Datetimes have microsecond resolution: the close of [a, b) is b - 1 microsecond.
+    return b - _MICROSECOND
+
+
 def arpa(
-    book: Book, *, at: date | datetime, currency: str, policy: MetricsPolicy = DEFAULT_POLICY
+    source: BookOrAnalysis,
+    start: date | datetime | None = None,
+    end: date | datetime | None = None,
+    *,
+    at: date | datetime | None = None,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
 ) -> Arpa:
-    """ARPA of the book at moment ``at``: MRR over customers with MRR > 0, each counted once
-    however many subscriptions they hold."""
-    check_currency(currency)
-    t = as_moment(at, "at")
-    return arpa_from_mrrs(customer_mrrs(book, t, currency, policy), currency=currency)
+    """ARPA at moment ``at``, or at the close of the period ``[start, end)``: MRR over the
+    customers with MRR > 0, each counted once however many subscriptions they hold.
+
+    ``source`` is a book (MRR from its subscriptions; ``currency`` required) or an
+    :class:`MrrAnalysis` (its currency, policy and MRR source, e.g. invoices):
+    ``arpa(book, at=d, currency="USD")``, ``arpa(analysis, at=d)``,
+    ``arpa(analysis, month_start, month_end)``.
+    """
+    t = _moment_of(at, start, end)
+    if isinstance(source, MrrAnalysis):
+        check_analysis_args(source, currency, policy)
+        return arpa_from_mrrs(source.customers_with_mrr(t), currency=source.currency)
+    cur, pol = book_args(source, currency, policy)
+    return arpa_from_mrrs(customer_mrrs(source, t, cur, pol), currency=cur)
 
 
 @attrs.frozen(kw_only=True)
@@ -213,9 +253,52 @@ class Asp:
     value: Money | None
 
 
-def asp(new_business_mrr: Money, new_customers: int) -> Asp:
-    """ASP (ChartMogul): new-business MRR of a period over the new customers of the period."""
+def asp(
+    source: BookOrAnalysis | Money | None = None,
+    start: date | datetime | int | None = None,
+    end: date | datetime | None = None,
+    *,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
+    new_business_mrr: Money | None = None,
+    new_customers: int | None = None,
+) -> Asp:
+    """ASP (ChartMogul): new-business MRR of the period ``[start, end)`` over the customers
+    new in it.
+
+    ``asp(analysis, start, end)`` (or a book with ``currency=``): the new-business MRR is
+    the sum of the period's ``new`` movements (the waterfall's ``new``) and the new
+    customers are those with a ``new`` movement in it. The figures themselves are still
+    accepted, as ``asp(new_business_mrr=m, new_customers=n)`` or ``asp(m, n)``.
+    """
+    if isinstance(source, Money):
+        if new_business_mrr is not None or new_customers is not None or end is not None:
+            raise ValidationError("new_business_mrr", source, "given twice")
+        return _asp(source, start)
+    if source is None:
+        if start is not None or end is not None:
+            raise ValidationError("start", start, "a period needs an analysis or a book")
+        if new_business_mrr is None or new_customers is None:
+            raise ValidationError(
+                "new_business_mrr", new_business_mrr, "give both figures, or an analysis"
+            )
+        return _asp(new_business_mrr, new_customers)
+    if new_business_mrr is not None or new_customers is not None:
+        raise ValidationError(
+            "new_business_mrr", new_business_mrr, "give an analysis and a period, or the figures"
+        )
+    if start is None or end is None or isinstance(start, int):
+        raise ValidationError("start", start, "expected a period: start and end moments")
+    a, b = check_period(start, end)
+    analysis = analysis_of(source, currency=currency, policy=policy, horizon=b)
+    moves = [m for m in analysis.movements(a, b) if m.kind is MovementKind.NEW]
+    total = money_sum((m.amount for m in moves), analysis.currency)
+    return _asp(total, len({m.customer_id for m in moves}))
+
+
+def _asp(new_business_mrr: object, new_customers: object) -> Asp:
     check_money(new_business_mrr, "new_business_mrr")
+    assert isinstance(new_business_mrr, Money)
     n = check_count(new_customers, "new_customers")
     return Asp(
         new_business_mrr=new_business_mrr,
@@ -275,13 +358,20 @@ def _average_churn(
 
 def ltv(
     arpa: Money,
-    churn: Decimal | int | str | Sequence[Decimal | None],
+    churn: Decimal | int | str | Sequence[Decimal | None] | None = None,
     *,
+    lifespan_months: Decimal | int | str | None = None,
     gross_margin: Decimal | int | str | None = None,
     window: int | None = None,
     max_lifetime_months: Decimal | int | None = None,
 ) -> Ltv:
-    """LTV = ARPA x gross margin / monthly customer churn rate (ChartMogul's formula).
+    """LTV = ARPA x gross margin / monthly customer churn rate (ChartMogul's formula), or
+    ARPA x gross margin x ``lifespan_months`` when the customer lifespan is known.
+
+    Give exactly one of ``churn`` and ``lifespan_months``. With a lifespan the value is
+    exact (``ltv(arpa, lifespan_months=24)`` is 24 x ARPA, not 3599.99... as
+    ``1 / (1/24)`` would give), ``lifetime_months`` is the lifespan and ``churn_rate``
+    its implied monthly rate ``1 / lifespan``.
 
     ``churn`` is one monthly rate in [0, 1], or a sequence of monthly rates (oldest first)
     whose arithmetic mean is used: the trailing average. ``window`` keeps only the last
@@ -302,6 +392,15 @@ def ltv(
         cap = to_decimal(max_lifetime_months, "max_lifetime_months")
         if cap <= 0:
             raise ValidationError("max_lifetime_months", max_lifetime_months, "must be positive")
+    if (churn is None) == (lifespan_months is None):
+        raise ValidationError(
+            "lifespan_months", lifespan_months, "give exactly one of churn and lifespan_months"
+        )
+    if lifespan_months is not None:
+        if window is not None:
+            raise ValidationError("window", window, "a window averages churn rates only")
+        return _ltv_of_lifespan(arpa, margin, lifespan_months, cap)
+    assert churn is not None
     rate = _average_churn(churn, window)
     if rate is None:
         return Ltv(
@@ -330,6 +429,24 @@ def ltv(
         capped=False,
         # One division, so the value is exact whenever the quotient terminates.
         value=None if rate == 0 else arpa * margin / rate,
+    )
+
+
+def _ltv_of_lifespan(
+    arpa: Money, margin: Decimal, lifespan_months: object, cap: Decimal | None
+) -> Ltv:
+    lifespan = to_decimal(lifespan_months, "lifespan_months")
+    if lifespan <= 0:
+        raise ValidationError("lifespan_months", lifespan_months, "must be positive")
+    capped = cap is not None and lifespan > cap
+    months = cap if capped and cap is not None else lifespan
+    return Ltv(
+        arpa=arpa,
+        churn_rate=_DIVIDE.divide(_ONE, lifespan),
+        gross_margin=margin,
+        lifetime_months=months,
+        capped=capped,
+        value=arpa * margin * months,
     )
 
 
@@ -486,8 +603,9 @@ def cac_by_channel(
     *,
     start: date | datetime,
     end: date | datetime,
-    currency: str,
-    policy: MetricsPolicy = DEFAULT_POLICY,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
+    analysis: MrrAnalysis | None = None,
 ) -> CacReport:
     """CAC over ``[start, end)``, blended and per channel.
 
@@ -495,12 +613,21 @@ def cac_by_channel(
     moment) falls in the period; a customer's channel is its ``referral_source``. Spend is
     prorated into the period by :meth:`MarketingSpend.within` and converted with
     ``book.fx`` at each record's ``period_start``.
+
+    Pass ``analysis`` (an :func:`analyse` result of the same book) to take the first MRR
+    from it, with its policy, currency and MRR source (invoices too).
     """
-    check_currency(currency)
+    if analysis is not None:
+        check_analysis_args(analysis, currency, policy)
+        currency = analysis.currency
+        firsts = analysis.first_paid()
+    else:
+        currency, pol = book_args(book, currency, policy)
+        firsts = first_paid_by_customer(book, pol)
     a, b = check_period(start, end)
     by_channel = marketing_spend(spend, start=a, end=b, currency=currency, fx=book.fx)
     new: dict[str | None, int] = defaultdict(int)
-    for cid, first in first_paid_by_customer(book, policy).items():
+    for cid, first in firsts.items():
         if a <= first < b:
             new[book.customer_index[cid].referral_source] += 1
     names = sorted(set(by_channel) | set(new), key=lambda c: (c is None, c or ""))
@@ -522,22 +649,32 @@ def cac_by_channel(
     )
 
 
-def ltv_to_cac(ltv: Money, cac: Money) -> Decimal | None:
-    """LTV:CAC as a ratio (3 means 3:1, called healthy); ``None`` when CAC is zero."""
+def _money_rate(numerator: Money, denominator: Money) -> Rate:
+    return Rate(
+        numerator=numerator.amount,
+        denominator=denominator.amount,
+        value=money_ratio(numerator, denominator),
+    )
+
+
+def ltv_to_cac(ltv: Money, cac: Money) -> Rate:
+    """LTV:CAC as a :class:`Rate` (``value`` 3 means 3:1, called healthy); ``value`` is
+    ``None`` when CAC is zero."""
     check_money(ltv, "ltv")
     check_money(cac, "cac")
-    return money_ratio(ltv, cac)
+    return _money_rate(ltv, cac)
 
 
 def cac_payback_months(
     cac: Money, arpa: Money, *, gross_margin: Decimal | int | str | None = None
-) -> Decimal | None:
-    """Months to recover CAC: ``cac / (arpa x gross_margin)``; ``None`` when the monthly
-    gross profit per account is zero (never paid back)."""
+) -> Rate:
+    """Months to recover CAC as a :class:`Rate`: ``cac / (arpa x gross_margin)``;
+    ``value`` is ``None`` when the monthly gross profit per account is zero (never paid
+    back)."""
     check_money(cac, "cac")
     check_money(arpa, "arpa")
     margin = _ONE if gross_margin is None else _fraction(gross_margin, "gross_margin")
-    return money_ratio(cac, arpa * margin)
+    return _money_rate(cac, arpa * margin)
 
 
 # -- NPS ----------------------------------------------------------------------------------------
@@ -596,6 +733,11 @@ class TrialConversion:
     trials: int
     converted: int
     rate: Decimal | None
+
+    @property
+    def value(self) -> Decimal | None:
+        """The rate (the same as :attr:`rate`): every rate result has a ``value``."""
+        return self.rate
 
 
 @attrs.frozen

@@ -35,7 +35,9 @@ from revcrm._subscription import Subscription, SubscriptionState
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
 from revcrm.metrics._economics import check_period, customer_mrrs, money_ratio, ratio
-from revcrm.metrics._mrr import DEFAULT_POLICY, convert_mrr, subscription_mrr
+from revcrm.metrics._engine import MrrAnalysis, analyse
+from revcrm.metrics._inputs import book_args, check_analysis_args, invoice_source
+from revcrm.metrics._mrr import convert_mrr, subscription_mrr
 from revcrm.metrics._policy import MetricsPolicy
 
 __all__ = [
@@ -212,25 +214,111 @@ def _mrr_parts(
     return parts
 
 
+def _analysis_parts(
+    book: Book,
+    analysis: MrrAnalysis,
+    at: datetime,
+    by_state: Callable[[Subscription, SubscriptionState], str | None],
+    by_line: Callable[[Invoice, InvoiceLine], str | None],
+) -> list[tuple[str | None, str, Money]]:
+    """The analysis's MRR at ``at`` split along a dimension.
+
+    Subscription source: per subscription, by its state at ``at``, with the analysis's
+    currency and policy. Invoice source: the recurring lines are grouped by key and each
+    group analysed on its own with the analysis's settings, so every part is the engine's
+    own figure (one definition) and the parts add up to ``analysis.mrr(at)``.
+    """
+    if not invoice_source(analysis):
+        return _mrr_parts(book, at, analysis.currency, analysis.policy, by_state)
+    groups: dict[str | None, list[Invoice]] = defaultdict(list)
+    for inv in book.invoices:
+        by_key: dict[str | None, list[InvoiceLine]] = defaultdict(list)
+        for ln in inv.lines:
+            if ln.kind is LineKind.RECURRING:
+                by_key[by_line(inv, ln)].append(ln)
+        for key, lines in by_key.items():
+            groups[key].append(attrs.evolve(inv, lines=tuple(lines)))
+    parts = []
+    for key, invoices in groups.items():
+        part = analyse(
+            attrs.evolve(book, invoices=tuple(invoices)),
+            currency=analysis.currency,
+            policy=analysis.policy,
+            source=analysis.source,
+            horizon=analysis.horizon,
+        )
+        parts += [(key, cid, m) for cid, m in part.customers_with_mrr(at).items()]
+    return parts
+
+
+def _mrr_breakdown_args(
+    book: Book, analysis: MrrAnalysis | None, currency: str | None, policy: MetricsPolicy | None
+) -> tuple[str, MetricsPolicy]:
+    if analysis is None:
+        return book_args(book, currency, policy)
+    if not isinstance(book, Book):
+        raise ValidationError("book", type(book).__name__, "expected the analysed Book")
+    check_analysis_args(analysis, currency, policy)
+    return analysis.currency, analysis.policy
+
+
 def mrr_by_product(
-    book: Book, *, at: date | datetime, currency: str, policy: MetricsPolicy = DEFAULT_POLICY
+    book: Book,
+    *,
+    at: date | datetime,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
+    analysis: MrrAnalysis | None = None,
 ) -> Breakdown:
-    """MRR at ``at`` per product (the subscription's product, or its plan's product)."""
-    check_currency(currency)
+    """MRR at ``at`` per product (the subscription's product, or its plan's product).
+
+    From the book's subscriptions in ``currency``, or from ``analysis`` (an
+    :func:`analyse` result of this book: its currency, policy and MRR source). Under the
+    invoice source a recurring line's product is its ``product_id``, else its
+    subscription's; the rows add up to ``analysis.mrr(at)``.
+    """
     t = as_moment(at, "at")
+    cur, pol = _mrr_breakdown_args(book, analysis, currency, policy)
     plans = _plan_products(book)
-    parts = _mrr_parts(book, t, currency, policy, lambda _s, st: _product_of_state(plans, st))
-    return _build("product", "mrr", currency, parts, _product_labels(book))
+    if analysis is not None:
+        parts = _analysis_parts(
+            book,
+            analysis,
+            t,
+            lambda _s, st: _product_of_state(plans, st),
+            lambda inv, ln: _line_product(book, plans, inv, ln),
+        )
+    else:
+        parts = _mrr_parts(book, t, cur, pol, lambda _s, st: _product_of_state(plans, st))
+    return _build("product", "mrr", cur, parts, _product_labels(book))
 
 
 def mrr_by_billing_cycle(
-    book: Book, *, at: date | datetime, currency: str, policy: MetricsPolicy = DEFAULT_POLICY
+    book: Book,
+    *,
+    at: date | datetime,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
+    analysis: MrrAnalysis | None = None,
 ) -> Breakdown:
-    """MRR at ``at`` per billing cycle (keys from :func:`cycle_key`: ``monthly``, ``annual``...)."""
-    check_currency(currency)
+    """MRR at ``at`` per billing cycle (keys from :func:`cycle_key`: ``monthly``, ``annual``...).
+
+    From the book's subscriptions, or from ``analysis`` as :func:`mrr_by_product` does
+    (a line's cycle is its subscription's, else the length of its service period).
+    """
     t = as_moment(at, "at")
-    parts = _mrr_parts(book, t, currency, policy, lambda _s, st: cycle_key(st.cycle))
-    return _build("billing_cycle", "mrr", currency, parts, {})
+    cur, pol = _mrr_breakdown_args(book, analysis, currency, policy)
+    if analysis is not None:
+        parts = _analysis_parts(
+            book,
+            analysis,
+            t,
+            lambda _s, st: cycle_key(st.cycle),
+            lambda inv, ln: _line_cycle(book, inv, ln),
+        )
+    else:
+        parts = _mrr_parts(book, t, cur, pol, lambda _s, st: cycle_key(st.cycle))
+    return _build("billing_cycle", "mrr", cur, parts, {})
 
 
 # -- cash ---------------------------------------------------------------------------------------
@@ -344,13 +432,16 @@ def top_products_by_customers(
     book: Book,
     *,
     at: date | datetime,
-    currency: str,
-    policy: MetricsPolicy = DEFAULT_POLICY,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
     limit: int | None = 10,
+    analysis: MrrAnalysis | None = None,
 ) -> tuple[BreakdownRow, ...]:
-    """Products by the number of paying customers (MRR > 0) at ``at``, then by MRR."""
+    """Products by the number of paying customers (MRR > 0) at ``at``, then by MRR
+    (from ``analysis`` when given, as :func:`mrr_by_product`)."""
     n = _limit(limit)
-    rows = list(mrr_by_product(book, at=at, currency=currency, policy=policy).rows)
+    breakdown = mrr_by_product(book, at=at, currency=currency, policy=policy, analysis=analysis)
+    rows = list(breakdown.rows)
     rows.sort(key=lambda r: (-r.customers, -r.amount.amount, r.key or ""))
     return tuple(r for r in rows if r.key is not None)[:n]
 
@@ -389,23 +480,29 @@ def referral_sources(
     book: Book,
     *,
     at: date | datetime,
-    currency: str,
-    policy: MetricsPolicy = DEFAULT_POLICY,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
     ltv: LtvFunction | None = None,
+    analysis: MrrAnalysis | None = None,
 ) -> tuple[ReferralSourceStats, ...]:
     """Per referral source: customers, paying customers, MRR, ARPA, conversion and LTV.
 
     Sources are ``Customer.referral_source`` values; customers without one are grouped
-    under ``None`` (listed last). Rows are in source name order.
+    under ``None`` (listed last). Rows are in source name order. MRR comes from the book's
+    subscriptions, or from ``analysis`` (its currency, policy and MRR source) when given.
     """
-    check_currency(currency)
+    currency, pol = _mrr_breakdown_args(book, analysis, currency, policy)
     t = as_moment(at, "at")
     groups: dict[str | None, list[str]] = defaultdict(list)
     for c in book.customers:
         if c.registered_at <= t:
             groups[c.referral_source].append(c.id)
     members = [cid for ids in groups.values() for cid in ids]
-    mrrs = customer_mrrs(book, t, currency, policy, members)
+    if analysis is not None:
+        paying_now = analysis.customers_with_mrr(t)
+        mrrs = {c: paying_now.get(c, Money.zero(currency)) for c in members}
+    else:
+        mrrs = customer_mrrs(book, t, currency, pol, members)
     net: dict[str, Money] = defaultdict(lambda: Money.zero(currency))
     for tx in book.transactions:
         if tx.succeeded and tx.at <= t:
