@@ -8,8 +8,9 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -22,6 +23,8 @@ from revcrm.errors import ValidationError
 from revcrm.io import LinesReport, RowError, from_frame, read_csv, read_lines
 from tests.io.test_csv import COLUMNS, EXPORT
 
+Engine = Literal["arrow", "python"]
+ENGINES: tuple[Engine, ...] = ("arrow", "python")
 HEADER = [
     "invoice_id", "customer_id", "amount", "currency", "issued_at", "status", "period_start",
     "period_end", "kind", "discount", "tax", "due_date", "description", "quantity",
@@ -139,8 +142,8 @@ def test_read_lines_equals_read_csv_on_generated_files(
         path = Path(tmp) / "lines.csv"
         path.write_text(text, encoding="utf-8")
         expected = _reference(lambda: read_csv(path, kind="invoice_lines", **options), collect)
-        for engine in ("arrow", "python"):
-            got = _columnar(lambda: read_lines(path, engine=engine, **options), collect)
+        for engine in ENGINES:
+            got = _columnar(partial(read_lines, path, engine=engine, **options), collect)
             assert got == expected, engine
         got = _columnar(lambda: read_lines(io.StringIO(text), **options), collect)
         assert got == expected, "text file"
@@ -165,8 +168,8 @@ def _export_path(tmp_path: Path, text: str = EXPORT) -> Path:
     return path
 
 
-@pytest.mark.parametrize("engine", ["arrow", "python"])
-def test_the_analysts_export(tmp_path: Path, engine: str) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_analysts_export(tmp_path: Path, engine: Engine) -> None:
     # Stripe-style: lowercase currency, inclusive end dates, a credit line on in_2.
     text = EXPORT + "in_2,cus_a,-10.00,usd,2024-12-01,paid,,\n"
     path = _export_path(tmp_path, "\ufeff" + text)
@@ -176,7 +179,10 @@ def test_the_analysts_export(tmp_path: Path, engine: str) -> None:
     assert report.ok
     assert report.rows == 4
     assert report.engine == engine
-    day = lambda m, d: datetime(2024 + (m > 12), (m - 1) % 12 + 1, d, tzinfo=UTC)  # noqa: E731
+
+    def day(m: int, d: int) -> datetime:
+        return datetime(2024 + (m > 12), (m - 1) % 12 + 1, d, tzinfo=UTC)
+
     assert sorted(report.lines.rows()) == [
         ("cus_a", "in_1#0", "USD", day(11, 1), day(12, 1), Decimal("100.00")),
         ("cus_a", "in_2#0", "USD", day(12, 1), day(13, 1), Decimal("90.00")),
@@ -218,7 +224,9 @@ def test_refusals(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="cannot open"):
         read_lines(tmp_path / "missing.csv")
     cells = {"invoice_id": "i", "customer_id": "c", "currency": "usd", "issued_at": "2024-01-01"}
-    frame = pd.DataFrame({"amount": [1.5], "status": ["paid"], **{k: [v] for k, v in cells.items()}})
+    frame = pd.DataFrame(
+        {"amount": [1.5], "status": ["paid"], **{k: [v] for k, v in cells.items()}}
+    )
     with pytest.raises(RowError, match="float"):
         read_lines(frame, timezone="UTC")
 
