@@ -213,3 +213,18 @@ def test_ids_differ_between_charts_of_one_page() -> None:
         return {e.get("id") for e in root.iter() if e.get("id")}
 
     assert not ids(one) & ids(two)
+
+
+def test_degenerate_inputs_still_draw() -> None:
+    # Labels wider than the chart squeeze the bars but never turn them around.
+    huge = [("x" * 200, Decimal("123456789012345.67")), ("y", Decimal(0))]
+    svg = svg_bar_chart(huge, title="t", currency="USD", locale="en_US", share=True, width=200)
+    root = parse(svg)
+    bar = root.findall(f"{NS}rect")[0]
+    axis = root.findall(f"{NS}line")[-1]
+    assert float(bar.get("x") or 0) == pytest.approx(float(axis.get("x1") or 0))
+    assert float(bar.get("width") or 0) >= 40
+    gaps = svg_lines_chart(
+        [("a", [("Jan", None), ("Feb", None)])], title="t", currency=None, locale="en_US"
+    )
+    assert parse(gaps).findall(f"{NS}polyline") == []

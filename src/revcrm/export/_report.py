@@ -290,7 +290,7 @@ def _build(
         ltv(arpa.value, rates, window=policy.ltv_churn_months) if arpa.value is not None else None
     )
     retention = revenue_retention(a, year_ago, as_of)
-    qr = _rate_value(quick_ratio(a, this_month, as_of)) if this_month < as_of else None
+    qr = _rate_value(quick_ratio(a, this_month, closing)) if this_month < as_of else None
     if segments is None:
         segments = segmentation(book, as_of=as_of, currency=currency, analysis=a).counts()
     breakdowns = (

@@ -401,7 +401,8 @@ def svg_bar_chart(
         hi = lo + 1
     label_w = min(width * 0.35, 10 + max(_text_width(name) for name, _ in items))
     value_w = 12 + max(_text_width(label(v)) for v in values)
-    left, right = label_w, width - value_w
+    left = label_w
+    right = max(left + 40, width - value_w)  # huge labels squeeze the bars, never invert them
     top = 28
     band = (height - top - 8) / len(items)
     x = _scale(lo, hi, left, right)
@@ -541,7 +542,8 @@ def svg_heatmap(
     rows = list(cohorts)
     if not rows:
         raise ValidationError("cohorts", cohorts, "no cohorts to draw")
-    ages = max(len(c.cells) for c in rows)
+    # At least one column: cohorts of a period not yet closed may have no cell.
+    ages = max(1, *(len(c.cells) for c in rows))
     height = 68 + 24 * len(rows)
     _check_size(width, height)
     names = {
