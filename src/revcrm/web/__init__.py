@@ -5,6 +5,14 @@ Needs the ``revcrm[web]`` extra (Starlette, Jinja2). revcrm keeps no users: the 
 ``authenticate(request)`` returns a :class:`Staff` or None.
 """
 
+from revcrm.errors import MissingExtraError
+
+try:
+    import jinja2  # noqa: F401
+    import starlette  # noqa: F401
+except ImportError as e:  # pragma: no cover - the web extra is installed in the tests
+    raise MissingExtraError(e.name or "starlette", "web", "revcrm.web") from e
+
 from revcrm.web._app import Authenticate, TicketSource, create_app
 from revcrm.web._auth import Role, Staff
 from revcrm.web._wsgi import WsgiBridge, wsgi_app
