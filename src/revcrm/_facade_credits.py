@@ -6,16 +6,14 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from revcrm._facade_units import lock_customers, read_id, retrying
 from revcrm._money import Money
 from revcrm._records import CreditEntry
 from revcrm._time import utc
 from revcrm.errors import ValidationError
-
-if TYPE_CHECKING:
-    from revcrm._facade import CRM
+from revcrm.storage._protocols import Store
 
 __all__ = ["CreditAuthority", "Credits", "HostCreditAdjuster"]
 
@@ -37,6 +35,19 @@ class HostCreditAdjuster(Protocol):
     ) -> CreditEntry | None: ...
 
 
+class CreditsOwner(Protocol):
+    """What the credit service reads of the facade (:class:`revcrm.CRM`): typed here so
+    this module never imports the facade that imports it."""
+
+    store: Store
+    reporting_currency: str
+    credit_authority: CreditAuthority
+    adjust_credit: HostCreditAdjuster | None
+    allow_negative_credit: bool
+
+    def now(self) -> datetime: ...
+
+
 def _new_id() -> str:
     return uuid.uuid4().hex
 
@@ -51,7 +62,7 @@ class Credits:
     :class:`HostCreditAdjuster`) or are refused, and the host syncs its entries in.
     """
 
-    def __init__(self, crm: CRM) -> None:
+    def __init__(self, crm: CreditsOwner) -> None:
         self._crm = crm
 
     def balance(self, customer_id: str, currency: str | None = None) -> Money:

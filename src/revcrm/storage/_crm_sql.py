@@ -14,9 +14,8 @@ before versions were recorded is recognised as version 1 by its tables.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, TypeVar
@@ -24,7 +23,6 @@ from typing import Any, Final, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import StaticPool
 
 from revcrm._time import utc
 from revcrm.crm._records import (
@@ -63,177 +61,21 @@ from revcrm.storage._crm import (
 )
 from revcrm.storage._crm_sql_contacts import SQLCalls, SQLContacts
 from revcrm.storage._crm_sql_intake import SQLIntake
+from revcrm.storage._crm_sql_tables import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    PerCustomer,
+    _tables,
+    delete,
+)
 from revcrm.storage._query import Page, cursor_secret
-from revcrm.storage._sql import SQLStore, _create_engine
+from revcrm.storage._sql import SQLStore
+from revcrm.storage._sql_db import Database
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "SQLCRMStore"]
 
 _T = TypeVar("_T")
 _PREFIX: Final = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
-_MOMENT: Final = sa.BigInteger
-
-
-def _tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
-    md = sa.MetaData()
-    t = {
-        "notes": sa.Table(
-            f"{prefix}notes",
-            md,
-            sa.Column("id", sa.String, primary_key=True),
-            sa.Column("customer_id", sa.String, nullable=False, index=True),
-            sa.Column("author_id", sa.String, nullable=False),
-            sa.Column("body", sa.Text, nullable=False),
-            sa.Column("pinned", sa.Boolean, nullable=False),
-            sa.Column("created_at", _MOMENT, nullable=False),
-            sa.Column("edited_at", _MOMENT),
-            sa.Column("changed_at", _MOMENT, nullable=False),
-            sa.Column("deleted", sa.Boolean, nullable=False),
-            sa.Column("revision", sa.Integer, nullable=False),
-        ),
-        "note_revisions": sa.Table(
-            f"{prefix}note_revisions",
-            md,
-            sa.Column("note_id", sa.String, primary_key=True),
-            sa.Column("revision", sa.Integer, primary_key=True),
-            sa.Column("customer_id", sa.String, nullable=False),
-            sa.Column("action", sa.String, nullable=False),
-            sa.Column("at", _MOMENT, nullable=False),
-            sa.Column("staff_id", sa.String),
-            sa.Column("body", sa.Text, nullable=False),
-            sa.Column("pinned", sa.Boolean, nullable=False),
-            sa.Column("deleted", sa.Boolean, nullable=False),
-        ),
-        "tags": sa.Table(
-            f"{prefix}tags",
-            md,
-            sa.Column("key", sa.String, primary_key=True),
-            sa.Column("name", sa.String, nullable=False),
-            sa.Column("colour", sa.String, nullable=False),
-        ),
-        "tag_changes": sa.Table(
-            f"{prefix}tag_changes",
-            md,
-            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("customer_id", sa.String, nullable=False, index=True),
-            sa.Column("tag", sa.String, nullable=False),
-            sa.Column("tag_key", sa.String, nullable=False),
-            sa.Column("action", sa.String, nullable=False),
-            sa.Column("at", _MOMENT, nullable=False),
-            sa.Column("staff_id", sa.String),
-        ),
-        "leads": sa.Table(
-            f"{prefix}leads",
-            md,
-            sa.Column("id", sa.String, primary_key=True),
-            sa.Column("email", sa.String, nullable=False),
-            sa.Column("email_key", sa.String, nullable=False),
-            # email_key while the lead is open, else NULL: a unique index on it allows one
-            # open lead per email (NULLs are distinct on both databases).
-            sa.Column("open_key", sa.String, unique=True),
-            sa.Column("name", sa.String, nullable=False),
-            sa.Column("company", sa.String),
-            sa.Column("phone", sa.String),
-            sa.Column("source", sa.String),
-            sa.Column("owner_id", sa.String),
-            sa.Column("expected_value_amount", sa.String),  # exact decimal text
-            sa.Column("expected_value_currency", sa.String(3)),
-            sa.Column("notes", sa.Text, nullable=False),
-            sa.Column("created_at", _MOMENT, nullable=False),
-            sa.Column("stage", sa.String, nullable=False),
-            sa.Column("customer_id", sa.String, unique=True),
-            sa.Column("version", sa.Integer, nullable=False),
-        ),
-        "lead_transitions": sa.Table(
-            f"{prefix}lead_transitions",
-            md,
-            sa.Column("lead_id", sa.String, primary_key=True),
-            sa.Column("seq", sa.Integer, primary_key=True),
-            sa.Column("from_stage", sa.String, nullable=False),
-            sa.Column("to_stage", sa.String, nullable=False),
-            sa.Column("at", _MOMENT, nullable=False),
-            sa.Column("staff_id", sa.String),
-            sa.Column("note", sa.Text, nullable=False),
-            sa.Column("lost_reason", sa.String),
-            sa.Column("customer_id", sa.String),
-        ),
-        "contacts": sa.Table(
-            f"{prefix}contacts",
-            md,
-            sa.Column("id", sa.String, primary_key=True),
-            sa.Column("customer_id", sa.String, nullable=False, index=True),
-            sa.Column("name", sa.String, nullable=False),
-            sa.Column("title", sa.String),
-            sa.Column("email", sa.String),
-            sa.Column("phone", sa.String),
-            sa.Column("notes", sa.Text, nullable=False),
-        ),
-        "calls": sa.Table(
-            f"{prefix}calls",
-            md,
-            sa.Column("id", sa.String, primary_key=True),
-            sa.Column("customer_id", sa.String, nullable=False, index=True),
-            sa.Column("at", _MOMENT, nullable=False),
-            sa.Column("staff_id", sa.String),
-            sa.Column("summary", sa.Text, nullable=False),
-            sa.Column("duration_seconds", sa.Integer),
-        ),
-        # -- version 2 --
-        "intake_questions": sa.Table(
-            f"{prefix}intake_questions",
-            md,
-            sa.Column("id", sa.String, primary_key=True),
-            sa.Column("prompt", sa.Text, nullable=False),
-            sa.Column("kind", sa.String, nullable=False),
-            sa.Column("options", sa.Text, nullable=False),  # a JSON list of strings
-            sa.Column("scope", sa.String, nullable=False),
-            sa.Column("required", sa.Boolean, nullable=False),
-            sa.Column("position", sa.Integer, nullable=False),
-            sa.Column("retired_at", _MOMENT),
-        ),
-        "intake_answers": sa.Table(
-            f"{prefix}intake_answers",
-            md,
-            # The recording order: answers given at the same moment resolve by it.
-            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("customer_id", sa.String, nullable=False, index=True),
-            sa.Column("question_id", sa.String, nullable=False, index=True),
-            sa.Column("answered_at", _MOMENT, nullable=False),
-            sa.Column("choices", sa.Text, nullable=False),  # a JSON list, empty for text
-            sa.Column("text", sa.Text),
-            sa.Column("subscription_id", sa.String),
-            sa.Column("staff_id", sa.String),
-        ),
-        "schema_version": sa.Table(
-            f"{prefix}schema_version",
-            md,
-            sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-            sa.Column("description", sa.String, nullable=False),
-            sa.Column("applied_at", _MOMENT, nullable=False),
-        ),
-    }
-    return md, t
-
-
-#: The forward migrations: (version, description, tables it creates), in order.
-MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
-    (
-        1,
-        "notes, note history, tags, tag changes, leads, lead transitions, contacts, calls",
-        (
-            "notes",
-            "note_revisions",
-            "tags",
-            "tag_changes",
-            "leads",
-            "lead_transitions",
-            "contacts",
-            "calls",
-        ),
-    ),
-    (2, "intake questions and answers", ("intake_questions", "intake_answers")),
-)
-#: The schema version this code reads and writes.
-LATEST_VERSION: Final = MIGRATIONS[-1][0]
 
 
 def _m(value: datetime | None) -> int | None:
@@ -252,10 +94,6 @@ def _converted(e: sa_exc.SQLAlchemyError) -> RevcrmError:
     orig = getattr(e, "orig", None)
     detail = f"{type(orig).__name__}: {orig}" if orig is not None else f"{type(e).__name__}: {e}"
     return StorageError(f"database error ({detail.strip()})")
-
-
-class _Local(threading.local):
-    conn: Connection | None = None
 
 
 class SQLCRMStore:
@@ -286,25 +124,20 @@ class SQLCRMStore:
     ):
         if not isinstance(prefix, str) or not _PREFIX.match(prefix):
             raise ValidationError("prefix", prefix, "lower-case letters, digits and _ (<= 31)")
-        if isinstance(url_or_engine, Engine):
-            self._engine = url_or_engine
-            self._owns_engine = False
-        else:
-            self._engine = _create_engine(url_or_engine, 30.0)
-            self._owns_engine = True
         if billing is not None:
-            self._check_billing(billing, prefix)
+            self._check_billing(billing, url_or_engine, prefix)
+            # One database object: the billing store's units of work are the CRM store's.
+            self._db = billing.database
+        else:
+            self._db = Database(url_or_engine, busy_timeout=30.0)
+        self._engine = self._db.engine
         self._billing = billing
         # Joined to a billing store, lead cursors are signed with its key unless given one.
         shared = getattr(billing, "_secret", None) if cursor_secret is None else None
         self._secret = shared if isinstance(shared, bytes) else _secret(cursor_secret)
-        self._sqlite = self._engine.dialect.name == "sqlite"
+        self._sqlite = self._db.sqlite
         self.prefix = prefix
         self._md, self._t = _tables(prefix)
-        self._serial: threading.RLock | None = (
-            threading.RLock() if isinstance(self._engine.pool, StaticPool) else None
-        )
-        self._local = _Local()
         self._ready = False
         self.notes = _SQLNotes(self)
         self.tags = _SQLTags(self)
@@ -313,12 +146,11 @@ class SQLCRMStore:
         self.calls = SQLCalls(self)
         self.intake = SQLIntake(self)
 
-    def _check_billing(self, billing: object, prefix: str) -> None:
+    @staticmethod
+    def _check_billing(billing: object, url_or_engine: object, prefix: str) -> None:
         if not isinstance(billing, SQLStore):
             raise ValidationError("billing", billing, "expected a SQLStore")
-        if billing.engine is not self._engine:
-            if self._owns_engine:
-                self._engine.dispose()
+        if billing.engine is not url_or_engine:
             raise ValidationError(
                 "billing", billing, "must use this store's engine (see SQLCRMStore.alongside)"
             )
@@ -390,10 +222,7 @@ class SQLCRMStore:
             raise ValidationError("to", to, f"a schema version from 1 to {LATEST_VERSION}")
 
         def run(conn: Connection) -> int:
-            if not self._sqlite:
-                # Two processes migrating at once: the second waits, then finds it done.
-                key = sum(self.prefix.encode()) + 0x4352_4D00_0000
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            self._db.migration_lock(conn, self.prefix, 0x4352_4D00_0000)
             current = self._installed_version(conn)
             if current > LATEST_VERSION:
                 raise StorageError(f"CRM schema version {current} is newer than this revcrm")
@@ -442,64 +271,29 @@ class SQLCRMStore:
             raise _converted(e) from e
 
     def close(self) -> None:
-        if self._owns_engine:
-            self._engine.dispose()
+        """Dispose of the engine if this store created it (a joined store leaves it to the
+        billing store, a host's engine is left alone)."""
+        if self._billing is None:
+            self._db.close()
 
     # -- units of work ----------------------------------------------------------------------
 
     @contextmanager
     def _session(self, *, write: bool = True, check: bool = True) -> Iterator[Connection]:
         if self._billing is not None:
-            # The billing store owns the unit of work (and its savepoints).
-            with self._billing.connection(write=write) as shared, self._secure(shared, write):
+            # The billing store owns the unit of work (and its savepoints) and checks its
+            # own tables when it opens one.
+            with self._billing.connection(write=write) as shared:
                 if check and not self._ready:
                     self._check_ready(shared)
                 yield shared
             return
-        conn = self._local.conn
-        if conn is not None:
-            savepoint = conn.begin_nested()
-            try:
-                yield conn
-            except BaseException:
-                if savepoint.is_active:
-                    savepoint.rollback()
-                raise
-            savepoint.commit()
-            return
-        with self._serial if self._serial is not None else nullcontext():
-            conn = self._engine.connect()
-            try:
-                if self._sqlite:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                if check and not self._ready:
-                    self._check_ready(conn)
-                self._local.conn = conn
-                try:
-                    with self._secure(conn, write):
-                        yield conn
-                except BaseException:
-                    conn.rollback()
-                    raise
-                conn.commit()
-            finally:
-                self._local.conn = None
-                conn.close()
+        with self._db.connection(write=write, ready=self._ensure_ready if check else None) as conn:
+            yield conn
 
-    @contextmanager
-    def _secure(self, conn: Connection, write: bool) -> Iterator[None]:
-        # Erased values must not linger in space a write frees in the file: SQLite's
-        # secure delete zeroes it. Turned on for revcrm's own writes only and restored
-        # after, so a host's connections keep their own settings.
-        if not (self._sqlite and write) or conn.exec_driver_sql("PRAGMA secure_delete").scalar():
-            yield
-            return
-        conn.exec_driver_sql("PRAGMA secure_delete=1")
-        try:
-            yield
-        finally:
-            with suppress(sa_exc.SQLAlchemyError):  # a broken connection is discarded anyway
-                conn.exec_driver_sql("PRAGMA secure_delete=0")
+    def _ensure_ready(self, conn: Connection) -> None:
+        if not self._ready:
+            self._check_ready(conn)
 
     def scrub(self) -> None:
         """Make values erased so far unreadable from the database files; call it outside
@@ -511,10 +305,7 @@ class SQLCRMStore:
         versions reusable space (they stay on disk until overwritten: see
         docs/facade.md, "Erasure and the database files").
         """
-        billing = self._billing
-        if self._local.conn is not None or (
-            billing is not None and billing._local.conn is not None
-        ):
+        if self._db.in_unit():  # the billing store's too: they share one database object
             raise ValidationError("scrub", None, "not inside a transaction")
 
         def run(conn: Connection) -> None:
@@ -533,8 +324,7 @@ class SQLCRMStore:
                 conn.exec_driver_sql(f"VACUUM {quote(table.name)}")
 
         try:
-            serial = self._serial if self._serial is not None else nullcontext()
-            with serial, self._engine.connect() as conn:
+            with self._db.serialised(), self._engine.connect() as conn:
                 run(conn.execution_options(isolation_level="AUTOCOMMIT"))
         except sa_exc.SQLAlchemyError as e:
             raise _converted(e) from e
@@ -576,28 +366,6 @@ class SQLCRMStore:
         # A read: inside a billing store's read-only snapshot it needs no write session.
         return self._run(fn, write=False)
 
-    def _rehome(self, table: sa.Table, from_customer: str, to_customer: str) -> int:
-        read_pair(from_customer, to_customer)
-
-        def run(conn: Connection) -> int:
-            stmt = (
-                sa.update(table)
-                .where(table.c.customer_id == from_customer)
-                .values(customer_id=to_customer)
-            )
-            return int(conn.execute(stmt).rowcount)
-
-        return self._run(run)
-
-    def _delete(self, table: sa.Table, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-
-        def run(conn: Connection) -> int:
-            stmt = sa.delete(table).where(table.c.customer_id == customer_id)
-            return int(conn.execute(stmt).rowcount)
-
-        return self._run(run)
-
 
 # -- notes ------------------------------------------------------------------------------------
 
@@ -631,7 +399,9 @@ def _entry(r: Mapping[Any, Any]) -> NoteRevision:
     return NoteRevision.from_record(values)
 
 
-class _SQLNotes:
+class _SQLNotes(PerCustomer):
+    _group = "notes"
+
     def __init__(self, store: SQLCRMStore) -> None:
         self._s = store
         self._n = store._t["notes"]
@@ -709,53 +479,6 @@ class _SQLNotes:
             return rows
 
         return self._s._read(run)
-
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        read_pair(from_customer, to_customer)
-
-        def run(conn: Connection) -> int:
-            moved = conn.execute(
-                sa.update(self._n)
-                .where(self._n.c.customer_id == from_customer)
-                .values(customer_id=to_customer)
-            ).rowcount
-            conn.execute(
-                sa.update(self._r)
-                .where(self._r.c.customer_id == from_customer)
-                .values(customer_id=to_customer)
-            )
-            return int(moved)
-
-        return self._s._run(run)
-
-    def erase_customer(self, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-
-        def run(conn: Connection) -> int:
-            erased = conn.execute(
-                sa.update(self._n)
-                .where(self._n.c.customer_id == customer_id)
-                .values(body=ERASED_TEXT)
-            ).rowcount
-            conn.execute(
-                sa.update(self._r)
-                .where(self._r.c.customer_id == customer_id)
-                .values(body=ERASED_TEXT)
-            )
-            return int(erased)
-
-        return self._s._run(run)
-
-    def delete_customer(self, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-
-        def run(conn: Connection) -> int:
-            mine = sa.select(self._n.c.id).where(self._n.c.customer_id == customer_id)
-            conn.execute(sa.delete(self._r).where(self._r.c.note_id.in_(mine)))
-            stmt = sa.delete(self._n).where(self._n.c.customer_id == customer_id)
-            return int(conn.execute(stmt).rowcount)
-
-        return self._s._run(run)
 
 
 # -- tags -------------------------------------------------------------------------------------
@@ -851,7 +574,8 @@ class _SQLTags:
         return tag_counts(self.all(), self.changes(), as_of=utc(as_of, "as_of"))
 
     def delete_customer(self, customer_id: str) -> int:
-        return self._s._delete(self._c, customer_id)
+        read_id(customer_id, "customer_id")
+        return self._s._run(lambda conn: delete(conn, self._s._t, "tags", customer_id))
 
 
 # -- leads ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -11,10 +11,8 @@ from sqlalchemy.engine import Connection
 from revcrm.crm._records import Contact, LoggedCall
 from revcrm.errors import DuplicateError, NotFoundError, ValidationError
 from revcrm.storage._codec import moment_from_value, moment_value
-from revcrm.storage._crm import ERASED_TEXT, read_id
-
-if TYPE_CHECKING:
-    from revcrm.storage._crm_sql import SQLCRMStore
+from revcrm.storage._crm import read_id
+from revcrm.storage._crm_sql_tables import CRMUnits, PerCustomer
 
 __all__ = ["SQLCalls", "SQLContacts"]
 
@@ -22,8 +20,10 @@ __all__ = ["SQLCalls", "SQLContacts"]
 # -- contacts and calls -----------------------------------------------------------------------
 
 
-class SQLContacts:
-    def __init__(self, store: SQLCRMStore) -> None:
+class SQLContacts(PerCustomer):
+    _group = "contacts"
+
+    def __init__(self, store: CRMUnits) -> None:
         self._s = store
         self._c = store._t["contacts"]
 
@@ -71,22 +71,15 @@ class SQLContacts:
 
         return self._s._read(run)
 
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        return self._s._rehome(self._c, from_customer, to_customer)
-
-    def erase_customer(self, customer_id: str) -> int:
-        return self._s._delete(self._c, customer_id)
-
-    def delete_customer(self, customer_id: str) -> int:
-        return self._s._delete(self._c, customer_id)
-
 
 def _call(r: Mapping[Any, Any]) -> LoggedCall:
     return LoggedCall.from_record({**r, "at": moment_from_value(r["at"])})
 
 
-class SQLCalls:
-    def __init__(self, store: SQLCRMStore) -> None:
+class SQLCalls(PerCustomer):
+    _group = "calls"
+
+    def __init__(self, store: CRMUnits) -> None:
         self._s = store
         self._c = store._t["calls"]
 
@@ -124,22 +117,3 @@ class SQLCalls:
             return tuple(_call(r) for r in conn.execute(q).mappings())
 
         return self._s._read(run)
-
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        return self._s._rehome(self._c, from_customer, to_customer)
-
-    def erase_customer(self, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-
-        def run(conn: Connection) -> int:
-            stmt = (
-                sa.update(self._c)
-                .where(self._c.c.customer_id == customer_id)
-                .values(summary=ERASED_TEXT)
-            )
-            return int(conn.execute(stmt).rowcount)
-
-        return self._s._run(run)
-
-    def delete_customer(self, customer_id: str) -> int:
-        return self._s._delete(self._c, customer_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -22,15 +22,12 @@ from revcrm.crm._intake import (
 from revcrm.errors import NotFoundError, UnknownReferenceError, ValidationError
 from revcrm.storage._codec import moment_from_value, moment_value
 from revcrm.storage._crm import (
-    ERASED_TEXT,
     check_question,
     check_scope,
     read_flag,
     read_id,
 )
-
-if TYPE_CHECKING:
-    from revcrm.storage._crm_sql import SQLCRMStore
+from revcrm.storage._crm_sql_tables import CRMUnits, PerCustomer
 
 __all__ = ["SQLIntake"]
 
@@ -76,8 +73,10 @@ def _answer(r: Mapping[Any, Any]) -> IntakeAnswer:
     return IntakeAnswer.from_record(values)
 
 
-class SQLIntake:
-    def __init__(self, store: SQLCRMStore) -> None:
+class SQLIntake(PerCustomer):
+    _group = "intake"
+
+    def __init__(self, store: CRMUnits) -> None:
         self._s = store
         self._q = store._t["intake_questions"]
         self._a = store._t["intake_answers"]
@@ -151,22 +150,3 @@ class SQLIntake:
         if as_of is None:
             return self._select()
         return self._select(self._a.c.answered_at <= moment_value(utc(as_of, "as_of")))
-
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        return self._s._rehome(self._a, from_customer, to_customer)
-
-    def erase_customer(self, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-
-        def run(conn: Connection) -> int:
-            stmt = (
-                sa.update(self._a)
-                .where(self._a.c.customer_id == customer_id, self._a.c.text.is_not(None))
-                .values(text=ERASED_TEXT)
-            )
-            return int(conn.execute(stmt).rowcount)
-
-        return self._s._run(run)
-
-    def delete_customer(self, customer_id: str) -> int:
-        return self._s._delete(self._a, customer_id)

@@ -32,8 +32,8 @@ from revcrm.metrics import MetricsPolicy, MrrPoint
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
 from revcrm.segments._segments import LtvBaseline, Segmentation, SegmentCounts
 from revcrm.storage import _reference as ref
-from revcrm.storage._codec import KINDS, Prepared, external_id, prepare
-from revcrm.storage._delete import delete_customer_memory
+from revcrm.storage._codec import KINDS, Prepared, external_id, prepare, references
+from revcrm.storage._delete import OWNED, blocked, check_delete, refuse
 from revcrm.storage._protocols import CurrentState
 from revcrm.storage._query import (
     CashMonth,
@@ -570,7 +570,7 @@ class _Customers(_Repo[Customer]):
 
     def delete(self, id: str, *, cascade: bool = False) -> int:
         read_text(id, "id")
-        return delete_customer_memory(self._store, id, cascade=cascade)
+        return _delete_customer(self._store, id, cascade=cascade)
 
     def page(
         self,
@@ -852,3 +852,35 @@ class _Fx:
         with self._store._lock:
             items = [(d, s, t, r) for (s, t, d), r in self._store._fx.items()]
         return FxRates.from_rates(items)
+
+
+def _delete_customer(store: InMemoryStore, customer_id: str, *, cascade: bool) -> int:
+    """Delete from an :class:`~revcrm.storage.InMemoryStore`; returns records deleted."""
+    cid = check_delete(customer_id, cascade)
+    with store.transaction():  # holds the store's lock for the whole unit
+        tables = store._tables
+        if cid not in tables["customer"].rows:
+            raise NotFoundError("customer", cid)
+        owned = {
+            kind: sorted(k for k, e in tables[kind].rows.items() if e.record.customer_id == cid)
+            for kind in OWNED
+        }
+        refuse(cid, cascade, owned)
+        doomed = {(kind, k) for kind, ids in owned.items() for k in ids}
+        for kind in ("subscription", "invoice", "transaction", "credit"):
+            for entry in tables[kind].rows.values():
+                if entry.record.customer_id == cid:
+                    continue
+                for field, value, target in references(kind, entry.record):
+                    if (target, value) in doomed:
+                        raise blocked(cid, field, f"{target} {value}")
+        deleted = 0
+        for kind in (*OWNED, "customer"):
+            table = tables[kind]
+            for key in owned.get(kind, [cid]):
+                ext = getattr(table.rows[key].record, "external_id", None)
+                if ext is not None:
+                    store._set(table.external, ext, _MISSING)
+                store._set(table.rows, key, _MISSING)
+                deleted += 1
+        return deleted

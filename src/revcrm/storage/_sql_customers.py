@@ -1,0 +1,368 @@
+"""The SQL store's customer list and customer summary.
+
+Money columns (MRR, LTV, balance) at a moment as aggregates over the spans and payments,
+sorted and filtered in SQL, paged by signed cursors.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from revcrm._money import EXACT_CONTEXT, Money, check_currency
+from revcrm._time import as_of_moment
+from revcrm.errors import (
+    NotFoundError,
+    ValidationError,
+)
+from revcrm.storage import _reference as ref
+from revcrm.storage._query import (
+    CustomerQuery,
+    CustomerRow,
+    CustomerSort,
+    CustomerSummary,
+    Direction,
+    Page,
+    read_text,
+)
+from revcrm.storage._schema import (
+    Key,
+    Moment,
+)
+from revcrm.storage._sql_base import (
+    _ACTIVE,
+    _as_moment,
+)
+from revcrm.storage._sql_db import _chunks
+from revcrm.storage._sql_decimal import (
+    _dec,
+    _rate_case,
+)
+from revcrm.storage._sql_segments import SQLSegments
+
+__all__ = ["SQLCustomerList"]
+
+_T = TypeVar("_T")
+
+
+class SQLCustomerList(SQLSegments):
+    """The SQL store: CustomerList."""
+
+    def _figures(
+        self,
+        conn: Connection,
+        ids: Sequence[str],
+        *,
+        at: datetime,
+        currency: str,
+        rates: Mapping[str, Decimal],
+    ) -> dict[str, tuple[Decimal, Decimal, Decimal, Decimal, int, datetime | None]]:
+        """Per customer: (mrr, ltv, total paid, credit balance, active services, last payment)."""
+        s = self._schema
+        sp, tx, cr = s.spans, s.transactions, s.credits
+        ops = self._ops
+        mrr: dict[str, Decimal] = defaultdict(Decimal)
+        paid: dict[str, Decimal] = defaultdict(Decimal)
+        refunded: dict[str, Decimal] = defaultdict(Decimal)
+        credit: dict[str, Decimal] = defaultdict(Decimal)
+        active: dict[str, int] = defaultdict(int)
+        last: dict[str, datetime] = {}
+        with decimal.localcontext(EXACT_CONTEXT):
+            for chunk in _chunks(ids):
+                rows = conn.execute(
+                    sa.select(sp.c.customer_id, sp.c.currency, ops.dsum(sp.c))
+                    .where(sp.c.customer_id.in_(chunk), sp.c.positive, self._contains(at))
+                    .group_by(sp.c.customer_id, sp.c.currency)
+                )
+                for cid, cur, total in rows:
+                    mrr[cid] += _dec(total) * rates[cur]
+                counted = conn.execute(
+                    sa.select(sp.c.customer_id, sa.func.count())
+                    .where(
+                        sp.c.customer_id.in_(chunk), sp.c.status.in_(_ACTIVE), self._contains(at)
+                    )
+                    .group_by(sp.c.customer_id)
+                )
+                for cid, n in counted:
+                    active[cid] = int(n)
+                payments = conn.execute(
+                    sa.select(
+                        tx.c.customer_id,
+                        tx.c.currency,
+                        tx.c.kind,
+                        ops.dsum(tx.c),
+                        sa.func.max(tx.c.at),
+                    )
+                    .where(tx.c.customer_id.in_(chunk), tx.c.status == "succeeded", tx.c.at <= at)
+                    .group_by(tx.c.customer_id, tx.c.currency, tx.c.kind)
+                )
+                for cid, cur, kind, total, latest in payments:
+                    value = _dec(total) * rates[cur]
+                    if kind == "payment":
+                        paid[cid] += value
+                        moment = _as_moment(latest)
+                        last[cid] = moment if cid not in last else max(last[cid], moment)
+                    else:
+                        refunded[cid] += value
+                balances = conn.execute(
+                    sa.select(cr.c.customer_id, ops.dsum(cr.c))
+                    .where(cr.c.customer_id.in_(chunk), cr.c.currency == currency, cr.c.at <= at)
+                    .group_by(cr.c.customer_id)
+                )
+                for cid, total in balances:
+                    credit[cid] += _dec(total)
+            return {
+                cid: (
+                    mrr[cid],
+                    paid[cid] - refunded[cid],
+                    paid[cid],
+                    credit[cid],
+                    active[cid],
+                    last.get(cid),
+                )
+                for cid in ids
+            }
+
+    def _sort_values(
+        self, q: CustomerQuery, rates: Mapping[str, Decimal]
+    ) -> tuple[Any, ColumnElement[Any], str]:
+        """A computed sort column as one grouped aggregate per customer (a subquery with
+        ``customer_id`` and ``v``), the value for customers it has no row for, and the
+        column's kind. One pass over the table, not one lookup per customer."""
+        s = self._schema
+        sp, tx, cr = s.spans, s.transactions, s.credits
+        ops = self._ops
+        t = q.as_of
+        plain = set(rates) <= {q.currency}  # nothing to convert
+        zero: ColumnElement[Any] = sa.literal_column("'0'") if self._sqlite else sa.literal(0)
+        payment = tx.c.kind == "payment"
+
+        def converted(
+            table: Any, conds: list[ColumnElement[bool]], sign: ColumnElement[Any] | None = None
+        ) -> Any:
+            # Exact sums per customer and currency first (integer limbs on SQLite), then
+            # one conversion per customer and currency: never one per row.
+            per_currency = (
+                sa.select(
+                    table.c.customer_id,
+                    table.c.currency,
+                    ops.dsum(table.c, sign=sign).label("s"),
+                )
+                .where(*conds)
+                .group_by(table.c.customer_id, table.c.currency)
+            )
+            if plain:
+                only = sa.select(table.c.customer_id, ops.dsum(table.c, sign=sign).label("v"))
+                return only.where(*conds).group_by(table.c.customer_id).subquery()
+            inner = per_currency.subquery()
+            total = ops.dsum_times(inner.c.s, _rate_case(inner.c.currency, rates))
+            return (
+                sa.select(inner.c.customer_id, total.label("v"))
+                .group_by(inner.c.customer_id)
+                .subquery()
+            )
+
+        match q.sort:
+            case CustomerSort.MRR:
+                agg = converted(sp, [sp.c.positive, self._contains(t, scan=True)])
+                return agg, zero, "money"
+            case CustomerSort.TOTAL_PAID:
+                agg = converted(tx, [tx.c.status == "succeeded", tx.c.at <= t, payment])
+                return agg, zero, "money"
+            case CustomerSort.LTV:
+                sign = sa.case((payment, 1), else_=-1)
+                agg = converted(tx, [tx.c.status == "succeeded", tx.c.at <= t], sign)
+                return agg, zero, "money"
+            case CustomerSort.CREDIT_BALANCE:
+                agg = sa.select(cr.c.customer_id, ops.dsum(cr.c).label("v")).where(
+                    cr.c.currency == q.currency, cr.c.at <= t
+                )
+                return agg.group_by(cr.c.customer_id).subquery(), zero, "money"
+            case CustomerSort.ACTIVE_SERVICES:
+                agg = sa.select(sp.c.customer_id, sa.func.count().label("v")).where(
+                    sp.c.status.in_(_ACTIVE), self._contains(t, scan=True)
+                )
+                return agg.group_by(sp.c.customer_id).subquery(), sa.literal(0), "int"
+            case CustomerSort.LAST_PAYMENT:
+                agg = sa.select(tx.c.customer_id, sa.func.max(tx.c.at).label("v")).where(
+                    tx.c.status == "succeeded", payment, tx.c.at <= t
+                )
+                never = sa.literal(ref.NEVER, Moment())
+                return agg.group_by(tx.c.customer_id).subquery(), never, "moment"
+        raise AssertionError(q.sort)
+
+    def _filters(self, q: CustomerQuery) -> list[ColumnElement[bool]]:
+        s = self._schema
+        c, sp = s.customers, s.spans
+        conds: list[ColumnElement[bool]] = []
+        if q.search is not None:
+            conds.append(
+                sa.or_(
+                    self._ops.contains(c.c.name_fold, q.search),
+                    self._ops.contains(c.c.email_fold, q.search),
+                    self._ops.contains(c.c.username_fold, q.search),
+                )
+            )
+        if q.owner_id is not None:
+            conds.append(c.c.owner_id == q.owner_id)
+        if q.referral_source is not None:
+            conds.append(c.c.referral_source == q.referral_source)
+        if q.registered_from is not None:
+            conds.append(c.c.registered_at >= q.registered_from)
+        if q.registered_before is not None:
+            conds.append(c.c.registered_at < q.registered_before)
+        if q.customer_ids is not None:
+            conds.append(c.c.id.in_(sorted(q.customer_ids)))
+        if q.paying is not None:
+            paying = (
+                sa.select(sp.c.subscription_id)
+                .where(sp.c.customer_id == c.c.id, sp.c.positive, self._contains(q.as_of))
+                .exists()
+            )
+            conds.append(paying if q.paying else ~paying)
+        if q.has_active_services is not None:
+            live = (
+                sa.select(sp.c.subscription_id)
+                .where(
+                    sp.c.customer_id == c.c.id, sp.c.status.in_(_ACTIVE), self._contains(q.as_of)
+                )
+                .exists()
+            )
+            conds.append(live if q.has_active_services else ~live)
+        return conds
+
+    def _customer_page(self, q: CustomerQuery) -> Page[CustomerRow]:
+        after = q.after()
+
+        def run(conn: Connection) -> Page[CustomerRow]:
+            rates = ref.list_rates(
+                self._currencies(conn), self._rates(conn), q.currency, q.as_of.date()
+            )
+            c = self._schema.customers
+            conds = self._filters(q) + self._service_filters(conn, q)
+            desc = q.direction is Direction.DESC
+            plain = {
+                CustomerSort.ID: (c.c.id, "str"),
+                CustomerSort.NAME: (c.c.name_fold, "str"),
+                CustomerSort.EMAIL: (c.c.email_fold, "str"),
+                CustomerSort.CREATED: (c.c.registered_at, "moment"),
+            }
+            value: ColumnElement[Any]
+            if q.sort in plain:
+                value, kind = plain[q.sort]
+                base = sa.select(c.c.id.label("id"), value.label("v")).where(*conds).subquery()
+            else:
+                agg, missing, kind = self._sort_values(q, rates)
+                value = sa.func.coalesce(agg.c.v, missing)
+                if kind == "moment":
+                    value = sa.type_coerce(value, Moment())
+                joined = c.outerjoin(agg, agg.c.customer_id == c.c.id)
+                base = (
+                    sa.select(c.c.id.label("id"), value.label("v"))
+                    .select_from(joined)
+                    .where(*conds)
+                    .subquery()
+                )
+            key = self._ops.money_key(base.c.v) if kind == "money" else base.c.v
+            stmt = sa.select(base.c.id)
+            if after is not None:
+                av, aid = after
+                literal: ColumnElement[Any]
+                if kind == "money":
+                    if not isinstance(av, Decimal):
+                        raise ValidationError("cursor", q.cursor, "not a cursor of this sort")
+                    literal = self._ops.money_key_value(av)
+                elif kind == "moment":
+                    literal = sa.literal(av, Moment())
+                elif kind == "int":
+                    literal = sa.literal(av, sa.Integer())
+                else:
+                    literal = sa.literal(av, Key())
+                pair, other = sa.tuple_(key, base.c.id), sa.tuple_(literal, sa.literal(aid, Key()))
+                stmt = stmt.where(pair < other if desc else pair > other)
+            order = [key.desc(), base.c.id.desc()] if desc else [key, base.c.id]
+            ids = [r[0] for r in conn.execute(stmt.order_by(*order).limit(q.limit + 1))]
+            more = len(ids) > q.limit
+            ids = ids[: q.limit]
+            rows = self._rows(conn, ids, at=q.as_of, currency=q.currency, rates=rates)
+            cursor = None
+            if more and rows:
+                cursor = q.next_cursor(ref.sort_value(rows[-1], q.sort), rows[-1].id)
+            return Page(items=tuple(rows), next_cursor=cursor, as_of=q.as_of)
+
+        return self._run(False, run)
+
+    # -- service states: status, product and built-in segments ---------------------------
+
+    def _rows(
+        self,
+        conn: Connection,
+        ids: Sequence[str],
+        *,
+        at: datetime,
+        currency: str,
+        rates: Mapping[str, Decimal],
+    ) -> list[CustomerRow]:
+        if not ids:
+            return []
+        c = self._schema.customers
+        customers = {x.id: x for x in self._load(conn, "customer", c.c.id.in_(list(ids)))}
+        figures = self._figures(conn, ids, at=at, currency=currency, rates=rates)
+        out = []
+        for cid in ids:
+            mrr, ltv, paid, credit, active, last = figures[cid]
+            out.append(
+                CustomerRow(
+                    customer=customers[cid],
+                    mrr=Money(mrr, currency),
+                    ltv=Money(ltv, currency),
+                    total_paid=Money(paid, currency),
+                    credit_balance=Money(credit, currency),
+                    active_services=active,
+                    last_payment_at=last,
+                )
+            )
+        return out
+
+    def customer_summary(
+        self, customer_id: str, *, as_of: date | datetime, currency: str
+    ) -> CustomerSummary:
+        read_text(customer_id, "customer_id")
+        t = as_of_moment(as_of, "as_of")
+        check_currency(currency)
+
+        def run(conn: Connection) -> CustomerSummary:
+            # One customer's rows are few: load them (indexed by customer) and compute its
+            # figures from them exactly as the in-memory store does.
+            found = self._load(conn, "customer", self._schema.customers.c.id == customer_id)
+            if not found:
+                raise NotFoundError("customer", customer_id)
+
+            def owned(kind: str, time_column: str) -> tuple[Any, ...]:
+                head = self._head(kind)
+                order = [head.c[time_column], head.c.id]
+                return tuple(self._load(conn, kind, head.c.customer_id == customer_id, order=order))
+
+            return ref.summary_of(
+                found[0],
+                owned("subscription", "started_at"),
+                owned("invoice", "issued_at"),
+                owned("transaction", "at"),
+                owned("credit", "at"),
+                fx=self._rates(conn),
+                at=t,
+                currency=currency,
+                policy=self._policy,
+            )
+
+        return self._run(False, run)
+
+    # -- dashboard aggregates ------------------------------------------------------------

@@ -1,0 +1,377 @@
+"""The SQL store's writes: upserts decided in Python first, then written in bulk.
+
+References, external ids, versions and fingerprints are checked before anything is
+written, so a batch either fails before writing or writes everything; each write keeps
+the derived rows (spans, states, daily cash) in step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+
+from revcrm._book import Book
+from revcrm._money import FxRates
+from revcrm._records import Transaction
+from revcrm.errors import (
+    ConflictError,
+    DuplicateError,
+    UnknownReferenceError,
+    ValidationError,
+)
+from revcrm.storage._codec import (
+    Prepared,
+    Row,
+    encode_state,
+    moment_value,
+    prepare,
+    search_folds,
+    to_limbs,
+)
+from revcrm.storage._memory import (
+    _book_groups,
+    _check_expected,
+    _check_invoice_currency,
+)
+from revcrm.storage._query import (
+    ImportResult,
+    read_records,
+)
+from revcrm.storage._sql_base import (
+    _CUSTOMER_ROWS,
+    _DAY_US,
+    _MAX_ROW_LOCKS,
+    _day,
+)
+from revcrm.storage._sql_db import _chunks
+from revcrm.storage._sql_decimal import (
+    _LIMB_COLUMNS,
+    _ZERO,
+    _dec,
+)
+from revcrm.storage._sql_migrate import SQLMigrations
+
+__all__ = ["SQLWrites"]
+
+_T = TypeVar("_T")
+
+
+class SQLWrites(SQLMigrations):
+    """The SQL store: Writes."""
+
+    def _write(
+        self,
+        conn: Connection,
+        batch: Sequence[Prepared],
+        expected: Sequence[int | None],
+        *,
+        present: Mapping[str, set[str]] | None = None,
+    ) -> ImportResult:
+        """Upsert ``batch`` (one kind) in order, with the in-memory store's semantics.
+
+        ``present``: ids known to exist already (written earlier in the same import), so
+        references to them need no lookup.
+        """
+        if not batch:
+            return ImportResult()
+        kind = batch[0].kind
+        head = self._head(kind)
+        if not self._sqlite and kind in _CUSTOMER_ROWS:
+            # The customers' locks before any row lock: the documented order (see lock()).
+            owners_of = {p.record.id if kind == "customer" else p.record.customer_id for p in batch}
+            if len(owners_of) <= _MAX_ROW_LOCKS:
+                self._lock_keys(conn, sorted(owners_of))
+        has_ext = "external_id" in head.c
+        existing: dict[str, tuple[int, str, str | None]] = {}
+        owners: dict[str, str] = {}
+        old_cash: dict[str, tuple[int, str, str, Decimal] | None] = {}
+        if not self._empty(conn, head):
+            ids = sorted({p.record.id for p in batch})
+            for chunk in _chunks(ids):
+                cols: list[Any] = [head.c.id, head.c.version, head.c.digest]
+                cols.append(head.c.external_id if has_ext else sa.null())
+                if kind == "transaction":
+                    cols += [
+                        head.c.status,
+                        head.c.at_day,
+                        head.c.currency,
+                        head.c.kind,
+                        head.c.amount,
+                    ]
+                stmt = sa.select(*cols).where(head.c.id.in_(chunk))
+                if not self._sqlite:
+                    stmt = stmt.with_for_update()
+                for r in conn.execute(stmt):
+                    existing[r[0]] = (int(r[1]), str(r[2]), r[3])
+                    if kind == "transaction":
+                        counted = r[4] == "succeeded"
+                        old_cash[r[0]] = (int(r[5]), r[6], r[7], _dec(r[8])) if counted else None
+            exts = sorted({p.external_id for p in batch if p.external_id is not None})
+            for chunk in _chunks(exts):
+                stmt = sa.select(head.c.external_id, head.c.id).where(head.c.external_id.in_(chunk))
+                owners.update((e, i) for e, i in conn.execute(stmt))
+        # A record equal to its stored row refers to what the stored row does, which the
+        # foreign keys keep present: only the others' references are looked up.
+        seen = Counter(p.record.id for p in batch)
+
+        def same(p: Prepared) -> bool:
+            cur = existing.get(p.record.id)
+            return cur is not None and cur[1] == p.digest and seen[p.record.id] == 1
+
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for p in batch:
+            if same(p):
+                continue
+            for _field, value, target in p.refs:
+                wanted[target].add(value)
+        known: dict[str, set[str]] = {}
+        for target, values in wanted.items():
+            already = present.get(target, set()) if present is not None else set()
+            known[target] = (values & already) | self._existing_ids(conn, target, values - already)
+        if kind in ("transaction", "credit"):
+            self._check_invoice_currencies(conn, batch)
+
+        state: dict[str, tuple[int, str, str | None]] = dict(existing)
+        writes: dict[str, tuple[Prepared, int]] = {}
+        counts = [0, 0, 0]
+        for p, exp in zip(batch, expected, strict=True):
+            r = p.record
+            if not same(p):
+                for field, value, target in p.refs:
+                    if value not in known[target]:
+                        raise UnknownReferenceError(field, value, target)
+            ext = p.external_id
+            if ext is not None:
+                owner = owners.get(ext)
+                if owner is not None and owner != r.id:
+                    raise DuplicateError(kind, ext)
+            cur = state.get(r.id)
+            actual = cur[0] if cur is not None else None
+            if exp is not None and (actual or 0) != exp:
+                raise ConflictError(kind, r.id, exp, actual)
+            if cur is not None and cur[1] == p.digest:
+                counts[2] += 1
+                continue
+            version = 1 if cur is None else cur[0] + 1
+            if cur is not None and cur[2] is not None and owners.get(cur[2]) == r.id:
+                del owners[cur[2]]
+            if ext is not None:
+                owners[ext] = r.id
+            state[r.id] = (version, p.digest, ext)
+            writes[r.id] = (p, version)
+            counts[0 if cur is None else 1] += 1
+
+        columns = [*batch[0].head, "version", "digest"]
+        if kind == "customer":
+            columns += ["name_fold", "email_fold", "username_fold"]
+        limbed = self._sqlite and "amount_l0" in head.c
+        if limbed:
+            columns += _LIMB_COLUMNS
+        if kind == "transaction":
+            columns += ["at_day"]
+        if kind == "subscription":
+            columns += ["current_state"]
+        # An UPDATE leaves the key out of its SET list: setting a referenced key, even to
+        # itself, makes SQLite check every referencing row (an unindexed scan of invoice
+        # lines and transactions for a subscription).
+        key_at = columns.index("id")
+        set_columns = [c for c in columns if c != "id"]
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        moved: list[tuple[Any, ...]] = []
+        children: list[tuple[Any, ...]] = []
+        child_columns: list[str] = []
+        span_rows: list[Row] = []
+        state_rows: list[Row] = []
+        for key, (p, version) in writes.items():
+            row = (*(p.flat_head if self._sqlite else p.head.values()), version, p.digest)
+            if kind == "customer":
+                row += tuple(search_folds(p.record).values())
+            if limbed:
+                row += to_limbs(p.head["amount"])
+            if kind == "transaction":
+                row += (moment_value(p.head["at"]) // _DAY_US,)
+            if kind == "subscription":
+                row += (encode_state(p.record.current),)
+            if key in existing:
+                updates.append((*row[:key_at], *row[key_at + 1 :], key))
+                if has_ext and p.head["external_id"] != existing[key][2]:
+                    moved.append((key,))
+            else:
+                inserts.append(row)
+            if p.children:
+                child_columns = list(p.children[0])
+                if self._sqlite:
+                    children.extend(p.flat_children)
+                else:
+                    children.extend(tuple(r.values()) for r in p.children)
+            if kind == "subscription":
+                span_rows.extend(self._span_rows(p.record))
+                state_rows.extend(self._state_rows(p.record))
+        updated_ids = [u[-1] for u in updates]
+        q = self._engine.dialect.identifier_preparer.quote
+        mark = "?" if self._sqlite else "%s"
+        # Clear moved external ids first, so swapping two of them never trips the index.
+        clear = f"UPDATE {q(head.name)} SET {q('external_id')} = NULL WHERE {q('id')} = {mark}"
+        self._executemany(conn, clear, moved)
+        self._executemany(conn, self._update_sql(head, set_columns), updates)
+        child = self._child(kind)
+        if child is not None and updated_ids:
+            table, fk = child
+            for chunk in _chunks(updated_ids):
+                conn.execute(table.delete().where(table.c[fk].in_(chunk)))
+        if kind == "subscription" and updated_ids:
+            for derived in (self._schema.spans, self._schema.states):
+                for chunk in _chunks(updated_ids):
+                    conn.execute(derived.delete().where(derived.c.subscription_id.in_(chunk)))
+        try:
+            self._executemany(conn, self._insert_sql(head, columns), inserts)
+        except sa_exc.IntegrityError as e:
+            # Another connection inserted one of these ids (or external ids) meanwhile.
+            raise ConflictError(kind, inserts[0][0], 0, None) from e
+        if child is not None and children:
+            self._executemany(conn, self._insert_sql(child[0], child_columns), children)
+        self._insert(conn, self._schema.spans, span_rows)
+        self._insert(conn, self._schema.states, state_rows)
+        if kind == "transaction":
+            self._update_cash(conn, [p for p, _ in writes.values()], old_cash)
+        return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
+
+    def _check_invoice_currencies(self, conn: Connection, batch: Sequence[Prepared]) -> None:
+        """A payment, refund or credit naming an invoice is in the invoice's currency."""
+        wanted = sorted({p.record.invoice_id for p in batch if p.record.invoice_id is not None})
+        if not wanted:
+            return
+        inv = self._schema.invoices
+        currency: dict[str, str] = {}
+        for chunk in _chunks(wanted):
+            stmt = sa.select(inv.c.id, inv.c.currency).where(inv.c.id.in_(chunk))
+            currency.update((i, c) for i, c in conn.execute(stmt))
+        for p in batch:
+            r = p.record
+            if r.invoice_id is not None and r.invoice_id in currency:
+                _check_invoice_currency(r, currency[r.invoice_id])
+
+    def _update_cash(
+        self,
+        conn: Connection,
+        written: Sequence[Prepared],
+        old: Mapping[str, tuple[int, str, str, Decimal] | None],
+    ) -> None:
+        """Apply written transactions to the daily cash totals (new minus old contribution)."""
+        change: dict[tuple[int, str, str], list[Any]] = defaultdict(lambda: [_ZERO, 0])
+        for p in written:
+            t: Transaction = p.record
+            if t.succeeded:
+                key = (moment_value(t.at) // _DAY_US, t.amount.currency, t.kind._value_)
+                change[key][0] += t.amount.amount
+                change[key][1] += 1
+            before = old.get(t.id)
+            if before is not None:
+                key = before[:3]
+                change[key][0] -= before[3]
+                change[key][1] -= 1
+        if not change:
+            return
+        daily = self._schema.cash_daily
+        keys = sorted(change)
+        current: dict[tuple[int, str, str], tuple[Decimal, int]] = {}
+        for chunk in _chunks(keys):
+            stmt = sa.select(
+                daily.c.day, daily.c.currency, daily.c.kind, daily.c.amount, daily.c.count
+            ).where(sa.tuple_(daily.c.day, daily.c.currency, daily.c.kind).in_(chunk))
+            if not self._sqlite:
+                stmt = stmt.with_for_update()
+            for d, c, k, amount, count in conn.execute(stmt):
+                current[(int(d), c, k)] = (_dec(amount), int(count))
+        inserts: list[Row] = []
+        for key in keys:
+            delta, n = change[key]
+            if key not in current:
+                inserts.append(
+                    {"day": key[0], "currency": key[1], "kind": key[2], "amount": delta, "count": n}
+                )
+                continue
+            amount, count = current[key]
+            where = sa.and_(
+                daily.c.day == key[0], daily.c.currency == key[1], daily.c.kind == key[2]
+            )
+            if count + n == 0:
+                conn.execute(daily.delete().where(where))
+            else:
+                conn.execute(
+                    daily.update().where(where).values(amount=amount + delta, count=count + n)
+                )
+        try:
+            self._insert(conn, daily, inserts)
+        except sa_exc.IntegrityError as e:  # another writer added the same day meanwhile
+            raise ConflictError("cash_daily", inserts[0]["day"], 0, None) from e
+
+    def _upsert(self, kind: str, record: Any, expected_version: int | None) -> int:
+        p = prepare(kind, record)
+        _check_expected(expected_version)
+
+        def run(conn: Connection) -> int:
+            self._write(conn, [p], [expected_version])
+            return self._version(conn, kind, record.id)
+
+        return self._run(True, run)
+
+    def _upsert_many(self, kind: str, records: Iterable[Any]) -> ImportResult:
+        batch = [prepare(kind, r) for r in read_records(records)]
+        return self._run(True, lambda conn: self._write(conn, batch, [None] * len(batch)))
+
+    def import_book(self, book: Book) -> ImportResult:
+        if not isinstance(book, Book):
+            raise ValidationError("book", book, "expected a revcrm.Book")
+        groups = [[prepare(kind, r) for r in records] for kind, records in _book_groups(book)]
+
+        def run(conn: Connection) -> ImportResult:
+            total = ImportResult()
+            present: dict[str, set[str]] = {}
+            for batch in groups:
+                total += self._write(conn, batch, [None] * len(batch), present=present)
+                if batch:
+                    present[batch[0].kind] = {p.record.id for p in batch}
+            return total + self._put_rates(conn, book.fx)
+
+        return self._run(True, run)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _put_rates(self, conn: Connection, rates: FxRates) -> ImportResult:
+        t = self._schema.fx_rates
+        stored = {
+            (s, tg, _day(d)): r
+            for d, s, tg, r in conn.execute(sa.select(t.c.day, t.c.source, t.c.target, t.c.rate))
+        }
+        inserts: list[Row] = []
+        updates: list[Row] = []
+        unchanged = 0
+        for day, source, target, rate in rates.items():
+            old = stored.get((source, target, day))
+            if old is not None and old == rate:
+                unchanged += 1
+                continue
+            row = {"source": source, "target": target, "day": day, "rate": rate}
+            (inserts if old is None else updates).append(row)
+        if updates:
+            stmt = (
+                t.update()
+                .where(
+                    t.c.source == sa.bindparam("b_source"),
+                    t.c.target == sa.bindparam("b_target"),
+                    t.c.day == sa.bindparam("b_day"),
+                )
+                .values(rate=sa.bindparam("b_rate"))
+            )
+            conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in updates])
+        if inserts:
+            conn.execute(t.insert(), inserts)
+        return ImportResult(inserted=len(inserts), updated=len(updates), unchanged=unchanged)
