@@ -2,6 +2,9 @@
 
 Kept in its own module so the rules of one operation read in one place; the suite a host
 runs is still :class:`revcrm.testing.contract.StoreContract`.
+
+Its example counts follow the active hypothesis profile, as in the suite that mixes it
+in (see :mod:`revcrm.testing._examples`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from revcrm import (
 from revcrm.errors import NotFoundError, ValidationError
 from revcrm.testing import strategies
 from revcrm.testing._contract_book import sample_book
+from revcrm.testing._examples import examples
 
 if TYPE_CHECKING:
     from revcrm.storage import Store
@@ -250,7 +254,7 @@ class DeleteContract(abc.ABC):
             store.close()
 
     @settings(
-        max_examples=8,
+        max_examples=examples(8),
         deadline=None,
         suppress_health_check=[
             HealthCheck.function_scoped_fixture,

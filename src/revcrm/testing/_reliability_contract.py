@@ -6,6 +6,9 @@ which ``as_of`` it used and its cursor carries it; the product filter matches a 
 own product; ``find_by_external_id(None)`` finds nothing; ``lock`` and ``scrub`` keep to
 their transaction rules. The class a host runs is still
 :class:`revcrm.testing.contract.StoreContract`.
+
+Its example counts follow the active hypothesis profile, as in the suite that mixes it
+in (see :mod:`revcrm.testing._examples`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from revcrm.errors import ConflictError, ValidationError
 from revcrm.storage._protocols import CurrentState
 from revcrm.storage._query import cursor_as_of
 from revcrm.testing._contract_book import assert_same_book, sample_book
+from revcrm.testing._examples import examples
 
 if TYPE_CHECKING:
     from revcrm.storage import Store
@@ -351,7 +355,7 @@ class ReliabilityContract(abc.ABC):
                 return store.transactions.page(limit=1, cursor=cursor)
 
             @settings(
-                max_examples=60,
+                max_examples=examples(60),
                 deadline=None,
                 database=None,
                 suppress_health_check=list(HealthCheck),

@@ -10,6 +10,12 @@ it a factory; pytest then runs every test below against that backend::
 ``reopen(store)`` returns a second handle on the same data (another connection) for the
 concurrency tests; by default it returns the store itself. The classes are not collected
 on their own (their names do not start with ``Test``). Requires pytest and hypothesis.
+
+Example counts follow the active hypothesis profile: each property's count is written
+for hypothesis' default of 100 examples and scaled by the profile's ``max_examples``
+(``n * max_examples // 100``, at least one; see :mod:`revcrm.testing._examples`), so
+``--hypothesis-profile=fast`` or a ``settings.load_profile`` in the host's conftest,
+done before this module is imported, governs the suite as it governs the host's tests.
 """
 
 from __future__ import annotations
@@ -69,11 +75,13 @@ from revcrm.testing._contract_book import (
     sample_book,
 )
 from revcrm.testing._delete_contract import DeleteContract
+from revcrm.testing._examples import examples
 from revcrm.testing._reliability_contract import ReliabilityContract
 
 __all__ = ["AS_OF", "INJECTION", "StoreContract", "assert_same_book", "sample_book"]
 
 _T = TypeVar("_T")
+
 
 def _pages(fetch: Callable[[str | None], Page[_T]]) -> list[_T]:
     out: list[_T] = []
@@ -254,7 +262,7 @@ class StoreContract(DeleteContract, ReliabilityContract):
         assert store.credits.get_versioned("e").version == 1
 
     @settings(
-        max_examples=10,
+        max_examples=examples(10),
         deadline=None,
         # One base-class test runs once per backend subclass: each is its own executor.
         suppress_health_check=[

@@ -8,6 +8,12 @@ Subclass :class:`CRMStoreContract`, name the subclass ``Test...`` and give it a 
             return MyCRMStore(...)  # empty, schema created
 
 The class is not collected on its own (its name does not start with ``Test``).
+
+Example counts follow the active hypothesis profile: each property's count is written
+for hypothesis' default of 100 examples and scaled by the profile's ``max_examples``
+(``n * max_examples // 100``, at least one; see :mod:`revcrm.testing._examples`), so
+``--hypothesis-profile=fast`` or a ``settings.load_profile`` in the host's conftest,
+done before this module is imported, governs the suite as it governs the host's tests.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from revcrm.errors import (
 )
 from revcrm.leads import Lead, LeadStage
 from revcrm.storage._crm import ERASED_TEXT, CRMStore, InMemoryCRMStore
+from revcrm.testing._examples import examples
 from revcrm.testing.strategies import tag_change_logs
 
 __all__ = ["CRMStoreContract"]
@@ -296,7 +303,7 @@ class CRMStoreContract(abc.ABC):
         assert s.tags.changes() == ()
 
     @settings(
-        max_examples=15,
+        max_examples=examples(15),
         deadline=None,
         suppress_health_check=[
             HealthCheck.function_scoped_fixture,
@@ -618,7 +625,7 @@ class CRMStoreContract(abc.ABC):
         assert s.intake.delete_customer("c1") == 0
 
     @settings(
-        max_examples=15,
+        max_examples=examples(15),
         deadline=None,
         suppress_health_check=[
             HealthCheck.function_scoped_fixture,
