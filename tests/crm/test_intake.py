@@ -30,7 +30,7 @@ from revcrm.crm import (
 from revcrm.errors import ValidationError
 from revcrm.metrics import mrr
 from revcrm.testing.strategies import books
-from tests.crm._build import customer, payment, service, t, usd
+from tests._builders import customer, payment, service, t, usd
 
 SOURCE: Final = IntakeQuestion.choice(
     id="source",

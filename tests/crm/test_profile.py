@@ -42,8 +42,7 @@ from revcrm.metrics import MetricsPolicy, MovementKind, analyse
 from revcrm.metrics._customer_value import customer_value
 from revcrm.testing import strategies as rs
 from revcrm.testing.strategies import busy_books, moments_near
-
-from ._build import customer, eur, invoice, payment, service, t, usd
+from tests._builders import customer, eur, invoice, payment, service, t, usd
 
 AS_OF = t(2024, 6, 15)
 TICK = timedelta(microseconds=1)

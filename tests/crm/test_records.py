@@ -33,8 +33,7 @@ from revcrm.crm import (
 )
 from revcrm.errors import ValidationError
 from revcrm.testing import strategies as rs
-
-from ._build import t
+from tests._builders import t
 
 
 def _note() -> Note:

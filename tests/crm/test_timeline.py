@@ -22,8 +22,7 @@ from revcrm.leads import Lead
 from revcrm.metrics import analyse
 from revcrm.testing import strategies as rs
 from revcrm.testing.strategies import book_tag_logs, busy_books, moments_near
-
-from ._build import customer, invoice, payment, service, t, usd
+from tests._builders import customer, invoice, payment, service, t, usd
 
 AS_OF = t(2024, 6, 15)
 TICK = timedelta(microseconds=1)

@@ -1,28 +1,21 @@
-"""Hand-built records for the unit-economics tests (small, readable books)."""
+"""Builders of the unit-economics tests: the shared ones of :mod:`tests._builders`, with
+this suite's defaults (a referral ``source`` keyword; services start on 2024-01-01)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from revcrm import BillingCycle, Customer, Money, Subscription
+from tests import _builders
+from tests._builders import eur, t, usd
 
-
-def t(year: int, month: int, day: int, hour: int = 0) -> datetime:
-    return datetime(year, month, day, hour, tzinfo=UTC)
-
-
-def usd(amount: str | int) -> Money:
-    return Money(amount, "USD")
-
-
-def eur(amount: str | int) -> Money:
-    return Money(amount, "EUR")
+__all__ = ["customer", "eur", "monthly", "t", "usd"]
 
 
 def customer(
     cid: str, *, source: str | None = None, registered: datetime | None = None
 ) -> Customer:
-    return Customer(id=cid, registered_at=registered or t(2023, 1, 1), referral_source=source)
+    return _builders.customer(cid, registered, referral_source=source)
 
 
 def monthly(
@@ -35,11 +28,11 @@ def monthly(
     product_id: str | None = None,
     trial_end: datetime | None = None,
 ) -> Subscription:
-    return Subscription.start(
-        id=sid,
-        customer_id=cid,
+    return _builders.service(
+        sid,
+        cid,
+        price,
         at=at or t(2024, 1, 1),
-        price=price,
         cycle=cycle,
         product_id=product_id,
         trial_end=trial_end,

@@ -38,8 +38,7 @@ from revcrm.segments import (
     segments_of,
     where,
 )
-
-from ..crm._build import customer, invoice, payment, service, t, usd
+from tests._builders import customer, invoice, payment, service, t, usd
 
 AS_OF = t(2024, 6, 15)
 TICK = timedelta(microseconds=1)
