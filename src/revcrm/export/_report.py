@@ -412,15 +412,17 @@ def _cards(
             key="cash_this_month",
             label="Net cash this month",
             value=this.net,
-            note=f"{fmt.money(this.gross)} collected less {fmt.money(this.refunds)} refunded, "
-            f"{fmt.day(this.start)} to {now}",
+            # The dashboard's cash of the current month is its whole calendar month, also
+            # for a past as_of (a known gap of dashboard() and Store.dashboard()).
+            note=f"{fmt.money(this.gross)} collected less {fmt.money(this.refunds)} refunded "
+            f"in {fmt.month(this.start)}",
         ),
         ReportCard(
             key="cash_last_month",
             label="Net cash last month",
             value=last.net,
-            note=f"{fmt.money(last.gross)} collected less {fmt.money(last.refunds)} refunded, "
-            f"{fmt.month(last.start)}",
+            note=f"{fmt.money(last.gross)} collected less {fmt.money(last.refunds)} refunded "
+            f"in {fmt.month(last.start)}",
         ),
         ReportCard(
             key="customer_churn",
@@ -684,7 +686,7 @@ def render_html(report: Report) -> str:
             "trend",
             f"{len(d.trend)}-month trend",
             trend_chart,
-            _table(*_trend_rows(r, f), caption="The current month runs to the report's moment"),
+            _table(*_trend_rows(r, f), caption=_TREND_NOTE),
         )
     )
     last = r.waterfalls[-1]
@@ -786,6 +788,9 @@ def _chart_rows(bd: Breakdown) -> list[tuple[str, Decimal]]:
     rest = rows[CHART_BARS - 1 :]
     other = sum((amount for _, amount in rest), Decimal(0))
     return [*rows[: CHART_BARS - 1], (f"{len(rest)} others", other)]
+
+
+_TREND_NOTE: Final = "MRR at each month's end; for the current month, at the report's moment"
 
 
 def _lang(locale: str) -> str:
@@ -938,8 +943,8 @@ def render_text(report: Report) -> str:
     out = [f"Dashboard as of {f.moment(r.as_of)} ({r.currency})"]
     for c in r.cards:
         out.append(f"  {c.label:<{width}}  {f.card(c)}  ({c.note})")
-    out += ["", f"{len(r.dashboard.trend)}-month trend (the current month runs to the "
-            "report's moment)", _text_table(*_trend_rows(r, f))]  # fmt: skip
+    out += ["", f"{len(r.dashboard.trend)}-month trend ({_TREND_NOTE})"]
+    out.append(_text_table(*_trend_rows(r, f)))
     out += ["", "MRR waterfall (the last month ends at the report's moment)"]
     out.append(_text_table(*_waterfall_rows(r, f)))
     out += ["", "Churn by completed month"]
