@@ -362,3 +362,25 @@ def test_a_long_breakdown_chart_sums_the_tail() -> None:
     assert len(bars) == CHART_BARS
     assert bars[-1][0] == "4 others"
     assert sum(v for _, v in bars) == total.amount
+
+
+def test_text_and_html_say_the_same_thing() -> None:
+    from revcrm._demo import DEMO_AS_OF, demo_book
+    from revcrm.export import render_text, report_tables
+
+    store = InMemoryStore()
+    store.import_book(demo_book(30, seed=5))
+    report = build_report(store, as_of=DEMO_AS_OF, locale="fr_FR", currency="USD")
+    text, html = render_text(report), render_html(report)
+    page = Page()
+    page.feed(html)
+    for card in report.cards:
+        shown = page.cards[card.key]
+        assert f"  {shown}  ({card.note})" in text
+    # Every money cell of the waterfall table is in both renderings, in one format.
+    (waterfall,) = page.tables["waterfall"]
+    for row in waterfall[1:]:
+        assert all(cell in text for cell in row)
+        assert all(cell.endswith("\xa0$US") for cell in row[1:]), row
+    assert "USD" not in text.replace("(USD)", "")
+    assert len(report_tables(report)["waterfall"][1]) == len(report.waterfalls)
