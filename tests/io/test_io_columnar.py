@@ -32,7 +32,7 @@ HEADER = [
 CELLS: dict[str, list[str]] = {
     "invoice_id": ["in_1", "in_2", "in_3", "in_4", " in_1", ""],
     "customer_id": ["cus_a", "cus_b", " cus_a ", ""],
-    "amount": ["10.00", "25.5", "-3.50", "0", "7", "1.005", "abc", "", "1E+2",
+    "amount": ["10.00", "25.5", "-3.50", "-30", "0", "7", "1.005", "abc", "", "1E+2",
                "99999999999999999999.5", "-0.00"],
     "currency": ["usd", "EUR", "JPY", "xxx", ""],
     "issued_at": ["2024-01-01", "2024-01-01T10:00:00Z", "2024-01-01 01:00:00+01:00", "bad", ""],
@@ -50,7 +50,7 @@ CELLS: dict[str, list[str]] = {
 GOOD = {field: [v for v in values if v in _good] for field, values, _good in (
     ("invoice_id", CELLS["invoice_id"], {"in_1", "in_2", "in_3", "in_4"}),
     ("customer_id", CELLS["customer_id"], {"cus_a", "cus_b"}),
-    ("amount", CELLS["amount"], {"10.00", "25.5", "7", "1.005", "-3.50"}),
+    ("amount", CELLS["amount"], {"10.00", "25.5", "7", "1.005", "-3.50", "-30"}),
     ("currency", CELLS["currency"], {"usd", "EUR"}),
     ("issued_at", CELLS["issued_at"], {"2024-01-01", "2024-01-01T10:00:00Z"}),
     ("status", CELLS["status"], {"paid", "open", "void"}),
@@ -190,6 +190,28 @@ def test_the_analysts_export(tmp_path: Path, engine: Engine) -> None:
     ]
     assert report.lines.scale == 2
     assert report.lines.net.dtype.name == "int64"
+
+
+CREDITS = """invoice_id,customer_id,amount,currency,issued_at,status,period_start,period_end,kind
+in_1,c,10.00,eur,2024-01-01,paid,2024-01-01,2024-02-01,
+in_1,c,-17.00,eur,2024-01-01,paid,,,
+in_1,c,5.00,eur,2024-01-01,paid,,,one_off
+in_1,c,20.00,eur,2024-01-01,paid,2024-01-01,2024-02-01,
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_credits_come_off_one_off_lines_first_then_in_order(tmp_path: Path, engine: Engine) -> None:
+    path = _export_path(tmp_path, CREDITS)
+    report = read_lines(path, timezone="UTC", engine=engine)
+    # 17.00 of credit: 5.00 off the one-off line, 10.00 off the first recurring line, 2.00
+    # off the second; the credit line is no line of the invoice.
+    assert sorted((r[1], r[5]) for r in report.lines.rows()) == [
+        ("in_1#0", Decimal("0.00")),
+        ("in_1#2", Decimal("18.00")),
+    ]
+    book = read_csv(path, kind="invoice_lines", timezone="UTC").book
+    assert sorted(report.lines.rows()) == sorted(LineColumns.from_book(book).rows())
 
 
 def test_row_errors_name_row_and_column(tmp_path: Path) -> None:

@@ -539,10 +539,10 @@ class _Reader:
         row_err = np.zeros(n, dtype=np.bool_)
         row_err[list(errors)] = True
 
-        # Invoices rebuilt by read_csv's own builder: with credit lines, with text no store
-        # holds, with a flagged row that passed (an amount beyond an int64 at the scale).
+        # Invoices rebuilt by read_csv's own builder: with text no store holds, or with a
+        # flagged row that passed (an amount beyond an int64 at the scale).
         rebuild = np.zeros(m + 1, dtype=np.bool_)
-        odd = (amount_sign < 0) | (flag & ~row_err)
+        odd = flag & ~row_err
         odd |= _unstorable(cus_v)[cus_c] | _unstorable(inv_v)[inv_c] | p.unstorable("description")
         odd |= is_first & _unstorable(num_v)[num_c]
         np.logical_or.at(rebuild, slot, odd)
@@ -568,10 +568,13 @@ class _Reader:
         if later_errors and not collect:
             raise later_errors[0]
 
-        keep = ~row_err & ~flag & recurring & (inv_key >= 0) & ~bad_inv[slot] & ~rebuild[slot]
-        keep &= (sta != _NOT_COUNTED[0]) & (sta != _NOT_COUNTED[1])
+        good = ~row_err & ~flag & (inv_key >= 0) & ~bad_inv[slot] & ~rebuild[slot]
+        charge = good & (amount_sign >= 0)
+        net = _settle(amount - discount, charge, good & (amount_sign < 0), recurring, slot, m)
+        keep = charge & recurring & (sta != _NOT_COUNTED[0]) & (sta != _NOT_COUNTED[1])
         ks = np.flatnonzero(keep)
-        index = _line_index(inv_key, n)[ks]
+        # A line's index among its invoice's lines: credit lines are not lines of the book.
+        index = _line_index(np.where(charge, inv_key, -1), n)[ks]
         suffix = [f"#{j}" for j in range(int(index.max(initial=0)) + 1)]
         names = list(
             map(
@@ -588,7 +591,7 @@ class _Reader:
             cur_names=cur_names,
             start=beg[ks],
             end=end[ks],
-            net=(amount - discount)[ks],
+            net=net[ks],
             places=places[ks],
             scale=scale,
             extra=extra,
@@ -759,6 +762,38 @@ def _encodes(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _settle(
+    net: npt.NDArray[np.int64],
+    charge: npt.NDArray[np.bool_],
+    credit: npt.NDArray[np.bool_],
+    recurring: npt.NDArray[np.bool_],
+    slot: npt.NDArray[np.int64],
+    m: int,
+) -> npt.NDArray[np.int64]:
+    """``settle_credits`` over arrays: each invoice's credit lines come off its charges,
+    one-off lines first, then in row order, each charge down to at most zero."""
+    owed = np.zeros(m + 1, dtype=np.int64)
+    np.add.at(owed, slot[credit], -net[credit])  # a credit's -(amount) - discount
+    if not owed.any():
+        return net
+    rows = np.flatnonzero(charge & (owed[slot] > 0))
+    if not rows.size:
+        return net
+    order = rows[np.lexsort((rows, recurring[rows], slot[rows]))]
+    keys = slot[order]
+    values = net[order]
+    total = np.cumsum(values)
+    starts = np.r_[True, keys[1:] != keys[:-1]]
+    base = np.repeat(
+        total[starts] - values[starts], np.diff(np.r_[np.flatnonzero(starts), len(order)])
+    )
+    before = total - values - base  # what the earlier charges of the invoice absorbed
+    take = np.clip(owed[keys] - before, 0, values)
+    out = net.copy()
+    out[order] = values - take
+    return out
 
 
 def _line_index(inv_key: Any, n: int) -> Any:
