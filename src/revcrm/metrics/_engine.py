@@ -1,32 +1,37 @@
 """The MRR engine: customer timelines, movements, waterfalls and series.
 
 Everything is computed once per :func:`analyse` call into an :class:`MrrAnalysis`, which
-answers any number of questions about the book without recomputing timelines. Amounts
-are Decimals internally (exact addition; division only in normalisation) and become
-:class:`~revcrm.Money` at the API boundary.
+answers any number of questions about the book without recomputing timelines. The policy
+walk of each subscription (or the invoice lines, as columns) becomes the columnar ledger
+of :mod:`revcrm._ledger`: numpy arrays of exact integer units (``10**-9`` of a currency
+unit, see ``docs/architecture.md``); amounts become :class:`~revcrm.Money` only at the
+API boundary.
 """
 
 from __future__ import annotations
 
-import bisect
-import calendar
 import decimal
 import enum
 import functools
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any, Final, NamedTuple, TypeVar, cast
 
 import attrs
+import numpy as np
+import numpy.typing as npt
 from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit, add_months
+from revcrm._ledger._aggregate import Sweep, build_sweep, profile, stream_values
+from revcrm._ledger._classify import Classified, classify
+from revcrm._ledger._columns import EPOCH, LineColumns
+from revcrm._ledger._events import Events, build_events
+from revcrm._ledger._fixed import from_decimal, to_decimal
+from revcrm._ledger._steps import NO_DAY, StepLists, Steps, steps_from_lines
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
-from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm._time import as_moment, as_of_moment
 from revcrm.errors import ValidationError
@@ -42,6 +47,7 @@ __all__ = [
     "MrrSource",
     "Waterfall",
     "analyse",
+    "analyse_lines",
     "exact",
     "mrr_movements",
     "mrr_series",
@@ -146,28 +152,28 @@ class _Step(NamedTuple):
     rate_day: date | None  # fixed conversion date (service-period rule), None: measured moment
 
 
-@attrs.frozen
-class _Stream:
-    """The MRR of one subscription (or one invoice-line series) as steps, native currency."""
-
-    key: str
-    customer_id: str
-    currency: str
-    steps: tuple[_Step, ...]
-    free_live: tuple[tuple[datetime, datetime | None], ...]  # live zero-price spans
-    times: tuple[datetime, ...] = attrs.field(init=False)
-
-    @times.default
-    def _times_default(self) -> tuple[datetime, ...]:
-        return tuple(step.at for step in self.steps)
+#: Microseconds since 1970-01-01 UTC <-> aware datetimes (the ledger's time axis).
+_US: Final = timedelta(microseconds=1)
+_EPOCH_DAY: Final = date(1970, 1, 1)
 
 
-class _Event(NamedTuple):
-    at: datetime
-    before: Decimal  # customer MRR just before, converted at the event date
-    after: Decimal
-    keys: tuple[str, ...]
-    free_after: bool  # a live free subscription remains after the event
+def _us(at: datetime) -> int:
+    return (at - EPOCH) // _US
+
+
+def _moments_us(moments: Sequence[datetime]) -> npt.NDArray[np.int64]:
+    return np.array([(m - EPOCH) // _US for m in moments], dtype=np.int64)
+
+
+_KIND_OF: Final = (
+    None,
+    MovementKind.NEW,
+    MovementKind.EXPANSION,
+    MovementKind.CONTRACTION,
+    MovementKind.CHURN,
+    MovementKind.REACTIVATION,
+)
+_KIND_INDEX: Final = {k: i for i, k in enumerate(_KIND_OF) if k is not None}
 
 
 # -- calendar helpers -------------------------------------------------------------------------
@@ -251,9 +257,10 @@ def period_bounds(
 # -- streams ----------------------------------------------------------------------------------
 
 
-def _subscription_stream(
+def _subscription_steps(
     sub: Subscription, policy: MetricsPolicy, currency: str, horizon: datetime
-) -> _Stream:
+) -> tuple[list[_Step], list[tuple[datetime, datetime | None]]]:
+    """The policy walk of one subscription: its MRR steps (native) and live free spans."""
     # Breakpoints at which the policy can change the MRR (changes, deferred ends, discount
     # ends, past-due grace), walked in order with the state in force at each.
     extra: list[datetime] = []
@@ -314,7 +321,7 @@ def _subscription_stream(
             open_at = None
     if open_at is not None:
         free.append((open_at, None))
-    return _Stream(sub.id, sub.customer_id, sub.currency, tuple(steps), tuple(free))
+    return steps, free
 
 
 def _is_live(s: SubscriptionState, t: datetime) -> bool:
@@ -323,147 +330,106 @@ def _is_live(s: SubscriptionState, t: datetime) -> bool:
     return s.status is SubscriptionStatus.CANCELLED and s.ended_at is not None and t < s.ended_at
 
 
-def _months_between(start: datetime, end: datetime) -> Fraction:
-    """Length of a service period in months.
-
-    Whole months when both ends are the same billing anchor clamped to month end (Jan 31 ->
-    Feb 28 -> Mar 31 are one month apart each), otherwise days at 365/12 days per month
-    (the daily-cycle convention).
-    """
-    n = (end.year - start.year) * 12 + end.month - start.month
-    if n > 0 and start.time() == end.time():
-        start_last = start.day == calendar.monthrange(start.year, start.month)[1]
-        end_last = end.day == calendar.monthrange(end.year, end.month)[1]
-        if (
-            start.day == end.day
-            or (start_last and end.day > start.day)
-            or (end_last and end.day < start.day)
-        ):
-            return Fraction(n)
-    seconds = Fraction(int((end - start).total_seconds()))
-    return seconds * 12 / (365 * 86400)
-
-
-def _invoice_streams(book: Book, policy: MetricsPolicy, currency: str) -> list[_Stream]:
-    by_key: dict[str, list[tuple[datetime, datetime, Decimal]]] = defaultdict(list)
-    meta: dict[str, tuple[str, str]] = {}
-    for inv in book.invoices:
-        if inv.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
-            continue
-        for idx, line in enumerate(inv.lines):
-            if line.kind is not LineKind.RECURRING:
-                continue
-            assert line.period_start is not None
-            assert line.period_end is not None
-            months = _months_between(line.period_start, line.period_end)
-            value = (line.net * months.denominator / Decimal(months.numerator)).amount
-            key = line.subscription_id or f"{inv.id}#{idx}"
-            by_key[key].append((line.period_start, line.period_end, value))
-            meta[key] = (inv.customer_id, inv.currency)
-    streams = []
-    for key, spans in sorted(by_key.items()):
-        customer_id, cur = meta[key]
-        deltas: dict[datetime, Decimal] = defaultdict(Decimal)
-        starts: dict[datetime, date] = {}
-        for a, b, v in spans:
-            deltas[a] += v
-            deltas[b] -= v
-            starts[a] = a.date()
-        foreign = cur != currency and policy.fx_date is FxDateRule.SERVICE_PERIOD_START
-        steps: list[_Step] = []
-        level = _ZERO
-        for t in sorted(deltas):
-            level += deltas[t]
-            rate_day = starts.get(t, steps[-1].rate_day if steps else t.date()) if foreign else None
-            if steps and steps[-1].value == level and steps[-1].rate_day == rate_day:
-                continue
-            if not steps and level == _ZERO:
-                continue
-            steps.append(_Step(t, level, rate_day))
-        streams.append(_Stream(key, customer_id, cur, tuple(steps), ()))
-    return streams
-
-
 # -- analysis ---------------------------------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True, eq=False)
 class MrrAnalysis:
-    """A book's MRR analysed once, under one policy, in one reporting currency."""
+    """A book's MRR analysed once, under one policy, in one reporting currency.
+
+    An aggregation over the columnar ledger (:mod:`revcrm._ledger`): the streams' steps,
+    the customers' events and prefix sums of MRR changes, all numpy arrays of exact integer
+    units; :class:`~revcrm.Money` appears only in the answers.
+    """
 
     currency: str
     policy: MetricsPolicy
     source: MrrSource
     horizon: datetime
     fx: FxRates
-    _streams: tuple[_Stream, ...] = attrs.field(alias="_streams")
-    _by_customer: dict[str, tuple[_Stream, ...]] = attrs.field(alias="_by_customer")
-    _events: dict[str, tuple[_Event, ...]] = attrs.field(alias="_events")
+    _steps: Steps = attrs.field(alias="_steps", repr=False)
+    _ledger: Events = attrs.field(alias="_ledger", repr=False)
+    _prefix: Sweep = attrs.field(alias="_prefix", repr=False)
     # The last few classifications by period bounds: a KPI page asks for the same periods
     # through several functions (waterfalls, churn rates, quick ratio).
-    _recent: dict[tuple[datetime, ...], tuple[tuple[int, Movement], ...]] = attrs.field(
+    _recent: dict[tuple[datetime, ...], Classified] = attrs.field(
         init=False, factory=dict, repr=False
     )
 
+    # -- conversions ---------------------------------------------------------------------
+
+    @functools.cached_property
+    def _places(self) -> int:
+        return Money.zero(self.currency).minor_units
+
+    def _decimal(self, units: int) -> Decimal:
+        return to_decimal(int(units), self._places)
+
+    def _money(self, units: int) -> Money:
+        return Money(to_decimal(int(units), self._places), self.currency)
+
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self._steps.customer_ids)}
+
+    @functools.cached_property
+    def _customer_streams(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        owner = self._steps.stream_customer
+        order = np.argsort(owner, kind="stable").astype(np.int64)
+        ptr = np.searchsorted(owner[order], np.arange(len(self._steps.customer_ids) + 1))
+        return order, ptr.astype(np.int64)
+
+    def _streams_of(self, customer_ids: Iterable[str]) -> npt.NDArray[np.int64]:
+        order, ptr = self._customer_streams
+        parts = []
+        for cid in customer_ids:
+            c = self._index.get(cid)
+            if c is not None:
+                parts.append(order[ptr[c] : ptr[c + 1]])
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
     # -- MRR at moments ------------------------------------------------------------------
 
-    def _convert(self, value: Decimal, cur: str, rate_day: date | None, at: datetime) -> Decimal:
-        if cur == self.currency or value == _ZERO:
-            return value
-        day = rate_day if rate_day is not None else at.date()
-        return value * self.fx.rate(cur, self.currency, day)
+    def _total_of(self, streams: npt.NDArray[np.int64], at: datetime) -> Decimal:
+        values = stream_values(self._steps, self._prefix, streams, _us(at))
+        return self._decimal(sum(int(v) for v in values.tolist()))
 
-    def _stream_value(self, stream: _Stream, at: datetime, *, before: bool) -> Decimal:
-        i = (bisect.bisect_left if before else bisect.bisect_right)(stream.times, at)
-        if i == 0:
-            return _ZERO
-        step = stream.steps[i - 1]
-        return self._convert(step.value, stream.currency, step.rate_day, at)
-
-    @exact
-    def _total(self, streams: Iterable[_Stream], at: datetime, *, before: bool) -> Decimal:
-        return sum((self._stream_value(s, at, before=before) for s in streams), _ZERO)
-
-    @exact
     def mrr(self, at: date | datetime, *, customer_ids: Iterable[str] | None = None) -> Money:
         """MRR at moment ``at``, including changes effective exactly at ``at``."""
         t = as_moment(at, "at")
         if customer_ids is None:
             return Money(self._values_before([t], inclusive=True)[0], self.currency)
-        return Money(self._total(self._for(customer_ids), t, before=False), self.currency)
+        return Money(self._total_of(self._streams_of(customer_ids), t), self.currency)
 
-    @exact
     def mrr_before(self, at: date | datetime) -> Money:
         """MRR just before ``at``: the close of a period ending at ``at``."""
         return Money(self._values_before([as_moment(at, "at")])[0], self.currency)
 
-    @exact
     def customer_mrr(self, customer_id: str, at: date | datetime) -> Money:
         t = as_moment(at, "at")
-        return Money(
-            self._total(self._by_customer.get(customer_id, ()), t, before=False), self.currency
-        )
+        return Money(self._total_of(self._streams_of([customer_id]), t), self.currency)
 
-    def _for(self, customer_ids: Iterable[str]) -> list[_Stream]:
-        return [s for c in customer_ids for s in self._by_customer.get(c, ())]
-
-    @exact
     def customers_with_mrr(self, at: date | datetime) -> dict[str, Money]:
         """Paying customers at ``at`` and their MRR (each customer once)."""
         t = as_moment(at, "at")
-        out = {}
-        for cid, streams in self._by_customer.items():
-            v = self._total(streams, t, before=False)
-            if v != _ZERO:
-                out[cid] = Money(v, self.currency)
-        return out
+        steps = self._steps
+        n = len(steps.stream_keys)
+        if n == 0:
+            return {}
+        values = stream_values(steps, self._prefix, np.arange(n, dtype=np.int64), _us(t))
+        totals = np.zeros(len(steps.customer_ids), dtype=object)
+        np.add.at(totals, steps.stream_customer, values.astype(object))
+        return {
+            steps.customer_ids[i]: self._money(int(totals[i]))
+            for i in np.flatnonzero(totals != 0).tolist()
+        }
 
     def series(
         self, start: date | datetime, end: date | datetime, every: Frequency | str = Frequency.MONTH
     ) -> list[MrrPoint]:
         """MRR at the close of each calendar period (day, week, month, quarter) in the range.
 
-        One sweep over every step of every stream, so the cost is linear in the book.
+        One ``searchsorted`` into the ledger's prefix sums per period.
         """
         a, b = as_moment(start, "start"), as_moment(end, "end")
         periods = period_bounds(Frequency(every), a, b)
@@ -477,42 +443,16 @@ class MrrAnalysis:
             for (p, q), v in zip(clipped, values, strict=True)
         ]
 
-    @functools.cached_property
-    def _sweep(self) -> tuple[_Prefix, dict[str, _Prefix]]:
-        # Fixed-rate steps contribute converted deltas; measured-moment steps are summed per
-        # currency and converted at each queried moment.
-        fixed: list[tuple[datetime, Decimal]] = []
-        native: dict[str, list[tuple[datetime, Decimal]]] = defaultdict(list)
-        for s in self._streams:
-            prev = _ZERO
-            for step in s.steps:
-                if s.currency == self.currency or step.rate_day is not None:
-                    conv = self._convert(step.value, s.currency, step.rate_day, step.at)
-                    fixed.append((step.at, conv - prev))
-                    prev = conv
-                else:
-                    native[s.currency].append((step.at, step.value - prev))
-                    prev = step.value
-        return _Prefix(fixed), {c: _Prefix(d) for c, d in sorted(native.items())}
-
-    @exact
     def _values_before(
         self, moments: Sequence[datetime], *, inclusive: bool = False
     ) -> list[Decimal]:
-        fixed, native = self._sweep
-        out = []
-        for m in moments:
-            total = fixed.at(m, inclusive)
-            for cur, prefix in native.items():
-                level = prefix.at(m, inclusive)
-                if level != _ZERO:
-                    total += level * self.fx.rate(cur, self.currency, m.date())
-            out.append(total)
-        return out
+        return [self._decimal(v) for v in self._units_before(moments, inclusive=inclusive)]
+
+    def _units_before(self, moments: Sequence[datetime], *, inclusive: bool = False) -> list[int]:
+        return self._prefix.totals(_moments_us(moments), inclusive=inclusive)
 
     # -- movements -----------------------------------------------------------------------
 
-    @exact
     def movements(self, start: date | datetime, end: date | datetime) -> list[Movement]:
         """Movements with ``start <= at < end``, grouped by the policy's window within it."""
         a, b = as_moment(start, "start"), as_moment(end, "end")
@@ -520,99 +460,54 @@ class MrrAnalysis:
             raise ValidationError("end", end, "is before start")
         return [m for _, m in self._movements([a, b])]
 
-    @exact
+    def _classified(self, bounds: Sequence[datetime]) -> Classified:
+        key = tuple(bounds)
+        cached = self._recent.get(key)
+        if cached is not None:
+            return cached
+        window = self.policy.grouping_window
+        days = self.policy.reactivation_window_days
+        out = classify(
+            self._ledger,
+            _moments_us(bounds),
+            window_us=None if window is None else window // _US,
+            reactivation_us=None if days is None else days * 86_400_000_000,
+            keep_free=not self.policy.free_plans_churn,
+        )
+        if len(self._recent) >= 8:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[key] = out
+        return out
+
     def _movements(self, bounds: Sequence[datetime]) -> list[tuple[int, Movement]]:
         """Movements between the first and last bound, tagged with their period's index.
 
         Groups never span a bound, so every period's waterfall adds up exactly.
         """
-        key = tuple(bounds)
-        cached = self._recent.get(key)
-        if cached is not None:
-            return list(cached)
-        out: list[tuple[int, Movement]] = []
-        for cid in sorted(self._events):
-            out.extend(self._classify(cid, self._events[cid], bounds))
-        out.sort(key=lambda m: (m[1].at, m[1].customer_id))
-        if len(self._recent) >= 8:
-            self._recent.pop(next(iter(self._recent)))
-        self._recent[key] = tuple(out)
-        return out
-
-    def _classify(
-        self, customer_id: str, events: Sequence[_Event], bounds: Sequence[datetime]
-    ) -> Iterator[tuple[int, Movement]]:
-        window = self.policy.grouping_window
-        last_region = len(bounds)
-        paid_before = False
-        churned_at: datetime | None = None
-        i = 0
-        n = len(events)
-        while i < n:
-            first = events[i]
-            region = bisect.bisect_right(bounds, first.at)
-            j = i + 1
-            while (
-                window is not None
-                and j < n
-                and events[j].at - first.at <= window
-                and bisect.bisect_right(bounds, events[j].at) == region
-            ):
-                j += 1
-            group = events[i:j]
-            before = first.before
-            # The group's net change is measured event by event at each event's rate, so
-            # that exchange-rate moves between grouped events are never a movement.
-            after = before + sum((e.after - e.before for e in group), _ZERO)
-            kind = self._kind(
-                before, after, group[-1].free_after, paid_before, churned_at, first.at
-            )
-            if kind is MovementKind.CHURN:
-                churned_at = first.at
-            if after > _ZERO:
-                paid_before = True
-                churned_at = None
-            if kind is not None and 0 < region < last_region:
-                keys = tuple(sorted({k for e in group for k in e.keys}))
-                yield (
-                    region - 1,
+        m = self._classified(bounds)
+        ev = self._ledger
+        keys = self._steps.stream_keys
+        ids = self._steps.customer_ids
+        out = []
+        for i in range(m.at.size):
+            lo, hi = int(ev.row_lo[m.first[i]]), int(ev.row_hi[m.last[i]])
+            streams = {int(s) for s in ev.row_stream[lo:hi].tolist() if s >= 0}
+            kind = _KIND_OF[int(m.kind[i])]
+            assert kind is not None
+            out.append(
+                (
+                    int(m.region[i]),
                     Movement(
-                        customer_id=customer_id,
-                        at=first.at,
+                        customer_id=ids[int(m.customer[i])],
+                        at=_moment(int(m.at[i])),
                         kind=kind,
-                        amount=Money(after - before, self.currency),
-                        subscription_ids=keys,
+                        amount=self._money(int(m.amount[i])),
+                        subscription_ids=tuple(sorted({keys[s] for s in streams})),
                     ),
                 )
-            i = j
+            )
+        return out
 
-    def _kind(
-        self,
-        before: Decimal,
-        after: Decimal,
-        free_after: bool,
-        paid_before: bool,
-        churned_at: datetime | None,
-        at: datetime,
-    ) -> MovementKind | None:
-        if before == after:
-            return None
-        if before == _ZERO:
-            if not paid_before:
-                return MovementKind.NEW
-            if churned_at is None:  # was on a free plan that did not count as churn
-                return MovementKind.EXPANSION
-            days = self.policy.reactivation_window_days
-            if days is not None and at - churned_at > timedelta(days=days):
-                return MovementKind.NEW
-            return MovementKind.REACTIVATION
-        if after == _ZERO:
-            if free_after and not self.policy.free_plans_churn:
-                return MovementKind.CONTRACTION
-            return MovementKind.CHURN
-        return MovementKind.EXPANSION if after > before else MovementKind.CONTRACTION
-
-    @exact
     def waterfall(self, start: date | datetime, end: date | datetime) -> Waterfall:
         """The MRR bridge over ``[start, end)``."""
         a, b = as_moment(start, "start"), as_moment(end, "end")
@@ -631,190 +526,219 @@ class MrrAnalysis:
         # The first and last periods are clipped to [start, end).
         return self._waterfalls([a] + [p[0] for p in periods[1:]] + [b])
 
-    @exact
     def _waterfalls(self, bounds: list[datetime]) -> list[Waterfall]:
         k = len(bounds) - 1
-        totals = [dict.fromkeys(MovementKind, _ZERO) for _ in range(k)]
-        counts = [0] * k
-        for region, m in self._movements(bounds):
-            totals[region][m.kind] += m.amount.amount
-            counts[region] += 1
-        levels = self._values_before(bounds)
-        c = self.currency
+        m = self._classified(bounds)
+        totals = np.zeros((k, len(_KIND_OF)), dtype=object)
+        np.add.at(totals, (m.region, m.kind.astype(np.int64)), m.amount.astype(object))
+        counts = np.bincount(m.region, minlength=k).tolist() if m.region.size else [0] * k
+        levels = self._units_before(bounds)
+        money = self._money
         out = []
         for r in range(k):
-            t = totals[r]
-            fx_impact = levels[r + 1] - levels[r] - sum(t.values(), _ZERO)
+            t = [int(v) for v in totals[r].tolist()]
+            fx_impact = levels[r + 1] - levels[r] - sum(t)
+
+            def of(kind: MovementKind, t: list[int] = t) -> Money:
+                return money(t[_KIND_INDEX[kind]])
+
             out.append(
                 Waterfall(
                     start=bounds[r],
                     end=bounds[r + 1],
-                    start_mrr=Money(levels[r], c),
-                    new=Money(t[MovementKind.NEW], c),
-                    expansion=Money(t[MovementKind.EXPANSION], c),
-                    reactivation=Money(t[MovementKind.REACTIVATION], c),
-                    contraction=Money(t[MovementKind.CONTRACTION], c),
-                    churn=Money(t[MovementKind.CHURN], c),
-                    fx_impact=Money(fx_impact, c),
-                    end_mrr=Money(levels[r + 1], c),
-                    movement_count=counts[r],
+                    start_mrr=money(levels[r]),
+                    new=of(MovementKind.NEW),
+                    expansion=of(MovementKind.EXPANSION),
+                    reactivation=of(MovementKind.REACTIVATION),
+                    contraction=of(MovementKind.CONTRACTION),
+                    churn=of(MovementKind.CHURN),
+                    fx_impact=money(fx_impact),
+                    end_mrr=money(levels[r + 1]),
+                    movement_count=int(counts[r]),
                 )
             )
         return out
+
+    # -- customers -----------------------------------------------------------------------
+
+    def _counted(self, e: int) -> bool:
+        ev = self._ledger
+        keep_free = not self.policy.free_plans_churn
+        return bool(ev.after[e] > 0) or (keep_free and bool(ev.free_after[e]))
 
     def customer_states(self, at: datetime, *, inclusive: bool) -> Iterator[tuple[str, bool]]:
         """Each customer with history before ``at`` and whether it counts as a customer then:
         MRR above zero, or a live free plan after having paid when the policy keeps free-plan
         customers (``free_plans_churn=False``)."""
+        ev = self._ledger
+        n = len(self._steps.customer_ids)
+        if ev.at.size == 0:
+            return
+        t = _us(as_moment(at, "at"))
+        before = (ev.at <= t) if inclusive else (ev.at < t)
+        count = np.add.reduceat(before.astype(np.int64), ev.ptr[:-1])
+        last = ev.ptr[:-1] + count - 1
         keep_free = not self.policy.free_plans_churn
-        find = bisect.bisect_right if inclusive else bisect.bisect_left
-        for cid, times in self._event_times.items():
-            i = find(times, at)
-            if i:
-                e = self._events[cid][i - 1]
-                yield cid, e.after > _ZERO or (keep_free and e.free_after)
+        counted = (ev.after[np.maximum(last, 0)] > 0) | (
+            keep_free & ev.free_after[np.maximum(last, 0)]
+        )
+        ids = self._steps.customer_ids
+        for c in range(n):
+            if count[c]:
+                yield ids[c], bool(counted[c])
 
     def customer_levels(
         self, customer_id: str, moments: Sequence[datetime]
     ) -> list[tuple[Decimal, bool]]:
         """The customer's MRR just before each (sorted) moment, converted at the date of the
         change that set it, and whether it counts as a customer then."""
-        events = self._events.get(customer_id, ())
-        keep_free = not self.policy.free_plans_churn
+        c = self._index.get(customer_id)
+        if c is None:
+            return [(_ZERO, False) for _ in moments]
+        ev = self._ledger
+        lo, hi = int(ev.ptr[c]), int(ev.ptr[c + 1])
+        found = np.searchsorted(ev.at[lo:hi], _moments_us(moments), side="left").tolist()
         out = []
-        i = 0
-        level, counted = _ZERO, False
-        for m in moments:
-            while i < len(events) and events[i].at < m:
-                e = events[i]
-                level, counted = e.after, e.after > _ZERO or (keep_free and e.free_after)
-                i += 1
-            out.append((level, counted))
+        for i in found:
+            if i == 0:
+                out.append((_ZERO, False))
+            else:
+                e = lo + i - 1
+                out.append((self._decimal(int(ev.after[e])), self._counted(e)))
         return out
 
-    @exact
     def profile_at(
         self, moments: Sequence[datetime], customer_ids: Iterable[str] | None = None
     ) -> tuple[list[int], list[Decimal]]:
         """Customers counted and their total MRR just before each of the sorted ``moments``.
 
-        One pass over the customers' events with difference arrays, so a whole cohort
-        triangle or churn series costs O(events x log(moments)), not customers x moments.
-        MRR is each customer's level as converted at the date of the change that set it.
+        Difference arrays over the customers' events, so a whole cohort triangle or churn
+        series costs O(events x log(moments)), not customers x moments. MRR is each
+        customer's level as converted at the date of the change that set it.
         """
-        k = len(moments)
-        counted = [0] * (k + 1)
-        sums = [_ZERO] * (k + 1)
+        weights = None
+        if customer_ids is not None:
+            weights = np.zeros(len(self._steps.customer_ids), dtype=np.int64)
+            for cid in customer_ids:
+                c = self._index.get(cid)
+                if c is not None:
+                    weights[c] += 1
         keep_free = not self.policy.free_plans_churn
-        ids = self._events.keys() if customer_ids is None else customer_ids
-        find = bisect.bisect_right
-        for cid in ids:
-            events = self._events.get(cid, ())
-            previous = _ZERO
-            for i, e in enumerate(events):
-                lo = find(moments, e.at)
-                if lo >= k:
-                    break
-                sums[lo] += e.after - previous
-                previous = e.after
-                if e.after > _ZERO or (keep_free and e.free_after):
-                    hi = find(moments, events[i + 1].at) if i + 1 < len(events) else k
-                    if lo < hi:
-                        counted[lo] += 1
-                        counted[hi] -= 1
-        out_counts, out_sums = [], []
-        c, m = 0, _ZERO
-        for i in range(k):
-            c += counted[i]
-            m += sums[i]
-            out_counts.append(c)
-            out_sums.append(m)
-        return out_counts, out_sums
+        counts, sums = profile(self._ledger, _moments_us(moments), weights, keep_free)
+        return counts, [self._decimal(s) for s in sums]
 
     def first_paid(self) -> dict[str, datetime]:
         """When each customer first had MRR (the moment of its ``new`` movement)."""
-        out = {}
-        for cid, events in self._events.items():
-            for e in events:
-                if e.after > _ZERO:
-                    out[cid] = e.at
-                    break
-        return out
-
-    @functools.cached_property
-    def _event_times(self) -> dict[str, list[datetime]]:
-        return {cid: [e.at for e in events] for cid, events in self._events.items()}
+        ev = self._ledger
+        paid = np.flatnonzero(ev.after > 0)
+        if paid.size == 0:
+            return {}
+        cust = ev.customer[paid]
+        first = np.ones(paid.size, dtype=bool)
+        first[1:] = cust[1:] != cust[:-1]
+        ids = self._steps.customer_ids
+        return {
+            ids[int(c)]: _moment(int(t))
+            for c, t in zip(cust[first].tolist(), ev.at[paid[first]].tolist(), strict=True)
+        }
 
     @property
     def customer_ids(self) -> list[str]:
-        return sorted(self._by_customer)
+        return list(self._steps.customer_ids)
 
-    @exact
     def customer_timeline(self, customer_id: str) -> list[tuple[datetime, Money]]:
         """The customer's MRR after each change (converted at each change's date)."""
-        return [(e.at, Money(e.after, self.currency)) for e in self._events.get(customer_id, ())]
+        c = self._index.get(customer_id)
+        if c is None:
+            return []
+        ev = self._ledger
+        lo, hi = int(ev.ptr[c]), int(ev.ptr[c + 1])
+        return [
+            (_moment(int(t)), self._money(int(v)))
+            for t, v in zip(ev.at[lo:hi].tolist(), ev.after[lo:hi].tolist(), strict=True)
+        ]
 
 
-class _Prefix:
-    """Prefix sums of time-sorted deltas: the level before (or at) any moment in O(log n)."""
-
-    def __init__(self, deltas: list[tuple[datetime, Decimal]]) -> None:
-        deltas.sort(key=lambda d: d[0])
-        self._times = [d[0] for d in deltas]
-        sums = [_ZERO]
-        acc = _ZERO
-        for _, v in deltas:
-            acc += v
-            sums.append(acc)
-        self._sums = sums
-
-    def at(self, moment: datetime, inclusive: bool) -> Decimal:
-        find = bisect.bisect_right if inclusive else bisect.bisect_left
-        return self._sums[find(self._times, moment)]
+def _moment(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
 
 
-def _converted(
-    streams: Sequence[_Stream], values: Sequence[Decimal], currency: str, fx: FxRates, day: date
-) -> Decimal:
-    total = _ZERO
-    for s, v in zip(streams, values, strict=True):
-        if v != _ZERO:
-            total += v if s.currency == currency else v * fx.rate(s.currency, currency, day)
-    return total
+def _subscription_ledger(
+    book: Book, policy: MetricsPolicy, currency: str, horizon: datetime
+) -> Steps:
+    lists = StepLists()
+    never: Final = np.iinfo(np.int64).max
+    for sub in book.subscriptions:
+        steps, free = _subscription_steps(sub, policy, currency, horizon)
+        if not steps:
+            continue
+        k = len(lists.keys)
+        lists.keys.append(sub.id)
+        lists.key_customer.append(sub.customer_id)
+        lists.key_currency.append(sub.currency)
+        for step in steps:
+            lists.stream.append(k)
+            lists.at.append((step.at - EPOCH) // _US)
+            lists.value.append(from_decimal(step.value))
+            lists.rate_day.append(
+                NO_DAY if step.rate_day is None else (step.rate_day - _EPOCH_DAY).days
+            )
+        for a, b in free:
+            end = never if b is None else (b - EPOCH) // _US
+            lists.free.append((sub.customer_id, (a - EPOCH) // _US, end))
+    return lists.build()
 
 
-def _customer_events(fx: FxRates, currency: str, streams: Sequence[_Stream]) -> tuple[_Event, ...]:
-    times = sorted({step.at for s in streams for step in s.steps})
-    if not times:
-        return ()
-    events = []
-    idx = [0] * len(streams)
-    levels = [_ZERO] * len(streams)
-    for t in times:
-        before_native = list(levels)
-        keys = []
-        for k, s in enumerate(streams):
-            steps = s.steps
-            while idx[k] < len(steps) and steps[idx[k]].at <= t:
-                levels[k] = steps[idx[k]].value
-                idx[k] += 1
-            if levels[k] != before_native[k]:
-                keys.append(s.key)
-        if not keys:
-            continue  # a renewal that only moved the conversion date
-        day = t.date()
-        free_after = any(_in_spans(s.free_live, t) for s in streams)
-        before = _converted(streams, before_native, currency, fx, day)
-        after = _converted(streams, levels, currency, fx, day)
-        events.append(_Event(t, before, after, tuple(keys), free_after))
-    return tuple(events)
+def _analysis(
+    steps: Steps,
+    *,
+    fx: FxRates,
+    currency: str,
+    policy: MetricsPolicy,
+    source: MrrSource,
+    horizon: datetime,
+) -> MrrAnalysis:
+    return MrrAnalysis(
+        currency=currency,
+        policy=policy,
+        source=source,
+        horizon=horizon,
+        fx=fx,
+        _steps=steps,
+        _ledger=build_events(steps, fx, currency),
+        _prefix=build_sweep(steps, fx, currency),
+    )
 
 
-def _in_spans(spans: Sequence[tuple[datetime, datetime | None]], t: datetime) -> bool:
-    return any(a <= t and (b is None or t < b) for a, b in spans)
+def analyse_lines(
+    columns: LineColumns,
+    *,
+    currency: str,
+    policy: MetricsPolicy = DEFAULT_POLICY,
+    fx: FxRates | None = None,
+    horizon: date | datetime | None = None,
+) -> MrrAnalysis:
+    """Analyse recurring invoice lines given as columns (the invoice source, no ``Book``).
+
+    The same figures as ``analyse(book, source="invoices")`` on a book holding these lines.
+    ``horizon`` defaults to a year after the latest service period start (it only bounds
+    the renewals of the subscription source; invoice lines carry their own periods).
+    """
+    check_currency(currency)
+    rates = fx if fx is not None else FxRates.empty()
+    if horizon is not None:
+        h = as_of_moment(horizon, "horizon")
+    elif len(columns):
+        h = _add_months(_moment(int(columns.start.max())), 12)
+    else:
+        h = _add_months(as_moment(date(2000, 1, 1), "horizon"), 12)
+    fixed_rule = policy.fx_date is FxDateRule.SERVICE_PERIOD_START
+    steps = steps_from_lines(columns, [fixed_rule and c != currency for c in columns.currencies])
+    return _analysis(
+        steps, fx=rates, currency=currency, policy=policy, source=MrrSource.INVOICES, horizon=h
+    )
 
 
-@exact
 def analyse(
     book: Book,
     *,
@@ -834,26 +758,13 @@ def analyse(
     check_currency(currency)
     src = MrrSource(source)
     h = as_of_moment(horizon, "horizon") if horizon is not None else _default_horizon(book)
-    if src is MrrSource.SUBSCRIPTIONS:
-        streams = [_subscription_stream(s, policy, currency, h) for s in book.subscriptions]
-    else:
-        streams = _invoice_streams(book, policy, currency)
-    by_customer: dict[str, list[_Stream]] = defaultdict(list)
-    for s in streams:
-        if s.steps:
-            by_customer[s.customer_id].append(s)
-    frozen = {c: tuple(v) for c, v in by_customer.items()}
-    events = {c: _customer_events(book.fx, currency, v) for c, v in frozen.items()}
-    return MrrAnalysis(
-        currency=currency,
-        policy=policy,
-        source=src,
-        horizon=h,
-        fx=book.fx,
-        _streams=tuple(s for v in frozen.values() for s in v),
-        _by_customer=frozen,
-        _events=events,
-    )
+    if src is MrrSource.INVOICES:
+        return analyse_lines(
+            LineColumns.from_book(book), currency=currency, policy=policy, fx=book.fx, horizon=h
+        )
+    with decimal.localcontext(EXACT_CONTEXT):
+        steps = _subscription_ledger(book, policy, currency, h)
+    return _analysis(steps, fx=book.fx, currency=currency, policy=policy, source=src, horizon=h)
 
 
 def _default_horizon(book: Book) -> datetime:
