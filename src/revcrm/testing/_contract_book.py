@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from revcrm import (
     BillingCycle,
@@ -28,6 +28,9 @@ from revcrm import (
     TransactionKind,
     TransactionStatus,
 )
+
+if TYPE_CHECKING:
+    from revcrm.storage import Store
 
 T0: Final = datetime(2024, 1, 1, tzinfo=UTC)
 #: The moment the sample book's figures are asked at.
@@ -331,3 +334,19 @@ def assert_same_book(a: Book, b: Book) -> None:
         assert [r.id for r in left] == [r.id for r in right], kind
         assert left == right, kind
     assert a.fx == b.fx
+
+
+def _snapshot(store: Store) -> tuple[Book, dict[str, list[tuple[str, int]]]]:
+    """The store's book and the version of every record: what "unchanged" compares."""
+    book = store.book()
+    versions: dict[str, list[tuple[str, int]]] = {}
+    for kind in _KINDS:
+        repo = getattr(store, kind)
+        versions[kind] = [(r.id, repo.get_versioned(r.id).version) for r in getattr(book, kind)]
+    return book, versions
+
+
+def _assert_unchanged(store: Store, before: tuple[Book, dict[str, list[tuple[str, int]]]]) -> None:
+    after = _snapshot(store)
+    assert_same_book(before[0], after[0])
+    assert before[1] == after[1]
