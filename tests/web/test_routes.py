@@ -23,6 +23,7 @@ from revcrm.web._auth import Sealer, SessionKeys
 from tests.web.conftest import ADMIN, READER, STAFF, TestClient, Who, csrf_of
 
 PAGES = ("/", "/segments", "/customers", "/customers/cus_000003", "/leads", "/analytics")
+EXPORTS = ("/export/dashboard.json", "/customers/cus_000003/export.json")
 SCRIPT = "<script>alert(1)</script>"
 SQL = "'; DROP TABLE customers; --"
 _ROW = re.compile(r'<tr data-id="([^"]+)">')
@@ -71,6 +72,12 @@ def test_every_page_is_shown_to_staff_with_the_security_headers(client: TestClie
         assert "unsafe-inline" not in csp
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "no-referrer"
+    for path in EXPORTS:
+        r = client.get(path)
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/json"
+        assert "attachment" in r.headers["content-disposition"]
+    assert client.get(EXPORTS[1]).json()["overview"]["customer_id"] == "cus_000003"
     page = client.get("/").text
     assert "<script" not in page  # works without JavaScript; nothing loaded from elsewhere
     assert not re.search(r'(src|href)="(https?:)?//', page)
@@ -78,7 +85,13 @@ def test_every_page_is_shown_to_staff_with_the_security_headers(client: TestClie
 
 def test_nobody_signed_in_gets_401_everywhere(client: TestClient, who: Who) -> None:
     who.staff = None
-    for path in (*PAGES, "/static/app.css", "/no-such-page", "/customers/cus_000003/notes"):
+    for path in (
+        *PAGES,
+        *EXPORTS,
+        "/static/app.css",
+        "/no-such-page",
+        "/customers/cus_000003/notes",
+    ):
         r = client.get(path)
         assert r.status_code == 401, path
         assert "content-security-policy" in r.headers
@@ -547,3 +560,33 @@ def test_serve_parser_and_demo_login(monkeypatch: pytest.MonkeyPatch, demo_db: o
     page = TestClient(calls[0]["app"]).get("/")  # type: ignore[arg-type]
     assert page.status_code == 200
     assert "Demo admin" in page.text
+
+
+def test_a_slow_book_wide_page_says_it_is_being_computed(crm: CRM, who: Who) -> None:
+    import time
+
+    client = _client(crm, who, cache_seconds=60)
+    web = client.app.state.revcrm_web  # type: ignore[attr-defined]
+    web.cache.wait = 0.0
+    r = client.get("/analytics")
+    assert r.status_code == 200
+    assert 'http-equiv="refresh"' in r.text  # reloads itself, no script
+    assert "being computed" in r.text
+    web.cache.wait = 30.0
+    deadline = time.monotonic() + 30
+    while "being computed" in (page := client.get("/analytics").text):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "Net cash by product" in page
+    client.get("/leads")
+    cached = set(web.cache._values)
+    assert {"analytics:en_US", "funnel"} <= cached
+    # A note changes no cached figure; a lead changes the funnel; a merge, anything.
+    _post(client, "/customers/cus_000018", "/customers/cus_000018/notes", {"body": "x"})
+    assert set(web.cache._values) == cached
+    _post(client, "/leads", "/leads", {"email": "cache.test@example.org"})
+    assert set(web.cache._values) == cached - {"funnel"}
+    who.staff = ADMIN
+    data = {"secondary_id": "cus_000019", "confirm": "1"}
+    _post(client, "/customers/cus_000018", "/customers/cus_000018/merge", data)
+    assert web.cache._values == {}

@@ -41,7 +41,9 @@ from revcrm.web._format import Formatter, check_locale, check_timezone
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
+    from revcrm._book import Book
     from revcrm._facade import CRM
+    from revcrm.metrics import MrrAnalysis
 
 __all__ = ["Authenticate", "Ctx", "TicketSource", "create_app"]
 
@@ -170,8 +172,12 @@ class _Cache:
         self._building: dict[str, threading.Event] = {}
         self._errors: dict[str, Exception] = {}
         self._generation = 0
+        self._book_lock = threading.Lock()
+        self._books: dict[str, tuple[float, tuple[Book, MrrAnalysis]]] = {}
 
-    def get(self, key: str, build: Callable[[], object]) -> object | None:
+    def get(
+        self, key: str, build: Callable[[], object], *, wait: float | None = None
+    ) -> object | None:
         with self._lock:
             hit = self._values.get(key)
             if hit is not None and time.monotonic() - hit[0] < self.ttl:
@@ -183,7 +189,7 @@ class _Cache:
                 threading.Thread(
                     target=self._build, args=(key, build, done, generation), daemon=True
                 ).start()
-        done.wait(self.wait)
+        done.wait(self.wait if wait is None else min(wait, self.wait))
         with self._lock:
             error = self._errors.pop(key, None)
             hit = self._values.get(key)
@@ -209,10 +215,31 @@ class _Cache:
             self._building.pop(key, None)
         done.set()
 
-    def clear(self) -> None:
+    def clear(self, prefixes: Iterable[str] | None = None) -> None:
+        """Forget the values whose keys start with one of ``prefixes`` (None: all)."""
         with self._lock:
-            self._values.clear()
+            if prefixes is None:
+                self._values.clear()
+                self._books.clear()
+            else:
+                wanted = tuple(prefixes)
+                for key in [k for k in self._values if k.startswith(wanted)]:
+                    del self._values[key]
             self._generation += 1
+
+    def book(self, crm: CRM) -> tuple[Book, MrrAnalysis]:
+        """The stored book and its MRR analysis, read once for every book-wide figure
+        (called from the build threads, which wait for each other here)."""
+        from revcrm.metrics import analyse
+
+        with self._book_lock:
+            hit = self._books.get("book")
+            if hit is not None and time.monotonic() - hit[0] < self.ttl:
+                return hit[1]
+            book = crm.store.book()
+            value = (book, analyse(book, currency=crm.reporting_currency, policy=crm.policy))
+            self._books["book"] = (time.monotonic(), value)
+            return value
 
 
 class _Web:
@@ -289,7 +316,14 @@ class _Web:
             raise HttpError(400, f"The form has too many fields (at most {MAX_FIELDS}).") from None
         return Form(pairs)
 
-    def guard(self, handler: Handler, *, post: bool, role: Role) -> Callable[..., Any]:
+    def guard(
+        self,
+        handler: Handler,
+        *,
+        post: bool,
+        role: Role,
+        clears: tuple[str, ...] | None = (),
+    ) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
             cookie: str | None = None
             try:
@@ -315,14 +349,16 @@ class _Web:
                 if not staff.can(role):
                     raise HttpError(403, f"Your role ({staff.role}) may not do this.")
                 ctx = Ctx(self, request, staff, sid, form)
-                response = await run_in_threadpool(self._run, handler, ctx, post)
+                response = await run_in_threadpool(self._run, handler, ctx, post, clears)
             except HttpError as e:
                 response = _plain(e.status, e.message)
             return self._secured(response, cookie, request)
 
         return endpoint
 
-    def _run(self, handler: Handler, ctx: Ctx, post: bool) -> Response:
+    def _run(
+        self, handler: Handler, ctx: Ctx, post: bool, clears: tuple[str, ...] | None
+    ) -> Response:
         try:
             response = handler(ctx)
         except HttpError as e:
@@ -333,8 +369,9 @@ class _Web:
             return _error_page(ctx, 409, str(e))
         except (ValidationError, RevcrmError) as e:
             return _error_page(ctx, 400, str(e))
-        if post:
-            self.cache.clear()
+        if post and clears != ():
+            # What the action may have changed among the cached book-wide figures.
+            self.cache.clear(clears)
         return response
 
     def _secured(
@@ -451,8 +488,15 @@ def create_app(
     def get(path: str, handler: Handler) -> Route:
         return Route(path, web.guard(handler, post=False, role=read), methods=["GET", "HEAD"])
 
-    def post(path: str, handler: Handler, role: Role = edit) -> Route:
-        return Route(path, web.guard(handler, post=True, role=role), methods=["POST"])
+    def post(
+        path: str, handler: Handler, role: Role = edit, clears: tuple[str, ...] | None = ()
+    ) -> Route:
+        endpoint = web.guard(handler, post=True, role=role, clears=clears)
+        return Route(path, endpoint, methods=["POST"])
+
+    # Notes and credits change no cached figure; tags change custom segments' counts,
+    # leads the funnel; a merge or an erasure may change any of them.
+    tagged, leads, everything = ("segments",), ("funnel",), None
 
     routes = [
         get("/", _pages.dashboard),
@@ -465,17 +509,19 @@ def create_app(
         post("/customers/{customer_id}/notes/{note_id}/edit", _actions.edit_note),
         post("/customers/{customer_id}/notes/{note_id}/pin", _actions.pin_note),
         post("/customers/{customer_id}/notes/{note_id}/unpin", _actions.unpin_note),
-        post("/customers/{customer_id}/tags", _actions.add_tag),
-        post("/customers/{customer_id}/tags/remove", _actions.remove_tag),
+        post("/customers/{customer_id}/tags", _actions.add_tag, edit, tagged),
+        post("/customers/{customer_id}/tags/remove", _actions.remove_tag, edit, tagged),
         post("/customers/{customer_id}/credits", _actions.adjust_credit),
-        post("/customers/{customer_id}/merge", _actions.merge, admin),
-        post("/customers/{customer_id}/erase", _actions.erase, admin),
+        post("/customers/{customer_id}/merge", _actions.merge, admin, everything),
+        post("/customers/{customer_id}/erase", _actions.erase, admin, everything),
         get("/leads", _pages.leads),
-        post("/leads", _actions.add_lead),
-        post("/leads/{lead_id}/move", _actions.move_lead),
-        post("/leads/{lead_id}/lost", _actions.lose_lead),
-        post("/leads/{lead_id}/convert", _actions.convert_lead),
+        post("/leads", _actions.add_lead, edit, leads),
+        post("/leads/{lead_id}/move", _actions.move_lead, edit, leads),
+        post("/leads/{lead_id}/lost", _actions.lose_lead, edit, leads),
+        post("/leads/{lead_id}/convert", _actions.convert_lead, edit, leads),
         get("/analytics", _pages.analytics),
+        get("/export/dashboard.json", _pages.export_dashboard),
+        get("/customers/{customer_id}/export.json", _pages.export_profile),
         Route("/static/app.css", web.static_css, methods=["GET", "HEAD"]),
     ]
 

@@ -15,7 +15,7 @@ import attrs
 from dateutil.relativedelta import relativedelta
 from starlette.responses import Response
 
-from revcrm.crm import CustomerStatus
+from revcrm.crm import CustomerStatus, intake_breakdown
 from revcrm.export import svg_bar_chart, svg_heatmap, svg_line_chart, svg_lines_chart
 from revcrm.export._svg import month_label
 from revcrm.leads import OPEN_STAGES, LeadStage, funnel
@@ -23,7 +23,17 @@ from revcrm.segments import CustomSegment, Segment
 from revcrm.storage import CustomerSort, Direction
 from revcrm.web._app import Ctx, HttpError
 
-__all__ = ["analytics", "customers", "dashboard", "leads", "profile", "search", "segments"]
+__all__ = [
+    "analytics",
+    "customers",
+    "dashboard",
+    "export_dashboard",
+    "export_profile",
+    "leads",
+    "profile",
+    "search",
+    "segments",
+]
 
 #: The list's columns: (sort key, heading).
 COLUMNS: Final = (
@@ -59,8 +69,10 @@ def _renewals(ctx: Ctx) -> tuple[int, Any] | None:
     crm = ctx.crm
 
     def build() -> tuple[int, Any]:
+        book, analysis = ctx.web.cache.book(crm)
         d = pure_dashboard(
-            crm.store.book(),
+            book,
+            analysis=analysis,
             as_of=crm.now(),
             currency=crm.reporting_currency,
             policy=crm.policy,
@@ -68,7 +80,8 @@ def _renewals(ctx: Ctx) -> tuple[int, Any] | None:
         )
         return d.renewals_count, d.renewals_mrr
 
-    value = ctx.web.cache.get("renewals", build)
+    # The rest of the dashboard does not wait long for this one card.
+    value = ctx.web.cache.get("renewals", build, wait=1.0)
     return value if isinstance(value, tuple) else None
 
 
@@ -366,8 +379,7 @@ def _build_analytics(ctx: Ctx, at: datetime) -> _Analytics:
 
     crm = ctx.crm
     cur = crm.reporting_currency
-    book = crm.store.book()
-    analysis = m.analyse(book, currency=cur, policy=crm.policy)
+    book, analysis = ctx.web.cache.book(crm)
     this_month = _month_start(at)
     year_ago = this_month - relativedelta(months=12)
     by_product = m.cash_revenue_by_product(book, start=year_ago, end=at, currency=cur)
@@ -411,7 +423,15 @@ def _build_analytics(ctx: Ctx, at: datetime) -> _Analytics:
             m.top_products_by_customers(book, at=at, currency=cur, policy=crm.policy, limit=5)
         ),
         sources=tuple(m.referral_sources(book, at=at, currency=cur, policy=crm.policy)),
-        intake=crm.intake.breakdown(as_of=at),
+        # The facade's breakdown, over the book already read.
+        intake=intake_breakdown(
+            book,
+            crm.crm.intake.questions(include_retired=True),
+            crm.crm.intake.answers(as_of=at),
+            at=at,
+            currency=cur,
+            policy=crm.policy,
+        ),
         cohorts=rows,
     )
 
@@ -422,3 +442,33 @@ def analytics(ctx: Ctx) -> Response:
     if not isinstance(value, _Analytics):
         return ctx.render("pending.html", title="Analytics")
     return ctx.render("analytics.html", a=value)
+
+
+# -- exports --------------------------------------------------------------------------------
+
+
+def _json(value: object, ctx: Ctx, name: str) -> Response:
+    import json
+
+    from revcrm.export import to_jsonable
+
+    body = json.dumps(to_jsonable(value, locale=ctx.fmt.locale), ensure_ascii=False)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}.json"'},
+    )
+
+
+def export_dashboard(ctx: Ctx) -> Response:
+    """The store's dashboard figures as JSON (``revcrm.export.to_jsonable``)."""
+    return _json(ctx.crm.metrics.dashboard(trend_months=12), ctx, "dashboard")
+
+
+def export_profile(ctx: Ctx) -> Response:
+    """One customer's profile as JSON."""
+    customer_id = str(ctx.request.path_params["customer_id"])
+    if len(customer_id) > 200:
+        raise HttpError(400, "Customer id is too long.")
+    tickets = () if ctx.web.tickets is None else tuple(ctx.web.tickets(customer_id))
+    return _json(ctx.crm.customers.profile(customer_id, tickets=tickets), ctx, "customer")
