@@ -33,8 +33,14 @@ from revcrm.metrics import (
     asp,
     cac_by_channel,
     cac_payback_months,
+    churn_series,
+    cohorts,
     customer_churn_rate,
     customer_retention_rate,
+    customer_value,
+    customer_values,
+    customers_at,
+    dashboard,
     ltv,
     ltv_to_cac,
     mrr,
@@ -43,6 +49,7 @@ from revcrm.metrics import (
     mrr_churn,
     quick_ratio,
     referral_sources,
+    revenue_retention,
     top_products_by_customers,
     trial_conversion,
 )
@@ -272,3 +279,60 @@ def test_old_book_shapes_still_work_without_warnings() -> None:
         assert mrr_by_product(book, at=AT, currency="USD").total == usd(10)
         assert mrr_by_billing_cycle(book, at=AT, currency="USD").total == usd(10)
         assert referral_sources(book, at=AT, currency="USD")[0].mrr == usd(10)
+
+
+def _churn_book() -> Book:
+    subs = [
+        Subscription.start(
+            id=f"s{i}",
+            customer_id=f"c{i}",
+            at=t(2024, 1, 1),
+            price=usd(p),
+            cycle=BillingCycle.MONTHLY,
+        )
+        for i, p in enumerate([40, 30, 20, 10])
+    ]
+    subs[1] = subs[1].cancel(t(2024, 3, 12), ends_at=t(2024, 3, 12))
+    return Book.of(
+        customers=[Customer(id=f"c{i}", registered_at=t(2023, 1, 1)) for i in range(4)],
+        subscriptions=subs,
+    )
+
+
+def test_period_metrics_take_a_book_as_well() -> None:
+    book = _churn_book()
+    a = analyse(book, currency="USD")
+    start, end = t(2024, 3, 1), t(2024, 4, 1)
+    assert customer_churn_rate(book, start, end, currency="USD") == customer_churn_rate(
+        a, start, end
+    )
+    assert mrr_churn(book, start, end, currency="USD") == mrr_churn(a, start, end)
+    assert quick_ratio(book, start, end, currency="USD") == quick_ratio(a, start, end)
+    assert revenue_retention(book, start, end, currency="USD") == revenue_retention(a, start, end)
+    assert customers_at(book, end, currency="USD") == customers_at(a, end) == 3
+    assert len(churn_series(book, start, end, currency="USD")) == 1
+    assert cohorts(book, t(2024, 1, 1), end, currency="USD")[0].size == 4
+    stripe = MetricsPolicy.stripe()
+    assert customer_churn_rate(book, start, end, currency="USD", policy=stripe) == (
+        customer_churn_rate(analyse(book, currency="USD", policy=stripe), start, end)
+    )
+    with pytest.raises(ValidationError, match="currency"):
+        customer_churn_rate(book, start, end)
+
+
+def test_dashboard_and_customer_value_follow_the_analysis(inv: tuple[Book, MrrAnalysis]) -> None:
+    book, a = inv
+    d = dashboard(book, as_of=AT, analysis=a)
+    assert (d.currency, d.mrr, d.arr) == ("USD", usd(280), usd(3360))
+    with pytest.raises(ValidationError, match="policy"):
+        dashboard(book, as_of=AT, analysis=a, policy=MetricsPolicy.stripe())
+    # Subscriber since: the first invoice-sourced MRR, which the book form cannot see.
+    assert customer_value(book, "c1", as_of=AT, currency="USD").subscriber_since is None
+    value = customer_value(book, "c1", as_of=AT, analysis=a)
+    assert value.subscriber_since == t(2024, 1, 1)
+    assert [v.subscriber_since for v in customer_values(book, as_of=AT, analysis=a)] == [
+        t(2024, 1, 1),
+        t(2024, 2, 1),
+        t(2024, 3, 10),
+        t(2024, 2, 1),
+    ]

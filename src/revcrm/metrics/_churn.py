@@ -24,8 +24,8 @@ from revcrm.metrics._engine import (
     exact,
     period_bounds,
 )
-from revcrm.metrics._inputs import Rate, rate_of
-from revcrm.metrics._policy import ChurnDenominator
+from revcrm.metrics._inputs import BookOrAnalysis, Rate, analysis_of, rate_of
+from revcrm.metrics._policy import ChurnDenominator, MetricsPolicy
 
 __all__ = [
     "ChurnRate",
@@ -58,9 +58,21 @@ def _paying(analysis: MrrAnalysis, at: datetime, *, inclusive: bool) -> set[str]
     return {c for c, counted in analysis.customer_states(at, inclusive=inclusive) if counted}
 
 
-def customers_at(analysis: MrrAnalysis, at: date | datetime) -> int:
-    """Number of customers at moment ``at`` (see the policy's ``free_plans_churn``)."""
-    return len(_paying(analysis, as_moment(at, "at"), inclusive=True))
+def customers_at(
+    analysis: BookOrAnalysis,
+    at: date | datetime,
+    *,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
+) -> int:
+    """Number of customers at moment ``at`` (see the policy's ``free_plans_churn``).
+
+    Like every period metric here, ``analysis`` is an :class:`MrrAnalysis` or a book
+    (analysed from its subscriptions with ``currency`` and ``policy``).
+    """
+    t = as_moment(at, "at")
+    a = analysis_of(analysis, currency=currency, policy=policy, horizon=t)
+    return len(_paying(a, t, inclusive=True))
 
 
 @attrs.frozen(kw_only=True)
@@ -86,13 +98,24 @@ class ChurnRate:
         return self.rate
 
 
+def _of(
+    source: BookOrAnalysis, currency: str | None, policy: MetricsPolicy | None, end: datetime
+) -> MrrAnalysis:
+    return analysis_of(source, currency=currency, policy=policy, horizon=end)
+
+
 def _by_kind(moves: Iterable[Movement], kind: MovementKind) -> set[str]:
     return {m.customer_id for m in moves if m.kind is kind}
 
 
 @exact
 def customer_churn_rate(
-    analysis: MrrAnalysis, start: date | datetime, end: date | datetime
+    analysis: BookOrAnalysis,
+    start: date | datetime,
+    end: date | datetime,
+    *,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
 ) -> ChurnRate:
     """Customer churn rate with the policy's denominator.
 
@@ -106,7 +129,7 @@ def customer_churn_rate(
     a, b = as_moment(start, "start"), as_moment(end, "end")
     if b <= a:
         raise ValidationError("end", end, "must be after start")
-    return _churn_rates(analysis, [(a, b)])[0]
+    return _churn_rates(_of(analysis, currency, policy, b), [(a, b)])[0]
 
 
 @exact
@@ -155,7 +178,12 @@ def _churn_rates(
 
 @exact
 def customer_retention_rate(
-    analysis: MrrAnalysis, start: date | datetime, end: date | datetime
+    analysis: BookOrAnalysis,
+    start: date | datetime,
+    end: date | datetime,
+    *,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
 ) -> Rate:
     """``(E - N) / S``: customers at end minus new ones, over customers at start.
 
@@ -163,9 +191,10 @@ def customer_retention_rate(
     no customers at start.
     """
     a, b = as_moment(start, "start"), as_moment(end, "end")
-    s = _paying(analysis, a, inclusive=False)
-    e = _paying(analysis, b, inclusive=False)
-    new = _by_kind(analysis.movements(a, b), MovementKind.NEW)
+    an = _of(analysis, currency, policy, b)
+    s = _paying(an, a, inclusive=False)
+    e = _paying(an, b, inclusive=False)
+    new = _by_kind(an.movements(a, b), MovementKind.NEW)
     return rate_of(len(e) - len(new & e), len(s))
 
 
@@ -206,10 +235,18 @@ class MrrChurn:
 
 
 @exact
-def mrr_churn(analysis: MrrAnalysis, start: date | datetime, end: date | datetime) -> MrrChurn:
-    """Gross = (churn + contraction) / start MRR; net subtracts expansion and (by policy)
+def mrr_churn(
+    analysis: BookOrAnalysis,
+    start: date | datetime,
+    end: date | datetime,
+    *,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
+) -> MrrChurn:
+    """Gross = -(churn + contraction) / start MRR; net subtracts expansion and (by policy)
     reactivation. Baremetrics' cap at 100% applies when ``policy.cap_mrr_churn``."""
-    return _mrr_churn(analysis, analysis.waterfall(start, end))
+    an = _of(analysis, currency, policy, as_moment(end, "end"))
+    return _mrr_churn(an, an.waterfall(start, end))
 
 
 @exact
@@ -236,18 +273,20 @@ def _mrr_churn(analysis: MrrAnalysis, w: Waterfall) -> MrrChurn:
 
 @exact
 def quick_ratio(
-    analysis: MrrAnalysis,
+    analysis: BookOrAnalysis,
     start: date | datetime,
     end: date | datetime,
     *,
     include_reactivation: bool = True,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
 ) -> Rate:
     """(new + expansion [+ reactivation]) / -(contraction + churn) as a :class:`Rate`
     (MRR gained over MRR lost, both positive); ``value`` is None with no losses.
 
     saas-metrics includes reactivation (the default); Baremetrics excludes it.
     """
-    w = analysis.waterfall(start, end)
+    w = _of(analysis, currency, policy, as_moment(end, "end")).waterfall(start, end)
     gained = (
         w.new
         + w.expansion
@@ -271,10 +310,16 @@ class RevenueRetention:
 
 @exact
 def revenue_retention(
-    analysis: MrrAnalysis, start: date | datetime, end: date | datetime
+    analysis: BookOrAnalysis,
+    start: date | datetime,
+    end: date | datetime,
+    *,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
 ) -> RevenueRetention:
     """Net and gross revenue retention of a fixed set of customers (GRR never above 100%)."""
     a, b = as_moment(start, "start"), as_moment(end, "end")
+    analysis = _of(analysis, currency, policy, b)
     c = analysis.currency
     ids = sorted(_paying(analysis, a, inclusive=False))
     s_total = e_total = kept = _ZERO
@@ -303,13 +348,17 @@ class ChurnPoint:
 
 @exact
 def churn_series(
-    analysis: MrrAnalysis,
+    analysis: BookOrAnalysis,
     start: date | datetime,
     end: date | datetime,
     every: Frequency | str = Frequency.MONTH,
+    *,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
 ) -> list[ChurnPoint]:
     """Customer and MRR churn per calendar period, for trend charts (one pass for all)."""
     a, b = as_moment(start, "start"), as_moment(end, "end")
+    analysis = _of(analysis, currency, policy, b)
     falls = analysis.waterfalls(a, b, every)
     rates = _churn_rates(analysis, [(w.start, w.end) for w in falls])
     return [
@@ -341,15 +390,19 @@ class Cohort:
 
 @exact
 def cohorts(
-    analysis: MrrAnalysis,
+    analysis: BookOrAnalysis,
     start: date | datetime,
     as_of: date | datetime,
     every: Frequency | str = Frequency.MONTH,
+    *,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
 ) -> list[Cohort]:
     """Cohort triangle: customers grouped by the period of their first MRR (``new``
     movement), with customers retained and net MRR retained at the close of each later
     period up to ``as_of``."""
     a, b = as_moment(start, "start"), as_moment(as_of, "as_of")
+    analysis = _of(analysis, currency, policy, b)
     freq = Frequency(every)
     if freq not in (Frequency.MONTH, Frequency.QUARTER):
         raise ValidationError("every", every, "cohorts are monthly or quarterly")

@@ -17,17 +17,19 @@ outstanding at ``as_of``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 
 import attrs
 
 from revcrm._book import Book
-from revcrm._money import Money, check_currency, money_sum
+from revcrm._money import Money, money_sum
 from revcrm._records import Invoice, InvoiceStatus, Transaction, TransactionKind
 from revcrm._time import as_moment
 from revcrm.metrics._economics import first_paid_at
-from revcrm.metrics._mrr import DEFAULT_POLICY
+from revcrm.metrics._engine import MrrAnalysis
+from revcrm.metrics._inputs import book_args, check_analysis_args
 from revcrm.metrics._policy import MetricsPolicy
 
 __all__ = ["CustomerValue", "customer_value", "customer_values"]
@@ -86,7 +88,12 @@ def _outstanding(invoice: Invoice, payments: list[Transaction], at: datetime, bo
 
 
 def _value(
-    book: Book, customer_id: str, at: datetime, currency: str, policy: MetricsPolicy
+    book: Book,
+    customer_id: str,
+    at: datetime,
+    currency: str,
+    policy: MetricsPolicy,
+    first_paid: Mapping[str, datetime] | None = None,
 ) -> CustomerValue:
     fx = book.fx
     day = at.date()
@@ -122,7 +129,10 @@ def _value(
         balance = book.credit_balance(customer_id, cur, at=at)
         if not balance.is_zero():
             credit += fx.convert(balance, currency, on=day)
-    since = first_paid_at(book.subscriptions_by_customer.get(customer_id, ()), policy)
+    if first_paid is not None:
+        since = first_paid.get(customer_id)
+    else:
+        since = first_paid_at(book.subscriptions_by_customer.get(customer_id, ()), policy)
     return CustomerValue(
         customer_id=customer_id,
         as_of=at,
@@ -146,33 +156,46 @@ def customer_value(
     customer_id: str,
     *,
     as_of: date | datetime,
-    currency: str,
-    policy: MetricsPolicy = DEFAULT_POLICY,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
+    analysis: MrrAnalysis | None = None,
 ) -> CustomerValue:
     """The historical value of one customer as of ``as_of`` (see :class:`CustomerValue`).
 
     A date ``as_of`` means 00:00 UTC of that day, as everywhere in revcrm. An unknown
     customer is a :class:`~revcrm.errors.NotFoundError`; a missing exchange rate a
-    :class:`~revcrm.errors.MissingRateError`.
+    :class:`~revcrm.errors.MissingRateError`. With ``analysis`` (an :func:`analyse`
+    result of this book), ``subscriber_since`` is the customer's first MRR in it (invoice
+    source included) and its currency is used.
     """
-    check_currency(currency)
+    currency, policy, firsts = _args(book, currency, policy, analysis)
     at = as_moment(as_of, "as_of")
     book.customer(customer_id)
-    return _value(book, customer_id, at, currency, policy)
+    return _value(book, customer_id, at, currency, policy, firsts)
+
+
+def _args(
+    book: Book, currency: str | None, policy: MetricsPolicy | None, analysis: MrrAnalysis | None
+) -> tuple[str, MetricsPolicy, Mapping[str, datetime] | None]:
+    if analysis is None:
+        return (*book_args(book, currency, policy), None)
+    check_analysis_args(analysis, currency, policy)
+    return analysis.currency, analysis.policy, analysis.first_paid()
 
 
 def customer_values(
     book: Book,
     *,
     as_of: date | datetime,
-    currency: str,
-    policy: MetricsPolicy = DEFAULT_POLICY,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
+    analysis: MrrAnalysis | None = None,
 ) -> tuple[CustomerValue, ...]:
     """:func:`customer_value` of every customer of the book, in customer id order.
 
     Every customer is included (also those registered after ``as_of``, with zero values),
     so the per-customer cash figures add up to the book's cash totals.
     """
-    check_currency(currency)
+    currency, policy, firsts = _args(book, currency, policy, analysis)
     at = as_moment(as_of, "as_of")
-    return tuple(_value(book, c.id, at, currency, policy) for c in book.customers)
+    return tuple(_value(book, c.id, at, currency, policy, firsts) for c in book.customers)

@@ -14,14 +14,15 @@ from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
 from revcrm._checks import check_instance
-from revcrm._money import EXACT_CONTEXT, Money, check_currency, format_money
+from revcrm._money import EXACT_CONTEXT, Money, format_money
 from revcrm._records import Transaction, TransactionKind
 from revcrm._subscription import SubscriptionStatus
 from revcrm._time import as_moment, as_of_moment
 from revcrm.errors import ValidationError
 from revcrm.metrics._churn import ChurnRate, customer_churn_rate, customers_at
 from revcrm.metrics._engine import MrrAnalysis, analyse
-from revcrm.metrics._mrr import DEFAULT_POLICY, convert_mrr, state_mrr
+from revcrm.metrics._inputs import book_args, check_analysis_args
+from revcrm.metrics._mrr import convert_mrr, state_mrr
 from revcrm.metrics._policy import MetricsPolicy
 
 __all__ = [
@@ -146,8 +147,8 @@ def dashboard(
     book: Book,
     *,
     as_of: date | datetime,
-    currency: str,
-    policy: MetricsPolicy = DEFAULT_POLICY,
+    currency: str | None = None,
+    policy: MetricsPolicy | None = None,
     renewals_window: timedelta = timedelta(days=30),
     trend_months: int = 12,
     churn_window: timedelta | None = None,
@@ -158,11 +159,18 @@ def dashboard(
     trailing ``churn_window``), renewals due in ``renewals_window`` after ``as_of`` (count
     and MRR), and the trend of cash and MRR over the last ``trend_months`` months.
 
-    Pass ``analysis`` to reuse an :func:`analyse` result computed for the same book.
+    Pass ``analysis`` to reuse an :func:`analyse` result computed for the same book: its
+    currency, policy and MRR source then drive every figure (``currency`` and ``policy``
+    may be left out; a different one is a ValidationError).
     """
     t = as_of_moment(as_of, "as_of")
     check_instance(book, Book, "book")
-    check_currency(currency)
+    if analysis is not None:
+        check_instance(analysis, MrrAnalysis, "analysis")
+        check_analysis_args(analysis, currency, policy)
+        currency, policy = analysis.currency, analysis.policy
+    else:
+        currency, policy = book_args(book, currency, policy)
     _check_window(renewals_window, "renewals_window", allow_zero=True)
     if churn_window is not None:
         _check_window(churn_window, "churn_window", allow_zero=False)
