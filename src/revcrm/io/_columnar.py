@@ -91,14 +91,13 @@ class _Column:
     def _encode(self) -> None:
         if self._codes is not None:
             return
-        pc = importlib.import_module("pyarrow.compute")
-        encoded = pc.dictionary_encode(self.arrow)
+        encoded = self.arrow.dictionary_encode()
         uniques = encoded.dictionary.to_pylist()
-        indices = encoded.indices
-        if indices.null_count:
+        codes = _numpy_ints(encoded.indices)
+        if encoded.indices.null_count:
+            codes[_nulls(encoded.indices)] = len(uniques)
             uniques.append(None)
-            indices = indices.fill_null(len(uniques) - 1)
-        self._codes = indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        self._codes = codes
         self._uniques = uniques
 
     def nul_rows(self) -> npt.NDArray[np.bool_] | None:
@@ -111,10 +110,35 @@ class _Column:
             self.arrow.type
         ):
             return None
-        pc = importlib.import_module("pyarrow.compute")
-        found = pc.fill_null(pc.match_substring(self.arrow, "\x00"), False)
-        out: npt.NDArray[np.bool_] = found.to_numpy(zero_copy_only=False)
-        return out
+        arr = self.arrow
+        offsets, data = arr.buffers()[1:3]
+        if data is not None and len(arr):
+            kind = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+            bounds = np.frombuffer(offsets, dtype=kind, count=len(arr) + 1,
+                                   offset=arr.offset * np.dtype(kind).itemsize)  # fmt: skip
+            text = np.frombuffer(data, dtype=np.uint8)[int(bounds[0]) : int(bounds[-1])]
+            if not (text == 0).any():
+                return np.zeros(len(arr), dtype=np.bool_)
+            return None  # some text holds a NUL: the distinct cells say which
+        return np.zeros(len(arr), dtype=np.bool_)
+
+
+# Arrow buffers read directly: pyarrow's own conversions (to_numpy, compute) import pandas.
+def _numpy_ints(array: Any) -> npt.NDArray[np.int64]:
+    width = array.type.bit_width // 8
+    kind = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}[width]
+    data = array.buffers()[1]
+    values = np.frombuffer(data, dtype=kind, count=len(array), offset=array.offset * width)
+    return values.astype(np.int64)
+
+
+def _nulls(array: Any) -> npt.NDArray[np.bool_]:
+    bitmap = array.buffers()[0]
+    if bitmap is None:
+        return np.zeros(len(array), dtype=np.bool_)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    valid: npt.NDArray[np.bool_] = bits[array.offset : array.offset + len(array)].astype(np.bool_)
+    return ~valid
 
 
 @attrs.define
@@ -368,6 +392,8 @@ def _plain_ids(values: list[Any]) -> bool:
         return False  # a NUL in an id, or an empty one
     if not text or text[0] == "\x00" or text[-1] == "\x00":
         return False
+    if not (text.isascii() or _encodes(text)):
+        return False  # a lone surrogate
     if _SPACE.search(text) is None:
         return True
     return not (text[0].isspace() or text[-1].isspace()) and _EDGE.search(text) is None
@@ -497,10 +523,7 @@ class _Reader:
         # Invoices: the first row with each id registers it; later rows must agree with it.
         m = len(inv_names)
         slot = np.where(inv_key >= 0, inv_key, m)
-        first = np.full(m + 1, n, dtype=np.int64)
-        np.minimum.at(first, slot, np.arange(n))
-        rows = np.arange(n)
-        is_first = (inv_key >= 0) & (first[slot] == rows)
+        first, is_first = _firsts(slot, m, ordered=inv_same)
         pay_c, _, pay_bad = p.each("paid_at", lambda c: c.moment("paid_at"))
         due_c, due_v, due_bad = p.each("due_date", lambda c: c.day("due_date"))
         num_c, num_v, num_bad = p.each("number", lambda c: c.text("number"))
@@ -543,9 +566,12 @@ class _Reader:
         # flagged row that passed (an amount beyond an int64 at the scale).
         rebuild = np.zeros(m + 1, dtype=np.bool_)
         odd = flag & ~row_err
-        odd |= _unstorable(cus_v)[cus_c] | _unstorable(inv_v)[inv_c] | p.unstorable("description")
+        for same, values, codes in ((cus_same, cus_v, cus_c), (inv_same, inv_v, inv_c)):
+            if not same:  # plain ids are storable text
+                odd |= _unstorable(values)[codes]
+        odd |= p.unstorable("description")
         odd |= is_first & _unstorable(num_v)[num_c]
-        np.logical_or.at(rebuild, slot, odd)
+        rebuild[slot[odd]] = True
         rebuild[m] = False
         due_day = _lookup(due_c, [-1 if d is None else d.toordinal() for d in due_v])
         early = is_first & (due_day >= 0) & (due_day < issued // _DAY_US + _EPOCH_ORDINAL)
@@ -735,7 +761,29 @@ def _mantissas(values: list[Any]) -> tuple[Any, Any, Any, Any]:
     return m, p, sign, big
 
 
+def _firsts(
+    slot: npt.NDArray[np.int64], m: int, *, ordered: bool
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Each key's first row (``n`` for none; slot ``m`` holds the rows without a key) and
+    whether a row is its key's first. ``ordered``: the keys number first appearances
+    0, 1, 2... (dictionary codes do), so a first row is one above every earlier key."""
+    n = len(slot)
+    first = np.full(m + 1, n, dtype=np.int64)
+    if ordered and n:
+        is_first = slot > np.maximum.accumulate(np.r_[-1, slot[:-1]])
+        if int(is_first.sum()) == m and m == int(slot.max()) + 1:
+            first[slot[is_first]] = np.flatnonzero(is_first)
+            return first, is_first
+    keys, rows = np.unique(slot, return_index=True)
+    first[keys] = rows
+    first[m] = n
+    is_first = (slot < m) & (first[slot] == np.arange(n))
+    return first, is_first
+
+
 def _at_scale(m: Any, places: Any, scale: int) -> tuple[Any, Any]:
+    if not places.size or (int(places.min()) == scale and int(places.max()) == scale):
+        return m, np.zeros(m.shape, dtype=np.bool_)  # already at the scale: nothing to shift
     shift = np.clip(scale - places, 0, MAX_SCALE)
     mult = _POW10[shift]
     big = (places > scale) | (np.abs(m) > _I64MAX // mult)
