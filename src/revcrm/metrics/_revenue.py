@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 import attrs
 from dateutil.relativedelta import relativedelta
@@ -223,25 +223,35 @@ def _analysis_parts(
 ) -> list[tuple[str | None, str, Money]]:
     """The analysis's MRR at ``at`` split along a dimension.
 
-    Subscription source: per subscription, by its state at ``at``, with the analysis's
-    currency and policy. Invoice source: the recurring lines are grouped by key and each
-    group analysed on its own with the analysis's settings, so every part is the engine's
-    own figure (one definition) and the parts add up to ``analysis.mrr(at)``.
+    The records are grouped by key (a subscription by its state at ``at``; under the
+    invoice source each recurring line by itself) and each group is analysed on its own
+    with the analysis's settings, so every part is the engine's own figure (one
+    definition) and the parts add up to ``analysis.mrr(at)``.
     """
-    if not invoice_source(analysis):
-        return _mrr_parts(book, at, analysis.currency, analysis.policy, by_state)
-    groups: dict[str | None, list[Invoice]] = defaultdict(list)
-    for inv in book.invoices:
-        by_key: dict[str | None, list[InvoiceLine]] = defaultdict(list)
-        for ln in inv.lines:
-            if ln.kind is LineKind.RECURRING:
-                by_key[by_line(inv, ln)].append(ln)
-        for key, lines in by_key.items():
-            groups[key].append(attrs.evolve(inv, lines=tuple(lines)))
+    groups: dict[str | None, list[Any]] = defaultdict(list)
+    if invoice_source(analysis):
+        for inv in book.invoices:
+            by_key: dict[str | None, list[InvoiceLine]] = defaultdict(list)
+            for ln in inv.lines:
+                if ln.kind is LineKind.RECURRING:
+                    by_key[by_line(inv, ln)].append(ln)
+            for key, lines in by_key.items():
+                groups[key].append(attrs.evolve(inv, lines=tuple(lines)))
+        field = "invoices"
+    else:
+        for sub in book.subscriptions:
+            state = sub.state_at(at)
+            if state is not None:
+                groups[by_state(sub, state)].append(sub)
+        field = "subscriptions"
     parts = []
-    for key, invoices in groups.items():
+    for key, records in groups.items():
+        if field == "invoices":
+            sub_book = attrs.evolve(book, invoices=tuple(records))
+        else:
+            sub_book = attrs.evolve(book, subscriptions=tuple(records))
         part = analyse(
-            attrs.evolve(book, invoices=tuple(invoices)),
+            sub_book,
             currency=analysis.currency,
             policy=analysis.policy,
             source=analysis.source,
