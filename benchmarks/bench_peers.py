@@ -57,14 +57,19 @@ from revcrm.io import read_csv, read_lines
 from revcrm.metrics import analyse
 try:
     from revcrm._ledger import analyse_lines
+    where = "_ledger"
 except ImportError:
-    analyse_lines = None
+    try:
+        from revcrm.metrics._engine import analyse_lines
+        where = "metrics._engine"
+    except ImportError:
+        analyse_lines = None
 path, start, end, columns = sys.argv[1], date.fromisoformat(sys.argv[2]), \\
     date.fromisoformat(sys.argv[3]), json.loads(sys.argv[4])
 t0 = time.perf_counter()
 if analyse_lines is not None:
     lines = read_lines(path, columns=columns, timezone="UTC", period_end_inclusive=True).lines
-    how = "read_lines -> _ledger.analyse_lines"
+    how = f"read_lines -> {where}.analyse_lines"
     t1 = time.perf_counter()
     a = analyse_lines(lines, currency="USD")
 else:
