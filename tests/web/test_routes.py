@@ -579,8 +579,9 @@ def test_a_slow_book_wide_page_says_it_is_being_computed(crm: CRM, who: Who) -> 
         time.sleep(0.05)
     assert "Net cash by product" in page
     client.get("/leads")
+    client.get("/customers/cus_000018")
     cached = set(web.cache._values)
-    assert {"analytics:en_US", "funnel"} <= cached
+    assert {"analytics:en_US", "funnel", "ltv_baseline"} <= cached
     # A note changes no cached figure; a lead changes the funnel; a merge, anything.
     _post(client, "/customers/cus_000018", "/customers/cus_000018/notes", {"body": "x"})
     assert set(web.cache._values) == cached
@@ -590,3 +591,14 @@ def test_a_slow_book_wide_page_says_it_is_being_computed(crm: CRM, who: Who) -> 
     data = {"secondary_id": "cus_000019", "confirm": "1"}
     _post(client, "/customers/cus_000018", "/customers/cus_000018/merge", data)
     assert web.cache._values == {}
+
+
+def test_the_profile_page_shows_the_facades_profile(client: TestClient, crm: CRM) -> None:
+    # The page reads the book-wide LTV baseline once (cached); the figures must be the
+    # facade's own, segments included.
+    from revcrm.export import to_jsonable
+
+    for customer_id in ("cus_000002", "cus_000020", "cus_000033"):
+        shown = client.get(f"/customers/{customer_id}/export.json").json()
+        expected = to_jsonable(crm.customers.profile(customer_id), locale="en_US")
+        assert shown == expected
