@@ -174,8 +174,9 @@ def canonical(value: Decimal) -> Decimal:
     if not value:
         return _ZERO_AMOUNT
     reduced = value.normalize(_EXACT)
-    if reduced.as_tuple().exponent > 0:  # type: ignore[operator]
-        # normalize() writes 10 as 1E+1; a whole number is spelt out instead.
+    # normalize() writes 10 as 1E+1; a whole number is spelt out instead. (Cheap tests
+    # first: Money is built on every arithmetic step.)
+    if reduced.adjusted() > 0 and reduced == reduced.to_integral_value(context=_EXACT):
         reduced = reduced.quantize(_ONE, context=_EXACT)
     return reduced
 
@@ -342,10 +343,11 @@ class Money:
         return self.amount == 0
 
     def __repr__(self) -> str:
-        return f"Money('{self.amount}', '{self.currency}')"
+        return f"Money('{self.amount:f}', '{self.currency}')"
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency}"
+        # Fixed-point, never an exponent (Decimal's str writes 0.0000001 as 1E-7).
+        return f"{self.amount:f} {self.currency}"
 
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)

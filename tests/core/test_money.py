@@ -121,7 +121,7 @@ class TestConstruction:
         m = Money(written, "USD")
         assert str(m.amount) == canonical
         assert m.amount.as_tuple() == Decimal(canonical).as_tuple()
-        assert str(m) == f"{canonical} USD"
+        assert str(m) == f"{Decimal(canonical):f} USD"  # fixed-point, never an exponent
         assert hash(m) == hash(Money(canonical, "USD"))
         assert m == Money(canonical, "USD")
 
@@ -132,6 +132,11 @@ class TestConstruction:
         padded = Money(m.amount * (Decimal("1.00") if places < 190 else 1), m.currency)
         assert padded == m
         assert (str(padded), repr(padded)) == (str(m), repr(m))
+
+    def test_str_and_repr_never_use_an_exponent(self) -> None:
+        assert str(Money("0.0000001", "USD")) == "0.0000001 USD"
+        assert repr(Money("1E-7", "EUR")) == "Money('0.0000001', 'EUR')"
+        assert eval(repr(Money("1E-40", "USD"))) == Money("1E-40", "USD")
 
     def test_rounded_amount_keeps_the_minor_units(self) -> None:
         assert str(Money("10", "USD").rounded_amount()) == "10.00"
