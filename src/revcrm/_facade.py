@@ -65,6 +65,7 @@ from revcrm.segments import (
 from revcrm.storage._crm import ERASED_TEXT, CRMStore, TagRepository
 from revcrm.storage._protocols import Store
 from revcrm.storage._query import (
+    CustomerQuery,
     CustomerRow,
     CustomerSort,
     Direction,
@@ -517,7 +518,7 @@ class _Customers(_Service):
             ids = matching if ids is None else ids & matching
         elif segment is not None:
             builtin = as_enum(Segment, _segment_name(segment), "segment")
-        page = crm.store.customers.page(
+        query = CustomerQuery.of(
             as_of=at,
             currency=crm.reporting_currency,
             search=search,
@@ -533,6 +534,7 @@ class _Customers(_Service):
             limit=limit,
             cursor=cursor,
         )
+        page = crm.store.customers.query(query)
         page_ids = [r.id for r in page.items]
         if in_store:
             segments = crm.store.segments_of(

@@ -15,12 +15,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final, Generic, TypeVar
 
+import attrs
+
 from revcrm._book import Book
 from revcrm._money import FxRates, Money, check_currency, money_sum
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
 from revcrm._time import as_moment, as_of_moment
-from revcrm.crm._services import CustomerStatus
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
@@ -38,9 +39,9 @@ from revcrm.storage._protocols import CurrentState
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
+    CustomerPages,
     CustomerQuery,
     CustomerRow,
-    CustomerSort,
     CustomerSummary,
     Direction,
     ImportResult,
@@ -51,7 +52,6 @@ from revcrm.storage._query import (
     StoreDashboard,
     Versioned,
     cursor_secret,
-    query_as_of,
     read_ids,
     read_period,
     read_records,
@@ -565,56 +565,15 @@ def _dated_filter(q: RecordQuery, when: Callable[[Any], datetime]) -> Callable[[
     return keep
 
 
-class _Customers(_Repo[Customer]):
+class _Customers(_Repo[Customer], CustomerPages):
     kind = "customer"
 
     def delete(self, id: str, *, cascade: bool = False) -> int:
         read_text(id, "id")
         return _delete_customer(self._store, id, cascade=cascade)
 
-    def page(
-        self,
-        *,
-        as_of: date | datetime | None = None,
-        currency: str,
-        search: str | None = None,
-        owner_id: str | None = None,
-        referral_source: str | None = None,
-        registered_from: date | datetime | None = None,
-        registered_before: date | datetime | None = None,
-        paying: bool | None = None,
-        has_active_services: bool | None = None,
-        customer_ids: Iterable[str] | None = None,
-        status: CustomerStatus | str | None = None,
-        product_id: str | None = None,
-        segment: Segment | str | None = None,
-        segment_config: SegmentConfig = DEFAULT_CONFIG,
-        sort: CustomerSort | str = CustomerSort.NAME,
-        direction: Direction | str = Direction.ASC,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page[CustomerRow]:
-        q = CustomerQuery(
-            as_of=query_as_of(as_of, cursor),
-            currency=currency,
-            search=search,
-            owner_id=owner_id,
-            referral_source=referral_source,
-            registered_from=registered_from,
-            registered_before=registered_before,
-            paying=paying,
-            has_active_services=has_active_services,
-            customer_ids=customer_ids,
-            status=status,
-            product_id=product_id,
-            segment=segment,
-            segment_config=segment_config,
-            sort=sort,
-            direction=direction,
-            limit=limit,
-            cursor=cursor,
-            secret=self._store._secret,
-        )
+    def query(self, q: CustomerQuery) -> Page[CustomerRow]:
+        q = attrs.evolve(q, secret=self._store._secret)  # cursors carry this store's key
         store = self._store
         with store._lock:
             return ref.list_customers(store._current_book(), q, store.policy, store._segmentation)

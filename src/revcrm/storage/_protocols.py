@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, Unpack
 
 import attrs
 
@@ -42,15 +42,15 @@ from revcrm._book import Book
 from revcrm._money import FxRates, Money
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange, SubscriptionState
-from revcrm.crm._services import CustomerStatus
 from revcrm.metrics import MetricsPolicy, MrrPoint
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
 from revcrm.segments._segments import LtvBaseline, SegmentCounts
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
+    CustomerOptions,
+    CustomerQuery,
     CustomerRow,
-    CustomerSort,
     CustomerSummary,
     Direction,
     ImportResult,
@@ -115,33 +115,19 @@ class CustomerRepository(Repository[Customer], Protocol):
         """
         ...
 
-    def page(
-        self,
-        *,
-        as_of: date | datetime | None = None,
-        currency: str,
-        search: str | None = None,
-        owner_id: str | None = None,
-        referral_source: str | None = None,
-        registered_from: date | datetime | None = None,
-        registered_before: date | datetime | None = None,
-        paying: bool | None = None,
-        has_active_services: bool | None = None,
-        customer_ids: Iterable[str] | None = None,
-        status: CustomerStatus | str | None = None,
-        product_id: str | None = None,
-        segment: Segment | str | None = None,
-        segment_config: SegmentConfig = DEFAULT_CONFIG,
-        sort: CustomerSort | str = CustomerSort.NAME,
-        direction: Direction | str = Direction.ASC,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page[CustomerRow]:
-        """The customer list (see :class:`~revcrm.storage.CustomerQuery` for the options).
+    def query(self, q: CustomerQuery) -> Page[CustomerRow]:
+        """The customer list of ``q`` (its cursor is checked with the store's own key).
+
+        The page says which moment it used (``Page.as_of``: ``q.as_of``).
+        """
+        ...
+
+    def page(self, **options: Unpack[CustomerOptions]) -> Page[CustomerRow]:
+        """``query(CustomerQuery.of(**options))``: the customer list by keywords
+        (:class:`~revcrm.storage.CustomerPages` implements it over :meth:`query`).
 
         ``as_of=None`` takes the moment from ``cursor`` (the page before's ``as_of``);
-        without a cursor it is a ValidationError: a store never reads the clock. The page
-        says which moment it used (``Page.as_of``).
+        without a cursor it is a ValidationError: a store never reads the clock.
         """
         ...
 

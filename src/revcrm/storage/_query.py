@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Required, TypedDict, TypeVar, Unpack
 
 import attrs
 
@@ -43,6 +43,8 @@ __all__ = [
     "MAX_LIMIT",
     "CashMonth",
     "CustomerFlow",
+    "CustomerOptions",
+    "CustomerPages",
     "CustomerQuery",
     "CustomerRow",
     "CustomerSort",
@@ -455,6 +457,34 @@ def _scope(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class _ListOptions(TypedDict, total=False):
+    currency: Required[str]
+    search: str | None
+    owner_id: str | None
+    referral_source: str | None
+    registered_from: date | datetime | None
+    registered_before: date | datetime | None
+    paying: bool | None
+    has_active_services: bool | None
+    customer_ids: Iterable[str] | None
+    status: CustomerStatus | str | None
+    product_id: str | None
+    segment: Segment | str | None
+    segment_config: SegmentConfig
+    sort: CustomerSort | str
+    direction: Direction | str
+    limit: int
+    cursor: str | None
+
+
+class CustomerOptions(_ListOptions, total=False):
+    """The customer list's options as callers pass them (``store.customers.page(**options)``,
+    :meth:`CustomerQuery.of`): the one place this call shape is written. Only
+    ``currency`` is required; each option is described on :class:`CustomerQuery`."""
+
+    as_of: date | datetime | None
+
+
 @attrs.frozen(kw_only=True)
 class CustomerQuery:
     """Options of the customer list: money columns at ``as_of`` in ``currency``.
@@ -496,6 +526,20 @@ class CustomerQuery:
     #: pass their own.
     secret: bytes = attrs.field(default=b"", repr=False, eq=False)
 
+    @classmethod
+    def of(
+        cls,
+        *,
+        as_of: date | datetime | None = None,
+        secret: bytes = b"",
+        **options: Unpack[_ListOptions],
+    ) -> CustomerQuery:
+        """The query of these options (see :class:`CustomerOptions`); ``as_of=None`` (or
+        left out) takes the moment from ``cursor``, and without a cursor is a
+        ValidationError: a store never reads the clock."""
+        at = query_as_of(as_of, options.get("cursor"))
+        return cls(as_of=at, secret=secret, **options)
+
     def __attrs_post_init__(self) -> None:
         for name in ("paying", "has_active_services"):
             v = getattr(self, name)
@@ -534,6 +578,20 @@ class CustomerQuery:
     def next_cursor(self, value: SortValue, key: str) -> str:
         """The cursor of the page after the row with sort ``value`` and id ``key``."""
         return encode_cursor(self.scope, value, key, secret=self.secret, as_of=self.as_of)
+
+
+class CustomerPages:
+    """``page(**options)`` over ``query(q)``: a store's customer repository implements
+    :meth:`query` and inherits the keyword call shape from here (so do hosts
+    implementing :class:`~revcrm.storage.CustomerRepository`, if they like)."""
+
+    def query(self, q: CustomerQuery) -> Page[CustomerRow]:
+        raise NotImplementedError
+
+    def page(self, **options: Unpack[CustomerOptions]) -> Page[CustomerRow]:
+        """The customer list: ``query(CustomerQuery.of(**options))`` (see
+        :class:`CustomerQuery` for the options)."""
+        return self.query(CustomerQuery.of(**options))
 
 
 def _config_key(config: SegmentConfig) -> str:

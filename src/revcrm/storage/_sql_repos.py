@@ -8,6 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -15,13 +16,11 @@ from revcrm._money import FxRates, Money, check_currency
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
 from revcrm._time import as_moment
-from revcrm.crm._services import CustomerStatus
 from revcrm.errors import (
     ConflictError,
     NotFoundError,
     ValidationError,
 )
-from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
 from revcrm.storage._codec import (
     decode_state,
     prepare,
@@ -33,15 +32,14 @@ from revcrm.storage._memory import (
 )
 from revcrm.storage._protocols import CurrentState
 from revcrm.storage._query import (
+    CustomerPages,
     CustomerQuery,
     CustomerRow,
-    CustomerSort,
     Direction,
     ImportResult,
     Page,
     RecordQuery,
     Versioned,
-    query_as_of,
     read_text,
 )
 from revcrm.storage._sql_core import SQLCore
@@ -114,55 +112,14 @@ class _Repo(Generic[_R]):
         return page
 
 
-class SQLCustomers(_Repo[Customer]):
+class SQLCustomers(_Repo[Customer], CustomerPages):
     def delete(self, id: str, *, cascade: bool = False) -> int:
         read_text(id, "id")
         return delete_customer_sql(self._store, id, cascade=cascade)
 
-    def page(
-        self,
-        *,
-        as_of: date | datetime | None = None,
-        currency: str,
-        search: str | None = None,
-        owner_id: str | None = None,
-        referral_source: str | None = None,
-        registered_from: date | datetime | None = None,
-        registered_before: date | datetime | None = None,
-        paying: bool | None = None,
-        has_active_services: bool | None = None,
-        customer_ids: Iterable[str] | None = None,
-        status: CustomerStatus | str | None = None,
-        product_id: str | None = None,
-        segment: Segment | str | None = None,
-        segment_config: SegmentConfig = DEFAULT_CONFIG,
-        sort: CustomerSort | str = CustomerSort.NAME,
-        direction: Direction | str = Direction.ASC,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page[CustomerRow]:
-        q = CustomerQuery(
-            as_of=query_as_of(as_of, cursor),
-            currency=currency,
-            search=search,
-            owner_id=owner_id,
-            referral_source=referral_source,
-            registered_from=registered_from,
-            registered_before=registered_before,
-            paying=paying,
-            has_active_services=has_active_services,
-            customer_ids=customer_ids,
-            status=status,
-            product_id=product_id,
-            segment=segment,
-            segment_config=segment_config,
-            sort=sort,
-            direction=direction,
-            limit=limit,
-            cursor=cursor,
-            secret=self._store._secret,
-        )
-        return self._store._customer_page(q)
+    def query(self, q: CustomerQuery) -> Page[CustomerRow]:
+        # Cursors carry this store's key, whatever the caller's query says.
+        return self._store._customer_page(attrs.evolve(q, secret=self._store._secret))
 
 
 class SQLProducts(_Repo[Product]):
