@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what tests need into .venv, starts a throwaway
 # PostgreSQL and makes sure a headless Chromium is there, then runs pytest (hypothesis,
-# coverage floor 90%) on both cores, mypy --strict and ruff.
+# coverage floor 90%) on both cores, mypy --strict, ruff and the import contracts.
 # .ci/run calls exactly this script. With CI=true a missing PostgreSQL or Chromium is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +27,9 @@ if [ "$status" -eq 0 ]; then
 fi
 if [ "$status" -eq 0 ]; then
   .venv/bin/python -m ruff check src tests benchmarks examples || status=$?
+fi
+if [ "$status" -eq 0 ]; then
+  # The import contracts (layers, no cycles) in .importlinter.
+  .venv/bin/lint-imports || status=$?
 fi
 exit "$status"
