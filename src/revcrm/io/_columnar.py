@@ -91,14 +91,17 @@ class _Column:
     def _encode(self) -> None:
         if self._codes is not None:
             return
-        encoded = self.arrow.dictionary_encode()
-        uniques = encoded.dictionary.to_pylist()
-        codes = _numpy_ints(encoded.indices)
-        if encoded.indices.null_count:
-            codes[_nulls(encoded.indices)] = len(uniques)
+        # One memo over the chunks: every chunk's codes index the last chunk's dictionary.
+        chunks = self.arrow.dictionary_encode().chunks
+        uniques = chunks[-1].dictionary.to_pylist() if chunks else []
+        parts = [_numpy_ints(c.indices) for c in chunks]
+        codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if any(c.indices.null_count for c in chunks):
+            codes[np.concatenate([_nulls(c.indices) for c in chunks])] = len(uniques)
             uniques.append(None)
         self._codes = codes
         self._uniques = uniques
+        self.arrow = None  # the text is no longer needed
 
     def nul_rows(self) -> npt.NDArray[np.bool_] | None:
         """Rows whose text holds a NUL, straight from an Arrow string column (whose text is
@@ -110,17 +113,17 @@ class _Column:
             self.arrow.type
         ):
             return None
-        arr = self.arrow
-        offsets, data = arr.buffers()[1:3]
-        if data is not None and len(arr):
+        for arr in self.arrow.chunks:
+            offsets, data = arr.buffers()[1:3]
+            if data is None or not len(arr):
+                continue
             kind = np.int64 if pa.types.is_large_string(arr.type) else np.int32
             bounds = np.frombuffer(offsets, dtype=kind, count=len(arr) + 1,
                                    offset=arr.offset * np.dtype(kind).itemsize)  # fmt: skip
             text = np.frombuffer(data, dtype=np.uint8)[int(bounds[0]) : int(bounds[-1])]
-            if not (text == 0).any():
-                return np.zeros(len(arr), dtype=np.bool_)
-            return None  # some text holds a NUL: the distinct cells say which
-        return np.zeros(len(arr), dtype=np.bool_)
+            if (text == 0).any():
+                return None  # some text holds a NUL: the distinct cells say which
+        return np.zeros(sum(len(c) for c in self.arrow.chunks), dtype=np.bool_)
 
 
 # Arrow buffers read directly: pyarrow's own conversions (to_numpy, compute) import pandas.
@@ -195,7 +198,7 @@ def _encode_arrow_table(
         col = table.column(name)
         if pa.types.is_dictionary(col.type):
             col = col.cast(col.type.value_type)
-        columns[name] = _Column(arrow=col.combine_chunks())
+        columns[name] = _Column(arrow=col)
     return _Table(header, int(table.num_rows), columns, first_row, engine)
 
 
