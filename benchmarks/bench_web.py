@@ -7,10 +7,11 @@ minutes at 20,000 customers on a shared 2-core machine) once into
 ``benchmarks/.results/web-demo-<n>.sqlite`` and reuses it. Each page is requested in
 process through the ASGI test client (no network; the figure is the app's own time plus
 a millisecond of client overhead), ``--requests`` times after one warm-up request, and
-p50 / p95 / max are printed. Pages whose book-wide figures are cached (dashboard
-renewals, segments, the funnel, analytics) print their cold first request too: that is
-the build a request triggers after ``cache_seconds`` or after a write. The target is
-100 ms per page (issue 17); nothing is asserted.
+p50 / p95 / max are printed. Book-wide figures are cached (``cache_seconds``): the one
+read of the whole book with its MRR analysis is timed first, then the pages that use
+cached figures (dashboard, segments, leads' funnel, analytics) print their cold first
+request after that read (their own build), then every page is measured warm. The
+target is 100 ms per page (issue 17); nothing is asserted.
 """
 
 from __future__ import annotations
@@ -53,9 +54,16 @@ def main() -> int:
     crm = open_crm(f"sqlite:///{db}")
     staff = Staff(id="bench", name="Bench", role="admin")
     app = create_app(crm, authenticate=lambda _r: staff, cache_seconds=3600)
+    web = app.state.revcrm_web
     # The benchmark waits for a cold build instead of getting the "being computed" page.
-    app.state.revcrm_web.cache.wait = 3600.0
+    web.cache.wait = 3600.0
     client = TestClient(app, follow_redirects=False)
+    # The book-wide figures share one read of the book and one MRR analysis; built in a
+    # worker thread of the server process, it holds the GIL against every other request
+    # while it runs, so it is timed on its own first and the pages are measured after.
+    start = time.perf_counter()
+    web.cache.book(crm)
+    book_read = time.perf_counter() - start
     customers = crm.store.customers.count()
     ids = [r.id for r in crm.customers.list(sort="mrr", direction="desc", limit=50)]
     first = client.get("/customers")
@@ -82,13 +90,20 @@ def main() -> int:
         f"{args.requests} requests per page; milliseconds"
     )
     print(f"{'page':<30}{'cold':>9}{'p50':>9}{'p95':>9}{'max':>9}  target {TARGET_MS:.0f} ms")
-    for label, urls, cached in pages:
+    print(f"{'book read + MRR analysis':<30}{_ms(book_read)}  (once per cache_seconds)")
+    colds: dict[str, float] = {}
+    for label, urls, _cached in pages:
         start = time.perf_counter()
         r = client.get(urls[0])
-        cold = time.perf_counter() - start
+        colds[label] = time.perf_counter() - start
         if r.status_code != 200:
             print(f"{label}: HTTP {r.status_code}", file=sys.stderr)
             return 1
+    # The dashboard's renewals card is built in the background: wait for it.
+    while "MRR renewing" not in client.get("/").text:
+        time.sleep(0.2)
+    for label, urls, cached in pages:
+        cold = colds[label]
         times = []
         for k in range(args.requests):
             url = urls[k % len(urls)]

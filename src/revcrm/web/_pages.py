@@ -87,7 +87,7 @@ def _renewals(ctx: Ctx) -> tuple[int, Any] | None:
         return d.renewals_count, d.renewals_mrr
 
     # The rest of the dashboard does not wait long for this one card.
-    value = ctx.web.cache.get("renewals", build, wait=1.0)
+    value = ctx.web.cache.get("renewals", build, wait=0.5)
     return value if isinstance(value, tuple) else None
 
 
