@@ -62,7 +62,7 @@ from revcrm.segments import (
     SegmentCounts,
     segmentation,
 )
-from revcrm.storage._crm import ERASED_TEXT, CRMStore, TagRepository
+from revcrm.storage._crm import ERASED_TEXT, CRMStore, TagRepository, customer_rows
 from revcrm.storage._protocols import Store
 from revcrm.storage._query import (
     CustomerQuery,
@@ -264,10 +264,8 @@ class CRM:
                 store.transactions.upsert(attrs.evolve(t, customer_id=primary_id))
             for c in credits:
                 store.credits.upsert(attrs.evolve(c, customer_id=primary_id))
-            notes = self.crm.notes.rehome(secondary_id, primary_id)
-            self.crm.contacts.rehome(secondary_id, primary_id)
-            self.crm.calls.rehome(secondary_id, primary_id)
-            self.crm.intake.rehome(secondary_id, primary_id)
+            moved = [rows.rehome(secondary_id, primary_id) for rows in customer_rows(self.crm)]
+            notes = moved[0]  # customer_rows starts with the notes, whose count is reported
             tags = self._merge_tags(primary_id, secondary_id, moment, staff_id)
             leads = 0
             if self.crm.leads.lead_for_customer(primary_id) is None:
@@ -367,14 +365,9 @@ class CRM:
         with self.store.transaction(), self.crm.transaction():
             self._erase_lead(customer_id)
             if mode == "delete":
-                for repo in (
-                    self.crm.notes,
-                    self.crm.contacts,
-                    self.crm.calls,
-                    self.crm.tags,
-                    self.crm.intake,
-                ):
-                    repo.delete_customer(customer_id)
+                for rows in customer_rows(self.crm):
+                    rows.delete_customer(customer_id)
+                self.crm.tags.delete_customer(customer_id)
                 self.store.customers.delete(customer_id, cascade=True)
             else:
                 self._anonymise(customer, staff_id)
@@ -403,10 +396,8 @@ class CRM:
                 # metric) stays as it was.
                 details = tuple((key, ERASED_TEXT) for key, _ in sub.details)
                 self.store.subscriptions.upsert(attrs.evolve(sub, details=details))
-        self.crm.notes.erase_customer(customer_id)
-        self.crm.contacts.erase_customer(customer_id)
-        self.crm.calls.erase_customer(customer_id)
-        self.crm.intake.erase_customer(customer_id)
+        for rows in customer_rows(self.crm):
+            rows.erase_customer(customer_id)
         if staff_id is not None:
             # Who erased, and when, stays on the timeline (the text names no one).
             self.notes.add(customer_id, "Personal data erased.", author_id=staff_id)

@@ -78,6 +78,7 @@ __all__ = [
     "LeadRepository",
     "NoteRepository",
     "TagRepository",
+    "customer_rows",
 ]
 
 
@@ -319,6 +320,24 @@ class CRMStore(Protocol):
         open transaction): SQLite check-points and truncates its write-ahead log,
         PostgreSQL vacuums the CRM tables, the in-memory store has nothing to do."""
         ...
+
+
+class CustomerRows(Protocol):
+    """A repository holding rows of a customer that a merge moves, an erase anonymises and
+    a delete removes."""
+
+    def rehome(self, from_customer: str, to_customer: str) -> int: ...
+
+    def erase_customer(self, customer_id: str) -> int: ...
+
+    def delete_customer(self, customer_id: str) -> int: ...
+
+
+def customer_rows(store: CRMStore) -> tuple[CustomerRows, ...]:
+    """The repositories with rows of a customer, in the order the facade treats them.
+    Tags (a log only a delete removes; a merge replays it) and leads (rules of their
+    own) are not among them."""
+    return (store.notes, store.contacts, store.calls, store.intake)
 
 
 # -- in memory --------------------------------------------------------------------------------

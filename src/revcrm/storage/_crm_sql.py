@@ -166,6 +166,12 @@ class SQLCRMStore:
     def engine(self) -> Engine:
         return self._engine
 
+    @property
+    def database(self) -> Database:
+        """The database object whose units of work this store runs in (the billing
+        store's when joined to one)."""
+        return self._db
+
     def __repr__(self) -> str:
         url = self._engine.url.render_as_string(hide_password=True)
         joined = ", billing=SQLStore" if self._billing is not None else ""
