@@ -31,7 +31,7 @@ HEADER = [
 ]  # fmt: skip
 CELLS: dict[str, list[str]] = {
     "invoice_id": ["in_1", "in_2", "in_3", "in_4", " in_1", ""],
-    "customer_id": ["cus_a", "cus_b", " cus_a ", ""],
+    "customer_id": ["cus_a", "cus_b", "cus c", " cus_a ", ""],
     "amount": ["10.00", "25.5", "-3.50", "-30", "0", "7", "1.005", "abc", "", "1E+2",
                "99999999999999999999.5", "-0.00"],
     "currency": ["usd", "EUR", "JPY", "xxx", ""],
@@ -49,7 +49,7 @@ CELLS: dict[str, list[str]] = {
 # Mostly good cells: a few bad ones make errors without making every row bad.
 GOOD = {field: [v for v in values if v in _good] for field, values, _good in (
     ("invoice_id", CELLS["invoice_id"], {"in_1", "in_2", "in_3", "in_4"}),
-    ("customer_id", CELLS["customer_id"], {"cus_a", "cus_b"}),
+    ("customer_id", CELLS["customer_id"], {"cus_a", "cus_b", "cus c"}),
     ("amount", CELLS["amount"], {"10.00", "25.5", "7", "1.005", "-3.50", "-30"}),
     ("currency", CELLS["currency"], {"usd", "EUR"}),
     ("issued_at", CELLS["issued_at"], {"2024-01-01", "2024-01-01T10:00:00Z"}),

@@ -383,6 +383,7 @@ class _Parse:
 
 
 _SPACE: Final = re.compile(r"\s")
+_ASCII_BLANKS: Final = tuple(chr(c) for c in range(128) if chr(c).isspace())
 _EDGE: Final = re.compile(r"\s\x00|\x00\s")
 
 
@@ -397,7 +398,11 @@ def _plain_ids(values: list[Any]) -> bool:
         return False
     if not (text.isascii() or _encodes(text)):
         return False  # a lone surrogate
-    if _SPACE.search(text) is None:
+    if text.isascii():
+        spaced = any(blank in text for blank in _ASCII_BLANKS)  # a few fast scans, no regex
+    else:
+        spaced = _SPACE.search(text) is not None
+    if not spaced:
         return True
     return not (text[0].isspace() or text[-1].isspace()) and _EDGE.search(text) is None
 
