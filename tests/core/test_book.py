@@ -35,12 +35,9 @@ from revcrm.errors import (
 )
 from revcrm.metrics import MetricsPolicy, mrr, subscription_mrr
 from revcrm.testing import strategies as S
+from tests._builders import t
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def t(y: int, m: int, d: int) -> datetime:
-    return datetime(y, m, d, tzinfo=UTC)
 
 
 def cust(id: str = "c1") -> Customer:
@@ -347,8 +344,13 @@ def test_a_credit_entry_naming_an_invoice_is_in_its_currency() -> None:
 
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     invoice = Invoice(
-        id="i1", customer_id="a", currency="USD", issued_at=t0, due_date=date(2024, 1, 10),
-        status="open", lines=[InvoiceLine(kind="one_off", amount=Money("10", "USD"))],
+        id="i1",
+        customer_id="a",
+        currency="USD",
+        issued_at=t0,
+        due_date=date(2024, 1, 10),
+        status="open",
+        lines=[InvoiceLine(kind="one_off", amount=Money("10", "USD"))],
     )
     entry = CreditEntry(
         id="c2", customer_id="a", amount=Money("-1", "EUR"), reason="r", at=t0, invoice_id="i1"

@@ -17,12 +17,9 @@ from revcrm import (
 )
 from revcrm._money import money_sum
 from revcrm.testing import strategies as S
+from tests._builders import usd
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def usd(a: str) -> Money:
-    return Money(a, "USD")
 
 
 def test_line_net_and_total() -> None:

@@ -21,17 +21,10 @@ from revcrm import (
 )
 from revcrm.errors import ValidationError
 from revcrm.testing import strategies as S
+from tests._builders import t, usd
 
 Status = SubscriptionStatus
 USD = "USD"
-
-
-def t(y: int, m: int, d: int, h: int = 0) -> datetime:
-    return datetime(y, m, d, h, tzinfo=UTC)
-
-
-def usd(amount: str) -> Money:
-    return Money(amount, USD)
 
 
 def basic(**kw: object) -> Subscription:

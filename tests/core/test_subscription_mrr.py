@@ -12,17 +12,10 @@ from revcrm import BillingCycle, Discount, DiscountDuration, Money, Subscription
 from revcrm.metrics import MetricsPolicy, monthly_amount, subscription_mrr
 from revcrm.metrics._mrr import scheduled_end
 from revcrm.testing import strategies as S
+from tests._builders import t, usd
 
 Status = SubscriptionStatus
 STRIPE = MetricsPolicy.stripe()
-
-
-def t(y: int, m: int, d: int, h: int = 0) -> datetime:
-    return datetime(y, m, d, h, tzinfo=UTC)
-
-
-def usd(amount: str) -> Money:
-    return Money(amount, "USD")
 
 
 def start(

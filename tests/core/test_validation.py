@@ -32,13 +32,10 @@ from revcrm import (
 from revcrm.errors import ValidationError
 from revcrm.metrics import mrr, subscription_mrr
 from revcrm.testing import strategies as S
+from tests._builders import usd
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T1 = datetime(2024, 2, 1, tzinfo=UTC)
-
-
-def usd(amount: str | int) -> Money:
-    return Money(amount, "USD")
 
 
 def sub(**kw: Any) -> Subscription:

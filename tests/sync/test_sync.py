@@ -36,13 +36,10 @@ from revcrm.sync import (
     service_status,
 )
 from revcrm.testing._sync_strategies import Observation, service_observations
+from tests._builders import usd
 
 USD = "USD"
 NY = "America/New_York"
-
-
-def usd(amount: str) -> Money:
-    return Money(amount, USD)
 
 
 @pytest.fixture(params=["memory", "sqlite"])
