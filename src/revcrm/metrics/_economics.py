@@ -6,7 +6,9 @@ Conventions shared by every function here (see ``docs/metrics-economics.md``):
 * Rates and ratios are :class:`~decimal.Decimal`, exact when the quotient terminates and
   otherwise carrying ``DIVISION_PRECISION`` significant digits; they are ``None`` when
   the denominator is zero (no customers, no spend, no responses), never 0 and never an
-  exception.
+  exception. A function answering one rate returns a :class:`Rate` with ``value``.
+* ARPA and ASP take a book or an :class:`MrrAnalysis` (so an invoice-sourced analysis
+  counts), at a moment or over a period; LTV takes a churn rate or a lifespan.
 * Results are small frozen values that keep their inputs (numerator and denominator),
   so a report can show how a figure was obtained.
 """
