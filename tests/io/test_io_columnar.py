@@ -131,7 +131,7 @@ OPTIONS = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_rows(), OPTIONS)
 def test_read_lines_equals_read_csv_on_generated_files(
     rows: list[list[str]], options: dict[str, Any]
