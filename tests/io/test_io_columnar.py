@@ -259,3 +259,33 @@ def test_an_amount_beyond_int64_is_refused(tmp_path: Path) -> None:
     assert read_csv(path, kind="invoice_lines", columns=COLUMNS, timezone="UTC").ok
     with pytest.raises(ValidationError, match="int64"):
         read_lines(path, columns=COLUMNS, timezone="UTC")
+
+
+def test_a_typed_frame_reads_as_from_frame_reads_it() -> None:
+    frame = pd.DataFrame(
+        {
+            "invoice_id": ["i1", "i1", "i2"],
+            "customer_id": ["c", "c", "d"],
+            "amount": [Decimal("10.00"), Decimal("-2.5"), Decimal("7")],
+            "currency": ["eur", "eur", "usd"],
+            "issued_at": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-02-03"]).tz_localize(
+                "UTC"
+            ),
+            "status": ["paid", "paid", "open"],
+            "period_start": [datetime(2024, 1, 1).date(), None, datetime(2024, 2, 3).date()],
+            "period_end": [datetime(2024, 2, 1).date(), None, datetime(2024, 3, 3).date()],
+            "quantity": [1, 1, 2],
+        }
+    )
+    book = from_frame(frame, kind="invoice_lines", timezone="Europe/Berlin").book
+    expected = sorted(LineColumns.from_book(book).rows())
+    for table in (frame, pa.Table.from_pandas(frame, preserve_index=False)):
+        report = read_lines(table, timezone="Europe/Berlin")
+        assert report.engine == "arrow"
+        assert sorted(report.lines.rows()) == expected
+    # Berlin midnight is 23:00 UTC the day before; the credit line comes off the charge.
+    assert expected[0][3:] == (
+        datetime(2023, 12, 31, 23, tzinfo=UTC),
+        datetime(2024, 1, 31, 23, tzinfo=UTC),
+        Decimal("7.50"),
+    )
