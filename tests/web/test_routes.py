@@ -602,3 +602,20 @@ def test_the_profile_page_shows_the_facades_profile(client: TestClient, crm: CRM
         shown = client.get(f"/customers/{customer_id}/export.json").json()
         expected = to_jsonable(crm.customers.profile(customer_id), locale="en_US")
         assert shown == expected
+
+
+def test_custom_segments_have_cards_and_filter_the_list(crm: CRM, who: Who) -> None:
+    from revcrm.segments import CustomSegment, referral_source
+
+    searchers = CustomSegment(
+        name="Found us by search", predicate=referral_source("search"), description="SEO"
+    )
+    client = _client(crm, who, custom_segments=[searchers])
+    html = client.get("/segments").text
+    assert "Found us by search" in html
+    assert "SEO" in html
+    r = client.get("/customers", params={"segment": "custom:Found us by search"})
+    expected = [row.id for row in crm.customers.list(segment=searchers, limit=50)]
+    assert _ids(r.text) == expected
+    assert expected
+    assert client.get("/customers", params={"segment": "custom:Nope"}).status_code == 400
