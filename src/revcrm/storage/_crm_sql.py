@@ -44,7 +44,7 @@ from revcrm.errors import (
 from revcrm.leads._lead import Lead, LeadRecord, LeadTransitionRecord
 from revcrm.leads._stages import LeadStage
 from revcrm.storage._codec import moment_from_value, moment_value
-from revcrm.storage._crm import (
+from revcrm.storage._crm_checks import (
     ERASED_TEXT,
     LeadPageQuery,
     _check_entry,

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from revcrm.crm._records import Contact, LoggedCall
 from revcrm.errors import DuplicateError, NotFoundError, ValidationError
 from revcrm.storage._codec import moment_from_value, moment_value
-from revcrm.storage._crm import read_id
+from revcrm.storage._crm_checks import read_id
 from revcrm.storage._crm_sql_tables import CRMUnits, PerCustomer
 
 __all__ = ["SQLCalls", "SQLContacts"]

@@ -21,7 +21,7 @@ from revcrm.crm._intake import (
 )
 from revcrm.errors import NotFoundError, UnknownReferenceError, ValidationError
 from revcrm.storage._codec import moment_from_value, moment_value
-from revcrm.storage._crm import (
+from revcrm.storage._crm_checks import (
     check_question,
     check_scope,
     read_flag,

@@ -16,7 +16,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from revcrm.storage._crm import ERASED_TEXT, read_id, read_pair
+from revcrm.storage._crm_checks import ERASED_TEXT, read_id, read_pair
 
 __all__ = [
     "CUSTOMER_TABLES",
