@@ -35,7 +35,7 @@ from revcrm.sync import (
     invoice_status,
     service_status,
 )
-from revcrm.testing._sync_strategies import Observation, service_observations
+from revcrm.testing.strategies._sync import Observation, service_observations
 from tests._builders import usd
 
 USD = "USD"

@@ -6,7 +6,8 @@ functions returning a :class:`~hypothesis.strategies.SearchStrategy`; keyword op
 narrow them. Import them from here; the private modules only group them by topic:
 ``_money_time`` (scalars and exchange rates), ``_catalogue`` (customers, products, plans,
 subscriptions), ``_billing`` (invoices, transactions, credits), ``_books`` (whole books,
-segment thresholds), ``_crm`` (leads, referral sources, tags) and ``_hostile``.
+segment thresholds), ``_crm`` (leads, referral sources, tags), ``_sync`` (a host's views
+of a service) and ``_hostile``.
 
 Valid values:
 
@@ -44,7 +45,6 @@ Requires hypothesis (the ``test`` extra); importing this module has no other eff
 
 from __future__ import annotations
 
-from revcrm.testing._sync_strategies import service_observations
 from revcrm.testing.strategies._billing import (
     credit_entries,
     invalid_quantities,
@@ -114,6 +114,7 @@ from revcrm.testing.strategies._money_time import (
     negative_money,
     unknown_currency_codes,
 )
+from revcrm.testing.strategies._sync import service_observations
 
 __all__ = [
     "DAYS",

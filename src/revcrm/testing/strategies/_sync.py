@@ -1,6 +1,6 @@
 """Hypothesis strategies for host sync: sequences of a host's views of one service.
 
-To be re-exported from :mod:`revcrm.testing.strategies` (``service_observations``).
+Re-exported from :mod:`revcrm.testing.strategies` (``service_observations``).
 """
 
 from __future__ import annotations
