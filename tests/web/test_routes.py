@@ -619,3 +619,23 @@ def test_custom_segments_have_cards_and_filter_the_list(crm: CRM, who: Who) -> N
     assert _ids(r.text) == expected
     assert expected
     assert client.get("/customers", params={"segment": "custom:Nope"}).status_code == 400
+
+
+def test_dashboard_cards_are_the_metrics_figures(crm: CRM, who: Who) -> None:
+    import time
+
+    from revcrm.metrics import dashboard
+
+    client = _client(crm, who, cache_seconds=60)
+    deadline = time.monotonic() + 30
+    while "MRR renewing" not in (html := client.get("/").text):  # built in the background
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pure = dashboard(crm.store.book(), as_of=crm.now(), currency="USD", policy=crm.policy)
+    store = crm.metrics.dashboard()
+    card = html.split('id="card-renewals"')[1].split("</div>")[0]
+    assert f'<p class="figure">{pure.renewals_count}</p>' in card
+    churn = html.split('id="card-churn"')[1].split("</div>")[0]
+    assert f"{pure.churn.churned} of {pure.churn.denominator} customers" in churn
+    mrr = html.split('id="card-mrr"')[1].split("</div>")[0]
+    assert f"${store.mrr.amount:,.2f}" in mrr

@@ -25,6 +25,7 @@ from revcrm.crm import (
 from revcrm.export import svg_bar_chart, svg_heatmap, svg_line_chart, svg_lines_chart
 from revcrm.export._svg import month_label
 from revcrm.leads import OPEN_STAGES, LeadStage, funnel
+from revcrm.metrics import Dashboard
 from revcrm.segments import CustomSegment, Segment
 from revcrm.storage import CustomerSort, Direction
 from revcrm.web._app import Ctx, HttpError
@@ -67,16 +68,17 @@ def _month_start(t: datetime) -> datetime:
 # -- dashboard ------------------------------------------------------------------------------
 
 
-def _renewals(ctx: Ctx) -> tuple[int, Any] | None:
-    """Services renewing in the next 30 days (count and MRR): no store call pushes this
-    down, so it is the pure dashboard's figure over the stored book, cached."""
+def _book_dashboard(ctx: Ctx) -> Dashboard | None:
+    """The pure dashboard over the stored book, for the two cards no store call pushes
+    down: customer churn this month (``customer_churn_rate``) and the renewals due in 30
+    days. Built in the background from the shared book read and cached."""
     from revcrm.metrics import dashboard as pure_dashboard
 
     crm = ctx.crm
 
-    def build() -> tuple[int, Any]:
+    def build() -> Dashboard:
         book, analysis = ctx.web.cache.book(crm)
-        d = pure_dashboard(
+        return pure_dashboard(
             book,
             analysis=analysis,
             as_of=crm.now(),
@@ -84,11 +86,10 @@ def _renewals(ctx: Ctx) -> tuple[int, Any] | None:
             policy=crm.policy,
             trend_months=1,
         )
-        return d.renewals_count, d.renewals_mrr
 
-    # The rest of the dashboard does not wait long for this one card.
+    # The rest of the dashboard does not wait long for these two cards.
     value = ctx.web.cache.get("renewals", build, wait=0.5)
-    return value if isinstance(value, tuple) else None
+    return value if isinstance(value, Dashboard) else None
 
 
 def dashboard(ctx: Ctx) -> Response:
@@ -97,8 +98,6 @@ def dashboard(ctx: Ctx) -> Response:
     if value is None:
         return ctx.render("pending.html", title="Dashboard")
     d: Any = value
-    flow = d.flow_this_month
-    churn = None if flow.at_start == 0 else Decimal(flow.lost) / Decimal(flow.at_start)
     locale = ctx.fmt.locale
     labels = [month_label(m.start, locale=locale) for m in d.trend]
     chart = svg_lines_chart(
@@ -110,7 +109,7 @@ def dashboard(ctx: Ctx) -> Response:
         currency=d.currency,
         locale=locale,
     )
-    return ctx.render("dashboard.html", d=d, churn=churn, renewals=_renewals(ctx), chart=chart)
+    return ctx.render("dashboard.html", d=d, book=_book_dashboard(ctx), chart=chart)
 
 
 # -- segments -------------------------------------------------------------------------------
