@@ -2,12 +2,13 @@
 
 Every function takes explicit moments or periods; nothing here reads the clock, the
 environment or a database. Metrics that need only MRR (``mrr``, ``arr``, ``arpa``,
-``asp``) take a book (with ``currency`` and ``policy``) or an analysis (``analyse(book,
-source="invoices")`` honours the invoice source and its policy); metrics that also read
-the book's records (breakdowns, referral sources, CAC) take the book and ``analysis=``;
-period metrics (churn, retention, cohorts) take an analysis. Money movements are signed
-(churn and contraction negative) and bare rates are :class:`Rate` results with ``value``:
-see ``docs/metrics.md``.
+``asp``, churn, retention, quick ratio, cohorts) take an analysis (``analyse(book,
+source="invoices")`` honours the invoice source and the policy it was made with) or a
+book (with ``currency`` and ``policy``, MRR from its subscriptions); metrics that also
+read the book's records (breakdowns, referral sources, CAC, customer values, the
+dashboard) take the book and ``analysis=``. Money movements are signed (churn and
+contraction negative) and single rates are :class:`Rate` results with ``value``: see
+``docs/metrics.md``.
 """
 
 from revcrm.metrics._churn import (
