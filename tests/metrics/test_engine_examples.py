@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -21,7 +21,6 @@ from revcrm import (
     Money,
     Subscription,
     SubscriptionStatus,
-    Transaction,
 )
 from revcrm.errors import MissingRateError, ValidationError
 from revcrm.metrics import (
@@ -43,14 +42,7 @@ from revcrm.metrics import (
     quick_ratio,
     revenue_retention,
 )
-
-
-def t(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
-
-
-def usd(amount: str | int) -> Money:
-    return Money(amount, "USD")
+from tests._builders import payment, t, usd
 
 
 def customer(cid: str) -> Customer:
@@ -357,33 +349,9 @@ def test_annual_invoice_is_spread_over_its_service_period_not_churned_next_month
 def test_past_due_renewals_are_not_cash() -> None:
     sub = monthly("s1", "c1", t(2024, 1, 1), "10")
     txs = [
-        Transaction(
-            id="p1",
-            customer_id="c1",
-            kind="payment",
-            status="succeeded",
-            amount=usd(10),
-            method="stripe",
-            at=t(2024, 1, 1),
-        ),
-        Transaction(
-            id="p2",
-            customer_id="c1",
-            kind="payment",
-            status="failed",
-            amount=usd(10),
-            method="stripe",
-            at=t(2024, 2, 1),
-        ),
-        Transaction(
-            id="r1",
-            customer_id="c1",
-            kind="refund",
-            status="succeeded",
-            amount=usd(3),
-            method="stripe",
-            at=t(2024, 2, 5),
-        ),
+        payment("p1", "c1", usd(10), t(2024, 1, 1)),
+        payment("p2", "c1", usd(10), t(2024, 2, 1), status="failed"),
+        payment("r1", "c1", usd(3), t(2024, 2, 5), kind="refund"),
     ]
     b = book(sub, transactions=txs)
     feb = cash_revenue(b.transactions, t(2024, 2, 1), t(2024, 3, 1), currency="USD", book=b)
@@ -529,18 +497,7 @@ def test_dashboard_figures() -> None:
     annual = Subscription.start(
         id="s2", customer_id="c2", at=t(2023, 6, 1), price=usd("1200"), cycle=BillingCycle.ANNUAL
     )
-    txs = [
-        Transaction(
-            id=f"p{m}",
-            customer_id="c1",
-            kind="payment",
-            status="succeeded",
-            amount=usd(10),
-            method="stripe",
-            at=t(2024, m, 10),
-        )
-        for m in range(1, 7)
-    ]
+    txs = [payment(f"p{m}", "c1", usd(10), t(2024, m, 10)) for m in range(1, 7)]
     b = book(sub, annual, transactions=txs)
     d = dashboard(b, as_of=t(2024, 5, 20), currency="USD")
     assert d.mrr == usd(110)

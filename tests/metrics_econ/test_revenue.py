@@ -43,6 +43,7 @@ from revcrm.metrics._revenue import (
     top_products_by_revenue,
 )
 from revcrm.testing import strategies as rs
+from tests._builders import payment
 
 from ._build import customer, eur, monthly, t, usd
 
@@ -327,42 +328,10 @@ def test_referral_sources() -> None:
         ],
         subscriptions=[monthly("s1", "a", usd(30)), monthly("s2", "d", usd(10))],
         transactions=[
-            Transaction(
-                id="t1",
-                customer_id="a",
-                kind="payment",
-                status="succeeded",
-                amount=usd(90),
-                method="stripe",
-                at=t(2024, 3, 1),
-            ),
-            Transaction(
-                id="t2",
-                customer_id="b",
-                kind="payment",
-                status="succeeded",
-                amount=usd(30),
-                method="stripe",
-                at=t(2024, 2, 1),
-            ),
-            Transaction(
-                id="t3",
-                customer_id="b",
-                kind="refund",
-                status="succeeded",
-                amount=usd(30),
-                method="stripe",
-                at=t(2024, 2, 2),
-            ),
-            Transaction(
-                id="t4",
-                customer_id="c",
-                kind="payment",
-                status="succeeded",
-                amount=usd(15),
-                method="stripe",
-                at=t(2024, 7, 1),
-            ),
+            payment("t1", "a", usd(90), t(2024, 3, 1)),
+            payment("t2", "b", usd(30), t(2024, 2, 1)),
+            payment("t3", "b", usd(30), t(2024, 2, 2), kind="refund"),
+            payment("t4", "c", usd(15), t(2024, 7, 1)),
         ],
     )
     google, none = referral_sources(book, at=AT, currency="USD")
