@@ -1,8 +1,9 @@
 """Every job of the SQL store in one class, before its repositories are attached.
 
-The jobs build on :class:`~revcrm.storage._sql_base.SQLBase` side by side (none imports
-another's module but through this one), so the repositories (``_sql_repos``) can be typed
-against the whole store without importing :mod:`revcrm.storage._sql`.
+Each job is a class over :class:`~revcrm.storage._sql_base.SQLBase` in its own module,
+importing only the jobs it builds on (writes on migrations, the customer list and the
+metrics on segments); the repositories (``_sql_repos``) are typed against this class, so
+nothing imports :mod:`revcrm.storage._sql` but the package.
 """
 
 from __future__ import annotations

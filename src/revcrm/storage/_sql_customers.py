@@ -54,7 +54,7 @@ _T = TypeVar("_T")
 
 
 class SQLCustomerList(SQLSegments):
-    """The SQL store: CustomerList."""
+    """The customer list and one customer's summary, over the segment conditions."""
 
     def _figures(
         self,

@@ -62,7 +62,7 @@ _T = TypeVar("_T")
 
 
 class SQLMetrics(SQLSegments):
-    """The SQL store: Metrics."""
+    """MRR, series, cash, customer flow and the dashboard as SQL aggregates."""
 
     def _money(self, cols: Any, name: str = "amount") -> list[ColumnElement[Any]]:
         """A money column and its limbs, to carry through a subquery."""

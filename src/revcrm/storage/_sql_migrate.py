@@ -48,7 +48,7 @@ _T = TypeVar("_T")
 
 
 class SQLMigrations(SQLBase):
-    """The SQL store: Migrations."""
+    """Schema creation, forward migrations and the rebuild of the derived tables."""
 
     def create_schema(self) -> int:
         """Create the tables (or bring them up to date); return the schema version."""

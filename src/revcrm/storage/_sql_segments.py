@@ -64,7 +64,7 @@ _T = TypeVar("_T")
 
 
 class SQLSegments(SQLBase):
-    """The SQL store: Segments."""
+    """Status, product and segment conditions at a moment; segment counts and members."""
 
     def _contains(self, t: datetime, *, scan: bool = False) -> ColumnElement[bool]:
         """Spans running at ``t``. With ``scan`` (aggregates over every customer) SQLite is

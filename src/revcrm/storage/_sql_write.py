@@ -63,7 +63,7 @@ _T = TypeVar("_T")
 
 
 class SQLWrites(SQLMigrations):
-    """The SQL store: Writes."""
+    """Upserts (one record, a batch, a whole book) and FX rate writes."""
 
     def _write(
         self,
