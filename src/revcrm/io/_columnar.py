@@ -13,10 +13,10 @@ too. Money is parsed exactly to integers at a common scale (never through a floa
 from __future__ import annotations
 
 import csv
+import gc
 import importlib
 import os
 import re
-from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from itertools import islice
@@ -157,27 +157,36 @@ class _Table:
 
 
 def _encode_python(rows: Iterator[list[str]], header: list[str], wanted: list[str]) -> _Table:
-    where = {
-        name: i for i, name in enumerate(header)
-    }  # a repeated name: the last one, as DictReader
+    where = {name: i for i, name in enumerate(header)}  # a repeated name: the last, as DictReader
     picks = [(name, where[name]) for name in wanted if name in where]
+    width = max((j for _, j in picks), default=-1) + 1
     maps: list[dict[str | None, int]] = [{} for _ in picks]
-    codes = [array("q") for _ in picks]
+    codes: list[list[npt.NDArray[np.int64]]] = [[] for _ in picks]
     count = 0
-    while True:
-        chunk = [r for r in islice(rows, _CHUNK) if r]  # DictReader skips empty rows
-        if not chunk:
-            break
-        count += len(chunk)
-        for (_, j), seen, out in zip(picks, maps, codes, strict=True):
-            cells = [r[j] if j < len(r) else None for r in chunk]
-            get = seen.setdefault
-            out.extend([get(v, len(seen)) for v in cells])
-    columns = {
-        name: _Column(np.frombuffer(out, dtype=np.int64), list(seen))
+    collecting = gc.isenabled()
+    gc.disable()  # millions of short-lived cells: collections would scan the growing tables
+    try:
+        while True:
+            chunk = [r for r in islice(rows, _CHUNK) if r]  # DictReader skips empty rows
+            if not chunk:
+                break
+            count += len(chunk)
+            full = min(map(len, chunk)) >= width
+            columns = list(zip(*chunk, strict=False)) if full else []  # rows may run longer
+            for (_, j), seen, out in zip(picks, maps, codes, strict=True):
+                cells = columns[j] if full else [r[j] if j < len(r) else None for r in chunk]
+                for v in dict.fromkeys(cells):  # the chunk's distinct cells, in order
+                    if v not in seen:
+                        seen[v] = len(seen)
+                out.append(np.fromiter(map(seen.__getitem__, cells), np.int64, len(cells)))
+    finally:
+        if collecting:
+            gc.enable()
+    table = {
+        name: _Column(np.concatenate(out) if out else np.zeros(0, np.int64), list(seen))
         for (name, _), seen, out in zip(picks, maps, codes, strict=True)
     }
-    return _Table(header, count, columns, 2, "python")
+    return _Table(header, count, table, 2, "python")
 
 
 def _arrow() -> Any:
