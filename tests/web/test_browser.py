@@ -92,7 +92,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, CRM]
         # The host's own login, as a test stands in for it: a cookie the host set.
         return admin if request.cookies.get(LOGIN_COOKIE) == LOGIN_TOKEN else None
 
-    app = create_app(crm, authenticate=authenticate, page_size=10, cache_seconds=0)
+    app = create_app(crm, authenticate=authenticate, page_size=10, cache_seconds=60)
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     uv = uvicorn.Server(config)

@@ -33,7 +33,8 @@ def _client(crm: CRM, who: Who, **options: object) -> TestClient:
     def authenticate(_request: Request) -> Staff | None:
         return who.staff
 
-    options.setdefault("cache_seconds", 0)
+    # Each test builds its own app, so cached book-wide figures never outlive a test.
+    options.setdefault("cache_seconds", 60)
     app = create_app(crm, authenticate=authenticate, **options)  # type: ignore[arg-type]
     return TestClient(app, follow_redirects=False)
 
