@@ -59,6 +59,7 @@ def catalogue() -> Catalogue:
     r["waterfalls"] = a.waterfalls(year_ago, this_month)
     r["churn_rate"] = m.customer_churn_rate(a, six, this_month)
     r["mrr_churn"] = m.mrr_churn(a, six, this_month)
+    r["quick_ratio"] = m.quick_ratio(a, six, this_month)
     r["retention"] = m.revenue_retention(a, year_ago, this_month)
     r["churn_series"] = m.churn_series(a, year_ago, this_month)
     r["cohorts"] = m.cohorts(a, year_ago, AS_OF)

@@ -52,7 +52,8 @@ def money_text(money: Money, *, exact: bool = False, rounding: str = DEFAULT_ROU
     ``rounding`` (``"10.00"`` for USD, ``"1235"`` for JPY), or its exact canonical value."""
     if exact:
         return decimal_text(money.amount)
-    amount = money.rounded(rounding).amount
+    # rounded_amount keeps the minor-unit digits ("10.00"); a canonical Money would say "10".
+    amount = money.rounded_amount(rounding)
     if amount == 0:  # -0.004 rounds to -0.00: a zero has no sign
         amount = amount.copy_abs()
     return format(amount, "f")
