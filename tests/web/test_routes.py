@@ -640,3 +640,34 @@ def test_dashboard_cards_are_the_metrics_figures(crm: CRM, who: Who) -> None:
     assert f"{pure.churn.churned} of {pure.churn.denominator} customers" in churn
     mrr = html.split('id="card-mrr"')[1].split("</div>")[0]
     assert f"${store.mrr.amount:,.2f}" in mrr
+
+
+def test_ids_are_quoted_in_links(client: TestClient, crm: CRM) -> None:
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    crm.store.customers.upsert(Customer(id="odd id?#1", name="Odd Id", registered_at=at))
+    r = _post(client, "/customers", "/customers/search", {"q": "Odd Id"})
+    html = client.get(r.headers["location"]).text
+    assert 'href="/customers/odd%20id%3F%231"' in html
+    page = client.get("/customers/odd%20id%3F%231")
+    assert page.status_code == 200
+    assert "Odd Id" in page.text
+    r = _post(
+        client, "/customers/odd%20id%3F%231", "/customers/odd%20id%3F%231/notes", {"body": "q"}
+    )
+    assert r.headers["location"] == "/customers/odd%20id%3F%231?done=note"
+
+
+def test_a_storage_failure_is_a_503_without_the_drivers_message(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from revcrm.errors import TransientError
+    from revcrm.web import _pages
+
+    def fail(*_a: object) -> object:
+        raise TransientError("database is locked: SELECT secret FROM customers")
+
+    monkeypatch.setattr(_pages, "_profile_of", fail)
+    r = client.get("/customers/cus_000003")
+    assert r.status_code == 503
+    assert "secret" not in r.text
+    assert "unavailable" in r.text

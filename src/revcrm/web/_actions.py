@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Final
+from urllib.parse import quote
 
 from starlette.responses import Response
 
@@ -47,7 +48,7 @@ def _path(ctx: Ctx, name: str) -> str:
 
 
 def _profile(ctx: Ctx, customer_id: str, done: str) -> Response:
-    return ctx.redirect(f"/customers/{customer_id}", {"done": done})
+    return ctx.redirect(f"/customers/{quote(customer_id, safe='')}", {"done": done})
 
 
 def _own_note(ctx: Ctx, customer_id: str, note_id: str) -> None:

@@ -31,6 +31,7 @@ from revcrm.errors import (
     DuplicateError,
     NotFoundError,
     RevcrmError,
+    StorageError,
     TransitionNotAllowed,
     ValidationError,
 )
@@ -367,6 +368,9 @@ class _Web:
             return _error_page(ctx, 404, str(e))
         except (ConflictError, DuplicateError, TransitionNotAllowed) as e:
             return _error_page(ctx, 409, str(e))
+        except StorageError:
+            # The database's own message may name tables and values: not for the page.
+            return _error_page(ctx, 503, "The database is unavailable; try again shortly.")
         except (ValidationError, RevcrmError) as e:
             return _error_page(ctx, 400, str(e))
         if post and clears != ():
