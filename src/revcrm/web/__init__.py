@@ -13,8 +13,9 @@ try:
 except ImportError as e:  # pragma: no cover - the web extra is installed in the tests
     raise MissingExtraError(e.name or "starlette", "web", "revcrm.web") from e
 
-from revcrm.web._app import Authenticate, TicketSource, create_app
+from revcrm.web._app import create_app
 from revcrm.web._auth import Role, Staff
+from revcrm.web._core import Authenticate, TicketSource
 from revcrm.web._wsgi import WsgiBridge, wsgi_app
 
 __all__ = ["Authenticate", "Role", "Staff", "TicketSource", "WsgiBridge", "create_app", "wsgi_app"]

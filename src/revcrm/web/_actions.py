@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from revcrm._money import Money
 from revcrm.leads import Lead, LeadStage
-from revcrm.web._app import Ctx, HttpError
+from revcrm.web._core import Ctx, HttpError
 
 __all__ = [
     "add_lead",

@@ -28,7 +28,7 @@ from revcrm.leads import OPEN_STAGES, LeadStage, funnel
 from revcrm.metrics import Dashboard
 from revcrm.segments import CustomSegment, Segment
 from revcrm.storage import CustomerSort, Direction
-from revcrm.web._app import Ctx, HttpError
+from revcrm.web._core import Ctx, HttpError
 
 __all__ = [
     "analytics",
