@@ -1,11 +1,13 @@
-"""Exact fixed-point money in arrays: integer units of ``10 ** -DIGITS`` of a currency unit.
+"""Exact fixed-point money in arrays: integer units of ``10 ** -digits`` of a currency unit.
 
-Every monthly amount of the ledger is an integer count of nano-units (``DIGITS = 9``: one
-USD is 1,000,000,000 units). Sums, differences and prefix sums of integers are exact; the
-only rounding is where the rule itself divides (normalising a service period to a month,
-an exchange rate's product) and it is half to even at the 9th decimal place, so a figure
-differs from the exact rational by at most ``n * 0.5e-9`` after ``n`` roundings, far below
-a cent (see ``docs/architecture.md``).
+Every monthly amount of the ledger is an integer count of units of ``10 ** -digits``
+(:data:`DIGITS` = 9 in one currency: one USD is 1,000,000,000 units). Sums, differences
+and prefix sums of integers are exact; the only rounding is where the rule itself divides
+(normalising a service period to a month, an exchange rate's product), half to even at the
+last digit, so a figure differs from the exact rational by at most ``n * 0.5 * 10**-9``
+after ``n`` roundings, far below a cent. A conversion multiplies a native rounding error
+by the rate, so :func:`digits_for` adds one digit per power of ten of the largest rate
+into the reporting currency (see ``docs/architecture.md``).
 
 Arrays are int64 while every element stays below :data:`LIMIT` (2**62) in magnitude, so
 that the sum or difference of two elements cannot wrap; numpy's int64 arithmetic
@@ -16,6 +18,7 @@ array of Python ints (exact at any size, slower) when a bound would be exceeded.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Any, Final
@@ -23,22 +26,25 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from revcrm._money import EXACT_CONTEXT
+
 __all__ = [
     "DIGITS",
     "LIMIT",
-    "ONE",
     "Units",
     "convert",
     "fits",
     "from_decimal",
     "muldiv",
+    "muldiv_exact",
+    "places",
+    "rate_places",
     "summable",
     "to_decimal",
 ]
 
-#: Decimal places of the ledger's units.
+#: Decimal places of the ledger's units in one currency (more with exchange rates).
 DIGITS: Final = 9
-ONE: Final = 10**DIGITS
 #: Largest magnitude an int64 units array may hold (two of them add without wrapping).
 LIMIT: Final = 2**62
 
@@ -72,21 +78,37 @@ def summable(a: Units) -> Units:
     return a if bound < LIMIT else a.astype(object)
 
 
-def from_decimal(value: Decimal) -> int:
+def places(value: Decimal) -> int:
+    """Decimal places of a finite Decimal (0 for an integer)."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def rate_places(rates: Iterable[Decimal]) -> int:
+    """The most decimal places among ``rates``: units this much finer than the native
+    amounts' make every conversion exact."""
+    return max((places(r) for r in rates), default=0)
+
+
+def from_decimal(value: Decimal, digits: int) -> int:
     """A Decimal amount as units, half to even."""
-    return int(value.scaleb(DIGITS).to_integral_value(rounding=ROUND_HALF_EVEN))
+    scaled = value.scaleb(digits, context=EXACT_CONTEXT)
+    return int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN, context=EXACT_CONTEXT))
 
 
-def to_decimal(units: int, places: int) -> Decimal:
+def to_decimal(units: int, places: int, digits: int) -> Decimal:
     """Units as a Decimal, with trailing zeros stripped down to ``places`` decimals."""
-    q, r = divmod(units, ONE)
+    # Under the exact context: the caller's (28 digits by default) would round.
+    c = EXACT_CONTEXT
+    q, r = divmod(units, 10**digits)
     if r == 0:
-        return Decimal(q).quantize(Decimal(1).scaleb(-places)) if places else Decimal(q)
-    d = Decimal(units).scaleb(-DIGITS).normalize()
+        return Decimal(q).quantize(Decimal(1).scaleb(-places), context=c) if places else Decimal(q)
+    d = Decimal(units).scaleb(-digits, context=c).normalize(context=c)
     exponent = d.as_tuple().exponent
     assert isinstance(exponent, int)
     if -exponent < places:
-        return d.quantize(Decimal(1).scaleb(-places))
+        return d.quantize(Decimal(1).scaleb(-places), context=c)
     return d
 
 
@@ -98,6 +120,25 @@ def _round_div(num: Units, den: Units) -> Units:
     up = (twice > den) | ((twice == den) & (q % 2 == 1))
     out: Units = q + up
     return out
+
+
+def muldiv_exact(x: Units, mul: Units, div: Units) -> tuple[Units, npt.NDArray[np.bool_]]:
+    """``x * mul // div`` (``mul >= 0``, ``div > 0``) and whether each quotient is exact."""
+    if x.dtype == np.int64 and x.size and fits(x):
+        q = x // div
+        r = x - q * div
+        mul_max = int(np.max(mul))
+        if (
+            max(abs(int(q.max())), abs(int(q.min()))) * mul_max < LIMIT
+            and int(np.max(div)) * mul_max < LIMIT
+        ):
+            rm = r * mul
+            q2 = rm // div
+            return norm(q * mul + q2), rm - q2 * div == 0
+    big = x.astype(object) * np.asarray(mul).astype(object)
+    d = np.asarray(div).astype(object)
+    q = big // d
+    return norm(q), np.asarray(big - q * d == 0, dtype=bool)
 
 
 def muldiv(x: Units, mul: Units, div: Units) -> Units:

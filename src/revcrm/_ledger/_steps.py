@@ -10,6 +10,7 @@ date of a foreign stream under the service-period FX rule (days since 1970-01-01
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Final
 
 import attrs
@@ -17,7 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from revcrm._ledger._columns import LineColumns
-from revcrm._ledger._fixed import Units, muldiv, norm, summable
+from revcrm._ledger._fixed import DIGITS, Units, muldiv_exact, norm, places, summable
+from revcrm._money import EXACT_CONTEXT, divide
 from revcrm.errors import ValidationError
 
 __all__ = ["DAY_US", "NO_DAY", "StepLists", "Steps", "steps_from_lines"]
@@ -36,9 +38,11 @@ I64 = npt.NDArray[np.int64]
 class Steps:
     """Every stream's steps, sorted by (stream, at); streams have at least one step.
 
-    ``customer_ids`` is sorted, so ordering by customer index is ordering by id.
+    ``customer_ids`` is sorted, so ordering by customer index is ordering by id. Amounts
+    are units of ``10 ** -digits`` of the currency.
     """
 
+    digits: int
     customer_ids: tuple[str, ...]
     currencies: tuple[str, ...]
     stream_keys: tuple[str, ...]
@@ -75,13 +79,14 @@ class StepLists:
     rate_day: list[int] = attrs.Factory(list)
     free: list[tuple[str, int, int]] = attrs.Factory(list)
 
-    def build(self) -> Steps:
+    def build(self, digits: int) -> Steps:
         order = sorted(set(self.key_customer))
         cindex = {c: i for i, c in enumerate(order)}
         curs = sorted(set(self.key_currency))
         kindex = {c: i for i, c in enumerate(curs)}
         value = np.array(self.value, dtype=object)
         return Steps(
+            digits=digits,
             customer_ids=tuple(order),
             currencies=tuple(curs),
             stream_keys=tuple(self.keys),
@@ -121,36 +126,59 @@ def _months(start: I64, end: I64) -> tuple[npt.NDArray[np.bool_], I64, I64]:
     return whole, n, seconds
 
 
-def line_values(columns: LineColumns) -> Units:
-    """Each line's monthly amount in ledger units (net over its months, half to even)."""
+def line_values(columns: LineColumns) -> tuple[Units, int]:
+    """Each line's monthly amount (net over its months) as units, and the units' digits.
+
+    Exact as the Decimal rule computes it: a quotient that terminates within 9 decimals
+    (or the amounts' scale) is an integer division; any other line takes revcrm's
+    division rule (``DIVISION_PRECISION`` significant digits) and the units get as many
+    digits as the longest such quotient needs, so no amount is rounded twice.
+    """
     whole, n, seconds = _months(columns.start, columns.end)
     if not whole.all() and int(seconds[~whole].min(initial=1)) <= 0:
         i = int(np.argmax(~whole & (seconds <= 0)))
         raise ValidationError(f"end[{i}]", int(columns.end[i]), "a service period under a second")
     mul = np.where(whole, 1, _MONTH_SECONDS).astype(np.int64)
     div = np.where(whole, n, seconds).astype(np.int64)
+    d0 = max(DIGITS, columns.scale)
+    factor = 10 ** (d0 - columns.scale)
     net: Units = columns.net
-    if columns.scale <= 9:
-        factor = 10 ** (9 - columns.scale)
-        if columns.net.size and max(abs(int(net.max())), abs(int(net.min()))) * factor < 2**62:
-            net = net * factor
-        else:
-            net = net.astype(object) * factor
+    if net.size and max(abs(int(net.max())), abs(int(net.min()))) * factor < 2**62:
+        net = net * factor
     else:
-        div = div.astype(object) * (10 ** (columns.scale - 9))
-    return muldiv(net, mul, div)
+        net = net.astype(object) * factor
+    value, exact = muldiv_exact(net, mul, div)
+    inexact = np.flatnonzero(~exact)
+    if inexact.size == 0:
+        return value, d0
+    quotients = [
+        divide(
+            Decimal(int(columns.net[i])).scaleb(-columns.scale) * int(mul[i]), Decimal(int(div[i]))
+        )
+        for i in inexact.tolist()
+    ]
+    digits = max(d0, max(places(q) for q in quotients))
+    out = value.astype(object) * 10 ** (digits - d0)
+    out[inexact] = [int(q.scaleb(digits, EXACT_CONTEXT)) for q in quotients]
+    return norm(out), digits
 
 
-def steps_from_lines(columns: LineColumns, foreign_fixed: Sequence[bool]) -> Steps:
+def steps_from_lines(
+    columns: LineColumns, foreign_fixed: Sequence[bool], rate_digits: int = 0
+) -> Steps:
     """The invoice source: each stream's lines spread over their service periods.
 
     ``foreign_fixed[k]``: currency ``k`` converts at the service period's start (a foreign
     currency under the service-period rule); such a stream's step carries the start date
     of the latest period begun, and a renewal at an unchanged amount is its own step.
+    ``rate_digits``: extra digits so that conversions are exact (:func:`rate_places`).
     """
     if len(columns) == 0:
-        return _empty(columns.currencies)
-    value = line_values(columns)
+        return _empty(columns.currencies, DIGITS + rate_digits)
+    value, digits = line_values(columns)
+    if rate_digits:
+        value = norm(value.astype(object) * 10**rate_digits)
+        digits += rate_digits
     # Customers sorted by id; the stream's customer and currency are its last line's.
     corder = np.argsort(np.array(columns.customer_ids, dtype=object)).astype(np.int32)
     crank = np.empty(len(corder), dtype=np.int32)
@@ -219,6 +247,7 @@ def steps_from_lines(columns: LineColumns, foreign_fixed: Sequence[bool]) -> Ste
     customer_ids = tuple(columns.customer_ids[i] for i in corder)
     return compact(
         Steps(
+            digits=digits,
             customer_ids=customer_ids,
             currencies=columns.currencies,
             stream_keys=keys,
@@ -259,8 +288,9 @@ def compact(steps: Steps) -> Steps:
     )
 
 
-def _empty(currencies: tuple[str, ...]) -> Steps:
+def _empty(currencies: tuple[str, ...], digits: int) -> Steps:
     return Steps(
+        digits=digits,
         customer_ids=(),
         currencies=currencies,
         stream_keys=(),

@@ -29,9 +29,9 @@ from revcrm._ledger._aggregate import Sweep, build_sweep, profile, stream_values
 from revcrm._ledger._classify import Classified, classify
 from revcrm._ledger._columns import EPOCH, LineColumns
 from revcrm._ledger._events import Events, build_events
-from revcrm._ledger._fixed import from_decimal, to_decimal
+from revcrm._ledger._fixed import DIGITS, from_decimal, places, rate_places, to_decimal
 from revcrm._ledger._steps import NO_DAY, StepLists, Steps, steps_from_lines
-from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
+from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency, divide
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm._time import as_moment, as_of_moment
 from revcrm.errors import ValidationError
@@ -363,10 +363,10 @@ class MrrAnalysis:
         return Money.zero(self.currency).minor_units
 
     def _decimal(self, units: int) -> Decimal:
-        return to_decimal(int(units), self._places)
+        return to_decimal(int(units), self._places, self._steps.digits)
 
     def _money(self, units: int) -> Money:
-        return Money(to_decimal(int(units), self._places), self.currency)
+        return Money(to_decimal(int(units), self._places, self._steps.digits), self.currency)
 
     @functools.cached_property
     def _index(self) -> dict[str, int]:
@@ -668,6 +668,7 @@ def _subscription_ledger(
 ) -> Steps:
     lists = StepLists()
     never: Final = np.iinfo(np.int64).max
+    values: list[Decimal] = []
     for sub in book.subscriptions:
         steps, free = _subscription_steps(sub, policy, currency, horizon)
         if not steps:
@@ -679,14 +680,29 @@ def _subscription_ledger(
         for step in steps:
             lists.stream.append(k)
             lists.at.append((step.at - EPOCH) // _US)
-            lists.value.append(from_decimal(step.value))
+            values.append(step.value)
             lists.rate_day.append(
                 NO_DAY if step.rate_day is None else (step.rate_day - _EPOCH_DAY).days
             )
         for a, b in free:
             end = never if b is None else (b - EPOCH) // _US
             lists.free.append((sub.customer_id, (a - EPOCH) // _US, end))
-    return lists.build()
+    # Units fine enough for every amount and every conversion: nothing is rounded.
+    native = max((places(v) for v in set(values)), default=0)
+    digits = max(DIGITS, native) + _rate_digits(book.fx, currency, set(lists.key_currency))
+    lists.value = [from_decimal(v, digits) for v in values]
+    return lists.build(digits)
+
+
+def _rate_digits(fx: FxRates, currency: str, codes: Iterable[str]) -> int:
+    """Decimal places of the rates that can convert ``codes`` into ``currency`` (direct,
+    or the reciprocal of a reverse rate, as :meth:`FxRates.rate` looks them up)."""
+    foreign = set(codes) - {currency}
+    if not foreign:
+        return 0
+    rates = [r for _, s, t, r in fx.items() if t == currency and s in foreign]
+    rates += [divide(Decimal(1), r) for _, s, t, r in fx.items() if s == currency and t in foreign]
+    return rate_places(rates)
 
 
 def _analysis(
@@ -733,7 +749,8 @@ def analyse_lines(
     else:
         h = _add_months(as_moment(date(2000, 1, 1), "horizon"), 12)
     fixed_rule = policy.fx_date is FxDateRule.SERVICE_PERIOD_START
-    steps = steps_from_lines(columns, [fixed_rule and c != currency for c in columns.currencies])
+    foreign = [fixed_rule and c != currency for c in columns.currencies]
+    steps = steps_from_lines(columns, foreign, _rate_digits(rates, currency, columns.currencies))
     return _analysis(
         steps, fx=rates, currency=currency, policy=policy, source=MrrSource.INVOICES, horizon=h
     )
