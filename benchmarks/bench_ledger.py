@@ -1,0 +1,153 @@
+"""Columnar ledger benchmark: analyse + 36-month series + monthly waterfalls.
+
+    .venv/bin/python benchmarks/bench_ledger.py                       # every case below
+    .venv/bin/python benchmarks/bench_ledger.py --case lines --size 1000000
+    .venv/bin/python benchmarks/bench_ledger.py --case demo --customers 20000 --oracle
+
+Cases (each runs in its own process, so its peak RSS is its own):
+
+* ``lines``: synthetic recurring invoice lines made directly as arrays
+  (``LineColumns.from_arrays``: monthly service periods, about 12 lines per subscription,
+  1.3 subscriptions per customer, prices in cents, one currency), then
+  ``analyse_lines`` + ``series`` over 36 months + 36 monthly ``waterfalls``.
+* ``demo``: the seeded demo book (``revcrm._demo.demo_book``, USD/EUR/GBP, subscription
+  source), ``analyse`` + the same series and waterfalls; ``--oracle`` also times the
+  Decimal engine kept as the test oracle (``tests/ledger/_oracle_engine.py``).
+
+It prints wall times (one core, ``time.perf_counter``) and peak RSS
+(``resource.getrusage``); it asserts nothing. Run it on one core and briefly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from revcrm._ledger._columns import LineColumns
+from revcrm.metrics import Frequency, analyse
+from revcrm.metrics._engine import analyse_lines
+
+START = datetime(2022, 1, 1, tzinfo=UTC)
+END = datetime(2025, 1, 1, tzinfo=UTC)
+_US_PER_DAY = 86_400_000_000
+
+
+def synthetic_lines(n: int, seed: int = 5) -> LineColumns:
+    """About ``n`` monthly invoice lines (whole calendar months from the 1st)."""
+    rng = np.random.default_rng(seed)
+    streams = max(1, n // 12)
+    customers = max(1, int(streams / 1.3))
+    first = rng.integers(0, 36, streams)
+    length = np.minimum(rng.integers(1, 25, streams), 48 - first)
+    scale = n / int(length.sum())
+    length = np.maximum(1, np.round(length * scale).astype(np.int64))
+    price = rng.choice(np.array([900, 1900, 2900, 4900, 9900, 19900]), streams)
+    owner = rng.integers(0, customers, streams).astype(np.int32)
+    stream = np.repeat(np.arange(streams, dtype=np.int32), length)
+    offset = np.arange(stream.size) - np.repeat(np.cumsum(length) - length, length)
+    month = np.repeat(first, length) + offset  # months since 2022-01
+    base = np.datetime64("2022-01", "M")
+    start_day = (base + month).astype("datetime64[D]").astype(np.int64)
+    end_day = (base + month + 1).astype("datetime64[D]").astype(np.int64)
+    return LineColumns.from_arrays(
+        customer_ids=[f"cus_{i}" for i in range(customers)],
+        stream_ids=[f"sub_{i}" for i in range(streams)],
+        currencies=["USD"],
+        customer=owner[stream],
+        stream=stream,
+        currency=np.zeros(stream.size, dtype=np.int16),
+        start=start_day * _US_PER_DAY,
+        end=end_day * _US_PER_DAY,
+        net=np.repeat(price, length).astype(np.int64),
+        scale=2,
+    )
+
+
+def _queries(a: Any) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    a.series(START, END, Frequency.MONTH)
+    t1 = time.perf_counter()
+    a.waterfalls(START, END, Frequency.MONTH)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_lines(size: int) -> None:
+    t0 = time.perf_counter()
+    cols = synthetic_lines(size)
+    t1 = time.perf_counter()
+    a = analyse_lines(cols, currency="USD")
+    t2 = time.perf_counter()
+    series, falls = _queries(a)
+    total = time.perf_counter() - t1
+    print(
+        f"lines {len(cols):>9,}: arrays {t1 - t0:6.2f}s | analyse {t2 - t1:6.2f}s"
+        f" series {series:5.2f}s waterfalls {falls:5.2f}s | engine total {total:6.2f}s"
+        f" | peak RSS {_rss_mb():6.0f} MB | digits {a._steps.digits}"
+    )
+
+
+def run_demo(customers: int, oracle: bool) -> None:
+    from revcrm._demo import DEMO_AS_OF, demo_book
+
+    t0 = time.perf_counter()
+    book = demo_book(customers)
+    t1 = time.perf_counter()
+    start, end = datetime(DEMO_AS_OF.year - 3, 1, 1, tzinfo=UTC), DEMO_AS_OF
+    global START, END
+    START, END = start, end
+    a = analyse(book, currency="USD")
+    t2 = time.perf_counter()
+    series, falls = _queries(a)
+    total = time.perf_counter() - t1
+    print(
+        f"demo {customers:>7,} customers ({len(book.subscriptions):,} subscriptions):"
+        f" book {t1 - t0:6.1f}s | analyse {t2 - t1:6.2f}s series {series:5.2f}s"
+        f" waterfalls {falls:5.2f}s | engine total {total:6.2f}s | peak RSS {_rss_mb():6.0f} MB"
+        f" | digits {a._steps.digits}"
+    )
+    if oracle:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.ledger import _oracle_engine
+
+        t3 = time.perf_counter()
+        o = _oracle_engine.analyse(book, currency="USD")
+        t4 = time.perf_counter()
+        series, falls = _queries(o)
+        print(
+            f"     oracle (Decimal engine): analyse {t4 - t3:6.2f}s series {series:5.2f}s"
+            f" waterfalls {falls:5.2f}s | total {time.perf_counter() - t3:6.2f}s"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--case", choices=("lines", "demo"))
+    p.add_argument("--size", type=int, default=250_000)
+    p.add_argument("--customers", type=int, default=20_000)
+    p.add_argument("--oracle", action="store_true")
+    args = p.parse_args()
+    if args.case == "lines":
+        run_lines(args.size)
+    elif args.case == "demo":
+        run_demo(args.customers, args.oracle)
+    else:
+        me = [sys.executable, __file__]
+        for size in (250_000, 1_000_000):
+            subprocess.run([*me, "--case", "lines", "--size", str(size)], check=True)
+        subprocess.run([*me, "--case", "demo", "--customers", "20000", "--oracle"], check=True)
+
+
+if __name__ == "__main__":
+    main()

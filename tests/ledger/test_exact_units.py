@@ -1,0 +1,67 @@
+"""The ledger's integer units: overflow switches to Python ints, amounts are never rounded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import numpy as np
+
+from revcrm import Money
+from revcrm._ledger import analyse_lines
+from revcrm._ledger._columns import LineColumns, micros
+from revcrm._ledger._fixed import LIMIT, muldiv, norm, summable
+from revcrm.metrics import Frequency
+
+JAN, FEB, MAR = (datetime(2024, m, 1, tzinfo=UTC) for m in (1, 2, 3))
+
+
+def _lines(nets: list[int], *, scale: int = 2, end: datetime = FEB) -> LineColumns:
+    n = len(nets)
+    return LineColumns.from_arrays(
+        customer_ids=[f"c{i}" for i in range(n)],
+        stream_ids=[f"s{i}" for i in range(n)],
+        currencies=["USD"],
+        customer=np.arange(n),
+        stream=np.arange(n),
+        currency=np.zeros(n, dtype=np.int16),
+        start=np.full(n, micros(JAN)),
+        end=np.full(n, micros(end)),
+        net=np.array(nets, dtype=np.int64),
+        scale=scale,
+    )
+
+
+def test_sums_beyond_int64_are_exact() -> None:
+    big = 2**62
+    a = np.array([big - 1, big - 1, big - 1], dtype=np.int64)
+    s = summable(a)
+    assert s.dtype == object  # int64 would wrap
+    assert int(np.cumsum(s)[-1]) == 3 * (big - 1)
+    assert norm(np.array([LIMIT], dtype=object)).dtype == object
+    assert norm(np.array([5], dtype=object)).dtype == np.int64
+
+
+def test_muldiv_rounds_half_to_even_and_never_wraps() -> None:
+    x = np.array([5, 15, -5, 2**61], dtype=np.int64)
+    out = muldiv(x, np.array([1, 1, 1, 10**6]), np.array([10, 10, 10, 1]))
+    assert [int(v) for v in out] == [0, 2, 0, 2**61 * 10**6]
+
+
+def test_huge_amounts_stay_exact() -> None:
+    # Three lines of ~9.2e16 USD each: the units (1e-9) overflow int64 many times over.
+    nets = [2**63 - 1, 2**63 - 1, 2**63 - 3]
+    a = analyse_lines(_lines(nets), currency="USD")
+    want = sum(Decimal(n).scaleb(-2) for n in nets)
+    assert a.mrr(JAN) == Money(want, "USD")
+    (w,) = a.waterfalls(JAN, FEB, Frequency.MONTH)
+    assert w.new == Money(want, "USD")
+    assert w.start_mrr + w.net_movements + w.fx_impact == w.end_mrr
+
+
+def test_a_quotient_that_does_not_terminate_is_not_rounded_twice() -> None:
+    # 100.00 over a quarter: 33.333... under revcrm's division rule, exactly.
+    a = analyse_lines(_lines([10000]), currency="USD", horizon=MAR)
+    b = analyse_lines(_lines([10000], end=datetime(2024, 4, 1, tzinfo=UTC)), currency="USD")
+    assert a.mrr(JAN) == Money("100", "USD")
+    assert b.mrr(JAN) == Money("100", "USD") / 3
