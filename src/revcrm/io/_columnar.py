@@ -216,6 +216,11 @@ def _read_header(path: str | os.PathLike[str], encoding: str, delimiter: str) ->
         return next(csv.reader(f, delimiter=delimiter), [])
 
 
+def _cpus() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
 def _has_quotes(path: str | os.PathLike[str]) -> bool:
     """Whether the file quotes anything (only then may a value hold a line break)."""
     with open(path, "rb") as f:
@@ -241,7 +246,8 @@ def _encode_csv_arrow(
     try:
         table = pacsv.read_csv(
             os.fspath(path),
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
+            # Threads only help with a CPU to spare (pinned to one, they only contend).
+            read_options=pacsv.ReadOptions(block_size=1 << 24, use_threads=_cpus() > 1),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=_has_quotes(path)
             ),
