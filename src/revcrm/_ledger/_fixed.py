@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
-from fractions import Fraction
 from typing import Any, Final
 
 import numpy as np
@@ -166,7 +165,10 @@ def convert(units: Units, rates: list[Decimal]) -> Units:
     """``units[i] * rates[i]`` rounded half to even (rates are positive Decimals), exact."""
     if units.size == 0:
         return units
-    fractions = [Fraction(r) for r in rates]
-    num = np.array([f.numerator for f in fractions], dtype=object)
-    den = np.array([f.denominator for f in fractions], dtype=object)
+    ratios: dict[Decimal, tuple[int, int]] = {}
+    for r in rates:
+        if r not in ratios:
+            ratios[r] = r.as_integer_ratio()
+    num = np.array([ratios[r][0] for r in rates], dtype=object)
+    den = np.array([ratios[r][1] for r in rates], dtype=object)
     return norm(_round_div(units.astype(object) * num, den))
