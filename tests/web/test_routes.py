@@ -348,6 +348,9 @@ def test_adjust_credit_with_a_reason(client: TestClient, crm: CRM) -> None:
     assert crm.credits.balance("cus_000013", "USD") == before + Money("12.50", "USD")
     entry = [e for e in crm.store.credits.for_customer("cus_000013") if e.reason == "outage"]
     assert entry[0].staff_id == STAFF.id
+    history = client.get(page).text.split('id="credit-history"')[1].split("</table>")[0]
+    assert "outage" in history
+    assert STAFF.id in history
     for bad in ({**data, "reason": ""}, {**data, "amount": "lots"}, {**data, "amount": "0"}):
         r = _post(client, page, "/customers/cus_000013/credits", bad)
         assert r.status_code == 400

@@ -270,6 +270,7 @@ def profile(ctx: Ctx) -> Response:
         )
     )
     balances = [crm.credits.balance(customer_id, c) for c in currencies]
+    credits = sorted(crm.store.credits.for_customer(customer_id), key=lambda e: (e.at, e.id))
     lead = crm.crm.leads.lead_for_customer(customer_id)
     return ctx.render(
         "profile.html",
@@ -279,6 +280,7 @@ def profile(ctx: Ctx) -> Response:
         chart=chart,
         currencies=currencies,
         balances=balances,
+        credits=tuple(reversed(credits[-20:])),
         lead=lead,
         notice=_notice(ctx),
     )
