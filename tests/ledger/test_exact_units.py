@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import numpy as np
 
-from revcrm import Money
+from revcrm import Book, Customer, Invoice, InvoiceLine, InvoiceStatus, LineKind, Money
 from revcrm._ledger import analyse_lines
 from revcrm._ledger._columns import LineColumns, micros
 from revcrm._ledger._fixed import LIMIT, muldiv, norm, summable
-from revcrm.metrics import Frequency
+from revcrm.metrics import Frequency, MrrSource, analyse
+from tests.ledger import _oracle_engine as oracle
 
 JAN, FEB, MAR = (datetime(2024, m, 1, tzinfo=UTC) for m in (1, 2, 3))
 
@@ -65,3 +66,33 @@ def test_a_quotient_that_does_not_terminate_is_not_rounded_twice() -> None:
     b = analyse_lines(_lines([10000], end=datetime(2024, 4, 1, tzinfo=UTC)), currency="USD")
     assert a.mrr(JAN) == Money("100", "USD")
     assert b.mrr(JAN) == Money("100", "USD") / 3
+
+
+def _invoice_book(amount: str) -> Book:
+    line = InvoiceLine(
+        kind=LineKind.RECURRING,
+        amount=Money(amount, "USD"),
+        period_start=JAN,
+        period_end=datetime(2024, 4, 1, tzinfo=UTC),
+    )
+    inv = Invoice(
+        id="i1",
+        customer_id="c1",
+        currency="USD",
+        issued_at=JAN,
+        due_date=date(2024, 1, 8),
+        status=InvoiceStatus.PAID,
+        lines=[line],
+    )
+    return Book.of(customers=[Customer(id="c1", registered_at=JAN)], invoices=[inv])
+
+
+def test_a_book_line_beyond_int64_takes_the_exact_path() -> None:
+    # 10**25 USD (or 25 decimal places) cannot be int64 columns: the engine still agrees
+    # with the Decimal oracle exactly.
+    for amount in ("10000000000000000000000000.01", "0.0000000000000000000000001"):
+        book = _invoice_book(amount)
+        new = analyse(book, currency="USD", source=MrrSource.INVOICES)
+        old = oracle.analyse(book, currency="USD", source=MrrSource.INVOICES)
+        assert new.mrr(FEB) == old.mrr(FEB) == Money(amount, "USD") / 3
+        assert new.waterfall(JAN, MAR).new == old.waterfall(JAN, MAR).new

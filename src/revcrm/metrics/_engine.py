@@ -32,6 +32,7 @@ from revcrm._ledger._events import Events, build_events
 from revcrm._ledger._fixed import DIGITS, from_decimal, places, rate_places, to_decimal
 from revcrm._ledger._steps import NO_DAY, StepLists, Steps, steps_from_lines
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency, divide
+from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm._time import as_moment, as_of_moment
 from revcrm.errors import ValidationError
@@ -777,11 +778,47 @@ def analyse(
     h = as_of_moment(horizon, "horizon") if horizon is not None else _default_horizon(book)
     if src is MrrSource.INVOICES:
         return analyse_lines(
-            LineColumns.from_book(book), currency=currency, policy=policy, fx=book.fx, horizon=h
+            _lines_of(book), currency=currency, policy=policy, fx=book.fx, horizon=h
         )
     with decimal.localcontext(EXACT_CONTEXT):
         steps = _subscription_ledger(book, policy, currency, h)
     return _analysis(steps, fx=book.fx, currency=currency, policy=policy, source=src, horizon=h)
+
+
+def _lines_of(book: Book) -> LineColumns:
+    """The book's recurring lines as columns; amounts beyond int64 (or beyond 18 decimal
+    places) as Python ints, which every ledger operation accepts (the exact slow path)."""
+    try:
+        return LineColumns.from_book(book)
+    except ValidationError:
+        pass
+    rows = []
+    for inv in book.invoices:
+        if inv.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
+            continue
+        for idx, line in enumerate(inv.lines):
+            if line.kind is LineKind.RECURRING:
+                assert line.period_start is not None
+                assert line.period_end is not None
+                key = line.subscription_id or f"{inv.id}#{idx}"
+                rows.append((inv.customer_id, key, inv.currency, line, line.net.amount))
+    scale = max([places(r[4]) for r in rows] + [Money.zero(r[2]).minor_units for r in rows])
+    customers = {c: i for i, c in enumerate(dict.fromkeys(r[0] for r in rows))}
+    streams = {k: i for i, k in enumerate(dict.fromkeys(r[1] for r in rows))}
+    codes = {c: i for i, c in enumerate(dict.fromkeys(r[2] for r in rows))}
+    exact = EXACT_CONTEXT
+    return LineColumns(
+        customer_ids=tuple(customers),
+        stream_ids=tuple(streams),
+        currencies=tuple(codes),
+        customer=np.array([customers[r[0]] for r in rows], dtype=np.int32),
+        stream=np.array([streams[r[1]] for r in rows], dtype=np.int32),
+        currency=np.array([codes[r[2]] for r in rows], dtype=np.int16),
+        start=np.array([_us(cast(datetime, r[3].period_start)) for r in rows], dtype=np.int64),
+        end=np.array([_us(cast(datetime, r[3].period_end)) for r in rows], dtype=np.int64),
+        net=np.array([int(r[4].scaleb(scale, exact)) for r in rows], dtype=object),
+        scale=scale,
+    )
 
 
 def _default_horizon(book: Book) -> datetime:
