@@ -8,10 +8,10 @@ from decimal import Decimal
 import numpy as np
 
 from revcrm import Book, Customer, Invoice, InvoiceLine, InvoiceStatus, LineKind, Money
-from revcrm._ledger import analyse_lines
 from revcrm._ledger._columns import LineColumns, micros
 from revcrm._ledger._fixed import LIMIT, muldiv, norm, summable
 from revcrm.metrics import Frequency, MrrSource, analyse
+from revcrm.metrics._engine import analyse_lines
 from tests.ledger import _oracle_engine as oracle
 
 JAN, FEB, MAR = (datetime(2024, m, 1, tzinfo=UTC) for m in (1, 2, 3))
