@@ -9,7 +9,8 @@ Cases (each runs in its own process, so its peak RSS is its own):
 * ``lines``: synthetic recurring invoice lines made directly as arrays
   (``LineColumns.from_arrays``: monthly service periods, about 12 lines per subscription,
   1.3 subscriptions per customer, prices in cents, one currency), then
-  ``analyse_lines`` + ``series`` over 36 months + 36 monthly ``waterfalls``.
+  ``analyse_lines`` + ``series`` over 36 months + 36 monthly ``waterfalls``; ``--oracle``
+  also builds the same lines as a ``Book`` and times the Decimal engine on it.
 * ``demo``: the seeded demo book (``revcrm._demo.demo_book``, USD/EUR/GBP, subscription
   source), ``analyse`` + the same series and waterfalls; ``--oracle`` also times the
   Decimal engine kept as the test oracle (``tests/ledger/_oracle_engine.py``).
@@ -83,7 +84,48 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_lines(size: int) -> None:
+def _book_of(cols: LineColumns) -> Any:
+    """The same lines as a Book (one invoice per line, no subscription records, so each
+    line is its own stream, as in a CSV of invoice lines), for the Decimal engine."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from revcrm import Book, Customer, Invoice, InvoiceLine, InvoiceStatus, LineKind, Money
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    customers = [Customer(id=c, registered_at=START) for c in cols.customer_ids]
+    invoices = []
+    for i in range(len(cols)):
+        a = epoch + timedelta(microseconds=int(cols.start[i]))
+        b = epoch + timedelta(microseconds=int(cols.end[i]))
+        line = InvoiceLine(
+            kind=LineKind.RECURRING,
+            amount=Money(Decimal(int(cols.net[i])).scaleb(-cols.scale), "USD"),
+            period_start=a,
+            period_end=b,
+        )
+        invoices.append(
+            Invoice(
+                id=f"inv_{i}",
+                customer_id=cols.customer_ids[int(cols.customer[i])],
+                currency="USD",
+                issued_at=a,
+                due_date=a.date(),
+                status=InvoiceStatus.PAID,
+                lines=[line],
+            )
+        )
+    return Book.of(customers=customers, invoices=invoices)
+
+
+def _oracle() -> Any:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.ledger import _oracle_engine
+
+    return _oracle_engine
+
+
+def run_lines(size: int, oracle: bool = False) -> None:
     t0 = time.perf_counter()
     cols = synthetic_lines(size)
     t1 = time.perf_counter()
@@ -96,6 +138,27 @@ def run_lines(size: int) -> None:
         f" series {series:5.2f}s waterfalls {falls:5.2f}s | engine total {total:6.2f}s"
         f" | peak RSS {_rss_mb():6.0f} MB | digits {a._steps.digits}"
     )
+    if oracle:
+        t3 = time.perf_counter()
+        book = _book_of(cols)
+        t4 = time.perf_counter()
+        n = analyse(book, currency="USD", source="invoices")
+        t5 = time.perf_counter()
+        series, falls = _queries(n)
+        t6 = time.perf_counter()
+        print(
+            f"     same lines as a Book ({t4 - t3:5.2f}s to build), a stream per line:"
+            f" new engine (from_book) analyse {t5 - t4:5.2f}s series {series:5.2f}s"
+            f" waterfalls {falls:5.2f}s | total {t6 - t4:5.2f}s"
+        )
+        o = _oracle().analyse(book, currency="USD", source="invoices")
+        t7 = time.perf_counter()
+        series, falls = _queries(o)
+        print(
+            f"     oracle (Decimal engine) on that Book: analyse {t7 - t6:6.2f}s"
+            f" series {series:5.2f}s waterfalls {falls:5.2f}s"
+            f" | total {time.perf_counter() - t6:6.2f}s | peak RSS {_rss_mb():6.0f} MB"
+        )
 
 
 def run_demo(customers: int, oracle: bool) -> None:
@@ -118,11 +181,8 @@ def run_demo(customers: int, oracle: bool) -> None:
         f" | digits {a._steps.digits}"
     )
     if oracle:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.ledger import _oracle_engine
-
         t3 = time.perf_counter()
-        o = _oracle_engine.analyse(book, currency="USD")
+        o = _oracle().analyse(book, currency="USD")
         t4 = time.perf_counter()
         series, falls = _queries(o)
         print(
@@ -139,13 +199,13 @@ def main() -> None:
     p.add_argument("--oracle", action="store_true")
     args = p.parse_args()
     if args.case == "lines":
-        run_lines(args.size)
+        run_lines(args.size, args.oracle)
     elif args.case == "demo":
         run_demo(args.customers, args.oracle)
     else:
         me = [sys.executable, __file__]
-        for size in (250_000, 1_000_000):
-            subprocess.run([*me, "--case", "lines", "--size", str(size)], check=True)
+        subprocess.run([*me, "--case", "lines", "--size", "250000", "--oracle"], check=True)
+        subprocess.run([*me, "--case", "lines", "--size", "1000000"], check=True)
         subprocess.run([*me, "--case", "demo", "--customers", "20000", "--oracle"], check=True)
 
 
