@@ -388,10 +388,30 @@ def _open_source(args: argparse.Namespace) -> tuple[CRM | SQLStore, str, datetim
 
 # -- entry point ------------------------------------------------------------------------------
 
+def _add_serve(sub: Subparsers) -> None:
+    try:
+        from revcrm.web._serve import add_serve_parser
+    except ImportError:  # revcrm.web names the web extra when it is used
+        p = sub.add_parser(
+            "serve",
+            help="serve the CRM pages (needs the web extra: pip install 'revcrm[web]')",
+            description="Serve the CRM pages; install the web extra first.",
+        )
+        p.set_defaults(func=_serve_missing)
+        return
+    add_serve_parser(sub)
+
+
+def _serve_missing(args: argparse.Namespace) -> int:
+    sys.stderr.write("revcrm serve: needs the web extra: pip install 'revcrm[web]'\n")
+    return 2
+
+
 #: The subcommands, in ``--help`` order: each registers its parser (see the module doc).
 SUBCOMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "demo": _add_demo,
     "report": _add_report,
+    "serve": _add_serve,
 }
 
 

@@ -104,11 +104,14 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``serve [--db URL] [--host 127.0.0.1] [--port 8000]`` to a CLI's subparsers;
     the parsed arguments' ``func`` runs it and returns the exit status."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "serve", help="serve the CRM pages over the demo database (demo-only login)"
+        "serve",
+        help="serve the CRM pages over the demo database (demo-only login)",
+        description="Serve revcrm's web pages (dashboard, segments, customers, profiles, "
+        "leads, analytics) for a look, signed in as a demo admin: never expose this port.",
     )
     p.add_argument("--db", default=None, help="database URL (default: build a demo SQLite file)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
 
     def run(args: argparse.Namespace) -> int:
         serve(args.db, args.host, args.port)
