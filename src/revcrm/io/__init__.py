@@ -7,8 +7,10 @@ makes it fast, the ``csv`` module is the fallback::
 
     report = read_lines("lines.csv", timezone="UTC", period_end_inclusive=True)
     report.lines  # LineColumns: customer, stream, currency, start, end, net (int64)
+    analysis = revcrm.metrics.analyse_lines(report.lines, currency="USD")
 """
 
+from revcrm._ledger._columns import LineColumns
 from revcrm.io._columnar import LinesReport, read_lines
 from revcrm.io._columns import FIELDS, REQUIRED, RowError
 from revcrm.io._csv import ImportReport, from_frame, read_csv
@@ -25,6 +27,7 @@ __all__ = [
     "THREE_DECIMAL",
     "ZERO_DECIMAL",
     "ImportReport",
+    "LineColumns",
     "LinesReport",
     "RowError",
     "from_frame",
