@@ -24,9 +24,10 @@ import attrs
 
 from revcrm._book import Book
 from revcrm._checks import MAX_COUNT, as_enum, check_bool, check_count, reads_record
+from revcrm._crm_records import required_text as _required
 from revcrm._money import Money, check_currency, money_sum
 from revcrm._time import as_moment, optional_utc, utc
-from revcrm.crm._records import _customer_id, _optional, _required, _staff_id
+from revcrm.crm._records import _customer_id, _optional, _staff_id
 from revcrm.errors import ValidationError
 from revcrm.metrics._economics import customer_mrrs, ratio
 from revcrm.metrics._mrr import DEFAULT_POLICY

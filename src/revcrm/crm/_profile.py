@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import attrs
 
@@ -46,11 +46,10 @@ from revcrm.metrics._customer_value import CustomerValue, customer_value
 from revcrm.metrics._engine import Movement, MrrAnalysis, analyse
 from revcrm.metrics._mrr import DEFAULT_POLICY, convert_mrr, subscription_mrr
 from revcrm.metrics._policy import MetricsPolicy
-
-if TYPE_CHECKING:  # revcrm.segments reads revcrm.crm: imported where used
-    from revcrm.segments._config import Segment, SegmentConfig
-    from revcrm.segments._rules import SegmentMiss
-    from revcrm.segments._segments import LtvBaseline
+from revcrm.segments._baseline import LtvBaseline
+from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
+from revcrm.segments._rules import SegmentMiss
+from revcrm.segments._segments import segmentation
 
 __all__ = [
     "BillingSummary",
@@ -520,9 +519,6 @@ def _segments(
 ) -> dict[str, Any]:
     if baseline is None:
         return {}
-    from revcrm.segments._config import DEFAULT_CONFIG, Segment
-    from revcrm.segments._segments import segmentation
-
     seg = segmentation(
         book.restricted_to([customer_id]),
         as_of=at,

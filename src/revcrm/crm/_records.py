@@ -29,6 +29,17 @@ from revcrm._checks import (
     check_text,
     reads_record,
 )
+
+# A tag's identity and an attribute's type are defined below revcrm.crm, in
+# revcrm._crm_records: the segments read them too, and never import the CRM layer.
+from revcrm._crm_records import (
+    MAX_TAG_LENGTH,
+    AttributeType,
+    attribute_type,
+    tag_key,
+)
+from revcrm._crm_records import required_text as _required
+from revcrm._crm_records import tag_name as _tag_name
 from revcrm._records import AttributeValue, check_attribute_value
 from revcrm._time import optional_utc, utc
 from revcrm.errors import ValidationError, WrongTypeError
@@ -63,24 +74,12 @@ __all__ = [
 
 #: Longest note body accepted (characters); longer text belongs in an attachment.
 MAX_NOTE_LENGTH: Final = 20_000
-#: Longest tag name accepted (characters).
-MAX_TAG_LENGTH: Final = 50
 
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COLOUR: Final = re.compile(r"^#[0-9A-Fa-f]{6}$")
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # -- field checks -----------------------------------------------------------------------------
-
-
-def _required(field: str, value: object, *, max_length: int | None = None) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, value, "must be a non-empty string")
-    text = check_text(value.strip(), field)
-    if max_length is not None and len(text) > max_length:
-        raise ValidationError(field, value, f"longer than {max_length} characters")
-    return text
 
 
 def _optional(field: str, value: object) -> str | None:
@@ -162,13 +161,6 @@ def _note_action(v: object) -> NoteAction:
 
 def _tag_action(v: object) -> TagAction:
     return as_enum(TagAction, v, "action")
-
-
-def _tag_name(v: object) -> str:
-    name = _required("name", v, max_length=MAX_TAG_LENGTH)
-    if _CONTROL.search(name):
-        raise ValidationError("name", v, "control characters are not allowed")
-    return " ".join(name.split())  # one space between words, so "vip  client" == "vip client"
 
 
 def _change_tag(v: object) -> str:
@@ -448,11 +440,6 @@ class Note:
 # -- tags -------------------------------------------------------------------------------------
 
 
-def tag_key(name: str) -> str:
-    """The identity of a tag name: case-folded with single spaces ("VIP", "vip" are one)."""
-    return _tag_name(name).casefold()
-
-
 class TagRecord(TypedDict):
     name: str
     key: str
@@ -671,27 +658,6 @@ class TicketRef:
 
 
 # -- typed custom attributes ------------------------------------------------------------------
-
-
-class AttributeType(enum.StrEnum):
-    STRING = "string"
-    NUMBER = "number"  # int or Decimal, never float
-    BOOLEAN = "boolean"
-    DATE = "date"
-
-
-def attribute_type(value: object, field: str = "value") -> AttributeType:
-    """The type of a custom attribute value; floats and other types are rejected."""
-    # One rule for the accepted values (types and ranges): the customer record's.
-    check_attribute_value(value, field)
-    # bool first: it is an int subclass.
-    if isinstance(value, bool):
-        return AttributeType.BOOLEAN
-    if isinstance(value, int | Decimal):
-        return AttributeType.NUMBER
-    if isinstance(value, str):
-        return AttributeType.STRING
-    return AttributeType.DATE
 
 
 _TRUE: Final = frozenset({"true", "yes", "1", "on"})

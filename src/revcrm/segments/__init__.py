@@ -7,6 +7,7 @@ one :class:`Segmentation` with :func:`segmentation` to ask many questions of one
 are documented in ``docs/segments.md``.
 """
 
+from revcrm.segments._baseline import LtvBaseline
 from revcrm.segments._config import DEFAULT_CONFIG, PRECEDENCE, Segment, SegmentConfig
 from revcrm.segments._facts import CustomerFacts
 from revcrm.segments._predicates import (
@@ -47,7 +48,6 @@ from revcrm.segments._rules import (
 )
 from revcrm.segments._segments import (
     CustomSegment,
-    LtvBaseline,
     Segmentation,
     SegmentCounts,
     customers_in,

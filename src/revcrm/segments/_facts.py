@@ -14,15 +14,15 @@ from types import MappingProxyType
 import attrs
 
 from revcrm._book import Book
-from revcrm._money import Money
-from revcrm._records import AttributeValue, InvoiceStatus
-from revcrm.crm._records import tag_key
-from revcrm.crm._services import (
+from revcrm._crm_records import tag_key
+from revcrm._crm_services import (
     invoice_overdue,
     is_active_service,
     is_troubled_service,
     pending_cancellation,
 )
+from revcrm._money import Money
+from revcrm._records import AttributeValue, InvoiceStatus
 from revcrm.metrics._customer_value import customer_values
 from revcrm.metrics._engine import MrrAnalysis
 from revcrm.metrics._policy import MetricsPolicy

@@ -19,10 +19,10 @@ from typing import Any
 import attrs
 
 from revcrm._checks import as_enum
+from revcrm._crm_records import attribute_type, tag_key
 from revcrm._money import Money
 from revcrm._records import AttributeValue
 from revcrm._time import as_moment
-from revcrm.crm._records import attribute_type, tag_key
 from revcrm.errors import ValidationError
 from revcrm.segments._config import Segment
 from revcrm.segments._facts import CustomerFacts

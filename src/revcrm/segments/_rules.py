@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import attrs
 
@@ -18,10 +18,8 @@ from revcrm._cycles import BillingCycle
 from revcrm._money import Money
 from revcrm._records import Invoice, InvoiceStatus
 from revcrm._subscription import SubscriptionState
+from revcrm.segments._baseline import LtvBaseline
 from revcrm.segments._config import Segment, SegmentConfig
-
-if TYPE_CHECKING:
-    from revcrm.segments._segments import LtvBaseline
 
 __all__ = [
     "RuleFacts",
