@@ -22,7 +22,7 @@ from revcrm._ledger._fixed import DIGITS, Units, muldiv_exact, norm, places, sum
 from revcrm._money import EXACT_CONTEXT, divide
 from revcrm.errors import ValidationError
 
-__all__ = ["DAY_US", "NO_DAY", "StepLists", "Steps", "steps_from_lines"]
+__all__ = ["DAY_US", "NO_DAY", "Steps", "steps_from_lines"]
 
 DAY_US: Final = 86_400_000_000
 #: ``rate_day`` of a step converted at the measured moment (or not converted).
@@ -62,44 +62,6 @@ class Steps:
         """Index of each stream's first step (and the total at the end)."""
         n = len(self.stream_keys)
         return np.searchsorted(self.stream, np.arange(n + 1)).astype(np.int64)
-
-
-@attrs.define
-class StepLists:
-    """Steps collected one by one (the subscription source's policy walk)."""
-
-    customer_ids: list[str] = attrs.Factory(list)
-    currencies: list[str] = attrs.Factory(list)
-    keys: list[str] = attrs.Factory(list)
-    key_customer: list[str] = attrs.Factory(list)
-    key_currency: list[str] = attrs.Factory(list)
-    stream: list[int] = attrs.Factory(list)
-    at: list[int] = attrs.Factory(list)
-    value: list[int] = attrs.Factory(list)
-    rate_day: list[int] = attrs.Factory(list)
-    free: list[tuple[str, int, int]] = attrs.Factory(list)
-
-    def build(self, digits: int) -> Steps:
-        order = sorted(set(self.key_customer))
-        cindex = {c: i for i, c in enumerate(order)}
-        curs = sorted(set(self.key_currency))
-        kindex = {c: i for i, c in enumerate(curs)}
-        value = np.array(self.value, dtype=object)
-        return Steps(
-            digits=digits,
-            customer_ids=tuple(order),
-            currencies=tuple(curs),
-            stream_keys=tuple(self.keys),
-            stream_customer=np.array([cindex[c] for c in self.key_customer], dtype=np.int32),
-            stream_currency=np.array([kindex[c] for c in self.key_currency], dtype=np.int16),
-            stream=np.array(self.stream, dtype=np.int32),
-            at=np.array(self.at, dtype=np.int64),
-            value=norm(value) if value.size else np.zeros(0, dtype=np.int64),
-            rate_day=np.array(self.rate_day, dtype=np.int32),
-            free_customer=np.array([cindex[c] for c, _, _ in self.free], dtype=np.int32),
-            free_start=np.array([a for _, a, _ in self.free], dtype=np.int64),
-            free_end=np.array([b for _, _, b in self.free], dtype=np.int64),
-        )
 
 
 def _months(start: I64, end: I64) -> tuple[npt.NDArray[np.bool_], I64, I64]:

@@ -16,7 +16,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final, NamedTuple, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import attrs
 import numpy as np
@@ -29,8 +29,9 @@ from revcrm._ledger._aggregate import Sweep, build_sweep, profile, stream_values
 from revcrm._ledger._classify import Classified, classify
 from revcrm._ledger._columns import EPOCH, LineColumns
 from revcrm._ledger._events import Events, build_events
-from revcrm._ledger._fixed import DIGITS, from_decimal, places, rate_places, to_decimal
-from revcrm._ledger._steps import NO_DAY, StepLists, Steps, steps_from_lines
+from revcrm._ledger._fixed import DIGITS, from_decimal, norm, places, rate_places, to_decimal
+from revcrm._ledger._renewals import billing_dates, cycle_code, period_index, renewals
+from revcrm._ledger._steps import DAY_US, NO_DAY, Steps, steps_from_lines
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency, divide
 from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
@@ -147,12 +148,6 @@ class MrrPoint:
     mrr: Money
 
 
-class _Step(NamedTuple):
-    at: datetime
-    value: Decimal  # native monthly amount from ``at`` on
-    rate_day: date | None  # fixed conversion date (service-period rule), None: measured moment
-
-
 #: Microseconds since 1970-01-01 UTC <-> aware datetimes (the ledger's time axis).
 _US: Final = timedelta(microseconds=1)
 _EPOCH_DAY: Final = date(1970, 1, 1)
@@ -193,24 +188,6 @@ def _advance(cycle: BillingCycle, anchor: datetime, n: int) -> datetime:
             return anchor + timedelta(weeks=cycle.count * n)
         case CycleUnit.DAY:
             return anchor + timedelta(days=cycle.count * n)
-
-
-def _period_starts(
-    cycle: BillingCycle, anchor: datetime, lo: datetime, hi: datetime
-) -> Iterator[datetime]:
-    """Billing dates ``anchor + n cycles`` falling in ``(lo, hi)``, each from the anchor."""
-    # A float only for the first guess of the cycle index (not money): the exact clamped
-    # dates below decide which billing dates fall in the range.
-    months = float(cycle.length_in_months)
-    guess = int(((lo - anchor).days / 30.436875) / months) - 1 if lo > anchor else 0
-    n = max(guess, 0)
-    while True:
-        d = _advance(cycle, anchor, n)
-        if d >= hi:
-            return
-        if d > lo:
-            yield d
-        n += 1
 
 
 #: The most periods one series (MRR, churn, cohorts) may hold.
@@ -259,56 +236,58 @@ def period_bounds(
 
 
 def _subscription_steps(
-    sub: Subscription, policy: MetricsPolicy, currency: str, horizon: datetime
-) -> tuple[list[_Step], list[tuple[datetime, datetime | None]]]:
-    """The policy walk of one subscription: its MRR steps (native) and live free spans."""
+    sub: Subscription, policy: MetricsPolicy, foreign: bool
+) -> tuple[
+    list[tuple[datetime, Decimal, SubscriptionState | None]],
+    list[tuple[datetime, datetime | None]],
+]:
+    """The policy walk of one subscription: its MRR steps (native) and live free spans.
+
+    A step is ``(at, value, state)``; ``state`` is given for a foreign stream under the
+    service-period rule (``foreign``): its conversion date is the start of the state's
+    billing period holding ``at``, and while the value is not zero every billing date up to
+    the next step is a step of its own (:func:`revcrm._ledger._renewals.renewals`, done for
+    all streams at once by the caller).
+    """
     # Breakpoints at which the policy can change the MRR (changes, deferred ends, discount
     # ends, past-due grace), walked in order with the state in force at each.
-    extra: list[datetime] = []
-    days = policy.past_due_churn_after_days
-    for s in sub.states:
-        if s.ended_at is not None:
-            extra.append(s.ended_at)
-        if s.cancel_at_period_end:
-            extra.append(scheduled_end(s))
-        until = s.discount_until()
-        if until is not None:
-            extra.append(until)
-        if days is not None and SubscriptionStatus.PAST_DUE in (s.status, s.paying_status):
-            extra.append(s.status_since + timedelta(days=days))
-    times = [c.at for c in sub.history]
     states = sub.states
-    points = sorted(set(times).union(extra))
+    days = policy.past_due_churn_after_days
+    times = [c.at for c in sub.history]
+    points_set = set(times)
+    past_due = SubscriptionStatus.PAST_DUE
+    for s in states:
+        if s.ended_at is not None:
+            points_set.add(s.ended_at)
+        if s.cancel_at_period_end:
+            points_set.add(scheduled_end(s))
+        if s.discount is not None:
+            until = s.discount_until()
+            if until is not None:
+                points_set.add(until)
+        if days is not None and (s.status is past_due or s.paying_status is past_due):
+            points_set.add(s.status_since + timedelta(days=days))
+    points = sorted(points_set)
     raw: list[tuple[datetime, Decimal, SubscriptionState]] = []
     i = -1
+    last = len(times) - 1
     for t in points:
-        while i + 1 < len(times) and times[i + 1] <= t:
+        while i < last and times[i + 1] <= t:
             i += 1
         if i < 0:
             continue
         s = states[i]
-        value = state_amount(s, t, policy)
-        raw.append((t, value, s))
-    steps: list[_Step] = []
-    foreign = sub.currency != currency and policy.fx_date is FxDateRule.SERVICE_PERIOD_START
-    for j, (t, value, s) in enumerate(raw):
-        if not foreign:
-            if (steps and steps[-1].value == value) or (not steps and value == _ZERO):
+        raw.append((t, state_amount(s, t, policy), s))
+    steps: list[tuple[datetime, Decimal, SubscriptionState | None]] = []
+    prev: Decimal | None = None
+    for t, value, s in raw:
+        if prev is None:
+            if value == _ZERO:
                 continue
-            steps.append(_Step(t, value, None))
+        elif prev == value and (not foreign or value == _ZERO):
             continue
-        # Foreign currency under the service-period rule: the rate changes at each renewal,
-        # so emit a step per billing date while the value is non-zero.
-        if not steps or steps[-1].value != value or value != _ZERO:
-            start = (
-                s.cycle.period_containing(s.billing_anchor, t)[0] if t >= s.billing_anchor else t
-            )
-            if not (not steps and value == _ZERO):
-                steps.append(_Step(t, value, start.date()))
-        if value != _ZERO:
-            nxt = raw[j + 1][0] if j + 1 < len(raw) else horizon
-            for d in _period_starts(s.cycle, s.billing_anchor, t, min(nxt, horizon)):
-                steps.append(_Step(d, value, d.date()))
+        steps.append((t, value, s if foreign else None))
+        prev = value
     free: list[tuple[datetime, datetime | None]] = []
     open_at: datetime | None = None
     for t, value, s in raw:
@@ -667,32 +646,107 @@ def _moment(us: int) -> datetime:
 def _subscription_ledger(
     book: Book, policy: MetricsPolicy, currency: str, horizon: datetime
 ) -> Steps:
-    lists = StepLists()
     never: Final = np.iinfo(np.int64).max
+    fixed_rule = policy.fx_date is FxDateRule.SERVICE_PERIOD_START
+    keys: list[str] = []
+    key_customer: list[str] = []
+    key_currency: list[str] = []
+    stream: list[int] = []
+    at: list[int] = []
     values: list[Decimal] = []
+    # Foreign streams under the service-period rule: per step, its index and the state's
+    # calendar (anchor, cycle) and the end of its renewals (-1: none, the value is zero).
+    f_index: list[int] = []
+    f_anchor: list[int] = []
+    f_cycle: list[tuple[int, int]] = []
+    f_hi: list[int] = []
+    free: list[tuple[str, int, int]] = []
+    horizon_us = _us(horizon)
+    codes: dict[BillingCycle, tuple[int, int]] = {}
     for sub in book.subscriptions:
-        steps, free = _subscription_steps(sub, policy, currency, horizon)
+        foreign = fixed_rule and sub.currency != currency
+        steps, spans = _subscription_steps(sub, policy, foreign)
         if not steps:
             continue
-        k = len(lists.keys)
-        lists.keys.append(sub.id)
-        lists.key_customer.append(sub.customer_id)
-        lists.key_currency.append(sub.currency)
-        for step in steps:
-            lists.stream.append(k)
-            lists.at.append((step.at - EPOCH) // _US)
-            values.append(step.value)
-            lists.rate_day.append(
-                NO_DAY if step.rate_day is None else (step.rate_day - _EPOCH_DAY).days
-            )
-        for a, b in free:
+        k = len(keys)
+        keys.append(sub.id)
+        key_customer.append(sub.customer_id)
+        key_currency.append(sub.currency)
+        base = len(at)
+        for t, value, _ in steps:
+            stream.append(k)
+            at.append((t - EPOCH) // _US)
+            values.append(value)
+        if foreign:
+            for j, (_, value, s) in enumerate(steps):
+                assert s is not None
+                f_index.append(base + j)
+                f_anchor.append((s.billing_anchor - EPOCH) // _US)
+                cycle = s.cycle
+                code = codes.get(cycle)
+                if code is None:
+                    code = codes[cycle] = cycle_code(cycle)
+                f_cycle.append(code)
+                nxt = at[base + j + 1] if j + 1 < len(steps) else horizon_us
+                f_hi.append(min(nxt, horizon_us) if value != _ZERO else -(2**62))
+        for a, b in spans:
             end = never if b is None else (b - EPOCH) // _US
-            lists.free.append((sub.customer_id, (a - EPOCH) // _US, end))
+            free.append((sub.customer_id, (a - EPOCH) // _US, end))
     # Units fine enough for every amount and every conversion: nothing is rounded.
-    native = max((places(v) for v in set(values)), default=0)
-    digits = max(DIGITS, native) + _rate_digits(book.fx, currency, set(lists.key_currency))
-    lists.value = [from_decimal(v, digits) for v in values]
-    return lists.build(digits)
+    distinct = set(values)
+    native = max((places(v) for v in distinct), default=0)
+    digits = max(DIGITS, native) + _rate_digits(book.fx, currency, set(key_currency))
+    table = {v: from_decimal(v, digits) for v in distinct}
+    units = [table[v] for v in values]
+    s_at = np.array(at, dtype=np.int64)
+    s_stream = np.array(stream, dtype=np.int32)
+    rate_day = np.full(s_at.size, NO_DAY, dtype=np.int32)
+    value_arr = _units_array(units)
+    if f_index:
+        idx = np.array(f_index, dtype=np.int64)
+        anchor = np.array(f_anchor, dtype=np.int64)
+        cyc = np.array(f_cycle, dtype=np.int64).reshape(-1, 2)
+        months, length = cyc[:, 0], cyc[:, 1]
+        f_at = s_at[idx]
+        n = period_index(anchor, months, length, np.maximum(f_at, anchor))
+        start = np.where(f_at >= anchor, billing_dates(anchor, months, length, n), f_at)
+        rate_day[idx] = (start // DAY_US).astype(np.int32)
+        hi = np.array(f_hi, dtype=np.int64)
+        seg, dates = renewals(anchor, months, length, f_at, hi)
+        if seg.size:
+            src = idx[seg]
+            s_at = np.concatenate([s_at, dates])
+            s_stream = np.concatenate([s_stream, s_stream[src]])
+            rate_day = np.concatenate([rate_day, (dates // DAY_US).astype(np.int32)])
+            value_arr = _units_array(np.concatenate([value_arr, value_arr[src]]))
+            order = np.lexsort((s_at, s_stream))
+            s_at, s_stream = s_at[order], s_stream[order]
+            rate_day, value_arr = rate_day[order], value_arr[order]
+    cust_order = sorted(set(key_customer))
+    cindex = {c: i for i, c in enumerate(cust_order)}
+    curs = sorted(set(key_currency))
+    kindex = {c: i for i, c in enumerate(curs)}
+    return Steps(
+        digits=digits,
+        customer_ids=tuple(cust_order),
+        currencies=tuple(curs),
+        stream_keys=tuple(keys),
+        stream_customer=np.array([cindex[c] for c in key_customer], dtype=np.int32),
+        stream_currency=np.array([kindex[c] for c in key_currency], dtype=np.int16),
+        stream=s_stream,
+        at=s_at,
+        value=value_arr,
+        rate_day=rate_day,
+        free_customer=np.array([cindex[c] for c, _, _ in free], dtype=np.int32),
+        free_start=np.array([a for _, a, _ in free], dtype=np.int64),
+        free_end=np.array([b for _, _, b in free], dtype=np.int64),
+    )
+
+
+def _units_array(units: Sequence[int] | npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Units as int64 when every one fits, else as Python ints (the exact slow path)."""
+    value = np.array(units, dtype=object)
+    return norm(value) if value.size else np.zeros(0, dtype=np.int64)
 
 
 def _rate_digits(fx: FxRates, currency: str, codes: Iterable[str]) -> int:
