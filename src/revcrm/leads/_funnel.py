@@ -404,7 +404,7 @@ def format_funnel(
         v = pipeline_value
         lines.append("")
         lines.append(
-            f"Open pipeline value: {v.total.rounded()} per month"
+            f"Open pipeline value: {v.total.rounded_amount()} {v.total.currency} per month"
             f" ({v.valued_leads} of {v.open_leads} open leads valued)"
         )
     return "\n".join(lines)
