@@ -56,6 +56,7 @@ from revcrm.metrics import CustomerValue, MetricsPolicy, MrrAnalysis, analyse, c
 from revcrm.segments import (
     DEFAULT_CONFIG,
     CustomSegment,
+    LtvBaseline,
     Segment,
     Segmentation,
     SegmentConfig,
@@ -476,6 +477,7 @@ class _Customers(_Service):
         direction: Direction | str = Direction.ASC,
         limit: int = 50,
         cursor: str | None = None,
+        ltv_baseline: LtvBaseline | None = None,
     ) -> Page[CustomerListRow]:
         """The customer list: one keyset page of the store's customer list, each row with
         its segments (and primary segment) and tags.
@@ -492,6 +494,11 @@ class _Customers(_Service):
         Without ``as_of`` the first page is at the clock's moment and every later page at
         its cursor's (so page 2 still works when the clock moved); the page says which
         ``as_of`` it used. An explicit ``as_of`` must match the cursor's.
+
+        ``ltv_baseline`` (from :meth:`CRM.segments.ltv_baseline <_Segments.ltv_baseline>`)
+        saves the whole-book read of the High Value threshold that the rows' segments
+        otherwise take on every page: a caller listing many pages reads it once and
+        decides how long it may keep it (the web pages: their ``cache_seconds``).
         """
         crm = self._crm
         at = crm._at(as_of) if as_of is not None or cursor is None else _cursor_at(crm, cursor)
@@ -529,7 +536,11 @@ class _Customers(_Service):
         page_ids = [r.id for r in page.items]
         if in_store:
             segments = crm.store.segments_of(
-                page_ids, as_of=at, currency=crm.reporting_currency, config=crm.segment_config
+                page_ids,
+                as_of=at,
+                currency=crm.reporting_currency,
+                config=crm.segment_config,
+                ltv_baseline=ltv_baseline,
             )
         else:
             assert seg is not None
@@ -555,14 +566,20 @@ class _Customers(_Service):
         *,
         as_of: _Moment | None = None,
         tickets: Iterable[TicketRef] = (),
+        ltv_baseline: LtvBaseline | None = None,
     ) -> CustomerProfile:
         """The customer's profile (see :func:`revcrm.crm.customer_profile`): billing from
         the store; notes, contacts, tags, intake answers and the lead status from the CRM
-        store; ``tickets`` are the host's support tickets for the customer."""
+        store; ``tickets`` are the host's support tickets for the customer.
+
+        The segments need the whole book's High Value threshold: read from the store
+        (a whole-book aggregate) unless given as ``ltv_baseline`` (see ``list``)."""
         crm = self._crm
         customer_id = read_id(customer_id, "customer_id")
         at = crm._at(as_of)
         customer = crm.store.customers.get(customer_id)
+        if ltv_baseline is None:
+            ltv_baseline = crm.segments.ltv_baseline(as_of=at)
         # The converted lead of the customer, else the open lead with its email (a prospect
         # who registered without buying yet); the profile shows it for non-buyers only.
         lead = crm.crm.leads.lead_for_customer(customer_id)
@@ -580,7 +597,7 @@ class _Customers(_Service):
             tags=crm.crm.tags.tags_of(customer_id, as_of=at),
             lead_status=None if lead is None else lead.stage,
             intake=crm.intake._items(customer_id, at),
-            ltv_baseline=crm.store.ltv_baseline(as_of=at, currency=crm.reporting_currency),
+            ltv_baseline=ltv_baseline,
             segment_config=crm.segment_config,
         )
 
@@ -651,6 +668,9 @@ class _Notes(_Service):
     def unpin(self, note_id: str, *, staff_id: str, at: datetime | None = None) -> Note:
         return self._change(note_id, "unpin", staff_id, at)
 
+    def get(self, note_id: str) -> Note:
+        return self._crm.crm.notes.get(read_id(note_id, "note_id"))
+
     def list(self, customer_id: str) -> tuple[Note, ...]:
         """Live notes, pinned first then newest first (deleted ones stay in the audit log)."""
         return self._crm.crm.notes.for_customer(read_id(customer_id, "customer_id"))
@@ -704,6 +724,10 @@ class _Tags(_Service):
         crm.crm.tags.record(
             TagChange.removed(customer_id=customer_id, tag=name, at=moment, staff_id=staff_id)
         )
+
+    def all(self) -> tuple[Tag, ...]:
+        """Every tag, by key."""
+        return self._crm.crm.tags.all()
 
     def counts(self, *, as_of: _Moment | None = None) -> dict[str, int]:
         return self._crm.crm.tags.counts(as_of=self._crm._at(as_of))
@@ -766,6 +790,13 @@ class _Segments(_Service):
 
     def members(self, segment: Segment | str, *, as_of: _Moment | None = None) -> tuple[str, ...]:
         return self._crm.segmentation(as_of=as_of).customers_in(segment)
+
+    def ltv_baseline(self, *, as_of: _Moment | None = None) -> LtvBaseline:
+        """The High Value threshold at ``as_of`` in the reporting currency: the store's
+        ``ltv_baseline`` (equal to ``segmentation(...).ltv_baseline``; one whole-book
+        aggregate), for ``customers.list`` and ``customers.profile`` to reuse."""
+        crm = self._crm
+        return crm.store.ltv_baseline(as_of=crm._at(as_of), currency=crm.reporting_currency)
 
 
 class _Metrics(_Service):
@@ -960,6 +991,19 @@ class _Leads(_Service):
 
     def get(self, lead_id: str) -> Lead:
         return self._crm.crm.leads.get(read_id(lead_id, "lead_id"))
+
+    def all(self) -> tuple[Lead, ...]:
+        """Every lead, by id (for the funnel; ``list`` pages through them)."""
+        return self._crm.crm.leads.all()
+
+    def lead_for_customer(self, customer_id: str) -> Lead | None:
+        """The lead converted into this customer, if any."""
+        return self._crm.crm.leads.lead_for_customer(read_id(customer_id, "customer_id"))
+
+    def open_lead_for(self, email: str) -> Lead | None:
+        """The open lead with this email, if any (a prospect who registered without
+        buying yet)."""
+        return self._crm.crm.leads.open_lead_for(email)
 
     def list(
         self,

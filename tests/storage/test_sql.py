@@ -45,16 +45,16 @@ def db(tmp_path: Path) -> str:
 def test_schema_version_and_idempotent_create(db: str) -> None:
     store = SQLStore(db)
     assert store.schema_version() == 0
-    assert store.create_schema() == LATEST_VERSION == 5
-    assert store.create_schema() == 5  # idempotent
-    assert store.migrate() == 5
+    assert store.create_schema() == LATEST_VERSION == 6
+    assert store.create_schema() == 6  # idempotent
+    assert store.migrate() == 6
     assert store.schema_version() == LATEST_VERSION
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT version, description FROM revcrm_schema_version ORDER BY version")
         ).all()
         mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-    assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert mode == "wal"
     store.close()
 
@@ -67,7 +67,7 @@ def test_using_a_store_before_its_schema_exists_says_what_to_do(db: str) -> None
     with pytest.raises(StorageError, match="version 1"):
         store.customers.count()
     with pytest.raises(ValidationError):
-        store.migrate(to=6)
+        store.migrate(to=7)
 
 
 def test_forward_migration_backfills_the_derived_spans(db: str) -> None:
@@ -116,7 +116,7 @@ def test_forward_migration_backfills_the_derived_spans(db: str) -> None:
                 }
             ],
         )
-    assert store.migrate() == 5
+    assert store.migrate() == LATEST_VERSION
     assert store.mrr(at=AS_OF, currency="USD") == Money("10", "USD")
     (january,) = store.cash_by_month(start=T0, end=datetime(2024, 2, 1, tzinfo=UTC), currency="USD")
     assert (january.gross, january.payments) == (Money("30", "USD"), 1)
@@ -138,7 +138,7 @@ def test_migration_from_version_4_materialises_current_states(db: str) -> None:
     store = SQLStore(db)
     with pytest.raises(StorageError, match="version 4"):
         store.subscriptions.count()
-    assert store.migrate() == 5
+    assert store.migrate() == LATEST_VERSION
     memory = InMemoryStore()
     memory.import_book(book)
     ids = [s.id for s in book.subscriptions]
@@ -149,6 +149,40 @@ def test_migration_from_version_4_materialises_current_states(db: str) -> None:
             "SELECT count(*) FROM revcrm_subscriptions WHERE current_state IS NULL"
         ).scalar()
     assert empty == 0
+
+
+def test_migration_from_version_5_indexes_invoice_lines_by_subscription(db: str) -> None:
+    book = sample_book()
+    old = SQLStore(db)
+    old.create_schema()
+    old.import_book(book)
+    # Leave the database as a revcrm at version 5 did: no index of lines by subscription.
+    with old.engine.begin() as conn:
+        versions = old._schema.schema_version
+        conn.execute(versions.delete().where(versions.c.version >= 6))
+        conn.exec_driver_sql("DROP INDEX revcrm_line_subscription")
+    assert old.schema_version() == 5
+    store = SQLStore(db)
+    with pytest.raises(StorageError, match="version 5"):
+        store.customers.count()
+    assert store.migrate() == 6
+    with store.engine.connect() as conn:
+        names = {i["name"] for i in sa.inspect(conn).get_indexes("revcrm_invoice_lines")}
+        plan = " ".join(
+            str(row[-1])
+            for row in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT max(period_end) FROM revcrm_invoice_lines "
+                "WHERE subscription_id = 's'"
+            )
+        )
+    assert "revcrm_line_subscription" in names
+    assert "revcrm_line_subscription" in plan
+    memory = InMemoryStore()
+    memory.import_book(book)
+    ids = [c.id for c in book.customers]
+    assert store.segments_of(ids, as_of=AS_OF, currency="USD") == memory.segments_of(
+        ids, as_of=AS_OF, currency="USD"
+    )
 
 
 def test_current_states_without_a_materialised_state_replay_the_history(db: str) -> None:
@@ -181,7 +215,7 @@ def test_migration_from_version_2_backfills_the_service_states(db: str) -> None:
     store = SQLStore(db)
     with pytest.raises(StorageError, match="version 2"):
         store.customers.count()
-    assert store.migrate() == 5
+    assert store.migrate() == LATEST_VERSION
     memory = InMemoryStore()
     memory.import_book(book)
     ids = [c.id for c in book.customers]

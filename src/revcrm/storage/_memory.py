@@ -30,6 +30,7 @@ from revcrm.errors import (
     ValidationError,
 )
 from revcrm.metrics import MetricsPolicy, MrrPoint
+from revcrm.segments import segmentation
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
 from revcrm.segments._segments import LtvBaseline, Segmentation, SegmentCounts
 from revcrm.storage import _reference as ref
@@ -100,7 +101,9 @@ class InMemoryStore:
         self._frames: list[list[Callable[[], None]]] = []
         self._book: Book | None = None
         self._segmented: Book | None = None
-        self._segmentations: dict[tuple[datetime, str, SegmentConfig], Segmentation] = {}
+        self._segmentations: dict[
+            tuple[datetime, str, SegmentConfig, LtvBaseline | None], Segmentation
+        ] = {}
         self.customers = _Customers(self, self._tables["customer"])
         self.products = _Products(self, self._tables["product"])
         self.plans = _Plans(self, self._tables["plan"])
@@ -344,16 +347,32 @@ class InMemoryStore:
             self._current_book(), customer_id, at=t, currency=currency, policy=self._policy
         )
 
-    def _segmentation(self, at: datetime, currency: str, config: SegmentConfig) -> Segmentation:
+    def _segmentation(
+        self,
+        at: datetime,
+        currency: str,
+        config: SegmentConfig,
+        baseline: LtvBaseline | None = None,
+    ) -> Segmentation:
         """The pure segmentation of the current book, kept until the next write (a list
-        walked page by page asks for the same one each time)."""
+        walked page by page asks for the same one each time); with ``baseline`` as the
+        High Value threshold instead of the book's own."""
         with self._lock:
             book = self._current_book()
             if self._segmented is not book:
                 self._segmented = book
                 self._segmentations.clear()
-            key = (at, currency, config)
+            key = (at, currency, config, baseline)
             found = self._segmentations.get(key)
+            if found is None and baseline is not None:
+                found = segmentation(
+                    book,
+                    as_of=at,
+                    currency=currency,
+                    config=config,
+                    policy=self._policy,
+                    ltv_baseline=baseline,
+                )
             if found is None:
                 found = ref.customer_segments(
                     book, at=at, currency=currency, config=config, policy=self._policy
@@ -383,18 +402,27 @@ class InMemoryStore:
         as_of: date | datetime,
         currency: str,
         config: SegmentConfig = DEFAULT_CONFIG,
+        ltv_baseline: LtvBaseline | None = None,
     ) -> dict[str, frozenset[Segment]]:
         ids = read_ids(customer_ids)
         t = as_of_moment(as_of, "as_of")
         check_currency(currency)
         _check_config(config)
-        seg = self._segmentation(t, currency, config)
+        _check_baseline(ltv_baseline, currency)
+        seg = self._segmentation(t, currency, config, ltv_baseline)
         return {cid: seg.segments_of(cid) for cid in ids}
 
 
 def _check_config(config: object) -> None:
     if not isinstance(config, SegmentConfig):
         raise ValidationError("config", config, "expected a SegmentConfig")
+
+
+def _check_baseline(baseline: object, currency: str) -> None:
+    if baseline is not None and (
+        not isinstance(baseline, LtvBaseline) or baseline.total.currency != currency
+    ):
+        raise ValidationError("ltv_baseline", baseline, f"expected an LtvBaseline in {currency}")
 
 
 def _check_expected(expected: object) -> None:

@@ -354,9 +354,15 @@ class Analytics(Protocol):
         as_of: date | datetime,
         currency: str,
         config: SegmentConfig = DEFAULT_CONFIG,
+        ltv_baseline: LtvBaseline | None = None,
     ) -> dict[str, frozenset[Segment]]:
         """Per id, :meth:`revcrm.segments.Segmentation.segments_of` on the stored book
-        (empty before the customer registered; an unknown id is a NotFoundError)."""
+        (empty before the customer registered; an unknown id is a NotFoundError).
+
+        ``ltv_baseline`` is the High Value threshold to use instead of reading
+        :meth:`ltv_baseline` again (a whole-book read): a caller showing many pages of
+        the list reads it once (see ``CRM.segments.ltv_baseline``) and passes it on. It
+        must be an :class:`~revcrm.segments.LtvBaseline` in ``currency``."""
         ...
 
 

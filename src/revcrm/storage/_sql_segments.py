@@ -31,6 +31,7 @@ from revcrm.storage._codec import (
     moment_value,
 )
 from revcrm.storage._memory import (
+    _check_baseline,
     _check_config,
     _id_list,
 )
@@ -191,6 +192,28 @@ class SQLSegments(SQLBase):
             # the one that can be missing.
             fx.rate(cur, currency, EPOCH_DATE + timedelta(days=lo))
         return {cur: (lo, hi) for cur, (lo, hi) in found.items()}
+
+    def _payment_days_of(
+        self, conn: Connection, t: datetime, currency: str, fx: FxRates, ids: Sequence[str]
+    ) -> dict[str, tuple[int, int]]:
+        """``_payment_days`` of these customers' transactions alone (one indexed lookup
+        per customer): all that their High Value test converts, when the baseline is
+        given and so needs no pass over the whole book."""
+        tx = self._schema.transactions
+        stmt = (
+            sa.select(tx.c.currency, sa.func.min(tx.c.at_day), sa.func.max(tx.c.at_day))
+            .where(
+                tx.c.customer_id.in_(list(ids)),
+                tx.c.status == "succeeded",
+                tx.c.at <= t,
+                tx.c.currency != currency,
+            )
+            .group_by(tx.c.currency)
+        )
+        found = {str(cur): (int(lo), int(hi)) for cur, lo, hi in conn.execute(stmt)}
+        for cur, (lo, _) in found.items():
+            fx.rate(cur, currency, EPOCH_DATE + timedelta(days=lo))
+        return found
 
     def _day_rates(
         self, conn: Connection, days: Mapping[str, tuple[int, int]], fx: FxRates, currency: str
@@ -509,13 +532,15 @@ class SQLSegments(SQLBase):
         config: SegmentConfig,
         ids: Sequence[str] | None = None,
         wanted: Segment | None = None,
+        baseline: LtvBaseline | None = None,
     ) -> dict[Segment, ColumnElement[bool]]:
         """Membership of each built-in segment at ``t`` as a condition on the customers
         table (the rules of ``revcrm.segments._rules.memberships``; the cycle-aware Active
         rule is applied in Python to the facts of ``_service_facts``). With ``ids``
         only those customers' conditions are meant to be true to the definition (the
         per-customer parts are computed for them alone). With ``wanted`` only that
-        segment's condition is (the LTV baseline is computed only when it needs it)."""
+        segment's condition is (the LTV baseline is computed only when it needs it, and
+        not at all when the caller gives it as ``baseline``)."""
         s = self._schema
         c, st, sp, inv = s.customers, s.states, s.spans, s.invoices
         every = wanted is None or wanted is Segment.OTHER
@@ -540,8 +565,12 @@ class SQLSegments(SQLBase):
         high: ColumnElement[bool] = sa.false()
         if every or wanted is Segment.HIGH_VALUE:
             fx = self._rates(conn)
-            days = self._payment_days(conn, t, currency, fx)
-            baseline = self._baseline(conn, t, currency, fx)
+            if baseline is None or ids is None:
+                days = self._payment_days(conn, t, currency, fx)
+            else:
+                days = self._payment_days_of(conn, t, currency, fx, ids)
+            if baseline is None:
+                baseline = self._baseline(conn, t, currency, fx)
             if baseline.paying_customers:
                 rates = self._day_rates(conn, days, fx, currency) if days else None
                 above = self._high_value(t, currency, baseline, rates, ids, foreign=bool(days))
@@ -598,10 +627,11 @@ class SQLSegments(SQLBase):
         currency: str,
         config: SegmentConfig,
         ids: Sequence[str] | None,
+        baseline: LtvBaseline | None = None,
     ) -> sa.Select[Any]:
         """One row per registered customer (of ``ids``): its id and a 0/1 per named segment."""
         c = self._schema.customers
-        conds = self._segment_conds(conn, t, currency, config, ids)
+        conds = self._segment_conds(conn, t, currency, config, ids, baseline=baseline)
         flags = [sa.case((conds[seg], 1), else_=0).label(seg.value) for seg in _NAMED]
         stmt = sa.select(c.c.id, *flags).where(c.c.registered_at <= t)
         if ids is not None:
@@ -777,11 +807,13 @@ class SQLSegments(SQLBase):
         as_of: date | datetime,
         currency: str,
         config: SegmentConfig = DEFAULT_CONFIG,
+        ltv_baseline: LtvBaseline | None = None,
     ) -> dict[str, frozenset[Segment]]:
         wanted = _id_list(customer_ids)
         t = as_of_moment(as_of, "as_of")
         check_currency(currency)
         _check_config(config)
+        _check_baseline(ltv_baseline, currency)
 
         def run(conn: Connection) -> dict[str, frozenset[Segment]]:
             c = self._schema.customers
@@ -792,7 +824,7 @@ class SQLSegments(SQLBase):
                     raise NotFoundError("customer", cid)
             found: dict[str, frozenset[Segment]] = {}
             for chunk in _chunks(unique):
-                stmt = self._segment_flags(conn, t, currency, config, chunk)
+                stmt = self._segment_flags(conn, t, currency, config, chunk, ltv_baseline)
                 for row in conn.execute(stmt):
                     cid, *bits = tuple(row)
                     segs = {seg for seg, bit in zip(_NAMED, bits, strict=True) if bit}

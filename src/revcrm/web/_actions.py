@@ -54,7 +54,7 @@ def _profile(ctx: Ctx, customer_id: str, done: str) -> Response:
 def _own_note(ctx: Ctx, customer_id: str, note_id: str) -> None:
     # A note id of another customer posted to this customer's URL is refused: the URL
     # names the page the change shows on.
-    note = ctx.crm.crm.notes.get(note_id)
+    note = ctx.crm.notes.get(note_id)
     if note.customer_id != customer_id:
         raise HttpError(404, "No such note on this customer.")
 

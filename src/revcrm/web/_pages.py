@@ -19,14 +19,13 @@ from revcrm.crm import (
     CustomerProfile,
     CustomerStatus,
     TicketRef,
-    customer_profile,
     intake_breakdown,
 )
 from revcrm.export import svg_bar_chart, svg_heatmap, svg_line_chart, svg_lines_chart
 from revcrm.export._svg import month_label
 from revcrm.leads import OPEN_STAGES, LeadStage, funnel
 from revcrm.metrics import Dashboard
-from revcrm.segments import CustomSegment, Segment
+from revcrm.segments import CustomSegment, LtvBaseline, Segment
 from revcrm.storage import CustomerSort, Direction
 from revcrm.web._core import Ctx, HttpError
 
@@ -195,6 +194,7 @@ def customers(ctx: Ctx) -> Response:
         direction=direction,
         limit=ctx.web.page_size,
         cursor=cursor if isinstance(cursor, str) else None,
+        ltv_baseline=_ltv_baseline(ctx),
     )
     base = {**filters, "s": sealed_search}
     next_url = None
@@ -225,7 +225,7 @@ def customers(ctx: Ctx) -> Response:
         + [(f"custom:{c.name}", c.name) for c in ctx.web.custom_segments],
         statuses=[(s.value, s.value.replace("_", " ").title()) for s in CustomerStatus],
         products=[(p.id, p.name) for p in products],
-        tags=[t.name for t in crm.crm.tags.all()],
+        tags=[t.name for t in crm.tags.all()],
     )
 
 
@@ -271,7 +271,7 @@ def profile(ctx: Ctx) -> Response:
     )
     balances = [crm.credits.balance(customer_id, c) for c in currencies]
     credits = sorted(crm.store.credits.for_customer(customer_id), key=lambda e: (e.at, e.id))
-    lead = crm.crm.leads.lead_for_customer(customer_id)
+    lead = crm.leads.lead_for_customer(customer_id)
     return ctx.render(
         "profile.html",
         p=p,
@@ -286,40 +286,23 @@ def profile(ctx: Ctx) -> Response:
     )
 
 
-def _profile_of(ctx: Ctx, customer_id: str, tickets: tuple[TicketRef, ...]) -> CustomerProfile:
-    """``crm.customers.profile`` with the book-wide LTV baseline (the High Value
-    threshold, half a second at 20,000 customers) read once and cached, not per profile.
-
-    The same calls as the facade's ``profile``; the facade takes no baseline yet.
-    """
+def _ltv_baseline(ctx: Ctx) -> LtvBaseline | None:
+    """The book-wide High Value threshold the list's and the profile's segments compare
+    with (a whole-book read, half a second at 20,000 customers), cached like the other
+    book-wide figures: the app's own writes clear it, a host's sync shows after at most
+    ``cache_seconds``. None while it is still being computed (the facade then reads it)."""
     crm = ctx.crm
     at = crm.now()
     value = ctx.web.cache.get(
-        "ltv_baseline",
-        lambda: crm.store.ltv_baseline(as_of=at, currency=crm.reporting_currency),
-        wait=30.0,
+        "ltv_baseline", lambda: crm.segments.ltv_baseline(as_of=at), wait=30.0
     )
-    if value is None:
-        return crm.customers.profile(customer_id, as_of=at, tickets=tickets)
-    baseline: Any = value
-    customer = crm.store.customers.get(customer_id)
-    lead = crm.crm.leads.lead_for_customer(customer_id)
-    if lead is None and customer.email is not None:
-        lead = crm.crm.leads.open_lead_for(customer.email)
-    return customer_profile(
-        crm.store.book(customer_ids=[customer_id]),
-        customer_id,
-        as_of=at,
-        currency=crm.reporting_currency,
-        policy=crm.policy,
-        tickets=tickets,
-        notes=crm.crm.notes.for_customer(customer_id),
-        contacts=crm.crm.contacts.for_customer(customer_id),
-        tags=crm.crm.tags.tags_of(customer_id, as_of=at),
-        lead_status=None if lead is None else lead.stage,
-        intake=crm.intake.of(customer_id, as_of=at),
-        ltv_baseline=baseline,
-        segment_config=crm.segment_config,
+    return value if isinstance(value, LtvBaseline) else None
+
+
+def _profile_of(ctx: Ctx, customer_id: str, tickets: tuple[TicketRef, ...]) -> CustomerProfile:
+    """``crm.customers.profile`` with the cached LTV baseline (see ``_ltv_baseline``)."""
+    return ctx.crm.customers.profile(
+        customer_id, as_of=ctx.crm.now(), tickets=tickets, ltv_baseline=_ltv_baseline(ctx)
     )
 
 
@@ -364,7 +347,7 @@ def leads(ctx: Ctx) -> Response:
         if stage in OPEN_STAGES:
             page = crm.leads.list(stage=stage, limit=ctx.web.page_size)
             columns.append((stage, page.items, page.next_cursor is not None))
-    value = ctx.web.cache.get("funnel", lambda: funnel(crm.crm.leads.all(), at=at))
+    value = ctx.web.cache.get("funnel", lambda: funnel(crm.leads.all(), at=at))
     if value is None:
         return ctx.render("pending.html", title="Leads")
     f: Any = value
