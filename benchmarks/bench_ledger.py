@@ -13,7 +13,9 @@ Cases (each runs in its own process, so its peak RSS is its own):
   also builds the same lines as a ``Book`` and times the Decimal engine on it.
 * ``demo``: the seeded demo book (``revcrm._demo.demo_book``, USD/EUR/GBP, subscription
   source), ``analyse`` + the same series and waterfalls; ``--oracle`` also times the
-  Decimal engine kept as the test oracle (``tests/ledger/_oracle_engine.py``).
+  Decimal engine kept as the test oracle (``tests/ledger/_oracle_engine.py``); ``--pack``
+  also times the rest of the full pack on the same analysis (dashboard, monthly cohort
+  triangle, churn series, ARPA and LTV, NRR/GRR, quick ratio; as ``bench_mrr.py``).
 
 It prints wall times (one core, ``time.perf_counter``) and peak RSS
 (``resource.getrusage``); it asserts nothing. Run it on one core and briefly.
@@ -161,7 +163,33 @@ def run_lines(size: int, oracle: bool = False) -> None:
         )
 
 
-def run_demo(customers: int, oracle: bool) -> None:
+def _pack(book: Any, a: Any, start: datetime, end: datetime) -> tuple[float, float]:
+    """The dashboard, then issue 4's KPI pack (as ``bench_mrr.kpi_pack``)."""
+    from revcrm.metrics import (
+        arpa_from_mrrs,
+        churn_series,
+        cohorts,
+        dashboard,
+        ltv,
+        quick_ratio,
+        revenue_retention,
+    )
+
+    t0 = time.perf_counter()
+    dashboard(book, as_of=end, currency="USD", analysis=a)
+    t1 = time.perf_counter()
+    cohorts(a, start, end, Frequency.MONTH)
+    series = churn_series(a, start, end)
+    arpa = arpa_from_mrrs(a.customers_with_mrr(end), currency=a.currency)
+    rates = [p.customer_churn.rate for p in series[:-1]]
+    if arpa.value is not None:
+        ltv(arpa.value, rates, window=6)
+    revenue_retention(a, start, end)
+    quick_ratio(a, start, end)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def run_demo(customers: int, oracle: bool, pack: bool = False) -> None:
     from revcrm._demo import DEMO_AS_OF, demo_book
 
     t0 = time.perf_counter()
@@ -180,6 +208,12 @@ def run_demo(customers: int, oracle: bool) -> None:
         f" waterfalls {falls:5.2f}s | engine total {total:6.2f}s | peak RSS {_rss_mb():6.0f} MB"
         f" | digits {a._steps.digits}"
     )
+    if pack:
+        dash, kpis = _pack(book, a, start, end)
+        print(
+            f"     pack: dashboard {dash:5.2f}s kpis {kpis:5.2f}s | full pack"
+            f" {total + dash + kpis:6.2f}s | peak RSS {_rss_mb():6.0f} MB"
+        )
     if oracle:
         t3 = time.perf_counter()
         o = _oracle().analyse(book, currency="USD")
@@ -197,11 +231,12 @@ def main() -> None:
     p.add_argument("--size", type=int, default=250_000)
     p.add_argument("--customers", type=int, default=20_000)
     p.add_argument("--oracle", action="store_true")
+    p.add_argument("--pack", action="store_true")
     args = p.parse_args()
     if args.case == "lines":
         run_lines(args.size, args.oracle)
     elif args.case == "demo":
-        run_demo(args.customers, args.oracle)
+        run_demo(args.customers, args.oracle, args.pack)
     else:
         me = [sys.executable, __file__]
         subprocess.run([*me, "--case", "lines", "--size", "250000", "--oracle"], check=True)

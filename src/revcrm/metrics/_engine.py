@@ -148,6 +148,9 @@ class MrrPoint:
     mrr: Money
 
 
+#: The most Money values an analysis keeps for reuse.
+_MEMO_SIZE: Final = 1 << 16
+
 #: Microseconds since 1970-01-01 UTC <-> aware datetimes (the ledger's time axis).
 _US: Final = timedelta(microseconds=1)
 _EPOCH_DAY: Final = date(1970, 1, 1)
@@ -335,6 +338,9 @@ class MrrAnalysis:
     _recent: dict[tuple[datetime, ...], Classified] = attrs.field(
         init=False, factory=dict, repr=False
     )
+    # Money of each units value already answered: movement amounts repeat (the same
+    # prices), and building a validated Money costs far more than a dict look-up.
+    _memo: dict[int, Money] = attrs.field(init=False, factory=dict, repr=False)
 
     # -- conversions ---------------------------------------------------------------------
 
@@ -346,7 +352,14 @@ class MrrAnalysis:
         return to_decimal(int(units), self._places, self._steps.digits)
 
     def _money(self, units: int) -> Money:
-        return Money(to_decimal(int(units), self._places, self._steps.digits), self.currency)
+        u = int(units)
+        out = self._memo.get(u)
+        if out is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            out = Money(to_decimal(u, self._places, self._steps.digits), self.currency)
+            self._memo[u] = out
+        return out
 
     @functools.cached_property
     def _index(self) -> dict[str, int]:
@@ -673,10 +686,9 @@ def _subscription_ledger(
         key_customer.append(sub.customer_id)
         key_currency.append(sub.currency)
         base = len(at)
-        for t, value, _ in steps:
-            stream.append(k)
-            at.append((t - EPOCH) // _US)
-            values.append(value)
+        stream.extend([k] * len(steps))
+        at.extend([(t - EPOCH) // _US for t, _, _ in steps])
+        values.extend([v for _, v, _ in steps])
         if foreign:
             for j, (_, value, s) in enumerate(steps):
                 assert s is not None
