@@ -30,7 +30,7 @@ from revcrm.errors import (
 )
 from revcrm.leads import Lead, LeadStage
 from revcrm.metrics import MetricsPolicy, mrr
-from revcrm.segments import CustomSegment, Segment, mrr_at_least
+from revcrm.segments import CustomSegment, LtvBaseline, Segment, mrr_at_least
 from revcrm.storage import InMemoryStore, SQLStore, Store
 from revcrm.storage._crm import ERASED_TEXT, CRMStore, InMemoryCRMStore
 from revcrm.storage._crm_sql import SQLCRMStore
@@ -606,3 +606,47 @@ def test_metrics_over_the_store_agree(crm: CRM) -> None:
     for v in values:
         if v.customer_id in usd:
             assert v.total_paid == rows[v.customer_id].total_paid
+
+
+def test_a_given_ltv_baseline_changes_no_figure_of_the_list_or_profile(crm: CRM) -> None:
+    at = AS_OF - timedelta(days=45)
+    seg = crm.segmentation(as_of=at)
+    baseline = crm.segments.ltv_baseline(as_of=at)
+    assert baseline == seg.ltv_baseline
+    for sort in ("name", "mrr", "ltv"):
+        assert crm.customers.list(as_of=at, sort=sort, limit=500) == crm.customers.list(
+            as_of=at, sort=sort, limit=500, ltv_baseline=baseline
+        )
+    for c in BOOK.customers[:6]:
+        mine = crm.customers.profile(c.id, as_of=at, ltv_baseline=baseline)
+        assert mine == crm.customers.profile(c.id, as_of=at)
+        assert mine.segments == seg.segments_of(c.id)
+    # The threshold given is the one the rows compare with (a caller's cached value).
+    rows = crm.customers.list(as_of=at, limit=500)
+    payers = [r for r in rows if r.row.active_services and r.row.ltv.amount > 0]
+    assert payers
+    low = LtvBaseline(total=Money("0.01", "USD"), paying_customers=1)
+    above = crm.customers.list(as_of=at, limit=500, ltv_baseline=low)
+    high = {r.id for r in above if Segment.HIGH_VALUE in r.segments}
+    assert {r.id for r in payers} <= high
+    with pytest.raises(ValidationError, match="ltv_baseline"):
+        crm.customers.list(as_of=at, ltv_baseline=Money("1", "USD"))  # type: ignore[arg-type]
+
+
+def test_the_crm_store_reads_the_pages_need_are_on_the_facade(crm: CRM) -> None:
+    crm.tags.create("VIP")
+    assert [t.name for t in crm.tags.all()] == ["VIP"]
+    customer = BOOK.customers[0]
+    note = crm.notes.add(customer.id, "called them", author_id="s1")
+    assert crm.notes.get(note.id) == note
+    with pytest.raises(NotFoundError):
+        crm.notes.get("no-such-note")
+    crm.leads.add(Lead(id="l1", email="x@example.com", created_at=AS_OF - timedelta(days=4)))
+    assert crm.leads.open_lead_for("X@example.com") == crm.leads.get("l1")
+    assert crm.leads.lead_for_customer(customer.id) is None
+    crm.leads.convert("l1", customer.id, staff_id="s1")
+    assert crm.leads.lead_for_customer(customer.id) == crm.leads.get("l1")
+    assert crm.leads.open_lead_for("x@example.com") is None
+    assert crm.leads.all() == (crm.leads.get("l1"),)
+    with pytest.raises(ValidationError):
+        crm.leads.lead_for_customer("")

@@ -28,6 +28,7 @@ from revcrm.metrics import MetricsPolicy
 from revcrm.segments import (
     DEFAULT_CONFIG,
     PRECEDENCE,
+    LtvBaseline,
     Segment,
     Segmentation,
     SegmentConfig,
@@ -185,6 +186,12 @@ def check_filters_equal_the_pure_functions(
         )
         got = store.segments_of(ids, as_of=at, currency=currency, config=config)
         assert got == {cid: seg.segments_of(cid) for cid in ids}
+        # The baseline given (as a caller that keeps it does), for one page of ids too.
+        for some in (ids, ids[::2]):
+            given = store.segments_of(
+                some, as_of=at, currency=currency, config=config, ltv_baseline=seg.ltv_baseline
+            )
+            assert given == {cid: seg.segments_of(cid) for cid in some}
         for segment in Segment:
             wanted = list(seg.customers_in(segment))
             found = ids_of(store, at, currency, segment=segment, segment_config=config)
@@ -391,6 +398,31 @@ def test_a_negative_baseline_puts_customers_without_cash_above_it(make: Any) -> 
     assert Segment.HIGH_VALUE in segs["a"]
     assert Segment.HIGH_VALUE not in segs["b"]
     assert store.segment_counts(as_of=AS_OF, currency="USD").members[Segment.HIGH_VALUE] == 1
+
+
+@pytest.mark.parametrize("make", [InMemoryStore, lambda: _sqlite()], ids=["memory", "sqlite"])
+def test_segments_of_uses_the_baseline_it_is_given(make: Any) -> None:
+    # fx_book: a's LTV is 200 USD, b's 150 USD, the book's baseline 350 over 2.
+    store = make()
+    store.import_book(fx_book())
+    own = store.ltv_baseline(as_of=AS_OF, currency="USD")
+
+    def high(baseline: LtvBaseline | None) -> set[str]:
+        segs = store.segments_of(["a", "b"], as_of=AS_OF, currency="USD", ltv_baseline=baseline)
+        return {cid for cid, s in segs.items() if Segment.HIGH_VALUE in s}
+
+    assert high(None) == high(own) == {"a"}
+    # A threshold the caller kept from another moment is the one compared with.
+    assert high(LtvBaseline(total=usd(300), paying_customers=1)) == set()
+    assert high(LtvBaseline(total=usd(100), paying_customers=1)) == {"a", "b"}
+    assert high(LtvBaseline(total=usd(0), paying_customers=0)) == set()
+    for bad in (
+        Money("350", "EUR"),
+        "350",
+        LtvBaseline(total=Money("1", "EUR"), paying_customers=1),
+    ):
+        with pytest.raises(ValidationError, match="ltv_baseline"):
+            store.segments_of(["a"], as_of=AS_OF, currency="USD", ltv_baseline=bad)
 
 
 def test_a_cursor_belongs_to_its_filters() -> None:

@@ -674,3 +674,36 @@ def test_a_storage_failure_is_a_503_without_the_drivers_message(
     assert r.status_code == 503
     assert "secret" not in r.text
     assert "unavailable" in r.text
+
+
+def test_the_list_shows_the_facades_segments_and_a_merge_renews_the_baseline(
+    crm: CRM, who: Who
+) -> None:
+    # The list's rows compare with the cached book-wide LTV baseline; their segments must
+    # be the facade's own, and a write that changes the baseline (a merge of two paying
+    # customers: one payer fewer) must not leave the old one in use.
+    client = _client(crm, who, cache_seconds=3600)
+    web = client.app.state.revcrm_web  # type: ignore[attr-defined]
+    html = client.get("/customers?sort=mrr&dir=desc").text
+    expected = crm.customers.list(sort="mrr", direction="desc", limit=web.page_size)
+    assert _ids(html) == [r.id for r in expected.items]
+    shown = re.findall(r'<tr data-id="[^"]+">.*?</tr>', html, re.S)
+    for row, r in zip(shown, expected.items, strict=True):
+        label = r.primary_segment.value.replace("_", " ") if r.primary_segment else "–"
+        assert f"<td>{label}</td>" in row, r.id
+    before = web.cache._values["ltv_baseline"][1]
+    assert before == crm.segments.ltv_baseline()
+    payers = [
+        r.id
+        for r in crm.customers.list(sort="total_paid", direction="desc", limit=60)
+        if r.row.total_paid.amount > 0 and int(r.id.removeprefix("cus_")) > 40
+    ]
+    primary, secondary = payers[:2]
+    who.staff = ADMIN
+    data = {"secondary_id": secondary, "confirm": "1"}
+    _post(client, f"/customers/{primary}", f"/customers/{primary}/merge", data)
+    assert "ltv_baseline" not in web.cache._values
+    client.get("/customers")
+    after = web.cache._values["ltv_baseline"][1]
+    assert after == crm.segments.ltv_baseline()
+    assert after.paying_customers == before.paying_customers - 1
