@@ -481,21 +481,43 @@ class MrrAnalysis:
         ev = self._ledger
         keys = self._steps.stream_keys
         ids = self._steps.customer_ids
+        if m.at.size == 0:
+            return []
+        lo, hi = ev.row_lo[m.first], ev.row_hi[m.last]
+        rows = ev.row_stream
+        # Most movements are one row (one stream changed): no slice and set for those.
+        single = rows[np.minimum(lo, rows.size - 1)].tolist()
+        is_single = (hi - lo == 1).tolist()
+        money = self._money
         out = []
-        for i in range(m.at.size):
-            lo, hi = int(ev.row_lo[m.first[i]]), int(ev.row_hi[m.last[i]])
-            streams = {int(s) for s in ev.row_stream[lo:hi].tolist() if s >= 0}
-            kind = _KIND_OF[int(m.kind[i])]
-            assert kind is not None
+        for i, (region, cust, at, kind, amount) in enumerate(
+            zip(
+                m.region.tolist(),
+                m.customer.tolist(),
+                m.at.tolist(),
+                m.kind.tolist(),
+                m.amount.tolist(),
+                strict=True,
+            )
+        ):
+            if is_single[i]:
+                s = single[i]
+                subs: tuple[str, ...] = (keys[s],) if s >= 0 else ()
+            else:
+                a, b = int(lo[i]), int(hi[i])
+                streams = {int(s) for s in rows[a:b].tolist() if s >= 0}
+                subs = tuple(sorted({keys[s] for s in streams}))
+            k = _KIND_OF[kind]
+            assert k is not None
             out.append(
                 (
-                    int(m.region[i]),
+                    region,
                     Movement(
-                        customer_id=ids[int(m.customer[i])],
-                        at=_moment(int(m.at[i])),
-                        kind=kind,
-                        amount=self._money(int(m.amount[i])),
-                        subscription_ids=tuple(sorted({keys[s] for s in streams})),
+                        customer_id=ids[cust],
+                        at=_moment(at),
+                        kind=k,
+                        amount=money(amount),
+                        subscription_ids=subs,
                     ),
                 )
             )
