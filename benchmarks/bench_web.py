@@ -23,6 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
+from revcrm.storage import SQLStore
 from revcrm.web import Staff, create_app
 from revcrm.web._serve import build_demo_database, open_crm
 
@@ -51,6 +52,10 @@ def main() -> int:
         print(f"building the demo database ({args.customers} customers) into {db} ...")
         build_demo_database(db, customers=args.customers)
         print(f"  built in {time.perf_counter() - start:.0f} s")
+    # A database built by an older revcrm is brought to the current schema first.
+    migrating = SQLStore(f"sqlite:///{db}")
+    migrating.migrate()
+    migrating.close()
     crm = open_crm(f"sqlite:///{db}")
     staff = Staff(id="bench", name="Bench", role="admin")
     app = create_app(crm, authenticate=lambda _r: staff, cache_seconds=3600)

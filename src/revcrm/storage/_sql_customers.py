@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -51,6 +51,11 @@ from revcrm.storage._sql_segments import SQLSegments
 __all__ = ["SQLCustomerList"]
 
 _T = TypeVar("_T")
+
+_LIMB: Final = 10**12  # one limb of SQLite's money (see revcrm.storage._codec.to_limbs)
+_FRACTION_LIMBS: Final = (3, 4, 5, 6)  # the limbs of 1e-12, 1e-24, 1e-36 and 1e-48
+_MAX_UNITS: Final = 10**9  # the whole units of a span the integer MRR sort takes
+_MAX_FACTOR: Final = 10**5  # the scaled rates it takes: no sum can pass 2**63
 
 
 class SQLCustomerList(SQLSegments):
@@ -199,6 +204,91 @@ class SQLCustomerList(SQLSegments):
                 return agg.group_by(tx.c.customer_id).subquery(), never, "moment"
         raise AssertionError(q.sort)
 
+    def _mrr_scale(
+        self, conn: Connection, rates: Mapping[str, Decimal]
+    ) -> tuple[int, dict[str, int]] | None:
+        """SQLite: whether the MRR sort can run on integers alone, and how.
+
+        An MRR is ``sum(rate x amount)``. When every positive span's amount is below a
+        billion (its limbs are the whole units ``l2`` and the fraction limbs ``l3..l6``,
+        see :func:`revcrm.storage._codec.to_limbs`) and every rate is ``n / 10**d`` with
+        a small ``n``, the MRR times ``10**(48 + d)`` is an exact integer that SQLite's
+        own integer arithmetic computes without overflow, limb by limb (``_mrr_keys``):
+        no Python aggregate per customer. Returns ``(d, n per currency)``, or None when
+        a span or a rate needs the exact Python aggregates (``_sort_values``)."""
+        places = 0
+        for rate in rates.values():
+            exponent = rate.normalize(context=EXACT_CONTEXT).as_tuple().exponent
+            if not isinstance(exponent, int):
+                return None
+            places = max(places, -exponent)
+        scaled = {cur: rate.scaleb(places, context=EXACT_CONTEXT) for cur, rate in rates.items()}
+        if any(n != n.to_integral_value() or not 0 <= n < _MAX_FACTOR for n in scaled.values()):
+            return None
+        sp = self._schema.spans
+        outside = sa.or_(
+            sp.c.amount_l0.is_(None),
+            sp.c.amount_l0 != 0,
+            sp.c.amount_l1 != 0,
+            sp.c.amount_l2 < 0,
+            sp.c.amount_l2 >= _MAX_UNITS,
+            *(sp.c[f"amount_l{k}"] < 0 for k in _FRACTION_LIMBS),
+        )
+        found = conn.execute(sa.select(sa.literal(1)).where(sp.c.positive, outside).limit(1))
+        if found.first() is not None:
+            return None
+        return places, {cur: int(n) for cur, n in scaled.items()}
+
+    def _mrr_keys(self, t: datetime, factors: Mapping[str, int]) -> Any:
+        """Per customer the key columns ``k2..k6`` with ``MRR x 10**(48 + d) =
+        sum(k_j x 10**(12 x (6 - j)))`` and ``0 <= k_j < 10**12`` for j > 2 (see
+        ``_mrr_scale``), from the limbs of the spans running at ``t``: per currency the
+        limb sums with their carries, times the rate's ``n``; per customer the sums of
+        those, with their carries again."""
+        sp = self._schema.spans
+        limb: ColumnElement[int] = sa.literal_column(str(_LIMB), sa.BigInteger())
+
+        def carried(sums: list[ColumnElement[Any]]) -> list[ColumnElement[Any]]:
+            # sums[0] whole units, then the fraction limbs: each limb below 10**12.
+            out: list[ColumnElement[Any]] = []
+            carry: ColumnElement[Any] | None = None
+            for value in reversed(sums[1:]):
+                total = value if carry is None else value + carry
+                out.append(total % limb)
+                carry = total // limb
+            out.append(sums[0] if carry is None else sums[0] + carry)
+            return out[::-1]
+
+        names = ["amount_l2", *(f"amount_l{k}" for k in _FRACTION_LIMBS)]
+        per_currency = (
+            sa.select(
+                sp.c.customer_id,
+                sp.c.currency,
+                *(sa.func.sum(sp.c[n]).label(f"s{j}") for j, n in enumerate(names)),
+            )
+            .where(sp.c.positive, self._contains(t, scan=True))
+            .group_by(sp.c.customer_id, sp.c.currency)
+            .subquery()
+        )
+        whens: list[tuple[ColumnElement[bool], ColumnElement[int]]] = [
+            (per_currency.c.currency == cur, sa.literal_column(str(n), sa.BigInteger()))
+            for cur, n in sorted(factors.items())
+        ]
+        factor = sa.case(*whens, else_=sa.literal_column("0", sa.BigInteger()))
+        limbs = carried([per_currency.c[f"s{j}"] for j in range(len(names))])
+        summed = (
+            sa.select(
+                per_currency.c.customer_id,
+                *(sa.func.sum(x * factor).label(f"m{j}") for j, x in enumerate(limbs)),
+            )
+            .group_by(per_currency.c.customer_id)
+            .subquery()
+        )
+        keys = carried([summed.c[f"m{j}"] for j in range(len(names))])
+        return sa.select(
+            summed.c.customer_id, *(k.label(f"k{j}") for j, k in enumerate(keys))
+        ).subquery()
+
     def _filters(self, q: CustomerQuery) -> list[ColumnElement[bool]]:
         s = self._schema
         c, sp = s.customers, s.spans
@@ -256,6 +346,13 @@ class SQLCustomerList(SQLSegments):
                 CustomerSort.CREATED: (c.c.registered_at, "moment"),
             }
             value: ColumnElement[Any]
+            scale = None
+            if self._sqlite and q.sort is CustomerSort.MRR:
+                scale = self._mrr_scale(conn, rates)
+            if scale is not None:
+                done = self._mrr_page(conn, q, rates, conds, *scale)
+                if done is not None:
+                    return done
             if q.sort in plain:
                 value, kind = plain[q.sort]
                 base = sa.select(c.c.id.label("id"), value.label("v")).where(*conds).subquery()
@@ -299,6 +396,58 @@ class SQLCustomerList(SQLSegments):
             return Page(items=tuple(rows), next_cursor=cursor, as_of=q.as_of)
 
         return self._run(False, run)
+
+    def _mrr_page(
+        self,
+        conn: Connection,
+        q: CustomerQuery,
+        rates: Mapping[str, Decimal],
+        conds: list[ColumnElement[bool]],
+        places: int,
+        factors: Mapping[str, int],
+    ) -> Page[CustomerRow] | None:
+        """The MRR sort on SQLite's integers (see ``_mrr_scale``): the same order and
+        cursors as the exact aggregates, the rows' figures computed as for every sort."""
+        c = self._schema.customers
+        keys = self._mrr_keys(q.as_of, factors)
+        zero: ColumnElement[int] = sa.literal_column("0", sa.BigInteger())
+        width = 1 + len(_FRACTION_LIMBS)
+        columns = [sa.func.coalesce(keys.c[f"k{j}"], zero).label(f"k{j}") for j in range(width)]
+        base = (
+            sa.select(c.c.id.label("id"), *columns)
+            .select_from(c.outerjoin(keys, keys.c.customer_id == c.c.id))
+            .where(*conds)
+            .subquery()
+        )
+        cols = [*(base.c[f"k{j}"] for j in range(width)), base.c.id]
+        desc = q.direction is Direction.DESC
+        stmt = sa.select(base.c.id)
+        after = q.after()
+        if after is not None:
+            av, aid = after
+            if not isinstance(av, Decimal):
+                raise ValidationError("cursor", q.cursor, "not a cursor of this sort")
+            units = av.scaleb(48 + places, context=EXACT_CONTEXT)
+            if units != units.to_integral_value():
+                return None  # not a value of these spans and rates: the exact path
+            rest, digits = int(units), []
+            for _ in _FRACTION_LIMBS:
+                rest, low = divmod(rest, _LIMB)
+                digits.append(low)
+            if not 0 <= rest < 2**63:
+                return None
+            literals = [sa.literal(v, sa.BigInteger()) for v in [rest, *digits[::-1]]]
+            pair = sa.tuple_(*cols)
+            other = sa.tuple_(*literals, sa.literal(aid, Key()))
+            stmt = stmt.where(pair < other if desc else pair > other)
+        order = [col.desc() for col in cols] if desc else cols
+        ids = [r[0] for r in conn.execute(stmt.order_by(*order).limit(q.limit + 1))]
+        more = len(ids) > q.limit
+        rows = self._rows(conn, ids[: q.limit], at=q.as_of, currency=q.currency, rates=rates)
+        cursor = None
+        if more and rows:
+            cursor = q.next_cursor(ref.sort_value(rows[-1], q.sort), rows[-1].id)
+        return Page(items=tuple(rows), next_cursor=cursor, as_of=q.as_of)
 
     # -- service states: status, product and built-in segments ---------------------------
 
