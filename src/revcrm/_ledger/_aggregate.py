@@ -140,36 +140,39 @@ def stream_values(steps: Steps, sweep: Sweep, streams: I64, at_us: int) -> Units
 def profile(
     ev: Events, moments_us: I64, weights: npt.NDArray[np.int64] | None, keep_free: bool
 ) -> tuple[list[int], list[int]]:
-    """Customers counted and their MRR just before each sorted moment (difference arrays)."""
+    """Customers counted and their MRR just before each sorted moment (difference arrays).
+
+    Only the events before the last moment with a non-zero weight are touched beyond one
+    int64 pass, so a cohort's profile costs little more than its own events.
+    """
     k = moments_us.size
     n = ev.at.size
     if n == 0 or k == 0:
         return [0] * k, [0] * k
-    w = np.ones(n, dtype=np.int64) if weights is None else weights[ev.customer]
-    lo = np.searchsorted(moments_us, ev.at, side="right")
-    first = np.zeros(n, dtype=bool)
-    first[ev.ptr[:-1][ev.ptr[:-1] < n]] = True
-    prev = np.empty_like(ev.after)
-    prev[1:] = ev.after[:-1]
-    prev[first] = 0
-    change = norm(ev.after - prev)
+    lo_all = np.searchsorted(moments_us, ev.at, side="right")
+    sel = lo_all < k
     if weights is not None:
-        change = (
-            norm(summable(change) * w)
-            if int(w.max(initial=0)) <= 1
-            else (norm(change.astype(object) * w))
-        )
-    sel = (lo < k) & (w != 0)
-    sums = np.zeros(k + 1, dtype=object)
-    np.add.at(sums, lo[sel], change[sel].astype(object))
-    counts_flag = (ev.after > 0) | (keep_free & ev.free_after)
-    nxt = np.empty(n, dtype=np.int64)
-    nxt[:-1] = lo[1:]
-    last = np.zeros(n, dtype=bool)
-    last[ev.ptr[1:][ev.ptr[1:] > 0] - 1] = True
-    nxt[last] = k
+        w_all = weights[ev.customer]
+        sel &= w_all != 0
+    idx = np.flatnonzero(sel)
+    lo = lo_all[idx]
+    # The period in which the event's level stops holding: the customer's next event's.
+    nxt = np.full(idx.size, k, dtype=np.int64)
+    has_next = idx + 1 < n
+    has_next[has_next] = ev.customer[idx[has_next] + 1] == ev.customer[idx[has_next]]
+    nxt[has_next] = lo_all[idx[has_next] + 1]
     hi = np.minimum(nxt, k)
-    live = sel & counts_flag & (lo < hi)
+    change = ev.level_change[idx]
+    if weights is None:
+        w = np.ones(idx.size, dtype=np.int64)
+    else:
+        w = w_all[idx]
+        if int(w.max(initial=0)) > 1:
+            change = norm(change.astype(object) * w)
+    sums = np.zeros(k + 1, dtype=object)
+    np.add.at(sums, lo, change.astype(object))
+    counts_flag = (ev.after[idx] > 0) | (keep_free & ev.free_after[idx])
+    live = counts_flag & (lo < hi)
     counted = np.zeros(k + 1, dtype=np.int64)
     np.add.at(counted, lo[live], w[live])
     np.add.at(counted, hi[live], -w[live])

@@ -58,6 +58,9 @@ class Events:
     row_lo: I64
     row_hi: I64
     row_stream: I32
+    # ``after`` minus the customer's previous ``after`` (its first event: minus zero): the
+    # change of the customer's level as profiles count it, computed once.
+    level_change: Units
 
 
 def _restart(cum: Units, delta: Units, seg: I64, starts: I64) -> Units:
@@ -81,6 +84,7 @@ def build_events(steps: Steps, fx: FxRates, currency: str) -> Events:
             row_lo=z,
             row_hi=z,
             row_stream=np.zeros(0, dtype=np.int32),
+            level_change=z,
         )
     value = steps.value
     new_stream = np.ones(n, dtype=bool)
@@ -131,6 +135,9 @@ def build_events(steps: Steps, fx: FxRates, currency: str) -> Events:
     if steps.free_customer.size:
         free = _live_free(steps, e_cust, e_at)
     ptr = np.searchsorted(e_cust, np.arange(ncust + 1)).astype(np.int64)
+    prev_after = np.empty_like(after)
+    prev_after[1:] = after[:-1]
+    prev_after[ptr[:-1][ptr[:-1] < after.size]] = 0
     return Events(
         customer=e_cust.astype(np.int32),
         at=e_at,
@@ -141,6 +148,7 @@ def build_events(steps: Steps, fx: FxRates, currency: str) -> Events:
         row_lo=lo.astype(np.int64),
         row_hi=hi.astype(np.int64),
         row_stream=r_stream,
+        level_change=norm(after - prev_after),
     )
 
 
