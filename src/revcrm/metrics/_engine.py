@@ -10,9 +10,11 @@ API boundary.
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import enum
 import functools
+import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -59,6 +61,21 @@ __all__ = [
 _ZERO: Final = Decimal(0)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cyclic garbage collection while building many short-lived objects that form no
+    cycles (the walk's steps, the movements): with a large book in memory each full
+    collection walks the whole heap, which made building 44k movements take 2 s instead
+    of 0.5 s. The collector's previous state is restored."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def exact(fn: _F) -> _F:
@@ -477,6 +494,10 @@ class MrrAnalysis:
 
         Groups never span a bound, so every period's waterfall adds up exactly.
         """
+        with _no_gc():
+            return self._build_movements(bounds)
+
+    def _build_movements(self, bounds: Sequence[datetime]) -> list[tuple[int, Movement]]:
         m = self._classified(bounds)
         ev = self._ledger
         keys = self._steps.stream_keys
@@ -868,7 +889,7 @@ def analyse(
         return analyse_lines(
             _lines_of(book), currency=currency, policy=policy, fx=book.fx, horizon=h
         )
-    with decimal.localcontext(EXACT_CONTEXT):
+    with decimal.localcontext(EXACT_CONTEXT), _no_gc():
         steps = _subscription_ledger(book, policy, currency, h)
     return _analysis(steps, fx=book.fx, currency=currency, policy=policy, source=src, horizon=h)
 
