@@ -67,8 +67,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def _no_gc() -> Iterator[None]:
     """No cyclic garbage collection while building many short-lived objects that form no
     cycles (the walk's steps, the movements): with a large book in memory each full
-    collection walks the whole heap, which made building 44k movements take 2 s instead
-    of 0.5 s. The collector's previous state is restored."""
+    collection walks the whole heap (the 36-month churn series of the 20k demo book, 44k
+    movements: 2.8 s profiled with the collector, 0.6 s without). The collector's previous
+    state is restored."""
     was = gc.isenabled()
     gc.disable()
     try:
