@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from revcrm import BillingCycle, Book, Customer, Money, Product, Subscription, Transaction
 from revcrm.errors import StorageError, TransientError, ValidationError
 from revcrm.storage import SQLStore
+from revcrm.storage._schema import LATEST_VERSION
 from revcrm.testing.contract import sample_book
 
 AS_OF = datetime(2024, 6, 20, 12, tzinfo=UTC)
@@ -172,7 +173,7 @@ def test_version_3_databases_learn_the_services_product(tmp_path: Path) -> None:
         ],
     )
     store = SQLStore(url)
-    assert store.migrate() == 5
+    assert store.migrate() == LATEST_VERSION
     store.import_book(book)
     rows = store.customers.page(as_of=AS_OF, currency="USD", product_id="p1")
     assert [r.id for r in rows] == ["a"]
