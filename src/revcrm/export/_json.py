@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeAlias
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -147,6 +148,8 @@ class _Converter:
             return value.isoformat()
         if isinstance(value, timedelta):
             return duration_text(value)
+        if isinstance(value, ZoneInfo):
+            return value.key
         if isinstance(value, BillingCycle):
             return str(value)
         if isinstance(value, FxRates):

@@ -16,6 +16,7 @@ import typing
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, TypeVar
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -133,6 +134,8 @@ class _Builder:
             return {"type": "string", "format": "date"}
         if tp is timedelta:
             return {"type": "string", "format": "duration"}
+        if tp is ZoneInfo:
+            return {"type": "string", "description": "an IANA time zone name: UTC, Europe/Berlin"}
         if tp is BillingCycle:
             return {"type": "string", "description": "a billing cycle: monthly, annual, 2 weeks"}
         if tp is FxRates:

@@ -83,6 +83,7 @@ from revcrm.metrics._policy import (
     DiscountPolicy,
     FxDateRule,
     MetricsPolicy,
+    Spreading,
 )
 from revcrm.metrics._revenue import (
     Breakdown,
@@ -136,6 +137,7 @@ __all__ = [
     "ReferralSourceStats",
     "RevenueRetention",
     "SbgFit",
+    "Spreading",
     "TrialBasis",
     "TrialConversion",
     "Waterfall",

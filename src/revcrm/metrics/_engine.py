@@ -24,9 +24,9 @@ from typing import Any, Final, TypeVar, cast
 import attrs
 import numpy as np
 import numpy.typing as npt
-from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
+from revcrm._calendar import Frequency, period_bounds
 from revcrm._cycles import BillingCycle, CycleUnit, add_months
 from revcrm._ledger._aggregate import Sweep, build_sweep, profile, stream_values
 from revcrm._ledger._classify import Classified, classify
@@ -128,13 +128,6 @@ class MovementKind(enum.StrEnum):
     REACTIVATION = "reactivation"
 
 
-class Frequency(enum.StrEnum):
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-    QUARTER = "quarter"
-
-
 @attrs.frozen(kw_only=True)
 class Movement:
     """One MRR movement of a customer; ``amount`` is the signed change of its MRR."""
@@ -228,48 +221,6 @@ def _advance(cycle: BillingCycle, anchor: datetime, n: int) -> datetime:
             return anchor + timedelta(weeks=cycle.count * n)
         case CycleUnit.DAY:
             return anchor + timedelta(days=cycle.count * n)
-
-
-#: The most periods one series (MRR, churn, cohorts) may hold.
-MAX_PERIODS: Final = 100_000
-_MIN_DAYS: Final = {Frequency.DAY: 1, Frequency.WEEK: 7, Frequency.MONTH: 28, Frequency.QUARTER: 89}
-
-
-def period_bounds(
-    freq: Frequency, start: datetime, end: datetime
-) -> list[tuple[datetime, datetime]]:
-    """Consecutive calendar periods ``[a, b)`` covering ``[start, end)``, aligned to ``freq``.
-
-    Both ends must lie in the supported date range and the series may hold at most
-    :data:`MAX_PERIODS` periods (a ValidationError otherwise), so a series never runs
-    off the calendar or out of memory.
-    """
-    as_of_moment(start, "start")
-    as_of_moment(end, "end")
-    if (end - start).days // _MIN_DAYS[freq] > MAX_PERIODS:
-        raise ValidationError("end", end, f"a series holds at most {MAX_PERIODS} periods")
-    first = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    match freq:
-        case Frequency.DAY:
-            step = relativedelta(days=1)
-        case Frequency.WEEK:
-            first -= timedelta(days=first.weekday())  # ISO weeks start on Monday
-            step = relativedelta(weeks=1)
-        case Frequency.MONTH:
-            first = first.replace(day=1)
-            step = relativedelta(months=1)
-        case Frequency.QUARTER:
-            first = first.replace(day=1, month=3 * ((first.month - 1) // 3) + 1)
-            step = relativedelta(months=3)
-    out: list[tuple[datetime, datetime]] = []
-    i = 0
-    a = first
-    while a < end:
-        b = first + step * (i + 1)
-        out.append((a, b))
-        i += 1
-        a = b
-    return out
 
 
 # -- streams ----------------------------------------------------------------------------------

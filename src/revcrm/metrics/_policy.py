@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
@@ -16,6 +17,7 @@ __all__ = [
     "DiscountPolicy",
     "FxDateRule",
     "MetricsPolicy",
+    "Spreading",
 ]
 
 
@@ -51,6 +53,17 @@ class FxDateRule(enum.StrEnum):
     TRANSACTION_DATE = "transaction_date"  # the date of the measured moment
 
 
+class Spreading(enum.StrEnum):
+    """How an invoice line's amount is spread over its service period into MRR."""
+
+    #: revcrm's default: whole billing months (``anchor + n`` months, clamped); a partial
+    #: period is a share of the billing cycle that holds it (ChartMogul, Stripe).
+    BILLING_CYCLE = "billing_cycle"
+    #: By days: a line's amount per day of its period, a month's MRR the days of that
+    #: calendar month (saas-metrics: 31/366 of an annual line in January, 29/366 in February).
+    DAYS = "days"
+
+
 _E = TypeVar("_E", bound=enum.StrEnum)
 
 #: Longest day count a policy accepts (about 270 years): beyond it dates overflow.
@@ -79,6 +92,21 @@ def _denominator(value: object) -> ChurnDenominator:
 
 def _fx_date(value: object) -> FxDateRule:
     return _member(FxDateRule, "fx_date", value)
+
+
+def _spreading(value: object) -> Spreading:
+    return _member(Spreading, "spreading", value)
+
+
+def _zone(value: object) -> ZoneInfo:
+    if isinstance(value, ZoneInfo):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    raise PolicyError(f"timezone={_shown(value)}: expected an IANA time zone name such as 'UTC'")
 
 
 def _non_negative_days(_i: object, a: attrs.Attribute[int | None], v: int | None) -> None:
@@ -146,6 +174,11 @@ class MetricsPolicy:
     net_churn_includes_reactivation: bool = attrs.field(default=True, validator=_flag)
     #: Trailing months of churn averaged for LTV (ChartMogul: six, excluding the current one).
     ltv_churn_months: int = attrs.field(default=6, validator=_months)
+    #: How invoice lines spread over their service periods (see :class:`Spreading`).
+    spreading: Spreading = attrs.field(default=Spreading.BILLING_CYCLE, converter=_spreading)
+    #: The business's reporting time zone (an IANA name): months, days, "this month",
+    #: cohorts and renewal windows follow its calendar. UTC by default.
+    timezone: ZoneInfo = attrs.field(factory=lambda: ZoneInfo("UTC"), converter=_zone)
 
     def __attrs_post_init__(self) -> None:
         if self.grouping_window is not None and not (
