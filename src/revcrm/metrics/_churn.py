@@ -406,7 +406,7 @@ def cohorts(
     freq = Frequency(every)
     if freq not in (Frequency.MONTH, Frequency.QUARTER):
         raise ValidationError("every", every, "cohorts are monthly or quarterly")
-    periods = period_bounds(freq, a, b)
+    periods = period_bounds(freq, a, b, analysis.policy.timezone)
     if not periods:
         return []
     starts = [p[0] for p in periods]

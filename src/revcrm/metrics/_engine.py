@@ -413,7 +413,7 @@ class MrrAnalysis:
         One ``searchsorted`` into the ledger's prefix sums per period.
         """
         a, b = as_moment(start, "start"), as_moment(end, "end")
-        periods = period_bounds(Frequency(every), a, b)
+        periods = period_bounds(Frequency(every), a, b, self.policy.timezone)
         if not periods:
             return []
         # The first and last periods are clipped to [start, end).
@@ -527,7 +527,7 @@ class MrrAnalysis:
     ) -> list[Waterfall]:
         """One waterfall per calendar period, computed in one pass over the movements."""
         a, b = as_moment(start, "start"), as_moment(end, "end")
-        periods = period_bounds(Frequency(every), a, b)
+        periods = period_bounds(Frequency(every), a, b, self.policy.timezone)
         if not periods:
             return []
         # The first and last periods are clipped to [start, end).
