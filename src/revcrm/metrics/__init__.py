@@ -11,6 +11,7 @@ contraction negative) and single rates are :class:`Rate` results with ``value``:
 ``docs/metrics.md``.
 """
 
+from revcrm._calendar import Frequency
 from revcrm.metrics._churn import (
     ChurnPoint,
     ChurnRate,
@@ -61,7 +62,6 @@ from revcrm.metrics._economics import (
     trial_conversion,
 )
 from revcrm.metrics._engine import (
-    Frequency,
     Movement,
     MovementKind,
     MrrAnalysis,

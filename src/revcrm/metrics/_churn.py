@@ -12,17 +12,16 @@ from typing import Final
 
 import attrs
 
+from revcrm._calendar import Frequency, period_bounds
 from revcrm._money import Money, divide
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
 from revcrm.metrics._engine import (
-    Frequency,
     Movement,
     MovementKind,
     MrrAnalysis,
     Waterfall,
     exact,
-    period_bounds,
 )
 from revcrm.metrics._inputs import BookOrAnalysis, Rate, analysis_of, rate_of
 from revcrm.metrics._policy import ChurnDenominator, MetricsPolicy
