@@ -11,6 +11,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,sql,postgres,web]'
+# The peer the day-spreading agreement test compares with: saas-metrics 0.2.1 declares
+# Python 3.12 but runs on 3.11; its dependencies come with the test extra above.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --ignore-requires-python 'saas-metrics==0.2.1'
 
 # shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
