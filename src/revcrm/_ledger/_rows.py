@@ -7,17 +7,33 @@ units of ``10 ** -digits`` of the currency (``digits`` per ledger, see
 ``docs/architecture.md``); times are microseconds since 1970-01-01 UTC; an interval is
 ``[start, end)`` with ``end = None`` open.
 
-Wired today: :class:`MrrStep` (``Steps``) and :class:`MrrEvent` (``Events``), from which
+Built: :class:`MrrStep` (``Steps``) and :class:`MrrEvent` (``Events``), from which
 :class:`MrrInterval` follows (each event opens the interval that lasts until the
-customer's next event). Declared, not yet built (TODO, issue 13 part 1 item 1):
-:class:`CashEntry`, :class:`ServiceState` and :class:`CustomerFacts`.
+customer's next event); :class:`CashEntry` (:mod:`revcrm._ledger._cash`),
+:class:`ServiceState` (:mod:`revcrm._ledger._services`) and :class:`CustomerFacts`
+(:mod:`revcrm._ledger._facts`, the per-customer aggregation at one ``as_of``), all from
+:func:`revcrm._ledger._facts.ledger_rows`.
+
+Every field is plain: ids (str), instants (int microseconds since the epoch, UTC), money
+as int units of ``10 ** -digits`` (``digits`` on the row), enum codes as their str values,
+counts as int, flags as bool.
 """
 
 from __future__ import annotations
 
+import enum
+
 import attrs
 
-__all__ = ["CashEntry", "CustomerFacts", "MrrEvent", "MrrInterval", "MrrStep", "ServiceState"]
+__all__ = [
+    "CashEntry",
+    "CashKind",
+    "CustomerFacts",
+    "MrrEvent",
+    "MrrInterval",
+    "MrrStep",
+    "ServiceState",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -65,39 +81,98 @@ class MrrInterval:
     kind: str | None
 
 
+class CashKind(enum.StrEnum):
+    """The kind code of a :class:`CashEntry`."""
+
+    PAYMENT = "payment"  # a successful payment: counts as cash in (LTV, total paid)
+    REFUND = "refund"  # a successful refund: counts as cash out (LTV)
+    CREDIT = "credit"  # a credit-ledger entry: never cash; the credit balance reads it
+
+
 @attrs.frozen(kw_only=True)
 class CashEntry:
-    """A payment, refund or credit of the customer, in its own currency and converted into
-    the reporting currency at its own date (``amount_reporting``). TODO: not built yet."""
+    """One successful payment or refund, or one credit-ledger entry, of ``customer_id`` at
+    ``at``: ``amount`` in its own ``currency`` as recorded (payments and refunds positive,
+    credit entries signed: a grant positive, an application negative), and
+    ``amount_reporting``, the same converted into the reporting currency at the entry's
+    own date (UTC day of ``at``). Both in units of ``10 ** -digits``. Failed and pending
+    transactions are not cash and have no entry. ``entry_id`` is the transaction's or the
+    credit entry's id (unique per kind)."""
 
+    entry_id: str
     customer_id: str
     at: int
-    kind: str
+    kind: str  # CashKind
     currency: str
     amount: int
     amount_reporting: int
+    digits: int
+    invoice_id: str | None
 
 
 @attrs.frozen(kw_only=True)
 class ServiceState:
-    """A subscription's service state over ``[start, end)``: ``active``, ``troubled``
-    (past due within grace) or ``cancellation_effective``. TODO: not built yet."""
+    """A subscription's service over ``[start, end)`` (``end`` None: open), by the rules of
+    :mod:`revcrm._crm_services`:
+
+    * ``active``: :func:`~revcrm._crm_services.is_active_service` holds throughout (a
+      cancelled service is active until its ``ended_at``, a row boundary);
+    * ``troubled``: :func:`~revcrm._crm_services.is_troubled_service` (past due or
+      suspended);
+    * ``cancellation_at``: :func:`~revcrm._crm_services.pending_cancellation`, when a
+      cancellation pending throughout the row takes effect (for a cancellation scheduled
+      at the period end, each service period is its own row);
+    * ``status``: the subscription status code; ``product_id``: the service's product (its
+      own, else its plan's), for the product filter.
+    """
 
     subscription_id: str
     customer_id: str
-    state: str
     start: int
     end: int | None
+    status: str
+    active: bool
+    troubled: bool
+    cancellation_at: int | None
+    product_id: str | None
 
 
 @attrs.frozen(kw_only=True)
 class CustomerFacts:
-    """What the segments and the customer list need per customer: first and last payment,
-    net payments (reporting currency, each at its own date), LTV inputs, first paid
-    moment. TODO: not built yet (``first_paid`` comes from the events today)."""
+    """One customer's facts at ``as_of`` (registered by then), money in the reporting
+    currency in units of ``10 ** -digits``: the one definition the customer list, the
+    customer summary and the segments read.
+
+    * ``mrr``: the MRR analysis' value at ``as_of`` (the policy's FX rule);
+    * ``total_paid``, ``refunded``: successful payments and refunds up to ``as_of``, each
+      converted at its own date; ``net_payments = total_paid - refunded`` is the LTV;
+      ``payment_count``, ``first_payment_at``, ``last_payment_at`` of the payments. The
+      LTV baseline (High Value) is the sum of ``net_payments`` and the count of the
+      customers with ``payment_count > 0``;
+    * ``credit_balance``: the credit ledger's balance in the reporting currency's own
+      entries (not converted), as the customer list shows it;
+    * ``active_services``, ``troubled_services``, ``next_cancellation_at``: from the
+      :class:`ServiceState` rows containing ``as_of``;
+    * ``overdue_invoices``: invoices overdue at ``as_of``; ``first_paid_at``: the first
+      moment with MRR above zero, if by ``as_of``; ``ordered``: a service started, an
+      invoice issued (neither draft nor void) or a payment made by ``as_of``.
+    """
 
     customer_id: str
+    as_of: int
+    registered_at: int
+    digits: int
+    mrr: int
+    total_paid: int
+    refunded: int
+    net_payments: int
+    payment_count: int
     first_payment_at: int | None
     last_payment_at: int | None
-    net_payments: int
+    credit_balance: int
+    active_services: int
+    troubled_services: int
+    next_cancellation_at: int | None
+    overdue_invoices: int
     first_paid_at: int | None
+    ordered: bool
