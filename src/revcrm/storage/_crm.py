@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-import attrs
-
 from revcrm._time import optional_utc, utc
 from revcrm.crm._intake import IntakeAnswer, IntakeQuestion, IntakeScope, question_order
 from revcrm.crm._records import (
@@ -73,8 +71,6 @@ from revcrm.storage._crm_checks import (
     read_pair,
     read_tag,
     read_version,
-    rehomed_entry,
-    rehomed_note,
     relinked,
     tag_counts,
 )
@@ -87,6 +83,11 @@ from revcrm.storage._crm_protocols import (
     NoteRepository,
     TagRepository,
     customer_rows,
+)
+from revcrm.storage._crm_tables import (
+    Collection,
+    MemoryPerCustomer,
+    delete_rows,
 )
 from revcrm.storage._query import (
     Page,
@@ -164,8 +165,23 @@ class InMemoryCRMStore:
     def scrub(self) -> None:
         """Nothing to do: an erased value is gone once no record refers to it."""
 
+    def collection(self, table: str) -> Collection:
+        """The rows of a table of :data:`CUSTOMER_TABLES` (held under the store's lock)."""
+        state = self._state
+        tables: dict[str, Collection] = {
+            "notes": state.notes,
+            "note_revisions": state.note_log,
+            "tag_changes": state.tag_log,
+            "contacts": state.contacts,
+            "calls": state.calls,
+            "intake_answers": state.answers,
+        }
+        return tables[table]
 
-class _MemoryNotes:
+
+class _MemoryNotes(MemoryPerCustomer["InMemoryCRMStore"]):
+    _group = "notes"
+
     def __init__(self, store: InMemoryCRMStore) -> None:
         self._store = store
 
@@ -222,44 +238,6 @@ class _MemoryNotes:
             if log is None:
                 raise NotFoundError("note", note_id)
             return tuple(log)
-
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        read_pair(from_customer, to_customer)
-        with self._store._lock:
-            state = self._store._state
-            moved = 0
-            for nid, n in list(state.notes.items()):
-                if n.customer_id == from_customer:
-                    state.notes[nid] = rehomed_note(n, to_customer)
-                    state.note_log[nid] = [
-                        rehomed_entry(e, to_customer) for e in state.note_log[nid]
-                    ]
-                    moved += 1
-            return moved
-
-    def erase_customer(self, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-        with self._store._lock:
-            state = self._store._state
-            erased = 0
-            for nid, n in list(state.notes.items()):
-                if n.customer_id == customer_id:
-                    state.notes[nid] = attrs.evolve(n, body=ERASED_TEXT)
-                    state.note_log[nid] = [
-                        attrs.evolve(e, body=ERASED_TEXT) for e in state.note_log[nid]
-                    ]
-                    erased += 1
-            return erased
-
-    def delete_customer(self, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-        with self._store._lock:
-            state = self._store._state
-            gone = [nid for nid, n in state.notes.items() if n.customer_id == customer_id]
-            for nid in gone:
-                del state.notes[nid]
-                del state.note_log[nid]
-            return len(gone)
 
 
 class _MemoryTags:
@@ -320,13 +298,7 @@ class _MemoryTags:
         return tag_counts(self.all(), self.changes(), as_of=utc(as_of, "as_of"))
 
     def delete_customer(self, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-        with self._store._lock:
-            state = self._store._state
-            kept = [c for c in state.tag_log if c.customer_id != customer_id]
-            gone = len(state.tag_log) - len(kept)
-            state.tag_log = kept
-            return gone
+        return delete_rows(self._store, "tags", customer_id)
 
 
 class _MemoryLeads:
@@ -421,7 +393,9 @@ class _MemoryLeads:
             return changed
 
 
-class _MemoryContacts:
+class _MemoryContacts(MemoryPerCustomer["InMemoryCRMStore"]):
+    _group = "contacts"
+
     def __init__(self, store: InMemoryCRMStore) -> None:
         self._store = store
 
@@ -456,29 +430,10 @@ class _MemoryContacts:
             ]
         return tuple(sorted(found, key=lambda c: (c.name, c.id)))
 
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        read_pair(from_customer, to_customer)
-        with self._store._lock:
-            contacts = self._store._state.contacts
-            moved = [c for c in contacts.values() if c.customer_id == from_customer]
-            for c in moved:
-                contacts[c.id] = attrs.evolve(c, customer_id=to_customer)
-            return len(moved)
 
-    def erase_customer(self, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-        with self._store._lock:
-            contacts = self._store._state.contacts
-            gone = [k for k, c in contacts.items() if c.customer_id == customer_id]
-            for k in gone:
-                del contacts[k]
-            return len(gone)
+class _MemoryCalls(MemoryPerCustomer["InMemoryCRMStore"]):
+    _group = "calls"
 
-    def delete_customer(self, customer_id: str) -> int:
-        return self.erase_customer(customer_id)  # validated there
-
-
-class _MemoryCalls:
     def __init__(self, store: InMemoryCRMStore) -> None:
         self._store = store
 
@@ -504,35 +459,10 @@ class _MemoryCalls:
             found = [c for c in self._store._state.calls.values() if c.customer_id == customer_id]
         return tuple(sorted(found, key=lambda c: (c.at, c.id)))
 
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        read_pair(from_customer, to_customer)
-        with self._store._lock:
-            calls = self._store._state.calls
-            moved = [c for c in calls.values() if c.customer_id == from_customer]
-            for c in moved:
-                calls[c.id] = attrs.evolve(c, customer_id=to_customer)
-            return len(moved)
 
-    def erase_customer(self, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-        with self._store._lock:
-            calls = self._store._state.calls
-            mine = [c for c in calls.values() if c.customer_id == customer_id]
-            for c in mine:
-                calls[c.id] = attrs.evolve(c, summary=ERASED_TEXT)
-            return len(mine)
+class _MemoryIntake(MemoryPerCustomer["InMemoryCRMStore"]):
+    _group = "intake"
 
-    def delete_customer(self, customer_id: str) -> int:
-        read_id(customer_id, "customer_id")
-        with self._store._lock:
-            calls = self._store._state.calls
-            gone = [k for k, c in calls.items() if c.customer_id == customer_id]
-            for k in gone:
-                del calls[k]
-            return len(gone)
-
-
-class _MemoryIntake:
     def __init__(self, store: InMemoryCRMStore) -> None:
         self._store = store
 
@@ -585,32 +515,3 @@ class _MemoryIntake:
     def answers(self, *, as_of: datetime | None = None) -> tuple[IntakeAnswer, ...]:
         moment = optional_utc(as_of, "as_of")
         return self._select(lambda a: moment is None or a.answered_at <= moment)
-
-    def _rewrite(
-        self, customer_id: str, change: Callable[[IntakeAnswer], IntakeAnswer | None]
-    ) -> int:
-        read_id(customer_id, "customer_id")
-        with self._store._lock:
-            state = self._store._state
-            touched = 0
-            kept: list[IntakeAnswer] = []
-            for a in state.answers:
-                new = change(a) if a.customer_id == customer_id else a
-                if new is not a:
-                    touched += 1
-                if new is not None:
-                    kept.append(new)
-            state.answers = kept
-            return touched
-
-    def rehome(self, from_customer: str, to_customer: str) -> int:
-        read_pair(from_customer, to_customer)
-        return self._rewrite(from_customer, lambda a: attrs.evolve(a, customer_id=to_customer))
-
-    def erase_customer(self, customer_id: str) -> int:
-        return self._rewrite(
-            customer_id, lambda a: a if a.text is None else attrs.evolve(a, text=ERASED_TEXT)
-        )
-
-    def delete_customer(self, customer_id: str) -> int:
-        return self._rewrite(customer_id, lambda a: None)

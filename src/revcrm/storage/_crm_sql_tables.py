@@ -1,10 +1,9 @@
 """The CRM store's tables, their migrations, and the per-customer operations over them.
 
-:data:`CUSTOMER_TABLES` lists, once, every CRM table holding rows of a customer with the
-role of its columns; merging customers (:func:`rehome`), anonymising one (:func:`erase`)
-and deleting one (:func:`delete`) follow that list instead of one hand-written function
-per table. Leads are not in it: a lead's link to a customer has rules of its own (one
-converted lead per customer, the transition log), kept in the lead repository.
+:data:`~revcrm.storage._crm_tables.CUSTOMER_TABLES` lists, once, every CRM table holding
+rows of a customer with the role of its columns; merging customers (:func:`rehome`),
+anonymising one (:func:`erase`) and deleting one (:func:`delete`) follow that list
+instead of one hand-written function per table, here as SQL statements.
 """
 
 from __future__ import annotations
@@ -12,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar, Final, Protocol, TypeVar
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from revcrm.storage._crm_checks import ERASED_TEXT, read_id, read_pair
+from revcrm.storage._crm_tables import CUSTOMER_TABLES, CustomerTable
 
 __all__ = [
     "CUSTOMER_TABLES",
@@ -211,39 +210,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
 )
 #: The schema version this code reads and writes.
 LATEST_VERSION: Final = MIGRATIONS[-1][0]
-
-
-@attrs.frozen
-class CustomerTable:
-    """A CRM table with rows of one customer, and the role of its columns.
-
-    ``customer`` names the customer (a merge rewrites it); ``personal`` are the free-text
-    columns an erase overwrites with :data:`~revcrm.storage.ERASED_TEXT` (where set);
-    ``erase_deletes`` makes an erase delete the rows instead (a contact is nothing but
-    personal data); ``parent`` ``(table, column, parent column)`` says the rows belong
-    to the customer through a parent row (a note's revisions), so a delete follows the
-    parent and runs before it.
-    """
-
-    name: str
-    customer: str = "customer_id"
-    personal: tuple[str, ...] = ()
-    erase_deletes: bool = False
-    parent: tuple[str, str, str] | None = None
-
-
-#: Every CRM table with rows of a customer, by repository; the first table of each is the
-#: one whose row count the operation returns.
-CUSTOMER_TABLES: Final[dict[str, tuple[CustomerTable, ...]]] = {
-    "notes": (
-        CustomerTable("notes", personal=("body",)),
-        CustomerTable("note_revisions", personal=("body",), parent=("notes", "note_id", "id")),
-    ),
-    "tags": (CustomerTable("tag_changes"),),
-    "contacts": (CustomerTable("contacts", erase_deletes=True),),
-    "calls": (CustomerTable("calls", personal=("summary",)),),
-    "intake": (CustomerTable("intake_answers", personal=("text",)),),
-}
 
 
 def rehome(
