@@ -95,7 +95,9 @@ class CashEntry:
     ``at``: ``amount`` in its own ``currency`` as recorded (payments and refunds positive,
     credit entries signed: a grant positive, an application negative), and
     ``amount_reporting``, the same converted into the reporting currency at the entry's
-    own date (UTC day of ``at``). Both in units of ``10 ** -digits``. Failed and pending
+    own date (UTC day of ``at``). Both in units of ``10 ** -digits``; ``amount_reporting``
+    is None only for a credit entry without a rate on its day (credits are not cash: no
+    figure converts them). Failed and pending
     transactions are not cash and have no entry. ``entry_id`` is the transaction's or the
     credit entry's id (unique per kind)."""
 
@@ -105,7 +107,7 @@ class CashEntry:
     kind: str  # CashKind
     currency: str
     amount: int
-    amount_reporting: int
+    amount_reporting: int | None
     digits: int
     invoice_id: str | None
 
@@ -139,7 +141,7 @@ class ServiceState:
 
 @attrs.frozen(kw_only=True)
 class CustomerFacts:
-    """One customer's facts at ``as_of`` (registered by then), money in the reporting
+    """One customer's facts at ``as_of``, money in the reporting
     currency in units of ``10 ** -digits``: the one definition the customer list, the
     customer summary and the segments read.
 
@@ -156,6 +158,9 @@ class CustomerFacts:
     * ``overdue_invoices``: invoices overdue at ``as_of``; ``first_paid_at``: the first
       moment with MRR above zero, if by ``as_of``; ``ordered``: a service started, an
       invoice issued (neither draft nor void) or a payment made by ``as_of``.
+
+    A customer registered after ``as_of`` has a row too (the customer list shows it); it
+    is not a customer yet for the segments and the LTV baseline.
     """
 
     customer_id: str

@@ -18,21 +18,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import attrs
 
 from revcrm._book import Book
-from revcrm._money import Money, money_sum
+from revcrm._ledger._cash import cash_columns, moment_us
+from revcrm._ledger._facts import LedgerRows, fact_columns
+from revcrm._ledger._fixed import places
+from revcrm._ledger._services import service_columns
+from revcrm._money import EXACT_CONTEXT, Money, money_sum
 from revcrm._records import Invoice, InvoiceStatus, Transaction, TransactionKind
 from revcrm._time import as_moment
 from revcrm.metrics._economics import first_paid_at
-from revcrm.metrics._engine import MrrAnalysis
+from revcrm.metrics._engine import MrrAnalysis, analyse
 from revcrm.metrics._inputs import book_args, check_analysis_args
 from revcrm.metrics._policy import MetricsPolicy
 
-__all__ = ["CustomerValue", "customer_value", "customer_values"]
+__all__ = ["CustomerValue", "customer_value", "customer_values", "ledger_rows"]
+
+_TICK = timedelta(microseconds=1)
 
 
 @attrs.frozen(kw_only=True)
@@ -199,3 +205,42 @@ def customer_values(
     currency, policy, firsts = _args(book, currency, policy, analysis)
     at = as_moment(as_of, "as_of")
     return tuple(_value(book, c.id, at, currency, policy, firsts) for c in book.customers)
+
+
+def ledger_rows(
+    book: Book,
+    *,
+    as_of: datetime,
+    currency: str,
+    policy: MetricsPolicy,
+    analysis: MrrAnalysis | None = None,
+) -> LedgerRows:
+    """The cash entries, service-state rows and every customer's facts at ``as_of``: the
+    one definition the customer list, the customer summary, the segments and the LTV
+    baseline aggregate (see :mod:`revcrm._ledger._facts`).
+
+    ``analysis`` (of this book, in ``currency``, under ``policy``) supplies the MRR;
+    without it one is computed with its horizon just past ``as_of`` (so a renewal exactly
+    at ``as_of`` gets its own FX step). Cash is read up to ``as_of``; a payment or refund
+    without a rate on its own day is a :class:`~revcrm.errors.MissingRateError`.
+    """
+    if analysis is None:
+        analysis = analyse(book, currency=currency, policy=policy, horizon=as_of + _TICK)
+    values = analysis.customers_with_mrr(as_of)
+    mrr_digits = max((places(m.amount) for m in values.values()), default=0)
+    mrr = {
+        cid: int(m.amount.scaleb(mrr_digits, context=EXACT_CONTEXT)) for cid, m in values.items()
+    }
+    ids = tuple(c.id for c in book.customers)
+    cash = cash_columns(book, currency, customer_ids=ids, through=moment_us(as_of))
+    services = service_columns(book, customer_ids=ids, horizon=as_of)
+    facts, now = fact_columns(
+        book,
+        as_of=as_of,
+        cash=cash,
+        services=services,
+        mrr=mrr,
+        mrr_digits=mrr_digits,
+        first_paid=analysis.first_paid(),
+    )
+    return LedgerRows(cash=cash, services=services, services_at=now, facts=facts)
