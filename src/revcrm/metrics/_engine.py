@@ -33,15 +33,22 @@ from revcrm._ledger._classify import Classified, classify
 from revcrm._ledger._columns import EPOCH, LineColumns
 from revcrm._ledger._events import Events, build_events
 from revcrm._ledger._fixed import DIGITS, from_decimal, norm, places, rate_places, to_decimal
-from revcrm._ledger._renewals import billing_dates, cycle_code, period_index, renewals
+from revcrm._ledger._renewals import billing_dates, period_index, renewals
 from revcrm._ledger._steps import DAY_US, NO_DAY, Steps, steps_from_lines
+from revcrm._ledger._walk import Rules, states_of, walk
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency, divide
 from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm._time import as_moment, as_of_moment
 from revcrm.errors import ValidationError
-from revcrm.metrics._mrr import DEFAULT_POLICY, discounted_price, scheduled_end, state_amount
-from revcrm.metrics._policy import FxDateRule, MetricsPolicy
+from revcrm.metrics._mrr import (
+    DEFAULT_POLICY,
+    discounted_price,
+    scheduled_end,
+    state_amount,
+    state_prices,
+)
+from revcrm.metrics._policy import ChurnRecognition, DiscountPolicy, FxDateRule, MetricsPolicy
 
 __all__ = [
     "Frequency",
@@ -670,77 +677,79 @@ def _moment(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
+#: The discount durations (``_walk.DURATIONS`` codes) each discount policy counts.
+_DURATIONS_COUNTED: Final = {
+    DiscountPolicy.NONE: frozenset[int](),
+    DiscountPolicy.FOREVER_ONLY: frozenset({2}),
+    DiscountPolicy.RECURRING_ONLY: frozenset({1, 2}),
+    DiscountPolicy.ALL: frozenset({0, 1, 2}),
+}
+
+
+def walk_rules(policy: MetricsPolicy) -> Rules:
+    """The settings of ``policy`` that ``state_amount`` reads, for the vectorised walk."""
+    return Rules(
+        end_of_paid_period=policy.churn_recognition is ChurnRecognition.END_OF_PAID_PERIOD,
+        when_scheduled=policy.churn_recognition is ChurnRecognition.WHEN_SCHEDULED,
+        count_trials=policy.count_trials,
+        count_suspended=policy.count_suspended,
+        past_due_days=policy.past_due_churn_after_days,
+        discount_durations=_DURATIONS_COUNTED[policy.discounts],
+    )
+
+
 def _subscription_ledger(
     book: Book, policy: MetricsPolicy, currency: str, horizon: datetime
 ) -> Steps:
-    never: Final = np.iinfo(np.int64).max
+    """The subscription source's steps: every subscription's policy walk at once
+    (:func:`revcrm._ledger._walk.walk`, the rules of ``state_amount`` over arrays), then
+    the renewals and conversion dates of foreign streams (:mod:`revcrm._ledger._renewals`).
+    """
+    subs = book.subscriptions
     fixed_rule = policy.fx_date is FxDateRule.SERVICE_PERIOD_START
-    keys: list[str] = []
-    key_customer: list[str] = []
-    key_currency: list[str] = []
-    stream: list[int] = []
-    at: list[int] = []
-    values: list[Decimal] = []
-    # Foreign streams under the service-period rule: per step, its index and the state's
-    # calendar (anchor, cycle) and the end of its renewals (-1: none, the value is zero).
-    f_index: list[int] = []
-    f_anchor: list[int] = []
-    f_cycle: list[tuple[int, int]] = []
-    f_hi: list[int] = []
-    free: list[tuple[str, int, int]] = []
-    horizon_us = _us(horizon)
-    codes: dict[BillingCycle, tuple[int, int]] = {}
-    for sub in book.subscriptions:
-        foreign = fixed_rule and sub.currency != currency
-        steps, spans = _subscription_steps(sub, policy, foreign)
-        if not steps:
-            continue
-        k = len(keys)
-        keys.append(sub.id)
-        key_customer.append(sub.customer_id)
-        key_currency.append(sub.currency)
-        base = len(at)
-        stream.extend([k] * len(steps))
-        at.extend([(t - EPOCH) // _US for t, _, _ in steps])
-        values.extend([v for _, v, _ in steps])
-        if foreign:
-            for j, (_, value, s) in enumerate(steps):
-                assert s is not None
-                f_index.append(base + j)
-                f_anchor.append((s.billing_anchor - EPOCH) // _US)
-                cycle = s.cycle
-                code = codes.get(cycle)
-                if code is None:
-                    code = codes[cycle] = cycle_code(cycle)
-                f_cycle.append(code)
-                nxt = at[base + j + 1] if j + 1 < len(steps) else horizon_us
-                f_hi.append(min(nxt, horizon_us) if value != _ZERO else -(2**62))
-        for a, b in spans:
-            end = never if b is None else (b - EPOCH) // _US
-            free.append((sub.customer_id, (a - EPOCH) // _US, end))
+    sub_currency = [s.currency for s in subs]
+    foreign = np.array([fixed_rule and c != currency for c in sub_currency], dtype=bool)
+    st = states_of(subs, state_prices)
+    w = walk(st, walk_rules(policy), foreign)
+    # Streams: the subscriptions with steps, in the book's order.
+    used = np.unique(w.sub)
+    remap = np.full(len(subs), -1, dtype=np.int64)
+    remap[used] = np.arange(used.size, dtype=np.int64)
+    used_list = used.tolist()
+    keys = [subs[i].id for i in used_list]
+    key_customer = [subs[i].customer_id for i in used_list]
+    key_currency = [sub_currency[i] for i in used_list]
     # Units fine enough for every amount and every conversion: nothing is rounded.
-    distinct = set(values)
-    native = max((places(v) for v in distinct), default=0)
+    codes = np.unique(w.code).tolist()
+    native = max((st.value_places[c] for c in codes), default=0)
     digits = max(DIGITS, native) + _rate_digits(book.fx, currency, set(key_currency))
-    table = {v: from_decimal(v, digits) for v in distinct}
-    units = [table[v] for v in values]
-    s_at = np.array(at, dtype=np.int64)
-    s_stream = np.array(stream, dtype=np.int32)
+    table = np.zeros(len(st.values), dtype=object)
+    for c in codes:
+        table[c] = from_decimal(st.values[c], digits)
+    value_arr = _units_array(table[w.code])
+    s_at = w.at
+    s_stream = remap[w.sub].astype(np.int32)
     rate_day = np.full(s_at.size, NO_DAY, dtype=np.int32)
-    value_arr = _units_array(units)
-    if f_index:
-        idx = np.array(f_index, dtype=np.int64)
-        anchor = np.array(f_anchor, dtype=np.int64)
-        cyc = np.array(f_cycle, dtype=np.int64).reshape(-1, 2)
-        months, length = cyc[:, 0], cyc[:, 1]
-        f_at = s_at[idx]
+    f_idx = np.flatnonzero(foreign[w.sub]) if w.sub.size else np.zeros(0, dtype=np.int64)
+    if f_idx.size:
+        horizon_us = _us(horizon)
+        state = w.state[f_idx]
+        anchor = st.anchor[state]
+        months, length = st.months[state], st.length_us[state]
+        f_at = s_at[f_idx]
         n = period_index(anchor, months, length, np.maximum(f_at, anchor))
         start = np.where(f_at >= anchor, billing_dates(anchor, months, length, n), f_at)
-        rate_day[idx] = (start // DAY_US).astype(np.int32)
-        hi = np.array(f_hi, dtype=np.int64)
+        rate_day[f_idx] = (start // DAY_US).astype(np.int32)
+        # Renewals up to the stream's next step (or the horizon) while the value is not zero.
+        nxt = np.full(f_idx.size, horizon_us, dtype=np.int64)
+        same = np.zeros(f_idx.size, dtype=bool)
+        inner = f_idx + 1 < s_at.size
+        same[inner] = w.sub[f_idx[inner] + 1] == w.sub[f_idx[inner]]
+        nxt[same] = s_at[f_idx[same] + 1]
+        hi = np.where(w.code[f_idx] != 0, np.minimum(nxt, horizon_us), -(2**62))
         seg, dates = renewals(anchor, months, length, f_at, hi)
         if seg.size:
-            src = idx[seg]
+            src = f_idx[seg]
             s_at = np.concatenate([s_at, dates])
             s_stream = np.concatenate([s_stream, s_stream[src]])
             rate_day = np.concatenate([rate_day, (dates // DAY_US).astype(np.int32)])
@@ -752,6 +761,10 @@ def _subscription_ledger(
     cindex = {c: i for i, c in enumerate(cust_order)}
     curs = sorted(set(key_currency))
     kindex = {c: i for i, c in enumerate(curs)}
+    # Free spans of the subscriptions with steps only (as the one-subscription walk).
+    fkeep = remap[w.free_sub] >= 0
+    f_sub = w.free_sub[fkeep].tolist()
+    free_customer = np.array([cindex[subs[i].customer_id] for i in f_sub], dtype=np.int32)
     return Steps(
         digits=digits,
         customer_ids=tuple(cust_order),
@@ -763,9 +776,9 @@ def _subscription_ledger(
         at=s_at,
         value=value_arr,
         rate_day=rate_day,
-        free_customer=np.array([cindex[c] for c, _, _ in free], dtype=np.int32),
-        free_start=np.array([a for _, a, _ in free], dtype=np.int64),
-        free_end=np.array([b for _, _, b in free], dtype=np.int64),
+        free_customer=free_customer,
+        free_start=w.free_start[fkeep],
+        free_end=w.free_end[fkeep],
     )
 
 

@@ -70,10 +70,21 @@ def state_amount(s: SubscriptionState, at: datetime, policy: MetricsPolicy) -> D
     days = policy.past_due_churn_after_days
     if status is _S.PAST_DUE and days is not None and at >= s.status_since + timedelta(days=days):
         return _ZERO
+    full, discounted = state_prices(s)
+    if discounted is not None and _discount_applies(s, at, policy):
+        return discounted
+    return full
+
+
+def state_prices(s: SubscriptionState) -> tuple[Decimal, Decimal | None]:
+    """The monthly amounts :func:`state_amount` chooses between once the status allows
+    MRR: price x quantity normalised, and the same after the discount (``None`` without
+    one). The vectorised walk (:mod:`revcrm._ledger._walk`) evaluates these once per
+    distinct state terms and only vectorises the choice."""
     price = EXACT_CONTEXT.multiply(s.price.amount, Decimal(s.quantity))
-    if s.discount is not None and _discount_applies(s, at, policy):
-        price = s.discount.apply_amount(price)
-    return normalise(price, s.cycle)
+    if s.discount is None:
+        return normalise(price, s.cycle), None
+    return normalise(price, s.cycle), normalise(s.discount.apply_amount(price), s.cycle)
 
 
 def scheduled_end(s: SubscriptionState) -> datetime:

@@ -1,0 +1,410 @@
+"""The subscription source's policy walk as arrays: every subscription's states to MRR steps.
+
+The rules are :mod:`revcrm.metrics._mrr`'s, one definition: a state's monthly amounts
+(:func:`~revcrm.metrics._mrr.state_prices`) are computed once per distinct terms (price,
+quantity, cycle, discount), and what depends on the moment (is it still paid, past the
+scheduled end, past the past-due grace, within the discount) is a comparison against
+per-state thresholds, done here for all breakpoints of all subscriptions at once.
+``tests/ledger/test_walk.py`` proves :func:`amount_codes` equal to ``state_amount`` and
+:func:`walk` equal to the engine's one-subscription walk on generated histories.
+
+Times are microseconds since 1970-01-01 UTC. A value is a small int *code* into
+``Walk.values`` (code 0 is zero), so equal amounts compare as equal ints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from decimal import Decimal
+from operator import attrgetter
+from typing import Any, Final
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from revcrm._discount import DiscountDuration
+from revcrm._ledger._columns import EPOCH
+from revcrm._ledger._fixed import places
+from revcrm._ledger._renewals import billing_dates, cycle_code, period_index
+from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
+
+__all__ = ["Prices", "Rules", "States", "Walk", "amount_codes", "states_of", "walk"]
+
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+_US: Final = timedelta(microseconds=1)
+#: Thresholds that never pass: ``t < NEVER`` always, ``t >= NEVER`` never.
+NEVER: Final = np.iinfo(np.int64).max
+#: ``t < BEFORE`` never (an ``ended_at`` that is not set).
+BEFORE: Final = np.iinfo(np.int64).min
+
+_S = SubscriptionStatus
+#: Status codes (index into this tuple).
+STATUSES: Final = tuple(SubscriptionStatus)
+_CODE: Final = {s: i for i, s in enumerate(STATUSES)}
+_ACTIVE, _PAST_DUE, _CANCELLED = _CODE[_S.ACTIVE], _CODE[_S.PAST_DUE], _CODE[_S.CANCELLED]
+_TERMINATED, _PENDING = _CODE[_S.TERMINATED], _CODE[_S.PENDING]
+_TRIALING, _SUSPENDED = _CODE[_S.TRIALING], _CODE[_S.SUSPENDED]
+
+_FIELDS: Final = attrgetter(
+    "as_of",
+    "status",
+    "status_since",
+    "paying_status",
+    "cancel_at_period_end",
+    "cancel_requested_at",
+    "ended_at",
+    "billing_anchor",
+    "cycle",
+    "discount",
+    "discount_from",
+    "price",
+    "quantity",
+)
+
+
+#: ``state_prices``: a state's monthly amount, and after its discount (None without one).
+Prices = Callable[[SubscriptionState], tuple[Decimal, Decimal | None]]
+
+
+@attrs.frozen(kw_only=True)
+class Rules:
+    """The policy settings the walk reads (the engine builds it from a ``MetricsPolicy``:
+    this package sits below ``revcrm.metrics``)."""
+
+    end_of_paid_period: bool  # churn_recognition END_OF_PAID_PERIOD
+    when_scheduled: bool  # churn_recognition WHEN_SCHEDULED
+    count_trials: bool
+    count_suspended: bool
+    past_due_days: int | None
+    #: Discount durations counted: codes 0 once, 1 repeating, 2 forever.
+    discount_durations: frozenset[int]
+
+
+#: Discount duration codes.
+DURATIONS: Final = {
+    DiscountDuration.ONCE: 0,
+    DiscountDuration.REPEATING: 1,
+    DiscountDuration.FOREVER: 2,
+}
+
+
+@attrs.frozen(eq=False, kw_only=True)
+class States:
+    """Every state of every subscription, in (subscription, history) order.
+
+    ``at`` is the moment the state took effect; thresholds are :data:`NEVER` (or
+    :data:`BEFORE` for ``ended``) where the state has none. ``full`` and ``discounted``
+    are value codes (``discounted`` is ``full`` without a discount).
+    """
+
+    sub: I64
+    at: I64
+    status: I64
+    paying: I64
+    status_since: I64
+    cap: B  # cancel_at_period_end
+    ended: I64  # ended_at, BEFORE when not set
+    has_ended: B
+    scheduled: I64  # scheduled_end for cap states, NEVER otherwise
+    until: I64  # when the discount stops applying, NEVER for none or forever
+    has_until: B
+    has_discount: B
+    duration: I64  # 0 once, 1 repeating, 2 forever, -1 no discount
+    anchor: I64
+    months: I64
+    length_us: I64
+    full: I64
+    discounted: I64
+    values: tuple[Decimal, ...]  # per code; code 0 is zero
+    value_places: tuple[int, ...]  # the most decimal places a code's amount was given with
+
+
+def states_of(subs: Sequence[Subscription], state_prices: Prices) -> States:
+    """The states of ``subs`` as arrays (one pass of attribute reads per state)."""
+    epoch = EPOCH
+    rows: list[tuple[Any, ...]] = []
+    owner: list[int] = []
+    for k, sub in enumerate(subs):
+        states = sub.states
+        owner.extend([k] * len(states))
+        rows.extend(map(_FIELDS, states))
+    n = len(rows)
+    cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 13
+    c_at, c_status, c_since, c_paying, c_cap, c_req, c_ended = cols[:7]
+    c_anchor, c_cycle, c_disc, c_from, c_price, c_qty = cols[7:]
+
+    def us(col: Sequence[Any]) -> I64:
+        return np.fromiter(
+            ((t - epoch) // _US for t in col),
+            dtype=np.int64,
+            count=len(col),
+        )
+
+    def us_or(col: Sequence[Any], missing: int) -> I64:
+        return np.fromiter(
+            (missing if t is None else (t - epoch) // _US for t in col),
+            dtype=np.int64,
+            count=len(col),
+        )
+
+    code = _CODE
+    status = np.fromiter((code[s] for s in c_status), dtype=np.int64, count=n)
+    paying = np.fromiter((code[s] for s in c_paying), dtype=np.int64, count=n)
+    cap = np.fromiter(c_cap, dtype=bool, count=n)
+    has_ended = np.fromiter((e is not None for e in c_ended), dtype=bool, count=n)
+    anchor = us(c_anchor)
+    cycles: dict[int, tuple[int, int]] = {}
+    months = np.zeros(n, dtype=np.int64)
+    length = np.zeros(n, dtype=np.int64)
+    if n:
+        codes = []
+        for cyc in c_cycle:
+            got = cycles.get(id(cyc))
+            if got is None:
+                got = cycles[id(cyc)] = cycle_code(cyc)
+            codes.append(got)
+        arr = np.array(codes, dtype=np.int64).reshape(-1, 2)
+        months, length = arr[:, 0].copy(), arr[:, 1].copy()
+
+    # The amounts: once per distinct terms (the objects are shared between a
+    # subscription's states, so their ids key a cache that the book keeps alive).
+    values: list[Decimal] = [Decimal(0)]
+    value_places: list[int] = [0]
+    by_value: dict[Decimal, int] = {Decimal(0): 0}
+
+    def code_of(v: Decimal) -> int:
+        c = by_value.get(v)
+        if c is None:
+            c = by_value[v] = len(values)
+            values.append(v)
+            value_places.append(places(v))
+        elif places(v) > value_places[c]:
+            value_places[c] = places(v)
+        return c
+
+    terms: dict[tuple[Decimal, int, int, int], tuple[int, int]] = {}
+    states_flat = [s for sub in subs for s in sub.states]
+    full = np.zeros(n, dtype=np.int64)
+    disc = np.zeros(n, dtype=np.int64)
+    fl: list[int] = []
+    dl: list[int] = []
+    for s, price, qty, cyc, d in zip(states_flat, c_price, c_qty, c_cycle, c_disc, strict=True):
+        key = (price.amount, qty, id(cyc), id(d))
+        got2 = terms.get(key)
+        if got2 is None:
+            a, b = state_prices(s)
+            ca = code_of(a)
+            got2 = terms[key] = (ca, ca if b is None else code_of(b))
+        fl.append(got2[0])
+        dl.append(got2[1])
+    if n:
+        full = np.array(fl, dtype=np.int64)
+        disc = np.array(dl, dtype=np.int64)
+
+    # When a discount stops: forever never, repeating at its end, once at the end of
+    # the billing period it was set in (SubscriptionState.discount_until's rule).
+    has_discount = np.fromiter((d is not None for d in c_disc), dtype=bool, count=n)
+    dur_code = {
+        DiscountDuration.ONCE: 0,
+        DiscountDuration.REPEATING: 1,
+        DiscountDuration.FOREVER: 2,
+    }
+    duration = np.fromiter(
+        (-1 if d is None else dur_code[d.duration] for d in c_disc),
+        dtype=np.int64,
+        count=n,
+    )
+    until = np.full(n, NEVER, dtype=np.int64)
+    rep = np.flatnonzero(duration == 1)
+    if rep.size:
+        until[rep] = [(c_disc[i].ends_at - epoch) // _US for i in rep.tolist()]
+    once = np.flatnonzero(duration == 0)
+    if once.size:
+        frm = us([c_from[i] for i in once.tolist()])
+        until[once] = next_billing_after(anchor[once], months[once], length[once], frm)
+    has_until = duration >= 0
+    has_until &= duration != 2
+
+    # A scheduled cancellation ends at the end of the billing period it was asked in (at
+    # the anchor when asked before it): scheduled_end's rule.
+    scheduled = np.full(n, NEVER, dtype=np.int64)
+    sc = np.flatnonzero(cap)
+    if sc.size:
+        req = us([c_req[i] for i in sc.tolist()])
+        an = anchor[sc]
+        after = next_billing_after(an, months[sc], length[sc], np.maximum(req, an))
+        scheduled[sc] = np.where(req < an, an, after)
+    return States(
+        sub=np.array(owner, dtype=np.int64),
+        at=us(c_at),
+        status=status,
+        paying=paying,
+        status_since=us(c_since),
+        cap=cap,
+        ended=us_or(c_ended, BEFORE),
+        has_ended=has_ended,
+        scheduled=scheduled,
+        until=until,
+        has_until=has_until,
+        has_discount=has_discount,
+        duration=duration,
+        anchor=anchor,
+        months=months,
+        length_us=length,
+        full=full,
+        discounted=disc,
+        values=tuple(values),
+        value_places=tuple(value_places),
+    )
+
+
+def next_billing_after(anchor: I64, months: I64, length_us: I64, t: I64) -> I64:
+    """The first billing date strictly after ``t`` (``BillingCycle.next_after``'s rule)."""
+    return billing_dates(anchor, months, length_us, period_index(anchor, months, length_us, t) + 1)
+
+
+def amount_codes(st: States, i: I64, t: I64, rules: Rules) -> tuple[I64, I64]:
+    """``state_amount(state i, t)`` as a value code, and the code of the price the policy
+    counts at ``t`` whatever the status (``discounted_price``'s: zero means a free plan)."""
+    status = st.status[i]
+    cancelled = status == _CANCELLED
+    still_paid = t < st.ended[i]
+    eff = np.where(cancelled, st.paying[i], status)
+    zero = cancelled & ~(still_paid & rules.end_of_paid_period)
+    cap = st.cap[i]
+    if rules.when_scheduled:
+        zero |= cap
+    zero |= cap & (t >= st.scheduled[i])
+    zero |= (eff == _TERMINATED) | (eff == _PENDING)
+    if not rules.count_trials:
+        zero |= eff == _TRIALING
+    if not rules.count_suspended:
+        zero |= eff == _SUSPENDED
+    days = rules.past_due_days
+    if days is not None:
+        zero |= (eff == _PAST_DUE) & (t >= st.status_since[i] + days * 86_400_000_000)
+    duration = st.duration[i]
+    allowed = np.isin(duration, sorted(rules.discount_durations))
+    applies = allowed & (t < st.until[i])
+    price = np.where(applies, st.discounted[i], st.full[i])
+    return np.where(zero, 0, price), price
+
+
+@attrs.frozen(eq=False, kw_only=True)
+class Walk:
+    """The steps of every subscription with MRR, sorted by (subscription, at).
+
+    A step: from ``at`` on, the subscription's native MRR is ``values[code]``; ``state``
+    is the state in force (its billing calendar converts a foreign step). ``free_*``:
+    the live zero-price spans ``[start, end)`` (``end`` :data:`NEVER`: still open).
+    """
+
+    sub: I64
+    at: I64
+    code: I64
+    state: I64
+    free_sub: I64
+    free_start: I64
+    free_end: I64
+
+
+def walk(st: States, rules: Rules, foreign: B) -> Walk:
+    """Every subscription's policy walk at once (the engine's ``_subscription_steps``).
+
+    ``foreign[k]``: subscription ``k`` converts at its service periods' starts, so a
+    renewal at an unchanged amount stays a step (only consecutive zeros merge).
+    """
+    n = st.sub.size
+    days = rules.past_due_days
+    # Breakpoints: the changes, deferred ends, scheduled ends, discount ends and the
+    # past-due grace, each (subscription, moment) once.
+    parts_sub = [st.sub]
+    parts_at = [st.at]
+    for mask, when in (
+        (st.has_ended, st.ended),
+        (st.cap, st.scheduled),
+        (st.has_until, st.until),
+    ):
+        idx = np.flatnonzero(mask)
+        parts_sub.append(st.sub[idx])
+        parts_at.append(when[idx])
+    if days is not None:
+        idx = np.flatnonzero((st.status == _PAST_DUE) | (st.paying == _PAST_DUE))
+        parts_sub.append(st.sub[idx])
+        parts_at.append(st.status_since[idx] + days * 86_400_000_000)
+    p_sub = np.concatenate(parts_sub)
+    p_at = np.concatenate(parts_at)
+    order = np.lexsort((p_at, p_sub))
+    p_sub, p_at = p_sub[order], p_at[order]
+    keep = np.ones(p_sub.size, dtype=bool)
+    keep[1:] = (p_sub[1:] != p_sub[:-1]) | (p_at[1:] != p_at[:-1])
+    p_sub, p_at = p_sub[keep], p_at[keep]
+    # The state in force at each point: the last state of its subscription at or before
+    # it (states first at equal moments), found by one merge of states and points.
+    m = n + p_sub.size
+    kind = np.concatenate([np.zeros(n, dtype=np.int8), np.ones(p_sub.size, dtype=np.int8)])
+    all_sub = np.concatenate([st.sub, p_sub])
+    all_at = np.concatenate([st.at, p_at])
+    merged = np.lexsort((kind, all_at, all_sub))
+    pos = np.where(merged < n, merged, -1)
+    last = np.maximum.accumulate(pos) if m else pos
+    is_point = merged >= n
+    state = last[is_point]
+    pt_sub = all_sub[merged[is_point]]
+    pt_at = all_at[merged[is_point]]
+    valid = state >= 0
+    valid[valid] = st.sub[state[valid]] == pt_sub[valid]
+    state, pt_sub, pt_at = state[valid], pt_sub[valid], pt_at[valid]
+    code, price = amount_codes(st, state, pt_at, rules)
+
+    # Steps: from the first non-zero point on, each change of value; a foreign stream
+    # keeps equal non-zero values too (each may convert at another period's start).
+    k = pt_sub.size
+    new_sub = np.ones(k, dtype=bool)
+    new_sub[1:] = pt_sub[1:] != pt_sub[:-1]
+    prev = np.empty(k, dtype=np.int64)
+    prev[1:] = code[:-1]
+    prev[new_sub] = -1
+    nz = code != 0
+    opened = np.zeros(k, dtype=bool)
+    if k:
+        seg = np.cumsum(new_sub) - 1
+        first_nz = np.flatnonzero(new_sub)
+        pos_k = np.arange(k, dtype=np.int64)
+        first_open = np.minimum.reduceat(np.where(nz, pos_k, NEVER), first_nz)[seg]
+        opened = pos_k >= first_open
+    fgn = foreign[pt_sub] if k else np.zeros(0, dtype=bool)
+    changed = code != prev
+    step = opened & (changed | (fgn & nz))
+    out = np.flatnonzero(step)
+
+    # Live free spans: zero MRR while the service is live on a zero price.
+    status = st.status[state]
+    live = (status == _ACTIVE) | (status == _PAST_DUE)
+    live |= (status == _CANCELLED) & (pt_at < st.ended[state])
+    free = (code == 0) & live & (price == 0)
+    f_prev = np.zeros(k, dtype=bool)
+    f_prev[1:] = free[:-1]
+    f_prev[new_sub] = False
+    starts = np.flatnonzero(free & ~f_prev)
+    # Each span ends at the next point of its subscription that is not free.
+    not_free = np.where(~free, np.arange(k, dtype=np.int64), NEVER)
+    nxt = np.minimum.accumulate(not_free[::-1])[::-1] if k else not_free
+    end_pos = nxt[starts]
+    closed = end_pos < k
+    closed[closed] = pt_sub[end_pos[closed]] == pt_sub[starts[closed]]
+    free_end = np.full(starts.size, NEVER, dtype=np.int64)
+    free_end[closed] = pt_at[end_pos[closed]]
+    return Walk(
+        sub=pt_sub[out],
+        at=pt_at[out],
+        code=code[out],
+        state=state[out],
+        free_sub=pt_sub[starts],
+        free_start=pt_at[starts],
+        free_end=free_end,
+    )
