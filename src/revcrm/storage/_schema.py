@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import attrs
 import sqlalchemy as sa
@@ -143,6 +143,10 @@ class Schema:
     spans: sa.Table
     cash_daily: sa.Table
     states: sa.Table
+    #: Version 7: the ledger of issue 14 (see ``_sql_ledger``), derived per customer.
+    ledger_customers: sa.Table
+    ledger_steps: sa.Table
+    ledger_intervals: sa.Table
 
     #: Whether summed money also has exact integer limbs (SQLite, see ``LIMBS``).
     limbs: bool
@@ -417,7 +421,60 @@ class Schema:
             sa.Index(f"{p}state_customer", "customer_id", "from_at"),
             sa.Index(f"{p}state_plan", "plan_id"),
         )
+        ledger_customers = sa.Table(
+            f"{p}ledger_customers",
+            m,
+            # Every customer with ledger rows (or whose rows could not be built): ``missing``
+            # names the exchange rate the classifier lacked ("EUR USD 2024-01-31"), so a
+            # read over this customer raises MissingRateError as the engine would.
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("missing", sa.Text),
+        )
+        ledger_steps = sa.Table(
+            f"{p}ledger_steps",
+            m,
+            # Each stream's MRR over ``[start_at, end_at)`` (the engine's steps): in the
+            # reporting currency, or native when ``measured`` (foreign MRR converted at
+            # the measured moment's rate, under the transaction-date FX rule).
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("stream_id", Key(), nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("measured", sa.Boolean, nullable=False),
+            sa.Column("start_at", Moment(), nullable=False),
+            sa.Column("end_at", Moment()),
+            sa.Column("amount", Exact(), nullable=False),
+            *money_limbs("amount"),
+            sa.Index(f"{p}lstep_start", "start_at"),
+        )
+        ledger_intervals = sa.Table(
+            f"{p}ledger_intervals",
+            m,
+            # The customer's MRR between two of its events (the engine's events): ``mrr``
+            # after the event at ``start_at`` and ``before`` it, both at the event's date's
+            # rate; ``kind`` and ``amount``: the movement the event opens under the
+            # natural grouping (no period bounds); ``joins_next_at``: the next event, when
+            # it is within the grouping window (a period bound between them may split the
+            # group, so the reads reclassify that customer with the engine's classifier).
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("start_at", Moment(), nullable=False),
+            sa.Column("end_at", Moment()),
+            sa.Column("before", Exact(), nullable=False),
+            sa.Column("mrr", Exact(), nullable=False),
+            *money_limbs("mrr"),
+            sa.Column("counted", sa.Boolean, nullable=False),
+            sa.Column("free_after", sa.Boolean, nullable=False),
+            sa.Column("kind", sa.String(16)),
+            sa.Column("amount", Exact()),
+            *money_limbs("amount"),
+            sa.Column("joins_next_at", Moment()),
+            sa.Index(f"{p}lint_start", "start_at"),
+        )
         return cls(
+            ledger_customers=ledger_customers,
+            ledger_steps=ledger_steps,
+            ledger_intervals=ledger_intervals,
             states=states,
             limbs=limbs,
             cash_daily=cash_daily,
@@ -467,27 +524,38 @@ class Schema:
         return [self.states]
 
     @property
+    def ledger_tables(self) -> list[sa.Table]:
+        """Version 7: the ledger, per customer (derived, rebuilt on demand)."""
+        return [self.ledger_customers, self.ledger_steps, self.ledger_intervals]
+
+    @property
     def all_tables(self) -> list[sa.Table]:
-        return [*self.record_tables, *self.derived_tables, *self.state_tables]
+        return [*self.record_tables, *self.derived_tables, *self.state_tables, *self.ledger_tables]
 
 
-# A migration takes the connection, the schema and a callback that (re)builds the derived
-# tables under the store's policy (the store owns that logic).
-Migration = Callable[[Connection, Schema, Callable[[Connection], None]], None]
+class Rebuild(Protocol):
+    """The store's rebuild of its derived tables under its policy (it owns that logic);
+    ``ledger_only``: only the ledger (version 7), not the spans, states and cash."""
+
+    def __call__(self, conn: Connection, *, ledger_only: bool = False) -> None: ...
 
 
-def _v1(conn: Connection, s: Schema, _rebuild: Callable[[Connection], None]) -> None:
+# A migration takes the connection, the schema and the store's rebuild callback.
+Migration = Callable[[Connection, Schema, Rebuild], None]
+
+
+def _v1(conn: Connection, s: Schema, _rebuild: Rebuild) -> None:
     for t in s.record_tables:
         t.create(conn)
 
 
-def _v2(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> None:
+def _v2(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
     for t in s.derived_tables:
         t.create(conn)
     rebuild(conn)  # backfill from the records already stored
 
 
-def _v3(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> None:
+def _v3(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
     for t in s.state_tables:
         t.create(conn)
     # Indexes this version added to record tables (a database created at version 1 by
@@ -498,7 +566,7 @@ def _v3(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> N
     rebuild(conn)  # backfill from the subscriptions already stored
 
 
-def _v4(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> None:
+def _v4(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
     # A database created at version 3 by this revcrm has the column already.
     columns = {c["name"] for c in sa.inspect(conn).get_columns(s.states.name)}
     if "product_id" not in columns:
@@ -508,7 +576,7 @@ def _v4(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> N
     rebuild(conn)  # backfill the products of the states already stored
 
 
-def _v5(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> None:
+def _v5(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
     # A database created at version 4 by this revcrm has the column already.
     columns = {c["name"] for c in sa.inspect(conn).get_columns(s.subscriptions.name)}
     if "current_state" not in columns:
@@ -517,12 +585,18 @@ def _v5(conn: Connection, s: Schema, rebuild: Callable[[Connection], None]) -> N
     rebuild(conn)  # backfill the current states of the subscriptions already stored
 
 
-def _v6(conn: Connection, s: Schema, _rebuild: Callable[[Connection], None]) -> None:
+def _v6(conn: Connection, s: Schema, _rebuild: Rebuild) -> None:
     # A database created at version 5 or earlier by this revcrm lacks it; one created at
     # version 1 by this revcrm has it already.
     for index in s.lines.indexes:
         if index.name == f"{s.prefix}line_subscription":
             index.create(conn, checkfirst=True)
+
+
+def _v7(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
+    for t in s.ledger_tables:
+        t.create(conn, checkfirst=True)
+    rebuild(conn, ledger_only=True)  # every customer's ledger from the stored records
 
 
 #: (version, description, step), applied in order; never edit a released step, add one.
@@ -537,5 +611,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
     (4, "the service's own product on its derived states, for the product filter", _v4),
     (5, "each subscription's current state, materialised with its history", _v5),
     (6, "an index of invoice lines by subscription, for the Active segment's facts", _v6),
+    (7, "the ledger per customer: MRR steps and intervals with movement kinds (backfilled)", _v7),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

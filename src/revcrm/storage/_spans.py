@@ -70,14 +70,20 @@ def subscription_spans(sub: Subscription, policy: MetricsPolicy) -> list[Span]:
 
 
 def policy_fingerprint(policy: MetricsPolicy) -> str:
-    """What stored spans depend on: the policy settings and the revcrm release (whose MRR
-    rules may change), as text. Spans stored under another fingerprint must be rebuilt."""
+    """What stored spans and the ledger depend on: the policy settings and the revcrm
+    release (whose MRR rules may change), as text. Rows stored under another fingerprint
+    must be rebuilt. The movement settings (grouping, reactivation, free plans) and the FX
+    date rule decide the ledger's kinds and conversions (schema version 7)."""
     fields = (
         "discounts",
         "past_due_churn_after_days",
         "count_suspended",
         "churn_recognition",
         "count_trials",
+        "free_plans_churn",
+        "reactivation_window_days",
+        "grouping_window",
+        "fx_date",
     )
     values = attrs.asdict(policy)
     return f"revcrm={__version__};" + ";".join(f"{f}={values[f]}" for f in fields)

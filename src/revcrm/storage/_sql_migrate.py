@@ -33,7 +33,6 @@ from revcrm.storage._spans import policy_fingerprint, subscription_spans
 from revcrm.storage._sql_base import (
     _DAY_US,
     _POLICY_KEY,
-    SQLBase,
     _month_index,
 )
 from revcrm.storage._sql_db import _chunks
@@ -41,24 +40,27 @@ from revcrm.storage._sql_decimal import (
     _LIMB_COLUMNS,
     _dec,
 )
+from revcrm.storage._sql_ledger import Progress, SQLLedger
 
 __all__ = ["SQLMigrations"]
 
 _T = TypeVar("_T")
 
 
-class SQLMigrations(SQLBase):
+class SQLMigrations(SQLLedger):
     """Schema creation, forward migrations and the rebuild of the derived tables."""
 
-    def create_schema(self) -> int:
+    def create_schema(self, *, progress: Progress | None = None) -> int:
         """Create the tables (or bring them up to date); return the schema version."""
-        return self.migrate()
+        return self.migrate(progress=progress)
 
-    def migrate(self, *, to: int | None = None) -> int:
+    def migrate(self, *, to: int | None = None, progress: Progress | None = None) -> int:
         """Apply the forward migrations up to ``to`` (default: the latest); return the version.
 
-        At the latest version it also rebuilds the MRR spans if they were built under
-        another policy. Runs in one transaction: a failing step leaves the schema as it was.
+        At the latest version it also rebuilds the MRR spans and the ledger if they were
+        built under another policy. Runs in one transaction: a failing step leaves the
+        schema as it was. ``progress(step, done, total)`` hears how far a rebuild of the
+        ledger is (customers done of total).
         """
         target = LATEST_VERSION if to is None else to
         if (
@@ -74,6 +76,11 @@ class SQLMigrations(SQLBase):
                 raise ValidationError("url", path, f"folder {folder!r} does not exist")
         self._db.enable_wal()
 
+        def rebuild(conn: Connection, *, ledger_only: bool = False) -> None:
+            # Built under another policy: everything is rebuilt, the ledger once.
+            stale = self._setting(conn, _POLICY_KEY) != policy_fingerprint(self._policy)
+            self._rebuild_derived(conn, ledger_only=ledger_only and not stale, progress=progress)
+
         def run(conn: Connection) -> int:
             self._db.migration_lock(conn, self.prefix, 0x5245_5643_0000)
             current = self._installed_version(conn)
@@ -81,7 +88,7 @@ class SQLMigrations(SQLBase):
                 raise StorageError(f"schema version {current} is newer than this revcrm")
             for version, description, step in MIGRATIONS:
                 if current < version <= target:
-                    step(conn, self._schema, self._rebuild_derived)
+                    step(conn, self._schema, rebuild)
                     conn.execute(
                         self._schema.schema_version.insert().values(
                             version=version,
@@ -93,7 +100,7 @@ class SQLMigrations(SQLBase):
             if current == LATEST_VERSION and self._setting(conn, _POLICY_KEY) != policy_fingerprint(
                 self._policy
             ):
-                self._rebuild_derived(conn)
+                rebuild(conn)
             return current
 
         current = self._db.admin(run)
@@ -105,8 +112,18 @@ class SQLMigrations(SQLBase):
         self._db.admin(lambda conn: self._schema.meta.drop_all(conn, checkfirst=True))
         self._ready = False
 
-    def _rebuild_derived(self, conn: Connection) -> None:
+    def _rebuild_derived(
+        self, conn: Connection, *, ledger_only: bool = False, progress: Progress | None = None
+    ) -> None:
         """Recompute every derived table from the records (migrations, policy changes)."""
+        if not ledger_only:
+            self._rebuild_records_derived(conn)
+        # Migrations before version 7 rebuild without the ledger, which comes later.
+        if self._ledger_ready(conn):
+            self._ledger_rebuild_all(conn, progress)
+        self._put_setting(conn, _POLICY_KEY, policy_fingerprint(self._policy))
+
+    def _rebuild_records_derived(self, conn: Connection) -> None:
         s = self._schema
         conn.execute(s.cash_daily.delete())
         tx = s.transactions
@@ -148,7 +165,6 @@ class SQLMigrations(SQLBase):
                     set_state,
                     [{"sub_id": sub.id, "state": encode_state(sub.current)} for sub in subs],
                 )
-        self._put_setting(conn, _POLICY_KEY, policy_fingerprint(self._policy))
 
     def _span_rows(self, sub: Subscription) -> list[Row]:
         rows = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -59,6 +59,10 @@ from revcrm.storage._sql_migrate import SQLMigrations
 
 __all__ = ["SQLWrites"]
 
+#: Records owned by a customer that its ledger rows are built from (or will be: cash,
+#: service states and customer facts read invoices, transactions and credits).
+_LEDGER_KINDS: Final = frozenset({"subscription", "invoice", "transaction", "credit"})
+
 _T = TypeVar("_T")
 
 
@@ -72,11 +76,14 @@ class SQLWrites(SQLMigrations):
         expected: Sequence[int | None],
         *,
         present: Mapping[str, set[str]] | None = None,
+        touched: set[str] | None = None,
     ) -> ImportResult:
         """Upsert ``batch`` (one kind) in order, with the in-memory store's semantics.
 
         ``present``: ids known to exist already (written earlier in the same import), so
-        references to them need no lookup.
+        references to them need no lookup. The ledger rows of the customers whose records
+        change are rebuilt before returning, or, with ``touched``, their ids are added to
+        it for the caller to rebuild once.
         """
         if not batch:
             return ImportResult()
@@ -91,6 +98,8 @@ class SQLWrites(SQLMigrations):
         existing: dict[str, tuple[int, str, str | None]] = {}
         owners: dict[str, str] = {}
         old_cash: dict[str, tuple[int, str, str, Decimal] | None] = {}
+        owned = kind in _LEDGER_KINDS
+        old_owner: dict[str, str] = {}
         if not self._empty(conn, head):
             ids = sorted({p.record.id for p in batch})
             for chunk in _chunks(ids):
@@ -104,6 +113,8 @@ class SQLWrites(SQLMigrations):
                         head.c.kind,
                         head.c.amount,
                     ]
+                if owned:
+                    cols.append(head.c.customer_id)
                 stmt = sa.select(*cols).where(head.c.id.in_(chunk))
                 if not self._sqlite:
                     stmt = stmt.with_for_update()
@@ -112,6 +123,8 @@ class SQLWrites(SQLMigrations):
                     if kind == "transaction":
                         counted = r[4] == "succeeded"
                         old_cash[r[0]] = (int(r[5]), r[6], r[7], _dec(r[8])) if counted else None
+                    if owned:
+                        old_owner[r[0]] = r[-1]
             exts = sorted({p.external_id for p in batch if p.external_id is not None})
             for chunk in _chunks(exts):
                 stmt = sa.select(head.c.external_id, head.c.id).where(head.c.external_id.in_(chunk))
@@ -241,6 +254,15 @@ class SQLWrites(SQLMigrations):
         self._insert(conn, self._schema.states, state_rows)
         if kind == "transaction":
             self._update_cash(conn, [p for p, _ in writes.values()], old_cash)
+        if owned and writes:
+            # The ledger of every customer whose records changed (a record moved to another
+            # customer changes both), in this transaction.
+            owners_now = {p.record.customer_id for p, _ in writes.values()}
+            owners_now |= {old_owner[k] for k in writes if k in old_owner}
+            if touched is not None:
+                touched |= owners_now
+            else:
+                self._ledger_refresh(conn, owners_now)
         return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
 
     def _check_invoice_currencies(self, conn: Connection, batch: Sequence[Prepared]) -> None:
@@ -335,17 +357,28 @@ class SQLWrites(SQLMigrations):
         def run(conn: Connection) -> ImportResult:
             total = ImportResult()
             present: dict[str, set[str]] = {}
+            touched: set[str] = set()
             for batch in groups:
-                total += self._write(conn, batch, [None] * len(batch), present=present)
+                total += self._write(
+                    conn, batch, [None] * len(batch), present=present, touched=touched
+                )
                 if batch:
                     present[batch[0].kind] = {p.record.id for p in batch}
-            return total + self._put_rates(conn, book.fx)
+            pairs: set[tuple[str, str]] = set()
+            total += self._put_rates(conn, book.fx, pairs=pairs)
+            # One rebuild per customer: those written, and those the new rates convert.
+            self._ledger_refresh(conn, touched | self._ledger_rate_owners(conn, pairs))
+            return total
 
         return self._run(True, run)
 
     # -- reads -------------------------------------------------------------------------------
 
-    def _put_rates(self, conn: Connection, rates: FxRates) -> ImportResult:
+    def _put_rates(
+        self, conn: Connection, rates: FxRates, *, pairs: set[tuple[str, str]] | None = None
+    ) -> ImportResult:
+        """Write the rates that differ; the ledger of the customers they convert is rebuilt,
+        or, with ``pairs``, the written (source, target) pairs are added to it."""
         t = self._schema.fx_rates
         stored = {
             (s, tg, _day(d)): r
@@ -374,4 +407,9 @@ class SQLWrites(SQLMigrations):
             conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in updates])
         if inserts:
             conn.execute(t.insert(), inserts)
+        written = {(r["source"], r["target"]) for r in (*inserts, *updates)}
+        if pairs is not None:
+            pairs |= written
+        elif written:
+            self._ledger_refresh(conn, self._ledger_rate_owners(conn, written))
         return ImportResult(inserted=len(inserts), updated=len(updates), unchanged=unchanged)

@@ -1,0 +1,187 @@
+"""The ledger rows the SQL store keeps, built by the engine's classifier (issue 14, item 1).
+
+Nothing here decides an MRR rule: each customer's rows are read off
+:func:`revcrm.metrics.analyse` of the customer's own subscriptions (with the store's FX
+rates, policy, reporting currency and horizon), which is exactly the whole book's
+analysis restricted to that customer, because steps, events and movements never mix
+customers. Amounts are stored as exact Decimals (the ledger's integer units at the
+analysis's ``digits``, converted without rounding), so sums in SQL equal the engine's.
+
+Three row kinds, one table each (``_schema``): the customer (``missing`` when a rate the
+classifier needs is absent), its streams' steps as intervals, and its events as intervals
+with the movement kinds of the natural grouping.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Final
+
+import attrs
+
+from revcrm._book import Book
+from revcrm._ledger._classify import KINDS
+from revcrm._money import EXACT_CONTEXT, FxRates
+from revcrm._subscription import Subscription
+from revcrm.errors import MissingRateError
+from revcrm.metrics import MetricsPolicy, analyse
+from revcrm.metrics._engine import MrrAnalysis
+from revcrm.storage._codec import Row, moment_from_value, to_limbs
+
+__all__ = ["LedgerRows", "build_rows", "units_decimal"]
+
+#: Bounds wide enough for any event: the natural grouping (no period splits a group).
+_LOW: Final = datetime(1, 1, 2, tzinfo=UTC)
+_HIGH: Final = datetime(9999, 12, 30, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+
+
+def units_decimal(units: int, digits: int) -> Decimal:
+    """Ledger units as the exact Decimal they stand for (trailing zeros dropped)."""
+    if units == 0:
+        return Decimal(0)
+    c = EXACT_CONTEXT
+    d = Decimal(units).scaleb(-digits, context=c).normalize(context=c)
+    exponent = d.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        d = d.quantize(Decimal(1), context=c)
+    return d
+
+
+@attrs.frozen
+class LedgerRows:
+    """Rows of ``ledger_customers``, ``ledger_steps`` and ``ledger_intervals``."""
+
+    customers: list[Row]
+    steps: list[Row]
+    intervals: list[Row]
+
+
+def _money(row: Row, name: str, value: Decimal | None, limbs: bool) -> None:
+    row[name] = value
+    if limbs:
+        parts = (None,) * 7 if value is None else to_limbs(value)
+        row.update({f"{name}_l{k}": v for k, v in enumerate(parts)})
+
+
+def _missing(e: MissingRateError) -> str:
+    return f"{e.source} {e.target} {e.on}"
+
+
+def build_rows(
+    subscriptions: Sequence[Subscription],
+    fx: FxRates,
+    *,
+    currency: str,
+    policy: MetricsPolicy,
+    horizon: datetime,
+    limbs: bool,
+) -> LedgerRows:
+    """The ledger rows of every customer owning one of ``subscriptions`` (all of each
+    customer's subscriptions must be given)."""
+    out = LedgerRows([], [], [])
+    if not subscriptions:
+        return out
+    try:
+        analyses = [_analyse(subscriptions, fx, currency, policy, horizon)]
+    except MissingRateError:
+        # Find the customers whose rates are missing; the others are built as usual.
+        by_customer: dict[str, list[Subscription]] = defaultdict(list)
+        for sub in subscriptions:
+            by_customer[sub.customer_id].append(sub)
+        analyses = []
+        for cid in sorted(by_customer):
+            try:
+                analyses.append(_analyse(by_customer[cid], fx, currency, policy, horizon))
+            except MissingRateError as e:
+                out.customers.append({"customer_id": cid, "missing": _missing(e)})
+    built = {row["customer_id"] for row in out.customers}
+    for a in analyses:
+        _rows_of(a, policy, limbs, out)
+    owners = sorted({s.customer_id for s in subscriptions} - built)
+    out.customers.extend({"customer_id": cid, "missing": None} for cid in owners)
+    return out
+
+
+def _analyse(
+    subs: Iterable[Subscription],
+    fx: FxRates,
+    currency: str,
+    policy: MetricsPolicy,
+    horizon: datetime,
+) -> MrrAnalysis:
+    book = Book(subscriptions=tuple(subs), fx=fx)  # no references to check: records stored
+    return analyse(book, currency=currency, policy=policy, horizon=horizon)
+
+
+def _rows_of(a: MrrAnalysis, policy: MetricsPolicy, limbs: bool, out: LedgerRows) -> None:
+    # The analysis's columns (steps, the sweep's converted values, events): the same
+    # arrays MrrAnalysis aggregates, read once here.
+    steps, sweep, ev = a._steps, a._prefix, a._ledger
+    digits = steps.digits
+    ids = steps.customer_ids
+    at = steps.at.tolist()
+    stream = steps.stream.tolist()
+    value = sweep.value.tolist()
+    measured = sweep.measured.tolist()
+    owner = steps.stream_customer.tolist()
+    cur = steps.stream_currency.tolist()
+    n = len(at)
+    seq: dict[str, int] = defaultdict(int)
+    for i in range(n):
+        s = stream[i]
+        end = at[i + 1] if i + 1 < n and stream[i + 1] == s else None
+        v = int(value[i])
+        if v == 0 or end == at[i]:
+            continue
+        cid = ids[owner[s]]
+        row: Row = {
+            "customer_id": cid,
+            "seq": seq[cid],
+            "stream_id": steps.stream_keys[s],
+            "currency": steps.currencies[cur[s]],
+            "measured": bool(measured[i]),
+            "start_at": moment_from_value(at[i]),
+            "end_at": None if end is None else moment_from_value(end),
+        }
+        _money(row, "amount", units_decimal(v, digits), limbs)
+        seq[cid] += 1
+        out.steps.append(row)
+    # Movements of the natural grouping, keyed by the event that opens them.
+    m = a._classified([_LOW, _HIGH])
+    opened = {
+        int(e): (KINDS[int(k)], int(amount))
+        for e, k, amount in zip(m.first.tolist(), m.kind.tolist(), m.amount.tolist(), strict=True)
+    }
+    window = policy.grouping_window
+    window_us = None if window is None else window // _US
+    keep_free = not policy.free_plans_churn
+    e_at = ev.at.tolist()
+    before = ev.before.tolist()
+    after = ev.after.tolist()
+    free = ev.free_after.tolist()
+    ptr = ev.ptr.tolist()
+    for c, cid in enumerate(ids):
+        lo, hi = ptr[c], ptr[c + 1]
+        for e in range(lo, hi):
+            nxt = e_at[e + 1] if e + 1 < hi else None
+            joins = nxt is not None and window_us is not None and nxt - e_at[e] <= window_us
+            kind = opened.get(e)
+            level = int(after[e])
+            row = {
+                "customer_id": cid,
+                "seq": e - lo,
+                "start_at": moment_from_value(e_at[e]),
+                "end_at": None if nxt is None else moment_from_value(nxt),
+                "before": units_decimal(int(before[e]), digits),
+                "counted": level > 0 or (keep_free and bool(free[e])),
+                "free_after": bool(free[e]),
+                "kind": None if kind is None else kind[0],
+                "joins_next_at": moment_from_value(nxt) if joins and nxt is not None else None,
+            }
+            _money(row, "mrr", units_decimal(level, digits), limbs)
+            _money(row, "amount", None if kind is None else units_decimal(kind[1], digits), limbs)
+            out.intervals.append(row)

@@ -1,0 +1,379 @@
+"""Reads over the SQL store's ledger tables: plain aggregations, no rule in SQL.
+
+* MRR at a moment: the steps live at the moment, summed (reporting currency), plus the
+  native sums of the measured steps (transaction-date FX rule) per currency converted at
+  the moment's rate by :meth:`FxRates.rate`, as the engine's sweep does.
+* Series and waterfall levels: the delta method, each step's start and end bucketed by
+  the period bounds, which come from :func:`revcrm._calendar.period_bounds` in the policy's
+  time zone (never month arithmetic in SQL); cumulative sums in Python.
+* Movements per period: the stored kinds of the natural grouping, summed per period and
+  kind; a customer with two events within the grouping window around a period bound
+  (where a bound could split a group) is reclassified from its stored events by the
+  engine's classifier (:func:`revcrm._ledger._classify.classify`).
+
+Every figure equals :class:`~revcrm.metrics.MrrAnalysis` on the same book (same policy,
+reporting currency and horizon) exactly; ``tests/storage/test_sql_ledger.py`` checks it on
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from revcrm._calendar import Frequency, period_bounds
+from revcrm._ledger._classify import KINDS, classify
+from revcrm._ledger._events import Events
+from revcrm._ledger._fixed import norm, places
+from revcrm._money import EXACT_CONTEXT, Money
+from revcrm._time import as_moment
+from revcrm.errors import MissingRateError, ValidationError
+from revcrm.metrics._engine import MovementKind, MrrPoint, Waterfall
+from revcrm.storage._codec import moment_value
+from revcrm.storage._sql_decimal import _dec
+from revcrm.storage._sql_ledger import SQLLedger
+
+__all__ = ["LedgerReads"]
+
+_DAY_US: Final = 86_400_000_000
+_US: Final = timedelta(microseconds=1)
+_EPOCH_DAY: Final = date(1970, 1, 1)
+_ZERO: Final = Decimal(0)
+
+
+def _us(t: datetime) -> int:
+    return moment_value(t)
+
+
+class LedgerReads:
+    """The ledger aggregates of one SQL store (in its ledger's reporting currency)."""
+
+    def __init__(self, store: SQLLedger) -> None:
+        self._store = store
+        self._s = store._schema
+
+    # -- public reads -----------------------------------------------------------------------
+
+    def mrr(
+        self,
+        at: date | datetime,
+        *,
+        currency: str | None = None,
+        customer_ids: Iterable[str] | None = None,
+    ) -> Money:
+        """MRR at ``at`` (changes at ``at`` included), as ``MrrAnalysis.mrr``."""
+        t = as_moment(at, "at")
+        ids = None if customer_ids is None else sorted(set(customer_ids))
+
+        def run(conn: Connection) -> Money:
+            code = self._currency(conn, currency)
+            self._check_rates(conn, ids)
+            return Money(self._levels(conn, code, [t], inclusive=True, ids=ids)[0], code)
+
+        return self._store._run(False, run)
+
+    def mrr_before(self, at: date | datetime, *, currency: str | None = None) -> Money:
+        """MRR just before ``at`` (the close of a period ending at ``at``)."""
+        t = as_moment(at, "at")
+
+        def run(conn: Connection) -> Money:
+            code = self._currency(conn, currency)
+            self._check_rates(conn, None)
+            return Money(self._levels(conn, code, [t], inclusive=False)[0], code)
+
+        return self._store._run(False, run)
+
+    def series(
+        self,
+        start: date | datetime,
+        end: date | datetime,
+        every: Frequency | str = Frequency.MONTH,
+        *,
+        currency: str | None = None,
+    ) -> list[MrrPoint]:
+        """MRR at the close of each calendar period, as ``MrrAnalysis.series``."""
+        a, b = as_moment(start, "start"), as_moment(end, "end")
+        periods = period_bounds(Frequency(every), a, b, self._store.policy.timezone)
+        clipped = [(max(p, a), min(q, b)) for p, q in periods]
+
+        def run(conn: Connection) -> list[MrrPoint]:
+            code = self._currency(conn, currency)
+            if not clipped:
+                return []
+            self._check_rates(conn, None)
+            values = self._levels(conn, code, [q for _, q in clipped], inclusive=False)
+            return [
+                MrrPoint(start=p, end=q, mrr=Money(v, code))
+                for (p, q), v in zip(clipped, values, strict=True)
+            ]
+
+        return self._store._run(False, run)
+
+    def waterfall(
+        self, start: date | datetime, end: date | datetime, *, currency: str | None = None
+    ) -> Waterfall:
+        """The MRR bridge over ``[start, end)``, as ``MrrAnalysis.waterfall``."""
+        a, b = as_moment(start, "start"), as_moment(end, "end")
+        if b < a:
+            raise ValidationError("end", end, "is before start")
+        return self._waterfalls([a, b], currency)[0]
+
+    def waterfalls(
+        self,
+        start: date | datetime,
+        end: date | datetime,
+        every: Frequency | str = Frequency.MONTH,
+        *,
+        currency: str | None = None,
+    ) -> list[Waterfall]:
+        """One waterfall per calendar period, as ``MrrAnalysis.waterfalls``."""
+        a, b = as_moment(start, "start"), as_moment(end, "end")
+        periods = period_bounds(Frequency(every), a, b, self._store.policy.timezone)
+        if not periods:
+            return []
+        return self._waterfalls([a] + [p[0] for p in periods[1:]] + [b], currency)
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def _currency(self, conn: Connection, currency: str | None) -> str:
+        code = self._store._ledger_currency(conn)
+        if currency is not None and currency != code:
+            raise ValidationError(
+                "currency", currency, f"the ledger is kept in {code} (rebuild_ledger(currency=))"
+            )
+        return code
+
+    def _check_rates(self, conn: Connection, ids: Sequence[str] | None) -> None:
+        """A customer whose rows lack a rate fails the read as the engine's analysis would."""
+        t = self._s.ledger_customers
+        stmt = sa.select(t.c.missing).where(t.c.missing.is_not(None))
+        if ids is not None:
+            stmt = stmt.where(t.c.customer_id.in_(ids))
+        missing = conn.execute(stmt.order_by(t.c.customer_id).limit(1)).scalar()
+        if missing is not None:
+            source, target, on = str(missing).split(" ")
+            raise MissingRateError(source, target, date.fromisoformat(on))
+
+    # -- levels -----------------------------------------------------------------------------
+
+    def _levels(
+        self,
+        conn: Connection,
+        code: str,
+        moments: Sequence[datetime],
+        *,
+        inclusive: bool,
+        ids: Sequence[str] | None = None,
+    ) -> list[Decimal]:
+        """MRR at each moment (``inclusive``: changes at it count), reporting currency.
+
+        Delta method: each step adds its amount to the buckets from its start's on and
+        takes it off from its end's on; a moment's level is the running total.
+        """
+        st = self._s.ledger_steps
+        us = [_us(m) for m in moments]
+        k = len(us)
+        ops = self._store._ops
+
+        def bucket(col: ColumnElement[Any]) -> ColumnElement[Any]:
+            # The first (sorted) moment the edge counts for: ``edge <= m`` when inclusive,
+            # else ``edge < m``.
+            whens = [
+                ((col <= m) if inclusive else (col < m), sa.literal(j))
+                for j, m in enumerate(moments)
+            ]
+            return sa.case(*whens, else_=sa.literal(k)) if whens else sa.literal(0)
+
+        def edge(col: ColumnElement[Any]) -> list[tuple[int, bool, str, Decimal]]:
+            # Sums per bucket of the edges that count for the last moment at least.
+            last = moments[-1]
+            b = bucket(col).label("b")
+            sub = sa.select(b, st.c.measured, st.c.currency, *_amount_cols(st, ops)).where(
+                (col <= last) if inclusive else (col < last)
+            )
+            if ids is not None:
+                sub = sub.where(st.c.customer_id.in_(ids))
+            q = sub.subquery()
+            stmt = sa.select(q.c.b, q.c.measured, q.c.currency, ops.dsum(q.c)).group_by(
+                q.c.b, q.c.measured, q.c.currency
+            )
+            return [(int(bk), bool(me), str(cur), _dec(v)) for bk, me, cur, v in conn.execute(stmt)]
+
+        fixed = [_ZERO] * (k + 1)
+        native: dict[str, list[Decimal]] = defaultdict(lambda: [_ZERO] * (k + 1))
+        for sign, rows in ((1, edge(st.c.start_at)), (-1, edge(st.c.end_at))):
+            for bk, measured, cur, value in rows:
+                v = value if sign > 0 else -value
+                if measured:
+                    native[cur][bk] += v
+                else:
+                    fixed[bk] += v
+        out = _running(fixed, k)
+        if native:
+            fx = self._store._ledger_rates(conn, set(native))
+            for cur, deltas in sorted(native.items()):
+                levels = _running(deltas, k)
+                for j, level in enumerate(levels):
+                    if level != 0:
+                        day = _EPOCH_DAY + timedelta(days=us[j] // _DAY_US)
+                        rate = fx.rate(cur, code, day)
+                        out[j] = EXACT_CONTEXT.add(out[j], EXACT_CONTEXT.multiply(level, rate))
+        return out
+
+    # -- movements --------------------------------------------------------------------------
+
+    def _waterfalls(self, bounds: list[datetime], currency: str | None) -> list[Waterfall]:
+        def run(conn: Connection) -> list[Waterfall]:
+            code = self._currency(conn, currency)
+            self._check_rates(conn, None)
+            levels = self._levels(conn, code, bounds, inclusive=False)
+            totals, counts = self._movement_totals(conn, bounds)
+            out = []
+            for r in range(len(bounds) - 1):
+                t = totals[r]
+                moved = sum(t.values(), _ZERO)
+                fx_impact = levels[r + 1] - levels[r] - moved
+
+                def of(kind: MovementKind, t: dict[str, Decimal] = t) -> Money:
+                    return Money(t.get(kind.value, _ZERO), code)
+
+                out.append(
+                    Waterfall(
+                        start=bounds[r],
+                        end=bounds[r + 1],
+                        start_mrr=Money(levels[r], code),
+                        new=of(MovementKind.NEW),
+                        expansion=of(MovementKind.EXPANSION),
+                        reactivation=of(MovementKind.REACTIVATION),
+                        contraction=of(MovementKind.CONTRACTION),
+                        churn=of(MovementKind.CHURN),
+                        fx_impact=Money(fx_impact, code),
+                        end_mrr=Money(levels[r + 1], code),
+                        movement_count=counts[r],
+                    )
+                )
+            return out
+
+        return self._store._run(False, run)
+
+    def _movement_totals(
+        self, conn: Connection, bounds: Sequence[datetime]
+    ) -> tuple[list[dict[str, Decimal]], list[int]]:
+        """Per period ``[bounds[r], bounds[r + 1])``: movement amounts by kind, and counts."""
+        it = self._s.ledger_intervals
+        ops = self._store._ops
+        k = len(bounds) - 1
+        totals: list[dict[str, Decimal]] = [defaultdict(lambda: _ZERO) for _ in range(k)]
+        counts = [0] * k
+        if k <= 0:
+            return totals, counts
+        # Customers a bound may split a group of: two events within the window around it.
+        near = sa.or_(*(sa.and_(it.c.start_at < b, it.c.joins_next_at >= b) for b in bounds))
+        split = sorted(
+            r[0]
+            for r in conn.execute(
+                sa.select(it.c.customer_id).distinct().where(it.c.joins_next_at.is_not(None), near)
+            )
+        )
+        whens = [(it.c.start_at < b, sa.literal(r)) for r, b in enumerate(bounds[1:])]
+        region = sa.case(*whens, else_=sa.literal(k)).label("region")
+        sub = sa.select(region, it.c.kind, *_amount_cols(it, ops)).where(
+            it.c.kind.is_not(None), it.c.start_at >= bounds[0], it.c.start_at < bounds[-1]
+        )
+        if split:
+            sub = sub.where(it.c.customer_id.not_in(split))
+        q = sub.subquery()
+        stmt = sa.select(q.c.region, q.c.kind, ops.dsum(q.c), sa.func.count()).group_by(
+            q.c.region, q.c.kind
+        )
+        for r, kind, value, n in conn.execute(stmt):
+            totals[int(r)][str(kind)] += _dec(value)
+            counts[int(r)] += int(n)
+        if split:
+            self._reclassify(conn, split, bounds, totals, counts)
+        return totals, counts
+
+    def _reclassify(
+        self,
+        conn: Connection,
+        customer_ids: Sequence[str],
+        bounds: Sequence[datetime],
+        totals: list[dict[str, Decimal]],
+        counts: list[int],
+    ) -> None:
+        """Movements of these customers by the engine's classifier over their events."""
+        it = self._s.ledger_intervals
+        rows = conn.execute(
+            sa.select(it.c.customer_id, it.c.start_at, it.c.before, it.c.mrr, it.c.free_after)
+            .where(it.c.customer_id.in_(list(customer_ids)))
+            .order_by(it.c.customer_id, it.c.seq)
+        ).all()
+        values = [(_dec(r[2]), _dec(r[3])) for r in rows]
+        digits = max((places(v) for pair in values for v in pair), default=0)
+        scale = Decimal(1).scaleb(digits)
+
+        def units(v: Decimal) -> int:
+            return int(EXACT_CONTEXT.multiply(v, scale))
+
+        index = {c: i for i, c in enumerate(customer_ids)}
+        cust = np.array([index[r[0]] for r in rows], dtype=np.int32)
+        at = np.array([_us(r[1]) for r in rows], dtype=np.int64)
+        before = norm(np.array([units(b) for b, _ in values], dtype=object))
+        after = norm(np.array([units(a) for _, a in values], dtype=object))
+        n = len(rows)
+        zeros = np.zeros(n, dtype=np.int64)
+        ev = Events(
+            customer=cust,
+            at=at,
+            before=before,
+            after=after,
+            free_after=np.array([bool(r[4]) for r in rows], dtype=bool),
+            ptr=np.searchsorted(cust, np.arange(len(customer_ids) + 1)).astype(np.int64),
+            row_lo=zeros,
+            row_hi=zeros,
+            row_stream=np.zeros(n, dtype=np.int32),
+            level_change=zeros,
+        )
+        policy = self._store.policy
+        window = policy.grouping_window
+        days = policy.reactivation_window_days
+        m = classify(
+            ev,
+            np.array([_us(b) for b in bounds], dtype=np.int64),
+            window_us=None if window is None else window // _US,
+            reactivation_us=None if days is None else days * _DAY_US,
+            keep_free=not policy.free_plans_churn,
+        )
+        for r, kind, amount in zip(
+            m.region.tolist(), m.kind.tolist(), m.amount.tolist(), strict=True
+        ):
+            value = Decimal(int(amount)).scaleb(-digits, context=EXACT_CONTEXT)
+            totals[int(r)][KINDS[int(kind)]] += value
+            counts[int(r)] += 1
+
+
+def _amount_cols(table: sa.Table, ops: Any) -> list[sa.Column[Any]]:
+    """The money column ``amount`` and, on SQLite, its limbs (what ``dsum`` reads)."""
+    cols = [table.c.amount]
+    if ops.sqlite:
+        cols += [table.c[f"amount_l{k}"] for k in range(7)]
+    return cols
+
+
+def _running(deltas: list[Decimal], k: int) -> list[Decimal]:
+    """Levels at moments ``0..k-1``: an edge in bucket ``b`` counts from moment ``b`` on,
+    so the level at moment ``j`` is the sum of the deltas of buckets ``0..j``."""
+    out: list[Decimal] = []
+    total = _ZERO
+    for j in range(k):
+        total = EXACT_CONTEXT.add(total, deltas[j])
+        out.append(total)
+    return out
