@@ -1,35 +1,35 @@
 """Per-customer facts at a moment: what every segment rule and predicate reads.
 
-The facts of every customer are computed in one pass over the book's per-customer
-indexes, with one MRR analysis and one :func:`customer_values` call, so the cost is
-linear in the book.
+The facts of every customer are the ledger's (:mod:`revcrm._ledger._facts`: cash
+entries, service-state rows and the MRR analysis aggregated as columns), the one
+definition the customer list and the customer summary share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import Final
 
 import attrs
 
 from revcrm._book import Book
 from revcrm._crm_records import tag_key
-from revcrm._crm_services import (
-    invoice_overdue,
-    is_active_service,
-    is_troubled_service,
-    pending_cancellation,
-)
+from revcrm._ledger._facts import LedgerRows
+from revcrm._ledger._fixed import to_decimal
+from revcrm._ledger._services import OPEN
 from revcrm._money import Money
-from revcrm._records import AttributeValue, InvoiceStatus
-from revcrm.metrics._customer_value import customer_values
+from revcrm._records import AttributeValue
+from revcrm.metrics._customer_value import ledger_rows
 from revcrm.metrics._engine import MrrAnalysis
 from revcrm.metrics._policy import MetricsPolicy
 from revcrm.segments._config import Segment
 from revcrm.segments._rules import ServiceFacts, service_facts
 
-__all__ = ["CustomerFacts", "compute_facts"]
+__all__ = ["CustomerFacts", "compute_facts", "facts_of"]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +78,72 @@ class CustomerFacts:
     segments: frozenset[Segment] = frozenset()
 
 
+def _money(units: int, digits: int, currency: str, minor: int) -> Money:
+    return Money(to_decimal(units, minor, digits), currency)
+
+
+def _moment(us: int) -> datetime | None:
+    return None if us == OPEN else _EPOCH + timedelta(microseconds=us)
+
+
+def facts_of(
+    book: Book,
+    at: datetime,
+    ledger: LedgerRows,
+    tags: Mapping[str, Iterable[str]],
+) -> dict[str, CustomerFacts]:
+    """Facts (without segments) of the customers registered at or before ``at``, read
+    from the ledger's customer facts (:func:`revcrm.metrics._customer_value.ledger_rows`
+    of ``book`` at ``at``); only the cycle-aware Active rule's :class:`ServiceFacts` of
+    each active service are read from the records (its invoices)."""
+    f = ledger.facts
+    currency = f.currency
+    minor = Money.zero(currency).minor_units
+    digits = f.digits
+    services = ledger.services
+    by_sub = {s.id: s for s in book.subscriptions}
+    per_customer: dict[int, list[ServiceFacts]] = {}
+    for row in ledger.services_at.active_rows.tolist():
+        sub = by_sub[services.subscription_ids[int(services.subscription[row])]]
+        state = sub.state_at(at)
+        assert state is not None  # an active row contains ``at``
+        invoices = book.invoices_by_customer.get(sub.customer_id, ())
+        per_customer.setdefault(int(services.customer[row]), []).append(
+            service_facts(sub.id, state, at, invoices)
+        )
+    customers = book.customer_index
+    registered = f.registered.tolist()
+    mrr, paid, refunded = f.mrr.tolist(), f.total_paid.tolist(), f.refunded.tolist()
+    out: dict[str, CustomerFacts] = {}
+    for i, cid in enumerate(f.customer_ids):
+        if not registered[i]:
+            continue
+        c = customers[cid]
+        out[cid] = CustomerFacts(
+            customer_id=cid,
+            as_of=at,
+            currency=currency,
+            registered_at=c.registered_at,
+            mrr=_money(mrr[i], digits, currency, minor),
+            ltv=_money(paid[i] - refunded[i], digits, currency, minor),
+            total_paid=_money(paid[i], digits, currency, minor),
+            payment_count=int(f.payment_count[i]),
+            last_payment_at=_moment(int(f.last_payment_at[i])),
+            active_services=int(f.active_services[i]),
+            troubled_services=int(f.troubled_services[i]),
+            overdue_invoices=int(f.overdue_invoices[i]),
+            next_cancellation_at=_moment(int(f.next_cancellation_at[i])),
+            subscriber_since=_moment(int(f.first_paid_at[i])),
+            ordered=bool(f.ordered[i]),
+            services=tuple(per_customer.get(i, ())),
+            tags=frozenset(tag_key(t) for t in tags.get(cid, ())),
+            referral_source=c.referral_source,
+            owner_id=c.owner_id,
+            custom_attributes=c.custom_attributes,
+        )
+    return out
+
+
 def compute_facts(
     book: Book,
     at: datetime,
@@ -86,59 +152,7 @@ def compute_facts(
     analysis: MrrAnalysis,
     tags: Mapping[str, Iterable[str]],
 ) -> dict[str, CustomerFacts]:
-    """Facts (without segments) of the customers registered at or before ``at``."""
-    values = {
-        v.customer_id: v for v in customer_values(book, as_of=at, currency=currency, policy=policy)
-    }
-    mrrs = analysis.customers_with_mrr(at)
-    zero = Money.zero(currency)
-    out: dict[str, CustomerFacts] = {}
-    for c in book.customers:
-        if c.registered_at > at:
-            continue
-        active = troubled = overdue = 0
-        cancels: list[datetime] = []
-        services: list[ServiceFacts] = []
-        started = False
-        invoices = book.invoices_by_customer.get(c.id, ())
-        for sub in sorted(book.subscriptions_by_customer.get(c.id, ()), key=lambda x: x.id):
-            s = sub.state_at(at)
-            if s is None:
-                continue
-            started = True
-            if is_active_service(s, at):
-                active += 1
-                services.append(service_facts(sub.id, s, at, invoices))
-            troubled += is_troubled_service(s)
-            when = pending_cancellation(s, at)
-            if when is not None:
-                cancels.append(when)
-        invoiced = False
-        for inv in invoices:
-            overdue += invoice_overdue(inv, at)
-            if inv.issued_at <= at and inv.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
-                invoiced = True
-        v = values[c.id]
-        out[c.id] = CustomerFacts(
-            customer_id=c.id,
-            as_of=at,
-            currency=currency,
-            registered_at=c.registered_at,
-            mrr=mrrs.get(c.id, zero),
-            ltv=v.net_payments,
-            total_paid=v.total_paid,
-            payment_count=v.payment_count,
-            last_payment_at=v.last_payment_at,
-            active_services=active,
-            troubled_services=troubled,
-            overdue_invoices=overdue,
-            next_cancellation_at=min(cancels) if cancels else None,
-            subscriber_since=v.subscriber_since,
-            ordered=started or invoiced or v.payment_count > 0,
-            services=tuple(services),
-            tags=frozenset(tag_key(t) for t in tags.get(c.id, ())),
-            referral_source=c.referral_source,
-            owner_id=c.owner_id,
-            custom_attributes=c.custom_attributes,
-        )
-    return out
+    """Facts (without segments) of the customers registered at or before ``at``: the
+    ledger's (:func:`facts_of`) with ``analysis`` as the MRR."""
+    ledger = ledger_rows(book, as_of=at, currency=currency, policy=policy, analysis=analysis)
+    return facts_of(book, at, ledger, tags)

@@ -12,15 +12,18 @@ import attrs
 
 from revcrm._book import Book
 from revcrm._checks import check_records
-from revcrm._money import Money, check_currency, money_sum
+from revcrm._ledger._facts import LedgerRows
+from revcrm._ledger._fixed import to_decimal
+from revcrm._money import Money, check_currency
 from revcrm._time import as_moment
 from revcrm.errors import NotFoundError, ValidationError
+from revcrm.metrics._customer_value import ledger_rows
 from revcrm.metrics._engine import MrrAnalysis, analyse
 from revcrm.metrics._mrr import DEFAULT_POLICY
 from revcrm.metrics._policy import MetricsPolicy
 from revcrm.segments._baseline import LtvBaseline
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
-from revcrm.segments._facts import CustomerFacts, compute_facts
+from revcrm.segments._facts import CustomerFacts, facts_of
 from revcrm.segments._predicates import Predicate
 from revcrm.segments._rules import SegmentMiss, memberships, misses
 
@@ -30,9 +33,11 @@ __all__ = [
     "SegmentCounts",
     "Segmentation",
     "customers_in",
+    "ledger_baseline",
     "primary_segment",
     "segment_counts",
     "segmentation",
+    "segmentation_of_ledger",
     "segments_of",
 ]
 
@@ -232,10 +237,25 @@ def segmentation(
         )
     if not isinstance(config, SegmentConfig):
         raise ValidationError("config", config, "expected a SegmentConfig")
-    facts = compute_facts(book, at, currency, pol, analysis, tags or {})
+    ledger = ledger_rows(book, as_of=at, currency=currency, policy=pol, analysis=analysis)
+    return segmentation_of_ledger(book, at, config, ledger, tags=tags, ltv_baseline=ltv_baseline)
+
+
+def segmentation_of_ledger(
+    book: Book,
+    at: datetime,
+    config: SegmentConfig,
+    ledger: LedgerRows,
+    *,
+    tags: Mapping[str, Iterable[str]] | None = None,
+    ltv_baseline: LtvBaseline | None = None,
+) -> Segmentation:
+    """The segmentation from the ledger rows of ``book`` at ``at`` (checked arguments; see
+    :func:`segmentation`): what a store that keeps the ledger calls."""
+    currency = ledger.facts.currency
+    facts = facts_of(book, at, ledger, tags or {})
     if ltv_baseline is None:
-        paying = [f.ltv for f in facts.values() if f.payment_count > 0]
-        ltv_baseline = LtvBaseline(total=money_sum(paying, currency), paying_customers=len(paying))
+        ltv_baseline = ledger_baseline(ledger)
     done = {
         cid: attrs.evolve(f, segments=memberships(f, config, ltv_baseline))
         for cid, f in facts.items()
@@ -247,6 +267,19 @@ def segmentation(
         facts=MappingProxyType(done),
         ltv_baseline=ltv_baseline,
         _known=frozenset(book.customer_index),
+    )
+
+
+def ledger_baseline(ledger: LedgerRows) -> LtvBaseline:
+    """The High Value threshold from the ledger's facts: the net payments of the
+    customers registered by ``as_of`` with a payment, summed, and their count."""
+    f = ledger.facts
+    paying = f.registered & (f.payment_count > 0)
+    total = sum(int(v) for v in f.net_payments[paying].tolist())
+    places = Money.zero(f.currency).minor_units
+    return LtvBaseline(
+        total=Money(to_decimal(total, places, f.digits), f.currency),
+        paying_customers=int(paying.sum()),
     )
 
 

@@ -11,13 +11,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
 from revcrm._book import Book
+from revcrm._crm_services import CustomerStatus
+from revcrm._ledger._cash import moment_us
+from revcrm._ledger._facts import FactColumns, LedgerRows
+from revcrm._ledger._fixed import to_decimal
+from revcrm._ledger._services import OPEN
 from revcrm._money import FxRates, Money, check_currency, money_sum
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
@@ -30,9 +35,15 @@ from revcrm.errors import (
     ValidationError,
 )
 from revcrm.metrics import MetricsPolicy, MrrPoint
-from revcrm.segments import segmentation
+from revcrm.metrics._customer_value import ledger_rows
+from revcrm.metrics._engine import MrrAnalysis, analyse
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
-from revcrm.segments._segments import LtvBaseline, Segmentation, SegmentCounts
+from revcrm.segments._segments import (
+    LtvBaseline,
+    Segmentation,
+    SegmentCounts,
+    segmentation_of_ledger,
+)
 from revcrm.storage import _reference as ref
 from revcrm.storage._codec import KINDS, Prepared, external_id, prepare, references
 from revcrm.storage._delete import OWNED, blocked, check_delete, refuse
@@ -43,6 +54,7 @@ from revcrm.storage._query import (
     CustomerPages,
     CustomerQuery,
     CustomerRow,
+    CustomerSort,
     CustomerSummary,
     Direction,
     ImportResult,
@@ -59,10 +71,18 @@ from revcrm.storage._query import (
     read_text,
 )
 
-__all__ = ["InMemoryStore"]
+__all__ = ["InMemoryStore", "list_from_ledger", "row_of", "summary_from_records"]
 
 _R = TypeVar("_R")
 _MISSING: Final = object()
+_TICK: Final = timedelta(microseconds=1)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MONEY_SORTS: Final = {
+    CustomerSort.MRR: "mrr",
+    CustomerSort.LTV: "net_payments",
+    CustomerSort.TOTAL_PAID: "total_paid",
+    CustomerSort.CREDIT_BALANCE: "credit_balance",
+}
 
 
 class _Entry(Generic[_R]):
@@ -104,6 +124,8 @@ class InMemoryStore:
         self._segmentations: dict[
             tuple[datetime, str, SegmentConfig, LtvBaseline | None], Segmentation
         ] = {}
+        self._ledgers: dict[tuple[datetime, str], LedgerRows] = {}
+        self._analyses: dict[str, MrrAnalysis] = {}
         self.customers = _Customers(self, self._tables["customer"])
         self.products = _Products(self, self._tables["product"])
         self.plans = _Plans(self, self._tables["plan"])
@@ -343,9 +365,70 @@ class InMemoryStore:
         read_text(customer_id, "customer_id")
         t = as_of_moment(as_of, "as_of")
         check_currency(currency)
-        return ref.customer_summary(
-            self._current_book(), customer_id, at=t, currency=currency, policy=self._policy
+        book = self._current_book()
+        customer = book.customer(customer_id)
+
+        def owned(records: Iterable[_R], key: Callable[[_R], datetime]) -> tuple[_R, ...]:
+            return tuple(sorted(records, key=lambda r: (key(r), r.id)))  # type: ignore[attr-defined]
+
+        return summary_from_records(
+            customer,
+            owned(book.subscriptions_by_customer.get(customer_id, ()), lambda s: s.started_at),
+            owned(book.invoices_by_customer.get(customer_id, ()), lambda i: i.issued_at),
+            owned(book.transactions_by_customer.get(customer_id, ()), lambda x: x.at),
+            owned(book.credits_by_customer.get(customer_id, ()), lambda c: c.at),
+            fx=book.fx,
+            at=t,
+            currency=currency,
+            policy=self._policy,
         )
+
+    def _analysis(self, at: datetime, currency: str) -> MrrAnalysis:
+        """An MRR analysis of the current book in ``currency`` whose horizon lies past
+        ``at`` (its MRR at ``at`` is then the same as with any later horizon), kept until
+        the next write; the default horizon (a year past the last record) serves every
+        ``as_of`` before it."""
+        with self._lock:
+            book = self._current_book()
+            if self._segmented is not book:
+                self._reset_caches(book)
+            found = self._analyses.get(currency)
+            if found is None or found.horizon <= at:
+                found = analyse(book, currency=currency, policy=self._policy)
+                if found.horizon <= at:
+                    found = analyse(
+                        book, currency=currency, policy=self._policy, horizon=at + _TICK
+                    )
+                self._analyses[currency] = found
+            return found
+
+    def _ledger(self, at: datetime, currency: str) -> LedgerRows:
+        """The ledger rows (cash, service states, customer facts) of the current book at
+        ``at`` in ``currency``: what the list, the segments and the baseline read."""
+        with self._lock:
+            book = self._current_book()
+            if self._segmented is not book:
+                self._reset_caches(book)
+            key = (at, currency)
+            found = self._ledgers.get(key)
+            if found is None:
+                found = ledger_rows(
+                    book,
+                    as_of=at,
+                    currency=currency,
+                    policy=self._policy,
+                    analysis=self._analysis(at, currency),
+                )
+                if len(self._ledgers) >= 8:
+                    self._ledgers.clear()
+                self._ledgers[key] = found
+            return found
+
+    def _reset_caches(self, book: Book) -> None:
+        self._segmented = book
+        self._segmentations.clear()
+        self._ledgers.clear()
+        self._analyses.clear()
 
     def _segmentation(
         self,
@@ -360,23 +443,12 @@ class InMemoryStore:
         with self._lock:
             book = self._current_book()
             if self._segmented is not book:
-                self._segmented = book
-                self._segmentations.clear()
+                self._reset_caches(book)
             key = (at, currency, config, baseline)
             found = self._segmentations.get(key)
-            if found is None and baseline is not None:
-                found = segmentation(
-                    book,
-                    as_of=at,
-                    currency=currency,
-                    config=config,
-                    policy=self._policy,
-                    ltv_baseline=baseline,
-                )
             if found is None:
-                found = ref.customer_segments(
-                    book, at=at, currency=currency, config=config, policy=self._policy
-                )
+                ledger = self._ledger(at, currency)
+                found = segmentation_of_ledger(book, at, config, ledger, ltv_baseline=baseline)
                 if len(self._segmentations) >= 8:
                     self._segmentations.clear()
                 self._segmentations[key] = found
@@ -510,6 +582,172 @@ def restrict_book(book: Book, *, customer_ids: Iterable[str] | None, period: Per
     )
 
 
+# -- the customer list and summary from the ledger -------------------------------------------
+
+
+def _moment_of(us: int) -> datetime | None:
+    return None if us == OPEN else _EPOCH + timedelta(microseconds=us)
+
+
+def row_of(customer: Customer, facts: FactColumns, i: int) -> CustomerRow:
+    """The list row of ``customer`` (index ``i`` of ``facts``): the ledger's facts, so the
+    same MRR (the policy's FX rule), LTV and total paid (each entry at its own date) and
+    active services as the segments'."""
+    currency, digits = facts.currency, facts.digits
+    places = Money.zero(currency).minor_units
+
+    def money(units: object) -> Money:
+        return Money(to_decimal(int(units), places, digits), currency)  # type: ignore[call-overload]
+
+    paid, refunded = int(facts.total_paid[i]), int(facts.refunded[i])
+    return CustomerRow(
+        customer=customer,
+        mrr=money(facts.mrr[i]),
+        ltv=money(paid - refunded),
+        total_paid=money(paid),
+        credit_balance=money(facts.credit_balance[i]),
+        active_services=int(facts.active_services[i]),
+        last_payment_at=_moment_of(int(facts.last_payment_at[i])),
+    )
+
+
+def summary_from_records(
+    customer: Customer,
+    subscriptions: tuple[Subscription, ...],
+    invoices: tuple[Invoice, ...],
+    transactions: tuple[Transaction, ...],
+    credits: tuple[CreditEntry, ...],
+    *,
+    fx: FxRates,
+    at: datetime,
+    currency: str,
+    policy: MetricsPolicy,
+) -> CustomerSummary:
+    """One customer's summary from its records (every backend loads them, then this): its
+    row is the ledger's facts of its own sub-book, equal to its list row. Like the list,
+    it needs a rate on ``at``'s day for each currency of its subscriptions and
+    transactions."""
+    own = {s.currency for s in subscriptions} | {t.amount.currency for t in transactions}
+    ref.list_rates(own, fx, currency, at.date())
+    mini = Book(
+        customers=(customer,),
+        subscriptions=subscriptions,
+        invoices=invoices,
+        transactions=transactions,
+        credits=credits,
+        fx=fx,
+    )
+    ledger = ledger_rows(mini, as_of=at, currency=currency, policy=policy)
+    return CustomerSummary(
+        row=row_of(customer, ledger.facts, 0),
+        subscriptions=subscriptions,
+        invoices=invoices,
+        transactions=transactions,
+        credits=credits,
+    )
+
+
+def _sort_keys(book: Book, facts: FactColumns, sort: CustomerSort, idx: list[int]) -> list[Any]:
+    """Per candidate (indexes of ``facts``) a key ordered as ``ref.sort_value`` orders the
+    rows: money as units, moments as microseconds (a missing last payment as ``NEVER``)."""
+    ids = facts.customer_ids
+    customers = book.customer_index
+    match sort:
+        case CustomerSort.ID:
+            return [ids[i] for i in idx]
+        case CustomerSort.NAME:
+            return [customers[ids[i]].name.casefold() for i in idx]
+        case CustomerSort.EMAIL:
+            return [(customers[ids[i]].email or "").casefold() for i in idx]
+        case CustomerSort.CREATED:
+            return [int(facts.registered_at[i]) for i in idx]
+        case CustomerSort.ACTIVE_SERVICES:
+            return [int(facts.active_services[i]) for i in idx]
+        case CustomerSort.LAST_PAYMENT:
+            never = moment_us(ref.NEVER)
+            last = facts.last_payment_at
+            return [never if int(last[i]) == OPEN else int(last[i]) for i in idx]
+    column = facts.net_payments if sort is CustomerSort.LTV else getattr(facts, _MONEY_SORTS[sort])
+    values = column.tolist()
+    return [values[i] for i in idx]
+
+
+def _cursor_key(q: CustomerQuery, value: object, digits: int) -> object:
+    """The cursor's sort value in the keys' terms (see :func:`_sort_keys`)."""
+    if q.sort in _MONEY_SORTS:
+        if isinstance(value, Decimal | int) and not isinstance(value, bool):
+            return Decimal(value).scaleb(digits)
+    elif q.sort in (CustomerSort.CREATED, CustomerSort.LAST_PAYMENT):
+        if isinstance(value, datetime):
+            return moment_us(value)
+    elif q.sort is CustomerSort.ACTIVE_SERVICES:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, str):
+        return value
+    raise ValidationError("cursor", q.cursor, "not a cursor of this sort")
+
+
+SegmentationOf = Callable[[datetime, str, SegmentConfig], Segmentation]
+
+
+def list_from_ledger(
+    book: Book, q: CustomerQuery, ledger: LedgerRows, segmentation_of: SegmentationOf
+) -> Page[CustomerRow]:
+    """The customer list of ``book`` from its ledger at ``q.as_of``: filters, sort and page
+    over the customer facts' columns; rows are built for the page alone."""
+    facts = ledger.facts
+    index = facts.index()
+    candidates = [c for c in book.customers if ref._matches(c, q)]
+    if q.status is not None:
+        with_status = _with_status(book, q.status, q.as_of)
+        candidates = [c for c in candidates if c.id in with_status]
+    if q.product_id is not None:
+        services = ledger.services
+        rows = ledger.services_at.active_rows.tolist()
+        holders = {
+            facts.customer_ids[int(services.customer[r])]
+            for r in rows
+            if services.product_ids[r] == q.product_id
+        }
+        candidates = [c for c in candidates if c.id in holders]
+    if q.segment is not None:
+        members = set(
+            segmentation_of(q.as_of, q.currency, q.segment_config).customers_in(q.segment)
+        )
+        candidates = [c for c in candidates if c.id in members]
+    idx = [index[c.id] for c in candidates]
+    if q.paying is not None:
+        mrr = facts.mrr
+        idx = [i for i in idx if (mrr[i] > 0) == q.paying]
+    if q.has_active_services is not None:
+        active = facts.active_services
+        idx = [i for i in idx if (active[i] > 0) == q.has_active_services]
+    keys = _sort_keys(book, facts, q.sort, idx)
+    ids = facts.customer_ids
+    desc = q.direction is Direction.DESC
+    decorated = sorted(zip(keys, (ids[i] for i in idx), idx, strict=True), reverse=desc)
+    after = q.after()
+    if after is not None:
+        av, aid = after
+        bound = (_cursor_key(q, av, facts.digits), aid)
+        if desc:
+            decorated = [d for d in decorated if (d[0], d[1]) < bound]
+        else:
+            decorated = [d for d in decorated if (d[0], d[1]) > bound]
+    chosen = decorated[: q.limit]
+    customers = book.customer_index
+    page = [row_of(customers[d[1]], facts, d[2]) for d in chosen]
+    cursor = None
+    if len(decorated) > q.limit and page:
+        cursor = q.next_cursor(ref.sort_value(page[-1], q.sort), page[-1].id)
+    return Page(items=tuple(page), next_cursor=cursor, as_of=q.as_of)
+
+
+def _with_status(book: Book, status: CustomerStatus, at: datetime) -> set[str]:
+    return ref.customers_with_status(book, status, at)
+
+
 # -- repositories ----------------------------------------------------------------------------
 
 
@@ -604,7 +842,11 @@ class _Customers(_Repo[Customer], CustomerPages):
         q = attrs.evolve(q, secret=self._store._secret)  # cursors carry this store's key
         store = self._store
         with store._lock:
-            return ref.list_customers(store._current_book(), q, store.policy, store._segmentation)
+            book = store._current_book()
+            # The list needs a rate on as_of's day for every stored currency (documented).
+            ref.list_rates(ref.book_currencies(book), book.fx, q.currency, q.as_of.date())
+            ledger = store._ledger(q.as_of, q.currency)
+            return list_from_ledger(book, q, ledger, store._segmentation)
 
 
 class _Products(_Repo[Product]):
