@@ -13,10 +13,12 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import attrs
 
 from revcrm._book import Book
+from revcrm._calendar import reporting_zone
 from revcrm._checks import as_enum, check_instance, check_records
 from revcrm._facade_credits import CreditAuthority, Credits, HostCreditAdjuster
 from revcrm._facade_units import (
@@ -52,7 +54,15 @@ from revcrm.crm import (
 from revcrm.errors import NotFoundError, ValidationError
 from revcrm.leads import Lead, LeadStage
 from revcrm.leads._pipeline import registration_moment
-from revcrm.metrics import CustomerValue, MetricsPolicy, MrrAnalysis, analyse, customer_values
+from revcrm.metrics import (
+    CustomerValue,
+    Dashboard,
+    MetricsPolicy,
+    MrrAnalysis,
+    analyse,
+    customer_values,
+    dashboard,
+)
 from revcrm.segments import (
     DEFAULT_CONFIG,
     CustomSegment,
@@ -71,7 +81,6 @@ from revcrm.storage._query import (
     CustomerSort,
     Direction,
     Page,
-    StoreDashboard,
     cursor_as_of,
 )
 
@@ -121,6 +130,12 @@ class CRM:
     ``allow_negative_credit`` lets staff adjustments and invoice applications take a
     customer's credit balance below zero (off by default: a
     :class:`~revcrm.errors.ValidationError` naming ``amount`` is raised instead).
+
+    ``timezone`` is the business's reporting time zone (an IANA name such as
+    ``"Europe/Berlin"``): months, "this month" and trends follow its calendar. By default
+    the policy's (the store's: UTC unless the store's policy says otherwise); a zone other
+    than the store's computes the dashboard over the stored book in Python, as another
+    policy does.
     """
 
     def __init__(
@@ -131,6 +146,7 @@ class CRM:
         reporting_currency: str,
         clock: Callable[[], datetime],
         policy: MetricsPolicy | None = None,
+        timezone: str | ZoneInfo | None = None,
         allow_negative_credit: bool = False,
         segment_config: SegmentConfig = DEFAULT_CONFIG,
         credit_authority: CreditAuthority = "revcrm",
@@ -155,6 +171,10 @@ class CRM:
         self.crm = crm
         # The store's policy by default, so the facade's figures and the store's agree.
         self.policy = store.policy if policy is None else policy
+        if timezone is not None:
+            zone = reporting_zone(timezone, "timezone")
+            if zone != self.policy.timezone:
+                self.policy = attrs.evolve(self.policy, timezone=zone)
         self.reporting_currency = reporting_currency
         self.allow_negative_credit = allow_negative_credit
         if not isinstance(segment_config, SegmentConfig):
@@ -174,6 +194,11 @@ class CRM:
 
     def now(self) -> datetime:
         return utc(self._clock(), "clock()")
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The reporting time zone (the policy's)."""
+        return self.policy.timezone
 
     def _at(self, as_of: _Moment | None) -> datetime:
         return self.now() if as_of is None else reporting_moment(as_of, "as_of")
@@ -802,13 +827,23 @@ class _Segments(_Service):
 class _Metrics(_Service):
     """The metrics of the MRR engine and the churn analyses, over the stored book."""
 
-    def dashboard(self, *, as_of: _Moment | None = None, trend_months: int = 12) -> StoreDashboard:
-        """Computed by the store where the data lives (under the store's policy)."""
+    def dashboard(self, *, as_of: _Moment | None = None, trend_months: int = 12) -> Dashboard:
+        """Every dashboard card, computed by the store where the data lives; under a
+        facade policy (or time zone) other than the store's, by
+        :func:`revcrm.metrics.dashboard` over the stored book. Either way the one
+        definition :func:`revcrm.metrics.compose_dashboard`."""
         crm = self._crm
         months = trend_months_checked(trend_months)
-        return crm.store.dashboard(
-            as_of=crm._at(as_of), currency=crm.reporting_currency, trend_months=months
-        )
+        at = crm._at(as_of)
+        if crm.policy != crm.store.policy:
+            return dashboard(
+                crm.store.book(),
+                as_of=at,
+                currency=crm.reporting_currency,
+                policy=crm.policy,
+                trend_months=months,
+            )
+        return crm.store.dashboard(as_of=at, currency=crm.reporting_currency, trend_months=months)
 
     def analysis(self, *, horizon: _Moment | None = None) -> MrrAnalysis:
         """:func:`revcrm.metrics.analyse` of the whole stored book: MRR at any moment,

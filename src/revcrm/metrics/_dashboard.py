@@ -5,14 +5,23 @@ from __future__ import annotations
 import bisect
 import decimal
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
-from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
+from revcrm._calendar import (
+    Frequency,
+    month_label,
+    month_start,
+    months_back,
+    period_bounds,
+    reporting_zone,
+    shift,
+    zone_name,
+)
 from revcrm._checks import check_instance
 from revcrm._money import EXACT_CONTEXT, Money, format_money
 from revcrm._records import Transaction, TransactionKind
@@ -28,10 +37,15 @@ from revcrm.metrics._policy import MetricsPolicy
 __all__ = [
     "CashRevenue",
     "Dashboard",
+    "DashboardInputs",
     "MonthTrend",
+    "cash_by_period",
     "cash_revenue",
+    "compose_dashboard",
     "dashboard",
+    "dashboard_inputs",
     "format_dashboard",
+    "renewals_due",
 ]
 
 
@@ -111,11 +125,21 @@ class MonthTrend:
 
 @attrs.frozen(kw_only=True)
 class Dashboard:
+    """Every card of the dashboard, as of one moment, in the reporting currency.
+
+    The months (this month, last month, the trend) are months of the reporting time
+    zone ``timezone`` (an IANA name; the policy's); their bounds are UTC instants.
+    ``customers`` counts customers under the policy (see ``free_plans_churn``),
+    ``paying_customers`` those with MRR above zero.
+    """
+
     as_of: datetime
     currency: str
+    timezone: str
     mrr: Money
     arr: Money
     customers: int
+    paying_customers: int
     revenue_this_month: CashRevenue
     revenue_last_month: CashRevenue
     churn: ChurnRate
@@ -139,8 +163,168 @@ def _check_window(value: object, field: str, *, allow_zero: bool) -> None:
         raise ValidationError(field, value, f"a window {bound} up to {MAX_WINDOW.days} days")
 
 
-def _month_start(t: datetime) -> datetime:
-    return t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def check_trend_months(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TREND_MONTHS:
+        raise ValidationError(
+            "trend_months", value, f"a whole number of months from 1 to {MAX_TREND_MONTHS}"
+        )
+    return value
+
+
+class DashboardInputs(Protocol):
+    """What a dashboard is composed of: aggregates a store may compute where its data
+    lives (or :func:`dashboard` from an analysis). :func:`compose_dashboard` decides every
+    moment and period they are asked for; the inputs only aggregate."""
+
+    def mrr(self, at: datetime) -> Money:
+        """MRR at ``at`` (changes effective exactly at ``at`` included)."""
+        ...
+
+    def month_closes(self, start: datetime, end: datetime) -> Sequence[Money]:
+        """MRR just before the close of each reporting month in ``[start, end)`` (both
+        month starts of the reporting zone)."""
+        ...
+
+    def cash_by_month(self, start: datetime, end: datetime) -> Sequence[CashRevenue]:
+        """Cash of each reporting month in ``[start, end)``."""
+        ...
+
+    def customers(self, at: datetime) -> int: ...
+
+    def paying_customers(self, at: datetime) -> int: ...
+
+    def churn(self, start: datetime, end: datetime) -> ChurnRate: ...
+
+    def renewals(self, at: datetime, horizon: datetime) -> tuple[int, Money]:
+        """Services renewing in ``(at, horizon]`` and their MRR."""
+        ...
+
+
+def renewals_due(
+    book: Book,
+    at: datetime,
+    horizon: datetime,
+    *,
+    currency: str,
+    policy: MetricsPolicy,
+) -> tuple[int, Money]:
+    """Active or past-due services whose next renewal after ``at`` falls by ``horizon``:
+    their count and MRR at ``at`` (converted under the policy's FX rule)."""
+    count, upcoming = 0, Money.zero(currency)
+    for sub in book.subscriptions:
+        s = sub.state_at(at)
+        if s is None or s.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE):
+            continue
+        nxt = s.next_renewal(at)
+        if nxt is not None and nxt <= horizon:
+            count += 1
+            value = state_mrr(s, at, policy)
+            if not value.is_zero():
+                upcoming += convert_mrr(value, sub, at, currency, book.fx, policy)
+    return count, upcoming
+
+
+def compose_dashboard(
+    inputs: DashboardInputs,
+    *,
+    as_of: datetime,
+    currency: str,
+    zone: tzinfo,
+    renewals_window: timedelta = timedelta(days=30),
+    trend_months: int = 12,
+    churn_window: timedelta | None = None,
+) -> Dashboard:
+    """The dashboard's one definition, from any :class:`DashboardInputs`.
+
+    * MRR at ``as_of``, ARR = 12 x MRR;
+    * cash (gross and net of refunds) of the whole reporting month holding ``as_of`` and
+      of the month before;
+    * customer churn over the month to ``as_of`` (or the trailing ``churn_window``, on the
+      zone's wall clock);
+    * renewals due within ``renewals_window`` after ``as_of`` (calendar days of the zone);
+    * the trend: the last ``trend_months`` months, each with its cash and the MRR at its
+      close (the current month's at ``as_of``).
+    """
+    t = as_of
+    check_trend_months(trend_months)
+    _check_window(renewals_window, "renewals_window", allow_zero=True)
+    if churn_window is not None:
+        _check_window(churn_window, "churn_window", allow_zero=False)
+    this_month = month_start(t, zone)
+    next_month = months_back(this_month, 1, zone)
+    last_month = months_back(this_month, -1, zone)
+    first = months_back(this_month, 1 - trend_months, zone)
+    cash = inputs.cash_by_month(min(first, last_month), next_month)
+    by_start = {c.start: c for c in cash}
+    closes = list(inputs.month_closes(first, this_month)) if first < this_month else []
+    current = inputs.mrr(t)
+    churn_start = this_month if churn_window is None else shift(t, -churn_window, zone)
+    churn = (
+        inputs.churn(churn_start, t)
+        if t > churn_start
+        else inputs.churn(churn_start, shift(churn_start, timedelta(days=1), zone))
+    )
+    count, upcoming = inputs.renewals(t, shift(t, renewals_window, zone))
+    months = [c for c in cash if c.start >= first]
+    trend = tuple(
+        MonthTrend(start=c.start, end=c.end, cash=c, mrr=v)
+        for c, v in zip(months, [*closes, current], strict=True)
+    )
+    return Dashboard(
+        as_of=t,
+        currency=currency,
+        timezone=zone_name(zone),
+        mrr=current,
+        arr=current * 12,
+        customers=inputs.customers(t),
+        paying_customers=inputs.paying_customers(t),
+        revenue_this_month=by_start[this_month],
+        revenue_last_month=by_start[last_month],
+        churn=churn,
+        renewals_count=count,
+        renewals_mrr=upcoming,
+        renewals_window=renewals_window,
+        trend=trend,
+    )
+
+
+@attrs.frozen
+class _AnalysisInputs:
+    """The dashboard's inputs from the pure functions over a book and its analysis."""
+
+    book: Book
+    analysis: MrrAnalysis
+
+    def mrr(self, at: datetime) -> Money:
+        return self.analysis.mrr(at)
+
+    def month_closes(self, start: datetime, end: datetime) -> Sequence[Money]:
+        return [p.mrr for p in self.analysis.series(start, end)]
+
+    def cash_by_month(self, start: datetime, end: datetime) -> Sequence[CashRevenue]:
+        a = self.analysis
+        bounds = period_bounds(Frequency.MONTH, start, end, a.policy.timezone)
+        edges = [p for p, _ in bounds] + [bounds[-1][1]] if bounds else []
+        return cash_by_period(self.book.transactions, edges, currency=a.currency, book=self.book)
+
+    def customers(self, at: datetime) -> int:
+        return customers_at(self.analysis, at)
+
+    def paying_customers(self, at: datetime) -> int:
+        return sum(1 for v in self.analysis.customers_with_mrr(at).values() if v.amount > 0)
+
+    def churn(self, start: datetime, end: datetime) -> ChurnRate:
+        return customer_churn_rate(self.analysis, start, end)
+
+    def renewals(self, at: datetime, horizon: datetime) -> tuple[int, Money]:
+        a = self.analysis
+        return renewals_due(self.book, at, horizon, currency=a.currency, policy=a.policy)
+
+
+def dashboard_inputs(book: Book, analysis: MrrAnalysis) -> DashboardInputs:
+    """The pure functions as :class:`DashboardInputs` (a store without pushed-down
+    aggregates composes its dashboard from these)."""
+    return _AnalysisInputs(book, analysis)
 
 
 def dashboard(
@@ -157,7 +341,8 @@ def dashboard(
     """MRR, ARR (12 x MRR), cash this and last calendar month (gross and net of refunds),
     customer churn for the current period (the calendar month to ``as_of``, or the
     trailing ``churn_window``), renewals due in ``renewals_window`` after ``as_of`` (count
-    and MRR), and the trend of cash and MRR over the last ``trend_months`` months.
+    and MRR), and the trend of cash and MRR over the last ``trend_months`` months; the
+    months are those of the policy's reporting time zone (see :func:`compose_dashboard`).
 
     Pass ``analysis`` to reuse an :func:`analyse` result computed for the same book: its
     currency, policy and MRR source then drive every figure (``currency`` and ``policy``
@@ -172,62 +357,21 @@ def dashboard(
     else:
         currency, policy = book_args(book, currency, policy)
     _check_window(renewals_window, "renewals_window", allow_zero=True)
-    if churn_window is not None:
-        _check_window(churn_window, "churn_window", allow_zero=False)
-    if (
-        isinstance(trend_months, bool)
-        or not isinstance(trend_months, int)
-        or not 1 <= trend_months <= MAX_TREND_MONTHS
-    ):
-        raise ValidationError(
-            "trend_months", trend_months, f"a whole number of months from 1 to {MAX_TREND_MONTHS}"
-        )
-    a = analysis or analyse(book, currency=currency, policy=policy, horizon=t + renewals_window)
-    current = a.mrr(t)
-    this_month = _month_start(t)
-    next_month = this_month + relativedelta(months=1)
-    last_month = this_month - relativedelta(months=1)
-    txs = book.transactions
-    churn_start = t - churn_window if churn_window is not None else this_month
-    churn = (
-        customer_churn_rate(a, churn_start, t)
-        if t > churn_start
-        else customer_churn_rate(a, churn_start, churn_start + timedelta(days=1))
+    check_trend_months(trend_months)
+    a = analysis or analyse(
+        book,
+        currency=currency,
+        policy=policy,
+        horizon=shift(t, renewals_window, policy.timezone),
     )
-    count, upcoming = 0, Money.zero(currency)
-    horizon = t + renewals_window
-    for sub in book.subscriptions:
-        s = sub.state_at(t)
-        if s is None or s.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE):
-            continue
-        nxt = s.next_renewal(t)
-        if nxt is not None and nxt <= horizon:
-            count += 1
-            value = state_mrr(s, t, policy)
-            if not value.is_zero():
-                upcoming += convert_mrr(value, sub, t, currency, book.fx, policy)
-    months = [this_month - relativedelta(months=k) for k in range(trend_months - 1, -1, -1)]
-    closes = [m + relativedelta(months=1) for m in months]
-    mrr_points = [a.mrr_before(c) for c in closes[:-1]] + [current]
-    cash = cash_by_period(txs, [*months, next_month], currency=currency, book=book)
-    trend = tuple(
-        MonthTrend(start=m, end=c, cash=cash_m, mrr=v)
-        for m, c, cash_m, v in zip(months, closes, cash, mrr_points, strict=True)
-    )
-    last = cash_by_period(txs, [last_month, this_month], currency=currency, book=book)[0]
-    return Dashboard(
+    return compose_dashboard(
+        _AnalysisInputs(book, a),
         as_of=t,
         currency=currency,
-        mrr=current,
-        arr=current * 12,
-        customers=customers_at(a, t),
-        revenue_this_month=cash[-1],
-        revenue_last_month=last,
-        churn=churn,
-        renewals_count=count,
-        renewals_mrr=upcoming,
+        zone=policy.timezone,
         renewals_window=renewals_window,
-        trend=trend,
+        trend_months=trend_months,
+        churn_window=churn_window,
     )
 
 
@@ -241,8 +385,9 @@ def format_dashboard(d: Dashboard, *, locale: str) -> str:
     def fm(m: Money) -> str:
         return format_money(m, locale=locale)
 
+    zone = reporting_zone(d.timezone)
     lines = [
-        f"Dashboard as of {d.as_of:%Y-%m-%d %H:%M} UTC ({d.currency})",
+        f"Dashboard as of {d.as_of.astimezone(zone):%Y-%m-%d %H:%M} {d.timezone} ({d.currency})",
         f"  MRR                 {fm(d.mrr)}",
         f"  ARR                 {fm(d.arr)}",
         f"  Customers           {d.customers}",
@@ -256,5 +401,7 @@ def format_dashboard(d: Dashboard, *, locale: str) -> str:
         f"{fm(d.renewals_mrr)} MRR",
         "  Trend (month: net cash / MRR at close)",
     ]
-    lines += [f"    {m.start:%Y-%m}: {fm(m.cash.net):>14} / {fm(m.mrr):>14}" for m in d.trend]
+    lines += [
+        f"    {month_label(m.start, zone)}: {fm(m.cash.net):>14} / {fm(m.mrr):>14}" for m in d.trend
+    ]
     return "\n".join(lines)

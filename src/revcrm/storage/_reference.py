@@ -10,21 +10,29 @@ from __future__ import annotations
 import bisect
 import decimal
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Final, Protocol, TypeVar
 
-from dateutil.relativedelta import relativedelta
-
+from revcrm import _calendar as calendar
 from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
 from revcrm._records import CreditEntry, Customer, Invoice, Transaction, TransactionKind
 from revcrm._subscription import Subscription, SubscriptionStatus
-from revcrm._time import as_moment
+from revcrm._time import as_of_moment
 from revcrm.crm._services import CustomerStatus, customer_status, is_active_service
 from revcrm.errors import ValidationError
-from revcrm.metrics import FxDateRule, MetricsPolicy, MrrPoint, mrr, subscription_mrr
+from revcrm.metrics import (
+    Dashboard,
+    FxDateRule,
+    MetricsPolicy,
+    MrrPoint,
+    dashboard,
+    mrr,
+    subscription_mrr,
+)
+from revcrm.metrics._dashboard import check_trend_months
 from revcrm.segments._config import SegmentConfig
 from revcrm.segments._segments import Segmentation, segmentation
 from revcrm.storage._query import (
@@ -37,8 +45,6 @@ from revcrm.storage._query import (
     Direction,
     Page,
     SortValue,
-    StoreDashboard,
-    TrendMonth,
 )
 from revcrm.storage._spans import subscription_spans
 
@@ -73,23 +79,22 @@ _ZERO: Final = Decimal(0)
 _ONE_MICRO: Final = timedelta(microseconds=1)
 
 
-def month_start(t: datetime) -> datetime:
-    return t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def month_start(t: datetime, zone: tzinfo = UTC) -> datetime:
+    """The start of the reporting month holding ``t`` (see :mod:`revcrm._calendar`)."""
+    return calendar.month_start(t, zone)
 
 
-def month_bounds(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """Calendar months (UTC) covering ``[start, end)``, the first and last clipped to it
-    (as :meth:`revcrm.metrics.MrrAnalysis.series` does)."""
-    first = month_start(start)
-    out: list[tuple[datetime, datetime]] = []
-    i = 0
-    while True:
-        a = first + relativedelta(months=i)
-        if a >= end:
-            return out
-        b = first + relativedelta(months=i + 1)
-        out.append((max(a, start), min(b, end)))
-        i += 1
+def month_bounds(
+    start: datetime, end: datetime, zone: tzinfo = UTC
+) -> list[tuple[datetime, datetime]]:
+    """Months of the reporting zone ``zone`` covering ``[start, end)``, the first and last
+    clipped to it (as :meth:`revcrm.metrics.MrrAnalysis.series` does); UTC instants."""
+    if end <= start:
+        return []
+    return [
+        (max(a, start), min(b, end))
+        for a, b in calendar.period_bounds(calendar.Frequency.MONTH, start, end, zone)
+    ]
 
 
 def book_currencies(book: Book) -> set[str]:
@@ -406,7 +411,7 @@ def mrr_series(
     every book it can answer; unlike it, this needs exchange rates only for the amounts
     actually converted at the closes asked for.
     """
-    months = month_bounds(start, end)
+    months = month_bounds(start, end, policy.timezone)
     totals = [_ZERO] * len(months)
     by_period = policy.fx_date is FxDateRule.SERVICE_PERIOD_START
     with decimal.localcontext(EXACT_CONTEXT):
@@ -439,9 +444,11 @@ def mrr_series(
 
 
 def cash_by_month(
-    book: Book, *, start: datetime, end: datetime, currency: str
+    book: Book, *, start: datetime, end: datetime, currency: str, zone: tzinfo = UTC
 ) -> tuple[CashMonth, ...]:
-    months = month_bounds(start, end)
+    """Cash of each month of the reporting zone ``zone`` in ``[start, end)``: successful
+    payments and refunds, each converted at its own (UTC) date."""
+    months = month_bounds(start, end, zone)
     if not months:
         return ()
     first, last = months[0][0], months[-1][1]
@@ -501,79 +508,22 @@ def customer_flow(
     )
 
 
-class _Primitives(Protocol):
-    """The pushed-down aggregates a store provides; :func:`compose_dashboard` combines them."""
+class _BookStore(Protocol):
+    @property
+    def policy(self) -> MetricsPolicy: ...
 
-    def mrr(
-        self, *, at: date | datetime, currency: str, customer_ids: Iterable[str] | None = None
-    ) -> Money: ...
-
-    def mrr_series(
-        self, *, start: date | datetime, end: date | datetime, currency: str
-    ) -> tuple[MrrPoint, ...]: ...
-
-    def cash_by_month(
-        self, *, start: date | datetime, end: date | datetime, currency: str
-    ) -> tuple[CashMonth, ...]: ...
-
-    def paying_customers(self, *, at: date | datetime) -> int: ...
-
-    def customer_flow(self, *, start: date | datetime, end: date | datetime) -> CustomerFlow: ...
-
-
-#: The longest dashboard trend (a century of months).
-MAX_TREND_MONTHS: Final = 1200
+    def book(self) -> Book: ...
 
 
 def compose_dashboard(
-    store: _Primitives, *, as_of: date | datetime, currency: str, trend_months: int
-) -> StoreDashboard:
-    """The dashboard from a store's aggregates: the same composition on every backend.
-
-    Trend months are whole calendar months (cash of the current month includes all of
-    it, as :func:`revcrm.metrics.dashboard`); a past month's MRR is at its close, the
-    current month's at ``as_of``.
-    """
-    t = as_moment(as_of, "as_of")
+    store: _BookStore, *, as_of: date | datetime, currency: str, trend_months: int
+) -> Dashboard:
+    """A store's dashboard from its book: :func:`revcrm.metrics.dashboard` under the
+    store's policy (its reporting time zone included), the one definition every store's
+    dashboard equals."""
+    t = as_of_moment(as_of, "as_of")
     check_currency(currency)
-    if (
-        isinstance(trend_months, bool)
-        or not isinstance(trend_months, int)
-        or not 1 <= trend_months <= MAX_TREND_MONTHS
-    ):
-        raise ValidationError(
-            "trend_months", trend_months, f"a whole number of months from 1 to {MAX_TREND_MONTHS}"
-        )
-    this_month = month_start(t)
-    try:
-        next_month = this_month + relativedelta(months=1)
-        first = this_month - relativedelta(months=trend_months - 1)
-        last_month = this_month - relativedelta(months=1)
-    except (ValueError, OverflowError):
-        raise ValidationError(
-            "as_of", as_of, f"the dashboard's months (back {trend_months}) leave the calendar"
-        ) from None
-    cash = store.cash_by_month(start=min(first, last_month), end=next_month, currency=currency)
-    by_start = {c.start: c for c in cash}
-    closes = (
-        store.mrr_series(start=first, end=this_month, currency=currency)
-        if first < this_month
-        else ()
-    )
-    current = store.mrr(at=t, currency=currency)
-    values = [p.mrr for p in closes] + [current]
-    trend = tuple(
-        TrendMonth(start=a, end=b, cash=by_start[a], mrr=v)
-        for (a, b), v in zip(month_bounds(first, next_month), values, strict=True)
-    )
-    return StoreDashboard(
-        as_of=t,
-        currency=currency,
-        mrr=current,
-        arr=current * 12,
-        paying_customers=store.paying_customers(at=t),
-        revenue_this_month=by_start[this_month],
-        revenue_last_month=by_start[last_month],
-        flow_this_month=store.customer_flow(start=this_month, end=t),
-        trend=trend,
+    check_trend_months(trend_months)
+    return dashboard(
+        store.book(), as_of=t, currency=currency, policy=store.policy, trend_months=trend_months
     )

@@ -22,7 +22,14 @@ from revcrm._time import as_of_moment
 from revcrm.errors import (
     ValidationError,
 )
-from revcrm.metrics import FxDateRule, MrrPoint
+from revcrm.metrics import ChurnRate, Dashboard, FxDateRule, MrrPoint, analyse
+from revcrm.metrics._dashboard import (
+    CashRevenue,
+    DashboardInputs,
+    check_trend_months,
+    compose_dashboard,
+    dashboard_inputs,
+)
 from revcrm.storage import _reference as ref
 from revcrm.storage._codec import (
     moment_value,
@@ -34,7 +41,6 @@ from revcrm.storage._memory import (
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
-    StoreDashboard,
 )
 from revcrm.storage._schema import (
     LIMBS,
@@ -59,6 +65,24 @@ from revcrm.storage._sql_segments import SQLSegments
 __all__ = ["SQLMetrics"]
 
 _T = TypeVar("_T")
+
+
+def _bucket(x: Any, closes: Sequence[datetime]) -> Any:
+    """The number of ``closes`` at or before ``x`` for ``closes[0] <= x < closes[-1]``: a
+    CASE searching the reporting calendar's month bounds in halves (no SQL calendar
+    arithmetic, so every zone's months bucket the same way)."""
+
+    def search(lo: int, hi: int) -> Any:  # closes[lo] <= x < closes[hi]
+        if hi - lo == 1:
+            return sa.literal(lo + 1)
+        mid = (lo + hi) // 2
+        return sa.case((x < closes[mid], search(lo, mid)), else_=search(mid, hi))
+
+    return search(0, len(closes) - 1)
+
+
+def _utc_midnight(t: datetime) -> bool:
+    return moment_value(t) % _DAY_US == 0
 
 
 class SQLMetrics(SQLSegments):
@@ -166,7 +190,6 @@ class SQLMetrics(SQLSegments):
         names = ["c0", "c1", "c2", "c3"]
         foreign = [sp.c.positive, sp.c.currency != currency]
         first, last = closes[0], closes[-1]
-        base = _month_index(first) - 1
         n = len(closes)
         # Per (currency, class) and bucket: exact amounts as integer units of 1e-48 (from
         # SQLite's limbs) plus an exact Decimal rest, so the hot loop adds integers.
@@ -176,11 +199,12 @@ class SQLMetrics(SQLSegments):
         queries: list[tuple[Any, list[ColumnElement[bool]], int]] = [
             (sa.literal(0), [self._contains(first - _ONE_MICRO, scan=True)], 1)
         ]
-        for at, month, sign in (
-            (self._span_moment("start_at", True), sp.c.start_month, 1),
-            (self._span_moment("end_at", True), sp.c.end_month, -1),
+        for at, sign in (
+            (self._span_moment("start_at", True), 1),
+            (self._span_moment("end_at", True), -1),
         ):
-            queries.append((month - base, [at >= first, at < last], sign))
+            if n > 1:
+                queries.append((_bucket(at, closes), [at >= first, at < last], sign))
         for bucket, conds, sign in queries:
             inner = (
                 sa.select(
@@ -322,7 +346,7 @@ class SQLMetrics(SQLSegments):
     ) -> tuple[MrrPoint, ...]:
         a, b = _range(start, end)
         check_currency(currency)
-        months = ref.month_bounds(a, b)
+        months = ref.month_bounds(a, b, self._policy.timezone)
         if not months:
             return ()
         closes = [m[1] for m in months]
@@ -347,15 +371,18 @@ class SQLMetrics(SQLSegments):
             # Then the changes up to each later close (all but the last close are month
             # starts): +amount where a span starts, -amount where one ends, bucketed by
             # month in one pass each.
-            base = _month_index(first) - 1
             last = closes[-1]
-            for at, month, sign in (
-                (self._span_moment("start_at", True), sp.c.start_month, 1),
-                (self._span_moment("end_at", True), sp.c.end_month, -1),
+            for at, sign in (
+                (self._span_moment("start_at", True), 1),
+                (self._span_moment("end_at", True), -1),
             ):
+                if len(closes) < 2:
+                    break
                 inner = (
                     sa.select(
-                        sp.c.currency.label("cur"), (month - base).label("b"), *self._money(sp.c)
+                        sp.c.currency.label("cur"),
+                        _bucket(at, closes).label("b"),
+                        *self._money(sp.c),
                     )
                     .where(sp.c.positive, native, at >= first, at < last)
                     .subquery()
@@ -380,10 +407,14 @@ class SQLMetrics(SQLSegments):
                         totals[i] += level * fx.rate(cur, currency, closes[i].date())
             if by_period:
                 # Foreign currencies under the service-period rule: each close converts at
-                # the start of the billing period running just before it. Month-start
-                # closes go through billing classes in one pass; a clipped last close
-                # (any moment) gets its own query.
-                regular = closes if closes[-1] == ref.month_start(closes[-1]) else closes[:-1]
+                # the start of the billing period running just before it. Closes at UTC
+                # midnight go through billing classes in one pass (no anchor can be later
+                # in its day than the close's last microsecond); any other close (a
+                # clipped last one, a month start of another zone) gets its own query.
+                k = 0
+                while k < len(closes) and _utc_midnight(closes[k]):
+                    k += 1
+                regular = closes[:k]
                 for i, value in enumerate(self._foreign_series(conn, regular, currency)):
                     totals[i] += value
                 for i in range(len(regular), len(closes)):
@@ -413,32 +444,38 @@ class SQLMetrics(SQLSegments):
     ) -> tuple[CashMonth, ...]:
         a, b = _range(start, end)
         check_currency(currency)
-        months = ref.month_bounds(a, b)
+        months = ref.month_bounds(a, b, self._policy.timezone)
         if not months:
             return ()
-        first, last = months[0][0], months[-1][1]
-        starts = [m[0] for m in months]
+        # Whole UTC days inside one month come from the daily totals; the rest of each
+        # month (a month of another zone starts within a UTC day) from the transactions.
+        whole: list[tuple[int, int, int]] = []  # (month, first day, end day)
+        edges: list[tuple[int, datetime, datetime]] = []  # (month, from, to)
+        for i, (lo, hi) in enumerate(months):
+            day0 = -(-moment_value(lo) // _DAY_US)
+            day1 = moment_value(hi) // _DAY_US
+            if day0 < day1:
+                whole.append((i, day0, day1))
+                edges += [(i, lo, _day_start(day0)), (i, _day_start(day1), hi)]
+            else:
+                edges.append((i, lo, hi))
+        edges = [e for e in edges if e[1] < e[2]]
 
         def run(conn: Connection) -> tuple[CashMonth, ...]:
-            # Whole UTC days come from the daily totals; the partial days at either end
-            # (when start or end is not midnight) from the transactions themselves.
-            rows: list[tuple[int, str, str, Any, int, datetime]] = []
-            day0 = -(-moment_value(first) // _DAY_US)  # first whole day
-            day1 = moment_value(last) // _DAY_US  # end of the whole days (exclusive)
+            rows: list[tuple[int, int, str, str, Any, int]] = []  # (month, day, cur, kind, ...)
             daily = self._schema.cash_daily
-            if day0 < day1:
+            if whole:
+                first_day, end_day = whole[0][1], whole[-1][2]
+                starts = [w[1] for w in whole]
                 stmt = sa.select(
                     daily.c.day, daily.c.currency, daily.c.kind, daily.c.amount, daily.c.count
-                ).where(daily.c.day >= day0, daily.c.day < day1)
+                ).where(daily.c.day >= first_day, daily.c.day < end_day)
                 for d, c, k, amount, n in conn.execute(stmt):
-                    rows.append((int(d), c, k, amount, int(n), _day_start(int(d))))
-                edges = [(first, _day_start(day0)), (_day_start(day1), last)]
-            else:
-                edges = [(first, last)]
+                    w = whole[bisect.bisect_right(starts, int(d)) - 1]
+                    if int(d) < w[2]:  # days split between two months come from the edges
+                        rows.append((w[0], int(d), c, k, amount, int(n)))
             tx = self._schema.transactions
-            for lo, hi in edges:
-                if lo >= hi:
-                    continue
+            for i, lo, hi in edges:
                 inner = (
                     sa.select(
                         tx.c.at_day.label("d"),
@@ -454,13 +491,12 @@ class SQLMetrics(SQLSegments):
                     *group, self._ops.dsum(inner.c), sa.func.count()
                 )
                 for d, c, k, amount, n in conn.execute(grouped.group_by(*group)):
-                    rows.append((int(d), c, k, amount, int(n), max(lo, _day_start(int(d)))))
+                    rows.append((i, int(d), c, k, amount, int(n)))
             gross = [_ZERO] * len(months)
             refunds = [_ZERO] * len(months)
             counts = [0] * len(months)
             fx: FxRates | None = None
-            for d, cur, kind, value, n, moment in rows:
-                i = bisect.bisect_right(starts, moment) - 1
+            for i, d, cur, kind, value, n in rows:
                 amount = _dec(value)
                 if cur != currency:
                     fx = fx or self._rates(conn)
@@ -530,8 +566,68 @@ class SQLMetrics(SQLSegments):
 
     def dashboard(
         self, *, as_of: date | datetime, currency: str, trend_months: int = 12
-    ) -> StoreDashboard:
+    ) -> Dashboard:
+        """:func:`revcrm.metrics.compose_dashboard` over this store's aggregates: MRR,
+        closes, cash and paying customers pushed down to SQL; customer churn, customers
+        and renewals from the pure functions over the stored book (analysed once)."""
+        t = as_of_moment(as_of, "as_of")
+        check_currency(currency)
+        check_trend_months(trend_months)
         with self._snapshot():
-            return ref.compose_dashboard(
-                self, as_of=as_of, currency=currency, trend_months=trend_months
+            return compose_dashboard(
+                _SQLInputs(self, currency),
+                as_of=t,
+                currency=currency,
+                zone=self._policy.timezone,
+                trend_months=trend_months,
             )
+
+
+class _SQLInputs:
+    """:class:`revcrm.metrics.DashboardInputs` of an SQL store."""
+
+    def __init__(self, store: SQLMetrics, currency: str) -> None:
+        self._store = store
+        self._currency = currency
+        self._pure: DashboardInputs | None = None
+
+    def _book_inputs(self, horizon: datetime) -> DashboardInputs:
+        if self._pure is None:
+            s = self._store
+            book = s.book()
+            a = analyse(book, currency=self._currency, policy=s.policy, horizon=horizon)
+            self._pure = dashboard_inputs(book, a)
+        return self._pure
+
+    def mrr(self, at: datetime) -> Money:
+        return self._store.mrr(at=at, currency=self._currency)
+
+    def month_closes(self, start: datetime, end: datetime) -> Sequence[Money]:
+        return [
+            p.mrr for p in self._store.mrr_series(start=start, end=end, currency=self._currency)
+        ]
+
+    def cash_by_month(self, start: datetime, end: datetime) -> Sequence[CashRevenue]:
+        return [
+            CashRevenue(
+                start=c.start,
+                end=c.end,
+                gross=c.gross,
+                refunds=c.refunds,
+                net=c.net,
+                payments=c.payments,
+            )
+            for c in self._store.cash_by_month(start=start, end=end, currency=self._currency)
+        ]
+
+    def customers(self, at: datetime) -> int:
+        return self._book_inputs(at).customers(at)
+
+    def paying_customers(self, at: datetime) -> int:
+        return self._store.paying_customers(at=at)
+
+    def churn(self, start: datetime, end: datetime) -> ChurnRate:
+        return self._book_inputs(end).churn(start, end)
+
+    def renewals(self, at: datetime, horizon: datetime) -> tuple[int, Money]:
+        return self._book_inputs(horizon).renewals(at, horizon)
