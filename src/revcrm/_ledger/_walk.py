@@ -30,7 +30,7 @@ from revcrm._ledger._fixed import places
 from revcrm._ledger._renewals import billing_dates, cycle_code, period_index
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 
-__all__ = ["Prices", "Rules", "States", "Walk", "amount_codes", "states_of", "walk"]
+__all__ = ["Prices", "Rules", "Services", "States", "Walk", "amount_codes", "states_of", "walk"]
 
 I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
@@ -408,3 +408,55 @@ def walk(st: States, rules: Rules, foreign: B) -> Walk:
         free_start=pt_at[starts],
         free_end=free_end,
     )
+
+
+@attrs.frozen(eq=False, kw_only=True)
+class Services:
+    """What the renewals card reads of every subscription's states, kept by the analysis:
+    the states' moments, statuses, scheduled cancellations and billing calendars, in
+    (subscription, history) order, and each subscription's stream (-1: never any MRR)."""
+
+    ptr: I64  # each subscription's first state (and the total at the end)
+    at: I64
+    status: I64
+    cap: B
+    anchor: I64
+    months: I64
+    length_us: I64
+    stream: I64  # per subscription
+
+    @classmethod
+    def of(cls, st: States, subscriptions: int, stream: I64) -> Services:
+        ptr = np.searchsorted(st.sub, np.arange(subscriptions + 1)).astype(np.int64)
+        return cls(
+            ptr=ptr,
+            at=st.at,
+            status=st.status,
+            cap=st.cap,
+            anchor=st.anchor,
+            months=st.months,
+            length_us=st.length_us,
+            stream=stream,
+        )
+
+    def renewing(self, at_us: int, horizon_us: int) -> B:
+        """Per subscription: active or past due at ``at_us`` (changes at it included), no
+        cancellation scheduled, and its next billing date after ``at_us`` at or before
+        ``horizon_us`` (``SubscriptionState.next_renewal``'s rule)."""
+        n = self.ptr.size - 1
+        if n <= 0:
+            return np.zeros(0, dtype=bool)
+        count = np.add.reduceat((self.at <= at_us).astype(np.int64), self.ptr[:-1])
+        i = self.ptr[:-1] + np.maximum(count - 1, 0)
+        status = self.status[i]
+        ok = (count > 0) & ((status == _ACTIVE) | (status == _PAST_DUE)) & ~self.cap[i]
+        out = np.zeros(n, dtype=bool)
+        j = np.flatnonzero(ok)
+        if j.size:
+            k = i[j]
+            t = np.full(j.size, at_us, dtype=np.int64)
+            anchor = self.anchor[k]
+            nxt = next_billing_after(anchor, self.months[k], self.length_us[k], t)
+            nxt = np.where(t < anchor, anchor, nxt)
+            out[j] = nxt <= horizon_us
+        return out

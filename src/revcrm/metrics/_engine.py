@@ -35,7 +35,7 @@ from revcrm._ledger._events import Events, build_events
 from revcrm._ledger._fixed import DIGITS, from_decimal, norm, places, rate_places, to_decimal
 from revcrm._ledger._renewals import billing_dates, period_index, renewals
 from revcrm._ledger._steps import DAY_US, NO_DAY, Steps, steps_from_lines
-from revcrm._ledger._walk import Rules, states_of, walk
+from revcrm._ledger._walk import Rules, Services, states_of, walk
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency, divide
 from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
@@ -328,6 +328,8 @@ class MrrAnalysis:
     _steps: Steps = attrs.field(alias="_steps", repr=False)
     _ledger: Events = attrs.field(alias="_ledger", repr=False)
     _prefix: Sweep = attrs.field(alias="_prefix", repr=False)
+    # The subscriptions' states the renewals read (the subscription source only).
+    _services: Services | None = attrs.field(alias="_services", default=None, repr=False)
     # The last few classifications by period bounds: a KPI page asks for the same periods
     # through several functions (waterfalls, churn rates, quick ratio).
     _recent: dict[tuple[datetime, ...], Classified] = attrs.field(
@@ -438,6 +440,33 @@ class MrrAnalysis:
 
     def _units_before(self, moments: Sequence[datetime], *, inclusive: bool = False) -> list[int]:
         return self._prefix.totals(_moments_us(moments), inclusive=inclusive)
+
+    # -- renewals ------------------------------------------------------------------------
+
+    def renewals(self, at: date | datetime, horizon: date | datetime) -> tuple[int, Money]:
+        """Services renewing in ``(at, horizon]`` and their MRR at ``at``.
+
+        A service renews when, at ``at`` (changes at ``at`` included), it is active or past
+        due with no cancellation scheduled and its next billing date after ``at`` is at or
+        before ``horizon``. Its MRR is the ledger's at ``at``, converted as :meth:`mrr`
+        converts it (so the card adds up with the MRR card); a service that never had MRR
+        counts with zero. Read from arrays of the subscriptions' states, no object per
+        subscription. The invoice source has no services and raises ``ValidationError``.
+        """
+        t, h = as_moment(at, "at"), as_moment(horizon, "horizon")
+        svc = self._services
+        if svc is None:
+            raise ValidationError("source", self.source.value, "renewals read subscription states")
+        due = svc.renewing(_us(t), _us(h))
+        count = int(np.count_nonzero(due))
+        streams = svc.stream[due]
+        streams = streams[streams >= 0]
+        if streams.size == 0:
+            return count, Money.zero(self.currency)
+        n = len(self._steps.stream_keys)
+        values = stream_values(self._steps, self._prefix, np.arange(n, dtype=np.int64), _us(t))
+        total = sum(int(v) for v in values[streams].tolist())
+        return count, self._money(total)
 
     # -- movements -----------------------------------------------------------------------
 
@@ -700,7 +729,7 @@ def walk_rules(policy: MetricsPolicy) -> Rules:
 
 def _subscription_ledger(
     book: Book, policy: MetricsPolicy, currency: str, horizon: datetime
-) -> Steps:
+) -> tuple[Steps, Services]:
     """The subscription source's steps: every subscription's policy walk at once
     (:func:`revcrm._ledger._walk.walk`, the rules of ``state_amount`` over arrays), then
     the renewals and conversion dates of foreign streams (:mod:`revcrm._ledger._renewals`).
@@ -765,7 +794,7 @@ def _subscription_ledger(
     fkeep = remap[w.free_sub] >= 0
     f_sub = w.free_sub[fkeep].tolist()
     free_customer = np.array([cindex[subs[i].customer_id] for i in f_sub], dtype=np.int32)
-    return Steps(
+    steps = Steps(
         digits=digits,
         customer_ids=tuple(cust_order),
         currencies=tuple(curs),
@@ -780,6 +809,7 @@ def _subscription_ledger(
         free_start=w.free_start[fkeep],
         free_end=w.free_end[fkeep],
     )
+    return steps, Services.of(st, len(subs), remap)
 
 
 def _units_array(units: Sequence[int] | npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -807,6 +837,7 @@ def _analysis(
     policy: MetricsPolicy,
     source: MrrSource,
     horizon: datetime,
+    services: Services | None = None,
 ) -> MrrAnalysis:
     return MrrAnalysis(
         currency=currency,
@@ -817,6 +848,7 @@ def _analysis(
         _steps=steps,
         _ledger=build_events(steps, fx, currency),
         _prefix=build_sweep(steps, fx, currency),
+        _services=services,
     )
 
 
@@ -874,8 +906,16 @@ def analyse(
             _lines_of(book), currency=currency, policy=policy, fx=book.fx, horizon=h
         )
     with decimal.localcontext(EXACT_CONTEXT), _no_gc():
-        steps = _subscription_ledger(book, policy, currency, h)
-    return _analysis(steps, fx=book.fx, currency=currency, policy=policy, source=src, horizon=h)
+        steps, services = _subscription_ledger(book, policy, currency, h)
+    return _analysis(
+        steps,
+        fx=book.fx,
+        currency=currency,
+        policy=policy,
+        source=src,
+        horizon=h,
+        services=services,
+    )
 
 
 def _lines_of(book: Book) -> LineColumns:
