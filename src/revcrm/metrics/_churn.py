@@ -6,13 +6,13 @@ import bisect
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Final
 
 import attrs
 
-from revcrm._calendar import Frequency, period_bounds
+from revcrm._calendar import Frequency, day_start, period_bounds, shift
 from revcrm._money import Money, divide
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
@@ -69,7 +69,7 @@ def customers_at(
     Like every period metric here, ``analysis`` is an :class:`MrrAnalysis` or a book
     (analysed from its subscriptions with ``currency`` and ``policy``).
     """
-    t = as_moment(at, "at")
+    t = _moment(at, "at", analysis, policy)
     a = analysis_of(analysis, currency=currency, policy=policy, horizon=t)
     return len(_paying(a, t, inclusive=True))
 
@@ -95,6 +95,24 @@ class ChurnRate:
     def value(self) -> Decimal | None:
         """The rate (the same as :attr:`rate`): every rate result has a ``value``."""
         return self.rate
+
+
+def _moment(
+    value: object, field: str, source: BookOrAnalysis, policy: MetricsPolicy | None
+) -> datetime:
+    """A bound read in the reporting zone: a plain date is midnight starting that day of
+    the policy's zone (of the analysis, or the one given)."""
+    zone: tzinfo
+    if isinstance(source, MrrAnalysis):
+        zone = source.policy.timezone
+    else:
+        zone = policy.timezone if isinstance(policy, MetricsPolicy) else UTC
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = day_start(value, zone)
+    return as_moment(value, field)
+
+
+_THIRTY_DAYS: Final = timedelta(days=30)
 
 
 def _of(
@@ -125,7 +143,7 @@ def customer_churn_rate(
     - ``START_PLUS_NEW`` (Stripe): customers lost in the period over customers at start
       plus new customers in the period.
     """
-    a, b = as_moment(start, "start"), as_moment(end, "end")
+    a, b = _moment(start, "start", analysis, policy), _moment(end, "end", analysis, policy)
     if b <= a:
         raise ValidationError("end", end, "must be after start")
     return _churn_rates(_of(analysis, currency, policy, b), [(a, b)])[0]
@@ -138,7 +156,9 @@ def _churn_rates(
     """Churn rates of many periods from one pass over the movements and the events."""
     rule = analysis.policy.churn_denominator
     if rule is ChurnDenominator.START_30_DAY:
-        periods = [(b - timedelta(days=30), b) for _, b in periods]
+        # Thirty calendar days of the reporting zone (30 x 24 h but across a DST change).
+        zone = analysis.policy.timezone
+        periods = [(shift(b, -_THIRTY_DAYS, zone), b) for _, b in periods]
     points = sorted({p for period in periods for p in period})
     moves = [m for _, m in analysis._movements(points)]
     times = [m.at for m in moves]
@@ -189,7 +209,7 @@ def customer_retention_rate(
     A :class:`Rate` (numerator ``E - N``, denominator ``S``); ``value`` is ``None`` with
     no customers at start.
     """
-    a, b = as_moment(start, "start"), as_moment(end, "end")
+    a, b = _moment(start, "start", analysis, policy), _moment(end, "end", analysis, policy)
     an = _of(analysis, currency, policy, b)
     s = _paying(an, a, inclusive=False)
     e = _paying(an, b, inclusive=False)
@@ -244,8 +264,9 @@ def mrr_churn(
 ) -> MrrChurn:
     """Gross = -(churn + contraction) / start MRR; net subtracts expansion and (by policy)
     reactivation. Baremetrics' cap at 100% applies when ``policy.cap_mrr_churn``."""
-    an = _of(analysis, currency, policy, as_moment(end, "end"))
-    return _mrr_churn(an, an.waterfall(start, end))
+    a, b = _moment(start, "start", analysis, policy), _moment(end, "end", analysis, policy)
+    an = _of(analysis, currency, policy, b)
+    return _mrr_churn(an, an.waterfall(a, b))
 
 
 @exact
@@ -285,7 +306,8 @@ def quick_ratio(
 
     saas-metrics includes reactivation (the default); Baremetrics excludes it.
     """
-    w = _of(analysis, currency, policy, as_moment(end, "end")).waterfall(start, end)
+    a, b = _moment(start, "start", analysis, policy), _moment(end, "end", analysis, policy)
+    w = _of(analysis, currency, policy, b).waterfall(a, b)
     gained = (
         w.new
         + w.expansion
@@ -317,7 +339,7 @@ def revenue_retention(
     policy: MetricsPolicy | None = None,
 ) -> RevenueRetention:
     """Net and gross revenue retention of a fixed set of customers (GRR never above 100%)."""
-    a, b = as_moment(start, "start"), as_moment(end, "end")
+    a, b = _moment(start, "start", analysis, policy), _moment(end, "end", analysis, policy)
     analysis = _of(analysis, currency, policy, b)
     c = analysis.currency
     ids = sorted(_paying(analysis, a, inclusive=False))
@@ -356,7 +378,7 @@ def churn_series(
     policy: MetricsPolicy | None = None,
 ) -> list[ChurnPoint]:
     """Customer and MRR churn per calendar period, for trend charts (one pass for all)."""
-    a, b = as_moment(start, "start"), as_moment(end, "end")
+    a, b = _moment(start, "start", analysis, policy), _moment(end, "end", analysis, policy)
     analysis = _of(analysis, currency, policy, b)
     falls = analysis.waterfalls(a, b, every)
     rates = _churn_rates(analysis, [(w.start, w.end) for w in falls])
@@ -400,7 +422,7 @@ def cohorts(
     """Cohort triangle: customers grouped by the period of their first MRR (``new``
     movement), with customers retained and net MRR retained at the close of each later
     period up to ``as_of``."""
-    a, b = as_moment(start, "start"), as_moment(as_of, "as_of")
+    a, b = _moment(start, "start", analysis, policy), _moment(as_of, "as_of", analysis, policy)
     analysis = _of(analysis, currency, policy, b)
     freq = Frequency(every)
     if freq not in (Frequency.MONTH, Frequency.QUARTER):

@@ -14,6 +14,7 @@ import attrs
 from revcrm._book import Book
 from revcrm._calendar import (
     Frequency,
+    local_moment,
     month_label,
     month_start,
     months_back,
@@ -348,7 +349,7 @@ def dashboard(
     currency, policy and MRR source then drive every figure (``currency`` and ``policy``
     may be left out; a different one is a ValidationError).
     """
-    t = as_of_moment(as_of, "as_of")
+    as_of_moment(as_of, "as_of")
     check_instance(book, Book, "book")
     if analysis is not None:
         check_instance(analysis, MrrAnalysis, "analysis")
@@ -356,6 +357,8 @@ def dashboard(
         currency, policy = analysis.currency, analysis.policy
     else:
         currency, policy = book_args(book, currency, policy)
+    # A plain date is the start of that day in the reporting zone.
+    t = as_of_moment(local_moment(as_of, policy.timezone), "as_of")
     _check_window(renewals_window, "renewals_window", allow_zero=True)
     check_trend_months(trend_months)
     a = analysis or analyse(

@@ -67,6 +67,7 @@ __all__ = [
     "mrr_series",
     "page_of",
     "paying_customer_ids",
+    "reporting_range",
     "sort_value",
 ]
 
@@ -95,6 +96,18 @@ def month_bounds(
         (max(a, start), min(b, end))
         for a, b in calendar.period_bounds(calendar.Frequency.MONTH, start, end, zone)
     ]
+
+
+def reporting_range(
+    start: date | datetime, end: date | datetime, zone: tzinfo = UTC
+) -> tuple[datetime, datetime]:
+    """A store's ``[start, end)`` in the reporting zone: a plain date is midnight starting
+    that day there; aware moments in the supported range, ``end`` not before ``start``."""
+    a = as_of_moment(calendar.local_moment(start, zone), "start")
+    b = as_of_moment(calendar.local_moment(end, zone), "end")
+    if b < a:
+        raise ValidationError("end", end, "is before start")
+    return a, b
 
 
 def book_currencies(book: Book) -> set[str]:
@@ -521,7 +534,7 @@ def compose_dashboard(
     """A store's dashboard from its book: :func:`revcrm.metrics.dashboard` under the
     store's policy (its reporting time zone included), the one definition every store's
     dashboard equals."""
-    t = as_of_moment(as_of, "as_of")
+    t = as_of_moment(calendar.local_moment(as_of, store.policy.timezone), "as_of")
     check_currency(currency)
     check_trend_months(trend_months)
     return dashboard(

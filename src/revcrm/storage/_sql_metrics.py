@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from revcrm._calendar import local_moment
 from revcrm._money import FxRates, Money, check_currency
 from revcrm._time import as_of_moment
 from revcrm.errors import (
@@ -34,10 +35,7 @@ from revcrm.storage import _reference as ref
 from revcrm.storage._codec import (
     moment_value,
 )
-from revcrm.storage._memory import (
-    _id_list,
-    _range,
-)
+from revcrm.storage._memory import _id_list
 from revcrm.storage._query import (
     CashMonth,
     CustomerFlow,
@@ -344,7 +342,7 @@ class SQLMetrics(SQLSegments):
     def mrr_series(
         self, *, start: date | datetime, end: date | datetime, currency: str
     ) -> tuple[MrrPoint, ...]:
-        a, b = _range(start, end)
+        a, b = ref.reporting_range(start, end, self._policy.timezone)
         check_currency(currency)
         months = ref.month_bounds(a, b, self._policy.timezone)
         if not months:
@@ -442,7 +440,7 @@ class SQLMetrics(SQLSegments):
     def cash_by_month(
         self, *, start: date | datetime, end: date | datetime, currency: str
     ) -> tuple[CashMonth, ...]:
-        a, b = _range(start, end)
+        a, b = ref.reporting_range(start, end, self._policy.timezone)
         check_currency(currency)
         months = ref.month_bounds(a, b, self._policy.timezone)
         if not months:
@@ -570,7 +568,7 @@ class SQLMetrics(SQLSegments):
         """:func:`revcrm.metrics.compose_dashboard` over this store's aggregates: MRR,
         closes, cash and paying customers pushed down to SQL; customer churn, customers
         and renewals from the pure functions over the stored book (analysed once)."""
-        t = as_of_moment(as_of, "as_of")
+        t = as_of_moment(local_moment(as_of, self._policy.timezone), "as_of")
         check_currency(currency)
         check_trend_months(trend_months)
         with self._snapshot():
