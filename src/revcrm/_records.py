@@ -267,18 +267,33 @@ def _invoice_status(value: object) -> InvoiceStatus:
     return as_enum(InvoiceStatus, value, "status")
 
 
+def _money(field: str, *, optional: bool = False) -> _Validator:
+    def check(_i: object, _a: attrs.Attribute[Any], value: object) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, Money):
+            raise ValidationError(field, value, "expected Money")
+
+    return check
+
+
 @attrs.frozen(kw_only=True)
 class InvoiceLine:
-    """One invoice line: ``amount`` is quantity x unit price before discount and tax."""
+    """One invoice line: ``amount`` is quantity x unit price before discount and tax.
+
+    A negative ``amount`` is a credit line, of either kind: a recurring credit covers a
+    service period (a proration credit, Stripe's "unused time": it lowers the stream's
+    MRR over that period), a one-off credit lowers the invoice only. A credit line's
+    ``discount`` and ``tax`` carry its sign (zero or negative, the discount no larger than
+    the credit). An invoice's total stays at zero or above (see :class:`Invoice`).
+    """
 
     kind: LineKind = attrs.field(converter=_line_kind)
-    amount: Money = attrs.field(validator=_positive_money("amount"))
+    amount: Money = attrs.field(validator=_money("amount"))
     description: str = attrs.field(default="", validator=_text("description"))
     quantity: int = 1
-    discount: Money | None = attrs.field(
-        default=None, validator=_positive_money("discount", optional=True)
-    )
-    tax: Money | None = attrs.field(default=None, validator=_positive_money("tax", optional=True))
+    discount: Money | None = attrs.field(default=None, validator=_money("discount", optional=True))
+    tax: Money | None = attrs.field(default=None, validator=_money("tax", optional=True))
     period_start: datetime | None = attrs.field(default=None, converter=_period_start)
     period_end: datetime | None = attrs.field(default=None, converter=_period_end)
     subscription_id: str | None = attrs.field(default=None, validator=_opt_ref("subscription_id"))
@@ -300,7 +315,13 @@ class InvoiceLine:
             raise ValidationError("period_end", self.period_end, "must be after period_start")
         if self.kind is LineKind.RECURRING and self.period_start is None:
             raise ValidationError("period_start", None, "a recurring line needs its service period")
-        if self.discount is not None and self.discount > self.amount:
+        credit = self.amount.amount < 0
+        sign = "zero or negative on a credit line" if credit else "cannot be negative"
+        for field in ("discount", "tax"):
+            other = getattr(self, field)
+            if other is not None and (other.amount > 0 if credit else other.amount < 0):
+                raise ValidationError(field, other, sign)
+        if self.discount is not None and abs(self.discount.amount) > abs(self.amount.amount):
             raise ValidationError("discount", self.discount, "exceeds the line amount")
 
     @property
@@ -339,6 +360,13 @@ class Invoice:
                 raise ValidationError(
                     f"lines[{i}].amount", line.amount, f"must be in {self.currency}"
                 )
+        # Credit lines lower the invoice, never below zero: a credit beyond the charges
+        # is the customer's credit balance (a CreditEntry), as Stripe books a negative total.
+        if any(line.amount.amount < 0 for line in self.lines):
+            if self.subtotal.amount < 0:
+                raise ValidationError("lines", self.subtotal, "credits exceed the charges")
+            if self.total.amount < 0:
+                raise ValidationError("lines", self.total, "credits exceed the charges with tax")
         if self.due_date < self.issued_at.date():
             raise ValidationError("due_date", self.due_date, "is before the issue date")
 

@@ -30,13 +30,13 @@ from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit, add_months
-from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
+from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency, divide
 from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm._time import as_moment, as_of_moment
 from revcrm.errors import ValidationError
 from revcrm.metrics._mrr import DEFAULT_POLICY, discounted_price, scheduled_end, state_amount
-from revcrm.metrics._policy import FxDateRule, MetricsPolicy
+from revcrm.metrics._policy import FxDateRule, MetricsPolicy, Spreading
 
 __all__ = [
     "Frequency",
@@ -328,12 +328,27 @@ def _is_live(s: SubscriptionState, t: datetime) -> bool:
     return s.status is SubscriptionStatus.CANCELLED and s.ended_at is not None and t < s.ended_at
 
 
-def _months_between(start: datetime, end: datetime) -> Fraction:
-    """Length of a service period in months.
+_US: Final = timedelta(microseconds=1)
+
+
+def _line_cycle(book: Book, subscription_id: str | None, start: datetime) -> int:
+    """The line's billing cycle: months, -1 for days or weeks, 0 when not known."""
+    sub = book.subscription_index.get(subscription_id or "")
+    if sub is None:
+        return 0
+    state = sub.state_at(start) or sub.states[0]
+    if state.cycle.unit in (CycleUnit.MONTH, CycleUnit.YEAR):
+        return int(state.cycle.length_in_months)
+    return -1
+
+
+def _months_between(start: datetime, end: datetime, cycle: int) -> Fraction:
+    """Length of a service period in months under the billing-cycle rule.
 
     Whole months when both ends are the same billing anchor clamped to month end (Jan 31 ->
-    Feb 28 -> Mar 31 are one month apart each), otherwise days at 365/12 days per month
-    (the daily-cycle convention).
+    Feb 28 -> Mar 31 are one month apart each). Otherwise a cycle of days or weeks counts
+    365/12 days a month; any other cycle (one month when not known) counts the whole
+    cycles back from the end, and the rest as a share of the cycle before them.
     """
     n = (end.year - start.year) * 12 + end.month - start.month
     if n > 0 and start.time() == end.time():
@@ -345,12 +360,39 @@ def _months_between(start: datetime, end: datetime) -> Fraction:
             or (end_last and end.day < start.day)
         ):
             return Fraction(n)
-    seconds = Fraction(int((end - start).total_seconds()))
-    return seconds * 12 / (365 * 86400)
+    if cycle == -1:
+        seconds = Fraction(int((end - start).total_seconds()))
+        return seconds * 12 / (365 * 86400)
+    c = max(cycle, 1)
+    k = 0
+    while add_months(end, -(k + 1) * c) >= start:
+        k += 1
+    b0, b1 = add_months(end, -k * c), add_months(end, -(k + 1) * c)
+    return c * k + c * Fraction((b0 - start) // _US, (b0 - b1) // _US)
+
+
+def _month_pieces(
+    start: datetime, end: datetime, net: Decimal
+) -> list[tuple[datetime, datetime, Decimal]]:
+    """Day spreading: per calendar month the line touches, from the line's start (or the
+    month's) to the month's end, the line's amount times the month's share of its time."""
+    total = (end - start) // _US
+    out = []
+    month = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while month < end:
+        following = add_months(month, 1)
+        a = max(start, month)
+        share = (min(end, following) - a) // _US
+        if share > 0:
+            out.append(
+                (a, following, divide(EXACT_CONTEXT.multiply(net, Decimal(share)), Decimal(total)))
+            )
+        month = following
+    return out
 
 
 def _invoice_streams(book: Book, policy: MetricsPolicy, currency: str) -> list[_Stream]:
-    by_key: dict[str, list[tuple[datetime, datetime, Decimal]]] = defaultdict(list)
+    by_key: dict[str, list[tuple[datetime, datetime, Decimal, bool]]] = defaultdict(list)
     meta: dict[str, tuple[str, str]] = {}
     for inv in book.invoices:
         if inv.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
@@ -360,20 +402,26 @@ def _invoice_streams(book: Book, policy: MetricsPolicy, currency: str) -> list[_
                 continue
             assert line.period_start is not None
             assert line.period_end is not None
-            months = _months_between(line.period_start, line.period_end)
-            value = (line.net * months.denominator / Decimal(months.numerator)).amount
             key = line.subscription_id or f"{inv.id}#{idx}"
-            by_key[key].append((line.period_start, line.period_end, value))
+            a, b = line.period_start, line.period_end
+            if policy.spreading is Spreading.DAYS:
+                pieces = _month_pieces(a, b, line.net.amount)
+                by_key[key] += [(p, q, v, p == a) for p, q, v in pieces]
+            else:
+                months = _months_between(a, b, _line_cycle(book, line.subscription_id, a))
+                value = (line.net * months.denominator / Decimal(months.numerator)).amount
+                by_key[key].append((a, b, value, True))
             meta[key] = (inv.customer_id, inv.currency)
     streams = []
     for key, spans in sorted(by_key.items()):
         customer_id, cur = meta[key]
         deltas: dict[datetime, Decimal] = defaultdict(Decimal)
         starts: dict[datetime, date] = {}
-        for a, b, v in spans:
+        for a, b, v, opens in spans:
             deltas[a] += v
             deltas[b] -= v
-            starts[a] = a.date()
+            if opens:
+                starts[a] = a.date()
         foreign = cur != currency and policy.fx_date is FxDateRule.SERVICE_PERIOD_START
         steps: list[_Step] = []
         level = _ZERO

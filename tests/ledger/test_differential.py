@@ -1,15 +1,18 @@
 """The columnar engine against the Decimal oracle (the engine before issue 13) on generated
-books: both sources, several currencies and FX rules, every vendor preset."""
+books: both sources, several currencies and FX rules, every vendor preset; credit lines and
+proration pairs (negative recurring lines over part of a cycle), lines of unknown cycle,
+and both spreading rules of the invoice source."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from revcrm import Book
-from revcrm.metrics import FxDateRule, MetricsPolicy, MrrSource
+from revcrm.metrics import FxDateRule, MetricsPolicy, MrrSource, Spreading
 from revcrm.testing.strategies import books
 from tests.ledger._compare import compare
 
@@ -22,6 +25,7 @@ POLICIES = st.sampled_from(
         MetricsPolicy(fx_date=FxDateRule.TRANSACTION_DATE, free_plans_churn=True),
     ]
 )
+SPREADING = st.sampled_from(tuple(Spreading))
 BOOKS = books(latest=datetime(2024, 12, 31, tzinfo=UTC), max_customers=4)
 
 
@@ -39,7 +43,10 @@ def test_subscription_source_matches_the_oracle(
     compare(book, _reporting(book, pick), policy, MrrSource.SUBSCRIPTIONS)
 
 
-@settings(max_examples=40)
-@given(book=BOOKS, policy=POLICIES, pick=st.integers(0, 3))
-def test_invoice_source_matches_the_oracle(book: Book, policy: MetricsPolicy, pick: int) -> None:
+@settings(max_examples=60)
+@given(book=BOOKS, policy=POLICIES, spreading=SPREADING, pick=st.integers(0, 3))
+def test_invoice_source_matches_the_oracle(
+    book: Book, policy: MetricsPolicy, spreading: Spreading, pick: int
+) -> None:
+    policy = attrs.evolve(policy, spreading=spreading)
     compare(book, _reporting(book, pick), policy, MrrSource.INVOICES)

@@ -7,6 +7,10 @@ never a float; an amount that does not fit an int64 at the chosen scale is a
 :class:`~revcrm.errors.ValidationError` (the caller may fall back to the ``Book`` path).
 
 Times are int64 microseconds since 1970-01-01 UTC; a service period is ``[start, end)``.
+``cycle`` gives each line's billing cycle where it is known (the line's subscription's
+cycle at the line's start): ``k > 0`` months, :data:`UNKNOWN_CYCLE` (0) when it is not
+known (a partial period is then a share of a one-month cycle),
+:data:`DAY_CYCLE` (-1) for a cycle of days or weeks (365/12 days a month).
 A row's stream is the line's subscription id, or ``f"{invoice_id}#{line_index}"`` when it
 has none (exactly the keys ``_invoice_streams`` of the Decimal engine uses).
 """
@@ -23,18 +27,22 @@ import numpy as np
 import numpy.typing as npt
 
 from revcrm._checks import check_id
+from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._money import Money, check_currency
 from revcrm._records import InvoiceStatus, LineKind
 from revcrm.errors import ValidationError
 
 if TYPE_CHECKING:
     from revcrm._book import Book
+    from revcrm._subscription import Subscription
 
 __all__ = [
+    "DAY_CYCLE",
     "EPOCH",
     "MAX_MICROS",
     "MAX_SCALE",
     "MIN_MICROS",
+    "UNKNOWN_CYCLE",
     "LineColumns",
     "LineRow",
     "micros",
@@ -49,6 +57,12 @@ MAX_MICROS: Final = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - EP
 #: The most decimal places ``net`` may carry (10**18 still fits an int64).
 MAX_SCALE: Final = 18
 _I64: Final = np.iinfo(np.int64)
+#: ``cycle`` of a line whose billing cycle is not known (measured against one month).
+UNKNOWN_CYCLE: Final = 0
+#: ``cycle`` of a line billed every few days or weeks (its period at 365/12 days a month).
+DAY_CYCLE: Final = -1
+#: The longest cycle in months a line may name (100 years, as ``BillingCycle``).
+MAX_CYCLE: Final = 1200
 
 LineRow = tuple[str, str, str, datetime, datetime, Decimal]
 
@@ -83,9 +97,18 @@ class LineColumns:
     end: npt.NDArray[np.int64]  # service period end (exclusive), > start
     net: npt.NDArray[np.int64]  # line net amount (after discounts) in units of 10**-scale
     scale: int  # decimal places of `net` (0..18), e.g. 2 for cents
+    # Billing cycle per line: months (> 0), UNKNOWN_CYCLE or DAY_CYCLE; None: all unknown.
+    cycle: npt.NDArray[np.int32] | None = None
 
     def __len__(self) -> int:
         return int(self.net.shape[0])
+
+    @property
+    def cycles(self) -> npt.NDArray[np.int32]:
+        """``cycle``, with :data:`UNKNOWN_CYCLE` for every line when none was given."""
+        if self.cycle is None:
+            return np.zeros(len(self), dtype=np.int32)
+        return self.cycle
 
     # -- constructors ---------------------------------------------------------------------
 
@@ -101,6 +124,8 @@ class LineColumns:
         start: list[int] = []
         end: list[int] = []
         nets: list[Decimal] = []
+        cycles: list[int] = []
+        subs = book.subscription_index
         for inv in book.invoices:
             if inv.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
                 continue
@@ -118,6 +143,7 @@ class LineColumns:
                 start.append(micros(line.period_start))
                 end.append(micros(line.period_end))
                 nets.append(line.net.amount)
+                cycles.append(line_cycle(subs.get(line.subscription_id or ""), line.period_start))
         scale = scale_for(nets, currencies)
         return cls._build(  # the book checked its ids and codes
             customer_ids=tuple(customers),
@@ -130,6 +156,7 @@ class LineColumns:
             end=np.array(end, dtype=np.int64),
             net=scaled(nets, scale),
             scale=scale,
+            cycle=np.array(cycles, dtype=np.int32),
         )
 
     @classmethod
@@ -146,6 +173,7 @@ class LineColumns:
         end: npt.ArrayLike,
         net: npt.ArrayLike,
         scale: int,
+        cycle: npt.ArrayLike | None = None,
     ) -> LineColumns:
         """Validated columns; an array already of the right dtype is not copied.
 
@@ -163,6 +191,7 @@ class LineColumns:
             end=end,
             net=net,
             scale=scale,
+            cycle=cycle,
         )
 
     @classmethod
@@ -179,6 +208,7 @@ class LineColumns:
         end: npt.ArrayLike,
         net: npt.ArrayLike,
         scale: int,
+        cycle: npt.ArrayLike | None = None,
     ) -> LineColumns:
         """:meth:`from_arrays` for id tables already checked (distinct, storable ids and
         currency codes: a reader's own); the arrays are checked all the same."""
@@ -202,6 +232,13 @@ class LineColumns:
         _in_range(arrays["start"], "start", MIN_MICROS, MAX_MICROS, "a time in years 1..9999")
         _in_range(arrays["end"], "end", MIN_MICROS, MAX_MICROS, "a time in years 1..9999")
         _first_bad(arrays["end"] <= arrays["start"], arrays["end"], "end", "must be after start")
+        cycles = None
+        if cycle is not None:
+            cycles = _int_array(cycle, "cycle", np.int32)
+            if cycles.shape[0] != n:
+                raise ValidationError("cycle", cycles.shape[0], f"length differs from net's ({n})")
+            _in_range(cycles, "cycle", DAY_CYCLE, MAX_CYCLE, f"months (1..{MAX_CYCLE}), 0 or -1")
+            cycles = _frozen(cycles)
         return cls(
             customer_ids=cids,
             stream_ids=sids,
@@ -213,6 +250,7 @@ class LineColumns:
             end=_frozen(arrays["end"]),
             net=_frozen(arrays["net"]),
             scale=scale,
+            cycle=cycles,
         )
 
     # -- reading back ---------------------------------------------------------------------
@@ -233,6 +271,24 @@ class LineColumns:
 
 
 # -- helpers (shared with revcrm.io's columnar reader) -------------------------------------
+
+
+def cycle_code(cycle: BillingCycle | None) -> int:
+    """A billing cycle as a ``cycle`` value: months, :data:`DAY_CYCLE` or unknown."""
+    if cycle is None:
+        return UNKNOWN_CYCLE
+    if cycle.unit in (CycleUnit.MONTH, CycleUnit.YEAR):
+        return int(cycle.length_in_months)
+    return DAY_CYCLE
+
+
+def line_cycle(sub: Subscription | None, start: datetime | None) -> int:
+    """The billing cycle of a line of ``sub`` starting at ``start``: the subscription's
+    cycle then (its first cycle for a line before it began); unknown without one."""
+    if sub is None or start is None:
+        return UNKNOWN_CYCLE
+    state = sub.state_at(start)
+    return cycle_code((state or sub.states[0]).cycle)
 
 
 def scale_for(nets: Sequence[Decimal], currencies: Sequence[str] | dict[str, int]) -> int:

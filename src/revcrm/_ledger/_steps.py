@@ -17,18 +17,20 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from revcrm._ledger._columns import LineColumns
-from revcrm._ledger._fixed import DIGITS, Units, muldiv_exact, norm, places, summable
+from revcrm._ledger._columns import DAY_CYCLE, LineColumns
+from revcrm._ledger._fixed import DIGITS, LIMIT, Units, muldiv_exact, norm, places, summable
 from revcrm._money import EXACT_CONTEXT, divide
 from revcrm.errors import ValidationError
 
-__all__ = ["DAY_US", "NO_DAY", "Steps", "steps_from_lines"]
+__all__ = ["DAY_US", "NO_DAY", "Steps", "line_values", "months_back", "steps_from_lines"]
 
 DAY_US: Final = 86_400_000_000
 #: ``rate_day`` of a step converted at the measured moment (or not converted).
 NO_DAY: Final = np.iinfo(np.int32).min
 #: 365 * 86400 / 12: seconds of a month under the daily convention (365/12 days).
 _MONTH_SECONDS: Final = 2_628_000
+
+_SPREADINGS: Final = ("billing_cycle", "days")
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -67,8 +69,7 @@ class Steps:
 def _months(start: I64, end: I64) -> tuple[npt.NDArray[np.bool_], I64, I64]:
     """Per line: whole months?, the month count, the length in whole seconds.
 
-    The rule of ``_months_between``: whole months when both ends are the same billing
-    anchor clamped to month end, otherwise seconds at 365/12 days per month.
+    Whole months when both ends are the same billing anchor clamped to month end.
     """
     ds, de = start // DAY_US, end // DAY_US
     ts, te = start - ds * DAY_US, end - de * DAY_US
@@ -88,34 +89,116 @@ def _months(start: I64, end: I64) -> tuple[npt.NDArray[np.bool_], I64, I64]:
     return whole, n, seconds
 
 
-def line_values(columns: LineColumns) -> tuple[Units, int]:
-    """Each line's monthly amount (net over its months) as units, and the units' digits.
+def months_back(t: I64, m: I64) -> I64:
+    """``t`` minus ``m`` calendar months, the day clamped to the month's last day (the
+    rule of ``add_months``), elementwise, in microseconds."""
+    d = t // DAY_US
+    tod = t - d * DAY_US
+    dd = d.astype("datetime64[D]")
+    mo = dd.astype("datetime64[M]")
+    day = (dd - mo.astype("datetime64[D]")).astype(np.int64)
+    m2 = mo - m.astype("timedelta64[M]")
+    first = m2.astype("datetime64[D]")
+    length = ((m2 + 1).astype("datetime64[D]") - first).astype(np.int64)
+    out: I64 = (first.astype(np.int64) + np.minimum(day, length - 1)) * DAY_US + tod
+    return out
 
-    Exact as the Decimal rule computes it: a quotient that terminates within 9 decimals
-    (or the amounts' scale) is an integer division; any other line takes revcrm's
-    division rule (``DIVISION_PRECISION`` significant digits) and the units get as many
-    digits as the longest such quotient needs, so no amount is rounded twice.
+
+def _cycle_shares(start: I64, end: I64, n: I64, cycle: I64) -> tuple[Units, Units]:
+    """Lines that are not whole months, measured in their billing cycle of ``cycle``
+    months: ``k`` whole cycles counted back from the line's end, and the rest as a share
+    of the cycle before them (the one holding it). Returns ``(mul, div)``: the line's
+    monthly amount is ``net * mul / div`` (``div = cycle * (k * length + rest)``)."""
+    k = n // cycle
+    while True:  # the month count can overshoot by one cycle
+        over = (k > 0) & (months_back(end, k * cycle) < start)
+        if not over.any():
+            break
+        k = k - over
+    b0 = months_back(end, k * cycle)
+    b1 = months_back(end, (k + 1) * cycle)
+    length, rest = b0 - b1, b0 - start
+    bound = int(cycle.max()) * (int((end - start).max()) + int(length.max()))
+    if bound >= LIMIT:
+        div: Units = cycle.astype(object) * (k.astype(object) * length + rest)
+    else:
+        div = cycle * (k * length + rest)
+    return length, div
+
+
+def _line_ratios(columns: LineColumns) -> tuple[Units, Units]:
+    """Each line's monthly amount as ``net * mul / div``, under the billing-cycle rule.
+
+    A line of whole months (same anchor, clamped) is its amount over its months; a line of
+    a cycle in days or weeks counts 365/12 days a month; any other line is whole cycles
+    plus a share of the cycle that holds the rest (an unknown cycle is one month), so a
+    proration for the second half of a monthly cycle carrying $10 is $20 a month.
     """
     whole, n, seconds = _months(columns.start, columns.end)
-    if not whole.all() and int(seconds[~whole].min(initial=1)) <= 0:
-        i = int(np.argmax(~whole & (seconds <= 0)))
+    cycle = columns.cycles.astype(np.int64)
+    by_day = ~whole & (cycle == DAY_CYCLE)
+    if by_day.any() and int(seconds[by_day].min()) <= 0:
+        i = int(np.argmax(by_day & (seconds <= 0)))
         raise ValidationError(f"end[{i}]", int(columns.end[i]), "a service period under a second")
-    mul = np.where(whole, 1, _MONTH_SECONDS).astype(np.int64)
-    div = np.where(whole, n, seconds).astype(np.int64)
+    mul: Units = np.where(whole, 1, np.where(by_day, _MONTH_SECONDS, 0)).astype(np.int64)
+    div: Units = np.where(whole, n, np.where(by_day, seconds, 0)).astype(np.int64)
+    share = np.flatnonzero(~whole & ~by_day)
+    if share.size:
+        c = np.maximum(cycle[share], 1)
+        m, d = _cycle_shares(columns.start[share], columns.end[share], n[share], c)
+        if d.dtype == object:
+            div = div.astype(object)
+        mul[share] = m
+        div[share] = d
+    return mul, div
+
+
+def _month_pieces(columns: LineColumns) -> tuple[I64, I64, I64, Units, Units]:
+    """Day spreading: each line cut at calendar month starts (UTC).
+
+    Returns per piece its line, its start (the line's start, then each month's start), its
+    end (the next month's start: the month's share is its MRR for the whole calendar
+    month), and ``(mul, div)``: the piece's amount is ``net * mul / div``, the line's
+    amount times the piece's share of the line's time (days, for whole-day periods).
+    """
+    start, end = columns.start, columns.end
+    m_first = (start // DAY_US).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    m_last = ((end - 1) // DAY_US).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    count = m_last - m_first + 1
+    line = np.repeat(np.arange(len(columns), dtype=np.int64), count)
+    offset = np.arange(line.size, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    month = m_first[line] + offset
+    m_start = month.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) * DAY_US
+    m_end = (month + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) * DAY_US
+    p_start = np.maximum(m_start, start[line])
+    overlap = np.minimum(m_end, end[line]) - p_start
+    return line, p_start, m_end, overlap, (end - start)[line]
+
+
+def _values(columns: LineColumns, line: I64, mul: Units, div: Units) -> tuple[Units, int]:
+    """``net[line] * mul / div`` as units and the units' digits.
+
+    Exact as the Decimal rule computes it: a quotient that terminates within 9 decimals
+    (or the amounts' scale) is an integer division; any other takes revcrm's division rule
+    (``DIVISION_PRECISION`` significant digits) and the units get as many digits as the
+    longest such quotient needs, so no amount is rounded twice.
+    """
     d0 = max(DIGITS, columns.scale)
     factor = 10 ** (d0 - columns.scale)
-    net: Units = columns.net
-    if net.size and max(abs(int(net.max())), abs(int(net.min()))) * factor < 2**62:
-        net = net * factor
+    raw: Units = columns.net[line]
+    if raw.size and max(abs(int(raw.max())), abs(int(raw.min()))) * factor < 2**62:
+        net = raw * factor
     else:
-        net = net.astype(object) * factor
+        net = raw.astype(object) * factor
     value, exact = muldiv_exact(net, mul, div)
     inexact = np.flatnonzero(~exact)
     if inexact.size == 0:
         return value, d0
+    c = EXACT_CONTEXT
     quotients = [
         divide(
-            Decimal(int(columns.net[i])).scaleb(-columns.scale) * int(mul[i]), Decimal(int(div[i]))
+            c.multiply(Decimal(int(raw[i])).scaleb(-columns.scale, c), Decimal(int(mul[i]))),
+            Decimal(int(div[i])),
         )
         for i in inexact.tolist()
     ]
@@ -125,10 +208,26 @@ def line_values(columns: LineColumns) -> tuple[Units, int]:
     return norm(out), digits
 
 
+def line_values(columns: LineColumns) -> tuple[Units, int]:
+    """Each line's monthly amount (billing-cycle rule) as units, and the units' digits."""
+    mul, div = _line_ratios(columns)
+    return _values(columns, np.arange(len(columns), dtype=np.int64), mul, div)
+
+
 def steps_from_lines(
-    columns: LineColumns, foreign_fixed: Sequence[bool], rate_digits: int = 0
+    columns: LineColumns,
+    foreign_fixed: Sequence[bool],
+    rate_digits: int = 0,
+    *,
+    spreading: str = "billing_cycle",
 ) -> Steps:
     """The invoice source: each stream's lines spread over their service periods.
+
+    ``spreading`` (a ``revcrm.metrics.Spreading``, a str enum: the ledger sits below
+    metrics): ``"billing_cycle"`` gives each line its monthly amount over
+    its period (:func:`line_values`); ``"days"`` gives each calendar month a
+    line touches the line's amount times the month's share of the line's days, as that
+    month's MRR (saas-metrics' ratable rule).
 
     ``foreign_fixed[k]``: currency ``k`` converts at the service period's start (a foreign
     currency under the service-period rule); such a stream's step carries the start date
@@ -137,7 +236,17 @@ def steps_from_lines(
     """
     if len(columns) == 0:
         return _empty(columns.currencies, DIGITS + rate_digits)
-    value, digits = line_values(columns)
+    if spreading not in _SPREADINGS:
+        raise ValidationError("spreading", spreading, "expected 'billing_cycle' or 'days'")
+    if spreading == "days":
+        line, l_start, l_end, mul, div = _month_pieces(columns)
+        opens = l_start == columns.start[line]
+        value, digits = _values(columns, line, mul, div)
+    else:
+        line = np.arange(len(columns), dtype=np.int64)
+        l_start, l_end = columns.start, columns.end
+        opens = np.ones(len(columns), dtype=bool)
+        value, digits = line_values(columns)
     if rate_digits:
         value = norm(value.astype(object) * 10**rate_digits)
         digits += rate_digits
@@ -154,15 +263,14 @@ def steps_from_lines(
     sorder = np.argsort(np.array(columns.stream_ids, dtype=object))
     srank = np.empty(nstreams, dtype=np.int32)
     srank[sorder] = np.arange(nstreams, dtype=np.int32)
-    stream = srank[columns.stream]
+    stream = srank[columns.stream][line]
     s_cust, s_cur = s_cust[sorder], s_cur[sorder]
     keys = tuple(columns.stream_ids[i] for i in sorder)
 
-    nl = len(columns)
     p_stream = np.concatenate([stream, stream])
-    p_at = np.concatenate([columns.start, columns.end])
+    p_at = np.concatenate([l_start, l_end])
     p_delta = norm(np.concatenate([value, -value]))
-    p_start = np.concatenate([np.ones(nl, dtype=bool), np.zeros(nl, dtype=bool)])
+    p_start = np.concatenate([opens, np.zeros(opens.size, dtype=bool)])
     order = np.lexsort((p_at, p_stream))
     p_stream, p_at, p_delta, p_start = p_stream[order], p_at[order], p_delta[order], p_start[order]
     # One point per (stream, at).

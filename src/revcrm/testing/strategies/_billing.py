@@ -132,6 +132,55 @@ def _invoice_lines(
     )
 
 
+@st.composite
+def _proration_pair(draw: st.DrawFn, line: InvoiceLine, sub_id: str) -> list[InvoiceLine]:
+    """A mid-cycle switch as Stripe bills it: a credit for the unused rest of ``line``'s
+    period (a negative recurring line, no larger than its net) and a charge for the same
+    rest at another price, both of ``line``'s subscription."""
+    assert line.period_start is not None
+    assert line.period_end is not None
+    span = line.period_end - line.period_start
+    hours = span // timedelta(hours=1)
+    if hours < 2:
+        return []
+    mid = line.period_start + timedelta(hours=draw(st.integers(1, hours - 1)))
+    code = line.amount.currency
+    credit = draw(money(code, min_value=0, max_value=line.net.amount))
+    charge = draw(money(code, min_value=0, max_value=max(2 * line.net.amount, Decimal(1))))
+    return [
+        InvoiceLine(
+            kind=LineKind.RECURRING,
+            amount=-credit,
+            period_start=mid,
+            period_end=line.period_end,
+            subscription_id=sub_id,
+            description="unused time",
+        ),
+        InvoiceLine(
+            kind=LineKind.RECURRING,
+            amount=charge,
+            period_start=mid,
+            period_end=line.period_end,
+            subscription_id=sub_id,
+            description="remaining time",
+        ),
+    ]
+
+
+@st.composite
+def _loose_recurring_line(draw: st.DrawFn, currency: str) -> InvoiceLine:
+    """A recurring line of no subscription (its cycle unknown) over any period."""
+    start = draw(moments())
+    length = draw(st.timedeltas(timedelta(hours=1), timedelta(days=800)))
+    return InvoiceLine(
+        kind=LineKind.RECURRING,
+        amount=draw(money(currency, min_value=0, max_value=5000)),
+        period_start=start,
+        period_end=start + length,
+        description="service",
+    )
+
+
 _PAYMENT_DELAYS: Final = st.timedeltas(timedelta(0), timedelta(days=20))
 _REFUND_DELAYS: Final = st.timedeltas(timedelta(0), timedelta(days=30))
 
@@ -153,10 +202,19 @@ def _invoices(
         if periods:
             s, at = draw(st.sampled_from(periods))
             lines.append(_recurring_line(s, at, subscription.id))
+            if billed is not None and draw(st.integers(0, 3)) == 0:
+                lines += draw(_proration_pair(lines[0], subscription.id))
     else:
         code = draw(currency)
+        if draw(st.integers(0, 3)) == 0:
+            lines.append(draw(_loose_recurring_line(code)))
     n_one_off = draw(st.integers(0 if lines else 1, max(max_lines - len(lines), 0 if lines else 1)))
     lines += [draw(_one_off_lines(code)) for _ in range(n_one_off)]
+    subtotal = sum((line.net.amount for line in lines), Decimal(0))
+    if subtotal > 0 and draw(st.integers(0, 3)) == 0:
+        credit = draw(money(code, min_value=0, max_value=subtotal))
+        if credit.amount:
+            lines.append(InvoiceLine(kind=LineKind.ONE_OFF, amount=-credit, description="credit"))
     if lines and lines[0].period_start is not None:
         issued_at = lines[0].period_start
     else:
@@ -199,7 +257,13 @@ def invoices(
     subscription's discount as the line discount rounded to minor units, issued at the
     period start; one-off lines may follow. A subscription never billed (a trial that was
     cancelled, a free plan still gets lines) yields one-off lines only. Without it, lines
-    are one-off only, in ``currency`` (default :func:`currencies`).
+    are one-off, in ``currency`` (default :func:`currencies`), sometimes after a recurring
+    line of no subscription over any period (an hour to 800 days). Sometimes a one-off
+    credit (a negative line, no larger than the rest) ends the invoice.
+
+    :func:`books` also gives some of a subscription's invoices a proration pair: a
+    credit for the unused rest of the period (a negative recurring line) and a charge
+    for that rest at another price.
     """
     return _invoices(
         ids("cus") if customer_id is None else _strategy(customer_id),
