@@ -18,7 +18,7 @@ import csv
 import html
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Final
 import attrs
 import babel
 import babel.numbers
-from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
+from revcrm._calendar import local_moment, months_back, reporting_zone, zone_name
 from revcrm._money import Money, format_money
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
@@ -143,6 +143,8 @@ class _Fmt:
     minor units), rates as percentages with one decimal, counts with grouping."""
 
     locale: str
+    #: The reporting time zone: days, months and moments are read on its calendar.
+    zone: tzinfo = UTC
 
     def money(self, m: Money | None) -> str:
         return "n/a" if m is None else format_money(m, locale=self.locale)
@@ -162,13 +164,14 @@ class _Fmt:
         return babel.numbers.format_decimal(value, format=pattern, locale=self._parsed())
 
     def day(self, t: datetime) -> str:
-        return f"{t:%Y-%m-%d}"
+        return f"{t.astimezone(self.zone):%Y-%m-%d}"
 
     def moment(self, t: datetime) -> str:
-        return f"{t:%Y-%m-%d %H:%M} {t.tzname() or ''}".rstrip()
+        return f"{t.astimezone(self.zone):%Y-%m-%d %H:%M} {zone_name(self.zone)}"
 
     def month(self, t: datetime) -> str:
-        return month_label(t, locale=self.locale)
+        # A reporting month starts at midnight of the zone: its label is the zone's month.
+        return month_label(t.astimezone(self.zone), locale=self.locale)
 
     def card(self, c: ReportCard) -> str:
         v = c.value
@@ -208,9 +211,8 @@ def build_report(
     """
     from revcrm._facade import CRM
 
-    moment = as_moment(as_of, "as_of")
-    fmt = _Fmt(locale)
-    fmt.pct(Decimal(0))  # an unknown locale fails here, before any work
+    as_moment(as_of, "as_of")
+    _Fmt(locale).pct(Decimal(0))  # an unknown locale fails here, before any work
     if isinstance(source, CRM):
         store = source.store
         cur = source.reporting_currency if currency is None else currency
@@ -223,6 +225,9 @@ def build_report(
         cur = currency
         policy = store.policy
         leads = None
+    # A plain date is the start of that day in the reporting zone.
+    moment = as_moment(local_moment(as_of, policy.timezone), "as_of")
+    fmt = _Fmt(locale, policy.timezone)
     book = store.book()
     segments = None
     if isinstance(source, CRM) and cur == source.reporting_currency:
@@ -283,7 +288,7 @@ def _build(
     waterfalls = tuple(a.waterfall(m.start, min(m.end, closing)) for m in d.trend)
     churn = tuple(churn_series(a, first, this_month)) if first < this_month else ()
     rows = tuple(cohorts(a, first, as_of, Frequency.MONTH))
-    year_ago = as_of - relativedelta(months=12)
+    year_ago = months_back(as_of, -12, policy.timezone)
     arpa = arpa_from_mrrs(a.customers_with_mrr(as_of), currency=currency)
     rates = [p.customer_churn.rate for p in churn]
     value = (
@@ -659,7 +664,7 @@ def _money_points(values: Sequence[tuple[str, Money]]) -> list[tuple[str, Decima
 def render_html(report: Report) -> str:
     """The report as one HTML page: inline CSS and SVG charts, every text escaped, no
     script and no reference to anything outside the page."""
-    f = _Fmt(report.locale)
+    f = _Fmt(report.locale, reporting_zone(report.dashboard.timezone))
     r = report
     cur, loc = r.currency, r.locale
     d = r.dashboard
@@ -937,7 +942,7 @@ def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: st
 def render_text(report: Report) -> str:
     """The report as plain-text pages (what ``revcrm demo`` prints), the same figures
     and labels as :func:`render_html`."""
-    f = _Fmt(report.locale)
+    f = _Fmt(report.locale, reporting_zone(report.dashboard.timezone))
     r = report
     width = max(len(c.label) for c in r.cards)
     out = [f"Dashboard as of {f.moment(r.as_of)} ({r.currency})"]

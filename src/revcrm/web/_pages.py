@@ -1,20 +1,20 @@
 """The GET pages: dashboard, segments, customers, profile, leads, analytics.
 
 Each handler reads through the facade and renders one template; book-wide figures that
-no store call pushes down (analytics, upcoming renewals) are computed over the stored book
+no store call pushes down (analytics) are computed over the stored book
 and cached (see ``_Cache``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Final
 
 import attrs
-from dateutil.relativedelta import relativedelta
 from starlette.responses import Response
 
+from revcrm._calendar import month_start, months_back
 from revcrm.crm import (
     CustomerProfile,
     CustomerStatus,
@@ -60,43 +60,27 @@ _SEARCH: Final = "customer search"
 _CURSOR: Final = "customer cursor"
 
 
-def _month_start(t: datetime) -> datetime:
-    return t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def _in_zone(d: Dashboard, zone: tzinfo) -> Dashboard:
+    """The same dashboard (equal instants) with its months' bounds on the reporting zone's
+    clock, so a month's label (its start's date) is the zone's month."""
+    return attrs.evolve(
+        d,
+        trend=tuple(
+            attrs.evolve(m, start=m.start.astimezone(zone), end=m.end.astimezone(zone))
+            for m in d.trend
+        ),
+    )
 
 
 # -- dashboard ------------------------------------------------------------------------------
 
 
-def _book_dashboard(ctx: Ctx) -> Dashboard | None:
-    """The pure dashboard over the stored book, for the two cards no store call pushes
-    down: customer churn this month (``customer_churn_rate``) and the renewals due in 30
-    days. Built in the background from the shared book read and cached."""
-    from revcrm.metrics import dashboard as pure_dashboard
-
-    crm = ctx.crm
-
-    def build() -> Dashboard:
-        book, analysis = ctx.web.cache.book(crm)
-        return pure_dashboard(
-            book,
-            analysis=analysis,
-            as_of=crm.now(),
-            currency=crm.reporting_currency,
-            policy=crm.policy,
-            trend_months=1,
-        )
-
-    # The rest of the dashboard does not wait long for these two cards.
-    value = ctx.web.cache.get("renewals", build, wait=0.5)
-    return value if isinstance(value, Dashboard) else None
-
-
 def dashboard(ctx: Ctx) -> Response:
     crm = ctx.crm
     value = ctx.web.cache.get("dashboard", lambda: crm.metrics.dashboard(trend_months=12))
-    if value is None:
+    if not isinstance(value, Dashboard):
         return ctx.render("pending.html", title="Dashboard")
-    d: Any = value
+    d = _in_zone(value, crm.timezone)
     locale = ctx.fmt.locale
     labels = [month_label(m.start, locale=locale) for m in d.trend]
     chart = svg_lines_chart(
@@ -108,7 +92,8 @@ def dashboard(ctx: Ctx) -> Response:
         currency=d.currency,
         locale=locale,
     )
-    return ctx.render("dashboard.html", d=d, book=_book_dashboard(ctx), chart=chart)
+    # Every card, churn and renewals included, from the one dashboard definition.
+    return ctx.render("dashboard.html", d=d, book=d, chart=chart)
 
 
 # -- segments -------------------------------------------------------------------------------
@@ -407,13 +392,15 @@ def _build_analytics(ctx: Ctx, at: datetime) -> _Analytics:
     crm = ctx.crm
     cur = crm.reporting_currency
     book, analysis = ctx.web.cache.book(crm)
-    this_month = _month_start(at)
-    year_ago = this_month - relativedelta(months=12)
+    zone = crm.timezone
+    this_month = month_start(at, zone)
+    year_ago = months_back(this_month, -12, zone)
     by_product = m.cash_revenue_by_product(book, start=year_ago, end=at, currency=cur)
     by_cycle = m.cash_revenue_by_billing_cycle(book, start=year_ago, end=at, currency=cur)
     by_method = m.cash_revenue_by_payment_method(book, start=year_ago, end=at, currency=cur)
     churn = tuple(m.churn_series(analysis, year_ago, this_month))
-    rows = tuple(m.cohorts(analysis, this_month - relativedelta(months=11), at, m.Frequency.MONTH))
+    first = months_back(this_month, -11, zone)
+    rows = tuple(m.cohorts(analysis, first, at, m.Frequency.MONTH))
     locale = ctx.fmt.locale
     charts = [
         _bars(by_product, "Net cash by product, last 12 months", locale),
@@ -424,7 +411,10 @@ def _build_analytics(ctx: Ctx, at: datetime) -> _Analytics:
         charts.append(
             svg_line_chart(
                 [
-                    (month_label(p.start, locale=locale), p.customer_churn.rate or Decimal(0))
+                    (
+                        month_label(p.start.astimezone(zone), locale=locale),
+                        p.customer_churn.rate or Decimal(0),
+                    )
                     for p in churn
                 ],
                 title="Customer churn per month",
