@@ -362,11 +362,8 @@ class Invoice:
                 )
         # Credit lines lower the invoice, never below zero: a credit beyond the charges
         # is the customer's credit balance (a CreditEntry), as Stripe books a negative total.
-        if any(line.amount.amount < 0 for line in self.lines):
-            if self.subtotal.amount < 0:
-                raise ValidationError("lines", self.subtotal, "credits exceed the charges")
-            if self.total.amount < 0:
-                raise ValidationError("lines", self.total, "credits exceed the charges with tax")
+        if any(line.amount.amount < 0 for line in self.lines) and self.total.amount < 0:
+            raise ValidationError("lines", self.total, "credits exceed the charges")
         if self.due_date < self.issued_at.date():
             raise ValidationError("due_date", self.due_date, "is before the issue date")
 

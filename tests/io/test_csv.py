@@ -131,10 +131,11 @@ def test_missing_column_and_unknown_field() -> None:
     assert info.value.field == "columns"
 
 
-def test_credit_lines_settle_within_the_invoice() -> None:
+def test_credit_lines_are_negative_lines_of_their_invoice() -> None:
     text = EXPORT + "in_3,cus_b,-20.00,usd,2024-12-10,open,,\n"
     inv = next(i for i in _read(text).book.invoices if i.id == "in_3")
     assert inv.total == _usd("30")
+    assert [line.amount for line in inv.lines] == [_usd("50"), _usd("-20")]
 
 
 def test_payments_customers_and_a_second_import(tmp_path: Path) -> None:

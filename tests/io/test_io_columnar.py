@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from revcrm import Money
 from revcrm._ledger._columns import LineColumns, LineRow
 from revcrm.errors import ValidationError
 from revcrm.io import LinesReport, RowError, from_frame, read_csv, read_lines
@@ -170,7 +171,8 @@ def _export_path(tmp_path: Path, text: str = EXPORT) -> Path:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_analysts_export(tmp_path: Path, engine: Engine) -> None:
-    # Stripe-style: lowercase currency, inclusive end dates, a credit line on in_2.
+    # Stripe-style: lowercase currency, inclusive end dates, a one-off credit on in_2 (it
+    # lowers the invoice, not the run rate).
     text = EXPORT + "in_2,cus_a,-10.00,usd,2024-12-01,paid,,\n"
     path = _export_path(tmp_path, "\ufeff" + text)
     report = read_lines(
@@ -185,7 +187,7 @@ def test_the_analysts_export(tmp_path: Path, engine: Engine) -> None:
 
     assert sorted(report.lines.rows()) == [
         ("cus_a", "in_1#0", "USD", day(11, 1), day(12, 1), Decimal("100.00")),
-        ("cus_a", "in_2#0", "USD", day(12, 1), day(13, 1), Decimal("90.00")),
+        ("cus_a", "in_2#0", "USD", day(12, 1), day(13, 1), Decimal("100.00")),
         ("cus_b", "in_3#0", "USD", day(12, 10), day(13, 10), Decimal("50.00")),
     ]
     assert report.lines.scale == 2
@@ -197,21 +199,31 @@ in_1,c,10.00,eur,2024-01-01,paid,2024-01-01,2024-02-01,
 in_1,c,-17.00,eur,2024-01-01,paid,,,
 in_1,c,5.00,eur,2024-01-01,paid,,,one_off
 in_1,c,20.00,eur,2024-01-01,paid,2024-01-01,2024-02-01,
+in_1,c,-5.00,eur,2024-01-01,paid,2024-01-16,2024-02-01,
+in_2,c,10.00,eur,2024-02-01,paid,2024-02-01,2024-03-01,
+in_2,c,-30.00,eur,2024-02-01,paid,,,
 """
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_credits_come_off_one_off_lines_first_then_in_order(tmp_path: Path, engine: Engine) -> None:
+def test_credit_lines_are_lines_of_their_invoice(tmp_path: Path, engine: Engine) -> None:
     path = _export_path(tmp_path, CREDITS)
     report = read_lines(path, timezone="UTC", engine=engine)
-    # 17.00 of credit: 5.00 off the one-off line, 10.00 off the first recurring line, 2.00
-    # off the second; the credit line is no line of the invoice.
+    # A one-off credit lowers the invoice only; a recurring credit (a proration credit for
+    # the second half of January) is a negative line of its stream.
     assert sorted((r[1], r[5]) for r in report.lines.rows()) == [
-        ("in_1#0", Decimal("0.00")),
-        ("in_1#2", Decimal("18.00")),
+        ("in_1#0", Decimal("10.00")),
+        ("in_1#3", Decimal("20.00")),
+        ("in_1#4", Decimal("-5.00")),
+        ("in_2#0", Decimal("10.00")),
     ]
-    book = read_csv(path, kind="invoice_lines", timezone="UTC").book
+    result = read_csv(path, kind="invoice_lines", timezone="UTC")
+    book = result.book
     assert sorted(report.lines.rows()) == sorted(LineColumns.from_book(book).rows())
+    totals = {i.id: i.total for i in book.invoices}
+    assert totals == {"in_1": Money("13.00", "EUR"), "in_2": Money("0", "EUR")}
+    # in_2's negative total (-20.00) goes to the customer's balance, as Stripe books it.
+    assert [(c.id, c.amount) for c in book.credits] == [("in_2#balance", Money("20", "EUR"))]
 
 
 def test_row_errors_name_row_and_column(tmp_path: Path) -> None:
@@ -283,9 +295,11 @@ def test_a_typed_frame_reads_as_from_frame_reads_it() -> None:
         report = read_lines(table, timezone="Europe/Berlin")
         assert report.engine == "arrow"
         assert sorted(report.lines.rows()) == expected
-    # Berlin midnight is 23:00 UTC the day before; the credit line comes off the charge.
+    # Berlin midnight is 23:00 UTC the day before; the one-off credit lowers the invoice,
+    # not the run rate.
     assert expected[0][3:] == (
         datetime(2023, 12, 31, 23, tzinfo=UTC),
         datetime(2024, 1, 31, 23, tzinfo=UTC),
-        Decimal("7.50"),
+        Decimal("10.00"),
     )
+    assert next(i for i in book.invoices if i.id == "i1").total == Money("7.50", "EUR")

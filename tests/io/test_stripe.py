@@ -119,13 +119,46 @@ def test_refund_moves_cash_not_mrr(book: Book) -> None:
     assert a.customer_mrr("cus_refund", date(2024, 2, 21)) == _usd("15")
 
 
-def test_proration_pair_settles_within_its_invoice(book: Book) -> None:
+def test_proration_pair_is_a_pair_of_recurring_lines(book: Book) -> None:
     inv = next(i for i in book.invoices if i.id == "in_upgrade_2")
     # -5.00 unused time + 10.00 remaining time + 20.00 next month = 25.00
     assert inv.total == _usd("25")
     assert inv.status is InvoiceStatus.PAID
     recurring = [line for line in inv.lines if line.kind.value == "recurring"]
-    assert [line.net for line in recurring] == [_usd("20")]
+    assert [(line.net, line.period_start, line.subscription_id) for line in recurring] == [
+        (_usd("-5"), datetime(2024, 4, 16, tzinfo=UTC), "sub_upgrade"),
+        (_usd("10"), datetime(2024, 4, 16, tzinfo=UTC), "sub_upgrade"),
+        (_usd("20"), datetime(2024, 5, 1, tzinfo=UTC), "sub_upgrade"),
+    ]
+
+
+def test_invoice_source_reads_the_proration_pair_as_the_switch(book: Book) -> None:
+    # The lines of sub_upgrade (monthly): 10.00 for April; on 16 Apr, halfway through
+    # April's 30 days, -5.00 unused time and +10.00 remaining time, each over [16 Apr,
+    # 1 May): half of the monthly cycle holding them, so -10.00 and +20.00 a month.
+    # MRR: 10 - 10 + 20 = 20 from the switch, an expansion of 10 then, nothing on 1 May
+    # (not 20.14 and -0.14, which 365/12-day months gave).
+    a = analyse(book, currency="USD", policy=STRIPE, source="invoices")
+    assert a.customer_mrr("cus_upgrade", date(2024, 4, 15)) == _usd("10")
+    assert a.customer_mrr("cus_upgrade", date(2024, 4, 16)) == _usd("20")
+    assert a.customer_mrr("cus_upgrade", date(2024, 5, 20)) == _usd("20")
+    moves = [
+        (m.at.date(), m.kind, m.amount)
+        for m in a.movements(date(2024, 3, 1), date(2024, 6, 1))
+        if m.customer_id == "cus_upgrade"
+    ]
+    assert moves == [
+        (date(2024, 4, 1), MovementKind.NEW, _usd("10")),
+        (date(2024, 4, 16), MovementKind.EXPANSION, _usd("10")),
+    ]
+    # The other lines as they bill: on 5 Mar annual 10 (120 over 12 whole months), the
+    # trial's zero line, cancel 25, refund 15 (Feb 10 - Mar 10); the coupon (40 net) and
+    # JPY (7.80) lines ended on 1 Mar: on 20 Feb they count, 10 + 40 + 15 + 7.80. On
+    # 10 Apr annual 10 + trial 30 + upgrade 10.
+    assert a.mrr(date(2024, 2, 20)) == _usd("72.80")
+    assert a.mrr(date(2024, 3, 5)) == _usd("50")
+    assert a.mrr(date(2024, 4, 10)) == _usd("50")
+    assert a.mrr(date(2024, 4, 20)) == _usd("30")
 
 
 def test_history_from_events_replayed_in_order() -> None:

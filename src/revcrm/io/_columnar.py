@@ -594,6 +594,9 @@ class _Reader:
                 odd |= _unstorable(values)[codes]
         odd |= p.unstorable("description")
         odd |= is_first & _unstorable(num_v)[num_c]
+        # With a credit line: its checks (and a negative total's balance line) are the
+        # builder's; such invoices are few.
+        odd |= (amount_sign < 0) & ~row_err
         rebuild[slot[odd]] = True
         rebuild[m] = False
         due_day = _lookup(due_c, [-1 if d is None else d.toordinal() for d in due_v])
@@ -618,12 +621,11 @@ class _Reader:
             raise later_errors[0]
 
         good = ~row_err & ~flag & (inv_key >= 0) & ~bad_inv[slot] & ~rebuild[slot]
-        charge = good & (amount_sign >= 0)
-        net = _settle(amount - discount, charge, good & (amount_sign < 0), recurring, slot, m)
-        keep = charge & recurring & (sta != _NOT_COUNTED[0]) & (sta != _NOT_COUNTED[1])
+        net = amount - discount  # invoices with credit lines are rebuilt above
+        keep = good & recurring & (sta != _NOT_COUNTED[0]) & (sta != _NOT_COUNTED[1])
         ks = np.flatnonzero(keep)
-        # A line's index among its invoice's lines: credit lines are not lines of the book.
-        index = _line_index(np.where(charge, inv_key, -1), n)[ks]
+        # A line's index among its invoice's lines.
+        index = _line_index(np.where(good, inv_key, -1), n)[ks]
         suffix = [f"#{j}" for j in range(int(index.max(initial=0)) + 1)]
         names = list(
             map(
@@ -833,38 +835,6 @@ def _encodes(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _settle(
-    net: npt.NDArray[np.int64],
-    charge: npt.NDArray[np.bool_],
-    credit: npt.NDArray[np.bool_],
-    recurring: npt.NDArray[np.bool_],
-    slot: npt.NDArray[np.int64],
-    m: int,
-) -> npt.NDArray[np.int64]:
-    """``settle_credits`` over arrays: each invoice's credit lines come off its charges,
-    one-off lines first, then in row order, each charge down to at most zero."""
-    owed = np.zeros(m + 1, dtype=np.int64)
-    np.add.at(owed, slot[credit], -net[credit])  # a credit's -(amount) - discount
-    if not owed.any():
-        return net
-    rows = np.flatnonzero(charge & (owed[slot] > 0))
-    if not rows.size:
-        return net
-    order = rows[np.lexsort((rows, recurring[rows], slot[rows]))]
-    keys = slot[order]
-    values = net[order]
-    total = np.cumsum(values)
-    starts = np.r_[True, keys[1:] != keys[:-1]]
-    base = np.repeat(
-        total[starts] - values[starts], np.diff(np.r_[np.flatnonzero(starts), len(order)])
-    )
-    before = total - values - base  # what the earlier charges of the invoice absorbed
-    take = np.clip(owed[keys] - before, 0, values)
-    out = net.copy()
-    out[order] = values - take
-    return out
 
 
 def _line_index(inv_key: Any, n: int) -> Any:

@@ -1,12 +1,12 @@
-"""Invoice lines before they become revcrm lines: where negative (credit) lines go.
+"""Invoice lines before they become revcrm lines, and pre-payment credit notes.
 
-revcrm's ``InvoiceLine`` holds no negative amount yet, so a credit line (a proration credit,
-"unused time", a pre-payment credit note) is settled within its invoice: it becomes a
-discount on the invoice's positive lines (one-off lines first, those of the same
-subscription first, so recurring run-rate lines keep their amount where possible) and tax
-credits reduce their tax. What the invoice cannot absorb (a credit larger than the charges)
-is what Stripe itself does with a negative invoice total: a credit to the customer's
-balance, returned here for a :class:`revcrm.CreditEntry`. Invoice totals stay exact.
+Credit lines (a proration credit, "unused time", a negative invoice item) stay negative
+lines of their invoice. A pre-payment credit note is not a line: it lowers what the
+invoice asks, so it is settled within the invoice as a discount on its lines (one-off
+lines first, then recurring lines) and off their tax. What an invoice cannot carry (credits
+beyond its charges: a negative total) is what Stripe itself does with it, a credit to the
+customer's balance, returned here for a :class:`revcrm.CreditEntry` and shown on the
+invoice as a line of that amount, so that its total is zero. Invoice totals stay exact.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from typing import Final
 from revcrm._money import Money
 from revcrm._records import InvoiceLine, LineKind
 
-__all__ = ["DraftLine", "build_lines", "settle_credits"]
+__all__ = ["BALANCE_LINE", "DraftLine", "build_lines", "settle_credits"]
 
 _ZERO: Final = Decimal(0)
+#: The description of the line that carries a negative total to the customer's balance.
+BALANCE_LINE: Final = "credited to the customer's balance"
 
 
 @dataclass(slots=True)
@@ -46,22 +48,23 @@ class DraftLine:
 def settle_credits(
     lines: list[DraftLine], *, extra: Decimal = _ZERO, subscription_id: str | None = None
 ) -> tuple[list[DraftLine], Decimal]:
-    """The invoice's non-credit lines with credits (and ``extra``) absorbed, and the rest.
+    """The invoice's lines with ``extra`` absorbed, and the credit left over.
 
-    ``extra`` is a further credit on the invoice (a pre-payment credit note's amount,
-    including its tax: it reduces the line amounts first).
+    Credit lines beyond the charges are followed by a one-off line of that amount,
+    :data:`BALANCE_LINE` (the invoice's total is then zero).
+
+    ``extra`` is a credit on the invoice that is not a line (a pre-payment credit note's
+    amount, including its tax): it lowers the charges' amounts first (one-off lines first,
+    then those of ``subscription_id``), then their tax, never below what the credit lines
+    leave. The left-over credit is what the invoice cannot carry: credit lines beyond the
+    charges (a negative total) and the rest of ``extra``.
     """
-    credit_net = extra
-    credit_tax = _ZERO
-    charges: list[DraftLine] = []
-    for line in lines:
-        if line.is_credit:
-            credit_net += -line.amount - line.discount
-            credit_tax += -line.tax
-            sub = subscription_id or line.subscription_id
-            subscription_id = sub
-        else:
-            charges.append(line)
+    net = sum((line.amount - line.discount for line in lines), _ZERO)
+    tax = sum((line.tax for line in lines), _ZERO)
+    over = max(-(net + tax), _ZERO)
+    take_net = max(min(extra, net), _ZERO)
+    take_tax = max(min(extra - take_net, tax, net + tax - take_net), _ZERO)
+    left = over + extra - take_net - take_tax
 
     def order(line: DraftLine) -> tuple[int, int]:
         return (
@@ -69,23 +72,22 @@ def settle_credits(
             0 if subscription_id is not None and line.subscription_id == subscription_id else 1,
         )
 
-    for line in sorted(charges, key=order):
-        if credit_net > 0:
-            take = min(line.amount - line.discount, credit_net)
+    for line in sorted((x for x in lines if not x.is_credit), key=order):
+        if take_net > 0:
+            take = min(line.amount - line.discount, take_net)
             line.discount += take
-            credit_net -= take
-        if credit_tax > 0:
-            take = min(line.tax, credit_tax)
+            take_net -= take
+        if take_tax > 0:
+            take = min(line.tax, take_tax)
             line.tax -= take
-            credit_tax -= take
-    # A credit note's amount includes its tax: what the line amounts could not take comes
-    # off the tax before it is left over.
-    for line in charges:
-        if credit_net > 0 and line.tax > 0:
-            take = min(line.tax, credit_net)
-            line.tax -= take
-            credit_net -= take
-    return charges, max(credit_net, _ZERO) + max(credit_tax, _ZERO)
+            take_tax -= take
+    if over > 0:
+        # The invoice says where its negative total went, in a line of its own, so that
+        # its total is zero (an invoice total is never negative).
+        currency = lines[0].currency
+        balance = DraftLine(LineKind.ONE_OFF, over, currency, description=BALANCE_LINE)
+        lines = [*lines, balance]
+    return lines, left
 
 
 def build_lines(drafts: list[DraftLine]) -> list[InvoiceLine]:
@@ -97,7 +99,10 @@ def build_lines(drafts: list[DraftLine]) -> list[InvoiceLine]:
                 amount=Money(d.amount, d.currency),
                 description=d.description,
                 quantity=d.quantity,
-                discount=Money(d.discount, d.currency) if d.discount else None,
+                # A credit's discount lowers the credit: it carries the credit's sign.
+                discount=Money(-abs(d.discount) if d.is_credit else d.discount, d.currency)
+                if d.discount
+                else None,
                 tax=Money(d.tax, d.currency) if d.tax else None,
                 period_start=d.period_start,
                 period_end=d.period_end,

@@ -321,7 +321,13 @@ class _Import:
             price = None
             if line.get("price") is not None:
                 price = self.price_of(line.get("price"), line, "price")
-            recurring = line.get("type") == "subscription" and not proration and start is not None
+            # A proration (credit for unused time, charge for the rest of the cycle) is a
+            # recurring line of its subscription: the pair is the run-rate change at the
+            # switch. Without its subscription it stays a one-off line.
+            recurring = start is not None and (
+                (line.get("type") == "subscription" and not proration)
+                or (proration and sub in subs)
+            )
             draft = DraftLine(
                 kind=LineKind.RECURRING if recurring else LineKind.ONE_OFF,
                 amount=amount.amount - inclusive,
@@ -378,6 +384,7 @@ class _Import:
                     if plan is not None and draft.subscription_id is not None:
                         plans[draft.subscription_id].append((inv.id, proration, plan))
                 charges, left = settle_credits(drafts, extra=credit_notes.get(inv.id, Decimal(0)))
+
                 status = inv.get("status")
                 if status not in {s.value for s in InvoiceStatus}:
                     raise inv.error(
