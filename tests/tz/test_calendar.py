@@ -12,7 +12,15 @@ import pytest
 from revcrm import CRM, Book
 from revcrm._calendar import Frequency, month_start, period_bounds, reporting_zone, shift
 from revcrm.errors import PolicyError, ValidationError
-from revcrm.metrics import MetricsPolicy, analyse, customer_churn_rate, dashboard
+from revcrm.metrics import (
+    MarketingSpend,
+    MetricsPolicy,
+    analyse,
+    cash_revenue_by_payment_method,
+    customer_churn_rate,
+    dashboard,
+    marketing_spend,
+)
 from revcrm.storage import InMemoryCRMStore, InMemoryStore
 
 from .._builders import customer, payment, service, t, usd
@@ -91,3 +99,16 @@ def test_plain_dates_and_windows_are_days_of_the_zone() -> None:
     # Midnight on Mar 2 (CET), not 30 x 24 h before 00:00 CEST on Apr 1 (23:00 on Mar 1).
     assert rate.start == datetime(2024, 3, 2, tzinfo=BERLIN).astimezone(UTC)
     assert (rate.customers_at_start, rate.churned) == (1, 0)  # c1 left on Mar 1, before it
+
+
+def test_breakdowns_read_plain_dates_in_the_zone() -> None:
+    book = _book()
+    march = {"start": date(2024, 3, 1), "end": date(2024, 4, 1), "currency": "USD"}
+    berlin = cash_revenue_by_payment_method(book, **march, timezone="Europe/Berlin")
+    assert berlin.amounts() == {"stripe": usd(100)}  # 00:30 CET on Mar 1
+    assert cash_revenue_by_payment_method(book, **march).amounts() == {}
+    spend = [MarketingSpend.for_month(id="m", year=2024, month=3, amount=usd(310))]
+    # March's spend is March's, whole, on Berlin's calendar too.
+    assert marketing_spend(spend, **march, timezone="Europe/Berlin") == {None: usd(310)}
+    with pytest.raises(ValidationError):
+        cash_revenue_by_payment_method(book, **march, timezone="Berlin")

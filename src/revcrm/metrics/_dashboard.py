@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import decimal
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Final, Protocol
 
@@ -69,9 +69,13 @@ def cash_revenue(
     *,
     currency: str,
     book: Book,
+    timezone: str | tzinfo | None = None,
 ) -> CashRevenue:
-    """Cash collected in a period: gross successful payments, refunds, and net of refunds."""
-    a, b = as_moment(start, "start"), as_moment(end, "end")
+    """Cash collected in a period: gross successful payments, refunds, and net of refunds.
+    A plain-date bound is midnight of that day in ``timezone`` (UTC by default)."""
+    zone = UTC if timezone is None else reporting_zone(timezone)
+    a = as_moment(local_moment(start, zone), "start")
+    b = as_moment(local_moment(end, zone), "end")
     return cash_by_period(transactions, [a, b], currency=currency, book=book)[0]
 
 

@@ -19,16 +19,19 @@ import decimal
 import enum
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Final
 
 import attrs
 
 from revcrm._book import Book
+from revcrm._calendar import day_start as local_day_start
+from revcrm._calendar import local_moment
+from revcrm._calendar import reporting_zone as _zone_arg
 from revcrm._money import DIVISION_PRECISION, FxRates, Money, check_currency, money_sum, to_decimal
 from revcrm._subscription import Subscription, SubscriptionStatus
-from revcrm._time import as_moment, check_date, day_start
+from revcrm._time import as_moment, check_date
 from revcrm.errors import ValidationError
 from revcrm.metrics._engine import MovementKind, MrrAnalysis
 from revcrm.metrics._inputs import (
@@ -115,8 +118,13 @@ def check_money(value: object, field: str, currency: str | None = None) -> Money
     return value
 
 
-def check_period(start: date | datetime, end: date | datetime) -> tuple[datetime, datetime]:
-    a, b = as_moment(start, "start"), as_moment(end, "end")
+def check_period(
+    start: date | datetime, end: date | datetime, zone: tzinfo = UTC
+) -> tuple[datetime, datetime]:
+    """``[start, end)`` as instants; a plain date is midnight starting that day in the
+    reporting zone ``zone``."""
+    a = as_moment(local_moment(start, zone), "start")
+    b = as_moment(local_moment(end, zone), "end")
     if b < a:
         raise ValidationError("end", end, f"is before start ({start})")
     return a, b
@@ -204,17 +212,28 @@ def arpa_from_mrrs(mrrs: Mapping[str, Money] | Iterable[Money], *, currency: str
     )
 
 
+def zone_of(source: object, policy: object) -> tzinfo:
+    """The reporting zone of a metric's arguments: the analysis's policy, else the policy
+    given, else UTC."""
+    if isinstance(source, MrrAnalysis):
+        return source.policy.timezone
+    return policy.timezone if isinstance(policy, MetricsPolicy) else UTC
+
+
 def _moment_of(
-    at: date | datetime | None, start: date | datetime | None, end: date | datetime | None
+    at: date | datetime | None,
+    start: date | datetime | None,
+    end: date | datetime | None,
+    zone: tzinfo = UTC,
 ) -> datetime:
     """``at``, or the last moment of the period ``[start, end)`` (just before ``end``)."""
     if at is not None:
         if start is not None or end is not None:
             raise ValidationError("at", at, "give either at= or a period (start, end), not both")
-        return as_moment(at, "at")
+        return as_moment(local_moment(at, zone), "at")
     if start is None or end is None:
         raise ValidationError("at", None, "give at= or a period (start, end)")
-    a, b = check_period(start, end)
+    a, b = check_period(start, end, zone)
     if b == a:
         raise ValidationError("end", end, "must be after start")
     # Datetimes have microsecond resolution: the close of [a, b) is b - 1 microsecond.
@@ -238,7 +257,7 @@ def arpa(
     ``arpa(book, at=d, currency="USD")``, ``arpa(analysis, at=d)``,
     ``arpa(analysis, month_start, month_end)``.
     """
-    t = _moment_of(at, start, end)
+    t = _moment_of(at, start, end, zone_of(source, policy))
     if isinstance(source, MrrAnalysis):
         check_analysis_args(source, currency, policy)
         return arpa_from_mrrs(source.customers_with_mrr(t), currency=source.currency)
@@ -291,7 +310,7 @@ def asp(
         )
     if start is None or end is None or isinstance(start, int):
         raise ValidationError("start", start, "expected a period: start and end moments")
-    a, b = check_period(start, end)
+    a, b = check_period(start, end, zone_of(source, policy))
     analysis = analysis_of(source, currency=currency, policy=policy, horizon=b)
     moves = [m for m in analysis.movements(a, b) if m.kind is MovementKind.NEW]
     total = money_sum((m.amount for m in moves), analysis.currency)
@@ -512,13 +531,16 @@ class MarketingSpend:
         end = date(year + month // 12, month % 12 + 1, 1)
         return cls(id=id, period_start=start, period_end=end, amount=amount, channel=channel)
 
-    def within(self, start: datetime, end: datetime, currency: str, fx: FxRates) -> Money:
+    def within(
+        self, start: datetime, end: datetime, currency: str, fx: FxRates, zone: tzinfo = UTC
+    ) -> Money:
         """The part of this spend falling in ``[start, end)``, in ``currency``.
 
-        Spend is spread evenly over its days (prorated by the overlap, to the microsecond)
-        and converted at the rate of its ``period_start``.
+        Spend is spread evenly over its days (days of the reporting zone ``zone``;
+        prorated by the overlap, to the microsecond) and converted at the rate of its
+        ``period_start``.
         """
-        a, b = day_start(self.period_start), day_start(self.period_end)
+        a, b = local_day_start(self.period_start, zone), local_day_start(self.period_end, zone)
         lo, hi = max(a, start), min(b, end)
         if hi <= lo:
             return Money.zero(currency)
@@ -536,10 +558,14 @@ def marketing_spend(
     end: date | datetime,
     currency: str,
     fx: FxRates | None = None,
+    timezone: str | tzinfo | None = None,
 ) -> dict[str | None, Money]:
-    """Spend in ``[start, end)`` per channel (``None``: unattributed), in ``currency``."""
+    """Spend in ``[start, end)`` per channel (``None``: unattributed), in ``currency``;
+    days (the spend's and plain-date bounds) are those of the reporting ``timezone``
+    (UTC by default)."""
     check_currency(currency)
-    a, b = check_period(start, end)
+    zone = UTC if timezone is None else _zone_arg(timezone)
+    a, b = check_period(start, end, zone)
     rates = fx if fx is not None else FxRates()
     out: dict[str | None, Money] = {}
     seen: set[str] = set()
@@ -549,7 +575,7 @@ def marketing_spend(
         if r.id in seen:
             raise ValidationError("records", r.id, "duplicate marketing spend id")
         seen.add(r.id)
-        part = r.within(a, b, currency, rates)
+        part = r.within(a, b, currency, rates, zone)
         out[r.channel] = out.get(r.channel, Money.zero(currency)) + part
     return out
 
@@ -626,8 +652,11 @@ def cac_by_channel(
     else:
         currency, pol = book_args(book, currency, policy)
         firsts = first_paid_by_customer(book, pol)
-    a, b = check_period(start, end)
-    by_channel = marketing_spend(spend, start=a, end=b, currency=currency, fx=book.fx)
+    zone = analysis.policy.timezone if analysis is not None else pol.timezone
+    a, b = check_period(start, end, zone)
+    by_channel = marketing_spend(
+        spend, start=a, end=b, currency=currency, fx=book.fx, timezone=zone
+    )
     new: dict[str | None, int] = defaultdict(int)
     for cid, first in firsts.items():
         if a <= first < b:
@@ -788,12 +817,12 @@ def trial_conversion(
     * ``ENDED`` (Stripe): trials that ended in the interval (converted or not), of which
       those that converted; ``as_of`` is not used.
     """
-    a, b = check_period(start, end)
+    a, b = check_period(start, end, zone_of(None, policy))
     try:
         kind = TrialBasis(basis)
     except ValueError:
         raise ValidationError("basis", basis, "expected 'started' or 'ended'") from None
-    cutoff = None if as_of is None else as_moment(as_of, "as_of")
+    cutoff = None if as_of is None else as_moment(local_moment(as_of, policy.timezone), "as_of")
     trials = converted = 0
     for sub in book.subscriptions:
         for trial in _trials(sub, policy):

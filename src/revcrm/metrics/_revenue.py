@@ -7,7 +7,9 @@ Two measures, never mixed in one breakdown:
   and converted with the same FX rule as :func:`revcrm.metrics.mrr` (the policy's
   ``fx_date``), so a breakdown's total equals ``mrr(book, at=...)``.
 * **Cash** over a period ``[start, end)``: successful payments minus successful refunds,
-  each converted at its transaction date. To attribute cash to products and billing
+  each converted at its transaction date. A plain-date bound is midnight of that day in
+  ``timezone`` (the business's reporting zone; UTC by default); an MRR breakdown's
+  ``at`` date is midnight in the policy's zone. To attribute cash to products and billing
   cycles, a transaction linked to an invoice is split over the invoice's lines in
   proportion to their totals (tax included, since cash includes tax); the last line takes
   the remainder, so the parts add up to the transaction exactly. Cash with no invoice,
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Final
 
@@ -28,13 +30,14 @@ import attrs
 from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
+from revcrm._calendar import local_moment, reporting_zone
 from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._money import Money, check_currency, money_sum
 from revcrm._records import Invoice, InvoiceLine, LineKind, Transaction, TransactionKind
 from revcrm._subscription import Subscription, SubscriptionState
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
-from revcrm.metrics._economics import check_period, customer_mrrs, money_ratio, ratio
+from revcrm.metrics._economics import check_period, customer_mrrs, money_ratio, ratio, zone_of
 from revcrm.metrics._engine import MrrAnalysis, analyse
 from revcrm.metrics._inputs import book_args, check_analysis_args, invoice_source
 from revcrm.metrics._mrr import convert_mrr, subscription_mrr
@@ -287,7 +290,7 @@ def mrr_by_product(
     invoice source a recurring line's product is its ``product_id``, else its
     subscription's; the rows add up to ``analysis.mrr(at)``.
     """
-    t = as_moment(at, "at")
+    t = as_moment(local_moment(at, zone_of(analysis, policy)), "at")
     cur, pol = _mrr_breakdown_args(book, analysis, currency, policy)
     plans = _plan_products(book)
     if analysis is not None:
@@ -316,7 +319,7 @@ def mrr_by_billing_cycle(
     From the book's subscriptions, or from ``analysis`` as :func:`mrr_by_product` does
     (a line's cycle is its subscription's, else the length of its service period).
     """
-    t = as_moment(at, "at")
+    t = as_moment(local_moment(at, zone_of(analysis, policy)), "at")
     cur, pol = _mrr_breakdown_args(book, analysis, currency, policy)
     if analysis is not None:
         parts = _analysis_parts(
@@ -332,6 +335,11 @@ def mrr_by_billing_cycle(
 
 
 # -- cash ---------------------------------------------------------------------------------------
+
+
+def _zone(timezone: str | tzinfo | None) -> tzinfo:
+    """The zone whose midnight a plain-date bound means (UTC unless one is given)."""
+    return UTC if timezone is None else reporting_zone(timezone)
 
 
 def _cash(book: Book, a: datetime, b: datetime) -> Iterable[Transaction]:
@@ -371,7 +379,12 @@ def _allocated(
 
 
 def cash_revenue_by_product(
-    book: Book, *, start: date | datetime, end: date | datetime, currency: str
+    book: Book,
+    *,
+    start: date | datetime,
+    end: date | datetime,
+    currency: str,
+    timezone: str | tzinfo | None = None,
 ) -> Breakdown:
     """Net cash over ``[start, end)`` per product, split over invoice lines.
 
@@ -379,14 +392,19 @@ def cash_revenue_by_product(
     the line's service period (or its plan's product).
     """
     check_currency(currency)
-    a, b = check_period(start, end)
+    a, b = check_period(start, end, _zone(timezone))
     plans = _plan_products(book)
     parts = _allocated(book, a, b, currency, lambda inv, ln: _line_product(book, plans, inv, ln))
     return _build("product", "cash", currency, parts, _product_labels(book))
 
 
 def cash_revenue_by_billing_cycle(
-    book: Book, *, start: date | datetime, end: date | datetime, currency: str
+    book: Book,
+    *,
+    start: date | datetime,
+    end: date | datetime,
+    currency: str,
+    timezone: str | tzinfo | None = None,
 ) -> Breakdown:
     """Net cash over ``[start, end)`` per billing cycle, split over invoice lines.
 
@@ -394,13 +412,18 @@ def cash_revenue_by_billing_cycle(
     (3 months: ``quarterly``); one-off lines have the key ``"one_off"``.
     """
     check_currency(currency)
-    a, b = check_period(start, end)
+    a, b = check_period(start, end, _zone(timezone))
     parts = _allocated(book, a, b, currency, lambda inv, ln: _line_cycle(book, inv, ln))
     return _build("billing_cycle", "cash", currency, parts, {})
 
 
 def cash_revenue_by_payment_method(
-    book: Book, *, start: date | datetime, end: date | datetime, currency: str
+    book: Book,
+    *,
+    start: date | datetime,
+    end: date | datetime,
+    currency: str,
+    timezone: str | tzinfo | None = None,
 ) -> Breakdown:
     """Net cash over ``[start, end)`` per payment method (``stripe``, ``paypal``, ``credit``...).
 
@@ -408,7 +431,7 @@ def cash_revenue_by_payment_method(
     not new money, so exclude that row for a cash-in figure.
     """
     check_currency(currency)
-    a, b = check_period(start, end)
+    a, b = check_period(start, end, _zone(timezone))
     parts = [(t.method, t.customer_id, _signed(book, t, currency)) for t in _cash(book, a, b)]
     return _build("payment_method", "cash", currency, parts, {})
 
@@ -431,10 +454,14 @@ def top_products_by_revenue(
     end: date | datetime,
     currency: str,
     limit: int | None = 10,
+    timezone: str | tzinfo | None = None,
 ) -> tuple[BreakdownRow, ...]:
     """Products by net cash over ``[start, end)``, largest first (unattributed cash left out)."""
     n = _limit(limit)
-    rows = list(cash_revenue_by_product(book, start=start, end=end, currency=currency).rows)
+    breakdown = cash_revenue_by_product(
+        book, start=start, end=end, currency=currency, timezone=timezone
+    )
+    rows = list(breakdown.rows)
     return tuple(r for r in rows if r.key is not None)[:n]
 
 
@@ -502,7 +529,7 @@ def referral_sources(
     subscriptions, or from ``analysis`` (its currency, policy and MRR source) when given.
     """
     currency, pol = _mrr_breakdown_args(book, analysis, currency, policy)
-    t = as_moment(at, "at")
+    t = as_moment(local_moment(at, zone_of(analysis, policy)), "at")
     groups: dict[str | None, list[str]] = defaultdict(list)
     for c in book.customers:
         if c.registered_at <= t:
