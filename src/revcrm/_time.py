@@ -55,7 +55,9 @@ def as_moment(value: object, field: str) -> datetime:
     """Turn a metric's ``at``/``start``/``end`` into an instant.
 
     A ``date`` means 00:00 UTC at the start of that day, so ``mrr(at=date(2024, 6, 15))``
-    already sees a cancellation effective at 2024-06-15T00:00Z. Any moment is accepted
+    already sees a cancellation effective at 2024-06-15T00:00Z. Metrics that know the
+    business's reporting time zone read a date as midnight there first
+    (:func:`revcrm._calendar.local_moment`), then call this. Any moment is accepted
     (``datetime.min`` as an open start): a query bound need not be in the supported range;
     use :func:`as_of_moment` for the moment a report is made at.
     """

@@ -110,7 +110,9 @@ def _day_start(day: int) -> datetime:
 
 
 def _month_index(t: datetime) -> int:
-    """``year * 12 + month - 1`` of an aware moment, in UTC."""
+    """``year * 12 + month - 1`` of an aware moment, in UTC: the billing calendar's month
+    (``anchor + n`` months) and the stored span keys. Never a reporting month: those are
+    the reporting zone's, from :mod:`revcrm._calendar` (see ``_sql_metrics._bucket``)."""
     u = t.astimezone(UTC)
     return u.year * 12 + u.month - 1
 
