@@ -30,7 +30,7 @@ from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit, add_months
-from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency, divide
+from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency
 from revcrm._records import InvoiceStatus, LineKind
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 from revcrm._time import as_moment, as_of_moment
@@ -372,23 +372,37 @@ def _months_between(start: datetime, end: datetime, cycle: int) -> Fraction:
 
 
 def _month_pieces(
-    start: datetime, end: datetime, net: Decimal
+    start: datetime, end: datetime, net: Money
 ) -> list[tuple[datetime, datetime, Decimal]]:
-    """Day spreading: per calendar month the line touches, from the line's start (or the
-    month's) to the month's end, the line's amount times the month's share of its time."""
+    """Day spreading (saas-metrics' ratable rule): per calendar month the line touches,
+    from the line's start (or the month's) to the month's end, its share of the amount by
+    time, in whole smallest units of the amount (the currency's minor unit, or finer when
+    the amount has more decimals): each the floor of the exact share, and the units left
+    over to the largest remainders, the earlier month on a tie. A credit as its magnitude."""
+    places = max(Money.zero(net.currency).minor_units, -_exponent(net.amount.normalize()))
+    units = abs(int(net.amount.scaleb(places)))
+    sign = -1 if net.amount < 0 else 1
     total = (end - start) // _US
-    out = []
+    months = []
     month = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     while month < end:
         following = add_months(month, 1)
         a = max(start, month)
-        share = (min(end, following) - a) // _US
-        if share > 0:
-            out.append(
-                (a, following, divide(EXACT_CONTEXT.multiply(net, Decimal(share)), Decimal(total)))
-            )
+        months.append((a, following, (min(end, following) - a) // _US))
         month = following
-    return out
+    base = [units * share // total for _, _, share in months]
+    by_remainder = sorted(range(len(months)), key=lambda i: (-(units * months[i][2] % total), i))
+    for i in by_remainder[: units - sum(base)]:
+        base[i] += 1
+    return [
+        (a, b, Decimal(sign * n).scaleb(-places)) for (a, b, _), n in zip(months, base, strict=True)
+    ]
+
+
+def _exponent(d: Decimal) -> int:
+    e = d.as_tuple().exponent
+    assert isinstance(e, int)
+    return min(e, 0)
 
 
 def _invoice_streams(book: Book, policy: MetricsPolicy, currency: str) -> list[_Stream]:
@@ -405,7 +419,7 @@ def _invoice_streams(book: Book, policy: MetricsPolicy, currency: str) -> list[_
             key = line.subscription_id or f"{inv.id}#{idx}"
             a, b = line.period_start, line.period_end
             if policy.spreading is Spreading.DAYS:
-                pieces = _month_pieces(a, b, line.net.amount)
+                pieces = _month_pieces(a, b, line.net)
                 by_key[key] += [(p, q, v, p == a) for p, q, v in pieces]
             else:
                 months = _months_between(a, b, _line_cycle(book, line.subscription_id, a))

@@ -19,10 +19,18 @@ import numpy.typing as npt
 
 from revcrm._ledger._columns import DAY_CYCLE, LineColumns
 from revcrm._ledger._fixed import DIGITS, LIMIT, Units, muldiv_exact, norm, places, summable
-from revcrm._money import EXACT_CONTEXT, divide
+from revcrm._money import EXACT_CONTEXT, Money, divide
 from revcrm.errors import ValidationError
 
-__all__ = ["DAY_US", "NO_DAY", "Steps", "line_values", "months_back", "steps_from_lines"]
+__all__ = [
+    "DAY_US",
+    "NO_DAY",
+    "Steps",
+    "day_spread",
+    "line_values",
+    "months_back",
+    "steps_from_lines",
+]
 
 DAY_US: Final = 86_400_000_000
 #: ``rate_day`` of a step converted at the measured moment (or not converted).
@@ -153,17 +161,18 @@ def _line_ratios(columns: LineColumns) -> tuple[Units, Units]:
     return mul, div
 
 
-def _month_pieces(columns: LineColumns) -> tuple[I64, I64, I64, Units, Units]:
+def _month_pieces(columns: LineColumns) -> tuple[I64, I64, I64, I64, I64, I64]:
     """Day spreading: each line cut at calendar month starts (UTC).
 
     Returns per piece its line, its start (the line's start, then each month's start), its
     end (the next month's start: the month's share is its MRR for the whole calendar
-    month), and ``(mul, div)``: the piece's amount is ``net * mul / div``, the line's
-    amount times the piece's share of the line's time (days, for whole-day periods).
+    month), its place among its line's pieces, its time in the line and the line's time
+    (microseconds: days, for whole-day periods).
     """
     start, end = columns.start, columns.end
     m_first = (start // DAY_US).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-    m_last = ((end - 1) // DAY_US).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    last_day = ((end - 1) // DAY_US).astype("datetime64[D]")
+    m_last = last_day.astype("datetime64[M]").astype(np.int64)
     count = m_last - m_first + 1
     line = np.repeat(np.arange(len(columns), dtype=np.int64), count)
     offset = np.arange(line.size, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
@@ -172,7 +181,62 @@ def _month_pieces(columns: LineColumns) -> tuple[I64, I64, I64, Units, Units]:
     m_end = (month + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) * DAY_US
     p_start = np.maximum(m_start, start[line])
     overlap = np.minimum(m_end, end[line]) - p_start
-    return line, p_start, m_end, overlap, (end - start)[line]
+    return line, p_start, m_end, offset, overlap, (end - start)[line]
+
+
+def _own_unit(columns: LineColumns) -> I64:
+    """Per line, the smallest unit of its amount as a power of ten of ``net``'s units: the
+    currency's minor unit, or a finer one when the amount has more decimals."""
+    minor = np.array([Money.zero(c).minor_units for c in columns.currencies], dtype=np.int64)
+    places = np.minimum(minor[columns.currency], columns.scale)
+    net = columns.net
+    for k in range(columns.scale, 0, -1):  # the places the amount needs
+        needs = (net % 10 ** (columns.scale - k + 1) != 0) & (places < k)
+        places = np.where(needs, k, places)
+    return (10 ** (columns.scale - places)).astype(np.int64)
+
+
+def day_spread(columns: LineColumns) -> tuple[I64, I64, I64, Units, int]:
+    """Day spreading's pieces and their amounts as units (and the units' digits).
+
+    saas-metrics' ratable rule: a line's amount over the calendar months its period
+    touches, by days, in whole smallest units of the amount (cents), each month the floor
+    of its exact share and the units left over to the largest remainders (the earlier
+    month on a tie), so a line's months sum exactly to its amount. A credit splits as its
+    magnitude does.
+    """
+    line, p_start, p_end, offset, overlap, total = _month_pieces(columns)
+    unit = _own_unit(columns)[line]
+    raw = columns.net[line]
+    sign = np.sign(raw)
+    whole = np.abs(raw) // unit  # exact: a line's unit divides its amount
+    # Days when every period is whole days (small numbers), else microseconds.
+    g = int(np.gcd.reduce(np.concatenate([overlap, total]))) if overlap.size else 1
+    ov, tot = overlap // g, total // g
+    bound = int(whole.max(initial=0)) * int(ov.max(initial=0))
+    if bound < LIMIT:
+        prod: Units = whole * ov
+        base = prod // tot
+        rem = prod - base * tot
+        order = np.lexsort((offset, -rem, line))
+    else:
+        prod = whole.astype(object) * ov.astype(object)
+        base = prod // tot.astype(object)
+        rem = prod - base * tot.astype(object)
+        order = np.array(
+            sorted(range(line.size), key=lambda i: (int(line[i]), -int(rem[i]), int(offset[i]))),
+            dtype=np.int64,
+        )
+    given = np.zeros(len(columns), dtype=object if base.dtype == object else np.int64)
+    np.add.at(given, line, base)
+    left = (np.abs(columns.net) // _own_unit(columns)) - given
+    rank = np.empty(line.size, dtype=np.int64)
+    first = np.searchsorted(line[order], line[order], side="left")
+    rank[order] = np.arange(line.size, dtype=np.int64) - first
+    pieces = (base + (rank < left[line])) * sign
+    d0 = max(DIGITS, columns.scale)
+    value = norm(pieces.astype(object) * unit.astype(object) * 10 ** (d0 - columns.scale))
+    return line, p_start, p_end, value, d0
 
 
 def _values(columns: LineColumns, line: I64, mul: Units, div: Units) -> tuple[Units, int]:
@@ -239,9 +303,8 @@ def steps_from_lines(
     if spreading not in _SPREADINGS:
         raise ValidationError("spreading", spreading, "expected 'billing_cycle' or 'days'")
     if spreading == "days":
-        line, l_start, l_end, mul, div = _month_pieces(columns)
+        line, l_start, l_end, value, digits = day_spread(columns)
         opens = l_start == columns.start[line]
-        value, digits = _values(columns, line, mul, div)
     else:
         line = np.arange(len(columns), dtype=np.int64)
         l_start, l_end = columns.start, columns.end
