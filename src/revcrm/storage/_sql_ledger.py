@@ -8,6 +8,11 @@ write's own transaction by the engine's classifier (see ``_sql_ledger_build``).
   end of the renewals generated for foreign subscriptions under the service-period FX
   rule, as ``analyse(horizon=)``). They are settings of the database; a change of any
   rebuilds every customer, in chunks, reporting progress.
+* The horizon follows the records: two years after the latest record when first built,
+  and when a write brings a record within a year of it, it moves to two years after that
+  record and the customers with foreign subscriptions are rebuilt (under the
+  service-period rule; nothing else depends on it). So MRR at any moment up to a year
+  after the latest record equals the engine's with any later horizon.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from revcrm._cycles import add_months
 from revcrm._money import FxRates, check_currency
+from revcrm.metrics import FxDateRule
 from revcrm.storage._codec import moment_from_value, moment_value
 from revcrm.storage._sql_base import SQLBase, _day
 from revcrm.storage._sql_db import _chunks
@@ -37,6 +43,12 @@ LEDGER_HORIZON_KEY: Final = "ledger_horizon"
 DEFAULT_LEDGER_CURRENCY: Final = "USD"
 #: Customers per chunk of a whole rebuild (bounds the memory of one analysis).
 _REBUILD_CHUNK: Final = 2000
+#: The horizon is kept at least this many months after the latest record (twice that
+#: when it moves), as ``analyse``'s default horizon is a year after it.
+_HORIZON_MONTHS: Final = 12
+#: The horizon of a ledger without records yet: before any record, so the first write
+#: sets it.
+_NO_HORIZON: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SQLLedger(SQLBase):
@@ -54,21 +66,38 @@ class SQLLedger(SQLBase):
 
     def _ledger_horizon(self, conn: Connection) -> datetime:
         stored = self._setting(conn, LEDGER_HORIZON_KEY)
-        if stored is None:
-            return self._default_horizon(conn)
-        return moment_from_value(int(stored))
+        return _NO_HORIZON if stored is None else moment_from_value(int(stored))
 
-    def _default_horizon(self, conn: Connection) -> datetime:
-        """``analyse``'s default horizon over the stored records: a year after the last."""
+    def ledger_horizon(self) -> datetime | None:
+        """Where the ledger's renewals of foreign subscriptions end (None: no records yet)."""
+        h = self._run(False, self._ledger_horizon)
+        return None if h == _NO_HORIZON else h
+
+    def _latest_record(
+        self, conn: Connection, customer_ids: Sequence[str] | None
+    ) -> datetime | None:
+        """The latest moment among the records (of these customers), as ``analyse``'s
+        default horizon reads them: subscription changes, invoices, transactions."""
         s = self._schema
-        latest = [
-            conn.execute(sa.select(sa.func.max(s.changes.c.at))).scalar(),
-            conn.execute(sa.select(sa.func.max(s.invoices.c.issued_at))).scalar(),
-            conn.execute(sa.select(sa.func.max(s.transactions.c.at))).scalar(),
-        ]
-        moments = [_moment(v) for v in latest if v is not None]
-        base = max(moments) if moments else datetime(2000, 1, 1, tzinfo=UTC)
-        return add_months(base, 12)
+        ch, subs, inv, tx = s.changes, s.subscriptions, s.invoices, s.transactions
+        q_ch = sa.select(sa.func.max(ch.c.at))
+        q_inv = sa.select(sa.func.max(inv.c.issued_at))
+        q_tx = sa.select(sa.func.max(tx.c.at))
+        found: list[datetime] = []
+        for chunk in [None] if customer_ids is None else list(_chunks(customer_ids)):
+            queries = [q_ch, q_inv, q_tx]
+            if chunk is not None:
+                owned = sa.select(subs.c.id).where(subs.c.customer_id.in_(chunk))
+                queries = [
+                    q_ch.where(ch.c.subscription_id.in_(owned)),
+                    q_inv.where(inv.c.customer_id.in_(chunk)),
+                    q_tx.where(tx.c.customer_id.in_(chunk)),
+                ]
+            for q in queries:
+                v = conn.execute(q).scalar()
+                if v is not None:
+                    found.append(_moment(v))
+        return max(found) if found else None
 
     def ledger_currency(self) -> str:
         """The reporting currency the ledger tables hold MRR in."""
@@ -103,9 +132,10 @@ class SQLLedger(SQLBase):
         report = progress if progress is not None else self._progress
         if self._setting(conn, LEDGER_CURRENCY_KEY) is None:
             self._put_setting(conn, LEDGER_CURRENCY_KEY, DEFAULT_LEDGER_CURRENCY)
-        if self._setting(conn, LEDGER_HORIZON_KEY) is None:
-            horizon = self._default_horizon(conn)
-            self._put_setting(conn, LEDGER_HORIZON_KEY, str(moment_value(horizon)))
+        latest = self._latest_record(conn, None)
+        if latest is not None and add_months(latest, _HORIZON_MONTHS) > self._ledger_horizon(conn):
+            wanted = add_months(latest, 2 * _HORIZON_MONTHS)
+            self._put_setting(conn, LEDGER_HORIZON_KEY, str(moment_value(wanted)))
         for t in reversed(s.ledger_tables):
             conn.execute(t.delete())
         subs = s.subscriptions
@@ -132,6 +162,18 @@ class SQLLedger(SQLBase):
         if not ids or not self._ledger_ready_cached(conn):
             return
         s = self._schema
+        latest = self._latest_record(conn, ids)
+        horizon = self._ledger_horizon(conn)
+        if latest is not None and add_months(latest, _HORIZON_MONTHS) > horizon:
+            # The records reach within a year of the horizon: move it on, and rebuild the
+            # customers whose renewals it ends (a rare, larger write).
+            wanted = add_months(latest, 2 * _HORIZON_MONTHS)
+            self._put_setting(conn, LEDGER_HORIZON_KEY, str(moment_value(wanted)))
+            if horizon != _NO_HORIZON and self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START:
+                currency = self._ledger_currency(conn)
+                subs = s.subscriptions
+                stmt = sa.select(subs.c.customer_id).distinct().where(subs.c.currency != currency)
+                ids = sorted(set(ids) | {r[0] for r in conn.execute(stmt)})
         for chunk in _chunks(ids):
             for t in reversed(s.ledger_tables):
                 conn.execute(t.delete().where(t.c.customer_id.in_(chunk)))

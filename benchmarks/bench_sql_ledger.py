@@ -1,0 +1,138 @@
+"""The SQL store's ledger tables (schema 7) on the 20k-customer SQLite demo database.
+
+    .venv/bin/python benchmarks/bench_sql_ledger.py [--customers 20000] [--repeat 7]
+
+Copies the demo database ``bench_web.py`` builds and caches
+(``benchmarks/.results/web-demo-<n>.sqlite``; built here the same way when missing) to
+``ledger-demo-<n>.sqlite`` beside it, migrates the copy to the latest schema (the ledger
+is built from the stored records, progress printed), then prints the median and max of
+``--repeat`` runs of: MRR at a moment and a 36-month series from the ledger tables
+(``LedgerReads``) next to the store's current SQL (``store.mrr``, ``store.mrr_series``),
+36 monthly waterfalls from the tables, and a payment write with its ledger upkeep next to
+the same write with the upkeep switched off (the target is 30 ms). Every ledger figure
+is checked equal to the current SQL's. Nothing is asserted about times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from dateutil.relativedelta import relativedelta
+
+from revcrm import Money, Transaction
+from revcrm._demo import DEMO_AS_OF
+from revcrm.storage import SQLStore
+from revcrm.storage._sql_ledger_queries import LedgerReads
+
+RESULTS = Path(__file__).resolve().parent / ".results"
+
+
+def _timed(fn: Callable[[], Any], repeat: int) -> tuple[Any, float, float]:
+    times = []
+    out = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return out, statistics.median(times), max(times)
+
+
+def _row(label: str, med: float, worst: float) -> None:
+    print(f"  {label:<48} median {med * 1000:9.1f} ms   max {worst * 1000:9.1f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--writes", type=int, default=30)
+    args = parser.parse_args()
+    source = RESULTS / f"web-demo-{args.customers}.sqlite"
+    if not source.exists():
+        from revcrm.web._serve import build_demo_database
+
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        print(f"building the demo database ({args.customers} customers) into {source} ...")
+        build_demo_database(source, customers=args.customers)
+    db = RESULTS / f"ledger-demo-{args.customers}.sqlite"
+    if not db.exists():
+        shutil.copyfile(source, db)
+    store = SQLStore(f"sqlite:///{db}")
+    last = [0.0]
+
+    def progress(step: str, done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 2 or done == total:
+            last[0] = time.perf_counter()
+            print(f"  {step}: {done} of {total} customers")
+
+    t = time.perf_counter()
+    version = store.migrate(progress=progress)
+    print(f"schema {version}: migrate {time.perf_counter() - t:.1f} s")
+    currency = store.ledger_currency()
+    reads = LedgerReads(store)
+    as_of = DEMO_AS_OF
+    start = (as_of - relativedelta(months=35)).replace(day=1, hour=0, minute=0, second=0)
+    print(f"as of {as_of:%Y-%m-%d}, series {start:%Y-%m} .. {as_of:%Y-%m-%d} in {currency}")
+
+    old, *times = _timed(lambda: store.mrr(at=as_of, currency=currency), args.repeat)
+    _row("MRR at a moment, current SQL", *times)
+    new, *times = _timed(lambda: reads.mrr(as_of), args.repeat)
+    _row("MRR at a moment, ledger tables", *times)
+    print(f"    equal: {old == new} ({new})")
+    old_s, *times = _timed(
+        lambda: store.mrr_series(start=start, end=as_of, currency=currency), args.repeat
+    )
+    _row("36-month series, current SQL", *times)
+    new_s, *times = _timed(lambda: reads.series(start, as_of), args.repeat)
+    _row("36-month series, ledger tables", *times)
+    print(f"    equal: {tuple(old_s) == tuple(new_s)}")
+    _, *times = _timed(lambda: reads.waterfalls(start, as_of), args.repeat)
+    _row("36 monthly waterfalls, ledger tables", *times)
+
+    rng = random.Random(7)
+    subs = store._schema.subscriptions
+    with store.engine.connect() as conn:
+        owners = sa.select(subs.c.customer_id).distinct().order_by(subs.c.customer_id)
+        ids = [r[0] for r in conn.execute(owners)]
+    paid: list[str] = []
+
+    def pay(n: int) -> None:
+        cid = rng.choice(ids)
+        paid.append(cid)
+        store.transactions.upsert(
+            Transaction(
+                id=f"bench_pay_{time.time_ns()}_{n}",
+                customer_id=cid,
+                kind="payment",
+                status="succeeded",
+                amount=Money("10.00", currency),
+                method="card",
+                at=as_of - timedelta(hours=n % 48),
+            )
+        )
+
+    counter = iter(range(10**9))
+    _, *times = _timed(lambda: pay(next(counter)), args.writes)
+    _row("payment write with ledger upkeep", *times)
+    refresh = store._ledger_refresh
+    store._ledger_refresh = lambda conn, ids: None  # type: ignore[method-assign,assignment]
+    _, *times = _timed(lambda: pay(next(counter)), args.writes)
+    _row("payment write, upkeep switched off", *times)
+    store._ledger_refresh = refresh  # type: ignore[method-assign]
+    store._run(True, lambda conn: refresh(conn, paid))  # the copy's ledger up to date again
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
