@@ -31,6 +31,7 @@ from dateutil.relativedelta import relativedelta
 
 from revcrm import Money, Transaction
 from revcrm._demo import DEMO_AS_OF
+from revcrm._subscription import ChangeKind, SubscriptionChange
 from revcrm.storage import SQLStore
 from revcrm.storage._sql_ledger_queries import LedgerReads
 
@@ -125,11 +126,42 @@ def main() -> int:
     _, *times = _timed(lambda: pay(next(counter)), args.writes)
     _row("payment write with ledger upkeep", *times)
     refresh = store._ledger_refresh
-    store._ledger_refresh = lambda conn, ids: None  # type: ignore[method-assign,assignment]
+
+    def off(conn: Any, ids: Any, *, latest: Any = None) -> None:
+        return None
+
+    store.__dict__["_ledger_refresh"] = off  # the instance's own, over the method
     _, *times = _timed(lambda: pay(next(counter)), args.writes)
     _row("payment write, upkeep switched off", *times)
-    store._ledger_refresh = refresh  # type: ignore[method-assign]
-    store._run(True, lambda conn: refresh(conn, paid))  # the copy's ledger up to date again
+    del store.__dict__["_ledger_refresh"]
+    store._run(True, lambda conn: refresh(conn, paid))  # the copy's horizon checked again
+
+    # A subscription write rebuilds its customer's MRR rows with the engine.
+    with store.engine.connect() as conn:
+        open_subs = [
+            r[0]
+            for r in conn.execute(
+                sa.select(subs.c.id).where(subs.c.current_state.like('["active"%')).limit(2000)
+            )
+        ]
+    picked = rng.sample(open_subs, min(args.writes, len(open_subs)))
+
+    def change(n: int) -> None:
+        sub = store.subscriptions.get(picked[n % len(picked)])
+        s = sub.current
+        price = s.price if s.price is not None else Money("1", sub.currency)
+        store.subscriptions.append(
+            sub.id,
+            SubscriptionChange(
+                kind=ChangeKind.PLAN_CHANGED,
+                at=max(as_of, sub.history[-1].at) + timedelta(minutes=n + 1),
+                price=price + Money("1", price.currency),
+            ),
+        )
+
+    counter = iter(range(10**9))
+    _, *times = _timed(lambda: change(next(counter)), len(picked))
+    _row("subscription change write with ledger upkeep", *times)
     store.close()
     return 0
 

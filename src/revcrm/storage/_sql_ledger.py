@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -32,7 +33,7 @@ from revcrm.storage._sql_base import SQLBase, _day
 from revcrm.storage._sql_db import _chunks
 from revcrm.storage._sql_ledger_build import build_rows
 
-__all__ = ["LEDGER_CURRENCY_KEY", "LEDGER_HORIZON_KEY", "Progress", "SQLLedger"]
+__all__ = ["LEDGER_CURRENCY_KEY", "LEDGER_HORIZON_KEY", "LedgerTouch", "Progress", "SQLLedger"]
 
 #: ``progress(step, done, total)``: a long rebuild's progress (customers done of total).
 Progress = Callable[[str, int, int], None]
@@ -49,6 +50,20 @@ _HORIZON_MONTHS: Final = 12
 #: The horizon of a ledger without records yet: before any record, so the first write
 #: sets it.
 _NO_HORIZON: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@attrs.define
+class LedgerTouch:
+    """What a batch of writes asks of the ledger, rebuilt once at its end: the customers
+    whose MRR rows change, and the latest moment written (the horizon follows it)."""
+
+    customers: set[str] = attrs.field(factory=set)
+    latest: datetime | None = None
+
+    def add(self, customers: Iterable[str], latest: datetime | None) -> None:
+        self.customers.update(customers)
+        if latest is not None and (self.latest is None or latest > self.latest):
+            self.latest = latest
 
 
 class SQLLedger(SQLBase):
@@ -73,31 +88,16 @@ class SQLLedger(SQLBase):
         h = self._run(False, self._ledger_horizon)
         return None if h == _NO_HORIZON else h
 
-    def _latest_record(
-        self, conn: Connection, customer_ids: Sequence[str] | None
-    ) -> datetime | None:
-        """The latest moment among the records (of these customers), as ``analyse``'s
-        default horizon reads them: subscription changes, invoices, transactions."""
+    def _latest_record(self, conn: Connection) -> datetime | None:
+        """The latest moment among the stored records, as ``analyse``'s default horizon
+        reads them: subscription changes, invoices, transactions."""
         s = self._schema
-        ch, subs, inv, tx = s.changes, s.subscriptions, s.invoices, s.transactions
-        q_ch = sa.select(sa.func.max(ch.c.at))
-        q_inv = sa.select(sa.func.max(inv.c.issued_at))
-        q_tx = sa.select(sa.func.max(tx.c.at))
-        found: list[datetime] = []
-        for chunk in [None] if customer_ids is None else list(_chunks(customer_ids)):
-            queries = [q_ch, q_inv, q_tx]
-            if chunk is not None:
-                owned = sa.select(subs.c.id).where(subs.c.customer_id.in_(chunk))
-                queries = [
-                    q_ch.where(ch.c.subscription_id.in_(owned)),
-                    q_inv.where(inv.c.customer_id.in_(chunk)),
-                    q_tx.where(tx.c.customer_id.in_(chunk)),
-                ]
-            for q in queries:
-                v = conn.execute(q).scalar()
-                if v is not None:
-                    found.append(_moment(v))
-        return max(found) if found else None
+        found = [
+            conn.execute(sa.select(sa.func.max(col))).scalar()
+            for col in (s.changes.c.at, s.invoices.c.issued_at, s.transactions.c.at)
+        ]
+        moments = [_moment(v) for v in found if v is not None]
+        return max(moments) if moments else None
 
     def ledger_currency(self) -> str:
         """The reporting currency the ledger tables hold MRR in."""
@@ -132,7 +132,7 @@ class SQLLedger(SQLBase):
         report = progress if progress is not None else self._progress
         if self._setting(conn, LEDGER_CURRENCY_KEY) is None:
             self._put_setting(conn, LEDGER_CURRENCY_KEY, DEFAULT_LEDGER_CURRENCY)
-        latest = self._latest_record(conn, None)
+        latest = self._latest_record(conn)
         if latest is not None and add_months(latest, _HORIZON_MONTHS) > self._ledger_horizon(conn):
             wanted = add_months(latest, 2 * _HORIZON_MONTHS)
             self._put_setting(conn, LEDGER_HORIZON_KEY, str(moment_value(wanted)))
@@ -156,29 +156,43 @@ class SQLLedger(SQLBase):
             if report is not None:
                 report("ledger", done, total)
 
-    def _ledger_refresh(self, conn: Connection, customer_ids: Iterable[str]) -> None:
-        """Rebuild the rows of these customers (a write touched their records)."""
-        ids = sorted(set(customer_ids))
-        if not ids or not self._ledger_ready_cached(conn):
+    def _ledger_refresh(
+        self,
+        conn: Connection,
+        customer_ids: Iterable[str],
+        *,
+        latest: datetime | None = None,
+    ) -> None:
+        """Rebuild the rows of these customers (a write changed what they are built from);
+        ``latest``: the latest moment among the records written, which may move the
+        horizon (and then the customers whose renewals it ends are rebuilt too)."""
+        if not self._ledger_ready_cached(conn):
+            return
+        ids = sorted(set(customer_ids) | self._ledger_advance(conn, latest))
+        if not ids:
             return
         s = self._schema
-        latest = self._latest_record(conn, ids)
-        horizon = self._ledger_horizon(conn)
-        if latest is not None and add_months(latest, _HORIZON_MONTHS) > horizon:
-            # The records reach within a year of the horizon: move it on, and rebuild the
-            # customers whose renewals it ends (a rare, larger write).
-            wanted = add_months(latest, 2 * _HORIZON_MONTHS)
-            self._put_setting(conn, LEDGER_HORIZON_KEY, str(moment_value(wanted)))
-            if horizon != _NO_HORIZON and self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START:
-                currency = self._ledger_currency(conn)
-                subs = s.subscriptions
-                stmt = sa.select(subs.c.customer_id).distinct().where(subs.c.currency != currency)
-                ids = sorted(set(ids) | {r[0] for r in conn.execute(stmt)})
         for chunk in _chunks(ids):
             for t in reversed(s.ledger_tables):
                 conn.execute(t.delete().where(t.c.customer_id.in_(chunk)))
         for chunk in _chunks(ids, _REBUILD_CHUNK):
             self._ledger_insert(conn, chunk, None)
+
+    def _ledger_advance(self, conn: Connection, latest: datetime | None) -> set[str]:
+        """Keep the horizon a year past ``latest``: when it is not, move it two years past
+        and return the customers whose rows it changes (foreign subscriptions under the
+        service-period rule; a rare, larger write)."""
+        horizon = self._ledger_horizon(conn)
+        if latest is None or add_months(latest, _HORIZON_MONTHS) <= horizon:
+            return set()
+        wanted = add_months(latest, 2 * _HORIZON_MONTHS)
+        self._put_setting(conn, LEDGER_HORIZON_KEY, str(moment_value(wanted)))
+        if horizon == _NO_HORIZON or self._policy.fx_date is not FxDateRule.SERVICE_PERIOD_START:
+            return set()
+        subs = self._schema.subscriptions
+        currency = self._ledger_currency(conn)
+        stmt = sa.select(subs.c.customer_id).distinct().where(subs.c.currency != currency)
+        return {r[0] for r in conn.execute(stmt)}
 
     def _ledger_rate_owners(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> set[str]:
         """The customers whose conversions written rates can change: those with a

@@ -184,13 +184,17 @@ class LedgerReads:
         ops = self._store._ops
 
         def bucket(col: ColumnElement[Any]) -> ColumnElement[Any]:
-            # The first (sorted) moment the edge counts for: ``edge <= m`` when inclusive,
-            # else ``edge < m``.
-            whens = [
-                ((col <= m) if inclusive else (col < m), sa.literal(j))
-                for j, m in enumerate(moments)
-            ]
-            return sa.case(*whens, else_=sa.literal(k)) if whens else sa.literal(0)
+            # The first (sorted) moment the edge counts for (``edge <= m`` when inclusive,
+            # else ``edge < m``), k if none: a binary search of CASEs, log2(k) tests a row.
+            def search(lo: int, hi: int) -> ColumnElement[Any]:
+                if lo == hi:
+                    return sa.literal(lo)
+                mid = (lo + hi) // 2
+                m = moments[mid]
+                reached = (col <= m) if inclusive else (col < m)
+                return sa.case((reached, search(lo, mid)), else_=search(mid + 1, hi))
+
+            return search(0, k)
 
         def edge(col: ColumnElement[Any]) -> list[tuple[int, bool, str, Decimal]]:
             # Sums per bucket of the edges that count for the last moment at least.
@@ -207,9 +211,32 @@ class LedgerReads:
             )
             return [(int(bk), bool(me), str(cur), _dec(v)) for bk, me, cur, v in conn.execute(stmt)]
 
+        def live(t: datetime) -> list[tuple[int, bool, str, Decimal]]:
+            # One moment: the steps live at it, in one pass.
+            if inclusive:
+                cond = sa.and_(st.c.start_at <= t, sa.or_(st.c.end_at.is_(None), st.c.end_at > t))
+            else:
+                cond = sa.and_(st.c.start_at < t, sa.or_(st.c.end_at.is_(None), st.c.end_at >= t))
+            if ids is not None:
+                cond = sa.and_(cond, st.c.customer_id.in_(ids))
+            stmt = (
+                sa.select(st.c.measured, st.c.currency, ops.dsum(st.c))
+                .where(cond)
+                .group_by(st.c.measured, st.c.currency)
+            )
+            return [(0, bool(me), str(cur), _dec(v)) for me, cur, v in conn.execute(stmt)]
+
         fixed = [_ZERO] * (k + 1)
         native: dict[str, list[Decimal]] = defaultdict(lambda: [_ZERO] * (k + 1))
-        for sign, rows in ((1, edge(st.c.start_at)), (-1, edge(st.c.end_at))):
+        edges = (
+            [(1, live(moments[0]))]
+            if k == 1
+            else [
+                (1, edge(st.c.start_at)),
+                (-1, edge(st.c.end_at)),
+            ]
+        )
+        for sign, rows in edges:
             for bk, measured, cur, value in rows:
                 v = value if sign > 0 else -value
                 if measured:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
@@ -18,7 +19,8 @@ from sqlalchemy.engine import Connection
 
 from revcrm._book import Book
 from revcrm._money import FxRates
-from revcrm._records import Transaction
+from revcrm._records import Invoice, Transaction
+from revcrm._subscription import Subscription
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
@@ -55,6 +57,7 @@ from revcrm.storage._sql_decimal import (
     _ZERO,
     _dec,
 )
+from revcrm.storage._sql_ledger import LedgerTouch
 from revcrm.storage._sql_migrate import SQLMigrations
 
 __all__ = ["SQLWrites"]
@@ -64,6 +67,17 @@ __all__ = ["SQLWrites"]
 _LEDGER_KINDS: Final = frozenset({"subscription", "invoice", "transaction", "credit"})
 
 _T = TypeVar("_T")
+
+
+def _moment_of(record: Any) -> datetime | None:
+    """A record's latest moment as ``analyse``'s default horizon reads it (credits none)."""
+    if isinstance(record, Subscription):
+        return record.history[-1].at
+    if isinstance(record, Invoice):
+        return record.issued_at
+    if isinstance(record, Transaction):
+        return record.at
+    return None
 
 
 class SQLWrites(SQLMigrations):
@@ -76,14 +90,13 @@ class SQLWrites(SQLMigrations):
         expected: Sequence[int | None],
         *,
         present: Mapping[str, set[str]] | None = None,
-        touched: set[str] | None = None,
+        touched: LedgerTouch | None = None,
     ) -> ImportResult:
         """Upsert ``batch`` (one kind) in order, with the in-memory store's semantics.
 
         ``present``: ids known to exist already (written earlier in the same import), so
-        references to them need no lookup. The ledger rows of the customers whose records
-        change are rebuilt before returning, or, with ``touched``, their ids are added to
-        it for the caller to rebuild once.
+        references to them need no lookup. The ledger rows the write changes are rebuilt
+        before returning, or, with ``touched``, noted in it for the caller to rebuild once.
         """
         if not batch:
             return ImportResult()
@@ -255,14 +268,21 @@ class SQLWrites(SQLMigrations):
         if kind == "transaction":
             self._update_cash(conn, [p for p, _ in writes.values()], old_cash)
         if owned and writes:
-            # The ledger of every customer whose records changed (a record moved to another
-            # customer changes both), in this transaction.
-            owners_now = {p.record.customer_id for p, _ in writes.values()}
-            owners_now |= {old_owner[k] for k in writes if k in old_owner}
+            # The ledger rows of every customer whose subscriptions changed (a record moved
+            # to another customer changes both), in this transaction; the horizon follows
+            # every record (see ``_sql_ledger``).
+            owners_now: set[str] = set()
+            if kind == "subscription":
+                owners_now = {p.record.customer_id for p, _ in writes.values()}
+                owners_now |= {old_owner[k] for k in writes if k in old_owner}
+            latest = max(
+                (m for p, _ in writes.values() if (m := _moment_of(p.record)) is not None),
+                default=None,
+            )
             if touched is not None:
-                touched |= owners_now
+                touched.add(owners_now, latest)
             else:
-                self._ledger_refresh(conn, owners_now)
+                self._ledger_refresh(conn, owners_now, latest=latest)
         return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
 
     def _check_invoice_currencies(self, conn: Connection, batch: Sequence[Prepared]) -> None:
@@ -357,7 +377,7 @@ class SQLWrites(SQLMigrations):
         def run(conn: Connection) -> ImportResult:
             total = ImportResult()
             present: dict[str, set[str]] = {}
-            touched: set[str] = set()
+            touched = LedgerTouch()
             for batch in groups:
                 total += self._write(
                     conn, batch, [None] * len(batch), present=present, touched=touched
@@ -367,7 +387,8 @@ class SQLWrites(SQLMigrations):
             pairs: set[tuple[str, str]] = set()
             total += self._put_rates(conn, book.fx, pairs=pairs)
             # One rebuild per customer: those written, and those the new rates convert.
-            self._ledger_refresh(conn, touched | self._ledger_rate_owners(conn, pairs))
+            owners = touched.customers | self._ledger_rate_owners(conn, pairs)
+            self._ledger_refresh(conn, owners, latest=touched.latest)
             return total
 
         return self._run(True, run)
