@@ -34,6 +34,7 @@ __all__ = ["KIND_CODES", "CashColumns", "cash_columns", "moment_us"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US: Final = 86_400_000_000
+_EPOCH_ORDINAL: Final = _EPOCH.date().toordinal()
 #: The kind column's integer codes (index into this tuple).
 KIND_CODES: Final = (CashKind.PAYMENT, CashKind.REFUND, CashKind.CREDIT)
 _PAYMENT, _REFUND, _CREDIT = 0, 1, 2
@@ -92,14 +93,12 @@ class CashColumns:
 
 def _scaled(values: list[int], factor: list[int]) -> Units:
     """``values[i] * factor[i]`` exactly: int64 when every product fits, else Python ints."""
-    a = np.array(values, dtype=object)
-    f = np.array(factor, dtype=object)
     if not values:
         return np.zeros(0, dtype=np.int64)
-    bound = max(abs(v) for v in values) * max(abs(x) for x in factor)
+    bound = max(max(values), -min(values)) * max(max(factor), -min(factor))
     if bound < LIMIT:
-        return np.asarray(a * f, dtype=np.int64)
-    return norm(a * f)
+        return np.array(values, dtype=np.int64) * np.array(factor, dtype=np.int64)
+    return norm(np.array(values, dtype=object) * np.array(factor, dtype=object))
 
 
 def cash_columns(
@@ -117,6 +116,7 @@ def cash_columns(
     """
     index: Mapping[str, int] = {c: i for i, c in enumerate(customer_ids)}
     raw: list[tuple[int, int, int, str, Decimal, str, str | None]] = []
+    payment = TransactionKind.PAYMENT
     for t in book.transactions:
         if not t.succeeded:
             continue
@@ -126,7 +126,7 @@ def cash_columns(
         at = moment_us(t.at)
         if through is not None and at > through:
             continue
-        kind = _PAYMENT if t.kind is TransactionKind.PAYMENT else _REFUND
+        kind = _PAYMENT if t.kind is payment else _REFUND
         raw.append((c, at, kind, t.id, t.amount.amount, t.amount.currency, t.invoice_id))
     for e in book.credits:
         c = index.get(e.customer_id)
@@ -140,31 +140,30 @@ def cash_columns(
     currencies = tuple(sorted({r[5] for r in raw} | {currency}))
     code = {c: i for i, c in enumerate(currencies)}
     # One rate per distinct (currency, day); a credit without one is left unconverted.
+    keys = [(r[5], r[1] // _DAY_US) for r in raw]
     rates: dict[tuple[str, int], Decimal | None] = {}
-    for _, at, kind, _, _, cur, _ in raw:
-        key = (cur, at // _DAY_US)
-        if key in rates and (rates[key] is not None or kind == _CREDIT):
+    for key, r in zip(keys, raw, strict=True):
+        if key in rates and (rates[key] is not None or r[2] == _CREDIT):
             continue
-        day = date.fromordinal(_EPOCH.date().toordinal() + key[1])
+        day = date.fromordinal(_EPOCH_ORDINAL + key[1])
         try:
-            rates[key] = book.fx.rate(cur, currency, day)
+            rates[key] = book.fx.rate(key[0], currency, day)
         except MissingRateError:
-            if kind != _CREDIT:
+            if r[2] != _CREDIT:
                 raise
             rates[key] = None
-    amount_places = max((places(r[4]) for r in raw), default=0)
+    # Amounts repeat (prices): each distinct one is scaled once.
+    distinct = {r[4] for r in raw}
+    amount_places = max((places(v) for v in distinct), default=0)
     rate_places = max((places(r) for r in rates.values() if r is not None), default=0)
     digits = amount_places + rate_places
-    amounts: list[int] = []
-    rate_units: list[int] = []
-    converted: list[bool] = []
-    for _, at, _, _, value, cur, _ in raw:
-        amounts.append(int(value.scaleb(amount_places, context=EXACT_CONTEXT)))
-        rate = rates[(cur, at // _DAY_US)]
-        converted.append(rate is not None)
-        rate_units.append(
-            0 if rate is None else int(rate.scaleb(rate_places, context=EXACT_CONTEXT))
-        )
+    ctx = EXACT_CONTEXT
+    units_of = {v: int(v.scaleb(amount_places, context=ctx)) for v in distinct}
+    rate_of = {
+        k: 0 if r is None else int(r.scaleb(rate_places, context=ctx)) for k, r in rates.items()
+    }
+    amounts = [units_of[r[4]] for r in raw]
+    rate_units = [rate_of[k] for k in keys]
     native = _scaled(amounts, [10**rate_places] * len(amounts))
     return CashColumns(
         reporting_currency=currency,
@@ -179,5 +178,5 @@ def cash_columns(
         currency=np.array([code[r[5]] for r in raw], dtype=np.int64),
         amount=native,
         reporting=_scaled(amounts, rate_units),
-        converted=np.array(converted, dtype=bool),
+        converted=np.array([rates[k] is not None for k in keys], dtype=bool),
     )

@@ -112,6 +112,15 @@ def facts_of(
             service_facts(sub.id, state, at, invoices)
         )
     customers = book.customer_index
+    memo: dict[int, Money] = {}
+
+    def money(units: int) -> Money:
+        # Amounts repeat (zero above all, and prices): one validated Money per value.
+        found = memo.get(units)
+        if found is None:
+            found = memo[units] = _money(units, digits, currency, minor)
+        return found
+
     registered = f.registered.tolist()
     mrr, paid, refunded = f.mrr.tolist(), f.total_paid.tolist(), f.refunded.tolist()
     out: dict[str, CustomerFacts] = {}
@@ -124,9 +133,9 @@ def facts_of(
             as_of=at,
             currency=currency,
             registered_at=c.registered_at,
-            mrr=_money(mrr[i], digits, currency, minor),
-            ltv=_money(paid[i] - refunded[i], digits, currency, minor),
-            total_paid=_money(paid[i], digits, currency, minor),
+            mrr=money(mrr[i]),
+            ltv=money(paid[i] - refunded[i]),
+            total_paid=money(paid[i]),
             payment_count=int(f.payment_count[i]),
             last_payment_at=_moment(int(f.last_payment_at[i])),
             active_services=int(f.active_services[i]),

@@ -21,7 +21,6 @@ from revcrm._book import Book
 from revcrm._crm_services import CustomerStatus
 from revcrm._ledger._cash import moment_us
 from revcrm._ledger._facts import FactColumns, LedgerRows
-from revcrm._ledger._fixed import to_decimal
 from revcrm._ledger._services import OPEN
 from revcrm._money import FxRates, Money, check_currency, money_sum
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
@@ -69,6 +68,7 @@ from revcrm.storage._query import (
     read_period,
     read_records,
     read_text,
+    row_of,
 )
 
 __all__ = ["InMemoryStore", "list_from_ledger", "row_of", "summary_from_records"]
@@ -583,32 +583,6 @@ def restrict_book(book: Book, *, customer_ids: Iterable[str] | None, period: Per
 
 
 # -- the customer list and summary from the ledger -------------------------------------------
-
-
-def _moment_of(us: int) -> datetime | None:
-    return None if us == OPEN else _EPOCH + timedelta(microseconds=us)
-
-
-def row_of(customer: Customer, facts: FactColumns, i: int) -> CustomerRow:
-    """The list row of ``customer`` (index ``i`` of ``facts``): the ledger's facts, so the
-    same MRR (the policy's FX rule), LTV and total paid (each entry at its own date) and
-    active services as the segments'."""
-    currency, digits = facts.currency, facts.digits
-    places = Money.zero(currency).minor_units
-
-    def money(units: object) -> Money:
-        return Money(to_decimal(int(units), places, digits), currency)  # type: ignore[call-overload]
-
-    paid, refunded = int(facts.total_paid[i]), int(facts.refunded[i])
-    return CustomerRow(
-        customer=customer,
-        mrr=money(facts.mrr[i]),
-        ltv=money(paid - refunded),
-        total_paid=money(paid),
-        credit_balance=money(facts.credit_balance[i]),
-        active_services=int(facts.active_services[i]),
-        last_payment_at=_moment_of(int(facts.last_payment_at[i])),
-    )
 
 
 def summary_from_records(

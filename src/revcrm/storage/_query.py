@@ -23,6 +23,9 @@ from typing import Any, Final, Generic, Required, TypedDict, TypeVar, Unpack
 import attrs
 
 from revcrm._checks import as_enum, storable_text
+from revcrm._ledger._facts import FactColumns
+from revcrm._ledger._fixed import to_decimal
+from revcrm._ledger._services import OPEN
 from revcrm._money import EXACT_CONTEXT, Money, check_currency
 from revcrm._records import (
     CreditEntry,
@@ -64,6 +67,7 @@ __all__ = [
     "read_period",
     "read_records",
     "read_text",
+    "row_of",
 ]
 
 _T = TypeVar("_T")
@@ -746,3 +750,32 @@ class StoreDashboard:
     revenue_last_month: CashMonth
     flow_this_month: CustomerFlow
     trend: tuple[TrendMonth, ...]
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _moment_of(us: int) -> datetime | None:
+    return None if us == OPEN else _EPOCH + timedelta(microseconds=us)
+
+
+def row_of(customer: Customer, facts: FactColumns, i: int) -> CustomerRow:
+    """The list row of ``customer`` (index ``i`` of ``facts``): the ledger's facts, so the
+    same MRR (the policy's FX rule), LTV and total paid (each entry at its own date) and
+    active services as the segments'."""
+    currency, digits = facts.currency, facts.digits
+    places = Money.zero(currency).minor_units
+
+    def money(units: object) -> Money:
+        return Money(to_decimal(int(units), places, digits), currency)  # type: ignore[call-overload]
+
+    paid, refunded = int(facts.total_paid[i]), int(facts.refunded[i])
+    return CustomerRow(
+        customer=customer,
+        mrr=money(facts.mrr[i]),
+        ltv=money(paid - refunded),
+        total_paid=money(paid),
+        credit_balance=money(facts.credit_balance[i]),
+        active_services=int(facts.active_services[i]),
+        last_payment_at=_moment_of(int(facts.last_payment_at[i])),
+    )

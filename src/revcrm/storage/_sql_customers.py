@@ -11,19 +11,24 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from revcrm._money import EXACT_CONTEXT, Money, check_currency
+from revcrm._book import Book
+from revcrm._money import EXACT_CONTEXT, FxRates, check_currency
+from revcrm._records import Customer
 from revcrm._time import as_of_moment
 from revcrm.errors import (
     NotFoundError,
     ValidationError,
 )
+from revcrm.metrics import FxDateRule
+from revcrm.metrics._customer_value import ledger_rows
 from revcrm.storage import _reference as ref
+from revcrm.storage._memory import row_of, summary_from_records
 from revcrm.storage._query import (
     CustomerQuery,
     CustomerRow,
@@ -37,15 +42,13 @@ from revcrm.storage._schema import (
     Key,
     Moment,
 )
-from revcrm.storage._sql_base import (
-    _ACTIVE,
-    _as_moment,
-)
 from revcrm.storage._sql_db import _chunks
 from revcrm.storage._sql_decimal import (
+    _ZERO,
     _dec,
     _rate_case,
 )
+from revcrm.storage._sql_metrics import SQLMetrics
 from revcrm.storage._sql_segments import SQLSegments
 
 __all__ = ["SQLCustomerList"]
@@ -61,83 +64,97 @@ _MAX_FACTOR: Final = 10**5  # the scaled rates it takes: no sum can pass 2**63
 class SQLCustomerList(SQLSegments):
     """The customer list and one customer's summary, over the segment conditions."""
 
-    def _figures(
-        self,
-        conn: Connection,
-        ids: Sequence[str],
-        *,
-        at: datetime,
-        currency: str,
-        rates: Mapping[str, Decimal],
-    ) -> dict[str, tuple[Decimal, Decimal, Decimal, Decimal, int, datetime | None]]:
-        """Per customer: (mrr, ltv, total paid, credit balance, active services, last payment)."""
-        s = self._schema
-        sp, tx, cr = s.spans, s.transactions, s.credits
+    def _running(self, t: datetime) -> ColumnElement[bool]:
+        st = self._schema.states
+        return sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
+
+    def _cash_values(self, conn: Connection, q: CustomerQuery, plain: bool) -> Any:
+        """Per customer (a subquery of ``customer_id`` and ``v``) total paid or LTV (net
+        payments) up to ``q.as_of``, each transaction converted at its own date (the
+        ledger's definition): one rate per foreign (currency, day), from ``_day_rates``."""
+        tx = self._schema.transactions
         ops = self._ops
-        mrr: dict[str, Decimal] = defaultdict(Decimal)
-        paid: dict[str, Decimal] = defaultdict(Decimal)
-        refunded: dict[str, Decimal] = defaultdict(Decimal)
-        credit: dict[str, Decimal] = defaultdict(Decimal)
-        active: dict[str, int] = defaultdict(int)
-        last: dict[str, datetime] = {}
+        t = q.as_of
+        payment = tx.c.kind == "payment"
+        conds = [tx.c.status == "succeeded", tx.c.at <= t]
+        if q.sort is CustomerSort.TOTAL_PAID:
+            conds.append(payment)
+        sign: ColumnElement[Any] = sa.case((payment, 1), else_=-1)
+        days = {} if plain else self._payment_days(conn, t, q.currency, self._rates(conn))
+        if not days:
+            if q.sort is CustomerSort.TOTAL_PAID:
+                value = ops.dsum(tx.c)
+            else:
+                value = ops.dsum(tx.c, sign=sign)
+            stmt = sa.select(tx.c.customer_id, value.label("v")).where(*conds)
+            return stmt.group_by(tx.c.customer_id).subquery()
+        rates = self._day_rates(conn, days, self._rates(conn), q.currency)
+        source: Any = tx
+        if self._sqlite:
+            own = sa.case((payment, sa.literal_column("'1'")), else_=sa.literal_column("'-1'"))
+            factor: ColumnElement[Any] = sa.case(
+                (tx.c.currency == q.currency, own),
+                else_=sa.func.rc_fx(tx.c.currency, tx.c.at_day, payment),
+            )
+            value = sa.func.coalesce(
+                sa.func.rc_dsumx(tx.c.amount, factor), sa.literal_column("'0'")
+            )
+        else:
+            source = tx.outerjoin(
+                rates, sa.and_(rates.c.cur == tx.c.currency, rates.c.day == tx.c.at_day)
+            )
+            converted = sa.case((payment, rates.c.rate), else_=rates.c.neg)
+            value = sa.func.coalesce(
+                sa.func.sum(tx.c.amount * sa.func.coalesce(converted, sign)), 0
+            )
+        stmt = sa.select(tx.c.customer_id, value.label("v")).select_from(source).where(*conds)
+        return stmt.group_by(tx.c.customer_id).subquery()
+
+    def _customer_mrrs(self, conn: Connection, t: datetime, currency: str) -> dict[str, Decimal]:
+        """Every paying customer's MRR at ``t`` under the policy's FX rule (the ledger's
+        definition, as the store's ``mrr`` computes it): sums per (customer, currency,
+        billing calendar) in SQL, converted here at each group's date."""
+        sp = self._schema.spans
+        metrics = cast(SQLMetrics, self)
+        by_period = self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START
+        names = ["k0", "k1", "k2", "k3", "k4"]
+        cols: list[ColumnElement[Any]] = [
+            sp.c.customer_id.label("cid"),
+            sp.c.currency.label("cur"),
+            *SQLMetrics._money(metrics, sp.c),
+        ]
+        if by_period:
+            keys = SQLMetrics._period_keys(metrics, sp.c, t, before_anchor_starts=False)
+            own = sp.c.currency == currency
+            cols += [
+                sa.case((own, sa.null()), else_=k).label(n)
+                for k, n in zip(keys, names, strict=True)
+            ]
+        inner = sa.select(*cols).where(sp.c.positive, self._contains(t, scan=True)).subquery()
+        group: list[ColumnElement[Any]] = [inner.c.cid, inner.c.cur]
+        if by_period:
+            group += [inner.c[n] for n in names]
+        stmt: sa.Select[Any] = sa.select(*group, self._ops.dsum(inner.c)).group_by(*group)
+        fx: FxRates | None = None
+        rates: dict[tuple[str, date], Decimal] = {}
+        out: dict[str, Decimal] = defaultdict(Decimal)
         with decimal.localcontext(EXACT_CONTEXT):
-            for chunk in _chunks(ids):
-                rows = conn.execute(
-                    sa.select(sp.c.customer_id, sp.c.currency, ops.dsum(sp.c))
-                    .where(sp.c.customer_id.in_(chunk), sp.c.positive, self._contains(at))
-                    .group_by(sp.c.customer_id, sp.c.currency)
-                )
-                for cid, cur, total in rows:
-                    mrr[cid] += _dec(total) * rates[cur]
-                counted = conn.execute(
-                    sa.select(sp.c.customer_id, sa.func.count())
-                    .where(
-                        sp.c.customer_id.in_(chunk), sp.c.status.in_(_ACTIVE), self._contains(at)
-                    )
-                    .group_by(sp.c.customer_id)
-                )
-                for cid, n in counted:
-                    active[cid] = int(n)
-                payments = conn.execute(
-                    sa.select(
-                        tx.c.customer_id,
-                        tx.c.currency,
-                        tx.c.kind,
-                        ops.dsum(tx.c),
-                        sa.func.max(tx.c.at),
-                    )
-                    .where(tx.c.customer_id.in_(chunk), tx.c.status == "succeeded", tx.c.at <= at)
-                    .group_by(tx.c.customer_id, tx.c.currency, tx.c.kind)
-                )
-                for cid, cur, kind, total, latest in payments:
-                    value = _dec(total) * rates[cur]
-                    if kind == "payment":
-                        paid[cid] += value
-                        moment = _as_moment(latest)
-                        last[cid] = moment if cid not in last else max(last[cid], moment)
-                    else:
-                        refunded[cid] += value
-                balances = conn.execute(
-                    sa.select(cr.c.customer_id, ops.dsum(cr.c))
-                    .where(cr.c.customer_id.in_(chunk), cr.c.currency == currency, cr.c.at <= at)
-                    .group_by(cr.c.customer_id)
-                )
-                for cid, total in balances:
-                    credit[cid] += _dec(total)
-            return {
-                cid: (
-                    mrr[cid],
-                    paid[cid] - refunded[cid],
-                    paid[cid],
-                    credit[cid],
-                    active[cid],
-                    last.get(cid),
-                )
-                for cid in ids
-            }
+            for row in conn.execute(stmt):
+                values: Any = tuple(row)
+                cid, cur = str(values[0]), str(values[1])
+                amount = _dec(values[-1])
+                if cur != currency and amount:
+                    day = SQLMetrics._period_day(values[2:7], t) if by_period else t.date()
+                    rate = rates.get((cur, day))
+                    if rate is None:
+                        fx = fx or self._rates(conn)
+                        rate = rates[(cur, day)] = fx.rate(cur, currency, day)
+                    amount *= rate
+                out[cid] += amount
+        return out
 
     def _sort_values(
-        self, q: CustomerQuery, rates: Mapping[str, Decimal]
+        self, conn: Connection, q: CustomerQuery, rates: Mapping[str, Decimal]
     ) -> tuple[Any, ColumnElement[Any], str]:
         """A computed sort column as one grouped aggregate per customer (a subquery with
         ``customer_id`` and ``v``), the value for customers it has no row for, and the
@@ -179,23 +196,19 @@ class SQLCustomerList(SQLSegments):
             case CustomerSort.MRR:
                 agg = converted(sp, [sp.c.positive, self._contains(t, scan=True)])
                 return agg, zero, "money"
-            case CustomerSort.TOTAL_PAID:
-                agg = converted(tx, [tx.c.status == "succeeded", tx.c.at <= t, payment])
-                return agg, zero, "money"
-            case CustomerSort.LTV:
-                sign = sa.case((payment, 1), else_=-1)
-                agg = converted(tx, [tx.c.status == "succeeded", tx.c.at <= t], sign)
-                return agg, zero, "money"
+            case CustomerSort.TOTAL_PAID | CustomerSort.LTV:
+                return self._cash_values(conn, q, plain), zero, "money"
             case CustomerSort.CREDIT_BALANCE:
                 agg = sa.select(cr.c.customer_id, ops.dsum(cr.c).label("v")).where(
                     cr.c.currency == q.currency, cr.c.at <= t
                 )
                 return agg.group_by(cr.c.customer_id).subquery(), zero, "money"
             case CustomerSort.ACTIVE_SERVICES:
-                agg = sa.select(sp.c.customer_id, sa.func.count().label("v")).where(
-                    sp.c.status.in_(_ACTIVE), self._contains(t, scan=True)
+                st = s.states
+                agg = sa.select(st.c.customer_id, sa.func.count().label("v")).where(
+                    self._running(t), self._active_state(t)
                 )
-                return agg.group_by(sp.c.customer_id).subquery(), sa.literal(0), "int"
+                return agg.group_by(st.c.customer_id).subquery(), sa.literal(0), "int"
             case CustomerSort.LAST_PAYMENT:
                 agg = sa.select(tx.c.customer_id, sa.func.max(tx.c.at).label("v")).where(
                     tx.c.status == "succeeded", payment, tx.c.at <= t
@@ -319,13 +332,7 @@ class SQLCustomerList(SQLSegments):
             )
             conds.append(paying if q.paying else ~paying)
         if q.has_active_services is not None:
-            live = (
-                sa.select(sp.c.subscription_id)
-                .where(
-                    sp.c.customer_id == c.c.id, sp.c.status.in_(_ACTIVE), self._contains(q.as_of)
-                )
-                .exists()
-            )
+            live = self._states_at(q.as_of, self._active_state(q.as_of))
             conds.append(live if q.has_active_services else ~live)
         return conds
 
@@ -347,6 +354,10 @@ class SQLCustomerList(SQLSegments):
             }
             value: ColumnElement[Any]
             scale = None
+            foreign = not set(rates) <= {q.currency}
+            by_period = self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START
+            if q.sort is CustomerSort.MRR and foreign and by_period:
+                return self._mrr_page_by_rule(conn, q, rates, conds)
             if self._sqlite and q.sort is CustomerSort.MRR:
                 scale = self._mrr_scale(conn, rates)
             if scale is not None:
@@ -357,7 +368,7 @@ class SQLCustomerList(SQLSegments):
                 value, kind = plain[q.sort]
                 base = sa.select(c.c.id.label("id"), value.label("v")).where(*conds).subquery()
             else:
-                agg, missing, kind = self._sort_values(q, rates)
+                agg, missing, kind = self._sort_values(conn, q, rates)
                 value = sa.func.coalesce(agg.c.v, missing)
                 if kind == "moment":
                     value = sa.type_coerce(value, Moment())
@@ -396,6 +407,36 @@ class SQLCustomerList(SQLSegments):
             return Page(items=tuple(rows), next_cursor=cursor, as_of=q.as_of)
 
         return self._run(False, run)
+
+    def _mrr_page_by_rule(
+        self,
+        conn: Connection,
+        q: CustomerQuery,
+        rates: Mapping[str, Decimal],
+        conds: list[ColumnElement[bool]],
+    ) -> Page[CustomerRow]:
+        """The MRR sort under the service-period FX rule: each customer's MRR (grouped in
+        SQL, converted per billing period here), ordered here over the filtered ids."""
+        c = self._schema.customers
+        ids = [str(r[0]) for r in conn.execute(sa.select(c.c.id).where(*conds))]
+        mrrs = self._customer_mrrs(conn, q.as_of, q.currency)
+        desc = q.direction is Direction.DESC
+        decorated = sorted(((mrrs.get(i, _ZERO), i) for i in ids), reverse=desc)
+        after = q.after()
+        if after is not None:
+            av, aid = after
+            if not isinstance(av, Decimal):
+                raise ValidationError("cursor", q.cursor, "not a cursor of this sort")
+            if desc:
+                decorated = [d for d in decorated if d < (av, aid)]
+            else:
+                decorated = [d for d in decorated if d > (av, aid)]
+        chosen = [i for _, i in decorated[: q.limit]]
+        rows = self._rows(conn, chosen, at=q.as_of, currency=q.currency, rates=rates)
+        cursor = None
+        if len(decorated) > q.limit and rows:
+            cursor = q.next_cursor(ref.sort_value(rows[-1], q.sort), rows[-1].id)
+        return Page(items=tuple(rows), next_cursor=cursor, as_of=q.as_of)
 
     def _mrr_page(
         self,
@@ -462,24 +503,33 @@ class SQLCustomerList(SQLSegments):
     ) -> list[CustomerRow]:
         if not ids:
             return []
+        wanted = list(ids)
+
+        def owned(kind: str) -> list[Any]:
+            head = self._head(kind)
+            found: list[Any] = []
+            for chunk in _chunks(wanted):
+                found.extend(self._load(conn, kind, head.c.customer_id.in_(list(chunk))))
+            return found
+
         c = self._schema.customers
-        customers = {x.id: x for x in self._load(conn, "customer", c.c.id.in_(list(ids)))}
-        figures = self._figures(conn, ids, at=at, currency=currency, rates=rates)
-        out = []
-        for cid in ids:
-            mrr, ltv, paid, credit, active, last = figures[cid]
-            out.append(
-                CustomerRow(
-                    customer=customers[cid],
-                    mrr=Money(mrr, currency),
-                    ltv=Money(ltv, currency),
-                    total_paid=Money(paid, currency),
-                    credit_balance=Money(credit, currency),
-                    active_services=active,
-                    last_payment_at=last,
-                )
-            )
-        return out
+        customers: list[Customer] = []
+        for chunk in _chunks(wanted):
+            customers.extend(self._load(conn, "customer", c.c.id.in_(list(chunk))))
+        # The page's own records make a small book whose ledger facts are these rows
+        # (the one definition, as the in-memory store computes them).
+        mini = Book(
+            customers=tuple(customers),
+            subscriptions=tuple(owned("subscription")),
+            invoices=tuple(owned("invoice")),
+            transactions=tuple(owned("transaction")),
+            credits=tuple(owned("credit")),
+            fx=self._rates(conn),
+        )
+        ledger = ledger_rows(mini, as_of=at, currency=currency, policy=self._policy)
+        index = ledger.facts.index()
+        by_id = {x.id: x for x in customers}
+        return [row_of(by_id[cid], ledger.facts, index[cid]) for cid in ids]
 
     def customer_summary(
         self, customer_id: str, *, as_of: date | datetime, currency: str
@@ -500,7 +550,7 @@ class SQLCustomerList(SQLSegments):
                 order = [head.c[time_column], head.c.id]
                 return tuple(self._load(conn, kind, head.c.customer_id == customer_id, order=order))
 
-            return ref.summary_of(
+            return summary_from_records(
                 found[0],
                 owned("subscription", "started_at"),
                 owned("invoice", "issued_at"),
