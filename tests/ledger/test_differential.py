@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from revcrm import Book
-from revcrm.metrics import FxDateRule, MetricsPolicy, MrrSource, Spreading
+from revcrm.metrics import FxDateRule, MetricsPolicy, MrrSource, Spreading, analyse
 from revcrm.testing.strategies import books
 from tests.ledger._compare import compare
 
@@ -50,3 +50,40 @@ def test_invoice_source_matches_the_oracle(
 ) -> None:
     policy = attrs.evolve(policy, spreading=spreading)
     compare(book, _reporting(book, pick), policy, MrrSource.INVOICES)
+
+
+def test_mrr_of_every_customer_in_another_stream_order() -> None:
+    # Streams sort by key, customers by id: here a's stream ("sub_z") comes after b's
+    # ("in_b#0"), so the customers' streams in customer order are every stream, permuted
+    # (the engine once read each stream's step count in stream order for them).
+    from datetime import timedelta
+
+    from revcrm import BillingCycle, Customer, Invoice, InvoiceLine, Money, Subscription
+
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    sub = Subscription.start(
+        id="sub_z", customer_id="a", at=at, price=Money("10", "USD"), cycle=BillingCycle.MONTHLY
+    )
+
+    def inv(iid: str, cid: str, amount: str, sid: str | None, days: int) -> Invoice:
+        line = InvoiceLine(
+            kind="recurring",
+            amount=Money(amount, "USD"),
+            period_start=at + timedelta(days=days),
+            period_end=at + timedelta(days=31),
+            subscription_id=sid,
+        )
+        return Invoice(
+            id=iid, customer_id=cid, currency="USD", issued_at=at, due_date=at.date(),
+            status="paid", lines=[line], paid_at=at,
+        )  # fmt: skip
+
+    book = Book.of(
+        customers=[Customer(id=c, registered_at=at) for c in "ab"],
+        subscriptions=[sub],
+        invoices=[inv("in_a", "a", "10", "sub_z", 0), inv("in_b", "b", "3", None, 14)],
+    )
+    a = analyse(book, currency="USD", source=MrrSource.INVOICES)
+    assert a.mrr(at + timedelta(days=5), customer_ids=["a", "b"]) == Money("10", "USD")
+    for policy in (MetricsPolicy(), MetricsPolicy(spreading=Spreading.DAYS)):
+        compare(book, "USD", policy, MrrSource.INVOICES)
