@@ -29,6 +29,7 @@ from revcrm._subscription import ChangeKind, SubscriptionChange
 from revcrm.errors import MissingRateError, ValidationError
 from revcrm.metrics import ChurnRecognition, FxDateRule, MetricsPolicy, analyse
 from revcrm.storage import SQLStore
+from revcrm.storage import _reference as ref
 from revcrm.storage._sql_ledger_queries import LedgerReads
 from revcrm.testing import strategies
 from revcrm.testing.contract import AS_OF, sample_book
@@ -75,8 +76,7 @@ def _dump(store: SQLStore) -> dict[str, list[tuple[Any, ...]]]:
     out = {}
     with store.engine.connect() as conn:
         for t in store._schema.ledger_tables:
-            key = [t.c.customer_id] + ([t.c.seq] if "seq" in t.c else [])
-            out[t.name] = [tuple(r) for r in conn.execute(sa.select(t).order_by(*key))]
+            out[t.name] = [tuple(r) for r in conn.execute(sa.select(t).order_by(*t.primary_key))]
     return out
 
 
@@ -123,6 +123,8 @@ def check_reads_equal_engine(store: SQLStore, book: Book, data: st.DataObject) -
     )
     a, b = sorted(moments[:2] if len(moments) > 1 else [start, end])
     assert _outcome(lambda: reads.waterfall(a, b)) == _outcome(lambda: engine.waterfall(a, b))
+    assert reads.paying_customers(a) == len(ref.paying_customer_ids(book, at=a, policy=policy))
+    assert reads.customer_flow(a, b) == ref.customer_flow(book, start=a, end=b, policy=policy)
 
 
 @settings(_SETTINGS, max_examples=min(40, settings().max_examples))
@@ -192,6 +194,11 @@ def test_rows_kept_up_by_writes_equal_a_rebuild(
         if book.customers and delete:
             store.customers.delete(book.customers[0].id, cascade=True)
         kept = _dump(store)
+        if not delete:
+            lacking = {r[0] for r in kept[store._schema.ledger_cash_missing.name]}
+            cash = [t for t in book.transactions if t.succeeded] + list(book.credits)
+            owned = [e for e in cash if e.customer_id not in lacking]
+            assert len(kept[store._schema.ledger_cash.name]) == len(owned)
         store.rebuild_ledger()
         assert _dump(store) == kept
     finally:
@@ -240,7 +247,8 @@ def test_a_reporting_currency_change_rebuilds_every_customer_with_progress() -> 
     heard: list[tuple[str, int, int]] = []
     store.rebuild_ledger(currency="EUR", progress=lambda *a: heard.append(a))
     owners = len({s.customer_id for s in book.subscriptions})
-    assert heard == [("ledger", 0, owners), ("ledger", owners, owners)]
+    payers = len({t.customer_id for t in book.transactions} | {c.customer_id for c in book.credits})
+    assert heard == [("ledger", 0, owners), ("ledger", owners, owners), ("cash", payers, payers)]
     assert store.ledger_currency() == "EUR"
     engine = analyse(book, currency="EUR", policy=store.policy, horizon=store.ledger_horizon())
     reads = LedgerReads(store)

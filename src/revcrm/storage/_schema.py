@@ -147,6 +147,8 @@ class Schema:
     ledger_customers: sa.Table
     ledger_steps: sa.Table
     ledger_intervals: sa.Table
+    ledger_cash: sa.Table
+    ledger_cash_missing: sa.Table
 
     #: Whether summed money also has exact integer limbs (SQLite, see ``LIMBS``).
     limbs: bool
@@ -471,7 +473,32 @@ class Schema:
             *money_limbs("amount"),
             sa.Column("joins_next_at", Moment()),
         )
+        ledger_cash = sa.Table(
+            f"{p}ledger_cash",
+            m,
+            # The ledger's cash entries (``revcrm._ledger._cash``): successful payments and
+            # refunds, and credit entries, native and converted at their own date
+            # (``reporting`` NULL only for a credit without a rate on its day).
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("kind", sa.String(16), primary_key=True),
+            sa.Column("entry_id", Key(), primary_key=True),
+            sa.Column("at", Moment(), nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("amount", Exact(), nullable=False),
+            sa.Column("reporting", Exact()),
+            *money_limbs("reporting"),
+            sa.Column("invoice_id", Key()),
+        )
+        ledger_cash_missing = sa.Table(
+            f"{p}ledger_cash_missing",
+            m,
+            # Customers whose payments or refunds lack a rate (``ledger_customers.missing``).
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("missing", sa.Text, nullable=False),
+        )
         return cls(
+            ledger_cash=ledger_cash,
+            ledger_cash_missing=ledger_cash_missing,
             ledger_customers=ledger_customers,
             ledger_steps=ledger_steps,
             ledger_intervals=ledger_intervals,
@@ -526,7 +553,13 @@ class Schema:
     @property
     def ledger_tables(self) -> list[sa.Table]:
         """Version 7: the ledger, per customer (derived, rebuilt on demand)."""
-        return [self.ledger_customers, self.ledger_steps, self.ledger_intervals]
+        return [
+            self.ledger_customers,
+            self.ledger_steps,
+            self.ledger_intervals,
+            self.ledger_cash,
+            self.ledger_cash_missing,
+        ]
 
     @property
     def all_tables(self) -> list[sa.Table]:
@@ -611,6 +644,10 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
     (4, "the service's own product on its derived states, for the product filter", _v4),
     (5, "each subscription's current state, materialised with its history", _v5),
     (6, "an index of invoice lines by subscription, for the Active segment's facts", _v6),
-    (7, "the ledger per customer: MRR steps and intervals with movement kinds (backfilled)", _v7),
+    (
+        7,
+        "the ledger per customer: MRR steps, intervals with movement kinds, cash (backfilled)",
+        _v7,
+    ),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

@@ -31,7 +31,7 @@ from revcrm.metrics import FxDateRule
 from revcrm.storage._codec import moment_from_value, moment_value
 from revcrm.storage._sql_base import SQLBase, _day
 from revcrm.storage._sql_db import _chunks
-from revcrm.storage._sql_ledger_build import build_rows
+from revcrm.storage._sql_ledger_build import build_cash_rows, build_rows
 
 __all__ = ["LEDGER_CURRENCY_KEY", "LEDGER_HORIZON_KEY", "LedgerTouch", "Progress", "SQLLedger"]
 
@@ -59,9 +59,13 @@ class LedgerTouch:
 
     customers: set[str] = attrs.field(factory=set)
     latest: datetime | None = None
+    cash: set[str] = attrs.field(factory=set)
 
-    def add(self, customers: Iterable[str], latest: datetime | None) -> None:
+    def add(
+        self, customers: Iterable[str], latest: datetime | None, cash: Iterable[str] = ()
+    ) -> None:
         self.customers.update(customers)
+        self.cash.update(cash)
         if latest is not None and (self.latest is None or latest > self.latest):
             self.latest = latest
 
@@ -69,7 +73,7 @@ class LedgerTouch:
 class SQLLedger(SQLBase):
     """Building and refreshing the ledger tables."""
 
-    _progress: Progress | None = None
+    _ledger_progress: Progress | None = None
 
     # -- settings -----------------------------------------------------------------------
 
@@ -88,7 +92,7 @@ class SQLLedger(SQLBase):
         h = self._run(False, self._ledger_horizon)
         return None if h == _NO_HORIZON else h
 
-    def _latest_record(self, conn: Connection) -> datetime | None:
+    def _ledger_latest_record(self, conn: Connection) -> datetime | None:
         """The latest moment among the stored records, as ``analyse``'s default horizon
         reads them: subscription changes, invoices, transactions."""
         s = self._schema
@@ -129,22 +133,17 @@ class SQLLedger(SQLBase):
     def _ledger_rebuild_all(self, conn: Connection, progress: Progress | None = None) -> None:
         """Every customer's rows from the records (migrations, policy and setting changes)."""
         s = self._schema
-        report = progress if progress is not None else self._progress
+        report = progress if progress is not None else self._ledger_progress
         if self._setting(conn, LEDGER_CURRENCY_KEY) is None:
             self._put_setting(conn, LEDGER_CURRENCY_KEY, DEFAULT_LEDGER_CURRENCY)
-        latest = self._latest_record(conn)
+        latest = self._ledger_latest_record(conn)
         if latest is not None and add_months(latest, _HORIZON_MONTHS) > self._ledger_horizon(conn):
             wanted = add_months(latest, 2 * _HORIZON_MONTHS)
             self._put_setting(conn, LEDGER_HORIZON_KEY, str(moment_value(wanted)))
         for t in reversed(s.ledger_tables):
             conn.execute(t.delete())
-        subs = s.subscriptions
-        owners = [
-            r[0]
-            for r in conn.execute(
-                sa.select(subs.c.customer_id).distinct().order_by(subs.c.customer_id)
-            )
-        ]
+        owners = self._ledger_owners(conn, (s.subscriptions,))
+        cash_owners = self._ledger_owners(conn, (s.transactions, s.credits))
         fx = self._ledger_rates(conn, None)
         total = len(owners)
         if report is not None:
@@ -155,6 +154,22 @@ class SQLLedger(SQLBase):
             done += len(chunk)
             if report is not None:
                 report("ledger", done, total)
+        for chunk in _chunks(cash_owners, _REBUILD_CHUNK):
+            self._ledger_insert_cash(conn, chunk, fx)
+        if report is not None and cash_owners:
+            report("cash", len(cash_owners), len(cash_owners))
+
+    def _ledger_owners(
+        self, conn: Connection, tables: Sequence[sa.Table], codes: Sequence[str] | None = None
+    ) -> list[str]:
+        """The customers owning rows of these tables (in these currencies), in id order."""
+        found: set[str] = set()
+        for t in tables:
+            stmt = sa.select(t.c.customer_id).distinct()
+            if codes is not None:
+                stmt = stmt.where(t.c.currency.in_(codes))
+            found.update(r[0] for r in conn.execute(stmt))
+        return sorted(found)
 
     def _ledger_refresh(
         self,
@@ -162,21 +177,59 @@ class SQLLedger(SQLBase):
         customer_ids: Iterable[str],
         *,
         latest: datetime | None = None,
+        cash: Iterable[str] = (),
     ) -> None:
-        """Rebuild the rows of these customers (a write changed what they are built from);
-        ``latest``: the latest moment among the records written, which may move the
-        horizon (and then the customers whose renewals it ends are rebuilt too)."""
+        """Rebuild the MRR rows of these customers (a write changed what they are built
+        from) and the cash rows of ``cash``; ``latest``: the latest moment among the
+        records written, which may move the horizon (and then the customers whose
+        renewals it ends are rebuilt too)."""
         if not self._ledger_ready_cached(conn):
             return
         ids = sorted(set(customer_ids) | self._ledger_advance(conn, latest))
-        if not ids:
-            return
-        s = self._schema
-        for chunk in _chunks(ids):
-            for t in reversed(s.ledger_tables):
-                conn.execute(t.delete().where(t.c.customer_id.in_(chunk)))
+        cash_ids = sorted(set(cash))
+        for tables, chosen in (
+            (self._ledger_mrr_tables, ids),
+            (self._ledger_cash_tables, cash_ids),
+        ):
+            for chunk in _chunks(chosen):
+                for t in tables:
+                    conn.execute(t.delete().where(t.c.customer_id.in_(chunk)))
         for chunk in _chunks(ids, _REBUILD_CHUNK):
             self._ledger_insert(conn, chunk, None)
+        for chunk in _chunks(cash_ids, _REBUILD_CHUNK):
+            self._ledger_insert_cash(conn, chunk, None)
+
+    @property
+    def _ledger_mrr_tables(self) -> tuple[sa.Table, ...]:
+        s = self._schema
+        return (s.ledger_intervals, s.ledger_steps, s.ledger_customers)
+
+    @property
+    def _ledger_cash_tables(self) -> tuple[sa.Table, ...]:
+        s = self._schema
+        return (s.ledger_cash_missing, s.ledger_cash)
+
+    def _ledger_insert_cash(
+        self, conn: Connection, customer_ids: Sequence[str], fx: FxRates | None
+    ) -> None:
+        s = self._schema
+        txs = self._load(conn, "transaction", s.transactions.c.customer_id.in_(customer_ids))
+        credits = self._load(conn, "credit", s.credits.c.customer_id.in_(customer_ids))
+        if not txs and not credits:
+            return
+        if fx is None:
+            codes = {t.amount.currency for t in txs} | {c.amount.currency for c in credits}
+            fx = self._ledger_rates(conn, codes)
+        rows, missing = build_cash_rows(
+            txs,
+            credits,
+            fx,
+            currency=self._ledger_currency(conn),
+            customer_ids=customer_ids,
+            limbs=self._sqlite,
+        )
+        self._insert(conn, s.ledger_cash, rows)
+        self._insert(conn, s.ledger_cash_missing, missing)
 
     def _ledger_advance(self, conn: Connection, latest: datetime | None) -> set[str]:
         """Keep the horizon a year past ``latest``: when it is not, move it two years past
@@ -194,22 +247,33 @@ class SQLLedger(SQLBase):
         stmt = sa.select(subs.c.customer_id).distinct().where(subs.c.currency != currency)
         return {r[0] for r in conn.execute(stmt)}
 
-    def _ledger_rate_owners(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> set[str]:
-        """The customers whose conversions written rates can change: those with a
-        subscription in a currency one of ``pairs`` converts into the reporting one."""
+    def _ledger_refresh_rates(
+        self,
+        conn: Connection,
+        pairs: Iterable[tuple[str, str]],
+        touched: LedgerTouch | None = None,
+    ) -> None:
+        """Rebuild the customers whose conversions written rates can change: those with a
+        subscription (MRR rows) or a transaction or credit (cash rows) in a currency one of
+        ``pairs`` converts into the reporting one; with ``touched`` (a batch's) too."""
         pairs = list(pairs)
+        extra = touched if touched is not None else LedgerTouch()
+        codes = self._ledger_rate_codes(conn, pairs)
+        s = self._schema
+        mrr = self._ledger_owners(conn, (s.subscriptions,), codes) if codes else []
+        cash = self._ledger_owners(conn, (s.transactions, s.credits), codes) if codes else []
+        self._ledger_refresh(
+            conn, extra.customers | set(mrr), latest=extra.latest, cash=extra.cash | set(cash)
+        )
+
+    def _ledger_rate_codes(self, conn: Connection, pairs: Sequence[tuple[str, str]]) -> list[str]:
         if not pairs or not self._ledger_ready_cached(conn):
-            return set()
+            return []
         currency = self._ledger_currency(conn)
-        codes = sorted(
+        return sorted(
             {src if tgt == currency else tgt for src, tgt in pairs if currency in (src, tgt)}
             - {currency}
         )
-        if not codes:
-            return set()
-        subs = self._schema.subscriptions
-        stmt = sa.select(subs.c.customer_id).distinct().where(subs.c.currency.in_(codes))
-        return {r[0] for r in conn.execute(stmt)}
 
     def _ledger_ready_cached(self, conn: Connection) -> bool:
         # Once the store checked its schema is the latest, the ledger tables exist.

@@ -23,15 +23,17 @@ from typing import Final
 import attrs
 
 from revcrm._book import Book
+from revcrm._ledger._cash import cash_columns
 from revcrm._ledger._classify import KINDS
 from revcrm._money import EXACT_CONTEXT, FxRates
+from revcrm._records import CreditEntry, Transaction
 from revcrm._subscription import Subscription
 from revcrm.errors import MissingRateError
 from revcrm.metrics import MetricsPolicy, analyse
 from revcrm.metrics._engine import MrrAnalysis
 from revcrm.storage._codec import Row, moment_from_value, to_limbs
 
-__all__ = ["LedgerRows", "build_rows", "units_decimal"]
+__all__ = ["LedgerRows", "build_cash_rows", "build_rows", "units_decimal"]
 
 #: Bounds wide enough for any event: the natural grouping (no period splits a group).
 _LOW: Final = datetime(1, 1, 2, tzinfo=UTC)
@@ -185,3 +187,50 @@ def _rows_of(a: MrrAnalysis, policy: MetricsPolicy, limbs: bool, out: LedgerRows
             _money(row, "mrr", units_decimal(level, digits), limbs)
             _money(row, "amount", None if kind is None else units_decimal(kind[1], digits), limbs)
             out.intervals.append(row)
+
+
+def build_cash_rows(
+    transactions: Sequence[Transaction],
+    credits: Sequence[CreditEntry],
+    fx: FxRates,
+    *,
+    currency: str,
+    customer_ids: Sequence[str],
+    limbs: bool,
+) -> tuple[list[Row], list[Row]]:
+    """The ``ledger_cash`` rows of these customers (all their transactions and credit
+    entries given), and the ``ledger_cash_missing`` rows of those lacking a rate."""
+    rows: list[Row] = []
+    missing: list[Row] = []
+    ids = tuple(sorted(set(customer_ids)))
+    book = Book(transactions=tuple(transactions), credits=tuple(credits), fx=fx)
+    try:
+        cols = [cash_columns(book, currency, customer_ids=ids)]
+    except MissingRateError:
+        # Find the customers whose rates are missing; the others are built as usual.
+        cols = []
+        for cid in ids:
+            try:
+                cols.append(cash_columns(book, currency, customer_ids=(cid,)))
+            except MissingRateError as e:
+                missing.append({"customer_id": cid, "missing": _missing(e)})
+    for c in cols:
+        for entry in c.rows():
+            row: Row = {
+                "customer_id": entry.customer_id,
+                "kind": entry.kind,
+                "entry_id": entry.entry_id,
+                "at": moment_from_value(entry.at),
+                "currency": entry.currency,
+                "amount": units_decimal(entry.amount, entry.digits),
+            }
+            reporting = entry.amount_reporting
+            _money(
+                row,
+                "reporting",
+                None if reporting is None else units_decimal(reporting, entry.digits),
+                limbs,
+            )
+            row["invoice_id"] = entry.invoice_id
+            rows.append(row)
+    return rows, missing

@@ -38,6 +38,7 @@ from revcrm._time import as_moment
 from revcrm.errors import MissingRateError, ValidationError
 from revcrm.metrics._engine import MovementKind, MrrPoint, Waterfall
 from revcrm.storage._codec import moment_value
+from revcrm.storage._query import CustomerFlow
 from revcrm.storage._sql_decimal import _dec
 from revcrm.storage._sql_ledger import SQLLedger
 
@@ -140,6 +141,38 @@ class LedgerReads:
         if not periods:
             return []
         return self._waterfalls([a] + [p[0] for p in periods[1:]] + [b], currency)
+
+    def paying_customers(self, at: date | datetime) -> int:
+        """Customers with MRR above zero at ``at`` (some stream live), as the store's."""
+        t = as_moment(at, "at")
+        return self._store._run(False, lambda conn: len(self._paying(conn, t)))
+
+    def customer_flow(self, start: date | datetime, end: date | datetime) -> CustomerFlow:
+        """Paying customers at ``start`` and ``end`` and the flow between, as the store's."""
+        a, b = as_moment(start, "start"), as_moment(end, "end")
+        if b < a:
+            raise ValidationError("end", end, "is before start")
+
+        def run(conn: Connection) -> CustomerFlow:
+            first, last = self._paying(conn, a), self._paying(conn, b)
+            kept = len(first & last)
+            return CustomerFlow(
+                start=a,
+                end=b,
+                at_start=len(first),
+                at_end=len(last),
+                retained=kept,
+                gained=len(last) - kept,
+                lost=len(first) - kept,
+            )
+
+        return self._store._run(False, run)
+
+    def _paying(self, conn: Connection, t: datetime) -> set[str]:
+        self._check_rates(conn, None)
+        st = self._s.ledger_steps
+        live = sa.and_(st.c.start_at <= t, sa.or_(st.c.end_at.is_(None), st.c.end_at > t))
+        return {r[0] for r in conn.execute(sa.select(st.c.customer_id).distinct().where(live))}
 
     # -- checks -----------------------------------------------------------------------------
 

@@ -268,21 +268,22 @@ class SQLWrites(SQLMigrations):
         if kind == "transaction":
             self._update_cash(conn, [p for p, _ in writes.values()], old_cash)
         if owned and writes:
-            # The ledger rows of every customer whose subscriptions changed (a record moved
-            # to another customer changes both), in this transaction; the horizon follows
-            # every record (see ``_sql_ledger``).
-            owners_now: set[str] = set()
-            if kind == "subscription":
-                owners_now = {p.record.customer_id for p, _ in writes.values()}
-                owners_now |= {old_owner[k] for k in writes if k in old_owner}
+            # The ledger rows the write changes, of every customer whose records changed (a
+            # record moved to another customer changes both), in this transaction: MRR rows
+            # from subscriptions, cash rows from transactions and credits; the horizon
+            # follows every record (see ``_sql_ledger``).
+            owners_now = {p.record.customer_id for p, _ in writes.values()}
+            owners_now |= {old_owner[k] for k in writes if k in old_owner}
+            mrr = owners_now if kind == "subscription" else set()
+            cash = owners_now if kind in ("transaction", "credit") else set()
             latest = max(
                 (m for p, _ in writes.values() if (m := _moment_of(p.record)) is not None),
                 default=None,
             )
             if touched is not None:
-                touched.add(owners_now, latest)
+                touched.add(mrr, latest, cash)
             else:
-                self._ledger_refresh(conn, owners_now, latest=latest)
+                self._ledger_refresh(conn, mrr, latest=latest, cash=cash)
         return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
 
     def _check_invoice_currencies(self, conn: Connection, batch: Sequence[Prepared]) -> None:
@@ -387,8 +388,7 @@ class SQLWrites(SQLMigrations):
             pairs: set[tuple[str, str]] = set()
             total += self._put_rates(conn, book.fx, pairs=pairs)
             # One rebuild per customer: those written, and those the new rates convert.
-            owners = touched.customers | self._ledger_rate_owners(conn, pairs)
-            self._ledger_refresh(conn, owners, latest=touched.latest)
+            self._ledger_refresh_rates(conn, pairs, touched)
             return total
 
         return self._run(True, run)
@@ -432,5 +432,5 @@ class SQLWrites(SQLMigrations):
         if pairs is not None:
             pairs |= written
         elif written:
-            self._ledger_refresh(conn, self._ledger_rate_owners(conn, written))
+            self._ledger_refresh_rates(conn, written)
         return ImportResult(inserted=len(inserts), updated=len(updates), unchanged=unchanged)
