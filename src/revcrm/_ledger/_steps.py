@@ -235,7 +235,13 @@ def day_spread(columns: LineColumns) -> tuple[I64, I64, I64, Units, int]:
     rank[order] = np.arange(line.size, dtype=np.int64) - first
     pieces = (base + (rank < left[line])) * sign
     d0 = max(DIGITS, columns.scale)
-    value = norm(pieces.astype(object) * unit.astype(object) * 10 ** (d0 - columns.scale))
+    factor = unit * 10 ** (d0 - columns.scale)
+    if (
+        pieces.dtype != object
+        and int(np.abs(pieces).max(initial=0)) * int(factor.max(initial=1)) < LIMIT
+    ):
+        return line, p_start, p_end, pieces * factor, d0
+    value = norm(pieces.astype(object) * factor.astype(object))
     return line, p_start, p_end, value, d0
 
 
