@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
-from operator import attrgetter
+from itertools import chain, repeat
+from operator import attrgetter, is_not
 from typing import Any, Final
 
 import attrs
@@ -49,22 +50,6 @@ _ACTIVE, _PAST_DUE, _CANCELLED = _CODE[_S.ACTIVE], _CODE[_S.PAST_DUE], _CODE[_S.
 _TERMINATED, _PENDING = _CODE[_S.TERMINATED], _CODE[_S.PENDING]
 _TRIALING, _SUSPENDED = _CODE[_S.TRIALING], _CODE[_S.SUSPENDED]
 
-_FIELDS: Final = attrgetter(
-    "as_of",
-    "status",
-    "status_since",
-    "paying_status",
-    "cancel_at_period_end",
-    "cancel_requested_at",
-    "ended_at",
-    "billing_anchor",
-    "cycle",
-    "discount",
-    "discount_from",
-    "price",
-    "quantity",
-)
-
 
 #: ``state_prices``: a state's monthly amount, and after its discount (None without one).
 Prices = Callable[[SubscriptionState], tuple[Decimal, Decimal | None]]
@@ -84,6 +69,7 @@ class Rules:
     discount_durations: frozenset[int]
 
 
+_REPEATING: Final = DiscountDuration.REPEATING
 #: Discount duration codes.
 DURATIONS: Final = {
     DiscountDuration.ONCE: 0,
@@ -123,55 +109,80 @@ class States:
     value_places: tuple[int, ...]  # the most decimal places a code's amount was given with
 
 
-def states_of(subs: Sequence[Subscription], state_prices: Prices) -> States:
-    """The states of ``subs`` as arrays (one pass of attribute reads per state)."""
+def _ids(col: Sequence[object]) -> I64:
+    return np.fromiter(map(id, col), dtype=np.int64, count=len(col))
+
+
+def _dense(a: I64) -> I64:
+    """Codes 0..k-1 of ``a``'s distinct values."""
+    out: I64 = np.unique(a, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return out
+
+
+def _pair(a: I64, b: I64) -> I64:
+    """Dense codes of the pairs ``(a, b)`` (both below ``len(a)`` once made dense, so the
+    combined key stays far below 2**63)."""
+    b = _dense(b)
+    return _dense(a * (int(b.max(initial=0)) + 1) + b)
+
+
+def _times(col: Sequence[Any], missing: int = 0) -> I64:
+    """Microseconds of each datetime (``missing`` for None), each distinct object
+    converted once: a subscription's states share their anchor, start and status times."""
+    if not col:
+        return np.zeros(0, dtype=np.int64)
+    uniq, first, inverse = np.unique(_ids(col), return_index=True, return_inverse=True)
     epoch = EPOCH
-    rows: list[tuple[Any, ...]] = []
-    owner: list[int] = []
-    for k, sub in enumerate(subs):
-        states = sub.states
-        owner.extend([k] * len(states))
-        rows.extend(map(_FIELDS, states))
-    n = len(rows)
-    cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 13
-    c_at, c_status, c_since, c_paying, c_cap, c_req, c_ended = cols[:7]
-    c_anchor, c_cycle, c_disc, c_from, c_price, c_qty = cols[7:]
+    conv = np.fromiter(
+        (
+            missing if t is None else (t - epoch) // _US
+            for t in map(col.__getitem__, first.tolist())
+        ),
+        dtype=np.int64,
+        count=uniq.size,
+    )
+    out: I64 = conv[inverse.reshape(-1)]
+    return out
 
-    def us(col: Sequence[Any]) -> I64:
-        return np.fromiter(
-            ((t - epoch) // _US for t in col),
-            dtype=np.int64,
-            count=len(col),
-        )
 
-    def us_or(col: Sequence[Any], missing: int) -> I64:
-        return np.fromiter(
-            (missing if t is None else (t - epoch) // _US for t in col),
-            dtype=np.int64,
-            count=len(col),
-        )
+def _column(flat: Sequence[SubscriptionState], name: str) -> list[Any]:
+    return list(map(attrgetter(name), flat))
 
+
+def states_of(subs: Sequence[Subscription], state_prices: Prices) -> States:
+    """The states of ``subs`` as arrays: attribute reads by ``map`` (no Python frame per
+    state), each distinct object (datetime, price terms) converted once."""
+    per_sub = list(map(attrgetter("states"), subs))
+    sizes = np.fromiter(map(len, per_sub), dtype=np.int64, count=len(per_sub))
+    flat: list[SubscriptionState] = list(chain.from_iterable(per_sub))
+    n = len(flat)
+    owner = np.repeat(np.arange(len(subs), dtype=np.int64), sizes)
     code = _CODE
-    status = np.fromiter((code[s] for s in c_status), dtype=np.int64, count=n)
-    paying = np.fromiter((code[s] for s in c_paying), dtype=np.int64, count=n)
-    cap = np.fromiter(c_cap, dtype=bool, count=n)
-    has_ended = np.fromiter((e is not None for e in c_ended), dtype=bool, count=n)
-    anchor = us(c_anchor)
-    cycles: dict[int, tuple[int, int]] = {}
+    status = np.fromiter(map(code.__getitem__, _column(flat, "status")), np.int64, count=n)
+    paying = np.fromiter(map(code.__getitem__, _column(flat, "paying_status")), np.int64, count=n)
+    cap = np.fromiter(_column(flat, "cancel_at_period_end"), dtype=bool, count=n)
+    c_ended = _column(flat, "ended_at")
+    has_ended = np.fromiter(map(is_not, c_ended, repeat(None)), dtype=bool, count=n)
+    # One conversion per distinct datetime object among the states' moments (a
+    # change's moment is also its state's as_of and often its status_since).
+    moments = _times(
+        _column(flat, "as_of")
+        + _column(flat, "status_since")
+        + _column(flat, "billing_anchor")
+        + c_ended,
+        BEFORE,
+    )
+    at, status_since, anchor, ended = (moments[k * n : (k + 1) * n] for k in range(4))
+    c_cycle = _column(flat, "cycle")
+    c_disc = _column(flat, "discount")
+    c_price = _column(flat, "price")
+    c_qty = _column(flat, "quantity")
     months = np.zeros(n, dtype=np.int64)
     length = np.zeros(n, dtype=np.int64)
-    if n:
-        codes = []
-        for cyc in c_cycle:
-            got = cycles.get(id(cyc))
-            if got is None:
-                got = cycles[id(cyc)] = cycle_code(cyc)
-            codes.append(got)
-        arr = np.array(codes, dtype=np.int64).reshape(-1, 2)
-        months, length = arr[:, 0].copy(), arr[:, 1].copy()
 
-    # The amounts: once per distinct terms (the objects are shared between a
-    # subscription's states, so their ids key a cache that the book keeps alive).
+    # The amounts: once per distinct terms (price, quantity, cycle and discount objects,
+    # shared between a subscription's states and kept alive by the book), then once per
+    # distinct value behind those.
     values: list[Decimal] = [Decimal(0)]
     value_places: list[int] = [0]
     by_value: dict[Decimal, int] = {Decimal(0): 0}
@@ -182,70 +193,74 @@ def states_of(subs: Sequence[Subscription], state_prices: Prices) -> States:
             c = by_value[v] = len(values)
             values.append(v)
             value_places.append(places(v))
-        elif places(v) > value_places[c]:
-            value_places[c] = places(v)
+        else:
+            value_places[c] = max(value_places[c], places(v))
         return c
 
-    terms: dict[tuple[Decimal, int, int, int], tuple[int, int]] = {}
-    states_flat = [s for sub in subs for s in sub.states]
     full = np.zeros(n, dtype=np.int64)
     disc = np.zeros(n, dtype=np.int64)
-    fl: list[int] = []
-    dl: list[int] = []
-    for s, price, qty, cyc, d in zip(states_flat, c_price, c_qty, c_cycle, c_disc, strict=True):
-        key = (price.amount, qty, id(cyc), id(d))
-        got2 = terms.get(key)
-        if got2 is None:
-            a, b = state_prices(s)
-            ca = code_of(a)
-            got2 = terms[key] = (ca, ca if b is None else code_of(b))
-        fl.append(got2[0])
-        dl.append(got2[1])
     if n:
-        full = np.array(fl, dtype=np.int64)
-        disc = np.array(dl, dtype=np.int64)
+        # Equal amounts share a code (by value, a dict built in C), then the distinct
+        # (amount, quantity, cycle object, discount object) rows get their prices.
+        amounts = list(map(attrgetter("amount"), c_price))
+        amount_code = {a: i for i, a in enumerate(dict.fromkeys(amounts))}
+        key = _dense(np.fromiter(map(amount_code.__getitem__, amounts), np.int64, count=n))
+        key = _pair(key, np.fromiter(c_qty, dtype=np.int64, count=n))
+        key = _pair(key, _ids(c_cycle))
+        key = _pair(key, _ids(c_disc))
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        rows = []
+        # Rows with distinct objects but equal terms (each discount its own object) are
+        # priced once.
+        by_terms: dict[tuple[object, ...], tuple[int, int, int, int]] = {}
+        for i in first.tolist():
+            s = flat[i]
+            terms = (s.price.amount, s.quantity, s.cycle, s.discount)
+            row = by_terms.get(terms)
+            if row is None:
+                a, b = state_prices(s)
+                ca = code_of(a)
+                row = by_terms[terms] = (ca, ca if b is None else code_of(b), *cycle_code(s.cycle))
+            rows.append(row)
+        table = np.array(rows, dtype=np.int64).reshape(-1, 4)[inverse.reshape(-1)]
+        full, disc = table[:, 0].copy(), table[:, 1].copy()
+        months, length = table[:, 2].copy(), table[:, 3].copy()
 
     # When a discount stops: forever never, repeating at its end, once at the end of
     # the billing period it was set in (SubscriptionState.discount_until's rule).
-    has_discount = np.fromiter((d is not None for d in c_disc), dtype=bool, count=n)
-    dur_code = {
-        DiscountDuration.ONCE: 0,
-        DiscountDuration.REPEATING: 1,
-        DiscountDuration.FOREVER: 2,
-    }
-    duration = np.fromiter(
-        (-1 if d is None else dur_code[d.duration] for d in c_disc),
-        dtype=np.int64,
-        count=n,
-    )
+    has_discount = np.fromiter(map(is_not, c_disc, repeat(None)), dtype=bool, count=n)
+    duration = np.full(n, -1, dtype=np.int64)
     until = np.full(n, NEVER, dtype=np.int64)
-    rep = np.flatnonzero(duration == 1)
-    if rep.size:
-        until[rep] = [(c_disc[i].ends_at - epoch) // _US for i in rep.tolist()]
-    once = np.flatnonzero(duration == 0)
-    if once.size:
-        frm = us([c_from[i] for i in once.tolist()])
-        until[once] = next_billing_after(anchor[once], months[once], length[once], frm)
-    has_until = duration >= 0
-    has_until &= duration != 2
+    with_disc = np.flatnonzero(has_discount).tolist()
+    if with_disc:
+        ds = [c_disc[i] for i in with_disc]
+        duration[with_disc] = [DURATIONS[d.duration] for d in ds]
+        rep = [j for j, d in zip(with_disc, ds, strict=True) if d.duration is _REPEATING]
+        if rep:
+            until[rep] = _times([c_disc[i].ends_at for i in rep])
+        once = np.flatnonzero(duration == 0)
+        if once.size:
+            frm = _times([flat[i].discount_from for i in once.tolist()])
+            until[once] = next_billing_after(anchor[once], months[once], length[once], frm)
+    has_until = (duration == 0) | (duration == 1)
 
     # A scheduled cancellation ends at the end of the billing period it was asked in (at
     # the anchor when asked before it): scheduled_end's rule.
     scheduled = np.full(n, NEVER, dtype=np.int64)
     sc = np.flatnonzero(cap)
     if sc.size:
-        req = us([c_req[i] for i in sc.tolist()])
+        req = _times([flat[i].cancel_requested_at for i in sc.tolist()])
         an = anchor[sc]
         after = next_billing_after(an, months[sc], length[sc], np.maximum(req, an))
         scheduled[sc] = np.where(req < an, an, after)
     return States(
-        sub=np.array(owner, dtype=np.int64),
-        at=us(c_at),
+        sub=owner,
+        at=at,
         status=status,
         paying=paying,
-        status_since=us(c_since),
+        status_since=status_since,
         cap=cap,
-        ended=us_or(c_ended, BEFORE),
+        ended=ended,
         has_ended=has_ended,
         scheduled=scheduled,
         until=until,

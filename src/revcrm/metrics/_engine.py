@@ -876,7 +876,12 @@ def analyse_lines(
         h = _add_months(as_moment(date(2000, 1, 1), "horizon"), 12)
     fixed_rule = policy.fx_date is FxDateRule.SERVICE_PERIOD_START
     foreign = [fixed_rule and c != currency for c in columns.currencies]
-    steps = steps_from_lines(columns, foreign, _rate_digits(rates, currency, columns.currencies))
+    steps = steps_from_lines(
+        columns,
+        foreign,
+        _rate_digits(rates, currency, columns.currencies),
+        spreading=policy.spreading.value,
+    )
     return _analysis(
         steps, fx=rates, currency=currency, policy=policy, source=MrrSource.INVOICES, horizon=h
     )
