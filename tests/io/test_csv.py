@@ -138,6 +138,26 @@ def test_credit_lines_are_negative_lines_of_their_invoice() -> None:
     assert [line.amount for line in inv.lines] == [_usd("50"), _usd("-20")]
 
 
+def test_a_recurring_credit_with_its_discount_lowers_the_run_rate() -> None:
+    # A proration credit over the second half of December (16 of 31 days, no cycle
+    # known: December holds it) with a 2.00 discount on the credit: -8.00 net.
+    text = (
+        "Invoice,Customer,Amount,Discount,Currency,Date,Status,Service Start,Service End\n"
+        "in_1,cus_a,31.00,,usd,2024-12-01,paid,2024-12-01,2024-12-31\n"
+        "in_2,cus_a,-10.00,2.00,usd,2024-12-16,paid,2024-12-16,2024-12-31\n"
+        "in_2,cus_a,12.00,,usd,2024-12-16,paid,,\n"
+    )
+    book = _read(text, columns={**COLUMNS, "discount": "Discount"}, period_end_inclusive=True).book
+    credit = next(i for i in book.invoices if i.id == "in_2").lines[0]
+    assert (credit.amount, credit.discount, credit.net) == (_usd("-10"), _usd("-2"), _usd("-8"))
+    a = analyse(book, currency="USD", source="invoices")
+    # 31 - 8 * 31 / 16 = 15.50 from 16 December.
+    assert a.mrr(datetime(2024, 12, 20, tzinfo=UTC)) == _usd("15.5")
+    with pytest.raises(ValidationError) as info:
+        _read(text.replace("2.00", "11.00"), columns={**COLUMNS, "discount": "Discount"})
+    assert info.value.column == "Discount"
+
+
 def test_payments_customers_and_a_second_import(tmp_path: Path) -> None:
     customers = tmp_path / "customers.csv"
     customers.write_text(
