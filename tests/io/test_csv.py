@@ -153,7 +153,7 @@ def test_a_recurring_credit_with_its_discount_lowers_the_run_rate() -> None:
     a = analyse(book, currency="USD", source="invoices")
     # 31 - 8 * 31 / 16 = 15.50 from 16 December.
     assert a.mrr(datetime(2024, 12, 20, tzinfo=UTC)) == _usd("15.5")
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(RowError) as info:
         _read(text.replace("2.00", "11.00"), columns={**COLUMNS, "discount": "Discount"})
     assert info.value.column == "Discount"
 
