@@ -45,6 +45,9 @@ __all__ = [
     "UNKNOWN_CYCLE",
     "LineColumns",
     "LineRow",
+    "book_cycles",
+    "cycle_code",
+    "line_cycle",
     "micros",
     "moment",
 ]
@@ -124,8 +127,6 @@ class LineColumns:
         start: list[int] = []
         end: list[int] = []
         nets: list[Decimal] = []
-        cycles: list[int] = []
-        subs = book.subscription_index
         for inv in book.invoices:
             if inv.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
                 continue
@@ -143,7 +144,6 @@ class LineColumns:
                 start.append(micros(line.period_start))
                 end.append(micros(line.period_end))
                 nets.append(line.net.amount)
-                cycles.append(line_cycle(subs.get(line.subscription_id or ""), line.period_start))
         scale = scale_for(nets, currencies)
         return cls._build(  # the book checked its ids and codes
             customer_ids=tuple(customers),
@@ -156,7 +156,7 @@ class LineColumns:
             end=np.array(end, dtype=np.int64),
             net=scaled(nets, scale),
             scale=scale,
-            cycle=np.array(cycles, dtype=np.int32),
+            cycle=book_cycles(book),
         )
 
     @classmethod
@@ -280,6 +280,22 @@ def cycle_code(cycle: BillingCycle | None) -> int:
     if cycle.unit in (CycleUnit.MONTH, CycleUnit.YEAR):
         return int(cycle.length_in_months)
     return DAY_CYCLE
+
+
+def book_cycles(book: Book) -> npt.NDArray[np.int32]:
+    """``cycle`` for the lines :meth:`LineColumns.from_book` reads, in its order (the
+    recurring lines of counted invoices)."""
+    subs = book.subscription_index
+    return np.array(
+        [
+            line_cycle(subs.get(line.subscription_id or ""), line.period_start)
+            for inv in book.invoices
+            if inv.status not in (InvoiceStatus.VOID, InvoiceStatus.DRAFT)
+            for line in inv.lines
+            if line.kind is LineKind.RECURRING
+        ],
+        dtype=np.int32,
+    )
 
 
 def line_cycle(sub: Subscription | None, start: datetime | None) -> int:
