@@ -1,4 +1,5 @@
-"""Shared fixtures: hypothesis profiles and the PostgreSQL server URL."""
+"""Shared fixtures: hypothesis profiles, the PostgreSQL server URL, and the order in which
+the slowest tests start."""
 
 from __future__ import annotations
 
@@ -15,6 +16,45 @@ settings.register_profile(
     "thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+#: The slowest tests (``--durations``; node ids, a parametrised test or a whole module
+#: by its prefix), slowest first. They start before everything else: xdist hands tests
+#: out in collection order, and these sit late in it (tests/storage, tests/sync,
+#: tests/web), so one worker used to run the longest of them alone at the end while the
+#: other had nothing left. A test missing from the list only starts in its usual place.
+SLOW_FIRST: tuple[str, ...] = (
+    "tests/storage/test_segment_pushdown.py::test_postgres_filters_equal_the_pure_functions",
+    "tests/storage/test_segment_pushdown.py::test_sqlite_filters_equal_the_pure_functions",
+    "tests/storage/test_pushdown.py::test_sqlite_aggregates_equal_the_pure_functions",
+    "tests/test_api_reference.py",  # one mkdocs build for the module: kept together
+    "tests/storage/test_segment_pushdown.py::test_memory_and_sqlite_segments_equal_the_cycle_aware_definition",
+    "tests/sync/test_host_panel.py::test_host_panel_over_months",
+    "tests/web/test_browser.py",
+    "tests/reliability/test_fuzz.py::test_sqlite_crm_store_refuses_hostile_arguments",
+    "tests/storage/test_pushdown.py::test_postgres_aggregates_equal_the_pure_functions",
+    "tests/storage/test_contract.py::TestPostgresStore::test_aggregates_after_delete_equal_a_store_without_the_customer",
+    "tests/reliability/test_crash.py::test_killed_imports_leave_before_or_after",
+    "tests/test_docs.py::test_a_block_using_an_extra_it_does_not_name_fails",
+    "tests/reliability/test_fuzz.py::test_sqlite_writes_refuse_hostile_arguments",
+    "tests/web/test_routes.py::test_the_list_shows_the_facades_segments_and_a_merge_renews_the_baseline",
+    "tests/storage/test_segment_pushdown.py::test_postgres_segments_equal_the_cycle_aware_definition",
+    "tests/reliability/test_races.py::test_concurrent_spends_never_overdraw",
+    "tests/test_docs.py::test_markdown_code_blocks_run",
+    "tests/storage/test_contract.py::TestPostgresStore::test_generated_books_round_trip",
+    "tests/segments/test_segment_properties.py::test_each_segment_matches_its_definition",
+)
+
+
+def _slow_rank(nodeid: str) -> int:
+    for rank, prefix in enumerate(SLOW_FIRST):
+        if nodeid == prefix or nodeid.startswith((prefix + "[", prefix + "::")):
+            return rank
+    return len(SLOW_FIRST)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A stable sort: the rest keep their order, so each xdist worker collects the same.
+    items.sort(key=lambda item: _slow_rank(item.nodeid))
 
 
 @pytest.fixture(scope="session")
