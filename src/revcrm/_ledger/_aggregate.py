@@ -109,8 +109,10 @@ def stream_values(steps: Steps, sweep: Sweep, streams: I64, at_us: int) -> Units
         return np.zeros(0, dtype=np.int64)
     lo, hi = sweep.ptr[streams], sweep.ptr[streams + 1]
     if streams.size == len(steps.stream_keys):
-        mask = (steps.at <= at_us).astype(np.int64)
-        count = np.add.reduceat(mask, sweep.ptr[:-1])
+        # Every stream is asked for, in any order: count each stream's steps so far at once
+        # (prefix sums, so a stream without steps counts 0), then pick them in that order.
+        seen = np.concatenate(([0], np.cumsum(steps.at <= at_us, dtype=np.int64)))
+        count = (seen[sweep.ptr[1:]] - seen[sweep.ptr[:-1]])[streams]
     else:
         count = np.array(
             [
