@@ -22,7 +22,7 @@ from revcrm._crm_services import CustomerStatus
 from revcrm._ledger._cash import moment_us
 from revcrm._ledger._facts import FactColumns, LedgerRows
 from revcrm._ledger._services import OPEN
-from revcrm._money import FxRates, Money, check_currency, money_sum
+from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency, money_sum
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
 from revcrm._time import as_moment, as_of_moment
@@ -650,7 +650,7 @@ def _cursor_key(q: CustomerQuery, value: object, digits: int) -> object:
     """The cursor's sort value in the keys' terms (see :func:`_sort_keys`)."""
     if q.sort in _MONEY_SORTS:
         if isinstance(value, Decimal | int) and not isinstance(value, bool):
-            return Decimal(value).scaleb(digits)
+            return Decimal(value).scaleb(digits, context=EXACT_CONTEXT)
     elif q.sort in (CustomerSort.CREATED, CustomerSort.LAST_PAYMENT):
         if isinstance(value, datetime):
             return moment_us(value)

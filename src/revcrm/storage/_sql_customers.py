@@ -229,6 +229,8 @@ class SQLCustomerList(SQLSegments):
         own integer arithmetic computes without overflow, limb by limb (``_mrr_keys``):
         no Python aggregate per customer. Returns ``(d, n per currency)``, or None when
         a span or a rate needs the exact Python aggregates (``_sort_values``)."""
+        if not rates:
+            return None  # nothing stored in any currency: no factor to multiply by
         places = 0
         for rate in rates.values():
             exponent = rate.normalize(context=EXACT_CONTEXT).as_tuple().exponent
