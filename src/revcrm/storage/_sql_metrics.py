@@ -17,9 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from revcrm._calendar import local_moment
+from revcrm._book import Book
+from revcrm._calendar import local_moment, month_start, shift
 from revcrm._money import FxRates, Money, check_currency
-from revcrm._time import as_of_moment
+from revcrm._subscription import Subscription
+from revcrm._time import ONE_DAY, as_of_moment
 from revcrm.errors import (
     ValidationError,
 )
@@ -63,6 +65,7 @@ from revcrm.storage._sql_segments import SQLSegments
 __all__ = ["SQLMetrics"]
 
 _T = TypeVar("_T")
+_THIRTY_DAYS = timedelta(days=30)
 
 
 def _bucket(x: Any, closes: Sequence[datetime]) -> Any:
@@ -562,6 +565,24 @@ class SQLMetrics(SQLSegments):
 
         return self._run(False, run)
 
+    def _live_subscriptions(self, conn: Connection, since: datetime) -> Book:
+        """A book of the whole subscription history (and the rates) of every customer
+        with a span running at or after ``since``: the subscription source's MRR ledger
+        from ``since`` on, without the invoices, payments and credits."""
+        sp = self._schema.spans
+        live = (
+            sa.select(sp.c.customer_id)
+            .where(sa.or_(sp.c.end_at.is_(None), sp.c.end_at >= since))
+            .distinct()
+            .order_by(sp.c.customer_id)
+        )
+        ids = [str(c) for (c,) in conn.execute(live)]
+        head = self._head("subscription")
+        subs: list[Subscription] = []
+        for chunk in _chunks(ids, 5000):
+            subs.extend(self._load(conn, "subscription", head.c.customer_id.in_(chunk)))
+        return Book(subscriptions=tuple(sorted(subs, key=lambda r: r.id)), fx=self._rates(conn))
+
     def dashboard(
         self, *, as_of: date | datetime, currency: str, trend_months: int = 12
     ) -> Dashboard:
@@ -571,9 +592,15 @@ class SQLMetrics(SQLSegments):
         t = as_of_moment(local_moment(as_of, self._policy.timezone), "as_of")
         check_currency(currency)
         check_trend_months(trend_months)
+        zone = self._policy.timezone
+        # Churn, customers and renewals read the subscriptions of the customers with any
+        # span left at the earliest moment they look at (the month's start, or 30 days
+        # back), less the grouping window and a day; everyone else has no say in them.
+        grouping = self._policy.grouping_window or timedelta(0)
+        since = min(month_start(t, zone), shift(t, -_THIRTY_DAYS, zone)) - grouping - ONE_DAY
         with self._snapshot():
             return compose_dashboard(
-                _SQLInputs(self, currency),
+                _SQLInputs(self, currency, since),
                 as_of=t,
                 currency=currency,
                 zone=self._policy.timezone,
@@ -584,15 +611,16 @@ class SQLMetrics(SQLSegments):
 class _SQLInputs:
     """:class:`revcrm.metrics.DashboardInputs` of an SQL store."""
 
-    def __init__(self, store: SQLMetrics, currency: str) -> None:
+    def __init__(self, store: SQLMetrics, currency: str, since: datetime) -> None:
         self._store = store
         self._currency = currency
+        self._since = since
         self._pure: DashboardInputs | None = None
 
     def _book_inputs(self, horizon: datetime) -> DashboardInputs:
         if self._pure is None:
             s = self._store
-            book = s.book()
+            book = s._run(False, lambda conn: s._live_subscriptions(conn, self._since))
             a = analyse(book, currency=self._currency, policy=s.policy, horizon=horizon)
             self._pure = dashboard_inputs(book, a)
         return self._pure
