@@ -135,7 +135,6 @@ NEGATIVE_MONEY_FIELDS: list[tuple[str, Callable[[Money], object]]] = [
     ("price", lambda m: sub().cancel(T1).reactivate(T1, price=m)),
     ("price", lambda m: plan(price=m)),
     ("setup_fee", lambda m: plan(setup_fee=m)),
-    ("amount", lambda m: line(amount=m)),
     ("discount", lambda m: line(discount=m)),
     ("tax", lambda m: line(tax=m)),
     ("amount", lambda m: transaction(amount=m)),

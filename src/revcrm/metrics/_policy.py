@@ -60,7 +60,9 @@ class Spreading(enum.StrEnum):
     #: period is a share of the billing cycle that holds it (ChartMogul, Stripe).
     BILLING_CYCLE = "billing_cycle"
     #: By days: a line's amount per day of its period, a month's MRR the days of that
-    #: calendar month (saas-metrics: 31/366 of an annual line in January, 29/366 in February).
+    #: calendar month (saas-metrics: 31/366 of an annual line in January, 29/366 in
+    #: February), in whole cents, the leftover cents to the largest remainders (the
+    #: earlier month on a tie), so a line's months add up to its amount, as saas-metrics.
     DAYS = "days"
 
 
