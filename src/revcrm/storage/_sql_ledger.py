@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import attrs
 import sqlalchemy as sa
@@ -198,6 +198,46 @@ class SQLLedger(SQLBase):
             self._ledger_insert(conn, chunk, None)
         for chunk in _chunks(cash_ids, _REBUILD_CHUNK):
             self._ledger_insert_cash(conn, chunk, None)
+
+    def _ledger_cash_entries(
+        self, conn: Connection, kind: str, records: Sequence[Any], moved: set[str]
+    ) -> None:
+        """A transaction or credit write: only the written entries are rebuilt (an entry
+        depends on its own record and its day's rate alone); a customer lacking a rate,
+        or one a record moved from or to, is rebuilt whole."""
+        if not records or not self._ledger_ready_cached(conn):
+            return
+        s = self._schema
+        lm, lc = s.ledger_cash_missing, s.ledger_cash
+        owners = sorted({r.customer_id for r in records})
+        whole = set(moved)
+        for chunk in _chunks(owners):
+            stmt = sa.select(lm.c.customer_id).where(lm.c.customer_id.in_(chunk))
+            whole.update(r[0] for r in conn.execute(stmt))
+        single = [r for r in records if r.customer_id not in whole]
+        kinds = ("payment", "refund") if kind == "transaction" else ("credit",)
+        for part in _chunks(single):
+            conn.execute(
+                lc.delete().where(
+                    lc.c.customer_id.in_(sorted({r.customer_id for r in part})),
+                    lc.c.kind.in_(kinds),
+                    lc.c.entry_id.in_([r.id for r in part]),
+                )
+            )
+        if single:
+            rows, missing = build_cash_rows(
+                single if kind == "transaction" else [],
+                single if kind == "credit" else [],
+                self._ledger_rates(conn, {r.amount.currency for r in single}),
+                currency=self._ledger_currency(conn),
+                customer_ids=sorted({r.customer_id for r in single}),
+                limbs=self._sqlite,
+            )
+            lacking = {m["customer_id"] for m in missing}
+            self._insert(conn, lc, [r for r in rows if r["customer_id"] not in lacking])
+            whole |= lacking
+        if whole:
+            self._ledger_refresh(conn, (), cash=whole)
 
     @property
     def _ledger_mrr_tables(self) -> tuple[sa.Table, ...]:

@@ -276,6 +276,12 @@ class SQLWrites(SQLMigrations):
             owners_now |= {old_owner[k] for k in writes if k in old_owner}
             mrr = owners_now if kind == "subscription" else set()
             cash = owners_now if kind in ("transaction", "credit") else set()
+            rehomed = {
+                who
+                for k, (p, _) in writes.items()
+                if k in old_owner and old_owner[k] != p.record.customer_id
+                for who in (old_owner[k], p.record.customer_id)
+            }
             latest = max(
                 (m for p, _ in writes.values() if (m := _moment_of(p.record)) is not None),
                 default=None,
@@ -283,7 +289,10 @@ class SQLWrites(SQLMigrations):
             if touched is not None:
                 touched.add(mrr, latest, cash)
             else:
-                self._ledger_refresh(conn, mrr, latest=latest, cash=cash)
+                self._ledger_refresh(conn, mrr, latest=latest)
+                if cash:
+                    records = [p.record for p, _ in writes.values()]
+                    self._ledger_cash_entries(conn, kind, records, rehomed)
         return ImportResult(inserted=counts[0], updated=counts[1], unchanged=counts[2])
 
     def _check_invoice_currencies(self, conn: Connection, batch: Sequence[Prepared]) -> None:
