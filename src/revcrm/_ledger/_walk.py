@@ -106,7 +106,8 @@ class States:
     full: I64
     discounted: I64
     values: tuple[Decimal, ...]  # per code; code 0 is zero
-    value_places: tuple[int, ...]  # the most decimal places a code's amount was given with
+    currencies: tuple[str, ...]  # per subscription (its first state's price currency)
+    value_places: tuple[int, ...]  # decimal places of each code's amount as stored
 
 
 def _ids(col: Sequence[object]) -> I64:
@@ -188,13 +189,13 @@ def states_of(subs: Sequence[Subscription], state_prices: Prices) -> States:
     by_value: dict[Decimal, int] = {Decimal(0): 0}
 
     def code_of(v: Decimal) -> int:
+        # Equal amounts spelled differently (10 and 10.00) are one exact value: the
+        # first spelling's places suffice for its units.
         c = by_value.get(v)
         if c is None:
             c = by_value[v] = len(values)
             values.append(v)
             value_places.append(places(v))
-        else:
-            value_places[c] = max(value_places[c], places(v))
         return c
 
     full = np.zeros(n, dtype=np.int64)
@@ -274,6 +275,12 @@ def states_of(subs: Sequence[Subscription], state_prices: Prices) -> States:
         discounted=disc,
         values=tuple(values),
         value_places=tuple(value_places),
+        currencies=tuple(
+            map(
+                attrgetter("currency"),
+                map(c_price.__getitem__, (np.cumsum(sizes) - sizes).tolist()),
+            )
+        ),
     )
 
 

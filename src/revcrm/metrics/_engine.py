@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, Final, TypeVar, cast
 
 import attrs
@@ -736,9 +737,9 @@ def _subscription_ledger(
     """
     subs = book.subscriptions
     fixed_rule = policy.fx_date is FxDateRule.SERVICE_PERIOD_START
-    sub_currency = [s.currency for s in subs]
-    foreign = np.array([fixed_rule and c != currency for c in sub_currency], dtype=bool)
     st = states_of(subs, state_prices)
+    sub_currency = st.currencies
+    foreign = np.array([fixed_rule and c != currency for c in sub_currency], dtype=bool)
     w = walk(st, walk_rules(policy), foreign)
     # Streams: the subscriptions with steps, in the book's order.
     used = np.unique(w.sub)
@@ -755,7 +756,8 @@ def _subscription_ledger(
     table = np.zeros(len(st.values), dtype=object)
     for c in codes:
         table[c] = from_decimal(st.values[c], digits)
-    value_arr = _units_array(table[w.code])
+    # Index an int64 table when every amount fits (no object array per step).
+    value_arr = _units_array(table)[w.code]
     s_at = w.at
     s_stream = remap[w.sub].astype(np.int32)
     rate_day = np.full(s_at.size, NO_DAY, dtype=np.int32)
@@ -960,10 +962,15 @@ def _lines_of(book: Book) -> LineColumns:
 
 
 def _default_horizon(book: Book) -> datetime:
-    latest = [s.history[-1].at for s in book.subscriptions]
-    latest += [i.issued_at for i in book.invoices]
-    latest += [t.at for t in book.transactions]
-    base = max(latest) if latest else as_moment(date(2000, 1, 1), "horizon")
+    # A subscription's last change is its current state's as_of (read by map: no Python
+    # frame per record).
+    latest = [
+        max(map(attrgetter("as_of"), map(attrgetter("current"), book.subscriptions)), default=None),
+        max(map(attrgetter("issued_at"), book.invoices), default=None),
+        max(map(attrgetter("at"), book.transactions), default=None),
+    ]
+    found = [t for t in latest if t is not None]
+    base = max(found) if found else as_moment(date(2000, 1, 1), "horizon")
     return _add_months(base, 12)
 
 
