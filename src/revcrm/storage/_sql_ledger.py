@@ -17,6 +17,7 @@ write's own transaction by the engine's classifier (see ``_sql_ledger_build``).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -25,8 +26,11 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from revcrm._book import Book
 from revcrm._cycles import add_months
 from revcrm._money import FxRates, check_currency
+from revcrm._records import CreditEntry, Transaction
+from revcrm._subscription import Subscription
 from revcrm.metrics import FxDateRule
 from revcrm.storage._codec import moment_from_value, moment_value
 from revcrm.storage._sql_base import SQLBase, _day
@@ -68,6 +72,28 @@ class LedgerTouch:
         self.cash.update(cash)
         if latest is not None and (self.latest is None or latest > self.latest):
             self.latest = latest
+
+
+@attrs.frozen
+class _Owned:
+    """A book's subscriptions, transactions and credit entries by customer."""
+
+    subscriptions: dict[str, list[Subscription]]
+    transactions: dict[str, list[Transaction]]
+    credits: dict[str, list[CreditEntry]]
+
+    @classmethod
+    def of(cls, book: Book) -> _Owned:
+        subs: dict[str, list[Subscription]] = defaultdict(list)
+        txs: dict[str, list[Transaction]] = defaultdict(list)
+        credits: dict[str, list[CreditEntry]] = defaultdict(list)
+        for sub in book.subscriptions:
+            subs[sub.customer_id].append(sub)
+        for t in book.transactions:
+            txs[t.customer_id].append(t)
+        for c in book.credits:
+            credits[c.customer_id].append(c)
+        return cls(dict(subs), dict(txs), dict(credits))
 
 
 class SQLLedger(SQLBase):
@@ -178,11 +204,13 @@ class SQLLedger(SQLBase):
         *,
         latest: datetime | None = None,
         cash: Iterable[str] = (),
+        source: Book | None = None,
     ) -> None:
         """Rebuild the MRR rows of these customers (a write changed what they are built
         from) and the cash rows of ``cash``; ``latest``: the latest moment among the
         records written, which may move the horizon (and then the customers whose
-        renewals it ends are rebuilt too)."""
+        renewals it ends are rebuilt too). ``source``: a book holding every record of
+        the store (an import into an empty store), read instead of the tables."""
         if not self._ledger_ready_cached(conn):
             return
         ids = sorted(set(customer_ids) | self._ledger_advance(conn, latest))
@@ -194,10 +222,12 @@ class SQLLedger(SQLBase):
             for chunk in _chunks(chosen):
                 for t in tables:
                     conn.execute(t.delete().where(t.c.customer_id.in_(chunk)))
+        owned = None if source is None else _Owned.of(source)
+        fx = None if source is None else source.fx
         for chunk in _chunks(ids, _REBUILD_CHUNK):
-            self._ledger_insert(conn, chunk, None)
+            self._ledger_insert(conn, chunk, fx, owned)
         for chunk in _chunks(cash_ids, _REBUILD_CHUNK):
-            self._ledger_insert_cash(conn, chunk, None)
+            self._ledger_insert_cash(conn, chunk, fx, owned)
 
     def _ledger_cash_entries(
         self, conn: Connection, kind: str, records: Sequence[Any], moved: set[str]
@@ -250,11 +280,19 @@ class SQLLedger(SQLBase):
         return (s.ledger_cash_missing, s.ledger_cash)
 
     def _ledger_insert_cash(
-        self, conn: Connection, customer_ids: Sequence[str], fx: FxRates | None
+        self,
+        conn: Connection,
+        customer_ids: Sequence[str],
+        fx: FxRates | None,
+        source: _Owned | None = None,
     ) -> None:
         s = self._schema
-        txs = self._load(conn, "transaction", s.transactions.c.customer_id.in_(customer_ids))
-        credits = self._load(conn, "credit", s.credits.c.customer_id.in_(customer_ids))
+        if source is not None:
+            txs = [t for cid in customer_ids for t in source.transactions.get(cid, ())]
+            credits = [c for cid in customer_ids for c in source.credits.get(cid, ())]
+        else:
+            txs = self._load(conn, "transaction", s.transactions.c.customer_id.in_(customer_ids))
+            credits = self._load(conn, "credit", s.credits.c.customer_id.in_(customer_ids))
         if not txs and not credits:
             return
         if fx is None:
@@ -292,6 +330,8 @@ class SQLLedger(SQLBase):
         conn: Connection,
         pairs: Iterable[tuple[str, str]],
         touched: LedgerTouch | None = None,
+        *,
+        source: Book | None = None,
     ) -> None:
         """Rebuild the customers whose conversions written rates can change: those with a
         subscription (MRR rows) or a transaction or credit (cash rows) in a currency one of
@@ -303,7 +343,11 @@ class SQLLedger(SQLBase):
         mrr = self._ledger_owners(conn, (s.subscriptions,), codes) if codes else []
         cash = self._ledger_owners(conn, (s.transactions, s.credits), codes) if codes else []
         self._ledger_refresh(
-            conn, extra.customers | set(mrr), latest=extra.latest, cash=extra.cash | set(cash)
+            conn,
+            extra.customers | set(mrr),
+            latest=extra.latest,
+            cash=extra.cash | set(cash),
+            source=source,
         )
 
     def _ledger_rate_codes(self, conn: Connection, pairs: Sequence[tuple[str, str]]) -> list[str]:
@@ -320,10 +364,17 @@ class SQLLedger(SQLBase):
         return self._ready or self._ledger_ready(conn)
 
     def _ledger_insert(
-        self, conn: Connection, customer_ids: Sequence[str], fx: FxRates | None
+        self,
+        conn: Connection,
+        customer_ids: Sequence[str],
+        fx: FxRates | None,
+        source: _Owned | None = None,
     ) -> None:
         s = self._schema
-        subs = self._load(conn, "subscription", s.subscriptions.c.customer_id.in_(customer_ids))
+        if source is not None:
+            subs = [sub for cid in customer_ids for sub in source.subscriptions.get(cid, ())]
+        else:
+            subs = self._load(conn, "subscription", s.subscriptions.c.customer_id.in_(customer_ids))
         if not subs:
             return
         currency = self._ledger_currency(conn)

@@ -388,6 +388,11 @@ class SQLWrites(SQLMigrations):
             total = ImportResult()
             present: dict[str, set[str]] = {}
             touched = LedgerTouch()
+            # Into an empty store the book is every record: the ledger reads it, not the
+            # tables it was just written to.
+            s = self._schema
+            fresh = all(self._empty(conn, t) for t in (s.subscriptions, s.transactions, s.credits))
+            fresh = fresh and self._empty(conn, s.fx_rates)
             for batch in groups:
                 total += self._write(
                     conn, batch, [None] * len(batch), present=present, touched=touched
@@ -397,7 +402,7 @@ class SQLWrites(SQLMigrations):
             pairs: set[tuple[str, str]] = set()
             total += self._put_rates(conn, book.fx, pairs=pairs)
             # One rebuild per customer: those written, and those the new rates convert.
-            self._ledger_refresh_rates(conn, pairs, touched)
+            self._ledger_refresh_rates(conn, pairs, touched, source=book if fresh else None)
             return total
 
         return self._run(True, run)
