@@ -19,6 +19,9 @@ POLICIES = {
     "chartmogul-utc": MetricsPolicy(),
     "chartmogul-berlin": MetricsPolicy(timezone="Europe/Berlin"),
     "stripe-new-york": attrs.evolve(MetricsPolicy.stripe(), timezone="America/New_York"),
+    "baremetrics-adelaide": attrs.evolve(
+        MetricsPolicy.baremetrics(), timezone="Australia/Adelaide"
+    ),
 }
 
 
