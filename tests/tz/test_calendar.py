@@ -103,12 +103,19 @@ def test_plain_dates_and_windows_are_days_of_the_zone() -> None:
 
 def test_breakdowns_read_plain_dates_in_the_zone() -> None:
     book = _book()
-    march = {"start": date(2024, 3, 1), "end": date(2024, 4, 1), "currency": "USD"}
-    berlin = cash_revenue_by_payment_method(book, **march, timezone="Europe/Berlin")
+    start, end = date(2024, 3, 1), date(2024, 4, 1)
+    berlin = cash_revenue_by_payment_method(
+        book, start=start, end=end, currency="USD", timezone="Europe/Berlin"
+    )
     assert berlin.amounts() == {"stripe": usd(100)}  # 00:30 CET on Mar 1
-    assert cash_revenue_by_payment_method(book, **march).amounts() == {}
+    utc = cash_revenue_by_payment_method(book, start=start, end=end, currency="USD")
+    assert utc.amounts() == {}
     spend = [MarketingSpend.for_month(id="m", year=2024, month=3, amount=usd(310))]
     # March's spend is March's, whole, on Berlin's calendar too.
-    assert marketing_spend(spend, **march, timezone="Europe/Berlin") == {None: usd(310)}
+    assert marketing_spend(
+        spend, start=start, end=end, currency="USD", timezone="Europe/Berlin"
+    ) == {None: usd(310)}
     with pytest.raises(ValidationError):
-        cash_revenue_by_payment_method(book, **march, timezone="Berlin")
+        cash_revenue_by_payment_method(
+            book, start=start, end=end, currency="USD", timezone="Berlin"
+        )
