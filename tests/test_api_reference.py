@@ -3,6 +3,7 @@ and shows every public type with its fields."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -40,17 +41,37 @@ def _mkdocs() -> list[str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("site")
-    shutil.rmtree(out)
-    done = subprocess.run(
-        [*_mkdocs(), "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    """The site, built once per run: xdist workers share it (the first to get here builds
+    it under a lock, the others wait for it), as the tests of this module may run on
+    either worker and a build costs seconds of a core."""
+    shared = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        shared = shared.parent  # the run's directory, common to its workers
+    out = shared / "api-reference-site"
+    with (shared / "api-reference-site.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.is_dir():
+            building = shared / f"api-reference-site.{os.getpid()}"
+            shutil.rmtree(building, ignore_errors=True)
+            done = subprocess.run(
+                [
+                    *_mkdocs(),
+                    "build",
+                    "--strict",
+                    "-f",
+                    str(ROOT / "mkdocs.yml"),
+                    "-d",
+                    str(building),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            # A failed build leaves no site: the next worker builds (and fails) again.
+            assert done.returncode == 0, done.stdout + done.stderr
+            building.rename(out)
     return out
 
 
