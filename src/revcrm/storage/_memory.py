@@ -330,7 +330,7 @@ class InMemoryStore:
     def mrr_series(
         self, *, start: date | datetime, end: date | datetime, currency: str
     ) -> tuple[MrrPoint, ...]:
-        a, b = _range(start, end)
+        a, b = ref.reporting_range(start, end, self._policy.timezone)
         check_currency(currency)
         return ref.mrr_series(
             self._current_book(), start=a, end=b, currency=currency, policy=self._policy
@@ -339,9 +339,11 @@ class InMemoryStore:
     def cash_by_month(
         self, *, start: date | datetime, end: date | datetime, currency: str
     ) -> tuple[CashMonth, ...]:
-        a, b = _range(start, end)
+        a, b = ref.reporting_range(start, end, self._policy.timezone)
         check_currency(currency)
-        return ref.cash_by_month(self._current_book(), start=a, end=b, currency=currency)
+        return ref.cash_by_month(
+            self._current_book(), start=a, end=b, currency=currency, zone=self._policy.timezone
+        )
 
     def paying_customers(self, *, at: date | datetime) -> int:
         t = as_of_moment(at, "at")

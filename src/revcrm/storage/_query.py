@@ -40,6 +40,12 @@ from revcrm._subscription import Subscription
 from revcrm._time import as_moment
 from revcrm.crm._services import CustomerStatus
 from revcrm.errors import ValidationError
+
+# The dashboard's types are the metrics' (one Dashboard from every store and the pure
+# functions); the storage names stay as aliases.
+from revcrm.metrics._dashboard import CashRevenue as CashMonth
+from revcrm.metrics._dashboard import Dashboard as StoreDashboard
+from revcrm.metrics._dashboard import MonthTrend as TrendMonth
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
 
 __all__ = [
@@ -705,18 +711,6 @@ class CustomerSummary:
 
 
 @attrs.frozen(kw_only=True)
-class CashMonth:
-    """Cash of ``[start, end)``: successful payments and refunds converted at their dates."""
-
-    start: datetime
-    end: datetime
-    gross: Money
-    refunds: Money
-    net: Money
-    payments: int
-
-
-@attrs.frozen(kw_only=True)
 class CustomerFlow:
     """Paying customers (MRR above zero) at ``start`` and at ``end``, and the flow between."""
 
@@ -727,29 +721,6 @@ class CustomerFlow:
     retained: int
     gained: int
     lost: int
-
-
-@attrs.frozen(kw_only=True)
-class TrendMonth:
-    start: datetime
-    end: datetime
-    cash: CashMonth
-    mrr: Money  # at the close of the month; at ``as_of`` for the current month
-
-
-@attrs.frozen(kw_only=True)
-class StoreDashboard:
-    """The dashboard figures a store computes where the data lives (see docs/storage.md)."""
-
-    as_of: datetime
-    currency: str
-    mrr: Money
-    arr: Money
-    paying_customers: int
-    revenue_this_month: CashMonth
-    revenue_last_month: CashMonth
-    flow_this_month: CustomerFlow
-    trend: tuple[TrendMonth, ...]
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

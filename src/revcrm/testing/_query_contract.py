@@ -350,7 +350,8 @@ class QueryContract(abc.ABC):
         assert d.revenue_last_month == d.trend[-2].cash
         assert d.trend[2].cash.gross == _usd("110.00")  # March: t5 (the refund is EUR)
         assert d.trend[2].cash.refunds == _usd("5.40")  # EUR 5 at 1.08
-        assert d.flow_this_month.at_end == 3
+        assert d.customers == 3
+        assert d.timezone == "UTC"
 
     def test_customer_summary(self, loaded: Store) -> None:
         summary = loaded.customer_summary("c1", as_of=AS_OF, currency="USD")
