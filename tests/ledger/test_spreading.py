@@ -17,6 +17,7 @@ import os
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -253,3 +254,37 @@ def test_the_engine_reads_the_policy() -> None:
     flat = analyse_lines(book_cols, currency="USD")
     assert flat.mrr(date(2024, 2, 10)) == Money("100", "USD")
     assert calendar.isleap(2024)
+
+
+def test_day_spreading_follows_the_reporting_time_zone() -> None:
+    # A Berlin business's annual line from Berlin's 1 January to its next 1 January: the
+    # months and days are Berlin's (March has 31 calendar days, one of 23 hours), so the
+    # shares are the UTC-calendar ones of the same dates, and each month's step comes at
+    # Berlin's midnight (23:00 UTC in winter, 22:00 UTC in summer).
+    berlin = ZoneInfo("Europe/Berlin")
+
+    def local(y: int, m: int, d: int) -> datetime:
+        return datetime(y, m, d, tzinfo=berlin)
+
+    utc_steps = steps_from_lines(
+        _columns((_utc(2024, 1, 1), _utc(2025, 1, 1), "1200")), [], spreading="days"
+    )
+    zoned = steps_from_lines(
+        _columns((local(2024, 1, 1), local(2025, 1, 1), "1200")),
+        [],
+        spreading="days",
+        zone=berlin,
+    )
+    assert zoned.value.tolist() == utc_steps.value.tolist()
+    # Each step at the same wall-clock time as the UTC calendar's, in Berlin.
+    epoch = datetime(1970, 1, 1)
+    walls = [epoch + timedelta(microseconds=t) for t in utc_steps.at.tolist()]
+    assert zoned.at.tolist() == [micros(w.replace(tzinfo=berlin)) for w in walls]
+    assert len(walls) >= 10
+    assert walls[-1] == datetime(2025, 1, 1)
+    assert micros(local(2024, 4, 1)) == micros(_utc(2024, 3, 31)) + 22 * 3600 * 1_000_000
+    # The same lines read in UTC put March's step an hour or two late for Berlin.
+    unzoned = steps_from_lines(
+        _columns((local(2024, 1, 1), local(2025, 1, 1), "1200")), [], spreading="days"
+    )
+    assert unzoned.at.tolist() != zoned.at.tolist()

@@ -10,6 +10,7 @@ date of a foreign stream under the service-period FX rule (days since 1970-01-01
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, timedelta, tzinfo
 from decimal import Decimal
 from typing import Final
 
@@ -17,7 +18,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from revcrm._ledger._columns import DAY_CYCLE, LineColumns
+from revcrm._ledger._columns import DAY_CYCLE, EPOCH, LineColumns, micros, moment
 from revcrm._ledger._fixed import DIGITS, LIMIT, Units, muldiv_exact, norm, places, summable
 from revcrm._money import EXACT_CONTEXT, Money, divide
 from revcrm.errors import ValidationError
@@ -196,6 +197,43 @@ def _own_unit(columns: LineColumns) -> I64:
     return (10 ** (columns.scale - places)).astype(np.int64)
 
 
+def _is_utc(zone: tzinfo) -> bool:
+    return zone is UTC or getattr(zone, "key", None) in ("UTC", "Etc/UTC")
+
+
+def _wall(us: I64, zone: tzinfo) -> I64:
+    """Instants as the wall-clock times of ``zone`` (microseconds, as if UTC)."""
+    u, inv = np.unique(us, return_inverse=True)
+    one = timedelta(microseconds=1)
+    off = [moment(x).astimezone(zone).utcoffset() or timedelta(0) for x in u.tolist()]
+    shift = np.array([o // one for o in off], dtype=np.int64)
+    out: I64 = us + shift[inv.reshape(us.shape)]
+    return out
+
+
+def _instants(wall: I64, zone: tzinfo) -> I64:
+    """Wall-clock times of ``zone`` (as :func:`_wall` gives them) back as instants."""
+    u, inv = np.unique(wall, return_inverse=True)
+    naive = EPOCH.replace(tzinfo=None)
+    back = [
+        micros((naive + timedelta(microseconds=x)).replace(tzinfo=zone).astimezone(UTC))
+        for x in u.tolist()
+    ]
+    out: I64 = np.array(back, dtype=np.int64)[inv.reshape(wall.shape)]
+    return out
+
+
+def _zone_day_spread(columns: LineColumns, zone: tzinfo) -> tuple[I64, I64, I64, Units, int, I64]:
+    """:func:`day_spread` on the calendar of ``zone``: lines read as wall-clock times, so
+    months start at the zone's midnights and a day is a calendar day (23 or 25 hours
+    across a DST change); the pieces' bounds are turned back into instants. Also returns
+    the pieces that open their line."""
+    local = attrs.evolve(columns, start=_wall(columns.start, zone), end=_wall(columns.end, zone))
+    line, w_start, w_end, value, digits = day_spread(local)
+    opens = w_start == local.start[line]
+    return line, _instants(w_start, zone), _instants(w_end, zone), value, digits, opens
+
+
 def day_spread(columns: LineColumns) -> tuple[I64, I64, I64, Units, int]:
     """Day spreading's pieces and their amounts as units (and the units' digits).
 
@@ -290,6 +328,7 @@ def steps_from_lines(
     rate_digits: int = 0,
     *,
     spreading: str = "billing_cycle",
+    zone: tzinfo | None = None,
 ) -> Steps:
     """The invoice source: each stream's lines spread over their service periods.
 
@@ -297,7 +336,8 @@ def steps_from_lines(
     metrics): ``"billing_cycle"`` gives each line its monthly amount over
     its period (:func:`line_values`); ``"days"`` gives each calendar month a
     line touches the line's amount times the month's share of the line's days, as that
-    month's MRR (saas-metrics' ratable rule).
+    month's MRR (saas-metrics' ratable rule), months and days of the reporting time zone
+    ``zone`` (UTC when None).
 
     ``foreign_fixed[k]``: currency ``k`` converts at the service period's start (a foreign
     currency under the service-period rule); such a stream's step carries the start date
@@ -308,7 +348,9 @@ def steps_from_lines(
         return _empty(columns.currencies, DIGITS + rate_digits)
     if spreading not in _SPREADINGS:
         raise ValidationError("spreading", spreading, "expected 'billing_cycle' or 'days'")
-    if spreading == "days":
+    if spreading == "days" and zone is not None and not _is_utc(zone):
+        line, l_start, l_end, value, digits, opens = _zone_day_spread(columns, zone)
+    elif spreading == "days":
         line, l_start, l_end, value, digits = day_spread(columns)
         opens = l_start == columns.start[line]
     else:
