@@ -24,10 +24,10 @@ from decimal import Decimal
 import attrs
 
 from revcrm._book import Book
-from revcrm._ledger._cash import cash_columns, moment_us
+from revcrm._ledger._cash import CashColumns, cash_columns, moment_us
 from revcrm._ledger._facts import LedgerRows, fact_columns
 from revcrm._ledger._fixed import places
-from revcrm._ledger._services import service_columns
+from revcrm._ledger._services import ServiceColumns, service_columns
 from revcrm._money import EXACT_CONTEXT, Money, money_sum
 from revcrm._records import Invoice, InvoiceStatus, Transaction, TransactionKind
 from revcrm._time import as_moment
@@ -214,6 +214,8 @@ def ledger_rows(
     currency: str,
     policy: MetricsPolicy,
     analysis: MrrAnalysis | None = None,
+    cash: CashColumns | None = None,
+    services: ServiceColumns | None = None,
 ) -> LedgerRows:
     """The cash entries, service-state rows and every customer's facts at ``as_of``: the
     one definition the customer list, the customer summary, the segments and the LTV
@@ -232,8 +234,10 @@ def ledger_rows(
         cid: int(m.amount.scaleb(mrr_digits, context=EXACT_CONTEXT)) for cid, m in values.items()
     }
     ids = tuple(c.id for c in book.customers)
-    cash = cash_columns(book, currency, customer_ids=ids, through=moment_us(as_of))
-    services = service_columns(book, customer_ids=ids, horizon=as_of)
+    if cash is None:
+        cash = cash_columns(book, currency, customer_ids=ids, through=moment_us(as_of))
+    if services is None:
+        services = service_columns(book, customer_ids=ids, horizon=as_of)
     facts, now = fact_columns(
         book,
         as_of=as_of,

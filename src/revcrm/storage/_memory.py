@@ -19,9 +19,9 @@ import attrs
 
 from revcrm._book import Book
 from revcrm._crm_services import CustomerStatus
-from revcrm._ledger._cash import moment_us
+from revcrm._ledger._cash import CashColumns, cash_columns, moment_us
 from revcrm._ledger._facts import FactColumns, LedgerRows
-from revcrm._ledger._services import OPEN
+from revcrm._ledger._services import OPEN, ServiceColumns, service_columns
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency, money_sum
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
 from revcrm._subscription import Subscription, SubscriptionChange
@@ -29,6 +29,7 @@ from revcrm._time import as_moment, as_of_moment
 from revcrm.errors import (
     ConflictError,
     DuplicateError,
+    MissingRateError,
     NotFoundError,
     UnknownReferenceError,
     ValidationError,
@@ -126,6 +127,8 @@ class InMemoryStore:
         ] = {}
         self._ledgers: dict[tuple[datetime, str], LedgerRows] = {}
         self._analyses: dict[str, MrrAnalysis] = {}
+        self._cash: dict[str, CashColumns] = {}
+        self._services: ServiceColumns | None = None
         self.customers = _Customers(self, self._tables["customer"])
         self.products = _Products(self, self._tables["product"])
         self.plans = _Plans(self, self._tables["plan"])
@@ -414,23 +417,51 @@ class InMemoryStore:
             key = (at, currency)
             found = self._ledgers.get(key)
             if found is None:
+                analysis = self._analysis(at, currency)
                 found = ledger_rows(
                     book,
                     as_of=at,
                     currency=currency,
                     policy=self._policy,
-                    analysis=self._analysis(at, currency),
+                    analysis=analysis,
+                    cash=self._cash_columns(book, at, currency),
+                    services=self._service_columns(book, at, analysis.horizon),
                 )
                 if len(self._ledgers) >= 8:
                     self._ledgers.clear()
                 self._ledgers[key] = found
             return found
 
+    def _cash_columns(self, book: Book, at: datetime, currency: str) -> CashColumns:
+        """The book's cash entries in ``currency``, all of them when every one has its
+        rate (kept for every moment), else those up to ``at`` (the rates they need)."""
+        ids = tuple(c.id for c in book.customers)
+        found = self._cash.get(currency)
+        if found is None:
+            try:
+                found = self._cash[currency] = cash_columns(book, currency, customer_ids=ids)
+            except MissingRateError:
+                return cash_columns(book, currency, customer_ids=ids, through=moment_us(at))
+        return found
+
+    def _service_columns(self, book: Book, at: datetime, horizon: datetime) -> ServiceColumns:
+        """The service-state rows, cut up to the analysis' horizon (or ``at`` if later):
+        exact at every moment a kept analysis answers for."""
+        found = self._services
+        if found is None or found.horizon < moment_us(at):
+            ids = tuple(c.id for c in book.customers)
+            found = self._services = service_columns(
+                book, customer_ids=ids, horizon=max(horizon, at)
+            )
+        return found
+
     def _reset_caches(self, book: Book) -> None:
         self._segmented = book
         self._segmentations.clear()
         self._ledgers.clear()
         self._analyses.clear()
+        self._cash.clear()
+        self._services = None
 
     def _segmentation(
         self,
