@@ -20,6 +20,8 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.metadata
+import json
+import os
 import re
 import sys
 import tomllib
@@ -80,8 +82,22 @@ class _Hide(importlib.abc.MetaPathFinder):
         return None
 
 
+#: The extras' modules as JSON (``{extra: [module, ...]}``), when the caller has them: they
+#: are the same for every page, and working them out reads every installed distribution.
+EXTRAS_ENV = "REVCRM_DOCS_EXTRAS"
+
+
+def extras_json() -> str:
+    """:func:`extra_modules`' extras, as :data:`EXTRAS_ENV` takes them."""
+    return json.dumps({name: sorted(ms) for name, ms in extra_modules()[0].items()})
+
+
 def run(page: Path) -> None:
-    extras, _ = extra_modules()
+    given = os.environ.get(EXTRAS_ENV)
+    if given:
+        extras = {name: set(ms) for name, ms in json.loads(given).items()}
+    else:
+        extras, _ = extra_modules()
     hide = _Hide(extras)
     sys.meta_path.insert(0, hide)
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}

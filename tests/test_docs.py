@@ -7,6 +7,7 @@ revcrm's optional extras are hidden unless a block names them on the line before
 
 from __future__ import annotations
 
+import os
 import runpy
 import subprocess
 import sys
@@ -14,18 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from tests._docs_runner import BLOCK, extra_modules
+from tests._docs_runner import BLOCK, EXTRAS_ENV, extra_modules, extras_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = Path(__file__).resolve().parent / "_docs_runner.py"
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+_EXTRAS: list[str] = []  # worked out once per worker, handed to every page's interpreter
 
 
 def _run_page(path: Path) -> subprocess.CompletedProcess[str]:
+    if not _EXTRAS:
+        _EXTRAS.append(extras_json())
     return subprocess.run(
         [sys.executable, str(RUNNER), str(path)],
         cwd=ROOT,
+        env={**os.environ, EXTRAS_ENV: _EXTRAS[0]},
         capture_output=True,
         text=True,
         timeout=600,
