@@ -90,6 +90,9 @@ def check_reads_equal_engine(store: SQLStore, book: Book, data: st.DataObject) -
     moments = data.draw(st.lists(strategies.moments(), min_size=1, max_size=3), label="moments")
     start = min(moments)
     end = start + relativedelta(months=data.draw(st.integers(0, 30), label="months"), days=1)
+    within = horizon is None or start <= horizon
+    assert reads.covers(currency, start) == (engine is not MissingRateError and within)
+    assert not reads.covers("XTS", start)
     if engine is MissingRateError:
         # The engine lacks a rate for some customer's history: so does the ledger.
         with pytest.raises(MissingRateError):

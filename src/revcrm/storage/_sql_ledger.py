@@ -37,7 +37,14 @@ from revcrm.storage._sql_base import SQLBase, _day
 from revcrm.storage._sql_db import _chunks
 from revcrm.storage._sql_ledger_build import build_cash_rows, build_rows
 
-__all__ = ["LEDGER_CURRENCY_KEY", "LEDGER_HORIZON_KEY", "LedgerTouch", "Progress", "SQLLedger"]
+__all__ = [
+    "LEDGER_CURRENCY_KEY",
+    "LEDGER_HORIZON_KEY",
+    "NO_HORIZON",
+    "LedgerTouch",
+    "Progress",
+    "SQLLedger",
+]
 
 #: ``progress(step, done, total)``: a long rebuild's progress (customers done of total).
 Progress = Callable[[str, int, int], None]
@@ -53,7 +60,7 @@ _REBUILD_CHUNK: Final = 2000
 _HORIZON_MONTHS: Final = 12
 #: The horizon of a ledger without records yet: before any record, so the first write
 #: sets it.
-_NO_HORIZON: Final = datetime(1970, 1, 1, tzinfo=UTC)
+NO_HORIZON: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @attrs.define
@@ -111,12 +118,12 @@ class SQLLedger(SQLBase):
 
     def _ledger_horizon(self, conn: Connection) -> datetime:
         stored = self._setting(conn, LEDGER_HORIZON_KEY)
-        return _NO_HORIZON if stored is None else moment_from_value(int(stored))
+        return NO_HORIZON if stored is None else moment_from_value(int(stored))
 
     def ledger_horizon(self) -> datetime | None:
         """Where the ledger's renewals of foreign subscriptions end (None: no records yet)."""
         h = self._run(False, self._ledger_horizon)
-        return None if h == _NO_HORIZON else h
+        return None if h == NO_HORIZON else h
 
     def _ledger_latest_record(self, conn: Connection) -> datetime | None:
         """The latest moment among the stored records, as ``analyse``'s default horizon
@@ -318,7 +325,7 @@ class SQLLedger(SQLBase):
             return set()
         wanted = add_months(latest, 2 * _HORIZON_MONTHS)
         self._put_setting(conn, LEDGER_HORIZON_KEY, str(moment_value(wanted)))
-        if horizon == _NO_HORIZON or self._policy.fx_date is not FxDateRule.SERVICE_PERIOD_START:
+        if horizon == NO_HORIZON or self._policy.fx_date is not FxDateRule.SERVICE_PERIOD_START:
             return set()
         subs = self._schema.subscriptions
         currency = self._ledger_currency(conn)

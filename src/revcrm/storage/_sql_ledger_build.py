@@ -87,6 +87,8 @@ def build_rows(
     out = LedgerRows([], [], [])
     if not subscriptions:
         return out
+    # Streams in id order, so the rows (and their seq) never depend on how they were read.
+    subscriptions = sorted(subscriptions, key=lambda sub: sub.id)
     try:
         analyses = [_analyse(subscriptions, fx, currency, policy, horizon)]
     except MissingRateError:

@@ -40,7 +40,7 @@ from revcrm.metrics._engine import MovementKind, MrrPoint, Waterfall
 from revcrm.storage._codec import moment_value
 from revcrm.storage._query import CustomerFlow
 from revcrm.storage._sql_decimal import _dec
-from revcrm.storage._sql_ledger import SQLLedger
+from revcrm.storage._sql_ledger import NO_HORIZON, SQLLedger
 
 __all__ = ["LedgerReads"]
 
@@ -173,6 +173,34 @@ class LedgerReads:
         st = self._s.ledger_steps
         live = sa.and_(st.c.start_at <= t, sa.or_(st.c.end_at.is_(None), st.c.end_at > t))
         return {r[0] for r in conn.execute(sa.select(st.c.customer_id).distinct().where(live))}
+
+    def covers(
+        self,
+        currency: str,
+        until: date | datetime,
+        *,
+        customer_ids: Iterable[str] | None = None,
+    ) -> bool:
+        """Whether the ledger answers exactly as the store's own rules would: kept in
+        ``currency``, its horizon not before ``until`` (the latest moment asked), and every
+        customer in scope built (none lacking a rate). A store switching a read to the
+        ledger falls back to its other path when this is False."""
+        t = as_moment(until, "until")
+        ids = None if customer_ids is None else sorted(set(customer_ids))
+
+        def run(conn: Connection) -> bool:
+            if self._store._ledger_currency(conn) != currency:
+                return False
+            horizon = self._store._ledger_horizon(conn)
+            if horizon != NO_HORIZON and horizon < t:  # no records yet: nothing to miss
+                return False
+            try:
+                self._check_rates(conn, ids)
+            except MissingRateError:
+                return False
+            return True
+
+        return self._store._run(False, run)
 
     # -- checks -----------------------------------------------------------------------------
 
