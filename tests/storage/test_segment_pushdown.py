@@ -305,13 +305,13 @@ AS_OF = datetime(2024, 1, 20, tzinfo=UTC)
 
 @pytest.mark.parametrize("make", [InMemoryStore, lambda: _sqlite()], ids=["memory", "sqlite"])
 def test_high_value_converts_each_payment_at_its_own_date(make: Any) -> None:
-    # The list's LTV column converts at the rate of as_of's date (a = 100 USD, b = 150
-    # USD); High Value compares the LTV of revcrm.segments, each payment at its own date
-    # (a = 200 USD, b = 150 USD; baseline 350 over 2): only a is above the average.
+    # The list's LTV column and High Value share one definition: each payment converted
+    # at its own date (a = 200 USD where as_of's rate would give 100, b = 150 USD;
+    # baseline 350 over 2): only a is above the average.
     store = make()
     store.import_book(fx_book())
     rows = {r.id: r for r in store.customers.page(as_of=AS_OF, currency="USD")}
-    assert rows["a"].ltv == usd(100)
+    assert rows["a"].ltv == usd(200)
     assert rows["b"].ltv == usd(150)
     baseline = store.ltv_baseline(as_of=AS_OF, currency="USD")
     assert (baseline.total, baseline.paying_customers) == (usd(350), 2)

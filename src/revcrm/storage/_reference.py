@@ -46,6 +46,8 @@ from revcrm.storage._query import (
     Page,
     SortValue,
 )
+from revcrm.metrics._customer_value import ledger_rows
+from revcrm.storage._query import row_of
 from revcrm.storage._spans import subscription_spans
 
 __all__ = [
@@ -134,42 +136,14 @@ def customer_rows(
     rates: dict[str, Decimal],
     policy: MetricsPolicy,
 ) -> list[CustomerRow]:
-    subs = book.subscriptions_by_customer
-    txs = book.transactions_by_customer
-    out = []
-    with decimal.localcontext(EXACT_CONTEXT):
-        for c in customers:
-            value = _ZERO
-            active = 0
-            for s in subs.get(c.id, ()):
-                value += subscription_mrr(s, at, policy=policy).amount * rates[s.currency]
-                state = s.state_at(at)
-                if state is not None and state.status in ACTIVE_STATUSES:
-                    active += 1
-            paid = net = _ZERO
-            last: datetime | None = None
-            for t in txs.get(c.id, ()):
-                if not t.succeeded or t.at > at:
-                    continue
-                amount = t.amount.amount * rates[t.amount.currency]
-                if t.kind is TransactionKind.PAYMENT:
-                    paid += amount
-                    net += amount
-                    last = t.at if last is None else max(last, t.at)
-                else:
-                    net -= amount
-            out.append(
-                CustomerRow(
-                    customer=c,
-                    mrr=Money(value, currency),
-                    ltv=Money(net, currency),
-                    total_paid=Money(paid, currency),
-                    credit_balance=book.credit_balance(c.id, currency, at=at),
-                    active_services=active,
-                    last_payment_at=last,
-                )
-            )
-    return out
+    """The list rows of ``customers``: the ledger's customer facts (one definition with
+    the segments: MRR under the policy's FX rule, cash converted at its own dates, active
+    services by ``is_active_service``). ``rates`` (the as-of rates the caller checked the
+    list needs) convert nothing."""
+    del rates
+    facts = ledger_rows(book, as_of=at, currency=currency, policy=policy).facts
+    index = facts.index()
+    return [row_of(c, facts, index[c.id]) for c in customers]
 
 
 def sort_value(row: CustomerRow, sort: CustomerSort) -> SortValue:

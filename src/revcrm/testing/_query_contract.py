@@ -155,13 +155,14 @@ class QueryContract(abc.ABC):
         assert c1.credit_balance == _usd("10.00")
         assert c1.active_services == 2
         assert c1.last_payment_at == datetime(2024, 3, 1, 10, tzinfo=UTC)
-        # c2: EUR 40 a quarter, cancelled, paid until the period ends; cash converted at
-        # the rate on as_of (1.08): paid 20, refunded 5.
+        # c2: EUR 40 a quarter, cancelled, paid until the period ends (so still an active
+        # service, as the segments count it); cash converted at each transaction's own
+        # date: paid EUR 20 on 2024-02-10 (1.10), refunded EUR 5 on 2024-03-01 (1.08).
         assert c2.mrr == Money((_eur("40.00") / 3).amount, "USD") * Decimal("1.08")
-        assert c2.total_paid == _usd("21.60")
-        assert c2.ltv == _usd("16.20")
+        assert c2.total_paid == _usd("22.00")
+        assert c2.ltv == _usd("16.60")
         assert c2.credit_balance == _usd("0")  # its credit is in EUR
-        assert c2.active_services == 0
+        assert c2.active_services == 1
         # c3: past due, still counted (the default policy); its only payment failed.
         assert c3.mrr == _usd("5.00")
         assert c3.active_services == 1
@@ -196,8 +197,8 @@ class QueryContract(abc.ABC):
         ) == ["c3", "c2"]
         assert ids(paying=True) == ["c3", "c1", "c2"]
         assert ids(paying=False) == ["c4"]
-        assert ids(has_active_services=True) == ["c3", "c1"]
-        assert ids(has_active_services=False, sort="id") == ["c2", "c4"]
+        assert ids(has_active_services=True) == ["c3", "c1", "c2"]
+        assert ids(has_active_services=False, sort="id") == ["c4"]
         assert ids(customer_ids=["c2", "c4", "ghost"], sort="id") == ["c2", "c4"]
         assert ids(search="ada", owner_id="staff-1", paying=True) == ["c1"]
 
