@@ -4,6 +4,7 @@ the slowest tests start."""
 from __future__ import annotations
 
 import os
+from typing import Final
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -52,9 +53,23 @@ def _slow_rank(nodeid: str) -> int:
     return len(SLOW_FIRST)
 
 
+#: Property tests comparing the SQL stores with the pure functions over many generated
+#: books: the same code paths the contract suites cover, at two to three times the cost
+#: under coverage's tracer, so coverage pauses for them (pytest-cov's ``no_cover``).
+NO_COVER: Final = (
+    "tests/storage/test_segment_pushdown.py::test_sqlite_filters_equal_the_pure_functions",
+    "tests/storage/test_segment_pushdown.py::test_postgres_filters_equal_the_pure_functions",
+    "tests/storage/test_pushdown.py::test_sqlite_aggregates_equal_the_pure_functions",
+    "tests/storage/test_pushdown.py::test_postgres_aggregates_equal_the_pure_functions",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # A stable sort: the rest keep their order, so each xdist worker collects the same.
     items.sort(key=lambda item: _slow_rank(item.nodeid))
+    for item in items:
+        if item.nodeid.startswith(NO_COVER):
+            item.add_marker(pytest.mark.no_cover)
 
 
 @pytest.fixture(scope="session")
