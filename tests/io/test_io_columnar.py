@@ -226,6 +226,93 @@ def test_credit_lines_are_lines_of_their_invoice(tmp_path: Path, engine: Engine)
     assert [(c.id, c.amount) for c in book.credits] == [("in_2#balance", Money("20", "EUR"))]
 
 
+# Credit lines of both kinds, with discounts and tax, in invoices of every status; in_4's
+# credits exceed its charges (its negative total goes to the customer's balance).
+CREDIT_BOOK = """invoice_id,customer_id,amount,currency,issued_at,status,period_start,period_end,kind,discount,tax
+in_1,c,30.00,eur,2024-01-01,paid,2024-01-01,2024-02-01,,5.00,6.00
+in_1,c,-12.50,eur,2024-01-01,paid,2024-01-16,2024-02-01,recurring,2.50,-2.00
+in_1,c,-4.00,eur,2024-01-01,paid,,,,,-0.80
+in_2,c,-7.25,eur,2024-02-01,open,2024-02-01,2024-03-01,,,
+in_2,c,20.00,eur,2024-02-01,open,2024-02-01,2024-03-01,,,
+in_3,d,-5,usd,2024-02-01,void,2024-02-01,2024-03-01,,,
+in_3,d,10,usd,2024-02-01,void,2024-02-01,2024-03-01,,,
+in_4,d,8.00,usd,2024-03-01,paid,2024-03-01,2024-04-01,,,1.60
+in_4,d,-9.00,usd,2024-03-01,paid,2024-03-16,2024-04-01,,,-1.80
+in_4,d,-30.00,usd,2024-03-01,paid,,,one_off,1.00,
+in_5,d,-0.00,usd,2024-03-01,paid,2024-03-01,2024-04-01,,,
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_credit_lines_read_in_columns_equal_read_csv(tmp_path: Path, engine: Engine) -> None:
+    path = _export_path(tmp_path, CREDIT_BOOK)
+    report = read_lines(path, timezone="UTC", engine=engine)
+    result = read_csv(path, kind="invoice_lines", timezone="UTC")
+    assert result.ok
+    assert report.ok
+    assert _rows_of(report.lines) == _rows_of(LineColumns.from_book(result.book))
+    # A recurring credit's discount lowers the credit; one-off credits are no line here;
+    # the void invoice counts nothing.
+    assert sorted((r[1], r[5]) for r in report.lines.rows()) == [
+        ("in_1#0", Decimal("25.00")),
+        ("in_1#1", Decimal("-10.00")),
+        ("in_2#0", Decimal("-7.25")),
+        ("in_2#1", Decimal("20.00")),
+        ("in_4#0", Decimal("8.00")),
+        ("in_4#1", Decimal("-9.00")),
+        ("in_5#0", Decimal("0.00")),
+    ]
+    assert [(c.id, c.amount) for c in result.book.credits] == [
+        ("in_4#balance", Money("30.20", "USD"))
+    ]
+
+
+BAD_CREDITS = [
+    # (row text, the row's number, the column read_csv names, its reason)
+    ("in_9,c,-5.00,eur,2024-01-01,paid,,,,,1.00", "tax", "zero or negative on a credit line"),
+    ("in_9,c,-5.00,eur,2024-01-01,paid,2024-01-01,2024-02-01,,6.00,", "discount",
+     "exceeds the line amount"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("bad", "column", "reason"), BAD_CREDITS)
+def test_a_credit_line_that_breaks_a_credits_rules(
+    tmp_path: Path, engine: Engine, bad: str, column: str, reason: str
+) -> None:
+    # in_9's first row is a good charge: read_csv names the invoice's first row (row 13),
+    # where it builds the invoice, and the column of the credit's bad cell.
+    text = CREDIT_BOOK + "in_9,c,10.00,eur,2024-01-01,paid,2024-01-01,2024-02-01,,,\n" + bad + "\n"
+    path = _export_path(tmp_path, text)
+    for read in (
+        partial(read_lines, path, timezone="UTC", engine=engine),
+        partial(read_csv, path, kind="invoice_lines", timezone="UTC"),
+    ):
+        with pytest.raises(RowError) as info:
+            read()
+        assert (info.value.row, info.value.column, info.value.reason) == (13, column, reason)
+    report = read_lines(path, timezone="UTC", engine=engine, on_error="collect")
+    result = read_csv(path, kind="invoice_lines", timezone="UTC", on_error="collect")
+    assert [_key(e) for e in report.errors] == [_key(e) for e in result.errors]
+    assert [(e.row, e.column) for e in report.errors] == [(13, column)]
+    assert _rows_of(report.lines) == _rows_of(LineColumns.from_book(result.book))
+    assert not any(r[1].startswith("in_9") for r in report.lines.rows())
+
+
+def test_credit_invoices_are_read_in_columns_not_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from revcrm.io import _columnar
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("an invoice was rebuilt through read_csv's builder")
+
+    monkeypatch.setattr(_columnar._Reader, "rebuild", refuse)
+    path = _export_path(tmp_path, CREDIT_BOOK)
+    for engine in ENGINES:
+        assert len(list(read_lines(path, timezone="UTC", engine=engine).lines.rows())) == 7
+
+
 def test_row_errors_name_row_and_column(tmp_path: Path) -> None:
     text = EXPORT.replace("in_2,cus_a,100.00,usd", "in_2,cus_a,1OO.00,usd")
     path = _export_path(tmp_path, text)

@@ -5,9 +5,11 @@ else the ``csv`` module in chunks into integer code arrays); every *distinct* ce
 parsed once, by the very :class:`~revcrm.io._columns.Cells` rules ``read_csv`` uses, and
 the row checks are array operations. A row any check flags is replayed through
 ``read_csv``'s own row builder, so its error (row, column, value, reason) is exactly the
-one ``read_csv`` gives; an invoice with credit lines (negative amounts) or text no store
-can hold is rebuilt through ``read_csv``'s invoice builder, so its lines and errors match
-too. Money is parsed exactly to integers at a common scale (never through a float).
+one ``read_csv`` gives; an invoice with text no store can hold, or with a credit line that
+breaks a credit's rules, is rebuilt through ``read_csv``'s invoice builder, so its lines
+and errors match too. Credit lines (negative amounts) are read in columns like any line:
+a recurring credit is a negative line of its own stream, a one-off credit lowers the
+invoice only. Money is parsed exactly to integers at a common scale (never through a float).
 """
 
 from __future__ import annotations
@@ -532,7 +534,8 @@ class _Reader:
         row_minor = minor[np.maximum(cur_key, 0)] if self.opts.minor else np.zeros(n, np.int64)
         amt_m, amt_p, amt_s, amt_big = _mantissas(amt_v)
         dis_m, dis_p, dis_s, dis_big = _mantissas(dis_v)
-        _, _, tax_s, _ = _mantissas(tax_v)
+        _, _, tax_s_v, _ = _mantissas(tax_v)
+        tax_s = tax_s_v[tax_c]
         places = np.maximum(amt_p[amt_c], dis_p[dis_c]) + row_minor
         scale = min(MAX_SCALE, max(int(places.max(initial=0)), int(minor.max(initial=0))))
         amount, a_big = _at_scale(amt_m[amt_c], amt_p[amt_c] + row_minor, scale)
@@ -540,8 +543,13 @@ class _Reader:
         amount_sign = amt_s[amt_c]
         flag |= amt_big[amt_c] | dis_big[dis_c] | a_big | d_big  # compared exactly on replay
         flag |= dis_s[dis_c] < 0
-        flag |= (tax_s[tax_c] < 0) & (amount_sign >= 0)
+        flag |= (tax_s < 0) & (amount_sign >= 0)
         flag |= (amount_sign >= 0) & (discount > amount)
+        # A credit line's own rules (InvoiceLine's): its tax zero or negative, its discount
+        # no larger than the credit. read_csv checks them when it builds the invoice, so a
+        # flagged credit row that passes alone has its invoice rebuilt below for the error.
+        credit = amount_sign < 0
+        flag |= credit & ((tax_s > 0) | (discount > -amount))
 
         # Invoices: the first row with each id registers it; later rows must agree with it.
         m = len(inv_names)
@@ -594,17 +602,16 @@ class _Reader:
                 odd |= _unstorable(values)[codes]
         odd |= p.unstorable("description")
         odd |= is_first & _unstorable(num_v)[num_c]
-        # With a credit line: its checks (and a negative total's balance line) are the
-        # builder's; such invoices are few.
-        odd |= (amount_sign < 0) & ~row_err
         rebuild[slot[odd]] = True
         rebuild[m] = False
         due_day = _lookup(due_c, [-1 if d is None else d.toordinal() for d in due_v])
         early = is_first & (due_day >= 0) & (due_day < issued // _DAY_US + _EPOCH_ORDINAL)
         late: list[tuple[int, list[RowError]]] = []
         extra: list[_Extra] = []
-        for k in np.flatnonzero(rebuild & ~bad_inv).tolist():
-            errs, lines = self.rebuild(k, inv_key, inv_names[k])
+        redo = rebuild & ~bad_inv
+        rows_of = _rows_by_key(slot, redo)
+        for k in np.flatnonzero(redo).tolist():
+            errs, lines = self.rebuild(rows_of[k], inv_names[k])
             late.append((int(first[k]), errs))
             bad_inv[k] |= bool(errs)
             extra.extend(lines)
@@ -621,7 +628,10 @@ class _Reader:
             raise later_errors[0]
 
         good = ~row_err & ~flag & (inv_key >= 0) & ~bad_inv[slot] & ~rebuild[slot]
-        net = amount - discount  # invoices with credit lines are rebuilt above
+        # A credit's discount lowers the credit (build_lines gives it the credit's sign).
+        # Credits beyond the charges go to the customer's balance in a one-off line after
+        # the invoice's own lines: no recurring line, no line index changes.
+        net = np.where(credit, amount + discount, amount - discount)
         keep = good & recurring & (sta != _NOT_COUNTED[0]) & (sta != _NOT_COUNTED[1])
         ks = np.flatnonzero(keep)
         # A line's index among its invoice's lines.
@@ -654,12 +664,10 @@ class _Reader:
         c = self.opts.cells(self.number(i), self.table.values(i))
         return c.error(field, c.raw(field), f"differs from row {self.number(first)} of the invoice")
 
-    def rebuild(
-        self, k: int, inv_key: npt.NDArray[np.int64], name: str
-    ) -> tuple[list[RowError], list[_Extra]]:
+    def rebuild(self, rows: list[int], name: str) -> tuple[list[RowError], list[_Extra]]:
         """One invoice through ``read_csv``'s builder: its errors and its counted lines."""
         builder = _Builder(self.opts, None)
-        for i in np.flatnonzero(inv_key == k).tolist():
+        for i in rows:
             builder.add(self.opts.cells(self.number(i), self.table.values(i)))
         errors: list[RowError] = []
         book = builder.book(errors, True, False)
@@ -835,6 +843,17 @@ def _encodes(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _rows_by_key(
+    slot: npt.NDArray[np.int64], wanted: npt.NDArray[np.bool_]
+) -> dict[int, list[int]]:
+    """The rows (in row order) of each key ``wanted`` marks, in one pass."""
+    rows = np.flatnonzero(wanted[slot])
+    out: dict[int, list[int]] = {}
+    for i, k in zip(rows.tolist(), slot[rows].tolist(), strict=True):
+        out.setdefault(k, []).append(i)
+    return out
 
 
 def _line_index(inv_key: Any, n: int) -> Any:

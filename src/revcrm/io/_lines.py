@@ -44,6 +44,11 @@ class DraftLine:
     def is_credit(self) -> bool:
         return self.amount < 0
 
+    @property
+    def net(self) -> Decimal:
+        """The built line's net: ``discount`` is a size, and it lowers a credit too."""
+        return self.amount + self.discount if self.is_credit else self.amount - self.discount
+
 
 def settle_credits(
     lines: list[DraftLine], *, extra: Decimal = _ZERO, subscription_id: str | None = None
@@ -59,7 +64,7 @@ def settle_credits(
     leave. The left-over credit is what the invoice cannot carry: credit lines beyond the
     charges (a negative total) and the rest of ``extra``.
     """
-    net = sum((line.amount - line.discount for line in lines), _ZERO)
+    net = sum((line.net for line in lines), _ZERO)
     tax = sum((line.tax for line in lines), _ZERO)
     over = max(-(net + tax), _ZERO)
     take_net = max(min(extra, net), _ZERO)
@@ -74,7 +79,7 @@ def settle_credits(
 
     for line in sorted((x for x in lines if not x.is_credit), key=order):
         if take_net > 0:
-            take = min(line.amount - line.discount, take_net)
+            take = min(line.net, take_net)
             line.discount += take
             take_net -= take
         if take_tax > 0:
