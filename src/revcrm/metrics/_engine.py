@@ -27,11 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 from revcrm._book import Book
-from revcrm._calendar import Frequency, period_bounds
+from revcrm._calendar import Frequency, local_moment, period_bounds
 from revcrm._cycles import BillingCycle, CycleUnit, add_months
 from revcrm._ledger._aggregate import Sweep, build_sweep, profile, stream_values
 from revcrm._ledger._classify import Classified, classify
-from revcrm._ledger._columns import EPOCH, LineColumns
+from revcrm._ledger._columns import EPOCH, LineColumns, book_cycles
 from revcrm._ledger._events import Events, build_events
 from revcrm._ledger._fixed import DIGITS, from_decimal, norm, places, rate_places, to_decimal
 from revcrm._ledger._renewals import billing_dates, period_index, renewals
@@ -385,24 +385,29 @@ class MrrAnalysis:
         values = stream_values(self._steps, self._prefix, streams, _us(at))
         return self._decimal(sum(int(v) for v in values.tolist()))
 
+    def _at(self, value: date | datetime, field: str) -> datetime:
+        """A bound of a query: an aware datetime, or a plain date read as the start of that
+        day in the policy's reporting time zone."""
+        return as_moment(local_moment(value, self.policy.timezone), field)
+
     def mrr(self, at: date | datetime, *, customer_ids: Iterable[str] | None = None) -> Money:
         """MRR at moment ``at``, including changes effective exactly at ``at``."""
-        t = as_moment(at, "at")
+        t = self._at(at, "at")
         if customer_ids is None:
             return Money(self._values_before([t], inclusive=True)[0], self.currency)
         return Money(self._total_of(self._streams_of(customer_ids), t), self.currency)
 
     def mrr_before(self, at: date | datetime) -> Money:
         """MRR just before ``at``: the close of a period ending at ``at``."""
-        return Money(self._values_before([as_moment(at, "at")])[0], self.currency)
+        return Money(self._values_before([self._at(at, "at")])[0], self.currency)
 
     def customer_mrr(self, customer_id: str, at: date | datetime) -> Money:
-        t = as_moment(at, "at")
+        t = self._at(at, "at")
         return Money(self._total_of(self._streams_of([customer_id]), t), self.currency)
 
     def customers_with_mrr(self, at: date | datetime) -> dict[str, Money]:
         """Paying customers at ``at`` and their MRR (each customer once)."""
-        t = as_moment(at, "at")
+        t = self._at(at, "at")
         steps = self._steps
         n = len(steps.stream_keys)
         if n == 0:
@@ -422,7 +427,7 @@ class MrrAnalysis:
 
         One ``searchsorted`` into the ledger's prefix sums per period.
         """
-        a, b = as_moment(start, "start"), as_moment(end, "end")
+        a, b = self._at(start, "start"), self._at(end, "end")
         periods = period_bounds(Frequency(every), a, b, self.policy.timezone)
         if not periods:
             return []
@@ -454,7 +459,7 @@ class MrrAnalysis:
         counts with zero. Read from arrays of the subscriptions' states, no object per
         subscription. The invoice source has no services and raises ``ValidationError``.
         """
-        t, h = as_moment(at, "at"), as_moment(horizon, "horizon")
+        t, h = self._at(at, "at"), self._at(horizon, "horizon")
         svc = self._services
         if svc is None:
             raise ValidationError("source", self.source.value, "renewals read subscription states")
@@ -473,7 +478,7 @@ class MrrAnalysis:
 
     def movements(self, start: date | datetime, end: date | datetime) -> list[Movement]:
         """Movements with ``start <= at < end``, grouped by the policy's window within it."""
-        a, b = as_moment(start, "start"), as_moment(end, "end")
+        a, b = self._at(start, "start"), self._at(end, "end")
         if b < a:
             raise ValidationError("end", end, "is before start")
         return [m for _, m in self._movements([a, b])]
@@ -554,7 +559,7 @@ class MrrAnalysis:
 
     def waterfall(self, start: date | datetime, end: date | datetime) -> Waterfall:
         """The MRR bridge over ``[start, end)``."""
-        a, b = as_moment(start, "start"), as_moment(end, "end")
+        a, b = self._at(start, "start"), self._at(end, "end")
         if b < a:
             raise ValidationError("end", end, "is before start")
         return self._waterfalls([a, b])[0]
@@ -563,7 +568,7 @@ class MrrAnalysis:
         self, start: date | datetime, end: date | datetime, every: Frequency | str = Frequency.MONTH
     ) -> list[Waterfall]:
         """One waterfall per calendar period, computed in one pass over the movements."""
-        a, b = as_moment(start, "start"), as_moment(end, "end")
+        a, b = self._at(start, "start"), self._at(end, "end")
         periods = period_bounds(Frequency(every), a, b, self.policy.timezone)
         if not periods:
             return []
@@ -618,7 +623,7 @@ class MrrAnalysis:
         n = len(self._steps.customer_ids)
         if ev.at.size == 0:
             return
-        t = _us(as_moment(at, "at"))
+        t = _us(self._at(at, "at"))
         before = (ev.at <= t) if inclusive else (ev.at < t)
         count = np.add.reduceat(before.astype(np.int64), ev.ptr[:-1])
         last = ev.ptr[:-1] + count - 1
@@ -883,6 +888,7 @@ def analyse_lines(
         foreign,
         _rate_digits(rates, currency, columns.currencies),
         spreading=policy.spreading.value,
+        zone=policy.timezone,
     )
     return _analysis(
         steps, fx=rates, currency=currency, policy=policy, source=MrrSource.INVOICES, horizon=h
@@ -958,6 +964,7 @@ def _lines_of(book: Book) -> LineColumns:
         end=np.array([_us(cast(datetime, r[3].period_end)) for r in rows], dtype=np.int64),
         net=np.array([int(r[4].scaleb(scale, exact)) for r in rows], dtype=object),
         scale=scale,
+        cycle=book_cycles(book),
     )
 
 
