@@ -45,16 +45,16 @@ def db(tmp_path: Path) -> str:
 def test_schema_version_and_idempotent_create(db: str) -> None:
     store = SQLStore(db)
     assert store.schema_version() == 0
-    assert store.create_schema() == LATEST_VERSION == 6
-    assert store.create_schema() == 6  # idempotent
-    assert store.migrate() == 6
+    assert store.create_schema() == LATEST_VERSION == 7
+    assert store.create_schema() == 7  # idempotent
+    assert store.migrate() == 7
     assert store.schema_version() == LATEST_VERSION
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT version, description FROM revcrm_schema_version ORDER BY version")
         ).all()
         mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6, 7]
     assert mode == "wal"
     store.close()
 
@@ -67,7 +67,7 @@ def test_using_a_store_before_its_schema_exists_says_what_to_do(db: str) -> None
     with pytest.raises(StorageError, match="version 1"):
         store.customers.count()
     with pytest.raises(ValidationError):
-        store.migrate(to=7)
+        store.migrate(to=8)
 
 
 def test_forward_migration_backfills_the_derived_spans(db: str) -> None:
@@ -165,7 +165,7 @@ def test_migration_from_version_5_indexes_invoice_lines_by_subscription(db: str)
     store = SQLStore(db)
     with pytest.raises(StorageError, match="version 5"):
         store.customers.count()
-    assert store.migrate() == 6
+    assert store.migrate() == LATEST_VERSION
     with store.engine.connect() as conn:
         names = {i["name"] for i in sa.inspect(conn).get_indexes("revcrm_invoice_lines")}
         plan = " ".join(
