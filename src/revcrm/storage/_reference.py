@@ -32,6 +32,7 @@ from revcrm.metrics import (
     mrr,
     subscription_mrr,
 )
+from revcrm.metrics._customer_value import ledger_rows
 from revcrm.metrics._dashboard import check_trend_months
 from revcrm.segments._config import SegmentConfig
 from revcrm.segments._segments import Segmentation, segmentation
@@ -45,9 +46,8 @@ from revcrm.storage._query import (
     Direction,
     Page,
     SortValue,
+    row_of,
 )
-from revcrm.metrics._customer_value import ledger_rows
-from revcrm.storage._query import row_of
 from revcrm.storage._spans import subscription_spans
 
 __all__ = [
