@@ -3,14 +3,16 @@
     .venv/bin/python benchmarks/bench_peers.py --lines 250000 1000000
 
 Runs, on the same CSV file and in the same run, each in a fresh child process pinned to one
-CPU (``--cpus``), ``--repeat`` times round robin keeping each tool's fastest run: revcrm (``read_lines`` then ``revcrm._ledger.analyse_lines`` when the
-columnar engine is there, else ``read_csv`` then ``analyse(book, source="invoices")``; the
-path that ran is printed), saas-metrics 0.2.1 (``saas_metrics.analyze``) and a DuckDB SQL
-reference written here (one thread). Each child times its own work after its imports and
-reports its figures; the parent reads each child's peak resident memory from ``os.wait4``.
-It prints seconds, peak RSS and the ratios, and whether revcrm's monthly MRR and movements
-equal the DuckDB reference to the cent. It installs nothing: a missing peer is reported and
-skipped. Asserts nothing about time. Method: benchmarks/README.md.
+CPU (``--cpus``), ``--repeat`` times round robin keeping each tool's fastest run: revcrm
+(``read_lines`` then ``analyse_lines`` when the columnar engine is there, else
+``read_csv`` then ``analyse(book, source="invoices")``; the path that ran is printed),
+saas-metrics 0.2.1 (``saas_metrics.analyze``) and a DuckDB SQL reference written here (one
+thread). Each child times its own work after its imports and reports its figures (wall
+and CPU seconds: the machine may be shared); the parent reads each child's peak resident
+memory from ``os.wait4``. It prints seconds, CPU seconds, peak RSS and the ratios, and
+whether revcrm's monthly MRR and movements equal the DuckDB reference to the cent. It
+installs nothing: a missing peer is reported and skipped. Asserts nothing about time.
+Method: benchmarks/README.md.
 
 Data: ``saas_metrics.sample.generate(months=36)`` (about 9,000 lines: monthly invoices,
 split invoices, credit notes, annual plans paid up front, churn and returns), repeated
@@ -18,7 +20,8 @@ with renamed customers until the line count is reached. Its columns are kept for
 saas-metrics; revcrm and the reference read the columns added for them: an invoice id
 (customer and date: split lines and credit notes share their invoice), ``usd``, ``paid``
 and the service period (the annual lines' own; a monthly line's calendar month,
-inclusive end dates), none on credit notes.
+inclusive end dates), none on credit notes (one-off credit lines: they lower their
+invoice, not MRR).
 """
 
 from __future__ import annotations
@@ -66,26 +69,27 @@ except ImportError:
         analyse_lines = None
 path, start, end, columns = sys.argv[1], date.fromisoformat(sys.argv[2]), \\
     date.fromisoformat(sys.argv[3]), json.loads(sys.argv[4])
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 if analyse_lines is not None:
     lines = read_lines(path, columns=columns, timezone="UTC", period_end_inclusive=True).lines
     how = f"read_lines -> {where}.analyse_lines"
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     a = analyse_lines(lines, currency="USD")
 else:
     book = read_csv(path, kind="invoice_lines", columns=columns, timezone="UTC",
                     period_end_inclusive=True).book
     how = "read_csv -> analyse(book, source='invoices') (no _ledger.analyse_lines yet)"
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     a = analyse(book, currency="USD", source="invoices")
 series = a.series(start, end)
 waterfalls = a.waterfalls(start, end)
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 from decimal import Decimal, ROUND_HALF_EVEN
 def cents(m):
     return str(m.amount.quantize(Decimal("0.01"), ROUND_HALF_EVEN))
 print(json.dumps({
     "seconds": t2 - t0, "read": t1 - t0, "engine": t2 - t1, "path": how,
+    "cpu": c2 - c0, "read_cpu": c1 - c0, "engine_cpu": c2 - c1,
     "mrr": [cents(p.mrr) for p in series],
     # Contraction and churn as positive amounts, as the peers print them.
     "moves": [[cents(w.new), cents(w.expansion), cents(-w.contraction), cents(-w.churn),
@@ -97,11 +101,11 @@ print(json.dumps({
 _INPUT = """
 import json, sys, time
 from revcrm.io import read_lines
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 report = read_lines(sys.argv[1], columns=json.loads(sys.argv[4]), timezone="UTC",
                     period_end_inclusive=True)
-t1 = time.perf_counter()
-print(json.dumps({"seconds": t1 - t0, "path": f"read_lines ({report.engine}), "
+t1, c1 = time.perf_counter(), time.process_time()
+print(json.dumps({"seconds": t1 - t0, "cpu": c1 - c0, "path": f"read_lines ({report.engine}), "
                   f"{len(report.lines):,} recurring lines"}))
 """
 
@@ -109,40 +113,43 @@ _SAAS = """
 import json, sys, time
 import saas_metrics as sm
 from saas_metrics.sample import MAPPING
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 rep = sm.analyze(sys.argv[1], mapping=MAPPING, allow_warnings=True)
 w = rep.waterfall
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 print(json.dumps({
-    "seconds": t1 - t0, "path": "saas_metrics.analyze",
+    "seconds": t1 - t0, "cpu": c1 - c0, "path": "saas_metrics.analyze",
     "mrr": [f"{v:.2f}" for v in w["ending"]],
     "moves": [[f"{r.new_logo:.2f}", f"{r.expansion:.2f}", f"{r.contraction:.2f}",
                f"{r.churn:.2f}", f"{r.reactivation:.2f}"] for r in w.itertuples()],
 }))
 """
 
-# The reference: revcrm's rules for this data, in SQL. A recurring invoice's MRR is its net
-# (lines and credit notes summed) over its whole months of service; MRR at a month's close
-# sums what is in service then; a customer's change at a month start is new (first time),
-# reactivation (back from zero), expansion, contraction or churn (to zero). Amounts are
-# exact: cents times 27720 (every month count up to 12 divides it), rounded at the end.
+# The reference: revcrm's rules for this data, in SQL. Each recurring line (one with a
+# service period) is its own stream: its MRR is its net over its whole months of service. A
+# credit note (a one-off negative line, no service period) lowers its invoice, not MRR (as
+# ChartMogul and Stripe count only recurring line items in MRR), so it is left out. MRR at
+# a month's close sums what is in service then; a customer's change at a month start is new
+# (first time), reactivation (back from zero), expansion, contraction or churn (to zero).
+# Amounts are exact: cents times 27720 (every month count up to 12 divides it), rounded at
+# the end.
 _DUCKDB_SQL = """
 CREATE TEMP TABLE raw AS
   SELECT * FROM read_csv(?, all_varchar = true, header = true);
-CREATE TEMP TABLE inv AS
-  SELECT "Invoice" AS inv, any_value("Customer") AS cust,
-         sum(CAST(round(CAST("Amount" AS DECIMAL(18, 2)) * 100) AS BIGINT)) AS cents,
-         min(CAST("Period Start" AS DATE)) AS ps,
-         max(CAST("Period End" AS DATE)) + 1 AS pe
-  FROM raw WHERE lower("Status") NOT IN ('void', 'draft')
-  GROUP BY 1;
+CREATE TEMP TABLE line AS
+  SELECT "Customer" AS cust,
+         CAST(round(CAST("Amount" AS DECIMAL(18, 2)) * 100) AS BIGINT) AS cents,
+         CAST("Period Start" AS DATE) AS ps,
+         CAST("Period End" AS DATE) + 1 AS pe
+  FROM raw
+  WHERE lower("Status") NOT IN ('void', 'draft') AND "Period Start" IS NOT NULL;
 CREATE TEMP TABLE ev AS
   SELECT cust, t, sum(d) AS d FROM (
     SELECT cust, ps AS t, CAST(cents AS HUGEINT) * (27720 // datediff('month', ps, pe)) AS d
-      FROM inv WHERE ps IS NOT NULL
+      FROM line
     UNION ALL
     SELECT cust, pe, -CAST(cents AS HUGEINT) * (27720 // datediff('month', ps, pe))
-      FROM inv WHERE ps IS NOT NULL
+      FROM line
   ) GROUP BY cust, t;
 CREATE TEMP TABLE lvl AS
   SELECT cust, t, sum(d) OVER (PARTITION BY cust ORDER BY t) AS after,
@@ -174,7 +181,7 @@ from datetime import date
 from decimal import Decimal, ROUND_HALF_EVEN
 import duckdb
 SETUP, MRR, MOVES = json.loads(sys.argv[4])
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 con = duckdb.connect()
 con.execute("SET threads = 1")
 for statement in SETUP.split(";"):
@@ -183,11 +190,11 @@ for statement in SETUP.split(";"):
 rows = con.execute(MRR, [sys.argv[2], sys.argv[3]]).fetchall()
 moves = {m.date() if hasattr(m, "date") else m: v
          for m, *v in con.execute(MOVES).fetchall()}
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 def cents(units):
     return str((Decimal(int(units)) / 2772000).quantize(Decimal("0.01"), ROUND_HALF_EVEN))
 print(json.dumps({
-    "seconds": t1 - t0, "path": "DuckDB SQL (1 thread)",
+    "seconds": t1 - t0, "cpu": c1 - c0, "path": "DuckDB SQL (1 thread)",
     "mrr": [cents(u) for _, u in rows],
     "moves": [[cents(x) for x in moves.get(m, [0] * 5)] for m, _ in rows],
 }))
@@ -302,8 +309,11 @@ def run(lines: int, cpus: int, repeat: int) -> None:
             x = r["seconds"] / mine["seconds"]
             ratio = f"; revcrm {x:.2f}x faster" if x >= 1 else f"; revcrm {1 / x:.2f}x slower"
         split = f" (read {r['read']:.2f} s + engine {r['engine']:.2f} s)" if "read" in r else ""
+        cpu = f"; CPU {r['cpu']:.2f} s" if "cpu" in r else ""
+        if "read_cpu" in r:
+            cpu += f" ({r['read_cpu']:.2f} + {r['engine_cpu']:.2f})"
         print(
-            f"  {name:<13} {r['seconds']:7.2f} s{split}, peak RSS {r['rss_mb']:6,.0f} MB, "
+            f"  {name:<13} {r['seconds']:7.2f} s{split}{cpu}, peak RSS {r['rss_mb']:6,.0f} MB, "
             f"{r['wall']:.2f} s with start-up{ratio} [{r['path']}]"
         )
     ref = results.get("duckdb", {})
