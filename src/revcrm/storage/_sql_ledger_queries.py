@@ -154,22 +154,16 @@ class LedgerReads:
             raise ValidationError("end", end, "is before start")
 
         def run(conn: Connection) -> CustomerFlow:
-            first, last = self._paying(conn, a), self._paying(conn, b)
-            kept = len(first & last)
-            return CustomerFlow(
-                start=a,
-                end=b,
-                at_start=len(first),
-                at_end=len(last),
-                retained=kept,
-                gained=len(last) - kept,
-                lost=len(first) - kept,
-            )
+            self._check_rates(conn, None)
+            return _flow(a, b, self._paying_ids(conn, a), self._paying_ids(conn, b))
 
         return self._store._run(False, run)
 
     def _paying(self, conn: Connection, t: datetime) -> set[str]:
         self._check_rates(conn, None)
+        return self._paying_ids(conn, t)
+
+    def _paying_ids(self, conn: Connection, t: datetime) -> set[str]:
         st = self._s.ledger_steps
         live = sa.and_(st.c.start_at <= t, sa.or_(st.c.end_at.is_(None), st.c.end_at > t))
         return {r[0] for r in conn.execute(sa.select(st.c.customer_id).distinct().where(live))}
@@ -188,17 +182,71 @@ class LedgerReads:
         t = as_moment(until, "until")
         ids = None if customer_ids is None else sorted(set(customer_ids))
 
-        def run(conn: Connection) -> bool:
-            if self._store._ledger_currency(conn) != currency:
-                return False
-            horizon = self._store._ledger_horizon(conn)
-            if horizon != NO_HORIZON and horizon < t:  # no records yet: nothing to miss
-                return False
-            try:
-                self._check_rates(conn, ids)
-            except MissingRateError:
-                return False
-            return True
+        return self._store._run(False, lambda conn: self._covered(conn, currency, t, ids))
+
+    def _covered(
+        self, conn: Connection, currency: str | None, t: datetime, ids: Sequence[str] | None
+    ) -> bool:
+        """:meth:`covers` on an open connection (``currency`` None: the ledger's own)."""
+        if not self._store._ledger_ready_cached(conn):
+            return False
+        if currency is not None and self._store._ledger_currency(conn) != currency:
+            return False
+        horizon = self._store._ledger_horizon(conn)
+        if horizon != NO_HORIZON and horizon < t:  # no records yet: nothing to miss
+            return False
+        try:
+            self._check_rates(conn, ids)
+        except MissingRateError:
+            return False
+        return True
+
+    # -- reads of a store switching to the ledger when covered ------------------------------
+    #
+    # Each checks :meth:`covers` and reads in the same transaction (one snapshot), and
+    # answers None when not covered: the store then takes its other path.
+
+    def mrr_if_covered(
+        self, t: datetime, currency: str, customer_ids: Sequence[str] | None
+    ) -> Money | None:
+        """:meth:`mrr` at ``t``, or None when the ledger does not cover the read."""
+
+        def run(conn: Connection) -> Money | None:
+            if not self._covered(conn, currency, t, customer_ids):
+                return None
+            levels = self._levels(conn, currency, [t], inclusive=True, ids=customer_ids)
+            return Money(levels[0], currency)
+
+        return self._store._run(False, run)
+
+    def closes_if_covered(self, closes: Sequence[datetime], currency: str) -> list[Decimal] | None:
+        """MRR just before each of the sorted ``closes`` (a series' period ends), or None
+        when the ledger does not cover the read."""
+
+        def run(conn: Connection) -> list[Decimal] | None:
+            if not closes or not self._covered(conn, currency, closes[-1], None):
+                return None
+            return self._levels(conn, currency, closes, inclusive=False)
+
+        return self._store._run(False, run)
+
+    def paying_if_covered(self, t: datetime) -> int | None:
+        """:meth:`paying_customers` at ``t``, or None when the ledger does not cover it."""
+
+        def run(conn: Connection) -> int | None:
+            if not self._covered(conn, None, t, None):
+                return None
+            return len(self._paying_ids(conn, t))
+
+        return self._store._run(False, run)
+
+    def flow_if_covered(self, a: datetime, b: datetime) -> CustomerFlow | None:
+        """:meth:`customer_flow` over ``[a, b]`` (``a <= b``), or None when not covered."""
+
+        def run(conn: Connection) -> CustomerFlow | None:
+            if not self._covered(conn, None, max(a, b), None):
+                return None
+            return _flow(a, b, self._paying_ids(conn, a), self._paying_ids(conn, b))
 
         return self._store._run(False, run)
 
@@ -446,6 +494,19 @@ class LedgerReads:
             value = Decimal(int(amount)).scaleb(-digits, context=EXACT_CONTEXT)
             totals[int(r)][KINDS[int(kind)]] += value
             counts[int(r)] += 1
+
+
+def _flow(a: datetime, b: datetime, first: set[str], last: set[str]) -> CustomerFlow:
+    kept = len(first & last)
+    return CustomerFlow(
+        start=a,
+        end=b,
+        at_start=len(first),
+        at_end=len(last),
+        retained=kept,
+        gained=len(last) - kept,
+        lost=len(first) - kept,
+    )
 
 
 def _amount_cols(table: sa.Table, ops: Any) -> list[sa.Column[Any]]:

@@ -1,7 +1,12 @@
 """The SQL store's metric aggregates: MRR at a moment and series, cash by month,
 paying customers, customer flow and the dashboard.
 
-Moved here unchanged from ``_sql``; a later step replaces them with ledger queries.
+MRR at a moment and series, paying customers and customer flow read the ledger tables
+(:class:`~revcrm.storage._sql_ledger_queries.LedgerReads`) whenever the ledger covers the
+read (kept in the asked currency, its horizon not before the latest moment asked, no
+customer in scope lacking a rate); otherwise the older span aggregates below answer (they
+raise MissingRateError only for the rates a read actually needs, and convert past the
+ledger's horizon at each billing period's own rate).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -60,6 +65,8 @@ from revcrm.storage._sql_decimal import (
     _split,
     _units_value,
 )
+from revcrm.storage._sql_ledger import SQLLedger
+from revcrm.storage._sql_ledger_queries import LedgerReads
 from revcrm.storage._sql_segments import SQLSegments
 
 __all__ = ["SQLMetrics"]
@@ -314,12 +321,23 @@ class SQLMetrics(SQLSegments):
                 total += value * fx.rate(cur, currency, day)
         return total
 
+    def _ledger_reads(self) -> LedgerReads:
+        # Every SQL store is also an SQLLedger (SQLCore); this class only reads it.
+        return LedgerReads(cast(SQLLedger, self))
+
     def mrr(
         self, *, at: date | datetime, currency: str, customer_ids: Iterable[str] | None = None
     ) -> Money:
         t = as_of_moment(at, "at")
         check_currency(currency)
         ids = None if customer_ids is None else sorted(set(_id_list(customer_ids)))
+        from_ledger = self._ledger_reads().mrr_if_covered(t, currency, ids)
+        if from_ledger is not None:
+            return from_ledger
+        return self._sql_mrr(t, currency, ids)
+
+    def _sql_mrr(self, t: datetime, currency: str, ids: Sequence[str] | None) -> Money:
+        """MRR from the spans (the fallback when the ledger does not cover the read)."""
 
         def run(conn: Connection) -> Money:
             sp = self._schema.spans
@@ -350,6 +368,19 @@ class SQLMetrics(SQLSegments):
         months = ref.month_bounds(a, b, self._policy.timezone)
         if not months:
             return ()
+        closes = [m[1] for m in months]
+        levels = self._ledger_reads().closes_if_covered(closes, currency)
+        if levels is not None:
+            return tuple(
+                MrrPoint(start=p[0], end=p[1], mrr=Money(v, currency))
+                for p, v in zip(months, levels, strict=True)
+            )
+        return self._sql_mrr_series(months, currency)
+
+    def _sql_mrr_series(
+        self, months: Sequence[tuple[datetime, datetime]], currency: str
+    ) -> tuple[MrrPoint, ...]:
+        """The series from the spans (the fallback when the ledger does not cover it)."""
         closes = [m[1] for m in months]
 
         def run(conn: Connection) -> tuple[MrrPoint, ...]:
@@ -523,6 +554,13 @@ class SQLMetrics(SQLSegments):
 
     def paying_customers(self, *, at: date | datetime) -> int:
         t = as_of_moment(at, "at")
+        from_ledger = self._ledger_reads().paying_if_covered(t)
+        if from_ledger is not None:
+            return from_ledger
+        return self._sql_paying_customers(t)
+
+    def _sql_paying_customers(self, t: datetime) -> int:
+        """Paying customers from the spans (the fallback when the ledger does not cover it)."""
         sp = self._schema.spans
         stmt = sa.select(sa.func.count(sa.distinct(sp.c.customer_id))).where(
             sp.c.positive, self._contains(t, scan=True)
@@ -533,6 +571,13 @@ class SQLMetrics(SQLSegments):
         a, b = as_of_moment(start, "start"), as_of_moment(end, "end")
         if b < a:
             raise ValidationError("end", end, "is before start")
+        from_ledger = self._ledger_reads().flow_if_covered(a, b)
+        if from_ledger is not None:
+            return from_ledger
+        return self._sql_customer_flow(a, b)
+
+    def _sql_customer_flow(self, a: datetime, b: datetime) -> CustomerFlow:
+        """The flow from the spans (the fallback when the ledger does not cover it)."""
         sp = self._schema.spans
         at_a = sa.case((self._contains(a, scan=True), 1), else_=0)
         at_b = sa.case((self._contains(b, scan=True), 1), else_=0)
