@@ -1,0 +1,156 @@
+"""The SQL store's public MRR reads take the ledger tables when the ledger covers them.
+
+``mrr``, ``mrr_series``, ``paying_customers`` and ``customer_flow`` read
+:class:`~revcrm.storage._sql_ledger_queries.LedgerReads` when it covers the read (kept in
+the asked currency, its horizon not before the latest moment asked, no customer in scope
+lacking a rate); otherwise the span aggregates answer, as before the ledger. Each test
+counts which path ran: the old path's entry points and the ledger's aggregation are
+wrapped, and the path that must not run raises.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import pytest
+from dateutil.relativedelta import relativedelta
+
+from revcrm._money import FxRates
+from revcrm.errors import MissingRateError
+from revcrm.metrics import analyse
+from revcrm.storage import InMemoryStore, SQLStore, Store
+from revcrm.storage._sql_ledger_queries import LedgerReads
+from revcrm.storage._sql_metrics import SQLMetrics
+from revcrm.testing.contract import AS_OF, sample_book
+
+_OLD = ("_sql_mrr", "_sql_mrr_series", "_sql_paying_customers", "_sql_customer_flow")
+_LEDGER = ("_levels", "_paying_ids")
+_START = datetime(2024, 1, 1, tzinfo=UTC)
+_END = datetime(2024, 9, 1, tzinfo=UTC)
+
+
+@attrs.define
+class Paths:
+    """Calls of each path's entry points; ``forbid`` makes one path raise."""
+
+    calls: Counter[str] = attrs.field(factory=Counter)
+    forbidden: set[str] = attrs.field(factory=set)
+
+    def forbid(self, *names: str) -> None:
+        self.forbidden = set(names)
+
+
+@pytest.fixture
+def paths(monkeypatch: pytest.MonkeyPatch) -> Paths:
+    seen = Paths()
+
+    def wrap(owner: type, name: str) -> None:
+        real = getattr(owner, name)
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            if name in seen.forbidden:
+                raise AssertionError(f"{name} ran")
+            seen.calls[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, spy)
+
+    for name in _OLD:
+        wrap(SQLMetrics, name)
+    for name in _LEDGER:
+        wrap(LedgerReads, name)
+    return seen
+
+
+def _store(fx: FxRates | None = None) -> Iterator[SQLStore]:
+    store = SQLStore("sqlite://")
+    store.create_schema()
+    book = sample_book()
+    store.import_book(book if fx is None else attrs.evolve(book, fx=fx))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def store() -> Iterator[SQLStore]:
+    yield from _store()
+
+
+@pytest.fixture
+def lacking() -> Iterator[SQLStore]:
+    """The sample book without its rates: c2's EUR subscription lacks one."""
+    yield from _store(FxRates.empty())
+
+
+def _reads(store: Store) -> list[Callable[[], Any]]:
+    return [
+        lambda: store.mrr(at=AS_OF, currency="USD"),
+        lambda: store.mrr(at=AS_OF, currency="USD", customer_ids=["c1", "c3"]),
+        lambda: store.mrr_series(start=_START, end=_END, currency="USD"),
+        lambda: store.paying_customers(at=AS_OF),
+        lambda: store.customer_flow(start=_START + timedelta(days=45), end=AS_OF),
+    ]
+
+
+def test_covered_reads_take_the_ledger_and_equal_the_old_path(
+    store: SQLStore, paths: Paths
+) -> None:
+    reads = _reads(store)
+    paths.forbid(*_LEDGER)  # force the old path: its answers are the reference
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(LedgerReads, "_covered", lambda *a: False)
+        old = [read() for read in reads]
+    assert all(paths.calls[n] for n in _OLD)
+    paths.calls.clear()
+    paths.forbid(*_OLD)
+    assert [read() for read in reads] == old
+    assert paths.calls == Counter(_levels=3, _paying_ids=3)
+    # The memory store (the engine) agrees too.
+    memory = InMemoryStore()
+    memory.import_book(sample_book())
+    assert [read() for read in _reads(memory)] == old
+
+
+def test_a_missing_rate_falls_back_to_the_old_path(lacking: SQLStore, paths: Paths) -> None:
+    paths.forbid(*_LEDGER)
+    before_eur = datetime(2024, 1, 15, tzinfo=UTC)  # c2's EUR subscription starts 2024-02-10
+    assert lacking.mrr(at=before_eur, currency="USD").amount > 0
+    assert lacking.paying_customers(at=AS_OF) == 3
+    flow = lacking.customer_flow(start=before_eur, end=AS_OF)
+    assert (flow.at_start, flow.at_end) == (1, 3)
+    # Only the rates a read needs raise, as before the ledger.
+    with pytest.raises(MissingRateError):
+        lacking.mrr(at=AS_OF, currency="USD")
+    with pytest.raises(MissingRateError):
+        lacking.mrr_series(start=_START, end=_END, currency="USD")
+    assert paths.calls == Counter(
+        _sql_mrr=2, _sql_mrr_series=1, _sql_paying_customers=1, _sql_customer_flow=1
+    )
+    # Customers none of whom lacks a rate: the ledger covers them.
+    paths.forbid(*_OLD)
+    book = sample_book()
+    engine = analyse(book, currency="USD", policy=lacking.policy, horizon=lacking.ledger_horizon())
+    assert lacking.mrr(at=AS_OF, currency="USD", customer_ids=["c1", "c3"]) == engine.mrr(
+        AS_OF, customer_ids=["c1", "c3"]
+    )
+    assert paths.calls["_levels"] == 1
+    assert paths.calls["_sql_mrr"] == 2
+
+
+def test_another_currency_or_past_the_horizon_falls_back(store: SQLStore, paths: Paths) -> None:
+    paths.forbid(*_LEDGER)
+    horizon = store.ledger_horizon()
+    assert horizon is not None
+    late = horizon + relativedelta(months=1)
+    store.mrr(at=AS_OF, currency="EUR")
+    store.mrr(at=late, currency="USD")
+    store.mrr_series(start=_START, end=late, currency="USD")
+    store.paying_customers(at=late)
+    store.customer_flow(start=AS_OF, end=late)
+    assert paths.calls == Counter(
+        _sql_mrr=2, _sql_mrr_series=1, _sql_paying_customers=1, _sql_customer_flow=1
+    )
