@@ -145,7 +145,12 @@ class LedgerReads:
     def paying_customers(self, at: date | datetime) -> int:
         """Customers with MRR above zero at ``at`` (some stream live), as the store's."""
         t = as_moment(at, "at")
-        return self._store._run(False, lambda conn: len(self._paying(conn, t)))
+
+        def run(conn: Connection) -> int:
+            self._check_rates(conn, None)
+            return self._paying_count(conn, t)
+
+        return self._store._run(False, run)
 
     def customer_flow(self, start: date | datetime, end: date | datetime) -> CustomerFlow:
         """Paying customers at ``start`` and ``end`` and the flow between, as the store's."""
@@ -155,18 +160,50 @@ class LedgerReads:
 
         def run(conn: Connection) -> CustomerFlow:
             self._check_rates(conn, None)
-            return _flow(a, b, self._paying_ids(conn, a), self._paying_ids(conn, b))
+            return self._flow(conn, a, b)
 
         return self._store._run(False, run)
 
-    def _paying(self, conn: Connection, t: datetime) -> set[str]:
-        self._check_rates(conn, None)
-        return self._paying_ids(conn, t)
-
-    def _paying_ids(self, conn: Connection, t: datetime) -> set[str]:
+    def _live(self, t: datetime) -> ColumnElement[bool]:
         st = self._s.ledger_steps
-        live = sa.and_(st.c.start_at <= t, sa.or_(st.c.end_at.is_(None), st.c.end_at > t))
-        return {r[0] for r in conn.execute(sa.select(st.c.customer_id).distinct().where(live))}
+        return sa.and_(st.c.start_at <= t, sa.or_(st.c.end_at.is_(None), st.c.end_at > t))
+
+    def _paying_count(self, conn: Connection, t: datetime) -> int:
+        """Customers with a step live at ``t``, counted in SQL."""
+        st = self._s.ledger_steps
+        stmt = sa.select(sa.func.count(sa.distinct(st.c.customer_id))).where(self._live(t))
+        return int(conn.execute(stmt).scalar() or 0)
+
+    def _flow(self, conn: Connection, a: datetime, b: datetime) -> CustomerFlow:
+        """The flow between ``a`` and ``b`` in one pass: per customer, live at ``a`` and/or
+        at ``b``; then the counts (no ids leave the database)."""
+        st = self._s.ledger_steps
+        at_a, at_b = self._live(a), self._live(b)
+        per_customer = (
+            sa.select(
+                sa.func.max(sa.case((at_a, 1), else_=0)).label("a"),
+                sa.func.max(sa.case((at_b, 1), else_=0)).label("b"),
+            )
+            .where(sa.or_(at_a, at_b))
+            .group_by(st.c.customer_id)
+            .subquery()
+        )
+        pc = per_customer.c
+        counts = sa.select(
+            sa.func.coalesce(sa.func.sum(pc.a), 0),
+            sa.func.coalesce(sa.func.sum(pc.b), 0),
+            sa.func.coalesce(sa.func.sum(pc.a * pc.b), 0),
+        )
+        n_a, n_b, kept = (int(v) for v in conn.execute(counts).one())
+        return CustomerFlow(
+            start=a,
+            end=b,
+            at_start=n_a,
+            at_end=n_b,
+            retained=kept,
+            gained=n_b - kept,
+            lost=n_a - kept,
+        )
 
     def covers(
         self,
@@ -236,7 +273,7 @@ class LedgerReads:
         def run(conn: Connection) -> int | None:
             if not self._covered(conn, None, t, None):
                 return None
-            return len(self._paying_ids(conn, t))
+            return self._paying_count(conn, t)
 
         return self._store._run(False, run)
 
@@ -246,7 +283,7 @@ class LedgerReads:
         def run(conn: Connection) -> CustomerFlow | None:
             if not self._covered(conn, None, max(a, b), None):
                 return None
-            return _flow(a, b, self._paying_ids(conn, a), self._paying_ids(conn, b))
+            return self._flow(conn, a, b)
 
         return self._store._run(False, run)
 
@@ -494,19 +531,6 @@ class LedgerReads:
             value = Decimal(int(amount)).scaleb(-digits, context=EXACT_CONTEXT)
             totals[int(r)][KINDS[int(kind)]] += value
             counts[int(r)] += 1
-
-
-def _flow(a: datetime, b: datetime, first: set[str], last: set[str]) -> CustomerFlow:
-    kept = len(first & last)
-    return CustomerFlow(
-        start=a,
-        end=b,
-        at_start=len(first),
-        at_end=len(last),
-        retained=kept,
-        gained=len(last) - kept,
-        lost=len(first) - kept,
-    )
 
 
 def _amount_cols(table: sa.Table, ops: Any) -> list[sa.Column[Any]]:
