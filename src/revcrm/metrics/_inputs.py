@@ -77,6 +77,8 @@ def book_args(
     if currency is None:
         raise ValidationError("currency", None, "required with a book (or pass an analysis)")
     check_currency(currency)
+    if policy is not None and not isinstance(policy, MetricsPolicy):
+        raise ValidationError("policy", type(policy).__name__, "expected a MetricsPolicy")
     return currency, DEFAULT_POLICY if policy is None else policy
 
 
