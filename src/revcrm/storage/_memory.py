@@ -618,40 +618,10 @@ def restrict_book(book: Book, *, customer_ids: Iterable[str] | None, period: Per
 # -- the customer list and summary from the ledger -------------------------------------------
 
 
-def summary_from_records(
-    customer: Customer,
-    subscriptions: tuple[Subscription, ...],
-    invoices: tuple[Invoice, ...],
-    transactions: tuple[Transaction, ...],
-    credits: tuple[CreditEntry, ...],
-    *,
-    fx: FxRates,
-    at: datetime,
-    currency: str,
-    policy: MetricsPolicy,
-) -> CustomerSummary:
-    """One customer's summary from its records (every backend loads them, then this): its
-    row is the ledger's facts of its own sub-book, equal to its list row. Like the list,
-    it needs a rate on ``at``'s day for each currency of its subscriptions and
-    transactions."""
-    own = {s.currency for s in subscriptions} | {t.amount.currency for t in transactions}
-    ref.list_rates(own, fx, currency, at.date())
-    mini = Book(
-        customers=(customer,),
-        subscriptions=subscriptions,
-        invoices=invoices,
-        transactions=transactions,
-        credits=credits,
-        fx=fx,
-    )
-    ledger = ledger_rows(mini, as_of=at, currency=currency, policy=policy)
-    return CustomerSummary(
-        row=row_of(customer, ledger.facts, 0),
-        subscriptions=subscriptions,
-        invoices=invoices,
-        transactions=transactions,
-        credits=credits,
-    )
+#: One customer's summary from its records (every backend loads them, then this): its row
+#: is the ledger's facts of its own sub-book, equal to its list row; it needs a rate on
+#: ``at``'s day for each currency of its subscriptions and transactions.
+summary_from_records = ref.summary_of
 
 
 def _sort_keys(book: Book, facts: FactColumns, sort: CustomerSort, idx: list[int]) -> list[Any]:
