@@ -189,7 +189,7 @@ _SETTINGS = settings(
 )
 
 
-@settings(_SETTINGS, max_examples=min(40, settings().max_examples))
+@settings(_SETTINGS, max_examples=min(25, settings().max_examples))
 @given(book=strategies.books(), policy=st.sampled_from(POLICIES), data=st.data())
 def test_sqlite_aggregates_equal_the_pure_functions(
     book: Book, policy: MetricsPolicy, data: st.DataObject

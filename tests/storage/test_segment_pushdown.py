@@ -238,7 +238,7 @@ def test_in_memory_filters_equal_the_pure_functions(
     )
 
 
-@settings(_SETTINGS, max_examples=min(25, settings().max_examples))
+@settings(_SETTINGS, max_examples=min(15, settings().max_examples))
 @given(book=BOOKS, policy=st.sampled_from(POLICIES), data=st.data())
 def test_sqlite_filters_equal_the_pure_functions(
     book: Book, policy: MetricsPolicy, data: st.DataObject

@@ -128,7 +128,7 @@ def check_reads_equal_engine(store: SQLStore, book: Book, data: st.DataObject) -
     assert reads.customer_flow(a, b) == ref.customer_flow(book, start=a, end=b, policy=policy)
 
 
-@settings(_SETTINGS, max_examples=min(40, settings().max_examples))
+@settings(_SETTINGS, max_examples=min(25, settings().max_examples))
 @given(book=strategies.books(), policy=st.sampled_from(POLICIES), data=st.data())
 def test_sqlite_ledger_reads_equal_the_engine(
     book: Book, policy: MetricsPolicy, data: st.DataObject
