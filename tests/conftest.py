@@ -55,14 +55,20 @@ def _slow_rank(nodeid: str) -> int:
     return len(SLOW_FIRST)
 
 
-#: Property tests comparing the SQL stores with the pure functions over many generated
-#: books: the same code paths the contract suites cover, at two to three times the cost
-#: under coverage's tracer, so coverage pauses for them (pytest-cov's ``no_cover``).
+#: Property tests comparing two implementations (SQL stores and the pure functions, the
+#: engine and its Decimal oracle) over many generated books: the paths they run are the
+#: ones the contract and example tests cover, at two to three times the cost under
+#: coverage's tracer, so coverage pauses for them (pytest-cov's ``no_cover``).
 NO_COVER: Final = (
-    "tests/storage/test_segment_pushdown.py::test_sqlite_filters_equal_the_pure_functions",
-    "tests/storage/test_segment_pushdown.py::test_postgres_filters_equal_the_pure_functions",
+    "tests/storage/test_segment_pushdown.py",
     "tests/storage/test_pushdown.py::test_sqlite_aggregates_equal_the_pure_functions",
     "tests/storage/test_pushdown.py::test_postgres_aggregates_equal_the_pure_functions",
+    "tests/storage/test_sql_ledger.py::test_sqlite_ledger_reads_equal_the_engine",
+    "tests/storage/test_sql_ledger.py::test_postgres_ledger_reads_equal_the_engine",
+    "tests/metrics/test_engine_properties.py",
+    "tests/segments/test_segment_properties.py",
+    "tests/ledger/test_differential.py",
+    "tests/tz/test_properties.py",
 )
 
 

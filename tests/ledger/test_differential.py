@@ -35,7 +35,7 @@ def _reporting(book: Book, pick: int) -> str:
     return used[pick % len(used)]
 
 
-@settings(max_examples=40)
+@settings(max_examples=min(40, settings().max_examples))
 @given(book=BOOKS, policy=POLICIES, pick=st.integers(0, 3))
 def test_subscription_source_matches_the_oracle(
     book: Book, policy: MetricsPolicy, pick: int
@@ -43,7 +43,7 @@ def test_subscription_source_matches_the_oracle(
     compare(book, _reporting(book, pick), policy, MrrSource.SUBSCRIPTIONS)
 
 
-@settings(max_examples=60)
+@settings(max_examples=min(40, settings().max_examples))
 @given(book=BOOKS, policy=POLICIES, spreading=SPREADING, pick=st.integers(0, 3))
 def test_invoice_source_matches_the_oracle(
     book: Book, policy: MetricsPolicy, spreading: Spreading, pick: int

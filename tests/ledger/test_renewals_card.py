@@ -40,7 +40,7 @@ def _due(sub: Subscription, at: datetime, horizon: datetime) -> bool:
     return nxt is not None and nxt <= horizon
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=min(40, settings().max_examples), deadline=None)
 @given(
     book=BOOKS,
     policy=POLICIES,

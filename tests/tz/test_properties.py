@@ -30,7 +30,7 @@ def _outcome(fn: Callable[[], _T]) -> _T | type[Exception]:
 
 @settings(
     deadline=None,
-    max_examples=min(25, settings().max_examples),
+    max_examples=min(12, settings().max_examples),
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(
