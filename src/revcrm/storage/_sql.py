@@ -19,7 +19,7 @@ Design notes (details in docs/storage.md):
 Modules by job: ``_sql_db`` (the database object: engine, units of work, locks),
 ``_sql_decimal`` (exact money in SQL), ``_sql_base`` (state and record reads),
 ``_sql_migrate`` (schema and derived tables), ``_sql_write`` (writes), ``_sql_segments``
-and ``_sql_customers`` (the customer list and segments), ``_sql_metrics`` (metric
+and ``_sql_customers`` (the customer list and segments), ``_sql_metrics`` and ``_sql_dashboard`` (metric
 aggregates), ``_sql_delete`` (deletes) and ``_sql_repos`` (the repositories).
 """
 

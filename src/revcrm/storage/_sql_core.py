@@ -9,11 +9,11 @@ nothing imports :mod:`revcrm.storage._sql` but the package.
 from __future__ import annotations
 
 from revcrm.storage._sql_customers import SQLCustomerList
-from revcrm.storage._sql_metrics import SQLMetrics
+from revcrm.storage._sql_dashboard import SQLDashboard
 from revcrm.storage._sql_write import SQLWrites
 
 __all__ = ["SQLCore"]
 
 
-class SQLCore(SQLMetrics, SQLCustomerList, SQLWrites):
+class SQLCore(SQLDashboard, SQLCustomerList, SQLWrites):
     """Migrations, writes, reads, segments, the customer list and the metric aggregates."""
