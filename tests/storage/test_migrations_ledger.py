@@ -1,6 +1,7 @@
-"""Schema version 7: the forward migrations build the ledger tables from the stored records.
+"""Schema versions 7 and 8: the forward migrations build the ledger tables from the stored
+records.
 
-A database left as an older revcrm wrote it (version 6, and version 3) migrates to the
+A database left as an older revcrm wrote it (version 7, 6 and 3) migrates to the
 latest version, reporting the ledger's progress; the rows it builds are those a rebuild
 writes, and the ledger's reads equal the engine's over the same records.
 """
@@ -44,7 +45,8 @@ def _leave_at(db: str, version: int) -> None:
     with old.engine.begin() as conn:
         versions = old._schema.schema_version
         conn.execute(versions.delete().where(versions.c.version > version))
-        for t in reversed(old._schema.ledger_tables):
+        gone = old._schema.service_tables if version == 7 else old._schema.ledger_tables
+        for t in reversed(gone):
             t.drop(conn)
         settings = old._schema.settings
         conn.execute(
@@ -55,7 +57,7 @@ def _leave_at(db: str, version: int) -> None:
     old.close()
 
 
-@pytest.mark.parametrize("version", [6, 3])
+@pytest.mark.parametrize("version", [7, 6, 3])
 def test_migration_builds_the_ledger_from_the_stored_records(db: str, version: int) -> None:
     _leave_at(db, version)
     store = SQLStore(db)
@@ -63,12 +65,16 @@ def test_migration_builds_the_ledger_from_the_stored_records(db: str, version: i
     with pytest.raises(StorageError, match=f"version {version}"):
         store.customers.count()
     heard: list[tuple[str, int, int]] = []
-    assert store.migrate(progress=lambda *a: heard.append(a)) == LATEST_VERSION == 7
+    assert store.migrate(progress=lambda *a: heard.append(a)) == LATEST_VERSION == 8
     book = sample_book()
     owners = len({s.customer_id for s in book.subscriptions})
     # Built once, even though the older fingerprint also asked for a rebuild.
     payers = len({t.customer_id for t in book.transactions} | {c.customer_id for c in book.credits})
-    assert heard == [("ledger", 0, owners), ("ledger", owners, owners), ("cash", payers, payers)]
+    ordered = len(
+        {s.customer_id for s in book.subscriptions} | {i.customer_id for i in book.invoices}
+    )
+    mrr = [("ledger", 0, owners), ("ledger", owners, owners), ("cash", payers, payers)]
+    assert heard == [*mrr, ("services", ordered, ordered)]
     built = _dump(store)
     missing = store._schema.ledger_cash_missing.name
     assert all(rows for name, rows in built.items() if name != missing)

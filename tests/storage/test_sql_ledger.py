@@ -252,7 +252,15 @@ def test_a_reporting_currency_change_rebuilds_every_customer_with_progress() -> 
     store.rebuild_ledger(currency="EUR", progress=lambda *a: heard.append(a))
     owners = len({s.customer_id for s in book.subscriptions})
     payers = len({t.customer_id for t in book.transactions} | {c.customer_id for c in book.credits})
-    assert heard == [("ledger", 0, owners), ("ledger", owners, owners), ("cash", payers, payers)]
+    ordered = len(
+        {s.customer_id for s in book.subscriptions} | {i.customer_id for i in book.invoices}
+    )
+    assert heard == [
+        ("ledger", 0, owners),
+        ("ledger", owners, owners),
+        ("cash", payers, payers),
+        ("services", ordered, ordered),
+    ]
     assert store.ledger_currency() == "EUR"
     engine = analyse(book, currency="EUR", policy=store.policy, horizon=store.ledger_horizon())
     reads = LedgerReads(store)

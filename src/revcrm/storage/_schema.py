@@ -149,6 +149,9 @@ class Schema:
     ledger_intervals: sa.Table
     ledger_cash: sa.Table
     ledger_cash_missing: sa.Table
+    #: Version 8: service states and customer-status intervals (``_sql_ledger_build``).
+    ledger_services: sa.Table
+    ledger_status: sa.Table
 
     #: Whether summed money also has exact integer limbs (SQLite, see ``LIMBS``).
     limbs: bool
@@ -496,7 +499,40 @@ class Schema:
             sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
             sa.Column("missing", sa.Text, nullable=False),
         )
+        ledger_services = sa.Table(
+            f"{p}ledger_services",
+            m,
+            # The ledger's service-state rows (``revcrm._ledger._services``): a
+            # subscription's service over ``[start_at, end_at)``, cut where the service
+            # rules can change their answer; ``active``, ``troubled`` and
+            # ``cancellation_at`` are the rules' answers throughout the row, ``product_id``
+            # the service's product (its own, else its plan's).
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("subscription_id", Key(), nullable=False),
+            sa.Column("start_at", Moment(), nullable=False),
+            sa.Column("end_at", Moment()),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("active", sa.Boolean, nullable=False),
+            sa.Column("troubled", sa.Boolean, nullable=False),
+            sa.Column("cancellation_at", Moment()),
+            sa.Column("product_id", Key()),
+        )
+        ledger_status = sa.Table(
+            f"{p}ledger_status",
+            m,
+            # The customer's status (``customer_status``) over ``[start_at, end_at)``,
+            # computed by the rule at write time (``revcrm._ledger._status``); ``lead``
+            # wherever no row holds.
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("start_at", Moment(), nullable=False),
+            sa.Column("end_at", Moment()),
+            sa.Column("status", sa.String(16), nullable=False),
+        )
         return cls(
+            ledger_services=ledger_services,
+            ledger_status=ledger_status,
             ledger_cash=ledger_cash,
             ledger_cash_missing=ledger_cash_missing,
             ledger_customers=ledger_customers,
@@ -551,7 +587,7 @@ class Schema:
         return [self.states]
 
     @property
-    def ledger_tables(self) -> list[sa.Table]:
+    def ledger_v7_tables(self) -> list[sa.Table]:
         """Version 7: the ledger, per customer (derived, rebuilt on demand)."""
         return [
             self.ledger_customers,
@@ -562,15 +598,28 @@ class Schema:
         ]
 
     @property
+    def service_tables(self) -> list[sa.Table]:
+        """Version 8: the ledger's service states and status intervals, per customer."""
+        return [self.ledger_services, self.ledger_status]
+
+    @property
+    def ledger_tables(self) -> list[sa.Table]:
+        """Every ledger table (versions 7 and 8)."""
+        return [*self.ledger_v7_tables, *self.service_tables]
+
+    @property
     def all_tables(self) -> list[sa.Table]:
         return [*self.record_tables, *self.derived_tables, *self.state_tables, *self.ledger_tables]
 
 
 class Rebuild(Protocol):
     """The store's rebuild of its derived tables under its policy (it owns that logic);
-    ``ledger_only``: only the ledger (version 7), not the spans, states and cash."""
+    ``ledger_only``: only the ledger (version 7), not the spans, states and cash;
+    ``services_only``: only the ledger's service and status rows (version 8)."""
 
-    def __call__(self, conn: Connection, *, ledger_only: bool = False) -> None: ...
+    def __call__(
+        self, conn: Connection, *, ledger_only: bool = False, services_only: bool = False
+    ) -> None: ...
 
 
 # A migration takes the connection, the schema and the store's rebuild callback.
@@ -627,9 +676,15 @@ def _v6(conn: Connection, s: Schema, _rebuild: Rebuild) -> None:
 
 
 def _v7(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
-    for t in s.ledger_tables:
+    for t in s.ledger_v7_tables:
         t.create(conn, checkfirst=True)
     rebuild(conn, ledger_only=True)  # every customer's ledger from the stored records
+
+
+def _v8(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
+    for t in s.service_tables:
+        t.create(conn, checkfirst=True)
+    rebuild(conn, services_only=True)  # the service and status rows of every customer
 
 
 #: (version, description, step), applied in order; never edit a released step, add one.
@@ -649,5 +704,6 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
         "the ledger per customer: MRR steps, intervals with movement kinds, cash (backfilled)",
         _v7,
     ),
+    (8, "the ledger's service states and customer-status intervals (backfilled)", _v8),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

@@ -13,6 +13,10 @@ write's own transaction by the engine's classifier (see ``_sql_ledger_build``).
   record and the customers with foreign subscriptions are rebuilt (under the
   service-period rule; nothing else depends on it). So MRR at any moment up to a year
   after the latest record equals the engine's with any later horizon.
+* Schema 8: the service-state rows and the status intervals of a customer (from its
+  subscriptions, invoices and the plans they name) are rebuilt with its MRR rows, on an
+  invoice write, on a plan write (its customers), and, for the customers with an open
+  scheduled cancellation (cut up to the horizon), when the horizon moves.
 """
 
 from __future__ import annotations
@@ -29,13 +33,13 @@ from sqlalchemy.engine import Connection
 from revcrm._book import Book
 from revcrm._cycles import add_months
 from revcrm._money import FxRates, check_currency
-from revcrm._records import CreditEntry, Transaction
+from revcrm._records import CreditEntry, Invoice, Plan, Transaction
 from revcrm._subscription import Subscription
 from revcrm.metrics import FxDateRule
 from revcrm.storage._codec import moment_from_value, moment_value
 from revcrm.storage._sql_base import SQLBase, _day
 from revcrm.storage._sql_db import _chunks
-from revcrm.storage._sql_ledger_build import build_cash_rows, build_rows
+from revcrm.storage._sql_ledger_build import build_cash_rows, build_rows, build_service_rows
 
 __all__ = [
     "LEDGER_CURRENCY_KEY",
@@ -66,41 +70,55 @@ NO_HORIZON: Final = datetime(1970, 1, 1, tzinfo=UTC)
 @attrs.define
 class LedgerTouch:
     """What a batch of writes asks of the ledger, rebuilt once at its end: the customers
-    whose MRR rows change, and the latest moment written (the horizon follows it)."""
+    whose MRR rows change, and the latest moment written (the horizon follows it);
+    ``cash``: whose cash rows change; ``services``: whose service and status rows change
+    (besides those of ``customers``, which always do)."""
 
     customers: set[str] = attrs.field(factory=set)
     latest: datetime | None = None
     cash: set[str] = attrs.field(factory=set)
+    services: set[str] = attrs.field(factory=set)
 
     def add(
-        self, customers: Iterable[str], latest: datetime | None, cash: Iterable[str] = ()
+        self,
+        customers: Iterable[str],
+        latest: datetime | None,
+        cash: Iterable[str] = (),
+        services: Iterable[str] = (),
     ) -> None:
         self.customers.update(customers)
         self.cash.update(cash)
+        self.services.update(services)
         if latest is not None and (self.latest is None or latest > self.latest):
             self.latest = latest
 
 
 @attrs.frozen
 class _Owned:
-    """A book's subscriptions, transactions and credit entries by customer."""
+    """A book's subscriptions, invoices, transactions and credit entries by customer, and
+    its plans."""
 
     subscriptions: dict[str, list[Subscription]]
     transactions: dict[str, list[Transaction]]
     credits: dict[str, list[CreditEntry]]
+    invoices: dict[str, list[Invoice]]
+    plans: tuple[Plan, ...]
 
     @classmethod
     def of(cls, book: Book) -> _Owned:
         subs: dict[str, list[Subscription]] = defaultdict(list)
         txs: dict[str, list[Transaction]] = defaultdict(list)
         credits: dict[str, list[CreditEntry]] = defaultdict(list)
+        invoices: dict[str, list[Invoice]] = defaultdict(list)
         for sub in book.subscriptions:
             subs[sub.customer_id].append(sub)
         for t in book.transactions:
             txs[t.customer_id].append(t)
         for c in book.credits:
             credits[c.customer_id].append(c)
-        return cls(dict(subs), dict(txs), dict(credits))
+        for inv in book.invoices:
+            invoices[inv.customer_id].append(inv)
+        return cls(dict(subs), dict(txs), dict(credits), dict(invoices), book.plans)
 
 
 class SQLLedger(SQLBase):
@@ -112,6 +130,10 @@ class SQLLedger(SQLBase):
 
     def _ledger_ready(self, conn: Connection) -> bool:
         return sa.inspect(conn).has_table(self._schema.ledger_customers.name)
+
+    def _services_ready(self, conn: Connection) -> bool:
+        """Whether the service and status tables (schema 8) exist."""
+        return self._ready or sa.inspect(conn).has_table(self._schema.ledger_status.name)
 
     def _ledger_currency(self, conn: Connection) -> str:
         return self._setting(conn, LEDGER_CURRENCY_KEY) or DEFAULT_LEDGER_CURRENCY
@@ -173,7 +195,8 @@ class SQLLedger(SQLBase):
         if latest is not None and add_months(latest, _HORIZON_MONTHS) > self._ledger_horizon(conn):
             wanted = add_months(latest, 2 * _HORIZON_MONTHS)
             self._put_setting(conn, LEDGER_HORIZON_KEY, str(moment_value(wanted)))
-        for t in reversed(s.ledger_tables):
+        services = self._services_ready(conn)
+        for t in reversed(s.ledger_tables if services else s.ledger_v7_tables):
             conn.execute(t.delete())
         owners = self._ledger_owners(conn, (s.subscriptions,))
         cash_owners = self._ledger_owners(conn, (s.transactions, s.credits))
@@ -191,6 +214,23 @@ class SQLLedger(SQLBase):
             self._ledger_insert_cash(conn, chunk, fx)
         if report is not None and cash_owners:
             report("cash", len(cash_owners), len(cash_owners))
+        if services:  # else a migration to version 7 only
+            self._ledger_rebuild_services(conn, report, fresh=True)
+
+    def _ledger_rebuild_services(
+        self, conn: Connection, progress: Progress | None = None, *, fresh: bool = False
+    ) -> None:
+        """Every customer's service and status rows (``fresh``: none are stored)."""
+        s = self._schema
+        report = progress if progress is not None else self._ledger_progress
+        if not fresh:
+            for t in self._ledger_service_tables:
+                conn.execute(t.delete())
+        owners = self._ledger_owners(conn, (s.subscriptions, s.invoices))
+        for chunk in _chunks(owners, _REBUILD_CHUNK):
+            self._ledger_insert_services(conn, chunk)
+        if report is not None and owners:
+            report("services", len(owners), len(owners))
 
     def _ledger_owners(
         self, conn: Connection, tables: Sequence[sa.Table], codes: Sequence[str] | None = None
@@ -211,20 +251,28 @@ class SQLLedger(SQLBase):
         *,
         latest: datetime | None = None,
         cash: Iterable[str] = (),
+        services: Iterable[str] = (),
         source: Book | None = None,
     ) -> None:
-        """Rebuild the MRR rows of these customers (a write changed what they are built
-        from) and the cash rows of ``cash``; ``latest``: the latest moment among the
-        records written, which may move the horizon (and then the customers whose
-        renewals it ends are rebuilt too). ``source``: a book holding every record of
-        the store (an import into an empty store), read instead of the tables."""
+        """Rebuild the MRR, service and status rows of these customers (a write changed
+        what they are built from), the cash rows of ``cash`` and the service and status
+        rows of ``services``; ``latest``: the latest moment among the records written,
+        which may move the horizon (and then the customers whose rows it ends are rebuilt
+        too). ``source``: a book holding every record of the store (an import into an
+        empty store), read instead of the tables."""
         if not self._ledger_ready_cached(conn):
             return
-        ids = sorted(set(customer_ids) | self._ledger_advance(conn, latest))
+        customer_ids = set(customer_ids)
+        mrr_more, service_more = self._ledger_advance(conn, latest, customer_ids)
+        ids = sorted(customer_ids | mrr_more)
         cash_ids = sorted(set(cash))
+        service_ids: list[str] = []
+        if self._services_ready(conn):
+            service_ids = sorted(set(ids) | set(services) | service_more)
         for tables, chosen in (
             (self._ledger_mrr_tables, ids),
             (self._ledger_cash_tables, cash_ids),
+            (self._ledger_service_tables, service_ids),
         ):
             for chunk in _chunks(chosen):
                 for t in tables:
@@ -235,6 +283,8 @@ class SQLLedger(SQLBase):
             self._ledger_insert(conn, chunk, fx, owned)
         for chunk in _chunks(cash_ids, _REBUILD_CHUNK):
             self._ledger_insert_cash(conn, chunk, fx, owned)
+        for chunk in _chunks(service_ids, _REBUILD_CHUNK):
+            self._ledger_insert_services(conn, chunk, owned)
 
     def _ledger_cash_entries(
         self, conn: Connection, kind: str, records: Sequence[Any], moved: set[str]
@@ -286,6 +336,39 @@ class SQLLedger(SQLBase):
         s = self._schema
         return (s.ledger_cash_missing, s.ledger_cash)
 
+    @property
+    def _ledger_service_tables(self) -> tuple[sa.Table, ...]:
+        s = self._schema
+        return (s.ledger_status, s.ledger_services)
+
+    def _ledger_insert_services(
+        self, conn: Connection, customer_ids: Sequence[str], source: _Owned | None = None
+    ) -> None:
+        """The service-state and status rows of these customers (none stored yet)."""
+        s = self._schema
+        if source is not None:
+            subs = [sub for cid in customer_ids for sub in source.subscriptions.get(cid, ())]
+            invoices = [inv for cid in customer_ids for inv in source.invoices.get(cid, ())]
+            plans: Sequence[Plan] = source.plans
+        else:
+            subs = self._load(conn, "subscription", s.subscriptions.c.customer_id.in_(customer_ids))
+            invoices = self._load(conn, "invoice", s.invoices.c.customer_id.in_(customer_ids))
+            named = sorted({st.plan_id for sub in subs for st in sub.states if st.plan_id})
+            plans = []
+            for chunk in _chunks(named):
+                plans.extend(self._load(conn, "plan", s.plans.c.id.in_(chunk)))
+        if not subs and not invoices:
+            return
+        services, status = build_service_rows(
+            subs,
+            invoices,
+            plans,
+            customer_ids=customer_ids,
+            horizon=self._ledger_horizon(conn),
+        )
+        self._insert(conn, s.ledger_services, services)
+        self._insert(conn, s.ledger_status, status)
+
     def _ledger_insert_cash(
         self,
         conn: Connection,
@@ -316,21 +399,33 @@ class SQLLedger(SQLBase):
         self._insert(conn, s.ledger_cash, rows)
         self._insert(conn, s.ledger_cash_missing, missing)
 
-    def _ledger_advance(self, conn: Connection, latest: datetime | None) -> set[str]:
+    def _ledger_advance(
+        self, conn: Connection, latest: datetime | None, written: set[str]
+    ) -> tuple[set[str], set[str]]:
         """Keep the horizon a year past ``latest``: when it is not, move it two years past
-        and return the customers whose rows it changes (foreign subscriptions under the
-        service-period rule; a rare, larger write)."""
+        and return the customers whose MRR rows it changes (foreign subscriptions under
+        the service-period rule; a rare, larger write) and those whose service rows it
+        changes (an open scheduled cancellation, cut up to the horizon)."""
         horizon = self._ledger_horizon(conn)
         if latest is None or add_months(latest, _HORIZON_MONTHS) <= horizon:
-            return set()
+            return set(), set()
         wanted = add_months(latest, 2 * _HORIZON_MONTHS)
         self._put_setting(conn, LEDGER_HORIZON_KEY, str(moment_value(wanted)))
-        if horizon == NO_HORIZON or self._policy.fx_date is not FxDateRule.SERVICE_PERIOD_START:
-            return set()
+        if horizon == NO_HORIZON:
+            return set(), set()
+        st = self._schema.states
+        scheduled = (
+            sa.select(st.c.customer_id)
+            .distinct()
+            .where(st.c.to_at.is_(None), st.c.cancel_at_period_end)
+        )
+        service = {r[0] for r in conn.execute(scheduled)} - written
+        if self._policy.fx_date is not FxDateRule.SERVICE_PERIOD_START:
+            return set(), service
         subs = self._schema.subscriptions
         currency = self._ledger_currency(conn)
         stmt = sa.select(subs.c.customer_id).distinct().where(subs.c.currency != currency)
-        return {r[0] for r in conn.execute(stmt)}
+        return {r[0] for r in conn.execute(stmt)}, service
 
     def _ledger_refresh_rates(
         self,
@@ -354,6 +449,7 @@ class SQLLedger(SQLBase):
             extra.customers | set(mrr),
             latest=extra.latest,
             cash=extra.cash | set(cash),
+            services=extra.services,
             source=source,
         )
 

@@ -9,7 +9,9 @@ analysis's ``digits``, converted without rounding), so sums in SQL equal the eng
 
 Three row kinds, one table each (``_schema``): the customer (``missing`` when a rate the
 classifier needs is absent), its streams' steps as intervals, and its events as intervals
-with the movement kinds of the natural grouping.
+with the movement kinds of the natural grouping. Schema 8 adds the service-state rows of
+:func:`revcrm._ledger._services.service_columns` and the status intervals of
+:func:`revcrm._ledger._status.status_intervals` (:func:`build_service_rows`).
 """
 
 from __future__ import annotations
@@ -25,15 +27,23 @@ import attrs
 from revcrm._book import Book
 from revcrm._ledger._cash import cash_columns
 from revcrm._ledger._classify import KINDS
+from revcrm._ledger._services import service_columns
+from revcrm._ledger._status import status_intervals
 from revcrm._money import EXACT_CONTEXT, FxRates
-from revcrm._records import CreditEntry, Transaction
+from revcrm._records import CreditEntry, Invoice, Plan, Transaction
 from revcrm._subscription import Subscription
 from revcrm.errors import MissingRateError
 from revcrm.metrics import MetricsPolicy, analyse
 from revcrm.metrics._engine import MrrAnalysis
 from revcrm.storage._codec import Row, moment_from_value, to_limbs
 
-__all__ = ["LedgerRows", "build_cash_rows", "build_rows", "units_decimal"]
+__all__ = [
+    "LedgerRows",
+    "build_cash_rows",
+    "build_rows",
+    "build_service_rows",
+    "units_decimal",
+]
 
 #: Bounds wide enough for any event: the natural grouping (no period splits a group).
 _LOW: Final = datetime(1, 1, 2, tzinfo=UTC)
@@ -236,3 +246,61 @@ def build_cash_rows(
             row["invoice_id"] = entry.invoice_id
             rows.append(row)
     return rows, missing
+
+
+def build_service_rows(
+    subscriptions: Sequence[Subscription],
+    invoices: Sequence[Invoice],
+    plans: Sequence[Plan],
+    *,
+    customer_ids: Sequence[str],
+    horizon: datetime,
+) -> tuple[list[Row], list[Row]]:
+    """The ``ledger_services`` and ``ledger_status`` rows of these customers (all their
+    subscriptions and invoices given; ``plans``: at least those the subscriptions name),
+    scheduled cancellations cut up to ``horizon``."""
+    ids = tuple(sorted(set(customer_ids)))
+    book = Book(plans=tuple(plans), subscriptions=tuple(subscriptions))
+    services: list[Row] = []
+    seq: dict[str, int] = defaultdict(int)
+    for state in service_columns(book, customer_ids=ids, horizon=horizon).rows():
+        cid = state.customer_id
+        services.append(
+            {
+                "customer_id": cid,
+                "seq": seq[cid],
+                "subscription_id": state.subscription_id,
+                "start_at": moment_from_value(state.start),
+                "end_at": None if state.end is None else moment_from_value(state.end),
+                "status": state.status,
+                "active": state.active,
+                "troubled": state.troubled,
+                "cancellation_at": (
+                    None
+                    if state.cancellation_at is None
+                    else moment_from_value(state.cancellation_at)
+                ),
+                "product_id": state.product_id,
+            }
+        )
+        seq[cid] += 1
+    subs: dict[str, list[Subscription]] = defaultdict(list)
+    invs: dict[str, list[Invoice]] = defaultdict(list)
+    for sub in subscriptions:
+        subs[sub.customer_id].append(sub)
+    for inv in invoices:
+        invs[inv.customer_id].append(inv)
+    status: list[Row] = []
+    for cid in ids:
+        pieces = status_intervals(cid, subs.get(cid, []), invs.get(cid, []))
+        status.extend(
+            {
+                "customer_id": cid,
+                "seq": k,
+                "start_at": p.start,
+                "end_at": p.end,
+                "status": p.status.value,
+            }
+            for k, p in enumerate(pieces)
+        )
+    return services, status

@@ -76,9 +76,14 @@ class SQLMigrations(SQLLedger):
                 raise ValidationError("url", path, f"folder {folder!r} does not exist")
         self._db.enable_wal()
 
-        def rebuild(conn: Connection, *, ledger_only: bool = False) -> None:
+        def rebuild(
+            conn: Connection, *, ledger_only: bool = False, services_only: bool = False
+        ) -> None:
             # Built under another policy: everything is rebuilt, the ledger once.
             stale = self._setting(conn, _POLICY_KEY) != policy_fingerprint(self._policy)
+            if services_only and not stale:
+                self._ledger_rebuild_services(conn, progress)
+                return
             self._rebuild_derived(conn, ledger_only=ledger_only and not stale, progress=progress)
 
         def run(conn: Connection) -> int:

@@ -49,7 +49,6 @@ from revcrm.storage._sql_base import (
     _RUNNING,
     _TROUBLED,
     EPOCH_DATE,
-    SQLBase,
     _as_moment,
     _literal_ids,
 )
@@ -58,13 +57,14 @@ from revcrm.storage._sql_decimal import (
     _ZERO,
     _dec,
 )
+from revcrm.storage._sql_service_upkeep import SQLServiceUpkeep
 
 __all__ = ["SQLSegments"]
 
 _T = TypeVar("_T")
 
 
-class SQLSegments(SQLBase):
+class SQLSegments(SQLServiceUpkeep):
     """Status, product and segment conditions at a moment; segment counts and members."""
 
     def _contains(self, t: datetime, *, scan: bool = False) -> ColumnElement[bool]:
@@ -128,32 +128,29 @@ class SQLSegments(SQLBase):
             conds.append(tx.c.at >= since)
         return self._owners(tx, *conds, ids=ids)
 
+    def _ledger_holds(
+        self, table: sa.Table, t: datetime, *conds: ColumnElement[bool]
+    ) -> ColumnElement[bool]:
+        """Whether the customer has a row of the ledger table ``table`` (an interval
+        ``[start_at, end_at)``) containing ``t`` and matching ``conds``."""
+        running = sa.and_(
+            table.c.start_at <= t, sa.or_(table.c.end_at.is_(None), table.c.end_at > t)
+        )
+        return self._owners(table, running, *conds)
+
     def _status_cond(self, t: datetime, status: CustomerStatus) -> ColumnElement[bool]:
-        """``customer_status(...) is status`` at ``t``."""
-        st = self._schema.states
-        past_due = sa.or_(self._states_at(t, st.c.status.in_(_TROUBLED)), self._overdue(t))
-        active = self._states_at(t, self._active_state(t))
-        if status is CustomerStatus.PAST_DUE:
-            return past_due
-        if status is CustomerStatus.ACTIVE:
-            return sa.and_(~past_due, active)
-        ended = self._states_at(t, st.c.status.in_(_ENDED))
-        if status is CustomerStatus.CANCELLED:
-            return sa.and_(~past_due, ~active, ended)
-        return ~sa.or_(past_due, active, ended)
+        """``customer_status(...) is status`` at ``t``: a lookup of the status intervals
+        the rule computed at write time (``lead`` wherever none holds)."""
+        ls = self._schema.ledger_status
+        if status is CustomerStatus.LEAD:
+            return ~self._ledger_holds(ls, t)
+        return self._ledger_holds(ls, t, ls.c.status == status.value)
 
     def _product_cond(self, t: datetime, product_id: str) -> ColumnElement[bool]:
-        """An active service of the product: its own ``product_id``, else its plan's."""
-        st, plans = self._schema.states, self._schema.plans
-        of_product = sa.select(plans.c.id).where(plans.c.product_id == product_id)
-        return self._states_at(
-            t,
-            self._active_state(t),
-            sa.or_(
-                st.c.product_id == product_id,
-                sa.and_(st.c.product_id.is_(None), st.c.plan_id.in_(of_product)),
-            ),
-        )
+        """An active service of the product at ``t`` (the service-state rows: their
+        product is the service's own, else its plan's)."""
+        sv = self._schema.ledger_services
+        return self._ledger_holds(sv, t, sv.c.active, sv.c.product_id == product_id)
 
     def _payment_days(
         self, conn: Connection, t: datetime, currency: str, fx: FxRates

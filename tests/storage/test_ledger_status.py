@@ -1,0 +1,70 @@
+"""The ledger's customer-status intervals (schema 8): the rule's answer, materialised.
+
+* At any moment, the interval holding it says what ``customer_status`` says (``lead``
+  where none holds), for any book (pure, no store).
+* An invoice write alone (an invoice becoming overdue, then paid) changes the SQL
+  store's status filter in the write's own transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from revcrm import Book, InvoiceStatus
+from revcrm._ledger._status import status_intervals
+from revcrm.crm import CustomerStatus, customer_status
+from revcrm.storage import SQLStore
+from revcrm.storage._query import CustomerQuery
+from revcrm.testing import strategies
+
+from .._builders import customer, invoice, service, t, usd
+
+
+def _status_at(book: Book, cid: str, at: datetime) -> CustomerStatus:
+    subs = book.subscriptions_by_customer.get(cid, ())
+    invs = book.invoices_by_customer.get(cid, ())
+    for piece in status_intervals(cid, subs, invs):
+        if piece.start <= at and (piece.end is None or at < piece.end):
+            return piece.status
+    return CustomerStatus.LEAD
+
+
+@settings(
+    deadline=None,
+    max_examples=min(40, settings().max_examples),
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(data=st.data(), book=strategies.books())
+def test_the_interval_holding_a_moment_is_the_rules_answer(book: Book, data: st.DataObject) -> None:
+    for _ in range(4):
+        at = data.draw(strategies.moments_near(book), label="at")
+        for c in book.customers:
+            subs = book.subscriptions_by_customer.get(c.id, ())
+            invs = book.invoices_by_customer.get(c.id, ())
+            assert _status_at(book, c.id, at) is customer_status(subs, invs, at), (c.id, at)
+
+
+def test_an_invoice_write_changes_the_status_filter() -> None:
+    store = SQLStore("sqlite://")
+    store.create_schema()
+    due = invoice("i1", "c1", usd(10), issued=t(2024, 1, 1), status=InvoiceStatus.OPEN)
+    store.import_book(
+        Book.of(
+            customers=[customer("c1")],
+            subscriptions=[service("s1", "c1", usd(10))],
+            invoices=[due],
+        )
+    )
+
+    def ids(status: CustomerStatus) -> list[str]:
+        q = CustomerQuery(as_of=t(2024, 3, 1), currency="USD", status=status)
+        return [r.customer.id for r in store.customers.query(q)]
+
+    assert ids(CustomerStatus.PAST_DUE) == ["c1"]
+    store.invoices.upsert(attrs.evolve(due, status=InvoiceStatus.PAID, paid_at=t(2024, 2, 1)))
+    assert ids(CustomerStatus.PAST_DUE) == []
+    assert ids(CustomerStatus.ACTIVE) == ["c1"]
