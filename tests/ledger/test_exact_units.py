@@ -43,6 +43,22 @@ def test_sums_beyond_int64_are_exact() -> None:
     assert norm(np.array([5], dtype=object)).dtype == np.int64
 
 
+def test_summable_bounds_sums_by_the_magnitudes_exactly() -> None:
+    # One large element among many small ones: the largest times the count is beyond
+    # LIMIT, the sum of the magnitudes is not, so int64 stays (every sum is exact in it).
+    a = np.ones(2_000_000, dtype=np.int64)
+    a[0] = LIMIT // 4
+    a[1] = -(LIMIT // 4)
+    assert summable(a).dtype == np.int64
+    assert int(np.cumsum(summable(a))[-1]) == 2_000_000 - 2
+    # Magnitudes summing to LIMIT exactly (each split over the 31-bit halves): Python ints.
+    b = np.full(4, LIMIT // 4, dtype=np.int64)
+    b[1] = -b[1]
+    assert summable(b).dtype == object
+    b[3] -= 1
+    assert summable(b).dtype == np.int64
+
+
 def test_muldiv_rounds_half_to_even_and_never_wraps() -> None:
     x = np.array([5, 15, -5, 2**61], dtype=np.int64)
     out = muldiv(x, np.array([1, 1, 1, 10**6]), np.array([10, 10, 10, 1]))

@@ -117,7 +117,8 @@ def build_events(steps: Steps, fx: FxRates, currency: str) -> Events:
         mask = r_cur == k
         if not mask.any():
             continue
-        d_k = summable(np.where(mask, r_delta, 0).astype(r_delta.dtype))
+        whole = k == 0 and len(steps.currencies) == 1
+        d_k = summable(r_delta if whole else np.where(mask, r_delta, 0).astype(r_delta.dtype))
         level = _restart(np.cumsum(d_k), d_k, seg, cstart)
         a_k = level[hi - 1]
         b_k = norm(level[lo] - d_k[lo])
@@ -129,8 +130,9 @@ def build_events(steps: Steps, fx: FxRates, currency: str) -> Events:
             a_conv[live] = convert(a_k[live], rates)
             b_conv[live] = convert(b_k[live], rates)
             a_k, b_k = norm(a_conv), norm(b_conv)
-        after = norm(summable(after) + summable(a_k))
-        before = norm(summable(before) + summable(b_k))
+        # Elementwise sums of two arrays below LIMIT: exact in int64, then normalised.
+        after = a_k if whole else norm(after + a_k)
+        before = b_k if whole else norm(before + b_k)
     free = np.zeros(lo.size, dtype=bool)
     if steps.free_customer.size:
         free = _live_free(steps, e_cust, e_at)

@@ -70,11 +70,34 @@ def norm(a: Units) -> Units:
 
 
 def summable(a: Units) -> Units:
-    """``a`` in a dtype in which any sum of its elements (prefix sums too) is exact."""
+    """``a`` in a dtype in which any sum of its elements (prefix sums too) is exact.
+
+    Every such sum is at most the sum of the magnitudes, so int64 holds them all when that
+    sum is below :data:`LIMIT`; it is computed exactly (not bounded by the largest element
+    times the count, which sends realistic ledgers of a million lines to Python ints).
+    """
     if a.dtype != np.int64 or a.size == 0:
         return a
-    bound = max(abs(int(a.max())), abs(int(a.min()))) * a.size
-    return a if bound < LIMIT else a.astype(object)
+    big = max(abs(int(a.max())), abs(int(a.min())))
+    if big * a.size < LIMIT:
+        return a
+    if big >= LIMIT or _abs_sum(a) >= LIMIT:
+        return a.astype(object)
+    return a
+
+
+_HALF: Final = 31
+
+
+def _abs_sum(a: npt.NDArray[np.int64]) -> int:
+    """The exact sum of ``|a|`` (every element below :data:`LIMIT`): each magnitude split
+    into its high and low 31 bits, whose sums fit an int64 for up to 2**32 elements."""
+    if a.size >= 2**32:
+        return sum(abs(int(x)) for x in a.tolist())
+    m = np.abs(a)
+    high = int(np.sum(m >> _HALF, dtype=np.int64))
+    low = int(np.sum(m & ((1 << _HALF) - 1), dtype=np.int64))
+    return (high << _HALF) + low
 
 
 def places(value: Decimal) -> int:

@@ -453,8 +453,16 @@ def steps_from_lines(
 
 
 def _id_order(ids: tuple[str, ...]) -> I64:
-    """The order that sorts ``ids`` (distinct: any sort gives the same order). Python's
-    sort of the strings themselves is about twice as fast as numpy's over an object array."""
+    """The order that sorts ``ids`` (distinct: any sort gives the same order).
+
+    ASCII ids without a NUL sort as numpy bytes (byte order is code point order there, and
+    no trailing NUL is dropped), about twice as fast as Python's sort by key for a million
+    ids; any other ids by Python's sort (about twice as fast as numpy's over objects)."""
+    if len(ids) > 1_000:
+        text = "".join(ids)
+        if text.isascii() and "\x00" not in text:
+            order: I64 = np.argsort(np.array(ids, dtype=np.bytes_), kind="stable").astype(np.int64)
+            return order
     return np.fromiter(sorted(range(len(ids)), key=ids.__getitem__), np.int64, len(ids))
 
 
