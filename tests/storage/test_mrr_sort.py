@@ -1,25 +1,43 @@
-"""The SQLite customer list sorted by MRR on integers (``SQLCustomerList._mrr_page``):
-the same pages and cursors as the exact Python aggregates and the in-memory store."""
+"""The SQL customer list sorted by MRR, total paid and LTV: sums over the ledger tables
+(``LedgerReads.customer_mrr_values``, ``customer_cash_values``) when the ledger covers
+the list, else the customers' own ledger facts sorted (``SQLCustomerList._facts_page``);
+either way the same pages and cursors as the in-memory store."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from revcrm import BillingCycle, Book, FxRates, Money
+from revcrm import BillingCycle, Book, FxRates, Money, Transaction
+from revcrm.metrics import FxDateRule, MetricsPolicy
 from revcrm.storage import CustomerSort, Direction, InMemoryStore, SQLStore, Store
-from revcrm.storage import _reference as ref
+from revcrm.storage._sql_customers import SQLCustomerList
+from revcrm.storage._sql_ledger_queries import LedgerReads
 from tests._builders import customer, service, t, usd
 
 from .test_pushdown import SHARED_SECRET
 
 AS_OF = datetime(2024, 3, 20, tzinfo=UTC)
+_PATHS = ("customer_mrr_values", "customer_cash_values", "_facts_page")
 
 
 def _book(rate: str) -> Book:
     # Quarterly and yearly prices make MRRs with 40 significant digits (every fraction
     # limb in use); ties in MRR (b and c; the customers without a service) go by id.
+    def paid(i: str, who: str, amount: Money, kind: str = "payment") -> Transaction:
+        return Transaction(
+            id=i,
+            customer_id=who,
+            amount=amount,
+            at=t(2024, 2, 1),
+            kind=kind,
+            status="succeeded",
+            method="card",
+        )
+
     return Book.of(
         customers=[customer(x) for x in "abcdefgh"],
         subscriptions=[
@@ -30,73 +48,89 @@ def _book(rate: str) -> Book:
             service("sd2", "d", usd(3), cycle=BillingCycle.QUARTERLY),
             service("se", "e", usd("33.33")),
             service("sf", "f", Money("1000", "EUR"), cycle=BillingCycle.ANNUAL, at=t(2024, 6, 1)),
+            service("sg", "g", Money("2000000000.5", "USD")),
+        ],
+        transactions=[
+            paid("p1", "a", usd("300")),
+            paid("p2", "b", Money("20", "EUR")),
+            paid("p3", "c", Money("20.01", "EUR")),
+            paid("r3", "c", Money("5", "EUR"), "refund"),
+            paid("p4", "d", Money("17.01", "GBP")),
         ],
         fx=FxRates.from_rates(
             [
                 (t(2023, 1, 1).date(), "EUR", "USD", rate),
                 (t(2023, 1, 1).date(), "GBP", "USD", "1.2058"),
+                (t(2023, 1, 1).date(), "USD", "EUR", "0.9"),
+                (t(2023, 1, 1).date(), "GBP", "EUR", "1.17"),
             ]
         ),
     )
 
 
-def _walk(store: Store, direction: Direction, limit: int) -> list[list[tuple[str, Money]]]:
+def _walk(
+    store: Store, sort: CustomerSort, direction: Direction, limit: int, currency: str = "USD"
+) -> list[list[tuple[str, Any]]]:
     pages, cursor = [], None
     while True:
         page = store.customers.page(
             as_of=AS_OF,
-            currency="USD",
-            sort=CustomerSort.MRR,
+            currency=currency,
+            sort=sort,
             direction=direction,
             limit=limit,
             cursor=cursor,
         )
-        pages.append([(r.id, r.mrr) for r in page.items])
+        pages.append([(r.id, r.mrr, r.ltv, r.total_paid) for r in page.items])
         cursor = page.next_cursor
         if cursor is None:
             return pages
 
 
-def _sqlite(book: Book) -> SQLStore:
-    store = SQLStore("sqlite://", cursor_secret=SHARED_SECRET)
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    for name in _PATHS:
+        owner: type = SQLCustomerList if name == "_facts_page" else LedgerReads
+        real = getattr(owner, name)
+
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            seen[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("rate", "rule"),
+    [
+        ("1.0052", FxDateRule.SERVICE_PERIOD_START),
+        ("1.00523456789", FxDateRule.TRANSACTION_DATE),
+        ("2", FxDateRule.TRANSACTION_DATE),
+    ],
+)
+def test_the_money_sorts_page_as_the_memory_store(
+    rate: str, rule: FxDateRule, calls: Counter[str]
+) -> None:
+    book = _book(rate)
+    policy = MetricsPolicy(fx_date=rule)
+    store = SQLStore("sqlite://", cursor_secret=SHARED_SECRET, policy=policy)
     store.create_schema()
     store.import_book(book)
-    return store
-
-
-@pytest.mark.parametrize("rate", ["1.0052", "1.5", "2"])
-def test_the_integer_mrr_sort_pages_as_the_exact_one(rate: str) -> None:
-    book = _book(rate)
-    store = _sqlite(book)
-    memory = InMemoryStore(cursor_secret=SHARED_SECRET)
+    memory = InMemoryStore(cursor_secret=SHARED_SECRET, policy=policy)
     memory.import_book(book)
-    with store._session(write=False) as conn:
-        rates = ref.list_rates(store._currencies(conn), store._rates(conn), "USD", AS_OF.date())
-        assert store._mrr_scale(conn, rates) is not None  # the integer path is the one run
-    for direction in Direction:
-        for limit in (1, 2, 3, 10):
-            assert _walk(store, direction, limit) == _walk(memory, direction, limit)
+    sorts = (CustomerSort.MRR, CustomerSort.TOTAL_PAID, CustomerSort.LTV)
+    for sort in sorts:
+        for direction in Direction:
+            for limit in (1, 3, 10):
+                assert _walk(store, sort, direction, limit) == _walk(memory, sort, direction, limit)
+    assert calls["_facts_page"] == 0  # the ledger covers the list in its own currency
+    assert calls["customer_mrr_values"] and calls["customer_cash_values"]
+    # In another currency the ledger does not cover the list: the facts are sorted.
+    for sort in sorts:
+        assert _walk(store, sort, Direction.DESC, 2, "EUR") == _walk(
+            memory, sort, Direction.DESC, 2, "EUR"
+        )
+    assert calls["_facts_page"] > 0
     store.close()
-
-
-def test_a_rate_or_amount_out_of_the_integer_range_takes_the_exact_path() -> None:
-    store = _sqlite(_book("1.00523456789"))  # a rate with too many digits
-    with store._session(write=False) as conn:
-        rates = ref.list_rates(store._currencies(conn), store._rates(conn), "USD", AS_OF.date())
-        assert store._mrr_scale(conn, rates) is None
-    big = Book.of(
-        customers=[customer("a"), customer("b")],
-        subscriptions=[
-            service("sa", "a", Money("2000000000.5", "USD")),
-            service("sb", "b", usd(5)),
-        ],
-    )
-    large = _sqlite(big)
-    with large._session(write=False) as conn:
-        rates = ref.list_rates(large._currencies(conn), large._rates(conn), "USD", AS_OF.date())
-        assert large._mrr_scale(conn, rates) is None
-    memory = InMemoryStore(cursor_secret=SHARED_SECRET)
-    memory.import_book(big)
-    assert _walk(large, Direction.DESC, 1) == _walk(memory, Direction.DESC, 1)
-    store.close()
-    large.close()

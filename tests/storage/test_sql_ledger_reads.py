@@ -1,11 +1,12 @@
-"""The SQL store's public MRR reads take the ledger tables when the ledger covers them.
+"""The SQL store's public metric reads take the ledger tables when the ledger covers them.
 
-``mrr``, ``mrr_series``, ``paying_customers`` and ``customer_flow`` read
+``mrr``, ``mrr_series``, ``paying_customers``, ``customer_flow`` and ``cash_by_month`` read
 :class:`~revcrm.storage._sql_ledger_queries.LedgerReads` when it covers the read (kept in
 the asked currency, its horizon not before the latest moment asked, no customer in scope
-lacking a rate); otherwise the span aggregates answer, as before the ledger. Each test
-counts which path ran: the old path's entry points and the ledger's aggregation are
-wrapped, and the path that must not run raises.
+lacking a rate); otherwise the stored records are loaded and the engine or the pure
+functions answer (no SQL copy of a rule). Each test counts which path ran: the record
+path's entry points and the ledger's aggregation are wrapped, and the path that must not
+run raises.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from revcrm.storage._sql_ledger_queries import LedgerReads
 from revcrm.storage._sql_metrics import SQLMetrics
 from revcrm.testing.contract import AS_OF, sample_book
 
-_OLD = ("_sql_mrr", "_sql_mrr_series", "_sql_paying_customers", "_sql_customer_flow")
-_LEDGER = ("_levels", "_paying_count", "_flow")
+_OLD = ("_engine_mrr", "_engine_series", "_engine_paying", "_engine_flow", "_engine_cash")
+_LEDGER = ("_levels", "_paying_count", "_flow", "cash_sums")
 _START = datetime(2024, 1, 1, tzinfo=UTC)
 _END = datetime(2024, 9, 1, tzinfo=UTC)
 
@@ -93,6 +94,7 @@ def _reads(store: Store) -> list[Callable[[], Any]]:
         lambda: store.mrr_series(start=_START, end=_END, currency="USD"),
         lambda: store.paying_customers(at=AS_OF),
         lambda: store.customer_flow(start=_START + timedelta(days=45), end=AS_OF),
+        lambda: store.cash_by_month(start=_START, end=_END, currency="USD"),
     ]
 
 
@@ -100,22 +102,23 @@ def test_covered_reads_take_the_ledger_and_equal_the_old_path(
     store: SQLStore, paths: Paths
 ) -> None:
     reads = _reads(store)
-    paths.forbid(*_LEDGER)  # force the old path: its answers are the reference
+    paths.forbid(*_LEDGER)  # force the record path: its answers are the reference
     with pytest.MonkeyPatch.context() as m:
         m.setattr(LedgerReads, "_covered", lambda *a: False)
+        m.setattr(LedgerReads, "keeps", lambda *a: False)
         old = [read() for read in reads]
     assert all(paths.calls[n] for n in _OLD)
     paths.calls.clear()
     paths.forbid(*_OLD)
     assert [read() for read in reads] == old
-    assert paths.calls == Counter(_levels=3, _paying_count=1, _flow=1)
+    assert paths.calls == Counter(_levels=3, _paying_count=1, _flow=1, cash_sums=1)
     # The memory store (the engine) agrees too.
     memory = InMemoryStore()
     memory.import_book(sample_book())
     assert [read() for read in _reads(memory)] == old
 
 
-def test_a_missing_rate_falls_back_to_the_old_path(lacking: SQLStore, paths: Paths) -> None:
+def test_a_missing_rate_falls_back_to_the_records(lacking: SQLStore, paths: Paths) -> None:
     paths.forbid(*_LEDGER)
     before_eur = datetime(2024, 1, 15, tzinfo=UTC)  # c2's EUR subscription starts 2024-02-10
     assert lacking.mrr(at=before_eur, currency="USD").amount > 0
@@ -127,9 +130,7 @@ def test_a_missing_rate_falls_back_to_the_old_path(lacking: SQLStore, paths: Pat
         lacking.mrr(at=AS_OF, currency="USD")
     with pytest.raises(MissingRateError):
         lacking.mrr_series(start=_START, end=_END, currency="USD")
-    assert paths.calls == Counter(
-        _sql_mrr=2, _sql_mrr_series=1, _sql_paying_customers=1, _sql_customer_flow=1
-    )
+    assert paths.calls == Counter(_engine_mrr=2, _engine_series=1, _engine_paying=1, _engine_flow=1)
     # Customers none of whom lacks a rate: the ledger covers them.
     paths.forbid(*_OLD)
     book = sample_book()
@@ -138,7 +139,7 @@ def test_a_missing_rate_falls_back_to_the_old_path(lacking: SQLStore, paths: Pat
         AS_OF, customer_ids=["c1", "c3"]
     )
     assert paths.calls["_levels"] == 1
-    assert paths.calls["_sql_mrr"] == 2
+    assert paths.calls["_engine_mrr"] == 2
 
 
 def test_another_currency_or_past_the_horizon_falls_back(store: SQLStore, paths: Paths) -> None:
@@ -151,6 +152,7 @@ def test_another_currency_or_past_the_horizon_falls_back(store: SQLStore, paths:
     store.mrr_series(start=_START, end=late, currency="USD")
     store.paying_customers(at=late)
     store.customer_flow(start=AS_OF, end=late)
+    store.cash_by_month(start=_START, end=_END, currency="EUR")
     assert paths.calls == Counter(
-        _sql_mrr=2, _sql_mrr_series=1, _sql_paying_customers=1, _sql_customer_flow=1
+        _engine_mrr=2, _engine_series=1, _engine_paying=1, _engine_flow=1, _engine_cash=1
     )

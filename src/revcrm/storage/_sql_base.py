@@ -10,13 +10,11 @@ repositories (``_sql_repos``).
 
 from __future__ import annotations
 
-import calendar
-import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
@@ -75,7 +73,6 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 EPOCH_DATE: Final = date(1970, 1, 1)
 _DAY_US: Final = 86_400_000_000
-_ONE_MICRO: Final = timedelta(microseconds=1)
 _ACTIVE: Final = tuple(sorted(s.value for s in ref.ACTIVE_STATUSES))
 # The service rules of revcrm.crm._services, as status values of the states table:
 _RUNNING: Final = ("active", "past_due", "trialing")
@@ -100,19 +97,10 @@ def _day(value: object) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-@functools.cache
-def _days_in(month_index: int) -> int:
-    return calendar.monthrange(month_index // 12, month_index % 12 + 1)[1]
-
-
-def _day_start(day: int) -> datetime:
-    return moment_from_value(day * _DAY_US)
-
-
 def _month_index(t: datetime) -> int:
     """``year * 12 + month - 1`` of an aware moment, in UTC: the billing calendar's month
     (``anchor + n`` months) and the stored span keys. Never a reporting month: those are
-    the reporting zone's, from :mod:`revcrm._calendar` (see ``_sql_metrics._bucket``)."""
+    the reporting zone's, from :mod:`revcrm._calendar`."""
     u = t.astimezone(UTC)
     return u.year * 12 + u.month - 1
 

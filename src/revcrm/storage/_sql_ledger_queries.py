@@ -19,7 +19,7 @@ SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -39,7 +39,8 @@ from revcrm.errors import MissingRateError, ValidationError
 from revcrm.metrics._engine import MovementKind, MrrPoint, Waterfall
 from revcrm.storage._codec import moment_value
 from revcrm.storage._query import CustomerFlow
-from revcrm.storage._sql_decimal import _dec
+from revcrm.storage._schema import Exact
+from revcrm.storage._sql_decimal import _dec, _rate_case
 from revcrm.storage._sql_ledger import NO_HORIZON, SQLLedger
 
 __all__ = ["LedgerReads"]
@@ -287,6 +288,99 @@ class LedgerReads:
 
         return self._store._run(False, run)
 
+    def keeps(self, conn: Connection, currency: str) -> bool:
+        """Whether the ledger is built and kept in ``currency`` (what the cash entries
+        need to answer: they hold every entry converted at its own date)."""
+        if not self._store._ledger_ready_cached(conn):
+            return False
+        return self._store._ledger_currency(conn) == currency
+
+    def cash_sums(
+        self, conn: Connection, bounds: Sequence[datetime]
+    ) -> tuple[list[Decimal], list[Decimal], list[int], list[str]]:
+        """Per period ``[bounds[i], bounds[i + 1])``: the gross payments, refunds and
+        payment count of the ledger's cash entries (each converted at its own date when
+        it was built, in the ledger's currency: see :meth:`keeps`), bucketed by the
+        bounds and summed in SQL; and the customers lacking a rate for one of their
+        entries (they have none in the table: the store reads their transactions)."""
+        lc, ops = self._s.ledger_cash, self._store._ops
+        k = len(bounds) - 1
+        gross, refunds, counts = [_ZERO] * k, [_ZERO] * k, [0] * k
+        if k <= 0:
+            return gross, refunds, counts, []
+        region = _region(lc.c.at, bounds).label("region")
+        inner = (
+            sa.select(region, lc.c.kind, *_amount_cols(lc, ops, "reporting"))
+            .where(lc.c.kind.in_(("payment", "refund")), lc.c.at >= bounds[0], lc.c.at < bounds[-1])
+            .subquery()
+        )
+        stmt = sa.select(
+            inner.c.region, inner.c.kind, ops.dsum(inner.c, "reporting"), sa.func.count()
+        ).group_by(inner.c.region, inner.c.kind)
+        for r, kind, value, n in conn.execute(stmt):
+            if kind == "payment":
+                gross[int(r)] += _dec(value)
+                counts[int(r)] += int(n)
+            else:
+                refunds[int(r)] += _dec(value)
+        lm = self._s.ledger_cash_missing
+        lacking = sorted(str(c) for (c,) in conn.execute(sa.select(lm.c.customer_id)))
+        return gross, refunds, counts, lacking
+
+    # -- per customer: the customer list's sort columns -------------------------------------
+
+    def list_covered(self, conn: Connection, currency: str, t: datetime) -> bool:
+        """Whether the ledger's steps give every customer's MRR at ``t`` in ``currency``
+        exactly (no customer lacking a rate: one would fail the engine's analysis)."""
+        return self._covered(conn, currency, t, None)
+
+    def cash_covered(self, conn: Connection, currency: str) -> bool:
+        """Whether the ledger's cash entries give every customer's payments in
+        ``currency`` (kept in it, none lacking a rate)."""
+        if not self.keeps(conn, currency):
+            return False
+        lm = self._s.ledger_cash_missing
+        return conn.execute(sa.select(lm.c.customer_id).limit(1)).first() is None
+
+    def customer_mrr_values(self, t: datetime, rates: Mapping[str, Decimal] | None) -> sa.Subquery:
+        """Per paying customer (``customer_id``, ``v``) the MRR at ``t`` (changes at ``t``
+        included): the steps live at ``t`` summed; the measured ones (transaction-date FX
+        rule) per currency times ``rates`` (each currency's rate on ``t``'s date, as
+        :meth:`mrr` converts them; None: no measured step to convert)."""
+        st, ops = self._s.ledger_steps, self._store._ops
+        live = self._live(t)
+        if rates is None:
+            stmt = sa.select(st.c.customer_id, ops.dsum(st.c).label("v")).where(live)
+            return stmt.group_by(st.c.customer_id).subquery()
+        per_currency = (
+            sa.select(st.c.customer_id, st.c.measured, st.c.currency, ops.dsum(st.c).label("s"))
+            .where(live)
+            .group_by(st.c.customer_id, st.c.measured, st.c.currency)
+            .subquery()
+        )
+        pc = per_currency.c
+        one = sa.literal(Decimal(1), Exact())
+        factor = sa.case((pc.measured, _rate_case(pc.currency, rates)), else_=one)
+        return (
+            sa.select(pc.customer_id, ops.dsum_times(pc.s, factor).label("v"))
+            .group_by(pc.customer_id)
+            .subquery()
+        )
+
+    def customer_cash_values(self, t: datetime, *, net: bool) -> sa.Subquery:
+        """Per customer (``customer_id``, ``v``) the payments up to ``t`` (``net``: less
+        the refunds, the LTV), each entry as converted at its own date."""
+        lc, ops = self._s.ledger_cash, self._store._ops
+        payment = lc.c.kind == "payment"
+        kinds: ColumnElement[bool] = payment
+        sign: ColumnElement[Any] | None = None
+        if net:
+            sign = sa.case((payment, 1), else_=-1)
+            kinds = lc.c.kind.in_(("payment", "refund"))
+        value = ops.dsum(lc.c, "reporting", sign=sign).label("v")
+        stmt = sa.select(lc.c.customer_id, value).where(kinds, lc.c.at <= t)
+        return stmt.group_by(lc.c.customer_id).subquery()
+
     # -- checks -----------------------------------------------------------------------------
 
     def _currency(self, conn: Connection, currency: str | None) -> str:
@@ -533,12 +627,25 @@ class LedgerReads:
             counts[int(r)] += 1
 
 
-def _amount_cols(table: sa.Table, ops: Any) -> list[sa.Column[Any]]:
-    """The money column ``amount`` and, on SQLite, its limbs (what ``dsum`` reads)."""
-    cols = [table.c.amount]
+def _amount_cols(table: sa.Table, ops: Any, name: str = "amount") -> list[sa.Column[Any]]:
+    """The money column ``name`` and, on SQLite, its limbs (what ``dsum`` reads)."""
+    cols = [table.c[name]]
     if ops.sqlite:
-        cols += [table.c[f"amount_l{k}"] for k in range(7)]
+        cols += [table.c[f"{name}_l{k}"] for k in range(7)]
     return cols
+
+
+def _region(col: ColumnElement[Any], bounds: Sequence[datetime]) -> ColumnElement[Any]:
+    """The ``r`` with ``bounds[r] <= col < bounds[r + 1]``, for ``col`` within the bounds:
+    a binary search of CASEs over the (reporting calendar's) bounds, log2 tests a row."""
+
+    def search(lo: int, hi: int) -> ColumnElement[Any]:  # bounds[lo] <= col < bounds[hi]
+        if hi - lo == 1:
+            return sa.literal(lo)
+        mid = (lo + hi) // 2
+        return sa.case((col < bounds[mid], search(lo, mid)), else_=search(mid, hi))
+
+    return search(0, len(bounds) - 1)
 
 
 def _running(deltas: list[Decimal], k: int) -> list[Decimal]:
