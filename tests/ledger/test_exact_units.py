@@ -9,7 +9,7 @@ import numpy as np
 
 from revcrm import Book, Customer, Invoice, InvoiceLine, InvoiceStatus, LineKind, Money
 from revcrm._ledger._columns import LineColumns, micros
-from revcrm._ledger._fixed import LIMIT, muldiv, norm, summable
+from revcrm._ledger._fixed import LIMIT, group_sums, muldiv, norm, prefix_sums, summable
 from revcrm.metrics import Frequency, MrrSource, analyse
 from revcrm.metrics._engine import analyse_lines
 from tests.ledger import _oracle_engine as oracle
@@ -57,6 +57,31 @@ def test_summable_bounds_sums_by_the_magnitudes_exactly() -> None:
     assert summable(b).dtype == object
     b[3] -= 1
     assert summable(b).dtype == np.int64
+
+
+def test_prefix_and_group_sums_stay_int64_while_the_running_totals_fit() -> None:
+    # Magnitudes summing far beyond LIMIT, running totals small: int64, and exact.
+    step = LIMIT // 2 - 1
+    a = np.array([step, -step] * 1_000 + [7], dtype=np.int64)
+    sums = prefix_sums(a)
+    assert sums.dtype == np.int64
+    assert sums.tolist() == [int(x) for x in np.cumsum(a.astype(object))]
+    starts = np.array([0, 3, 1_000], dtype=np.int64)
+    groups = group_sums(a, starts)
+    assert groups.dtype == np.int64
+    assert groups.tolist() == [int(x) for x in np.add.reduceat(a.astype(object), starts)]
+    # A running total beyond LIMIT (each element below it): Python ints, exact.
+    b = np.array([step, step, step, -step], dtype=np.int64)
+    assert prefix_sums(b).dtype == object
+    assert prefix_sums(b).tolist() == [step, 2 * step, 3 * step, 2 * step]
+    assert group_sums(b, np.array([0, 3])).tolist() == [3 * step, -step]
+    # A total of exactly -LIMIT is out of range too (arrays hold magnitudes below it).
+    c = np.array([-(LIMIT // 2), -(LIMIT // 2)], dtype=np.int64)
+    assert prefix_sums(c).dtype == object
+    # Elements beyond LIMIT themselves (not normalised): Python ints.
+    d = np.array([2**63 - 1, 2**63 - 1, -(2**63 - 1)], dtype=np.int64)
+    assert prefix_sums(d).tolist() == [2**63 - 1, 2**64 - 2, 2**63 - 1]
+    assert group_sums(d, np.array([0])).tolist() == [2**63 - 1]
 
 
 def test_muldiv_rounds_half_to_even_and_never_wraps() -> None:

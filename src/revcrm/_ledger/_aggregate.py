@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from revcrm._ledger._events import Events, day_of, rates_on
-from revcrm._ledger._fixed import Units, convert, norm, summable
+from revcrm._ledger._fixed import Units, convert, norm, prefix_sums
 from revcrm._ledger._steps import DAY_US, NO_DAY, Steps
 from revcrm._money import FxRates
 
@@ -54,10 +54,9 @@ class Sweep:
 
 
 def _cumsum0(a: Units) -> Units:
-    s = summable(a)
-    out = np.zeros(s.size + 1, dtype=s.dtype)
-    if s.size:
-        out[1:] = np.cumsum(s)
+    sums = prefix_sums(a)
+    out = np.zeros(sums.size + 1, dtype=sums.dtype)
+    out[1:] = sums
     return out
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from revcrm._ledger._events import Events
-from revcrm._ledger._fixed import Units, norm, summable
+from revcrm._ledger._fixed import Units, group_sums, norm
 
 __all__ = ["KINDS", "Classified", "classify"]
 
@@ -113,8 +113,8 @@ def classify(
     g_cust = ev.customer[gfirst]
     g_at = ev.at[gfirst]
     before = ev.before[gfirst]
-    change = summable(norm(ev.after - ev.before))
-    g_change = np.add.reduceat(change, gfirst) if gfirst.size else change[:0]
+    change = norm(ev.after - ev.before)
+    g_change = group_sums(change, gfirst) if gfirst.size else change[:0]
     after = norm(before + g_change)
     free = ev.free_after[glast]
     cust_first = ev.ptr[g_cust]  # first event of the customer: compare as group starts

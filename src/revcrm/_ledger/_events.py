@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from revcrm._ledger._fixed import Units, convert, norm, summable
+from revcrm._ledger._fixed import Units, convert, norm, prefix_sums
 from revcrm._ledger._steps import DAY_US, Steps
 from revcrm._money import FxRates
 
@@ -65,7 +65,9 @@ class Events:
 
 def _restart(cum: Units, delta: Units, seg: I64, starts: I64) -> Units:
     """Prefix sums ``cum`` restarted at each segment's first row."""
-    base = cum[starts] - delta[starts]
+    base = norm(cum[starts] - delta[starts])
+    if not base.any():  # every earlier customer's changes sum to zero (their streams end)
+        return norm(cum)
     return norm(cum - base[seg])
 
 
@@ -118,8 +120,8 @@ def build_events(steps: Steps, fx: FxRates, currency: str) -> Events:
         if not mask.any():
             continue
         whole = k == 0 and len(steps.currencies) == 1
-        d_k = summable(r_delta if whole else np.where(mask, r_delta, 0).astype(r_delta.dtype))
-        level = _restart(np.cumsum(d_k), d_k, seg, cstart)
+        d_k = r_delta if whole else np.where(mask, r_delta, 0).astype(r_delta.dtype)
+        level = _restart(prefix_sums(d_k), d_k, seg, cstart)
         a_k = level[hi - 1]
         b_k = norm(level[lo] - d_k[lo])
         if code != currency:

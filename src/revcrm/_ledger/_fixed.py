@@ -34,9 +34,11 @@ __all__ = [
     "convert",
     "fits",
     "from_decimal",
+    "group_sums",
     "muldiv",
     "muldiv_exact",
     "places",
+    "prefix_sums",
     "rate_places",
     "summable",
     "to_decimal",
@@ -76,14 +78,14 @@ def summable(a: Units) -> Units:
     sum is below :data:`LIMIT`; it is computed exactly (not bounded by the largest element
     times the count, which sends realistic ledgers of a million lines to Python ints).
     """
-    if a.dtype != np.int64 or a.size == 0:
+    if a.dtype != np.int64 or a.size == 0 or _sums_fit(a):
         return a
+    return a.astype(object)
+
+
+def _sums_fit(a: npt.NDArray[np.int64]) -> bool:
     big = max(abs(int(a.max())), abs(int(a.min())))
-    if big * a.size < LIMIT:
-        return a
-    if big >= LIMIT or _abs_sum(a) >= LIMIT:
-        return a.astype(object)
-    return a
+    return big * a.size < LIMIT or (big < LIMIT and _abs_sum(a) < LIMIT)
 
 
 _HALF: Final = 31
@@ -98,6 +100,51 @@ def _abs_sum(a: npt.NDArray[np.int64]) -> int:
     high = int(np.sum(m >> _HALF, dtype=np.int64))
     low = int(np.sum(m & ((1 << _HALF) - 1), dtype=np.int64))
     return (high << _HALF) + low
+
+
+def prefix_sums(a: Units) -> Units:
+    """``np.cumsum(a)``, exact: int64 when every prefix sum is below :data:`LIMIT`.
+
+    int64 addition wraps modulo 2**64, so a prefix sum is exact when its true value is in
+    range, whatever its partial sums did on the way; each prefix sum's range is checked
+    exactly on the high and low 32 bits of the elements, summed apart (small enough never
+    to wrap). So a ledger whose magnitudes sum beyond LIMIT (a million lines of thousands
+    of dollars at nine digits) stays in int64 while its running totals do.
+    """
+    if a.dtype != np.int64 or a.size == 0 or _sums_fit(a):
+        return np.cumsum(a)
+    if _wide(a) and _in_range(np.cumsum(a >> 32), np.cumsum(a & _LOW)):
+        return np.cumsum(a)
+    return np.cumsum(a.astype(object))
+
+
+def group_sums(a: Units, starts: npt.NDArray[np.int64]) -> Units:
+    """``np.add.reduceat(a, starts)`` (``starts`` ascending, the first 0), exact, as
+    :func:`prefix_sums` checks it."""
+    if a.dtype != np.int64 or a.size == 0 or _sums_fit(a):
+        return np.add.reduceat(a, starts)
+    if _wide(a) and _in_range(np.add.reduceat(a >> 32, starts), np.add.reduceat(a & _LOW, starts)):
+        return np.add.reduceat(a, starts)
+    return np.add.reduceat(a.astype(object), starts)
+
+
+def _wide(a: npt.NDArray[np.int64]) -> bool:
+    """Whether the split sums of :func:`_in_range` cannot wrap: every element below LIMIT,
+    fewer than 2**31 of them."""
+    return a.size < 2**31 and fits(a)
+
+
+_LOW: Final = (1 << 32) - 1
+_TOP: Final = LIMIT >> 32
+
+
+def _in_range(high: npt.NDArray[np.int64], low: npt.NDArray[np.int64]) -> bool:
+    """Whether every ``high * 2**32 + low`` is below LIMIT in magnitude, from its floor
+    over 2**32 (``high + low // 2**32``: exact, small)."""
+    if high.size == 0:
+        return True
+    top = high + (low >> 32)
+    return bool(int(top.min()) > -_TOP and int(top.max()) < _TOP)
 
 
 def places(value: Decimal) -> int:
