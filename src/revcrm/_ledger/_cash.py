@@ -12,7 +12,7 @@ rounded.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
@@ -21,16 +21,25 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from revcrm._ledger._fixed import LIMIT, Units, norm, places
+from revcrm._ledger._fixed import LIMIT, Units, norm, places, summable
 from revcrm._ledger._rows import CashEntry, CashKind
-from revcrm._money import EXACT_CONTEXT
-from revcrm._records import TransactionKind
+from revcrm._money import EXACT_CONTEXT, FxRates
+from revcrm._records import CreditEntry, Transaction, TransactionKind
 from revcrm.errors import MissingRateError
 
 if TYPE_CHECKING:
     from revcrm._book import Book
 
-__all__ = ["KIND_CODES", "CashColumns", "cash_columns", "moment_us"]
+__all__ = [
+    "KIND_CODES",
+    "NO_METHOD",
+    "CashColumns",
+    "PeriodCash",
+    "cash_columns",
+    "cash_entries",
+    "moment_us",
+    "period_cash",
+]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US: Final = 86_400_000_000
@@ -38,6 +47,8 @@ _EPOCH_ORDINAL: Final = _EPOCH.date().toordinal()
 #: The kind column's integer codes (index into this tuple).
 KIND_CODES: Final = (CashKind.PAYMENT, CashKind.REFUND, CashKind.CREDIT)
 _PAYMENT, _REFUND, _CREDIT = 0, 1, 2
+#: The ``method`` code of a credit entry (it has no payment method).
+NO_METHOD: Final = -1
 
 
 def moment_us(t: datetime) -> int:
@@ -55,7 +66,8 @@ class CashColumns:
     ``reporting`` (converted at the entry's own date into ``reporting_currency``) are
     units of ``10 ** -digits``; ``converted`` is False only for a credit entry without a
     rate on its day (credits are not cash: no figure converts them), whose ``reporting``
-    is 0.
+    is 0. ``method`` indexes ``methods`` (a payment's or refund's payment method), or is
+    :data:`NO_METHOD` for a credit entry.
     """
 
     reporting_currency: str
@@ -71,6 +83,8 @@ class CashColumns:
     amount: Units
     reporting: Units
     converted: npt.NDArray[np.bool_]
+    methods: tuple[str, ...] = ()
+    method: npt.NDArray[np.int64] = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.entry_ids)
@@ -107,38 +121,73 @@ def cash_columns(
     *,
     customer_ids: tuple[str, ...],
     through: int | None = None,
+    since: int | None = None,
+    credits: bool = True,
 ) -> CashColumns:
-    """The cash entries of ``book`` (of the customers in ``customer_ids``), those at or
-    before ``through`` (microseconds) when given, converted into ``currency``.
+    """The cash entries of ``book`` (of the customers in ``customer_ids``), those in
+    ``[since, through]`` (microseconds; either end open when None), converted into
+    ``currency``; without the credit entries when ``credits`` is False.
 
     A payment or refund without a rate on its day is a
     :class:`~revcrm.errors.MissingRateError`, as every cash figure converts it.
     """
+    return cash_entries(
+        book.transactions,
+        book.credits if credits else (),
+        book.fx,
+        currency,
+        customer_ids=customer_ids,
+        since=since,
+        through=through,
+    )
+
+
+def cash_entries(
+    transactions: Iterable[Transaction],
+    credits: Iterable[CreditEntry],
+    fx: FxRates,
+    currency: str,
+    *,
+    customer_ids: tuple[str, ...] | None = None,
+    since: int | None = None,
+    through: int | None = None,
+) -> CashColumns:
+    """:func:`cash_columns` of any transactions and credit entries, converted with ``fx``;
+    ``customer_ids`` None: every customer they name, in id order."""
+    if customer_ids is None:
+        transactions, credits = list(transactions), list(credits)
+        named = {t.customer_id for t in transactions} | {e.customer_id for e in credits}
+        customer_ids = tuple(sorted(named))
     index: Mapping[str, int] = {c: i for i, c in enumerate(customer_ids)}
-    raw: list[tuple[int, int, int, str, Decimal, str, str | None]] = []
+    raw: list[tuple[int, int, int, str, Decimal, str, str | None, str | None]] = []
     payment = TransactionKind.PAYMENT
-    for t in book.transactions:
+    lo = -(2**63) if since is None else since
+    hi = 2**63 if through is None else through
+    for t in transactions:
         if not t.succeeded:
             continue
         c = index.get(t.customer_id)
         if c is None:
             continue
         at = moment_us(t.at)
-        if through is not None and at > through:
+        if not lo <= at <= hi:
             continue
         kind = _PAYMENT if t.kind is payment else _REFUND
-        raw.append((c, at, kind, t.id, t.amount.amount, t.amount.currency, t.invoice_id))
-    for e in book.credits:
+        amount = t.amount
+        raw.append((c, at, kind, t.id, amount.amount, amount.currency, t.invoice_id, t.method))
+    for e in credits:
         c = index.get(e.customer_id)
         if c is None:
             continue
         at = moment_us(e.at)
-        if through is not None and at > through:
+        if not lo <= at <= hi:
             continue
-        raw.append((c, at, _CREDIT, e.id, e.amount.amount, e.amount.currency, e.invoice_id))
+        raw.append((c, at, _CREDIT, e.id, e.amount.amount, e.amount.currency, e.invoice_id, None))
     raw.sort(key=lambda r: (r[0], r[1], r[2], r[3]))
     currencies = tuple(sorted({r[5] for r in raw} | {currency}))
     code = {c: i for i, c in enumerate(currencies)}
+    methods = tuple(sorted({r[7] for r in raw if r[7] is not None}))
+    method_code = {m: i for i, m in enumerate(methods)}
     # One rate per distinct (currency, day); a credit without one is left unconverted.
     keys = [(r[5], r[1] // _DAY_US) for r in raw]
     rates: dict[tuple[str, int], Decimal | None] = {}
@@ -147,7 +196,7 @@ def cash_columns(
             continue
         day = date.fromordinal(_EPOCH_ORDINAL + key[1])
         try:
-            rates[key] = book.fx.rate(key[0], currency, day)
+            rates[key] = fx.rate(key[0], currency, day)
         except MissingRateError:
             if r[2] != _CREDIT:
                 raise
@@ -179,4 +228,50 @@ def cash_columns(
         amount=native,
         reporting=_scaled(amounts, rate_units),
         converted=np.array([rates[k] is not None for k in keys], dtype=bool),
+        methods=methods,
+        method=np.array(
+            [NO_METHOD if r[7] is None else method_code[r[7]] for r in raw], dtype=np.int64
+        ),
+    )
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class PeriodCash:
+    """Cash per period ``[edges[i], edges[i + 1])``: ``gross`` (successful payments) and
+    ``refunds`` (successful refunds) in the reporting currency in units of
+    ``10 ** -digits``, each entry converted at its own date; ``payments`` counts the
+    payments."""
+
+    digits: int
+    gross: Units
+    refunds: Units
+    payments: npt.NDArray[np.int64]
+
+
+def _bucket_sum(bucket: npt.NDArray[np.int64], values: Units, k: int) -> Units:
+    v = summable(values)
+    out: Units = np.zeros(k, dtype=np.int64 if v.dtype == np.int64 else object)
+    if v.dtype != np.int64:
+        out[:] = 0
+    np.add.at(out, bucket, v)
+    return norm(out)
+
+
+def period_cash(cash: CashColumns, edges: Sequence[int]) -> PeriodCash:
+    """The cash entries bucketed into the periods between consecutive ``edges``
+    (microseconds, ascending): one ``searchsorted`` and one exact integer sum per kind."""
+    k = max(len(edges) - 1, 0)
+    bounds = np.array(edges, dtype=np.int64)
+    if k == 0 or len(cash) == 0:
+        zero = np.zeros(k, dtype=np.int64)
+        return PeriodCash(digits=cash.digits, gross=zero, refunds=zero.copy(), payments=zero.copy())
+    bucket = np.searchsorted(bounds, cash.at, side="right") - 1
+    inside = (bucket >= 0) & (bucket < k)
+    pay = inside & (cash.kind == _PAYMENT)
+    ref = inside & (cash.kind == _REFUND)
+    return PeriodCash(
+        digits=cash.digits,
+        gross=_bucket_sum(bucket[pay], cash.reporting[pay], k),
+        refunds=_bucket_sum(bucket[ref], cash.reporting[ref], k),
+        payments=np.bincount(bucket[pay], minlength=k).astype(np.int64),
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
-import decimal
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -24,8 +22,9 @@ from revcrm._calendar import (
     zone_name,
 )
 from revcrm._checks import check_instance
+from revcrm._ledger._cash import CashColumns, cash_entries, moment_us, period_cash
 from revcrm._money import EXACT_CONTEXT, Money, format_money
-from revcrm._records import Transaction, TransactionKind
+from revcrm._records import Transaction
 from revcrm._subscription import SubscriptionStatus
 from revcrm._time import as_moment, as_of_moment
 from revcrm.errors import ValidationError
@@ -41,6 +40,7 @@ __all__ = [
     "DashboardInputs",
     "MonthTrend",
     "cash_by_period",
+    "cash_of_entries",
     "cash_revenue",
     "compose_dashboard",
     "dashboard",
@@ -85,39 +85,59 @@ def cash_by_period(
     *,
     currency: str,
     book: Book,
+    cash: CashColumns | None = None,
 ) -> list[CashRevenue]:
-    """:func:`cash_revenue` for consecutive periods ``[bounds[i], bounds[i + 1])`` in one pass."""
-    k = len(bounds) - 1
-    gross = [Decimal(0)] * k
-    refunds = [Decimal(0)] * k
-    counts = [0] * k
-    fx = book.fx
-    with decimal.localcontext(EXACT_CONTEXT):
-        for t in transactions:
-            if not t.succeeded:
-                continue
-            i = bisect.bisect_right(bounds, t.at) - 1
-            if not 0 <= i < k:
-                continue
-            amount = t.amount.amount
-            if t.amount.currency != currency:
-                amount *= fx.rate(t.amount.currency, currency, t.at.date())
-            if t.kind is TransactionKind.PAYMENT:
-                gross[i] += amount
-                counts[i] += 1
-            else:
-                refunds[i] += amount
-    return [
-        CashRevenue(
-            start=bounds[i],
-            end=bounds[i + 1],
-            gross=Money(gross[i], currency),
-            refunds=Money(refunds[i], currency),
-            net=Money(gross[i], currency) - Money(refunds[i], currency),
-            payments=counts[i],
+    """:func:`cash_revenue` for consecutive periods ``[bounds[i], bounds[i + 1])`` in one pass.
+
+    An aggregation of the ledger's cash entries (:func:`cash_of_entries`): those of
+    ``transactions`` in the range, converted with ``book.fx`` at their own dates (only
+    they need a rate); or ``cash``, the entries already built in ``currency`` (then
+    ``transactions`` is not read)."""
+    if cash is None:
+        if len(bounds) < 2:
+            return []
+        cash = cash_entries(
+            transactions,
+            (),
+            book.fx,
+            currency,
+            since=moment_us(bounds[0]),
+            through=moment_us(bounds[-1]) - 1,
         )
-        for i in range(k)
-    ]
+    elif cash.reporting_currency != currency:
+        raise ValidationError(
+            "currency", currency, f"the cash entries are in {cash.reporting_currency}"
+        )
+    return cash_of_entries(cash, bounds)
+
+
+def cash_of_entries(cash: CashColumns, bounds: Sequence[datetime]) -> list[CashRevenue]:
+    """Cash per period ``[bounds[i], bounds[i + 1])`` from the ledger's cash entries:
+    successful payments (gross, counted) and refunds, each already converted at its own
+    date, summed as exact units; Money only here, at the boundary."""
+    if len(bounds) < 2:
+        return []
+    sums = period_cash(cash, [moment_us(b) for b in bounds])
+    currency = cash.reporting_currency
+    out = []
+    for i in range(len(bounds) - 1):
+        gross = Money(_decimal(int(sums.gross[i]), sums.digits), currency)
+        refunds = Money(_decimal(int(sums.refunds[i]), sums.digits), currency)
+        out.append(
+            CashRevenue(
+                start=bounds[i],
+                end=bounds[i + 1],
+                gross=gross,
+                refunds=refunds,
+                net=gross - refunds,
+                payments=int(sums.payments[i]),
+            )
+        )
+    return out
+
+
+def _decimal(units: int, digits: int) -> Decimal:
+    return Decimal(units).scaleb(-digits, context=EXACT_CONTEXT)
 
 
 @attrs.frozen(kw_only=True)

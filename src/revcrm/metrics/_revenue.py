@@ -32,7 +32,9 @@ from dateutil.relativedelta import relativedelta
 from revcrm._book import Book
 from revcrm._calendar import local_moment, reporting_zone
 from revcrm._cycles import BillingCycle, CycleUnit
-from revcrm._money import Money, check_currency, money_sum
+from revcrm._ledger._cash import KIND_CODES, CashColumns, cash_columns, moment_us
+from revcrm._ledger._rows import CashKind
+from revcrm._money import EXACT_CONTEXT, Money, check_currency, money_sum
 from revcrm._records import Invoice, InvoiceLine, LineKind, Transaction, TransactionKind
 from revcrm._subscription import Subscription, SubscriptionState
 from revcrm._time import as_moment
@@ -61,6 +63,8 @@ __all__ = [
 UNATTRIBUTED: Final = "unattributed"
 #: Billing-cycle key of one-off invoice lines (setup fees, one-time products).
 ONE_OFF: Final = LineKind.ONE_OFF.value
+_REFUND: Final = KIND_CODES.index(CashKind.REFUND)
+_0: Final = Decimal(0)
 
 
 @attrs.frozen(kw_only=True)
@@ -110,6 +114,18 @@ def _build(
         amounts[key] = amounts.get(key, Money.zero(currency)) + amount
         if not amount.is_zero():
             customers[key].add(customer_id)
+    return _rows_of(dimension, measure, currency, amounts, customers, labels)
+
+
+def _rows_of(
+    dimension: str,
+    measure: str,
+    currency: str,
+    amounts: Mapping[str | None, Money],
+    customers: Mapping[str | None, set[str]],
+    labels: Mapping[str, str],
+) -> Breakdown:
+    """The breakdown of per-key totals (``customers``: those with a non-zero part)."""
     total = money_sum(amounts.values(), currency)
     keys = sorted(amounts, key=lambda k: (-amounts[k].amount, k is None, k or ""))
     rows = tuple(
@@ -117,7 +133,7 @@ def _build(
             key=k,
             label=UNATTRIBUTED if k is None else labels.get(k, k),
             amount=amounts[k],
-            customers=len(customers[k]),
+            customers=len(customers.get(k, ())),
             share=money_ratio(amounts[k], total),
         )
         for k in keys
@@ -342,13 +358,37 @@ def _zone(timezone: str | tzinfo | None) -> tzinfo:
     return UTC if timezone is None else reporting_zone(timezone)
 
 
-def _cash(book: Book, a: datetime, b: datetime) -> Iterable[Transaction]:
-    return (t for t in book.transactions if t.succeeded and a <= t.at < b)
+def _entries(book: Book, a: datetime, b: datetime, currency: str) -> CashColumns:
+    """The ledger's cash entries (payments and refunds) in ``[a, b)``, each converted at
+    its own date: what every cash breakdown aggregates."""
+    return cash_columns(
+        book,
+        currency,
+        customer_ids=tuple(c.id for c in book.customers),
+        since=moment_us(a),
+        through=moment_us(b) - 1,
+        credits=False,
+    )
+
+
+def _signed_units(cash: CashColumns) -> list[int]:
+    """Each entry's converted amount, refunds negative (units of ``10 ** -digits``)."""
+    units: list[int] = cash.reporting.tolist()
+    return [-u if k == _REFUND else u for u, k in zip(units, cash.kind.tolist(), strict=True)]
 
 
 def _signed(book: Book, t: Transaction, currency: str) -> Money:
+    """One transaction's signed cash at its own date (kept for ``crm._intake``, which
+    still sums transactions; the breakdowns here read the cash entries)."""
     amount = book.fx.convert(t.amount, currency, on=t.at.date())
     return amount if t.kind is TransactionKind.PAYMENT else -amount
+
+
+def _money(units: int, digits: int, currency: str) -> Money:
+    return Money(Decimal(units).scaleb(-digits, context=EXACT_CONTEXT), currency)
+
+
+_Totals = tuple[dict[str | None, Money], dict[str | None, set[str]]]
 
 
 def _allocated(
@@ -357,25 +397,54 @@ def _allocated(
     b: datetime,
     currency: str,
     key: Callable[[Invoice, InvoiceLine], str | None],
-) -> list[tuple[str | None, str, Money]]:
-    """Each transaction's signed cash split over its invoice's lines (see the module doc)."""
+) -> _Totals:
+    """Each cash entry's signed converted amount split over its invoice's lines (see the
+    module doc): the amount per key and the customers with a non-zero part in it."""
+    cash = _entries(book, a, b, currency)
     invoices = {inv.id: inv for inv in book.invoices}
-    parts: list[tuple[str | None, str, Money]] = []
-    for t in _cash(book, a, b):
-        amount = _signed(book, t, currency)
-        inv = invoices.get(t.invoice_id) if t.invoice_id is not None else None
-        lines = [ln for ln in inv.lines if ln.total.amount > 0] if inv is not None else []
-        if inv is None or not lines:
-            parts.append((None, t.customer_id, amount))
+    ids, digits = cash.customer_ids, cash.digits
+    amounts: dict[str | None, Money] = {}
+    customers: dict[str | None, set[str]] = defaultdict(set)
+    zero = Money.zero(currency)
+
+    def add(k: str | None, customer_id: str, amount: Money) -> None:
+        amounts[k] = amounts.get(k, zero) + amount
+        if not amount.is_zero():
+            customers[k].add(customer_id)
+
+    # Entries without an invoice to split over add up as units (one Money at the end).
+    loose = 0
+    split: dict[str, tuple[Invoice, list[InvoiceLine], Decimal] | None] = {}
+    for i, units in enumerate(_signed_units(cash)):
+        customer_id = ids[int(cash.customer[i])]
+        invoice_id = cash.invoice_ids[i]
+        how = None
+        if invoice_id is not None:
+            if invoice_id not in split:
+                inv = invoices.get(invoice_id)
+                lines = [ln for ln in inv.lines if ln.total.amount > 0] if inv is not None else []
+                split[invoice_id] = None
+                if inv is not None and lines:
+                    weight = money_sum((ln.total for ln in lines), inv.currency).amount
+                    split[invoice_id] = (inv, lines, weight)
+            how = split[invoice_id]
+        if how is None:
+            loose += units
+            amounts.setdefault(None, zero)
+            if units:
+                customers[None].add(customer_id)
             continue
-        weight = money_sum((ln.total for ln in lines), inv.currency).amount
+        inv, lines, weight = how
+        amount = _money(units, digits, currency)
         rest = amount
         for ln in lines[:-1]:
             share = amount * ln.total.amount / weight
-            parts.append((key(inv, ln), t.customer_id, share))
+            add(key(inv, ln), customer_id, share)
             rest -= share
-        parts.append((key(inv, lines[-1]), t.customer_id, rest))
-    return parts
+        add(key(inv, lines[-1]), customer_id, rest)
+    if None in amounts:
+        amounts[None] += _money(loose, digits, currency)
+    return amounts, customers
 
 
 def cash_revenue_by_product(
@@ -394,8 +463,10 @@ def cash_revenue_by_product(
     check_currency(currency)
     a, b = check_period(start, end, _zone(timezone))
     plans = _plan_products(book)
-    parts = _allocated(book, a, b, currency, lambda inv, ln: _line_product(book, plans, inv, ln))
-    return _build("product", "cash", currency, parts, _product_labels(book))
+    amounts, customers = _allocated(
+        book, a, b, currency, lambda inv, ln: _line_product(book, plans, inv, ln)
+    )
+    return _rows_of("product", "cash", currency, amounts, customers, _product_labels(book))
 
 
 def cash_revenue_by_billing_cycle(
@@ -413,8 +484,10 @@ def cash_revenue_by_billing_cycle(
     """
     check_currency(currency)
     a, b = check_period(start, end, _zone(timezone))
-    parts = _allocated(book, a, b, currency, lambda inv, ln: _line_cycle(book, inv, ln))
-    return _build("billing_cycle", "cash", currency, parts, {})
+    amounts, customers = _allocated(
+        book, a, b, currency, lambda inv, ln: _line_cycle(book, inv, ln)
+    )
+    return _rows_of("billing_cycle", "cash", currency, amounts, customers, {})
 
 
 def cash_revenue_by_payment_method(
@@ -432,8 +505,29 @@ def cash_revenue_by_payment_method(
     """
     check_currency(currency)
     a, b = check_period(start, end, _zone(timezone))
-    parts = [(t.method, t.customer_id, _signed(book, t, currency)) for t in _cash(book, a, b)]
-    return _build("payment_method", "cash", currency, parts, {})
+    cash = _entries(book, a, b, currency)
+    units = _signed_units(cash)
+    ids, methods = cash.customer_ids, cash.methods
+    amounts: dict[str | None, int] = {}
+    customers: dict[str | None, set[str]] = defaultdict(set)
+    for m, c, u in zip(cash.method.tolist(), cash.customer.tolist(), units, strict=True):
+        key = methods[m]
+        amounts[key] = amounts.get(key, 0) + u
+        if u:
+            customers[key].add(ids[c])
+    totals = {k: _money(v, cash.digits, currency) for k, v in amounts.items()}
+    return _rows_of("payment_method", "cash", currency, totals, customers, {})
+
+
+def _net_payments(book: Book, t: datetime, currency: str) -> tuple[dict[str, int], int]:
+    """Per customer the net of the cash entries up to ``t`` (payments minus refunds, each
+    converted at its own date), in units of ``10 ** -digits``, and ``digits``."""
+    ids = tuple(c.id for c in book.customers)
+    cash = cash_columns(book, currency, customer_ids=ids, through=moment_us(t), credits=False)
+    net: dict[str, int] = {}
+    for c, u in zip(cash.customer.tolist(), _signed_units(cash), strict=True):
+        net[ids[c]] = net.get(ids[c], 0) + u
+    return net, cash.digits
 
 
 # -- top products -------------------------------------------------------------------------------
@@ -540,16 +634,13 @@ def referral_sources(
         mrrs = {c: paying_now.get(c, Money.zero(currency)) for c in members}
     else:
         mrrs = customer_mrrs(book, t, currency, pol, members)
-    net: dict[str, Money] = defaultdict(lambda: Money.zero(currency))
-    for tx in book.transactions:
-        if tx.succeeded and tx.at <= t:
-            net[tx.customer_id] += _signed(book, tx, currency)
+    net, net_digits = _net_payments(book, t, currency)
     rows = []
     for source in sorted(groups, key=lambda s: (s is None, s or "")):
         ids = groups[source]
         paying = [mrrs[c] for c in ids if not mrrs[c].is_zero()]
         total = money_sum(paying, currency)
-        payments = money_sum((net[c] for c in ids if c in net), currency)
+        payments = _money(sum(net.get(c, 0) for c in ids), net_digits, currency)
         value = ltv(source, frozenset(ids)) if ltv is not None else payments / len(ids)
         rows.append(
             ReferralSourceStats(
