@@ -319,6 +319,7 @@ class _AnalysisInputs:
 
     book: Book
     analysis: MrrAnalysis
+    cash: CashColumns | None = None  # the book's cash entries in the analysis' currency
 
     def mrr(self, at: datetime) -> Money:
         return self.analysis.mrr(at)
@@ -330,7 +331,9 @@ class _AnalysisInputs:
         a = self.analysis
         bounds = period_bounds(Frequency.MONTH, start, end, a.policy.timezone)
         edges = [p for p, _ in bounds] + [bounds[-1][1]] if bounds else []
-        return cash_by_period(self.book.transactions, edges, currency=a.currency, book=self.book)
+        return cash_by_period(
+            self.book.transactions, edges, currency=a.currency, book=self.book, cash=self.cash
+        )
 
     def customers(self, at: datetime) -> int:
         return customers_at(self.analysis, at)
@@ -350,10 +353,13 @@ class _AnalysisInputs:
         return renewals_due(self.book, at, horizon, currency=a.currency, policy=a.policy)
 
 
-def dashboard_inputs(book: Book, analysis: MrrAnalysis) -> DashboardInputs:
+def dashboard_inputs(
+    book: Book, analysis: MrrAnalysis, *, cash: CashColumns | None = None
+) -> DashboardInputs:
     """The pure functions as :class:`DashboardInputs` (a store without pushed-down
-    aggregates composes its dashboard from these)."""
-    return _AnalysisInputs(book, analysis)
+    aggregates composes its dashboard from these); ``cash``: the book's cash entries in
+    the analysis' currency, when already built (else each range's are)."""
+    return _AnalysisInputs(book, analysis, cash)
 
 
 def dashboard(

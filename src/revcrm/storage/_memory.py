@@ -18,6 +18,7 @@ from typing import Any, Final, Generic, TypeVar
 import attrs
 
 from revcrm._book import Book
+from revcrm._calendar import local_moment, shift
 from revcrm._crm_services import CustomerStatus
 from revcrm._ledger._cash import CashColumns, cash_columns, moment_us
 from revcrm._ledger._facts import FactColumns, LedgerRows
@@ -34,8 +35,14 @@ from revcrm.errors import (
     UnknownReferenceError,
     ValidationError,
 )
-from revcrm.metrics import MetricsPolicy, MrrPoint
+from revcrm.metrics import MetricsPolicy, MrrPoint, mrr, subscription_mrr
 from revcrm.metrics._customer_value import ledger_rows
+from revcrm.metrics._dashboard import (
+    cash_of_entries,
+    check_trend_months,
+    compose_dashboard,
+    dashboard_inputs,
+)
 from revcrm.metrics._engine import MrrAnalysis, analyse
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
 from revcrm.segments._segments import (
@@ -44,7 +51,6 @@ from revcrm.segments._segments import (
     SegmentCounts,
     segmentation_of_ledger,
 )
-from revcrm.storage import _reference as ref
 from revcrm.storage._codec import KINDS, Prepared, external_id, prepare, references
 from revcrm.storage._delete import OWNED, blocked, check_delete, refuse
 from revcrm.storage._protocols import CurrentState
@@ -70,6 +76,17 @@ from revcrm.storage._query import (
     read_records,
     read_text,
     row_of,
+)
+from revcrm.storage._reads import (
+    NEVER,
+    book_currencies,
+    list_rates,
+    matches,
+    month_bounds,
+    page_of,
+    reporting_range,
+    sort_value,
+    summary_of,
 )
 
 __all__ = ["InMemoryStore", "list_from_ledger", "row_of", "summary_from_records"]
@@ -128,6 +145,8 @@ class InMemoryStore:
         self._ledgers: dict[tuple[datetime, str], LedgerRows] = {}
         self._analyses: dict[str, MrrAnalysis] = {}
         self._cash: dict[str, CashColumns] = {}
+        self._cash_missing: set[str] = set()  # currencies some cash entry lacks a rate for
+        self._analysis_failed: dict[str, MissingRateError] = {}
         self._services: ServiceColumns | None = None
         self.customers = _Customers(self, self._tables["customer"])
         self.products = _Products(self, self._tables["product"])
@@ -325,43 +344,115 @@ class InMemoryStore:
         self, *, at: date | datetime, currency: str, customer_ids: Iterable[str] | None = None
     ) -> Money:
         t = as_of_moment(at, "at")
+        check_currency(currency)
         ids = None if customer_ids is None else sorted(set(read_ids(customer_ids)))
-        return ref.mrr_at(
-            self._current_book(), at=t, currency=currency, policy=self._policy, customer_ids=ids
-        )
+        try:
+            analysis = self._analysis(t, currency)
+        except MissingRateError:
+            # The analysis converts the whole history; the pure function only what
+            # is live at ``t`` (the SQL store falls back the same way).
+            return mrr(
+                self._current_book(), at=t, currency=currency, policy=self._policy, customer_ids=ids
+            )
+        return analysis.mrr(t, customer_ids=ids)
 
     def mrr_series(
         self, *, start: date | datetime, end: date | datetime, currency: str
     ) -> tuple[MrrPoint, ...]:
-        a, b = ref.reporting_range(start, end, self._policy.timezone)
+        a, b = reporting_range(start, end, self._policy.timezone)
         check_currency(currency)
-        return ref.mrr_series(
-            self._current_book(), start=a, end=b, currency=currency, policy=self._policy
-        )
+        if b <= a:
+            return ()
+        try:
+            analysis = self._analysis(b, currency)
+        except MissingRateError:
+            analysis = analyse(
+                self._current_book(), currency=currency, policy=self._policy, horizon=b
+            )
+        return tuple(analysis.series(a, b))
 
     def cash_by_month(
         self, *, start: date | datetime, end: date | datetime, currency: str
     ) -> tuple[CashMonth, ...]:
-        a, b = ref.reporting_range(start, end, self._policy.timezone)
+        a, b = reporting_range(start, end, self._policy.timezone)
         check_currency(currency)
-        return ref.cash_by_month(
-            self._current_book(), start=a, end=b, currency=currency, zone=self._policy.timezone
-        )
+        months = month_bounds(a, b, self._policy.timezone)
+        if not months:
+            return ()
+        edges = [months[0][0], *(m[1] for m in months)]
+        with self._lock:
+            cash = self._cash_between(edges[0], edges[-1], currency)
+        return tuple(cash_of_entries(cash, edges))
 
     def paying_customers(self, *, at: date | datetime) -> int:
         t = as_of_moment(at, "at")
-        return len(ref.paying_customer_ids(self._current_book(), at=t, policy=self._policy))
+        return len(self._paying(t))
 
     def customer_flow(self, *, start: date | datetime, end: date | datetime) -> CustomerFlow:
         a, b = as_of_moment(start, "start"), as_of_moment(end, "end")
-        return ref.customer_flow(self._current_book(), start=a, end=b, policy=self._policy)
+        if b < a:
+            raise ValidationError("end", end, "is before start")
+        with self._lock:
+            at_a, at_b = self._paying(a), self._paying(b)
+        kept = len(at_a & at_b)
+        return CustomerFlow(
+            start=a,
+            end=b,
+            at_start=len(at_a),
+            at_end=len(at_b),
+            retained=kept,
+            gained=len(at_b) - kept,
+            lost=len(at_a) - kept,
+        )
+
+    def _paying(self, t: datetime) -> set[str]:
+        """Customers with MRR above zero at ``t``: the analysis' (in any currency: a rate
+        is positive), or, when it lacks a rate, by :func:`subscription_mrr` itself."""
+        with self._lock:
+            book = self._current_book()
+            try:
+                analysis = self._analysis(t, self._native_currency(book))
+            except MissingRateError:
+                return {
+                    s.customer_id
+                    for s in book.subscriptions
+                    if subscription_mrr(s, t, policy=self._policy).amount > 0
+                }
+            return {c for c, m in analysis.customers_with_mrr(t).items() if m.amount > 0}
+
+    def _native_currency(self, book: Book) -> str:
+        """A currency to count paying customers in: one already analysed, else the
+        subscriptions' most common one (fewest conversions)."""
+        if self._segmented is book and self._analyses:
+            return min(self._analyses)
+        counts: dict[str, int] = {}
+        for sub in book.subscriptions:
+            counts[sub.currency] = counts.get(sub.currency, 0) + 1
+        return min(counts, key=lambda c: (-counts[c], c)) if counts else "USD"
 
     def dashboard(
         self, *, as_of: date | datetime, currency: str, trend_months: int = 12
     ) -> StoreDashboard:
+        zone = self._policy.timezone
+        t = as_of_moment(local_moment(as_of, zone), "as_of")
+        check_currency(currency)
+        check_trend_months(trend_months)
+        window = timedelta(days=30)  # the dashboard's default renewals window
         with self._lock:  # one consistent snapshot for every figure
-            return ref.compose_dashboard(
-                self, as_of=as_of, currency=currency, trend_months=trend_months
+            book = self._current_book()
+            horizon = shift(t, window, zone)
+            try:
+                analysis = self._analysis(horizon, currency)
+            except MissingRateError:
+                analysis = analyse(book, currency=currency, policy=self._policy, horizon=horizon)
+            cash = self._full_cash(currency)  # None: each range's entries alone
+            return compose_dashboard(
+                dashboard_inputs(book, analysis, cash=cash),
+                as_of=t,
+                currency=currency,
+                zone=zone,
+                renewals_window=window,
+                trend_months=trend_months,
             )
 
     def customer_summary(
@@ -397,9 +488,16 @@ class InMemoryStore:
             book = self._current_book()
             if self._segmented is not book:
                 self._reset_caches(book)
+            failed = self._analysis_failed.get(currency)
+            if failed is not None:
+                raise failed  # the history lacks a rate: known until the next write
             found = self._analyses.get(currency)
             if found is None or found.horizon <= at:
-                found = analyse(book, currency=currency, policy=self._policy)
+                try:
+                    found = analyse(book, currency=currency, policy=self._policy)
+                except MissingRateError as e:
+                    self._analysis_failed[currency] = e
+                    raise
                 if found.horizon <= at:
                     found = analyse(
                         book, currency=currency, policy=self._policy, horizon=at + _TICK
@@ -435,14 +533,42 @@ class InMemoryStore:
     def _cash_columns(self, book: Book, at: datetime, currency: str) -> CashColumns:
         """The book's cash entries in ``currency``, all of them when every one has its
         rate (kept for every moment), else those up to ``at`` (the rates they need)."""
-        ids = tuple(c.id for c in book.customers)
-        found = self._cash.get(currency)
+        found = self._full_cash(currency)
         if found is None:
+            ids = tuple(c.id for c in book.customers)
+            return cash_columns(book, currency, customer_ids=ids, through=moment_us(at))
+        return found
+
+    def _full_cash(self, currency: str) -> CashColumns | None:
+        """Every cash entry of the current book in ``currency``, kept until the next
+        write; None when some payment or refund lacks a rate on its day."""
+        book = self._current_book()
+        if self._segmented is not book:
+            self._reset_caches(book)
+        found = self._cash.get(currency)
+        if found is None and currency not in self._cash_missing:
+            ids = tuple(c.id for c in book.customers)
             try:
                 found = self._cash[currency] = cash_columns(book, currency, customer_ids=ids)
             except MissingRateError:
-                return cash_columns(book, currency, customer_ids=ids, through=moment_us(at))
+                self._cash_missing.add(currency)
         return found
+
+    def _cash_between(self, start: datetime, end: datetime, currency: str) -> CashColumns:
+        """Cash entries covering ``[start, end)``: the kept columns when every entry has
+        its rate, else those in the range alone (the rates they need)."""
+        found = self._full_cash(currency)
+        if found is not None:
+            return found
+        book = self._current_book()
+        return cash_columns(
+            book,
+            currency,
+            customer_ids=tuple(c.id for c in book.customers),
+            since=moment_us(start),
+            through=moment_us(end) - 1,
+            credits=False,
+        )
 
     def _service_columns(self, book: Book, at: datetime, horizon: datetime) -> ServiceColumns:
         """The service-state rows, cut up to the analysis' horizon (or ``at`` if later):
@@ -461,6 +587,8 @@ class InMemoryStore:
         self._ledgers.clear()
         self._analyses.clear()
         self._cash.clear()
+        self._cash_missing.clear()
+        self._analysis_failed.clear()
         self._services = None
 
     def _segmentation(
@@ -621,11 +749,11 @@ def restrict_book(book: Book, *, customer_ids: Iterable[str] | None, period: Per
 #: One customer's summary from its records (every backend loads them, then this): its row
 #: is the ledger's facts of its own sub-book, equal to its list row; it needs a rate on
 #: ``at``'s day for each currency of its subscriptions and transactions.
-summary_from_records = ref.summary_of
+summary_from_records = summary_of
 
 
 def _sort_keys(book: Book, facts: FactColumns, sort: CustomerSort, idx: list[int]) -> list[Any]:
-    """Per candidate (indexes of ``facts``) a key ordered as ``ref.sort_value`` orders the
+    """Per candidate (indexes of ``facts``) a key ordered as ``sort_value`` orders the
     rows: money as units, moments as microseconds (a missing last payment as ``NEVER``)."""
     ids = facts.customer_ids
     customers = book.customer_index
@@ -641,7 +769,7 @@ def _sort_keys(book: Book, facts: FactColumns, sort: CustomerSort, idx: list[int
         case CustomerSort.ACTIVE_SERVICES:
             return [int(facts.active_services[i]) for i in idx]
         case CustomerSort.LAST_PAYMENT:
-            never = moment_us(ref.NEVER)
+            never = moment_us(NEVER)
             last = facts.last_payment_at
             return [never if int(last[i]) == OPEN else int(last[i]) for i in idx]
     column = facts.net_payments if sort is CustomerSort.LTV else getattr(facts, _MONEY_SORTS[sort])
@@ -675,7 +803,7 @@ def list_from_ledger(
     over the customer facts' columns; rows are built for the page alone."""
     facts = ledger.facts
     index = facts.index()
-    candidates = [c for c in book.customers if ref._matches(c, q)]
+    candidates = [c for c in book.customers if matches(c, q)]
     if q.status is not None:
         with_status = _with_status(book, q.status, q.as_of)
         candidates = [c for c in candidates if c.id in with_status]
@@ -717,12 +845,14 @@ def list_from_ledger(
     page = [row_of(customers[d[1]], facts, d[2]) for d in chosen]
     cursor = None
     if len(decorated) > q.limit and page:
-        cursor = q.next_cursor(ref.sort_value(page[-1], q.sort), page[-1].id)
+        cursor = q.next_cursor(sort_value(page[-1], q.sort), page[-1].id)
     return Page(items=tuple(page), next_cursor=cursor, as_of=q.as_of)
 
 
 def _with_status(book: Book, status: CustomerStatus, at: datetime) -> set[str]:
-    return ref.customers_with_status(book, status, at)
+    from revcrm.storage._reference import customers_with_status
+
+    return customers_with_status(book, status, at)
 
 
 # -- repositories ----------------------------------------------------------------------------
@@ -773,7 +903,7 @@ class _Repo(Generic[_R]):
         after = q.after()
         items: list[Any] = [r for r in self._all() if keep(r)]
         key: Callable[[Any], SortValue] = order if order is not None else (lambda r: r.id)
-        page: Page[_R] = ref.page_of(
+        page: Page[_R] = page_of(
             items,
             key=key,
             direction=q.direction,
@@ -821,7 +951,7 @@ class _Customers(_Repo[Customer], CustomerPages):
         with store._lock:
             book = store._current_book()
             # The list needs a rate on as_of's day for every stored currency (documented).
-            ref.list_rates(ref.book_currencies(book), book.fx, q.currency, q.as_of.date())
+            list_rates(book_currencies(book), book.fx, q.currency, q.as_of.date())
             ledger = store._ledger(q.as_of, q.currency)
             return list_from_ledger(book, q, ledger, store._segmentation)
 
