@@ -60,6 +60,10 @@ def _slow_rank(nodeid: str) -> int:
 #: ones the contract and example tests cover, at two to three times the cost under
 #: coverage's tracer, so coverage pauses for them (pytest-cov's ``no_cover``).
 NO_COVER: Final = (
+    # The contract on the SQLite file and PostgreSQL runs the SQL store's code that the
+    # in-memory SQLite class of the same contract already covers; traced, it costs twice.
+    "tests/storage/test_contract.py::TestSQLiteFileStore",
+    "tests/storage/test_contract.py::TestPostgresStore",
     "tests/storage/test_segment_pushdown.py",
     "tests/storage/test_pushdown.py::test_sqlite_aggregates_equal_the_pure_functions",
     "tests/storage/test_pushdown.py::test_postgres_aggregates_equal_the_pure_functions",

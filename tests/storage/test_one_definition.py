@@ -31,14 +31,18 @@ def book() -> Book:
     return b
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def make(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
+_BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _store_maker(
+    request: pytest.FixtureRequest, kind: str
+) -> tuple[Callable[[], Store], list[SQLStore]]:
     made: list[SQLStore] = []
 
     def new() -> Store:
-        if request.param == "memory":
+        if kind == "memory":
             return InMemoryStore()
-        if request.param == "sqlite":
+        if kind == "sqlite":
             store = SQLStore("sqlite://")
         else:
             url = request.getfixturevalue("postgres_url")
@@ -47,17 +51,30 @@ def make(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
         store.create_schema()
         return store
 
-    yield new
+    return new, made
+
+
+def _drop(made: list[SQLStore]) -> None:
     for store in made:
         store.drop_schema()
         store.close()
 
 
-@pytest.fixture
-def loaded(make: Callable[[], Store], book: Book) -> Store:
-    store = make()
+@pytest.fixture(params=_BACKENDS)
+def make(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
+    new, made = _store_maker(request, request.param)
+    yield new
+    _drop(made)
+
+
+@pytest.fixture(scope="module", params=_BACKENDS)
+def loaded(request: pytest.FixtureRequest, book: Book) -> Iterator[Store]:
+    # Every test reading it only reads: one import of the book per backend.
+    new, made = _store_maker(request, request.param)
+    store = new()
     store.import_book(book)
-    return store
+    yield store
+    _drop(made)
 
 
 def _rows(store: Store, at: datetime, currency: str) -> dict[str, CustomerRow]:
