@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 
 from revcrm import Book, Customer, Invoice, InvoiceLine, InvoiceStatus, LineKind, Money
 from revcrm._ledger._columns import LineColumns, micros
-from revcrm._ledger._fixed import LIMIT, group_sums, muldiv, norm, prefix_sums, summable
+from revcrm._ledger._fixed import LIMIT, convert, group_sums, muldiv, norm, prefix_sums, summable
 from revcrm.metrics import Frequency, MrrSource, analyse
 from revcrm.metrics._engine import analyse_lines
 from tests.ledger import _oracle_engine as oracle
@@ -82,6 +82,25 @@ def test_prefix_and_group_sums_stay_int64_while_the_running_totals_fit() -> None
     d = np.array([2**63 - 1, 2**63 - 1, -(2**63 - 1)], dtype=np.int64)
     assert prefix_sums(d).tolist() == [2**63 - 1, 2**64 - 2, 2**63 - 1]
     assert group_sums(d, np.array([0])).tolist() == [2**63 - 1]
+
+
+def test_convert_rounds_half_to_even_in_int64_and_python_ints_alike() -> None:
+    rates = [Decimal("1.5"), Decimal("0.25"), Decimal("1.08765"), Decimal("3")]
+    small = np.array([5, -5, 2, -6, 7, 123_456_789_012, -3, 1], dtype=np.int64)
+    for units in (small, small.astype(object) * 10**20):
+        rs = [rates[i % len(rates)] for i in range(units.size)]
+        want = [
+            int((Decimal(int(u)) * r).to_integral_value(rounding=ROUND_HALF_EVEN))
+            for u, r in zip(units.tolist(), rs, strict=True)
+        ]
+        got = convert(units, rs)
+        assert [int(x) for x in got.tolist()] == want
+    # 5 * 1.5 = 7.5 -> 8, -5 * 1.5 = -7.5 -> -8, 2 * 0.25 = 0.5 -> 0, -6 * 0.25 -> -2 (ties
+    # to even), and the small ones stayed int64.
+    assert convert(small, [rates[i % 4] for i in range(small.size)]).dtype == np.int64
+    assert convert(small[:4], [Decimal("1.5")] * 2 + [Decimal("0.25")] * 2).tolist() == [
+        8, -8, 0, -2,
+    ]  # fmt: skip
 
 
 def test_muldiv_rounds_half_to_even_and_never_wraps() -> None:

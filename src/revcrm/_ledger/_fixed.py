@@ -239,6 +239,16 @@ def convert(units: Units, rates: list[Decimal]) -> Units:
     for r in rates:
         if r not in ratios:
             ratios[r] = r.as_integer_ratio()
+    num_max = max(n for n, _ in ratios.values())
+    den_max = max(d for _, d in ratios.values())
+    if units.dtype == np.int64 and fits(units) and num_max < LIMIT and den_max < LIMIT:
+        big = max(abs(int(units.max())), abs(int(units.min())))
+        if big * num_max < LIMIT and 2 * den_max < LIMIT:
+            # Every product, remainder and doubled remainder fits an int64: the same
+            # integers as with Python ints, without an object array.
+            num64 = np.array([ratios[r][0] for r in rates], dtype=np.int64)
+            den64 = np.array([ratios[r][1] for r in rates], dtype=np.int64)
+            return norm(_round_div(units * num64, den64))
     num = np.array([ratios[r][0] for r in rates], dtype=object)
     den = np.array([ratios[r][1] for r in rates], dtype=object)
     return norm(_round_div(units.astype(object) * num, den))

@@ -636,6 +636,38 @@ class MrrAnalysis:
             if count[c]:
                 yield ids[c], bool(counted[c])
 
+    def _counted_before(
+        self, customers: npt.NDArray[np.int64], at: datetime
+    ) -> npt.NDArray[np.bool_]:
+        """Whether each customer (an index) counts as a customer just before ``at``: what
+        :meth:`customer_levels` says for that moment, for many customers in one pass."""
+        ev = self._ledger
+        if customers.size == 0 or ev.at.size == 0:
+            return np.zeros(customers.size, dtype=bool)
+        seen = np.zeros(ev.at.size + 1, dtype=np.int64)
+        np.cumsum(ev.at < _us(at), out=seen[1:])
+        lo = ev.ptr[customers]
+        count = seen[ev.ptr[customers + 1]] - seen[lo]
+        last = np.maximum(lo + count - 1, 0)
+        keep_free = not self.policy.free_plans_churn
+        counted: npt.NDArray[np.bool_] = (count > 0) & (
+            (ev.after[last] > 0) | (keep_free & ev.free_after[last])
+        )
+        return counted
+
+    def _movement_columns(
+        self, bounds: Sequence[datetime]
+    ) -> tuple[
+        npt.NDArray[np.int64],
+        npt.NDArray[np.int64],
+        tuple[MovementKind | None, ...],
+        npt.NDArray[np.int8],
+    ]:
+        """:meth:`_movements`' moments (microseconds), customers (indices) and kinds (codes
+        into the returned kinds) as arrays, in the same order, without a Movement each."""
+        m = self._classified(bounds)
+        return m.at, m.customer.astype(np.int64), _KIND_OF, m.kind
+
     def customer_levels(
         self, customer_id: str, moments: Sequence[datetime]
     ) -> list[tuple[Decimal, bool]]:
