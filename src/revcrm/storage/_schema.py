@@ -152,6 +152,7 @@ class Schema:
     #: Version 8: service states and customer-status intervals (``_sql_ledger_build``).
     ledger_services: sa.Table
     ledger_status: sa.Table
+    ledger_renewals: sa.Table
 
     #: Whether summed money also has exact integer limbs (SQLite, see ``LIMBS``).
     limbs: bool
@@ -530,7 +531,21 @@ class Schema:
             sa.Column("end_at", Moment()),
             sa.Column("status", sa.String(16), nullable=False),
         )
+        ledger_renewals = sa.Table(
+            f"{p}ledger_renewals",
+            m,
+            # A subscription's state over ``[start_at, end_at)`` while it is active or past
+            # due (the states the renewals card reads), encoded as ``encode_state``: the
+            # card asks the state itself for its next renewal (``next_renewal``).
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("subscription_id", Key(), nullable=False),
+            sa.Column("start_at", Moment(), nullable=False),
+            sa.Column("end_at", Moment()),
+            sa.Column("state", sa.Text, nullable=False),
+        )
         return cls(
+            ledger_renewals=ledger_renewals,
             ledger_services=ledger_services,
             ledger_status=ledger_status,
             ledger_cash=ledger_cash,
@@ -600,7 +615,7 @@ class Schema:
     @property
     def service_tables(self) -> list[sa.Table]:
         """Version 8: the ledger's service states and status intervals, per customer."""
-        return [self.ledger_services, self.ledger_status]
+        return [self.ledger_services, self.ledger_status, self.ledger_renewals]
 
     @property
     def ledger_tables(self) -> list[sa.Table]:
@@ -704,6 +719,10 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
         "the ledger per customer: MRR steps, intervals with movement kinds, cash (backfilled)",
         _v7,
     ),
-    (8, "the ledger's service states and customer-status intervals (backfilled)", _v8),
+    (
+        8,
+        "the ledger's service states, customer-status intervals and renewing states (backfilled)",
+        _v8,
+    ),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

@@ -1,22 +1,45 @@
 """The SQL store's dashboard: :func:`revcrm.metrics.compose_dashboard` over the store's
-aggregates (MRR, closes, cash and paying customers from :class:`SQLMetrics`; churn,
-customers and renewals from the pure functions over the live customers' subscriptions).
+aggregates (MRR, closes, cash and paying customers from :class:`SQLMetrics`; customers
+and churn from the ledger tables; renewals from the pure functions over the live
+customers' subscriptions).
+
+When the ledger covers the dashboard (its currency, horizon, no rate missing):
+
+* customers at ``t``: a count of the ledger intervals holding ``t`` that count as a
+  customer (``counted``, the engine's own answer stored at write time);
+* churn over a period: the engine's churn over the customers who may have a new or churn
+  movement in it (one stored with the natural grouping, or a group a period bound may
+  split), with the customers at its start counted in SQL like the customers card (just
+  before the start); every other customer only adds to that count, and the denominator
+  grows with it one for one under each rule.
+
+* renewals due in ``(t, h]``: the active and past-due states holding ``t`` (stored as
+  they are, ``ledger_renewals``), each asked for its ``next_renewal`` after ``t``; their
+  MRR is the sum of their streams' ledger steps live at ``t``, converted as the MRR card
+  converts (native amounts at ``t``'s day's rate under the transaction-date FX rule).
+
+Otherwise the pure functions run over the subscriptions of every customer with a span
+left at the earliest moment the dashboard reads.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from revcrm._book import Book
 from revcrm._calendar import local_moment, month_start, shift
-from revcrm._money import Money, check_currency
+from revcrm._money import EXACT_CONTEXT, Money, check_currency
 from revcrm._subscription import Subscription
 from revcrm._time import ONE_DAY, as_of_moment
-from revcrm.metrics import ChurnRate, Dashboard, analyse
+from revcrm.metrics import ChurnRate, Dashboard, analyse, customer_churn_rate
+from revcrm.metrics._churn import _rate
 from revcrm.metrics._dashboard import (
     CashRevenue,
     DashboardInputs,
@@ -24,12 +47,18 @@ from revcrm.metrics._dashboard import (
     compose_dashboard,
     dashboard_inputs,
 )
+from revcrm.storage._codec import decode_state
 from revcrm.storage._sql_db import _chunks
+from revcrm.storage._sql_decimal import _ZERO, _dec
+from revcrm.storage._sql_ledger_queries import LedgerReads
 from revcrm.storage._sql_metrics import SQLMetrics
 
 __all__ = ["SQLDashboard"]
 
 _THIRTY_DAYS = timedelta(days=30)
+#: How far before a period's end a churn rule may start it (thirty days of the reporting
+#: zone under ``START_30_DAY``, an hour more across a DST change): the events read.
+_CHURN_REACH = timedelta(days=31)
 
 
 class SQLDashboard(SQLMetrics):
@@ -46,7 +75,74 @@ class SQLDashboard(SQLMetrics):
             .distinct()
             .order_by(sp.c.customer_id)
         )
-        ids = [str(c) for (c,) in conn.execute(live)]
+        return self._subscriptions_of(conn, [str(c) for (c,) in conn.execute(live)])
+
+    def _counted_at(self, conn: Connection, t: datetime, *, inclusive: bool) -> int:
+        """Customers counted at ``t`` (``inclusive``: changes at ``t`` count, else just
+        before it), from the ledger intervals' stored ``counted``."""
+        it = self._schema.ledger_intervals
+        if inclusive:
+            holds = sa.and_(it.c.start_at <= t, sa.or_(it.c.end_at.is_(None), it.c.end_at > t))
+        else:
+            holds = sa.and_(it.c.start_at < t, sa.or_(it.c.end_at.is_(None), it.c.end_at >= t))
+        stmt = sa.select(sa.func.count()).select_from(it).where(holds, it.c.counted)
+        return int(conn.execute(stmt).scalar() or 0)
+
+    def _churn_candidates(self, conn: Connection, start: datetime, end: datetime) -> list[str]:
+        """The customers who may have a new or churn movement in a period within
+        ``[start, end)``: one of the natural grouping there, or a group a period bound
+        may split (two events within the grouping window around a moment of the range),
+        whose kinds only the engine's classifier over the period's bounds knows."""
+        it = self._schema.ledger_intervals
+        natural = sa.and_(
+            it.c.start_at >= start, it.c.start_at < end, it.c.kind.in_(("new", "churn"))
+        )
+        split = sa.and_(
+            it.c.joins_next_at.is_not(None), it.c.start_at < end, it.c.joins_next_at >= start
+        )
+        stmt = (
+            sa.select(it.c.customer_id)
+            .where(sa.or_(natural, split))
+            .distinct()
+            .order_by(it.c.customer_id)
+        )
+        return [str(c) for (c,) in conn.execute(stmt)]
+
+    def _renewals_due(
+        self, conn: Connection, t: datetime, horizon: datetime, currency: str
+    ) -> tuple[int, Money]:
+        """Services renewing in ``(t, horizon]`` and their MRR at ``t`` (see the module
+        docstring), from the ledger's renewing states and steps."""
+        rn, st = self._schema.ledger_renewals, self._schema.ledger_steps
+        holding = sa.and_(rn.c.start_at <= t, sa.or_(rn.c.end_at.is_(None), rn.c.end_at > t))
+        due: set[str] = set()
+        for sub_id, text in conn.execute(
+            sa.select(rn.c.subscription_id, rn.c.state).where(holding)
+        ):
+            nxt = decode_state(text).next_renewal(t)
+            if nxt is not None and nxt <= horizon:
+                due.add(str(sub_id))
+        if not due:
+            return 0, Money.zero(currency)
+        live = sa.and_(st.c.start_at <= t, sa.or_(st.c.end_at.is_(None), st.c.end_at > t))
+        fixed = _ZERO
+        native: dict[str, Decimal] = defaultdict(lambda: _ZERO)
+        stmt = sa.select(st.c.stream_id, st.c.measured, st.c.currency, st.c.amount).where(live)
+        for stream, measured, code, amount in conn.execute(stmt):
+            if str(stream) not in due:
+                continue
+            if measured:
+                native[str(code)] = EXACT_CONTEXT.add(native[str(code)], _dec(amount))
+            else:
+                fixed = EXACT_CONTEXT.add(fixed, _dec(amount))
+        if native:
+            fx = self._ledger_rates(conn, set(native))
+            for code, amount in sorted(native.items()):
+                rate = fx.rate(code, currency, t.astimezone(UTC).date())
+                fixed = EXACT_CONTEXT.add(fixed, EXACT_CONTEXT.multiply(amount, rate))
+        return len(due), Money(fixed, currency)
+
+    def _subscriptions_of(self, conn: Connection, ids: Sequence[str]) -> Book:
         head = self._head("subscription")
         subs: list[Subscription] = []
         for chunk in _chunks(ids, 5000):
@@ -86,6 +182,7 @@ class _SQLInputs:
         self._currency = currency
         self._since = since
         self._pure: DashboardInputs | None = None
+        self._ledger: dict[datetime, bool] = {}  # whether the ledger covers reads up to
 
     def _book_inputs(self, horizon: datetime) -> DashboardInputs:
         if self._pure is None:
@@ -116,14 +213,43 @@ class _SQLInputs:
             for c in self._store.cash_by_month(start=start, end=end, currency=self._currency)
         ]
 
+    def _covered(self, until: datetime) -> bool:
+        if until not in self._ledger:
+            self._ledger[until] = LedgerReads(self._store).covers(self._currency, until)
+        return self._ledger[until]
+
     def customers(self, at: datetime) -> int:
-        return self._book_inputs(at).customers(at)
+        if not self._covered(at):
+            return self._book_inputs(at).customers(at)
+        s = self._store
+        return s._run(False, lambda conn: s._counted_at(conn, at, inclusive=True))
 
     def paying_customers(self, at: datetime) -> int:
         return self._store.paying_customers(at=at)
 
     def churn(self, start: datetime, end: datetime) -> ChurnRate:
-        return self._book_inputs(end).churn(start, end)
+        if not self._covered(end):
+            return self._book_inputs(end).churn(start, end)
+        s = self._store
+
+        def run(conn: Connection) -> ChurnRate:
+            ids = s._churn_candidates(conn, min(start, end - _CHURN_REACH), end)
+            book = s._subscriptions_of(conn, ids)
+            a = analyse(book, currency=self._currency, policy=s.policy, horizon=end)
+            part = customer_churn_rate(a, start, end)
+            at_start = s._counted_at(conn, part.start, inclusive=False)
+            denominator = part.denominator + at_start - part.customers_at_start
+            return attrs.evolve(
+                part,
+                customers_at_start=at_start,
+                denominator=denominator,
+                rate=_rate(part.churned, denominator),
+            )
+
+        return s._run(False, run)
 
     def renewals(self, at: datetime, horizon: datetime) -> tuple[int, Money]:
-        return self._book_inputs(horizon).renewals(at, horizon)
+        if not self._covered(at):
+            return self._book_inputs(horizon).renewals(at, horizon)
+        s = self._store
+        return s._run(False, lambda conn: s._renewals_due(conn, at, horizon, self._currency))

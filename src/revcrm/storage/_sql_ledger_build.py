@@ -31,11 +31,11 @@ from revcrm._ledger._services import service_columns
 from revcrm._ledger._status import status_intervals
 from revcrm._money import EXACT_CONTEXT, FxRates
 from revcrm._records import CreditEntry, Invoice, Plan, Transaction
-from revcrm._subscription import Subscription
+from revcrm._subscription import Subscription, SubscriptionStatus
 from revcrm.errors import MissingRateError
 from revcrm.metrics import MetricsPolicy, analyse
 from revcrm.metrics._engine import MrrAnalysis
-from revcrm.storage._codec import Row, moment_from_value, to_limbs
+from revcrm.storage._codec import Row, encode_state, moment_from_value, to_limbs
 
 __all__ = [
     "LedgerRows",
@@ -49,6 +49,8 @@ __all__ = [
 _LOW: Final = datetime(1, 1, 2, tzinfo=UTC)
 _HIGH: Final = datetime(9999, 12, 30, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
+#: The states whose services the renewals card counts (``renewals_due``'s).
+_RENEWING: Final = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
 
 
 def units_decimal(units: int, digits: int) -> Decimal:
@@ -255,10 +257,10 @@ def build_service_rows(
     *,
     customer_ids: Sequence[str],
     horizon: datetime,
-) -> tuple[list[Row], list[Row]]:
-    """The ``ledger_services`` and ``ledger_status`` rows of these customers (all their
-    subscriptions and invoices given; ``plans``: at least those the subscriptions name),
-    scheduled cancellations cut up to ``horizon``."""
+) -> tuple[list[Row], list[Row], list[Row]]:
+    """The ``ledger_services``, ``ledger_status`` and ``ledger_renewals`` rows of these
+    customers (all their subscriptions and invoices given; ``plans``: at least those the
+    subscriptions name), scheduled cancellations cut up to ``horizon``."""
     ids = tuple(sorted(set(customer_ids)))
     book = Book(plans=tuple(plans), subscriptions=tuple(subscriptions))
     services: list[Row] = []
@@ -303,4 +305,30 @@ def build_service_rows(
             }
             for k, p in enumerate(pieces)
         )
-    return services, status
+    return services, status, _renewing_rows(subscriptions)
+
+
+def _renewing_rows(subscriptions: Sequence[Subscription]) -> list[Row]:
+    """Each active or past-due state over its interval (a state superseded at the moment
+    it begins is never the state at a moment: left out, as ``state_at`` does)."""
+    rows: list[Row] = []
+    seq: dict[str, int] = defaultdict(int)
+    for sub in sorted(subscriptions, key=lambda s: (s.customer_id, s.id)):
+        history = sub.history
+        for i, state in enumerate(sub.states):
+            until = history[i + 1].at if i + 1 < len(history) else None
+            if (until is not None and until <= history[i].at) or state.status not in _RENEWING:
+                continue
+            cid = sub.customer_id
+            rows.append(
+                {
+                    "customer_id": cid,
+                    "seq": seq[cid],
+                    "subscription_id": sub.id,
+                    "start_at": history[i].at,
+                    "end_at": until,
+                    "state": encode_state(state),
+                }
+            )
+            seq[cid] += 1
+    return rows
