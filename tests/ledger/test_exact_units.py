@@ -87,7 +87,10 @@ def test_prefix_and_group_sums_stay_int64_while_the_running_totals_fit() -> None
 def test_convert_rounds_half_to_even_in_int64_and_python_ints_alike() -> None:
     rates = [Decimal("1.5"), Decimal("0.25"), Decimal("1.08765"), Decimal("3")]
     small = np.array([5, -5, 2, -6, 7, 123_456_789_012, -3, 1], dtype=np.int64)
-    for units in (small, small.astype(object) * 10**20):
+    # Near LIMIT / rate: the products overflow an int64, the quotient-first path does not.
+    large = np.array([10**18 + 12_345, -(10**18) - 7, 2 * 10**18 + 1, -5], dtype=np.int64)
+    assert convert(large, [Decimal("1.08765")] * 4).dtype == np.int64
+    for units in (small, large, small.astype(object) * 10**20):
         rs = [rates[i % len(rates)] for i in range(units.size)]
         want = [
             int((Decimal(int(u)) * r).to_integral_value(rounding=ROUND_HALF_EVEN))

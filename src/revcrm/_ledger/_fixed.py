@@ -241,14 +241,19 @@ def convert(units: Units, rates: list[Decimal]) -> Units:
             ratios[r] = r.as_integer_ratio()
     num_max = max(n for n, _ in ratios.values())
     den_max = max(d for _, d in ratios.values())
-    if units.dtype == np.int64 and fits(units) and num_max < LIMIT and den_max < LIMIT:
-        big = max(abs(int(units.max())), abs(int(units.min())))
-        if big * num_max < LIMIT and 2 * den_max < LIMIT:
-            # Every product, remainder and doubled remainder fits an int64: the same
-            # integers as with Python ints, without an object array.
+    if units.dtype == np.int64 and fits(units) and num_max * den_max < LIMIT:
+        den64 = np.array([ratios[r][1] for r in rates], dtype=np.int64)
+        q = units // den64
+        if (max(abs(int(q.max())), abs(int(q.min()))) + 1) * num_max < LIMIT:
+            # units * n / d = q * n + r * n / d (units = q * d + r, 0 <= r < d): every
+            # product fits an int64, so these are the integers Python ints would give.
             num64 = np.array([ratios[r][0] for r in rates], dtype=np.int64)
-            den64 = np.array([ratios[r][1] for r in rates], dtype=np.int64)
-            return norm(_round_div(units * num64, den64))
+            t = (units - q * den64) * num64
+            q2 = t // den64
+            whole = q * num64 + q2
+            twice = (t - q2 * den64) * 2
+            up = (twice > den64) | ((twice == den64) & (whole % 2 == 1))
+            return norm(whole + up)
     num = np.array([ratios[r][0] for r in rates], dtype=object)
     den = np.array([ratios[r][1] for r in rates], dtype=object)
     return norm(_round_div(units.astype(object) * num, den))
