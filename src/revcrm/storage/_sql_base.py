@@ -63,6 +63,7 @@ from revcrm.storage._schema import (
     Key,
     Moment,
     Schema,
+    check_prefix,
 )
 from revcrm.storage._spans import policy_fingerprint
 from revcrm.storage._sql_db import _CHUNK, Database, _chunks, _converted
@@ -152,7 +153,7 @@ class SQLBase:
         cursor_secret: bytes | str | None = None,
         wal: bool | None = None,
     ) -> None:
-        self._schema = Schema.build(prefix)  # validates the prefix before anything else
+        check_prefix(prefix)  # before anything else; the tables are built once the dialect is known
         self._policy = policy if policy is not None else MetricsPolicy()
         if isinstance(self._policy, bool) or not isinstance(self._policy, MetricsPolicy):
             raise ValidationError("policy", policy, "expected a MetricsPolicy")

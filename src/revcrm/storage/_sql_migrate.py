@@ -76,9 +76,15 @@ class SQLMigrations(SQLLedger):
                 raise ValidationError("url", path, f"folder {folder!r} does not exist")
         self._db.enable_wal()
 
+        # A database without revcrm tables has nothing derived to rebuild at each step: it
+        # is built once, at the end (the step rebuilds cost most of a new store's setup).
+        fresh = False
+
         def rebuild(
             conn: Connection, *, ledger_only: bool = False, services_only: bool = False
         ) -> None:
+            if fresh:
+                return
             # Built under another policy: everything is rebuilt, the ledger once.
             stale = self._setting(conn, _POLICY_KEY) != policy_fingerprint(self._policy)
             if services_only and not stale:
@@ -88,7 +94,9 @@ class SQLMigrations(SQLLedger):
 
         def run(conn: Connection) -> int:
             self._db.migration_lock(conn, self.prefix, 0x5245_5643_0000)
+            nonlocal fresh
             current = self._installed_version(conn)
+            fresh = current == 0
             if current > LATEST_VERSION:
                 raise StorageError(f"schema version {current} is newer than this revcrm")
             for version, description, step in MIGRATIONS:
@@ -102,6 +110,7 @@ class SQLMigrations(SQLLedger):
                         )
                     )
                     current = version
+            fresh = False
             if current == LATEST_VERSION and self._setting(conn, _POLICY_KEY) != policy_fingerprint(
                 self._policy
             ):
