@@ -567,6 +567,8 @@ class SQLSegments(SQLServiceUpkeep):
             else:
                 days = self._payment_days_of(conn, t, currency, fx, ids)
             if baseline is None:
+                baseline = self._ledger_baseline(conn, t, currency)
+            if baseline is None:
                 baseline = self._baseline(conn, t, currency, fx)
             if baseline.paying_customers:
                 rates = self._day_rates(conn, days, fx, currency) if days else None
@@ -761,11 +763,51 @@ class SQLSegments(SQLServiceUpkeep):
             )
             yield memberships(facts, config, baseline)
 
+    def _ledger_baseline(self, conn: Connection, t: datetime, currency: str) -> LtvBaseline | None:
+        """The LTV baseline from the ledger's cash entries (each converted at its own
+        date when built): the net payments up to ``t`` of the customers registered by
+        ``t`` with a payment by ``t``, and their count; None when the ledger does not
+        hold it (another currency, or a customer lacking a rate: the other path raises
+        as the pure function does)."""
+        s = self._schema
+        lc, c, ops = s.ledger_cash, s.customers, self._ops
+        if not self._ledger_ready_cached(conn) or self._ledger_currency(conn) != currency:
+            return None
+        if not self._empty(conn, s.ledger_cash_missing):
+            return None
+        payers = (
+            sa.select(lc.c.customer_id)
+            .join(c, c.c.id == lc.c.customer_id)
+            .where(lc.c.kind == "payment", lc.c.at <= t, c.c.registered_at <= t)
+            .distinct()
+        )
+        n = int(
+            conn.execute(sa.select(sa.func.count()).select_from(payers.subquery())).scalar() or 0
+        )
+        if n == 0:
+            return LtvBaseline(total=Money.zero(currency), paying_customers=0)
+        stmt = (
+            sa.select(lc.c.kind, ops.dsum(lc.c, "reporting"))
+            .where(
+                lc.c.kind.in_(("payment", "refund")),
+                lc.c.at <= t,
+                lc.c.customer_id.in_(payers),
+            )
+            .group_by(lc.c.kind)
+        )
+        total = _ZERO
+        for kind, value in conn.execute(stmt):
+            total += _dec(value) if kind == "payment" else -_dec(value)
+        return LtvBaseline(total=Money(total, currency), paying_customers=n)
+
     def ltv_baseline(self, *, as_of: date | datetime, currency: str) -> LtvBaseline:
         t = as_of_moment(as_of, "as_of")
         check_currency(currency)
 
         def run(conn: Connection) -> LtvBaseline:
+            from_ledger = self._ledger_baseline(conn, t, currency)
+            if from_ledger is not None:
+                return from_ledger
             fx = self._rates(conn)
             self._payment_days(conn, t, currency, fx)  # MissingRateError as the pure function
             return self._baseline(conn, t, currency, fx)
