@@ -36,6 +36,7 @@ __all__ = [
     "is_active_service",
     "is_troubled_service",
     "pending_cancellation",
+    "status_from",
 ]
 
 _S = SubscriptionStatus
@@ -106,11 +107,27 @@ def customer_status(
     * ``LEAD`` otherwise: no service yet, or only pending ones.
     """
     states = [s.state_at(at) for s in subscriptions]
-    if any(is_troubled_service(s) for s in states) or any(invoice_overdue(i, at) for i in invoices):
+    # Each input is read only while it can still decide (status_from's order).
+    troubled = any(is_troubled_service(s) for s in states)
+    overdue = not troubled and any(invoice_overdue(i, at) for i in invoices)
+    active = not (troubled or overdue) and any(is_active_service(s, at) for s in states)
+    ended = not (troubled or overdue or active) and any(
+        s is not None and s.status.is_ended for s in states
+    )
+    return status_from(troubled=troubled, overdue=overdue, active=active, ended=ended)
+
+
+def status_from(*, troubled: bool, overdue: bool, active: bool, ended: bool) -> CustomerStatus:
+    """:func:`customer_status` from what the customer's services and invoices say at a
+    moment: a service troubled, an invoice overdue, a service active, a service ended
+    (cancelled and over, or terminated). The one definition of the status rule, which
+    the records (:func:`customer_status`) and the ledger's service-state rows and facts
+    both feed."""
+    if troubled or overdue:
         return CustomerStatus.PAST_DUE
-    if any(is_active_service(s, at) for s in states):
+    if active:
         return CustomerStatus.ACTIVE
-    if any(s is not None and (s.status.is_ended) for s in states):
+    if ended:
         return CustomerStatus.CANCELLED
     return CustomerStatus.LEAD
 

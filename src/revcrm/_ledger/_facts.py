@@ -23,7 +23,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from revcrm._crm_services import invoice_overdue
+from revcrm._crm_services import CustomerStatus, invoice_overdue, status_from
 from revcrm._ledger._cash import CashColumns, moment_us
 from revcrm._ledger._fixed import Units, norm, summable
 from revcrm._ledger._rows import CustomerFacts
@@ -33,7 +33,7 @@ from revcrm._records import InvoiceStatus
 if TYPE_CHECKING:
     from revcrm._book import Book
 
-__all__ = ["FactColumns", "LedgerRows", "fact_columns"]
+__all__ = ["FactColumns", "LedgerRows", "customer_statuses", "fact_columns"]
 
 _NONE: Final = OPEN  # an absent moment in the moment columns
 _PAYMENT, _REFUND, _CREDIT = 0, 1, 2
@@ -118,6 +118,33 @@ class LedgerRows:
     services: ServiceColumns
     services_at: ServicesAt
     facts: FactColumns
+
+
+def customer_statuses(ledger: LedgerRows) -> list[CustomerStatus]:
+    """Every customer's :func:`~revcrm._crm_services.customer_status` at the facts'
+    ``as_of`` (in ``facts.customer_ids`` order), from the ledger: the service-state rows
+    containing ``as_of`` (troubled, active, ended services) and the overdue invoices, fed
+    to the rule's one definition, :func:`~revcrm._crm_services.status_from`."""
+    facts, now = ledger.facts, ledger.services_at
+    if ledger.services.customer_ids != facts.customer_ids:
+        raise ValueError("the service rows and the facts index different customers")
+    flags = zip(
+        (now.troubled > 0).tolist(),
+        (facts.overdue_invoices > 0).tolist(),
+        (now.active > 0).tolist(),
+        (now.ended > 0).tolist(),
+        strict=True,
+    )
+    # Sixteen combinations at most: the rule is evaluated once per distinct one.
+    memo: dict[tuple[bool, bool, bool, bool], CustomerStatus] = {}
+    out = []
+    for key in flags:
+        status = memo.get(key)
+        if status is None:
+            t, o, a, e = key
+            status = memo[key] = status_from(troubled=t, overdue=o, active=a, ended=e)
+        out.append(status)
+    return out
 
 
 def _sum_by(customer: npt.NDArray[np.int64], values: Units, n: int) -> Units:

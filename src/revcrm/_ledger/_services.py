@@ -41,14 +41,16 @@ OPEN: Final = np.iinfo(np.int64).max
 @attrs.frozen(kw_only=True)
 class ServicesAt:
     """Per customer (indexes of ``ServiceColumns.customer_ids``) at one moment: services
-    active, services troubled, the earliest pending cancellation (:data:`OPEN`: none) and
-    whether any service had started; ``active_rows``: the active rows' indexes."""
+    active, services troubled, services ended (cancelled and over, or terminated), the
+    earliest pending cancellation (:data:`OPEN`: none) and whether any service had
+    started; ``active_rows``: the active rows' indexes."""
 
     active: npt.NDArray[np.int64]
     troubled: npt.NDArray[np.int64]
     next_cancellation: npt.NDArray[np.int64]
     started: npt.NDArray[np.bool_]
     active_rows: npt.NDArray[np.int64]
+    ended: npt.NDArray[np.int64]
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -56,7 +58,8 @@ class ServiceColumns:
     """Service-state rows as parallel arrays, ordered by (customer, subscription, start).
 
     ``customer`` indexes ``customer_ids``, ``subscription`` indexes ``subscription_ids``;
-    ``end`` and ``cancellation_at`` are :data:`OPEN` for None."""
+    ``end`` and ``cancellation_at`` are :data:`OPEN` for None; ``ended``: the status is
+    an ended one (``SubscriptionStatus.is_ended``)."""
 
     customer_ids: tuple[str, ...]
     subscription_ids: tuple[str, ...]
@@ -70,6 +73,7 @@ class ServiceColumns:
     active: npt.NDArray[np.bool_]
     troubled: npt.NDArray[np.bool_]
     cancellation_at: npt.NDArray[np.int64]
+    ended: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.statuses)
@@ -96,6 +100,7 @@ class ServiceColumns:
         cust = self.customer
         active = np.bincount(cust[inside & self.active], minlength=n).astype(np.int64)
         troubled = np.bincount(cust[inside & self.troubled], minlength=n).astype(np.int64)
+        ended = np.bincount(cust[inside & self.ended], minlength=n).astype(np.int64)
         nxt = np.full(n, OPEN, dtype=np.int64)
         pending = inside & (self.cancellation_at > t) & (self.cancellation_at != OPEN)
         np.minimum.at(nxt, cust[pending], self.cancellation_at[pending])
@@ -107,6 +112,7 @@ class ServiceColumns:
             next_cancellation=nxt,
             started=started,
             active_rows=np.flatnonzero(inside & self.active).astype(np.int64),
+            ended=ended,
         )
 
 
@@ -149,6 +155,7 @@ def service_columns(
     products: list[str | None] = []
     active: list[bool] = []
     troubled: list[bool] = []
+    ended: list[bool] = []
     cancels: list[int] = []
     for sub in sorted(book.subscriptions, key=lambda s: (index.get(s.customer_id, -1), s.id)):
         c = index.get(sub.customer_id)
@@ -178,6 +185,7 @@ def service_columns(
                 products.append(product)
                 active.append(is_active_service(state, lo))
                 troubled.append(is_troubled_service(state))
+                ended.append(state.status.is_ended)
                 cancels.append(OPEN if when is None else moment_us(when))
     return ServiceColumns(
         customer_ids=customer_ids,
@@ -192,4 +200,5 @@ def service_columns(
         active=np.array(active, dtype=bool),
         troubled=np.array(troubled, dtype=bool),
         cancellation_at=np.array(cancels, dtype=np.int64),
+        ended=np.array(ended, dtype=bool),
     )

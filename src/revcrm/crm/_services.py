@@ -10,6 +10,7 @@ from revcrm._crm_services import (
     is_active_service,
     is_troubled_service,
     pending_cancellation,
+    status_from,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "is_active_service",
     "is_troubled_service",
     "pending_cancellation",
+    "status_from",
 ]

@@ -21,7 +21,7 @@ from revcrm._book import Book
 from revcrm._calendar import local_moment, shift
 from revcrm._crm_services import CustomerStatus
 from revcrm._ledger._cash import CashColumns, cash_columns, moment_us
-from revcrm._ledger._facts import FactColumns, LedgerRows
+from revcrm._ledger._facts import FactColumns, LedgerRows, customer_statuses
 from revcrm._ledger._services import OPEN, ServiceColumns, service_columns
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, check_currency, money_sum
 from revcrm._records import CreditEntry, Customer, Invoice, Plan, Product, Transaction
@@ -805,7 +805,7 @@ def list_from_ledger(
     index = facts.index()
     candidates = [c for c in book.customers if matches(c, q)]
     if q.status is not None:
-        with_status = _with_status(book, q.status, q.as_of)
+        with_status = _with_status(ledger, q.status)
         candidates = [c for c in candidates if c.id in with_status]
     if q.product_id is not None:
         services = ledger.services
@@ -849,10 +849,11 @@ def list_from_ledger(
     return Page(items=tuple(page), next_cursor=cursor, as_of=q.as_of)
 
 
-def _with_status(book: Book, status: CustomerStatus, at: datetime) -> set[str]:
-    from revcrm.storage._reference import customers_with_status
-
-    return customers_with_status(book, status, at)
+def _with_status(ledger: LedgerRows, status: CustomerStatus) -> set[str]:
+    """Customers whose status at the ledger's ``as_of`` is ``status`` (from the ledger's
+    service-state rows and facts, by the rule's one definition)."""
+    ids = ledger.facts.customer_ids
+    return {ids[i] for i, s in enumerate(customer_statuses(ledger)) if s is status}
 
 
 # -- repositories ----------------------------------------------------------------------------
