@@ -41,6 +41,13 @@ def test_sums_beyond_int64_are_exact() -> None:
     assert int(np.cumsum(s)[-1]) == 3 * (big - 1)
     assert norm(np.array([LIMIT], dtype=object)).dtype == object
     assert norm(np.array([5], dtype=object)).dtype == np.int64
+    # Long arrays: a probe finds most big values at once, a full scan the others.
+    many = np.array([1] * 10_000, dtype=object)
+    assert norm(many).dtype == np.int64
+    many[7] = LIMIT  # between two probed elements
+    assert norm(many).dtype == object
+    many[7], many[0] = 1, -LIMIT
+    assert norm(many).dtype == object
 
 
 def test_summable_bounds_sums_by_the_magnitudes_exactly() -> None:

@@ -66,9 +66,20 @@ def norm(a: Units) -> Units:
         if fits(a):
             return a
         return a.astype(object)
+    if a.size > _PROBE and _some_beyond(a):
+        return a  # found without a full scan: ledgers at many digits are Python ints throughout
     if fits(a):
         return a.astype(np.int64)
     return a
+
+
+_PROBE: Final = 64
+
+
+def _some_beyond(a: Units) -> bool:
+    """Whether one of ``_PROBE`` evenly spread elements is beyond LIMIT (a full ``max`` and
+    ``min`` over Python ints costs a comparison per element)."""
+    return any(not -LIMIT < int(x) < LIMIT for x in a[:: a.size // _PROBE].tolist())
 
 
 def summable(a: Units) -> Units:
