@@ -1,7 +1,8 @@
 """The ledger's customer-status intervals (schema 8): the rule's answer, materialised.
 
 * At any moment, the interval holding it says what ``customer_status`` says (``lead``
-  where none holds), for any book (pure, no store).
+  where none holds), and an invoice's overdue pieces what ``invoice_overdue`` says, for
+  any book (pure, no store).
 * An invoice write alone (an invoice becoming overdue, then paid) changes the SQL
   store's status filter in the write's own transaction.
 """
@@ -15,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from revcrm import Book, InvoiceStatus
-from revcrm._ledger._status import status_intervals
-from revcrm.crm import CustomerStatus, customer_status
+from revcrm._ledger._status import overdue_intervals, status_intervals
+from revcrm.crm import CustomerStatus, customer_status, invoice_overdue
 from revcrm.storage import SQLStore
 from revcrm.storage._query import CustomerQuery
 from revcrm.testing import strategies
@@ -46,6 +47,9 @@ def test_the_interval_holding_a_moment_is_the_rules_answer(book: Book, data: st.
             subs = book.subscriptions_by_customer.get(c.id, ())
             invs = book.invoices_by_customer.get(c.id, ())
             assert _status_at(book, c.id, at) is customer_status(subs, invs, at), (c.id, at)
+        for inv in book.invoices:
+            held = any(lo <= at and (hi is None or at < hi) for lo, hi in overdue_intervals(inv))
+            assert held is invoice_overdue(inv, at), (inv.id, at)
 
 
 def test_an_invoice_write_changes_the_status_filter() -> None:

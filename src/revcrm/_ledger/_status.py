@@ -21,11 +21,11 @@ from datetime import UTC, datetime, time, timedelta
 
 import attrs
 
-from revcrm._crm_services import CustomerStatus, customer_status
+from revcrm._crm_services import CustomerStatus, customer_status, invoice_overdue
 from revcrm._records import Invoice
 from revcrm._subscription import Subscription, SubscriptionStatus
 
-__all__ = ["StatusInterval", "rule_moments", "status_intervals"]
+__all__ = ["StatusInterval", "overdue_intervals", "rule_moments", "status_intervals"]
 
 
 @attrs.frozen(kw_only=True)
@@ -57,17 +57,41 @@ def rule_moments(
     return sorted(out)
 
 
+def overdue_intervals(invoice: Invoice) -> list[tuple[datetime, datetime | None]]:
+    """Where ``invoice_overdue`` holds for the invoice, as ``[start, end)`` pieces (``end``
+    None: open): the rule evaluated at each moment its answer can change."""
+    out: list[tuple[datetime, datetime | None]] = []
+    moments = rule_moments((), (invoice,))
+    opened: datetime | None = None
+    for at in moments:
+        overdue = invoice_overdue(invoice, at)
+        if overdue and opened is None:
+            opened = at
+        elif not overdue and opened is not None:
+            out.append((opened, at))
+            opened = None
+    if opened is not None:
+        out.append((opened, None))
+    return out
+
+
 def status_intervals(
     customer_id: str, subscriptions: Sequence[Subscription], invoices: Sequence[Invoice]
 ) -> list[StatusInterval]:
     """The customer's status pieces other than ``LEAD``, in time order (see the module
-    docstring); ``subscriptions`` and ``invoices``: all of the customer's."""
+    docstring); ``subscriptions`` and ``invoices``: all of the customer's.
+
+    The rule reads invoices only through ``invoice_overdue``, so at each moment it is
+    given the invoices overdue then (from :func:`overdue_intervals`), not all of them:
+    the same answer, without asking every invoice at every moment."""
     out: list[StatusInterval] = []
     moments = rule_moments(subscriptions, invoices)
+    spans = [(inv, lo, hi) for inv in invoices for lo, hi in overdue_intervals(inv)]
     current: CustomerStatus = CustomerStatus.LEAD
     opened: datetime | None = None
     for at in moments:
-        status = customer_status(subscriptions, invoices, at)
+        overdue = [inv for inv, lo, hi in spans if lo <= at and (hi is None or at < hi)]
+        status = customer_status(subscriptions, overdue, at)
         if status is current:
             continue
         if current is not CustomerStatus.LEAD and opened is not None:
