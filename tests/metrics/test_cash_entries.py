@@ -22,7 +22,7 @@ from revcrm._calendar import Frequency, period_bounds
 from revcrm._demo import DEMO_AS_OF, demo_book
 from revcrm._money import EXACT_CONTEXT
 from revcrm._records import Invoice, InvoiceLine, TransactionKind
-from revcrm.metrics import cash_by_period
+from revcrm.metrics import cash_by_period, customer_value, customer_values
 from revcrm.metrics._revenue import (
     _line_cycle,
     _line_product,
@@ -166,3 +166,31 @@ def test_demo_book_cash_equals_the_decimal_oracle() -> None:
         book, "USD", edges[0], edges[-1], lambda i, ln: _line_product(book, plans, i, ln)
     )
     assert {k: v.amount for k, v in got_p.amounts().items()} == want
+
+
+@settings(max_examples=25, deadline=None)
+@given(rs.books(currencies=["USD", "EUR"]), rs.moments())
+def test_customer_values_cash_equals_the_decimal_oracle(book: Book, at: datetime) -> None:
+    start = datetime(1, 1, 1, tzinfo=UTC)
+    signed = dict(_signed(book, "EUR", start, at + timedelta(microseconds=1)))
+    txs = {t.id: t for t in book.transactions}
+    values = {v.customer_id: v for v in customer_values(book, as_of=at, currency="EUR")}
+    for c in book.customers:
+        mine = [(tid, v) for tid, v in signed.items() if txs[tid].customer_id == c.id]
+        pays = [txs[tid].at for tid, v in mine if v > 0]
+        with decimal.localcontext(EXACT_CONTEXT):
+            paid = sum((v for _, v in mine if v > 0), Decimal(0))
+            refunded = -sum((v for _, v in mine if v < 0), Decimal(0))
+        v = values[c.id]
+        assert (v.total_paid.amount, v.refunded.amount, v.payment_count) == (
+            paid,
+            refunded,
+            len(pays),
+        )
+        assert v.last_payment_at == (max(pays) if pays else None)
+        one = customer_value(book, c.id, as_of=at, currency="EUR")
+        assert (one.total_paid, one.refunded, one.last_payment_at) == (
+            v.total_paid,
+            v.refunded,
+            v.last_payment_at,
+        )

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Final
 
 import attrs
+import numpy as np
 
 from revcrm._book import Book
-from revcrm._ledger._cash import CashColumns, cash_columns, moment_us
+from revcrm._ledger._cash import KIND_CODES, CashColumns, cash_columns, cash_entries, moment_us
 from revcrm._ledger._facts import LedgerRows, fact_columns
 from revcrm._ledger._fixed import places
+from revcrm._ledger._rows import CashKind
 from revcrm._ledger._services import ServiceColumns, service_columns
 from revcrm._money import EXACT_CONTEXT, Money, money_sum
 from revcrm._records import Invoice, InvoiceStatus, Transaction, TransactionKind
@@ -39,6 +42,9 @@ from revcrm.metrics._policy import MetricsPolicy
 __all__ = ["CustomerValue", "customer_value", "customer_values", "ledger_rows"]
 
 _TICK = timedelta(microseconds=1)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_PAYMENT: Final = KIND_CODES.index(CashKind.PAYMENT)
+_REFUND: Final = KIND_CODES.index(CashKind.REFUND)
 
 
 @attrs.frozen(kw_only=True)
@@ -75,6 +81,40 @@ class CustomerValue:
         return self.total_paid - self.refunded
 
 
+@attrs.frozen
+class _Cash:
+    """One customer's cash entries: rows ``[lo, hi)`` of ``columns`` (ordered by customer)."""
+
+    columns: CashColumns
+    lo: int
+    hi: int
+
+    def totals(self) -> tuple[Money, Money, int, datetime | None]:
+        """Payments and refunds (each converted at its own date), the payment count and
+        the last payment's moment: sums of the ledger's cash entries."""
+        c = self.columns
+        kind = c.kind[self.lo : self.hi]
+        units = c.reporting[self.lo : self.hi]
+        pay = kind == _PAYMENT
+        ref = kind == _REFUND
+        paid = sum(int(u) for u in units[pay].tolist())
+        refunded = sum(int(u) for u in units[ref].tolist())
+        count = int(np.count_nonzero(pay))
+        last = None
+        if count:
+            last = _EPOCH + timedelta(microseconds=int(c.at[self.lo : self.hi][pay].max()))
+        cur = c.reporting_currency
+        return _money(paid, c.digits, cur), _money(refunded, c.digits, cur), count, last
+
+
+def _money(units: int, digits: int, currency: str) -> Money:
+    return Money(Decimal(units).scaleb(-digits, context=EXACT_CONTEXT), currency)
+
+
+def _us(t: datetime) -> int:
+    return moment_us(t)
+
+
 def _outstanding(invoice: Invoice, payments: list[Transaction], at: datetime, book: Book) -> Money:
     """The unpaid remainder of one invoice at ``at``, in the invoice's currency."""
     # A paid invoice without ``paid_at`` is taken as paid before ``as_of``.
@@ -100,26 +140,23 @@ def _value(
     currency: str,
     policy: MetricsPolicy,
     first_paid: Mapping[str, datetime] | None = None,
+    cash: _Cash | None = None,
 ) -> CustomerValue:
     fx = book.fx
     day = at.date()
     zero = Money.zero(currency)
-    paid, refunded = zero, zero
-    payments = 0
-    last: datetime | None = None
+    if cash is None:
+        own = book.transactions_by_customer.get(customer_id, ())
+        columns = cash_entries(own, (), fx, currency, customer_ids=(customer_id,), through=_us(at))
+        cash = _Cash(columns, 0, len(columns))
+    paid, refunded, payments, last = cash.totals()
     linked: dict[str, list[Transaction]] = defaultdict(list)
     for t in book.transactions_by_customer.get(customer_id, ()):
-        if not t.succeeded or t.at > at:
-            continue
-        amount = fx.convert(t.amount, currency, on=t.at.date())
-        if t.kind is TransactionKind.PAYMENT:
-            paid += amount
-            payments += 1
-            last = t.at if last is None or t.at > last else last
-            if t.invoice_id is not None:
-                linked[t.invoice_id].append(t)
-        else:
-            refunded += amount
+        # The outstanding balance reads the payments linked to each invoice (in the
+        # invoice's currency), not the reporting-currency cash entries.
+        paying = t.succeeded and t.kind is TransactionKind.PAYMENT
+        if paying and t.at <= at and t.invoice_id is not None:
+            linked[t.invoice_id].append(t)
     invoiced: list[Money] = []
     owed = zero
     for inv in book.invoices_by_customer.get(customer_id, ()):
@@ -204,7 +241,14 @@ def customer_values(
     """
     currency, policy, firsts = _args(book, currency, policy, analysis)
     at = as_moment(as_of, "as_of")
-    return tuple(_value(book, c.id, at, currency, policy, firsts) for c in book.customers)
+    ids = tuple(c.id for c in book.customers)
+    columns = cash_columns(book, currency, customer_ids=ids, through=_us(at), credits=False)
+    # Entries are ordered by customer: each customer's are one slice.
+    ptr = np.searchsorted(columns.customer, np.arange(len(ids) + 1)).tolist()
+    return tuple(
+        _value(book, cid, at, currency, policy, firsts, _Cash(columns, ptr[i], ptr[i + 1]))
+        for i, cid in enumerate(ids)
+    )
 
 
 def ledger_rows(
