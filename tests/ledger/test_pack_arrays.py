@@ -69,3 +69,51 @@ def test_churn_series_from_arrays_equals_the_movement_definition(
         r = p.customer_churn
         got = (r.new_customers, r.churned, r.denominator)
         assert got == _reference(a, p.start, p.end)
+
+
+@settings(max_examples=25)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.integers(0, 3),  # customer
+            st.integers(0, 40),  # start day
+            st.integers(1, 70),  # length in days
+            st.integers(-5_000, 50_000),  # net cents
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    fixed=st.booleans(),
+)
+def test_a_stream_per_line_takes_no_sort_and_the_same_steps(
+    lines: list[tuple[int, int, int, int]], fixed: bool
+) -> None:
+    import numpy as np
+    import pytest
+
+    from revcrm._ledger import _steps
+    from revcrm._ledger._columns import LineColumns
+
+    day = 86_400_000_000
+    base = 19_723 * day  # 2024-01-01
+    n = len(lines)
+    cols = LineColumns.from_arrays(
+        customer_ids=[f"c{k}" for k in range(4)],
+        stream_ids=[f"s{n - i:03d}" for i in range(n)],  # not in line order
+        currencies=["EUR"],
+        customer=np.array([c for c, _, _, _ in lines]),
+        stream=np.arange(n),
+        currency=np.zeros(n, dtype=np.int16),
+        start=np.array([base + s * day for _, s, _, _ in lines], dtype=np.int64),
+        end=np.array([base + (s + d) * day for _, s, d, _ in lines], dtype=np.int64),
+        net=np.array([v for _, _, _, v in lines], dtype=np.int64),
+        scale=2,
+    )
+    fast = _steps.steps_from_lines(cols, [fixed])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_steps, "_one_line_each", lambda *args: False)
+        slow = _steps.steps_from_lines(cols, [fixed])
+    for name in ("customer_ids", "stream_keys", "digits"):
+        assert getattr(fast, name) == getattr(slow, name)
+    for name in ("stream_customer", "stream_currency", "stream", "at", "value", "rate_day"):
+        assert getattr(fast, name).tolist() == getattr(slow, name).tolist(), name

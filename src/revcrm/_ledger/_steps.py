@@ -379,12 +379,25 @@ def steps_from_lines(
     s_cust, s_cur = s_cust[sorder], s_cur[sorder]
     keys = _pick(columns.stream_ids, sorder)
 
-    p_stream = np.concatenate([stream, stream])
-    p_at = np.concatenate([l_start, l_end])
-    p_delta = norm(np.concatenate([value, -value]))
-    p_start = np.concatenate([opens, np.zeros(opens.size, dtype=bool)])
-    order = np.lexsort((p_at, p_stream))
-    p_stream, p_at, p_delta, p_start = p_stream[order], p_at[order], p_delta[order], p_start[order]
+    if _one_line_each(stream, nstreams, l_start, l_end):
+        # A stream per line (a CSV's lines without subscription ids): each stream's two
+        # points are its line's start and end, already in order; no sort of 2n points.
+        by_rank = np.empty(stream.size, dtype=np.int64)
+        by_rank[stream] = np.arange(stream.size, dtype=np.int64)
+        p_stream = np.repeat(stream[by_rank], 2)
+        p_at = np.column_stack((l_start[by_rank], l_end[by_rank])).reshape(-1)
+        v = value[by_rank]
+        p_delta = norm(np.column_stack((v, -v)).reshape(-1))
+        p_start = np.zeros(p_at.size, dtype=bool)
+        p_start[::2] = opens[by_rank]
+    else:
+        p_stream = np.concatenate([stream, stream])
+        p_at = np.concatenate([l_start, l_end])
+        p_delta = norm(np.concatenate([value, -value]))
+        p_start = np.concatenate([opens, np.zeros(opens.size, dtype=bool)])
+        order = np.lexsort((p_at, p_stream))
+        p_stream, p_at = p_stream[order], p_at[order]
+        p_delta, p_start = p_delta[order], p_start[order]
     # One point per (stream, at).
     first = np.ones(p_at.size, dtype=bool)
     first[1:] = (p_stream[1:] != p_stream[:-1]) | (p_at[1:] != p_at[:-1])
@@ -450,6 +463,16 @@ def steps_from_lines(
             free_end=np.zeros(0, dtype=np.int64),
         )
     )
+
+
+def _one_line_each(stream: I32 | I64, nstreams: int, start: I64, end: I64) -> bool:
+    """Whether every stream has exactly one line (``stream`` a permutation) and every line
+    ends after it starts (so its two points never merge)."""
+    if stream.size != nstreams or stream.size == 0:
+        return False
+    if not bool((end > start).all()):
+        return False
+    return bool((np.bincount(stream, minlength=nstreams) == 1).all())
 
 
 def _id_order(ids: tuple[str, ...]) -> I64:
