@@ -10,7 +10,8 @@ months of a hosting business, about 1.3 services, 10 invoices and 10 payments pe
 customer, USD/EUR/GBP) and bulk-imports it with ``SQLStore.import_book`` into a fresh
 schema (the ledger tables built in the same transaction): wall and CPU seconds of the
 import alone (the client's CPU; PostgreSQL's server CPU is not in it) and the child's peak
-RSS (``ru_maxrss``: the book in memory included, as in a host importing one). With
+RSS (``ru_maxrss``: the book in memory included, as in a host importing one);
+``--profile-import`` prints where the import's time goes (cProfile). With
 ``--file`` an SQLite file that already holds a store is reused (no import: the 100k
 import is paid once); a missing ``--file`` is created and kept. With ``--prefix`` a
 PostgreSQL schema already under that prefix is reused likewise; a random prefix is
@@ -290,7 +291,12 @@ def writer(cfg: Config, ready: _Queue, go: _Event, stop: _Event, out: _Queue, sh
 # -- the import ------------------------------------------------------------------------------
 
 
-def import_child(url: str, prefix: str, customers: int, seed: int, out: _Queue) -> None:
+def import_child(
+    url: str, prefix: str, customers: int, seed: int, out: _Queue, profile: bool = False
+) -> None:
+    import cProfile
+    import pstats
+
     from revcrm._demo import DEMO_AS_OF, demo_book
     from revcrm.storage import SQLStore
 
@@ -304,9 +310,19 @@ def import_child(url: str, prefix: str, customers: int, seed: int, out: _Queue) 
     }
     store = SQLStore(url, prefix=prefix)
     store.create_schema()
+    profiler = cProfile.Profile() if profile else None
     w, c = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
     result = store.import_book(book)
+    if profiler is not None:
+        profiler.disable()
     wall, cpu = time.perf_counter() - w, time.process_time() - c
+    if profiler is not None:
+        print("import_book under cProfile (times inflated by it), by cumulative time:")
+        stats = pstats.Stats(profiler, stream=sys.stdout)
+        stats.sort_stats("cumulative").print_stats(30)
+        stats.sort_stats("tottime").print_stats(15)
     store.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out.put(
@@ -561,6 +577,9 @@ def main() -> int:
     )
     parser.add_argument("--label", default="", help="printed with the commit (e.g. a snapshot)")
     parser.add_argument("--import-only", action="store_true")
+    parser.add_argument(
+        "--profile-import", action="store_true", help="import_book under cProfile (slower)"
+    )
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     import revcrm
@@ -592,7 +611,8 @@ def main() -> int:
             ctx = mp.get_context("spawn")
             q = ctx.Queue()
             child = ctx.Process(
-                target=import_child, args=(url, prefix, args.customers, args.seed, q)
+                target=import_child,
+                args=(url, prefix, args.customers, args.seed, q, args.profile_import),
             )
             child.start()
             while True:
