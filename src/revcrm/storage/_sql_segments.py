@@ -7,18 +7,22 @@ spans and payments tables; segment counts, members and the LTV baseline.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit
-from revcrm._money import FxRates, Money, check_currency
+from revcrm._ledger._cash import cash_columns, moment_us
+from revcrm._money import Money, check_currency
+from revcrm._records import Transaction
 from revcrm._time import as_of_moment
 from revcrm.crm._services import CustomerStatus
 from revcrm.errors import (
@@ -27,9 +31,7 @@ from revcrm.errors import (
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
 from revcrm.segments._rules import SegmentInputs, ServiceFacts, memberships, service_paid_up
 from revcrm.segments._segments import LtvBaseline, SegmentCounts
-from revcrm.storage._codec import (
-    moment_value,
-)
+from revcrm.storage._codec import moment_from_value
 from revcrm.storage._memory import (
     _check_baseline,
     _check_config,
@@ -39,16 +41,13 @@ from revcrm.storage._query import (
     CustomerQuery,
 )
 from revcrm.storage._schema import (
-    Exact,
     Moment,
 )
 from revcrm.storage._sql_base import (
-    _DAY_US,
     _ENDED,
     _NAMED,
     _RUNNING,
     _TROUBLED,
-    EPOCH_DATE,
     _as_moment,
     _literal_ids,
 )
@@ -57,11 +56,38 @@ from revcrm.storage._sql_decimal import (
     _ZERO,
     _dec,
 )
+from revcrm.storage._sql_ledger_build import units_decimal
 from revcrm.storage._sql_service_upkeep import SQLServiceUpkeep
 
 __all__ = ["SQLSegments"]
 
 _T = TypeVar("_T")
+
+
+@attrs.define
+class _CashFacts:
+    """Per customer: net payments (LTV) and, for those who paid, the last payment."""
+
+    ltv: dict[str, Decimal] = attrs.field(factory=dict)
+    last_payment: dict[str, datetime] = attrs.field(factory=dict)
+
+    def add(self, customer_id: str, payment: bool, amount: Decimal, at: datetime) -> None:
+        """A sum of payments (``payment``) or refunds, the latest of them ``at``."""
+        held = self.ltv.get(customer_id, _ZERO)
+        self.ltv[customer_id] = held + amount if payment else held - amount
+        if payment:
+            last = self.last_payment.get(customer_id)
+            if last is None or at > last:
+                self.last_payment[customer_id] = at
+
+    def baseline(self, registered: Iterable[str], currency: str) -> LtvBaseline:
+        """The High Value baseline: net payments of the registered customers who paid."""
+        payers = [self.ltv[cid] for cid in registered if cid in self.last_payment]
+        return LtvBaseline(total=Money(sum(payers, _ZERO), currency), paying_customers=len(payers))
+
+    def above(self, baseline: LtvBaseline, currency: str) -> list[str]:
+        """The customers with cash whose LTV exceeds ``baseline`` (``exceeded_by``)."""
+        return sorted(c for c, v in self.ltv.items() if baseline.exceeded_by(Money(v, currency)))
 
 
 class SQLSegments(SQLServiceUpkeep):
@@ -152,238 +178,72 @@ class SQLSegments(SQLServiceUpkeep):
         sv = self._schema.ledger_services
         return self._ledger_holds(sv, t, sv.c.active, sv.c.product_id == product_id)
 
-    def _payment_days(
-        self, conn: Connection, t: datetime, currency: str, fx: FxRates
-    ) -> dict[str, tuple[int, int]]:
-        """First and last UTC day of the successful transactions up to ``t`` per foreign
-        currency (from the daily cash totals; the last may be ``t``'s day even if its
-        transactions come later that day); MissingRateError if one lacks a rate into
-        ``currency`` on its day (the pure functions convert every one of them, each at
-        its own date)."""
-        daily = self._schema.cash_daily
-        today = moment_value(t) // _DAY_US
-        stmt = (
-            sa.select(daily.c.currency, sa.func.min(daily.c.day), sa.func.max(daily.c.day))
-            .where(daily.c.day < today, daily.c.currency != currency)
-            .group_by(daily.c.currency)
-        )
-        found: dict[str, list[int]] = {
-            str(cur): [int(lo), int(hi)] for cur, lo, hi in conn.execute(stmt)
-        }
-        tx = self._schema.transactions
-        same_day = (
-            sa.select(tx.c.currency)
-            .where(
-                tx.c.status == "succeeded",
-                tx.c.at_day == today,
-                tx.c.at <= t,
-                tx.c.currency != currency,
+    def _cash_facts(
+        self, conn: Connection, t: datetime, currency: str, ids: Sequence[str] | None = None
+    ) -> _CashFacts:
+        """Per customer (of ``ids``), the net payments up to ``t`` (LTV, each payment and
+        refund converted at its own date) and the last payment, from the ledger's cash
+        entries when it keeps them in ``currency``; the customers lacking a rate there
+        (or every customer, in another currency) from their transactions by the cash
+        entries' one definition (``cash_columns``), which raises MissingRateError for a
+        payment by ``t`` without a rate as the pure functions do."""
+        out = _CashFacts()
+        lacking: list[str] | None = None  # None: every customer (of ids) from records
+        if self._ledger_ready_cached(conn) and self._ledger_currency(conn) == currency:
+            lc, lm, ops = self._schema.ledger_cash, self._schema.ledger_cash_missing, self._ops
+            lacking = []
+            parts: list[list[str] | None] = (
+                [None] if ids is None else [list(chunk) for chunk in _chunks(ids)]
             )
-            .distinct()
-        )
-        for (cur,) in conn.execute(same_day):
-            span = found.setdefault(str(cur), [today, today])
-            span[1] = today
-        for cur, (lo, _) in found.items():
-            # A rate known on some day stays known on every later day, so the first is
-            # the one that can be missing.
-            fx.rate(cur, currency, EPOCH_DATE + timedelta(days=lo))
-        return {cur: (lo, hi) for cur, (lo, hi) in found.items()}
+            for part in parts:
+                missing = sa.select(lm.c.customer_id)
+                stmt = (
+                    sa.select(
+                        lc.c.customer_id,
+                        lc.c.kind,
+                        ops.dsum(lc.c, "reporting"),
+                        sa.func.max(lc.c.at),
+                    )
+                    .where(lc.c.kind.in_(("payment", "refund")), lc.c.at <= t)
+                    .group_by(lc.c.customer_id, lc.c.kind)
+                )
+                if part is not None:
+                    missing = missing.where(lm.c.customer_id.in_(part))
+                    stmt = stmt.where(lc.c.customer_id.in_(part))
+                lacking.extend(str(r[0]) for r in conn.execute(missing))
+                for cid, kind, value, latest in conn.execute(stmt):
+                    out.add(str(cid), kind == "payment", _dec(value), _as_moment(latest))
+        if lacking is None or lacking:
+            self._cash_from_records(conn, t, currency, ids if lacking is None else lacking, out)
+        return out
 
-    def _payment_days_of(
-        self, conn: Connection, t: datetime, currency: str, fx: FxRates, ids: Sequence[str]
-    ) -> dict[str, tuple[int, int]]:
-        """``_payment_days`` of these customers' transactions alone (one indexed lookup
-        per customer): all that their High Value test converts, when the baseline is
-        given and so needs no pass over the whole book."""
-        tx = self._schema.transactions
-        stmt = (
-            sa.select(tx.c.currency, sa.func.min(tx.c.at_day), sa.func.max(tx.c.at_day))
-            .where(
-                tx.c.customer_id.in_(list(ids)),
-                tx.c.status == "succeeded",
-                tx.c.at <= t,
-                tx.c.currency != currency,
-            )
-            .group_by(tx.c.currency)
-        )
-        found = {str(cur): (int(lo), int(hi)) for cur, lo, hi in conn.execute(stmt)}
-        for cur, (lo, _) in found.items():
-            fx.rate(cur, currency, EPOCH_DATE + timedelta(days=lo))
-        return found
-
-    def _day_rates(
-        self, conn: Connection, days: Mapping[str, tuple[int, int]], fx: FxRates, currency: str
-    ) -> Any:
-        """Every day's rate into ``currency`` over the days of ``days``, so each
-        transaction converts at its own date.
-
-        PostgreSQL: a relation (cur, day, rate, neg) for an equality (hash) join, inlined
-        as VALUES (codes are checked ISO codes, the rest numbers). SQLite would scan such
-        a relation once per transaction, so there the rates become the connection's
-        ``rc_fx(currency, day, is_payment)`` function for the next statements, and the
-        relation returned is None."""
-        table: dict[tuple[str, int], tuple[str, str]] = {}
-        for cur, (lo, hi) in sorted(days.items()):
-            check_currency(cur)
-            for d in range(lo, hi + 1):
-                rate = fx.rate(cur, currency, EPOCH_DATE + timedelta(days=d))
-                table[(cur, d)] = (str(rate), str(-rate))
-        if self._sqlite:
-
-            def rc_fx(cur: object, day: object, payment: object) -> str | None:
-                pair = table.get((str(cur), int(day)))  # type: ignore[call-overload]
-                return None if pair is None else pair[0 if payment else 1]
-
-            conn.connection.dbapi_connection.create_function(  # type: ignore[union-attr]
-                "rc_fx", 3, rc_fx, deterministic=True
-            )
-            return None
-        rows = ", ".join(f"('{cur}', {d}, '{r}', '{n}')" for (cur, d), (r, n) in table.items())
-        text = (
-            "SELECT column1 AS cur, column2 AS day, CAST(column3 AS NUMERIC) AS rate, "
-            f"CAST(column4 AS NUMERIC) AS neg FROM (VALUES {rows}) AS day_rates"
-        )
-        return (
-            sa.text(text)
-            .columns(
-                sa.column("cur", sa.String()),
-                sa.column("day", sa.Integer()),
-                sa.column("rate", Exact()),
-                sa.column("neg", Exact()),
-            )
-            .subquery("fxr")
-        )
-
-    def _baseline(self, conn: Connection, t: datetime, currency: str, fx: FxRates) -> LtvBaseline:
-        """The LTV baseline: net payments (each converted at its own date) of the
-        customers registered by ``t`` with a successful payment by ``t``, and their count.
-
-        Every payment counts (whoever pays is a payer) except those of customers who
-        register later, so the payments come from the daily cash totals (plus the
-        transactions of ``t``'s own day); only refunds (few, found by kind) need to know
-        whether their customer paid. No pass over every transaction."""
-        tx, c, daily = self._schema.transactions, self._schema.customers, self._schema.cash_daily
-        ops = self._ops
-        other = tx.alias("paid_tx")  # the refunds' own transactions table is ``tx``
-        paid = (
-            sa.select(other.c.id)
-            .where(
-                other.c.customer_id == c.c.id,
-                other.c.status == "succeeded",
-                other.c.kind == "payment",
-                other.c.at <= t,
-            )
-            .exists()
-        )
-        n = int(
-            conn.execute(
-                sa.select(sa.func.count()).select_from(c).where(c.c.registered_at <= t, paid)
-            ).scalar()
-            or 0
-        )
-        if n == 0:
-            return LtvBaseline(total=Money.zero(currency), paying_customers=0)
-        today = moment_value(t) // _DAY_US
-        succeeded = [tx.c.status == "succeeded", tx.c.at <= t]
-        sums: list[tuple[str, int, Any, int]] = []  # (currency, day, amount, sign)
-        for cur, d, value in conn.execute(
-            sa.select(daily.c.currency, daily.c.day, daily.c.amount).where(
-                daily.c.kind == "payment", daily.c.day < today
-            )
-        ):
-            sums.append((cur, int(d), value, 1))
-        parts: list[tuple[list[ColumnElement[bool]], Any, int]] = [
-            # t's own day, up to t:
-            ([*succeeded, tx.c.kind == "payment", tx.c.at_day == today], tx, 1),
-            # payments of customers registered after t:
-            (
-                [
-                    *succeeded,
-                    tx.c.kind == "payment",
-                    tx.c.customer_id.in_(sa.select(c.c.id).where(c.c.registered_at > t)),
-                ],
-                tx,
-                -1,
-            ),
-            # refunds of the customers who count:
-            (
-                [*succeeded, tx.c.kind == "refund", c.c.registered_at <= t, paid],
-                tx.join(c, c.c.id == tx.c.customer_id),
-                -1,
-            ),
-        ]
-        for conds, source, sign in parts:
-            stmt = (
-                sa.select(tx.c.currency, tx.c.at_day, ops.dsum(tx.c))
-                .select_from(source)
-                .where(*conds)
-                .group_by(tx.c.currency, tx.c.at_day)
-            )
-            sums.extend((cur, int(d), value, sign) for cur, d, value in conn.execute(stmt))
-        total = _ZERO
-        for cur, d, value, sign in sums:
-            amount = _dec(value)
-            if not amount:
-                continue
-            if cur != currency:
-                amount *= fx.rate(cur, currency, EPOCH_DATE + timedelta(days=d))
-            total += amount if sign > 0 else -amount
-        return LtvBaseline(total=Money(total, currency), paying_customers=n)
-
-    def _high_value(
+    def _cash_from_records(
         self,
+        conn: Connection,
         t: datetime,
         currency: str,
-        baseline: LtvBaseline,
-        day_rates: Any,
         ids: Sequence[str] | None,
-        *,
-        foreign: bool,
-    ) -> Any:
-        """Ids of the customers whose LTV (net payments up to ``t``, each converted at its
-        own date) exceeds the baseline exactly: ``ltv * paying_customers > total``.
-        ``foreign``: some of those payments are in other currencies (see _day_rates)."""
+        out: _CashFacts,
+    ) -> None:
         tx = self._schema.transactions
-        ops = self._ops
-        payment = tx.c.kind == "payment"
-        conds = [tx.c.status == "succeeded", tx.c.at <= t]
-        if ids is not None:
-            conds.append(tx.c.customer_id.in_(list(ids)))
-        source: Any = tx
-        n = sa.literal(baseline.paying_customers, sa.Integer())
-        total = sa.literal(baseline.total.amount, Exact())
-        if self._sqlite:
-            own_sign = sa.case(
-                (sa.and_(tx.c.currency == currency, payment), 1),
-                (tx.c.currency == currency, -1),
-                else_=0,
-            )
-            own = ops.dsum(tx.c, sign=own_sign)
-            others: ColumnElement[Any] = sa.literal_column("'0'")
-            if foreign:
-                factor = sa.func.rc_fx(tx.c.currency, tx.c.at_day, payment)
-                others = sa.func.coalesce(
-                    sa.func.rc_dsumx(tx.c.amount, factor), sa.literal_column("'0'")
-                )
-            test: ColumnElement[Any] = sa.func.rc_dover(own, others, n, total) == 1
+        txs: list[Transaction] = []
+        if ids is None:
+            txs = self._load(conn, "transaction")
         else:
-            sign: ColumnElement[Any] = sa.case((payment, 1), else_=-1)
-            if foreign:
-                source = tx.outerjoin(
-                    day_rates,
-                    sa.and_(day_rates.c.cur == tx.c.currency, day_rates.c.day == tx.c.at_day),
-                )
-                converted = sa.case((payment, day_rates.c.rate), else_=day_rates.c.neg)
-                sign = sa.func.coalesce(converted, sign)
-            test = sa.func.sum(tx.c.amount * sign) * n > total
-        return (
-            sa.select(tx.c.customer_id)
-            .select_from(source)
-            .where(*conds)
-            .group_by(tx.c.customer_id)
-            .having(test)
+            for chunk in _chunks(sorted(set(ids))):
+                txs.extend(self._load(conn, "transaction", tx.c.customer_id.in_(chunk)))
+        owners = tuple(sorted({x.customer_id for x in txs}))
+        if not owners:
+            return
+        book = Book(transactions=tuple(txs), fx=self._rates(conn))
+        cols = cash_columns(
+            book, currency, customer_ids=owners, through=moment_us(t), credits=False
         )
+        for e in cols.rows():
+            if e.amount_reporting is None or e.kind not in ("payment", "refund"):
+                continue
+            value = units_decimal(e.amount_reporting, e.digits)
+            out.add(e.customer_id, e.kind == "payment", value, moment_from_value(e.at))
 
     def _scheduled(
         self, conn: Connection, t: datetime, horizon: datetime, ids: Sequence[str] | None
@@ -561,24 +421,25 @@ class SQLSegments(SQLServiceUpkeep):
                 risks.append(c.c.id.in_(_literal_ids(scheduled)))
         high: ColumnElement[bool] = sa.false()
         if every or wanted is Segment.HIGH_VALUE:
-            fx = self._rates(conn)
-            if baseline is None or ids is None:
-                days = self._payment_days(conn, t, currency, fx)
-            else:
-                days = self._payment_days_of(conn, t, currency, fx, ids)
+            # The customers' LTVs: of these alone when the baseline is given (else of
+            # every customer, which the baseline needs and which raises for a missing
+            # rate as the pure segmentation does).
+            cash = self._cash_facts(conn, t, currency, ids if baseline is not None else None)
             if baseline is None:
                 baseline = self._ledger_baseline(conn, t, currency)
             if baseline is None:
-                baseline = self._baseline(conn, t, currency, fx)
+                baseline = self._baseline(conn, t, currency, cash)
             if baseline.paying_customers:
-                rates = self._day_rates(conn, days, fx, currency) if days else None
-                above = self._high_value(t, currency, baseline, rates, ids, foreign=bool(days))
-                exceeds: ColumnElement[bool] = c.c.id.in_(above)
-                if baseline.total.amount < 0:
+                above = cash.above(baseline, currency)
+                exceeds: ColumnElement[bool] = (
+                    c.c.id.in_(_literal_ids(above)) if above else sa.false()
+                )
+                if baseline.exceeded_by(Money.zero(currency)):
                     # Refunds outweigh payments: an LTV of zero (no cash at all) is above.
-                    tx = s.transactions
-                    cash = self._owners(tx, tx.c.status == "succeeded", tx.c.at <= t, ids=ids)
-                    exceeds = sa.or_(exceeds, ~cash)
+                    known = sorted(cash.ltv)
+                    exceeds = sa.or_(
+                        exceeds, c.c.id.not_in(_literal_ids(known)) if known else sa.true()
+                    )
                 high = sa.and_(active_service, exceeds)
         active: ColumnElement[bool] = sa.false()
         if config.active_payment_days is not None:
@@ -646,10 +507,7 @@ class SQLSegments(SQLServiceUpkeep):
         definition): a handful of scans in all, where one condition per segment
         would scan the same tables again and again."""
         s = self._schema
-        c, st, inv, tx, sp = s.customers, s.states, s.invoices, s.transactions, s.spans
-        ops = self._ops
-        fx = self._rates(conn)
-        days = self._payment_days(conn, t, currency, fx)
+        c, st, inv, sp = s.customers, s.states, s.invoices, s.spans
 
         def flag(cond: ColumnElement[bool]) -> ColumnElement[Any]:
             return sa.func.max(sa.case((cond, 1), else_=0))
@@ -687,41 +545,7 @@ class SQLSegments(SQLServiceUpkeep):
                 .group_by(inv.c.customer_id)
             )
         }
-        payment = tx.c.kind == "payment"
-        own_sign = sa.case(
-            (sa.and_(tx.c.currency == currency, payment), 1),
-            (tx.c.currency == currency, -1),
-            else_=0,
-        )
-        columns: list[ColumnElement[Any]] = [
-            tx.c.customer_id,
-            flag(payment),
-            sa.func.max(sa.case((payment, tx.c.at), else_=None)),
-            ops.dsum(tx.c, sign=own_sign),
-        ]
-        source: Any = tx
-        if days:
-            rates = self._day_rates(conn, days, fx, currency)
-            if self._sqlite:
-                factor = sa.func.rc_fx(tx.c.currency, tx.c.at_day, payment)
-                columns.append(sa.func.rc_dsumx(tx.c.amount, factor))
-            else:
-                source = tx.outerjoin(
-                    rates, sa.and_(rates.c.cur == tx.c.currency, rates.c.day == tx.c.at_day)
-                )
-                converted = sa.case((payment, rates.c.rate), else_=rates.c.neg)
-                columns.append(sa.func.sum(tx.c.amount * converted))
-        cash: dict[str, tuple[int, datetime | None, Decimal]] = {}
-        stmt = (
-            sa.select(*columns)
-            .select_from(source)
-            .where(tx.c.status == "succeeded", tx.c.at <= t)
-            .group_by(tx.c.customer_id)
-        )
-        for row in conn.execute(stmt):
-            cid, paid, last, own, *foreign = tuple(row)
-            ltv = _dec(own) + (_dec(foreign[0]) if foreign else _ZERO)
-            cash[cid] = (int(paid), None if last is None else _as_moment(last), ltv)
+        cash = self._cash_facts(conn, t, currency)
         subscribed = {
             cid: _as_moment(since)
             for cid, since in conn.execute(
@@ -736,15 +560,12 @@ class SQLSegments(SQLServiceUpkeep):
                 sa.select(c.c.id, c.c.registered_at).where(c.c.registered_at <= t)
             )
         }
-        # The High Value baseline: net payments of the registered customers who paid.
-        payers = [cash[cid][2] for cid in registered if cid in cash and cash[cid][0]]
-        baseline = LtvBaseline(
-            total=Money(sum(payers, _ZERO), currency), paying_customers=len(payers)
-        )
+        baseline = cash.baseline(registered, currency)
         for cid, registered_at in registered.items():
             troubled, ends, active = services.get(cid, (0, None, 0))
             overdue, issued = invoices.get(cid, (0, 0))
-            paid, last, ltv = cash.get(cid, (0, None, _ZERO))
+            last = cash.last_payment.get(cid)
+            ltv = cash.ltv.get(cid, _ZERO)
             scheduled_end = scheduled.get(cid)
             if ends is None or (scheduled_end is not None and scheduled_end < ends):
                 ends = scheduled_end
@@ -758,10 +579,20 @@ class SQLSegments(SQLServiceUpkeep):
                 overdue_invoices=overdue,
                 next_cancellation_at=ends,
                 subscriber_since=subscribed.get(cid),
-                ordered=bool(cid in services or issued or paid),
+                ordered=bool(cid in services or issued or last is not None),
                 services=tuple(service_facts.get(cid, ())),
             )
             yield memberships(facts, config, baseline)
+
+    def _baseline(
+        self, conn: Connection, t: datetime, currency: str, cash: _CashFacts
+    ) -> LtvBaseline:
+        """The LTV baseline from every customer's cash facts (``_cash_facts``)."""
+        c = self._schema.customers
+        registered = {
+            str(r[0]) for r in conn.execute(sa.select(c.c.id).where(c.c.registered_at <= t))
+        }
+        return cash.baseline(registered, currency)
 
     def _ledger_baseline(self, conn: Connection, t: datetime, currency: str) -> LtvBaseline | None:
         """The LTV baseline from the ledger's cash entries (each converted at its own
@@ -808,9 +639,7 @@ class SQLSegments(SQLServiceUpkeep):
             from_ledger = self._ledger_baseline(conn, t, currency)
             if from_ledger is not None:
                 return from_ledger
-            fx = self._rates(conn)
-            self._payment_days(conn, t, currency, fx)  # MissingRateError as the pure function
-            return self._baseline(conn, t, currency, fx)
+            return self._baseline(conn, t, currency, self._cash_facts(conn, t, currency))
 
         return self._run(False, run)
 
