@@ -117,3 +117,21 @@ def test_a_stream_per_line_takes_no_sort_and_the_same_steps(
         assert getattr(fast, name) == getattr(slow, name)
     for name in ("stream_customer", "stream_currency", "stream", "at", "value", "rate_day"):
         assert getattr(fast, name).tolist() == getattr(slow, name).tolist(), name
+
+
+@given(
+    pairs=st.lists(
+        st.tuples(st.integers(-(2**62), 2**62), st.integers(-(2**62), 2**62)), max_size=30
+    ),
+    narrow=st.booleans(),
+)
+def test_lex_order_is_a_stable_lexsort(pairs: list[tuple[int, int]], narrow: bool) -> None:
+    import numpy as np
+
+    from revcrm._ledger._events import lex_order
+
+    if narrow:  # small spans in steps (days, indices): the combined-key path
+        pairs = [(a % 5, (b % 7) * 86_400_000_000) for a, b in pairs]
+    major = np.array([a for a, _ in pairs], dtype=np.int64)
+    minor = np.array([b for _, b in pairs], dtype=np.int64)
+    assert lex_order(major, minor).tolist() == np.lexsort((minor, major)).tolist()

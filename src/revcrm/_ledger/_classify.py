@@ -23,7 +23,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from revcrm._ledger._events import Events
+from revcrm._ledger._events import Events, lex_order
 from revcrm._ledger._fixed import Units, group_sums, norm
 
 __all__ = ["KINDS", "Classified", "classify"]
@@ -142,7 +142,7 @@ def classify(
         kind[back & (g_at - churned_at > reactivation_us)] = NEW
     g_region = region[gfirst]
     out = np.flatnonzero((kind != NONE) & (g_region > 0) & (g_region < bounds_us.size))
-    order = out[np.lexsort((g_cust[out], g_at[out]))]
+    order = out[lex_order(g_at[out], g_cust[out].astype(np.int64))]
     amount = norm(after[order] - before[order])
     return Classified(
         customer=g_cust[order],
