@@ -128,7 +128,7 @@ def test_a_stream_per_line_takes_no_sort_and_the_same_steps(
 def test_lex_order_is_a_stable_lexsort(pairs: list[tuple[int, int]], narrow: bool) -> None:
     import numpy as np
 
-    from revcrm._ledger._events import lex_order
+    from revcrm._ledger._order import lex_order
 
     if narrow:  # small spans in steps (days, indices): the combined-key path
         pairs = [(a % 5, (b % 7) * 86_400_000_000) for a, b in pairs]

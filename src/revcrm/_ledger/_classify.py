@@ -23,8 +23,9 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from revcrm._ledger._events import Events, lex_order
+from revcrm._ledger._events import Events
 from revcrm._ledger._fixed import Units, group_sums, norm
+from revcrm._ledger._order import lex_order
 
 __all__ = ["KINDS", "Classified", "classify"]
 

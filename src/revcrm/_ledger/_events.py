@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Final
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
 from revcrm._ledger._fixed import Units, convert, norm, prefix_sums
+from revcrm._ledger._order import lex_order
 from revcrm._ledger._steps import DAY_US, Steps
 from revcrm._money import FxRates
 
-__all__ = ["Events", "build_events", "day_of", "lex_order", "rates_on"]
+__all__ = ["Events", "build_events", "day_of", "rates_on"]
 
 _EPOCH_DAY: Final = date(1970, 1, 1)
 
@@ -61,30 +62,6 @@ class Events:
     # ``after`` minus the customer's previous ``after`` (its first event: minus zero): the
     # change of the customer's level as profiles count it, computed once.
     level_change: Units
-
-
-def lex_order(major: npt.NDArray[np.integer[Any]], minor: I64) -> I64:
-    """``np.lexsort((minor, major))`` (stable: ties keep their order) in one stable sort of
-    a combined key when it fits an int64: each key in steps of its common divisor above its
-    least value (moments of invoice lines are whole days, customers are small indices)."""
-    if major.size > 1:
-        wide = max(int(k.max()) - int(k.min()) for k in (major, minor)) >= 2**62
-        a, a_span = (major, 0) if wide else _dense_steps(major.astype(np.int64))
-        b, b_span = (minor, 0) if wide else _dense_steps(minor)
-        if not wide and a_span * b_span < 2**62:
-            order: I64 = np.argsort(a * b_span + b, kind="stable")
-            return order
-    fallback: I64 = np.lexsort((minor, major))
-    return fallback
-
-
-def _dense_steps(x: I64) -> tuple[I64, int]:
-    """``(x - min) // step`` (``step`` the gcd of those differences) and its span."""
-    shifted = x - int(x.min())  # below 2**62: checked by the caller
-    step = int(np.gcd.reduce(shifted)) or 1
-    if step > 1:
-        shifted = shifted // step
-    return shifted, int(shifted.max()) + 1
 
 
 def _restart(cum: Units, delta: Units, seg: I64, starts: I64) -> Units:

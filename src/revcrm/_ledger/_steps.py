@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from revcrm._ledger._columns import DAY_CYCLE, EPOCH, LineColumns, micros, moment
 from revcrm._ledger._fixed import DIGITS, LIMIT, Units, muldiv_exact, norm, places
+from revcrm._ledger._order import lex_order
 from revcrm._money import EXACT_CONTEXT, Money, divide
 from revcrm.errors import ValidationError
 
@@ -395,7 +396,7 @@ def steps_from_lines(
         p_at = np.concatenate([l_start, l_end])
         p_delta = norm(np.concatenate([value, -value]))
         p_start = np.concatenate([opens, np.zeros(opens.size, dtype=bool)])
-        order = np.lexsort((p_at, p_stream))
+        order = lex_order(p_stream, p_at)
         p_stream, p_at = p_stream[order], p_at[order]
         p_delta, p_start = p_delta[order], p_start[order]
     # One point per (stream, at).
