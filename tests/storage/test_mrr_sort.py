@@ -1,11 +1,15 @@
-"""The SQL customer list sorted by MRR, total paid and LTV: sums over the ledger tables
-(``LedgerReads.customer_mrr_values``, ``customer_cash_values``) when the ledger covers
-the list, else the customers' own ledger facts sorted (``SQLCustomerList._facts_page``);
-either way the same pages and cursors as the in-memory store."""
+"""The SQL customer list sorted by MRR, total paid and LTV from the ledger tables when
+the ledger covers the list: on SQLite by integer keys, the sums of the money limbs with
+their carries (``customer_limb_sums``), else by exact sums (``customer_mrr_values``,
+``customer_cash_values``: PostgreSQL, measured steps to convert); when the ledger does
+not cover the list, the customers' own ledger facts sorted (``_facts_page``). Every way
+gives the same pages and cursors as the in-memory store."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +25,12 @@ from tests._builders import customer, service, t, usd
 from .test_pushdown import SHARED_SECRET
 
 AS_OF = datetime(2024, 3, 20, tzinfo=UTC)
-_PATHS = ("customer_mrr_values", "customer_cash_values", "_facts_page")
+_PATHS = (
+    "customer_limb_sums",
+    "customer_mrr_values",
+    "customer_cash_values",
+    "_facts_page",
+)
 
 
 def _book(rate: str) -> Book:
@@ -70,7 +79,7 @@ def _book(rate: str) -> Book:
 
 def _walk(
     store: Store, sort: CustomerSort, direction: Direction, limit: int, currency: str = "USD"
-) -> list[list[tuple[str, Any]]]:
+) -> list[list[tuple[Any, ...]]]:
     pages, cursor = [], None
     while True:
         page = store.customers.page(
@@ -102,6 +111,14 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return seen
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield "sqlite://"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
 @pytest.mark.parametrize(
     ("rate", "rule"),
     [
@@ -111,12 +128,24 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     ],
 )
 def test_the_money_sorts_page_as_the_memory_store(
-    rate: str, rule: FxDateRule, calls: Counter[str]
+    rate: str, rule: FxDateRule, backend: str, calls: Counter[str]
 ) -> None:
     book = _book(rate)
     policy = MetricsPolicy(fx_date=rule)
-    store = SQLStore("sqlite://", cursor_secret=SHARED_SECRET, policy=policy)
+    prefix = f"m{uuid.uuid4().hex[:10]}_"
+    store = SQLStore(backend, cursor_secret=SHARED_SECRET, policy=policy, prefix=prefix)
     store.create_schema()
+    try:
+        _check(store, book, policy, calls, sqlite=backend.startswith("sqlite"))
+    finally:
+        if not backend.startswith("sqlite"):
+            store.drop_schema()
+        store.close()
+
+
+def _check(
+    store: SQLStore, book: Book, policy: MetricsPolicy, calls: Counter[str], *, sqlite: bool
+) -> None:
     store.import_book(book)
     memory = InMemoryStore(cursor_secret=SHARED_SECRET, policy=policy)
     memory.import_book(book)
@@ -126,11 +155,13 @@ def test_the_money_sorts_page_as_the_memory_store(
             for limit in (1, 3, 10):
                 assert _walk(store, sort, direction, limit) == _walk(memory, sort, direction, limit)
     assert calls["_facts_page"] == 0  # the ledger covers the list in its own currency
-    assert calls["customer_mrr_values"] and calls["customer_cash_values"]
+    measured = policy.fx_date is FxDateRule.TRANSACTION_DATE  # foreign MRR to convert
+    assert bool(calls["customer_mrr_values"]) == (not sqlite or measured)
+    assert bool(calls["customer_limb_sums"]) == sqlite
+    assert bool(calls["customer_cash_values"]) == (not sqlite)
     # In another currency the ledger does not cover the list: the facts are sorted.
     for sort in sorts:
         assert _walk(store, sort, Direction.DESC, 2, "EUR") == _walk(
             memory, sort, Direction.DESC, 2, "EUR"
         )
     assert calls["_facts_page"] > 0
-    store.close()

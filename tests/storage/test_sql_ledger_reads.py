@@ -104,7 +104,7 @@ def test_covered_reads_take_the_ledger_and_equal_the_old_path(
     reads = _reads(store)
     paths.forbid(*_LEDGER)  # force the record path: its answers are the reference
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(LedgerReads, "_covered", lambda *a: False)
+        m.setattr(LedgerReads, "_covered", lambda *a, **k: False)
         m.setattr(LedgerReads, "keeps", lambda *a: False)
         old = [read() for read in reads]
     assert all(paths.calls[n] for n in _OLD)
@@ -125,12 +125,13 @@ def test_a_missing_rate_falls_back_to_the_records(lacking: SQLStore, paths: Path
     assert lacking.paying_customers(at=AS_OF) == 3
     flow = lacking.customer_flow(start=before_eur, end=AS_OF)
     assert (flow.at_start, flow.at_end) == (1, 3)
-    # Only the rates a read needs raise, as before the ledger.
+    # MRR at a moment raises only for the rates it needs (the pure function's); a series
+    # is the engine's, which converts the whole history: the ledger's record raises.
     with pytest.raises(MissingRateError):
         lacking.mrr(at=AS_OF, currency="USD")
     with pytest.raises(MissingRateError):
-        lacking.mrr_series(start=_START, end=_END, currency="USD")
-    assert paths.calls == Counter(_engine_mrr=2, _engine_series=1, _engine_paying=1, _engine_flow=1)
+        lacking.mrr_series(start=_START, end=_START + timedelta(days=20), currency="USD")
+    assert paths.calls == Counter(_engine_mrr=2, _engine_paying=1, _engine_flow=1)
     # Customers none of whom lacks a rate: the ledger covers them.
     paths.forbid(*_OLD)
     book = sample_book()
@@ -156,3 +157,23 @@ def test_another_currency_or_past_the_horizon_falls_back(store: SQLStore, paths:
     assert paths.calls == Counter(
         _engine_mrr=2, _engine_series=1, _engine_paying=1, _engine_flow=1, _engine_cash=1
     )
+
+
+def test_cash_of_customers_lacking_a_rate_comes_from_their_transactions(
+    lacking: SQLStore, paths: Paths
+) -> None:
+    memory = InMemoryStore()
+    memory.import_book(attrs.evolve(sample_book(), fx=FxRates.empty()))
+
+    def outcome(store: Store, end: datetime) -> Any:
+        try:
+            return store.cash_by_month(start=_START, end=end, currency="USD")
+        except MissingRateError:
+            return MissingRateError
+
+    ends = [_START + relativedelta(months=n) for n in (1, 2, 4, 8)]
+    found = [outcome(lacking, end) for end in ends]
+    assert found == [outcome(memory, end) for end in ends]
+    assert MissingRateError in found and any(f is not MissingRateError for f in found)
+    assert paths.calls["cash_sums"] == len(ends)
+    assert paths.calls["_engine_cash"] == len(ends)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from revcrm._book import Book
-from revcrm._money import check_currency
+from revcrm._money import EXACT_CONTEXT, check_currency
 from revcrm._records import Customer
 from revcrm._time import as_of_moment
 from revcrm.errors import (
@@ -48,7 +48,36 @@ from revcrm.storage._sql_segments import SQLSegments
 
 __all__ = ["SQLCustomerList"]
 
-_T = TypeVar("_T")
+_LIMB: Final = 10**12  # one limb of SQLite's money (see revcrm.storage._codec.to_limbs)
+_LIMB_SORTS: Final = frozenset({CustomerSort.MRR, CustomerSort.TOTAL_PAID, CustomerSort.LTV})
+
+
+def _carried(rows: Any) -> Any:
+    """``rows`` (``id`` and limb sums ``s0`` .. ``s6``, most significant first, value
+    ``sum(s_k * 10**(24 - 12k))``) with their carries as ``k0`` .. ``k6``: every limb but
+    the first floored into ``[0, 10**12)`` (SQLite's ``%`` and ``/`` truncate, so the
+    floor is spelled out), the first taking the carry and the sign; lexicographic order
+    of the keys is the numeric order of the values. One materialised step per limb, so
+    no step repeats the expressions of the ones before it."""
+    limb: ColumnElement[int] = sa.literal_column(str(_LIMB), sa.BigInteger())
+    cur = rows
+    for j in range(6, 0, -1):
+        total = cur.c[f"s{j}"] if j == 6 else cur.c[f"s{j}"] + cur.c.carry
+        low = ((total % limb) + limb) % limb
+        cur = (
+            sa.select(
+                cur.c.id,
+                *(cur.c[f"s{i}"] for i in range(j)),
+                *(cur.c[f"k{i}"] for i in range(j + 1, 7)),
+                low.label(f"k{j}"),
+                ((total - low) / limb).label("carry"),
+            )
+            .cte(f"carry{j}")
+            .prefix_with("MATERIALIZED")
+        )
+    return sa.select(
+        cur.c.id, (cur.c.s0 + cur.c.carry).label("k0"), *(cur.c[f"k{i}"] for i in range(1, 7))
+    ).subquery()
 
 
 class SQLCustomerList(SQLSegments):
@@ -156,6 +185,10 @@ class SQLCustomerList(SQLSegments):
                 CustomerSort.CREATED: (c.c.registered_at, "moment"),
             }
             value: ColumnElement[Any]
+            if self._sqlite and q.sort in _LIMB_SORTS:
+                done = self._limb_page(conn, q, rates, conds)
+                if done is not None:
+                    return done
             if q.sort in plain:
                 value, kind = plain[q.sort]
                 base = sa.select(c.c.id.label("id"), value.label("v")).where(*conds).subquery()
@@ -202,6 +235,75 @@ class SQLCustomerList(SQLSegments):
             return Page(items=tuple(rows), next_cursor=cursor, as_of=q.as_of)
 
         return self._run(False, run)
+
+    def _limb_page(
+        self,
+        conn: Connection,
+        q: CustomerQuery,
+        rates: Mapping[str, Decimal],
+        conds: list[ColumnElement[bool]],
+    ) -> Page[CustomerRow] | None:
+        """SQLite: a page sorted by MRR, total paid or LTV on integers alone, when the
+        ledger covers the list, the figure is a plain sum (no measured step to convert)
+        and every amount in scope has limbs. Each customer's limb sums, normalised with
+        their carries (every limb but the first in ``[0, 10**12)``), order exactly as the
+        values do: no Python aggregate or sort key per customer. None: the exact path."""
+        reads = LedgerReads(cast(SQLLedger, self))
+        t = q.as_of
+        if q.sort is CustomerSort.MRR:
+            by_rule = self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START
+            if not reads.list_covered(conn, q.currency, t):
+                return None
+            if not by_rule and not set(rates) <= {q.currency}:
+                return None  # measured steps to convert at the moment's rates
+            sums, limbless = reads.customer_limb_sums(t, cash=False)
+        else:
+            if not reads.cash_covered(conn, q.currency):
+                return None
+            net = q.sort is CustomerSort.LTV
+            sums, limbless = reads.customer_limb_sums(t, cash=True, net=net)
+        if conn.execute(sa.select(sa.literal(1)).where(limbless).limit(1)).first() is not None:
+            return None
+        c = self._schema.customers
+        zero = sa.literal_column("0", sa.BigInteger())
+        limbs = (
+            sa.select(
+                c.c.id.label("id"),
+                *(sa.func.coalesce(sums.c[f"s{k}"], zero).label(f"s{k}") for k in range(7)),
+            )
+            .select_from(c.outerjoin(sums, sums.c.customer_id == c.c.id))
+            .where(*conds)
+            .cte("limb_sums")
+            .prefix_with("MATERIALIZED")
+        )
+        base = _carried(limbs)
+        cols = [*(base.c[f"k{j}"] for j in range(7)), base.c.id]
+        desc = q.direction is Direction.DESC
+        stmt = sa.select(base.c.id)
+        after = q.after()
+        if after is not None:
+            av, aid = after
+            if not isinstance(av, Decimal):
+                raise ValidationError("cursor", q.cursor, "not a cursor of this sort")
+            units = av.scaleb(48, context=EXACT_CONTEXT)
+            if units != units.to_integral_value():
+                return None  # no value of limbs: the exact path answers
+            rest, low = int(units), []
+            for _ in range(6):
+                rest, digit = divmod(rest, _LIMB)
+                low.append(digit)
+            if not -(2**63) <= rest < 2**63:
+                return None
+            literals = [sa.literal(v, sa.BigInteger()) for v in [rest, *low[::-1]]]
+            pair, other = sa.tuple_(*cols), sa.tuple_(*literals, sa.literal(aid, Key()))
+            stmt = stmt.where(pair < other if desc else pair > other)
+        order = [col.desc() for col in cols] if desc else cols
+        ids = [str(r[0]) for r in conn.execute(stmt.order_by(*order).limit(q.limit + 1))]
+        rows = self._rows(conn, ids[: q.limit], at=t, currency=q.currency, rates=rates)
+        cursor = None
+        if len(ids) > q.limit and rows:
+            cursor = q.next_cursor(ref.sort_value(rows[-1], q.sort), rows[-1].id)
+        return Page(items=tuple(rows), next_cursor=cursor, as_of=t)
 
     def _facts_page(
         self,

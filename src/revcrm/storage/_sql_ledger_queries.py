@@ -223,9 +223,17 @@ class LedgerReads:
         return self._store._run(False, lambda conn: self._covered(conn, currency, t, ids))
 
     def _covered(
-        self, conn: Connection, currency: str | None, t: datetime, ids: Sequence[str] | None
+        self,
+        conn: Connection,
+        currency: str | None,
+        t: datetime,
+        ids: Sequence[str] | None,
+        *,
+        missing_raises: bool = False,
     ) -> bool:
-        """:meth:`covers` on an open connection (``currency`` None: the ledger's own)."""
+        """:meth:`covers` on an open connection (``currency`` None: the ledger's own).
+        ``missing_raises``: a customer lacking a rate raises MissingRateError, as the
+        engine's analysis of the whole book would, instead of answering False."""
         if not self._store._ledger_ready_cached(conn):
             return False
         if currency is not None and self._store._ledger_currency(conn) != currency:
@@ -233,6 +241,9 @@ class LedgerReads:
         horizon = self._store._ledger_horizon(conn)
         if horizon != NO_HORIZON and horizon < t:  # no records yet: nothing to miss
             return False
+        if missing_raises:
+            self._check_rates(conn, ids)
+            return True
         try:
             self._check_rates(conn, ids)
         except MissingRateError:
@@ -259,10 +270,14 @@ class LedgerReads:
 
     def closes_if_covered(self, closes: Sequence[datetime], currency: str) -> list[Decimal] | None:
         """MRR just before each of the sorted ``closes`` (a series' period ends), or None
-        when the ledger does not cover the read."""
+        when the ledger does not cover the read. A customer lacking a rate raises
+        MissingRateError: a series is the engine's analysis of the whole book, which
+        converts every movement of its history (the in-memory store's too)."""
 
         def run(conn: Connection) -> list[Decimal] | None:
-            if not closes or not self._covered(conn, currency, closes[-1], None):
+            if not closes:
+                return None
+            if not self._covered(conn, currency, closes[-1], None, missing_raises=True):
                 return None
             return self._levels(conn, currency, closes, inclusive=False)
 
@@ -380,6 +395,30 @@ class LedgerReads:
         value = ops.dsum(lc.c, "reporting", sign=sign).label("v")
         stmt = sa.select(lc.c.customer_id, value).where(kinds, lc.c.at <= t)
         return stmt.group_by(lc.c.customer_id).subquery()
+
+    def customer_limb_sums(
+        self, t: datetime, *, cash: bool, net: bool = False
+    ) -> tuple[sa.Subquery, ColumnElement[bool]]:
+        """SQLite: per customer (``customer_id``, ``s0`` .. ``s6``) the sums of the money
+        limbs of :meth:`customer_mrr_values` without measured steps (``cash`` False) or
+        of :meth:`customer_cash_values` (``cash``), integers summed in C; and the rows in
+        scope whose amounts have no limbs (when any exists, the exact sums must answer)."""
+        if cash:
+            lc = self._s.ledger_cash
+            payment = lc.c.kind == "payment"
+            kinds: ColumnElement[bool] = lc.c.kind.in_(("payment", "refund")) if net else payment
+            scope = sa.and_(kinds, lc.c.at <= t)
+            limbs = [lc.c[f"reporting_l{k}"] for k in range(7)]
+            sign: ColumnElement[Any] = sa.case((payment, 1), else_=-1) if net else sa.literal(1)
+            sums = [sa.func.sum(x * sign).label(f"s{k}") for k, x in enumerate(limbs)]
+            stmt = sa.select(lc.c.customer_id, *sums).where(scope).group_by(lc.c.customer_id)
+        else:
+            st = self._s.ledger_steps
+            scope = self._live(t)
+            limbs = [st.c[f"amount_l{k}"] for k in range(7)]
+            sums = [sa.func.sum(x).label(f"s{k}") for k, x in enumerate(limbs)]
+            stmt = sa.select(st.c.customer_id, *sums).where(scope).group_by(st.c.customer_id)
+        return stmt.subquery(), sa.and_(scope, limbs[0].is_(None))
 
     # -- checks -----------------------------------------------------------------------------
 

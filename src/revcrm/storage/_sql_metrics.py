@@ -13,7 +13,6 @@ calendar or the FX dates is restated in SQL here.
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -23,19 +22,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from revcrm._book import Book
-from revcrm._money import EXACT_CONTEXT, Money, check_currency
+from revcrm._money import Money, check_currency
 from revcrm._records import Transaction
 from revcrm._subscription import Subscription
 from revcrm._time import as_of_moment
-from revcrm.errors import MissingRateError, ValidationError
-from revcrm.metrics import FxDateRule, MrrPoint, analyse, mrr, subscription_mrr
+from revcrm.errors import ValidationError
+from revcrm.metrics import MrrPoint, analyse, mrr, subscription_mrr
 from revcrm.metrics._dashboard import cash_by_period
-from revcrm.metrics._mrr import fx_date
 from revcrm.storage import _reference as ref
 from revcrm.storage._memory import _id_list
 from revcrm.storage._query import CashMonth, CustomerFlow
 from revcrm.storage._sql_db import _chunks
-from revcrm.storage._sql_decimal import _ZERO
 from revcrm.storage._sql_ledger import SQLLedger
 from revcrm.storage._sql_ledger_queries import LedgerReads
 from revcrm.storage._sql_segments import SQLSegments
@@ -59,15 +56,22 @@ class SQLMetrics(SQLSegments):
 
     # -- the records the one definition reads when the ledger does not cover a read --------
 
-    def _subscription_book(self, conn: Connection, ids: Sequence[str] | None) -> Book:
-        """The subscriptions (of these customers) and the rates, as a book."""
-        head = self._head("subscription")
+    def _subscription_book(
+        self, conn: Connection, ids: Sequence[str] | None, moments: Sequence[datetime] = ()
+    ) -> Book:
+        """The subscriptions (of these customers) and the rates, as a book; with
+        ``moments``, only the subscriptions with MRR at one of them (the stored spans, a
+        materialisation of the subscriptions' MRR, say which: the others add nothing to
+        a figure at those moments, and loading records is the cost of this path)."""
+        head, sp = self._head("subscription"), self._schema.spans
+        where: list[Any] = []
+        if moments:
+            live = sa.or_(*(self._contains(t) for t in moments))
+            where.append(head.c.id.in_(sa.select(sp.c.subscription_id).where(sp.c.positive, live)))
         subs: list[Subscription] = []
-        if ids is None:
-            subs = self._load(conn, "subscription")
-        else:
-            for chunk in _chunks(ids):
-                subs.extend(self._load(conn, "subscription", head.c.customer_id.in_(chunk)))
+        for chunk in [None] if ids is None else list(_chunks(ids)):
+            conds = where if chunk is None else [*where, head.c.customer_id.in_(chunk)]
+            subs.extend(self._load(conn, "subscription", sa.and_(sa.true(), *conds)))
         return Book(subscriptions=tuple(sorted(subs, key=lambda s: s.id)), fx=self._rates(conn))
 
     # -- MRR at a moment --------------------------------------------------------------------
@@ -88,7 +92,7 @@ class SQLMetrics(SQLSegments):
         cover the read): it converts, and so needs, only the rates at ``t``."""
 
         def run(conn: Connection) -> Money:
-            book = self._subscription_book(conn, ids)
+            book = self._subscription_book(conn, ids, [t])
             return mrr(book, at=t, currency=currency, policy=self._policy, customer_ids=ids)
 
         return self._run(False, run)
@@ -114,41 +118,16 @@ class SQLMetrics(SQLSegments):
 
     def _engine_series(self, closes: Sequence[datetime], currency: str) -> list[Decimal]:
         """MRR just before each close by the engine's analysis of the stored subscriptions
-        (horizon at the last close, as ``mrr_series`` of the function API). The analysis
-        converts every movement of the history up front; when it lacks a rate, the pure
-        per-subscription MRR answers instead, needing only the rates the closes read."""
+        (horizon at the last close, as ``mrr_series`` of the function API): it converts
+        every movement of the history, so it needs every rate of it, as the in-memory
+        store's series does."""
 
         def run(conn: Connection) -> list[Decimal]:
             book = self._subscription_book(conn, None)
-            try:
-                analysis = analyse(book, currency=currency, policy=self._policy, horizon=closes[-1])
-            except MissingRateError:
-                return self._close_levels(book, closes, currency)
+            analysis = analyse(book, currency=currency, policy=self._policy, horizon=closes[-1])
             return [analysis.mrr_before(c).amount for c in closes]
 
         return self._run(False, run)
-
-    def _close_levels(self, book: Book, closes: Sequence[datetime], currency: str) -> list[Decimal]:
-        """MRR just before each close from :func:`subscription_mrr`, converted as the
-        engine converts a close: on the close's date, or under the service-period rule on
-        the start of the billing period then running (:func:`fx_date`)."""
-        by_period = self._policy.fx_date is FxDateRule.SERVICE_PERIOD_START
-        out = []
-        with decimal.localcontext(EXACT_CONTEXT):
-            for close in closes:
-                just_before = close - _ONE_MICRO
-                total = _ZERO
-                for sub in book.subscriptions:
-                    value = subscription_mrr(sub, just_before, policy=self._policy)
-                    if value.is_zero():
-                        continue
-                    amount = value.amount
-                    if value.currency != currency:
-                        on = fx_date(sub, just_before, self._policy) if by_period else close.date()
-                        amount *= book.fx.rate(value.currency, currency, on)
-                    total += amount
-                out.append(total)
-        return out
 
     # -- cash -------------------------------------------------------------------------------
 
@@ -239,7 +218,7 @@ class SQLMetrics(SQLSegments):
         """Paying customers by the pure MRR of the stored subscriptions (no rate needed)."""
 
         def run(conn: Connection) -> int:
-            book = self._subscription_book(conn, None)
+            book = self._subscription_book(conn, None, [t])
             return len(_paying_ids(book.subscriptions, t, self._policy))
 
         return self._run(False, run)
@@ -257,7 +236,7 @@ class SQLMetrics(SQLSegments):
         """The flow by the pure MRR of the stored subscriptions at ``a`` and ``b``."""
 
         def run(conn: Connection) -> CustomerFlow:
-            subs = self._subscription_book(conn, None).subscriptions
+            subs = self._subscription_book(conn, None, [a, b]).subscriptions
             at_a, at_b = _paying_ids(subs, a, self._policy), _paying_ids(subs, b, self._policy)
             kept = len(at_a & at_b)
             return CustomerFlow(
