@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from revcrm import Book, Money
 from revcrm._calendar import Frequency, period_bounds
 from revcrm._demo import DEMO_AS_OF, demo_book
+from revcrm._ledger._cash import cash_columns
 from revcrm._money import EXACT_CONTEXT
 from revcrm._records import Invoice, InvoiceLine, TransactionKind
 from revcrm.metrics import cash_by_period, customer_value, customer_values
@@ -194,3 +195,16 @@ def test_customer_values_cash_equals_the_decimal_oracle(book: Book, at: datetime
             v.refunded,
             v.last_payment_at,
         )
+
+
+def test_cash_entry_rows_carry_the_payment_method() -> None:
+    book = demo_book(customers=12, seed=3, months=6)
+    ids = tuple(c.id for c in book.customers)
+    rows = list(cash_columns(book, "USD", customer_ids=ids).rows())
+    txs = {t.id: t for t in book.transactions}
+    assert rows
+    for r in rows:
+        if r.kind == "credit":
+            assert r.method is None
+        else:
+            assert r.method == txs[r.entry_id].method

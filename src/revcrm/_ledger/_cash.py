@@ -102,6 +102,7 @@ class CashColumns:
                 amount_reporting=int(self.reporting[i]) if self.converted[i] else None,
                 digits=self.digits,
                 invoice_id=self.invoice_ids[i],
+                method=None if self.method[i] == NO_METHOD else self.methods[int(self.method[i])],
             )
 
 

@@ -99,7 +99,8 @@ class CashEntry:
     is None only for a credit entry without a rate on its day (credits are not cash: no
     figure converts them). Failed and pending
     transactions are not cash and have no entry. ``entry_id`` is the transaction's or the
-    credit entry's id (unique per kind)."""
+    credit entry's id (unique per kind); ``method``: a payment's or refund's payment
+    method (None for a credit entry), which the payment-method breakdown groups by."""
 
     entry_id: str
     customer_id: str
@@ -110,6 +111,7 @@ class CashEntry:
     amount_reporting: int | None
     digits: int
     invoice_id: str | None
+    method: str | None = None
 
 
 @attrs.frozen(kw_only=True)
