@@ -93,8 +93,13 @@ class _Column:
     def _encode(self) -> None:
         if self._codes is not None:
             return
-        # One memo over the chunks: every chunk's codes index the last chunk's dictionary.
-        chunks = self.arrow.dictionary_encode().chunks
+        # One memo over the chunks: every chunk's codes index the last chunk's dictionary
+        # (a CSV's columns come dictionary-encoded and unified: one dictionary for all).
+        pa = importlib.import_module("pyarrow")
+        if pa.types.is_dictionary(self.arrow.type):
+            chunks = self.arrow.chunks
+        else:
+            chunks = self.arrow.dictionary_encode().chunks
         uniques = chunks[-1].dictionary.to_pylist() if chunks else []
         parts = [_numpy_ints(c.indices) for c in chunks]
         codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
@@ -111,11 +116,17 @@ class _Column:
         if self._codes is not None or self.arrow is None:
             return None
         pa = importlib.import_module("pyarrow")
-        if not pa.types.is_string(self.arrow.type) and not pa.types.is_large_string(
+        arrays = self.arrow.chunks
+        if pa.types.is_dictionary(self.arrow.type):
+            # Unified: every chunk's dictionary is the one of all distinct cells.
+            arrays = [c.dictionary for c in arrays[-1:]]
+            if not arrays or not pa.types.is_string(arrays[0].type):
+                return None
+        elif not pa.types.is_string(self.arrow.type) and not pa.types.is_large_string(
             self.arrow.type
         ):
             return None
-        for arr in self.arrow.chunks:
+        for arr in arrays:
             offsets, data = arr.buffers()[1:3]
             if data is None or not len(arr):
                 continue
@@ -199,15 +210,17 @@ def _arrow() -> Any:
 
 
 def _encode_arrow_table(
-    pa: Any, table: Any, wanted: list[str], first_row: int, engine: str
+    pa: Any, table: Any, wanted: list[str], first_row: int, engine: str, keep: bool = False
 ) -> _Table:
+    """``keep``: dictionary columns are the CSV reader's own, of strings and unified (a
+    table's may hold other values, and are read as their values)."""
     header = [str(n) for n in table.column_names]
     columns: dict[str, _Column] = {}
     for name in wanted:
         if name not in header:
             continue
         col = table.column(name)
-        if pa.types.is_dictionary(col.type):
+        if pa.types.is_dictionary(col.type) and not keep:
             col = col.cast(col.type.value_type)
         columns[name] = _Column(arrow=col)
     return _Table(header, int(table.num_rows), columns, first_row, engine)
@@ -253,8 +266,10 @@ def _encode_csv_arrow(
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=_has_quotes(path)
             ),
+            # Dictionary-encoded while parsing (each distinct cell is what is parsed),
+            # unified below: no second pass, no pyarrow.compute (a costly import).
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in include},
+                column_types={n: pa.dictionary(pa.int32(), pa.string()) for n in include},
                 include_columns=include,
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
@@ -262,7 +277,7 @@ def _encode_csv_arrow(
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None  # ragged rows and the like: the csv module reads them as DictReader does
-    out = _encode_arrow_table(pa, table, wanted, 2, "arrow")
+    out = _encode_arrow_table(pa, table.unify_dictionaries(), wanted, 2, "arrow", keep=True)
     out.header = header
     return out
 
