@@ -5,15 +5,18 @@
   any book (pure, no store).
 * An invoice write alone (an invoice becoming overdue, then paid) changes the SQL
   store's status filter in the write's own transaction.
+* The segments' service facts from the stored rows equal those built from the
+  subscriptions for the moment (the path past the ledger's horizon).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import Connection
 
 from revcrm import Book, InvoiceStatus
 from revcrm._ledger._status import overdue_intervals, status_intervals
@@ -21,8 +24,11 @@ from revcrm.crm import CustomerStatus, customer_status, invoice_overdue
 from revcrm.storage import SQLStore
 from revcrm.storage._query import CustomerQuery
 from revcrm.testing import strategies
+from revcrm.testing.contract import sample_book
 
 from .._builders import customer, invoice, service, t, usd
+
+_NO, _LATER = timedelta(0), timedelta(days=20)
 
 
 def _status_at(book: Book, cid: str, at: datetime) -> CustomerStatus:
@@ -72,3 +78,20 @@ def test_an_invoice_write_changes_the_status_filter() -> None:
     store.invoices.upsert(attrs.evolve(due, status=InvoiceStatus.PAID, paid_at=t(2024, 2, 1)))
     assert ids(CustomerStatus.PAST_DUE) == []
     assert ids(CustomerStatus.ACTIVE) == ["c1"]
+
+
+def test_service_facts_past_the_horizon_are_the_rows_built_for_the_moment() -> None:
+    # Within the horizon the stored service rows answer; past it the same rows are
+    # built from the subscriptions for the moment: both agree where both may answer.
+    store = SQLStore("sqlite://")
+    store.create_schema()
+    book = sample_book()
+    store.import_book(book)
+    moments = [c.at + d for s in book.subscriptions for c in s.history for d in (_NO, _LATER)]
+
+    def both(conn: Connection) -> None:
+        for at in moments:
+            stored = store._services_at(conn, at, None)
+            assert stored == store._services_from_records(conn, at, None), at
+
+    store._run(False, both)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -21,15 +21,17 @@ from sqlalchemy.sql.elements import ColumnElement
 from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._ledger._cash import cash_columns, moment_us
+from revcrm._ledger._services import OPEN, service_columns
 from revcrm._money import Money, check_currency
-from revcrm._records import Transaction
+from revcrm._records import Plan, Transaction
+from revcrm._subscription import Subscription
 from revcrm._time import as_of_moment
 from revcrm.crm._services import CustomerStatus
 from revcrm.errors import (
     NotFoundError,
 )
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
-from revcrm.segments._rules import SegmentInputs, ServiceFacts, memberships, service_paid_up
+from revcrm.segments._rules import SegmentInputs, ServiceFacts, memberships
 from revcrm.segments._segments import LtvBaseline, SegmentCounts
 from revcrm.storage._codec import moment_from_value
 from revcrm.storage._memory import (
@@ -44,10 +46,7 @@ from revcrm.storage._schema import (
     Moment,
 )
 from revcrm.storage._sql_base import (
-    _ENDED,
-    _NAMED,
     _RUNNING,
-    _TROUBLED,
     _as_moment,
     _literal_ids,
 )
@@ -56,6 +55,7 @@ from revcrm.storage._sql_decimal import (
     _ZERO,
     _dec,
 )
+from revcrm.storage._sql_ledger import NO_HORIZON
 from revcrm.storage._sql_ledger_build import units_decimal
 from revcrm.storage._sql_service_upkeep import SQLServiceUpkeep
 
@@ -134,25 +134,6 @@ class SQLSegments(SQLServiceUpkeep):
         return sa.or_(
             st.c.status.in_(_RUNNING), sa.and_(st.c.status == "cancelled", st.c.ended_at > t)
         )
-
-    def _overdue(self, t: datetime, ids: Sequence[str] | None = None) -> ColumnElement[bool]:
-        """``invoice_overdue`` for some invoice of the customer."""
-        inv = self._schema.invoices
-        unpaid = sa.or_(
-            inv.c.status == "open",
-            sa.and_(inv.c.status == "paid", inv.c.paid_at.is_not(None), inv.c.paid_at > t),
-        )
-        return self._owners(inv, inv.c.issued_at <= t, unpaid, inv.c.due_date < t.date(), ids=ids)
-
-    def _paid(
-        self, since: datetime | None, t: datetime, ids: Sequence[str] | None = None
-    ) -> ColumnElement[bool]:
-        """A successful payment of the customer in ``[since, t]`` (any time up to ``t``)."""
-        tx = self._schema.transactions
-        conds = [tx.c.status == "succeeded", tx.c.kind == "payment", tx.c.at <= t]
-        if since is not None:
-            conds.append(tx.c.at >= since)
-        return self._owners(tx, *conds, ids=ids)
 
     def _ledger_holds(
         self, table: sa.Table, t: datetime, *conds: ColumnElement[bool]
@@ -245,49 +226,6 @@ class SQLSegments(SQLServiceUpkeep):
             value = units_decimal(e.amount_reporting, e.digits)
             out.add(e.customer_id, e.kind == "payment", value, moment_from_value(e.at))
 
-    def _scheduled(
-        self, conn: Connection, t: datetime, horizon: datetime, ids: Sequence[str] | None
-    ) -> set[str]:
-        """Customers with a cancellation scheduled for the end of the billing period
-        running at ``t`` that ends by ``horizon``: few rows, so the period end is
-        computed here with :class:`~revcrm.BillingCycle` itself."""
-        st = self._schema.states
-        running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
-        stmt = sa.select(st.c.customer_id, st.c.anchor, st.c.cycle_count, st.c.cycle_unit).where(
-            running, st.c.cancel_at_period_end, st.c.status.not_in(_ENDED)
-        )
-        if ids is not None:
-            stmt = stmt.where(st.c.customer_id.in_(list(ids)))
-        out: set[str] = set()
-        for cid, anchor, count, unit in conn.execute(stmt):
-            if cid in out:
-                continue
-            cycle = BillingCycle(int(count), CycleUnit(unit))
-            if cycle.period_containing(_as_moment(anchor), t)[1] <= horizon:
-                out.add(cid)
-        return out
-
-    def _scheduled_ends(
-        self, conn: Connection, t: datetime, ids: Sequence[str] | None
-    ) -> dict[str, datetime]:
-        """Per customer, the earliest end of a billing period running at ``t`` for which a
-        cancellation is scheduled (``pending_cancellation``; computed with BillingCycle)."""
-        st = self._schema.states
-        running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
-        stmt = sa.select(st.c.customer_id, st.c.anchor, st.c.cycle_count, st.c.cycle_unit).where(
-            running, st.c.cancel_at_period_end, st.c.status.not_in(_ENDED)
-        )
-        if ids is not None:
-            stmt = stmt.where(st.c.customer_id.in_(list(ids)))
-        out: dict[str, datetime] = {}
-        for cid, anchor, count, unit in conn.execute(stmt):
-            end = BillingCycle(int(count), CycleUnit(unit)).period_containing(
-                _as_moment(anchor), t
-            )[1]
-            if cid not in out or end < out[cid]:
-                out[cid] = end
-        return out
-
     def _service_facts(
         self, conn: Connection, t: datetime, ids: Sequence[str] | None
     ) -> dict[str, list[ServiceFacts]]:
@@ -352,121 +290,6 @@ class SQLSegments(SQLServiceUpkeep):
             )
         return out
 
-    def _last_payments(
-        self, conn: Connection, t: datetime, ids: Sequence[str] | None
-    ) -> dict[str, datetime]:
-        """Each customer's last successful payment up to ``t``."""
-        tx = self._schema.transactions
-        stmt = (
-            sa.select(tx.c.customer_id, sa.func.max(tx.c.at))
-            .where(tx.c.status == "succeeded", tx.c.kind == "payment", tx.c.at <= t)
-            .group_by(tx.c.customer_id)
-        )
-        if ids is not None:
-            stmt = stmt.where(tx.c.customer_id.in_(list(ids)))
-        return {str(cid): _as_moment(at) for cid, at in conn.execute(stmt)}
-
-    def _paid_up(
-        self, conn: Connection, t: datetime, config: SegmentConfig, ids: Sequence[str] | None
-    ) -> set[str]:
-        """Customers with an active service whose current period is paid at ``t``, by the
-        rule of ``revcrm.segments`` applied to the facts read here."""
-        services = self._service_facts(conn, t, ids)
-        if not services:
-            return set()
-        last = self._last_payments(conn, t, ids)
-        return {
-            cid
-            for cid, facts in services.items()
-            if any(service_paid_up(f, last.get(cid), t, config) for f in facts)
-        }
-
-    def _segment_conds(
-        self,
-        conn: Connection,
-        t: datetime,
-        currency: str,
-        config: SegmentConfig,
-        ids: Sequence[str] | None = None,
-        wanted: Segment | None = None,
-        baseline: LtvBaseline | None = None,
-    ) -> dict[Segment, ColumnElement[bool]]:
-        """Membership of each built-in segment at ``t`` as a condition on the customers
-        table (the rules of ``revcrm.segments._rules.memberships``; the cycle-aware Active
-        rule is applied in Python to the facts of ``_service_facts``). With ``ids``
-        only those customers' conditions are meant to be true to the definition (the
-        per-customer parts are computed for them alone). With ``wanted`` only that
-        segment's condition is (the LTV baseline is computed only when it needs it, and
-        not at all when the caller gives it as ``baseline``)."""
-        s = self._schema
-        c, st, sp, inv = s.customers, s.states, s.spans, s.invoices
-        every = wanted is None or wanted is Segment.OTHER
-        registered = c.c.registered_at <= t
-        active_service = self._states_at(t, self._active_state(t), ids=ids)
-        horizon = t + timedelta(days=config.at_risk_cancellation_days)
-        risks = [
-            self._overdue(t, ids),
-            self._states_at(t, st.c.status.in_(_TROUBLED), ids=ids),
-            self._states_at(
-                t,
-                st.c.status == "cancelled",
-                st.c.ended_at > t,
-                st.c.ended_at <= horizon,
-                ids=ids,
-            ),
-        ]
-        if every or wanted is Segment.AT_RISK:
-            scheduled = self._scheduled(conn, t, horizon, ids)
-            if scheduled:
-                risks.append(c.c.id.in_(_literal_ids(scheduled)))
-        high: ColumnElement[bool] = sa.false()
-        if every or wanted is Segment.HIGH_VALUE:
-            # The customers' LTVs: of these alone when the baseline is given (else of
-            # every customer, which the baseline needs and which raises for a missing
-            # rate as the pure segmentation does).
-            cash = self._cash_facts(conn, t, currency, ids if baseline is not None else None)
-            if baseline is None:
-                baseline = self._ledger_baseline(conn, t, currency)
-            if baseline is None:
-                baseline = self._baseline(conn, t, currency, cash)
-            if baseline.paying_customers:
-                above = cash.above(baseline, currency)
-                exceeds: ColumnElement[bool] = (
-                    c.c.id.in_(_literal_ids(above)) if above else sa.false()
-                )
-                if baseline.exceeded_by(Money.zero(currency)):
-                    # Refunds outweigh payments: an LTV of zero (no cash at all) is above.
-                    known = sorted(cash.ltv)
-                    exceeds = sa.or_(
-                        exceeds, c.c.id.not_in(_literal_ids(known)) if known else sa.true()
-                    )
-                high = sa.and_(active_service, exceeds)
-        active: ColumnElement[bool] = sa.false()
-        if config.active_payment_days is not None:
-            since = t - timedelta(days=config.active_payment_days)
-            active = sa.and_(active_service, self._paid(since, t, ids))
-        elif every or wanted is Segment.ACTIVE:
-            # The rule is cycle-aware: applied in Python to the facts (few per customer).
-            paid_up = self._paid_up(conn, t, config, ids)
-            if paid_up:
-                active = c.c.id.in_(_literal_ids(paid_up))
-        subscribed = self._owners(sp, sp.c.positive, sp.c.start_at <= t, ids=ids)
-        started = self._owners(st, st.c.from_at <= t, ids=ids)
-        invoiced = self._owners(
-            inv, inv.c.issued_at <= t, inv.c.status.not_in(("draft", "void")), ids=ids
-        )
-        named: dict[Segment, ColumnElement[bool]] = {
-            Segment.AT_RISK: sa.or_(*risks),
-            Segment.HIGH_VALUE: high,
-            Segment.NEW: c.c.registered_at >= t - timedelta(days=config.new_customer_days),
-            Segment.ACTIVE: active,
-            Segment.CHURNED: sa.and_(subscribed, ~active_service),
-            Segment.NEVER_PURCHASED: ~sa.or_(started, invoiced, self._paid(None, t, ids)),
-        }
-        out = {seg: sa.and_(registered, cond) for seg, cond in named.items()}
-        out[Segment.OTHER] = sa.and_(registered, ~sa.or_(*named.values()))
-        return out
-
     def _service_filters(self, conn: Connection, q: CustomerQuery) -> list[ColumnElement[bool]]:
         conds: list[ColumnElement[bool]] = []
         if q.status is not None:
@@ -474,61 +297,41 @@ class SQLSegments(SQLServiceUpkeep):
         if q.product_id is not None:
             conds.append(self._product_cond(q.as_of, q.product_id))
         if q.segment is not None:
-            segs = self._segment_conds(
-                conn, q.as_of, q.currency, q.segment_config, wanted=q.segment
-            )
-            conds.append(segs[q.segment])
+            facts, baseline = self._segment_inputs(conn, q.as_of, q.currency)
+            members = [
+                cid
+                for cid, f in facts.items()
+                if q.segment in memberships(f, q.segment_config, baseline)
+            ]
+            c = self._schema.customers
+            conds.append(c.c.id.in_(_literal_ids(members)) if members else sa.false())
         return conds
 
-    def _segment_flags(
+    def _segment_inputs(
         self,
         conn: Connection,
         t: datetime,
         currency: str,
-        config: SegmentConfig,
-        ids: Sequence[str] | None,
+        ids: Sequence[str] | None = None,
         baseline: LtvBaseline | None = None,
-    ) -> sa.Select[Any]:
-        """One row per registered customer (of ``ids``): its id and a 0/1 per named segment."""
-        c = self._schema.customers
-        conds = self._segment_conds(conn, t, currency, config, ids, baseline=baseline)
-        flags = [sa.case((conds[seg], 1), else_=0).label(seg.value) for seg in _NAMED]
-        stmt = sa.select(c.c.id, *flags).where(c.c.registered_at <= t)
-        if ids is not None:
-            stmt = stmt.where(c.c.id.in_(list(ids)))
-        return stmt
-
-    def _all_segments(
-        self, conn: Connection, t: datetime, currency: str, config: SegmentConfig
-    ) -> Iterator[frozenset[Segment]]:
-        """The segments of every customer registered by ``t``, from one grouped pass over
-        each table (states, invoices, transactions, spans, invoice lines) turned into each
-        customer's facts and classified by ``revcrm.segments._rules.memberships`` (the one
-        definition): a handful of scans in all, where one condition per segment
-        would scan the same tables again and again."""
+    ) -> tuple[dict[str, SegmentInputs], LtvBaseline]:
+        """The facts the built-in rules read of every customer registered by ``t`` (of
+        ``ids``), and the LTV baseline (``baseline`` when given, else the whole book's):
+        one grouped pass over each table, the services from the ledger's service-state
+        rows (while ``t`` is within the ledger's horizon; past it from the subscriptions
+        by the same rows' one definition), the cash from its cash entries. Membership is
+        decided by ``revcrm.segments._rules.memberships`` (the one definition) alone."""
         s = self._schema
-        c, st, inv, sp = s.customers, s.states, s.invoices, s.spans
+        c, inv, sp = s.customers, s.invoices, s.spans
+
+        def only(stmt: Any, column: Any) -> Any:
+            return stmt if ids is None else stmt.where(column.in_(list(ids)))
 
         def flag(cond: ColumnElement[bool]) -> ColumnElement[Any]:
             return sa.func.max(sa.case((cond, 1), else_=0))
 
-        running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
-        ending = sa.and_(st.c.status == "cancelled", st.c.ended_at > t)
-        services: dict[str, tuple[int, datetime | None, int]] = {
-            cid: (int(troubled), None if ends is None else _as_moment(ends), int(active))
-            for cid, troubled, ends, active in conn.execute(
-                sa.select(
-                    st.c.customer_id,
-                    sa.func.sum(sa.case((st.c.status.in_(_TROUBLED), 1), else_=0)),
-                    sa.func.min(sa.case((ending, st.c.ended_at), else_=None)),
-                    sa.func.sum(sa.case((self._active_state(t), 1), else_=0)),
-                )
-                .where(running)
-                .group_by(st.c.customer_id)
-            )
-        }
-        scheduled = self._scheduled_ends(conn, t, None)
-        service_facts = self._service_facts(conn, t, None)
+        services = self._services_at(conn, t, ids)
+        service_facts = self._service_facts(conn, t, ids)
         unpaid = sa.or_(
             inv.c.status == "open",
             sa.and_(inv.c.status == "paid", inv.c.paid_at.is_not(None), inv.c.paid_at > t),
@@ -536,53 +339,129 @@ class SQLSegments(SQLServiceUpkeep):
         invoices = {
             cid: (int(overdue), int(issued))
             for cid, overdue, issued in conn.execute(
-                sa.select(
+                only(
+                    sa.select(
+                        inv.c.customer_id,
+                        flag(sa.and_(unpaid, inv.c.due_date < t.date())),
+                        flag(inv.c.status.not_in(("draft", "void"))),
+                    )
+                    .where(inv.c.issued_at <= t)
+                    .group_by(inv.c.customer_id),
                     inv.c.customer_id,
-                    flag(sa.and_(unpaid, inv.c.due_date < t.date())),
-                    flag(inv.c.status.not_in(("draft", "void"))),
                 )
-                .where(inv.c.issued_at <= t)
-                .group_by(inv.c.customer_id)
             )
         }
-        cash = self._cash_facts(conn, t, currency)
+        cash = self._cash_facts(conn, t, currency, ids if baseline is not None else None)
         subscribed = {
             cid: _as_moment(since)
             for cid, since in conn.execute(
-                sa.select(sp.c.customer_id, sa.func.min(sp.c.start_at))
-                .where(sp.c.positive, sp.c.start_at <= t)
-                .group_by(sp.c.customer_id)
+                only(
+                    sa.select(sp.c.customer_id, sa.func.min(sp.c.start_at))
+                    .where(sp.c.positive, sp.c.start_at <= t)
+                    .group_by(sp.c.customer_id),
+                    sp.c.customer_id,
+                )
             )
         }
         registered = {
             cid: _as_moment(at)
             for cid, at in conn.execute(
-                sa.select(c.c.id, c.c.registered_at).where(c.c.registered_at <= t)
+                only(sa.select(c.c.id, c.c.registered_at).where(c.c.registered_at <= t), c.c.id)
             )
         }
-        baseline = cash.baseline(registered, currency)
+        if baseline is None:
+            baseline = self._ledger_baseline(conn, t, currency)
+        if baseline is None:
+            baseline = (
+                cash.baseline(registered, currency)
+                if ids is None
+                else self._baseline(conn, t, currency, cash)
+            )
+        out: dict[str, SegmentInputs] = {}
         for cid, registered_at in registered.items():
-            troubled, ends, active = services.get(cid, (0, None, 0))
+            active, troubled, ends, started = services.get(cid, (0, 0, None, False))
             overdue, issued = invoices.get(cid, (0, 0))
             last = cash.last_payment.get(cid)
-            ltv = cash.ltv.get(cid, _ZERO)
-            scheduled_end = scheduled.get(cid)
-            if ends is None or (scheduled_end is not None and scheduled_end < ends):
-                ends = scheduled_end
-            facts = SegmentInputs(
+            out[cid] = SegmentInputs(
                 as_of=t,
                 registered_at=registered_at,
-                ltv=Money(ltv, currency),
+                ltv=Money(cash.ltv.get(cid, _ZERO), currency),
                 last_payment_at=last,
                 active_services=active,
                 troubled_services=troubled,
                 overdue_invoices=overdue,
                 next_cancellation_at=ends,
                 subscriber_since=subscribed.get(cid),
-                ordered=bool(cid in services or issued or last is not None),
+                ordered=bool(started or issued or last is not None),
                 services=tuple(service_facts.get(cid, ())),
             )
-            yield memberships(facts, config, baseline)
+        return out, baseline
+
+    def _services_at(
+        self, conn: Connection, t: datetime, ids: Sequence[str] | None
+    ) -> dict[str, tuple[int, int, datetime | None, bool]]:
+        """Per customer at ``t``: services active, services troubled, the earliest
+        pending cancellation, and whether a service had started: aggregates of the
+        ledger's service-state rows holding ``t`` (the rules' answers, stored). Their
+        scheduled cancellations are cut up to the ledger's horizon: past it, the same
+        rows are built from the subscriptions for ``t`` (``service_columns``)."""
+        horizon = self._ledger_horizon(conn)
+        if horizon != NO_HORIZON and t > horizon:
+            return self._services_from_records(conn, t, ids)
+        sv = self._schema.ledger_services
+        holds = sa.and_(sv.c.start_at <= t, sa.or_(sv.c.end_at.is_(None), sv.c.end_at > t))
+        one = sa.literal(1)
+        stmt = sa.select(
+            sv.c.customer_id,
+            sa.func.sum(sa.case((sa.and_(holds, sv.c.active), one), else_=0)),
+            sa.func.sum(sa.case((sa.and_(holds, sv.c.troubled), one), else_=0)),
+            sa.func.min(sa.case((sa.and_(holds, sv.c.cancellation_at > t), sv.c.cancellation_at))),
+        ).where(sv.c.start_at <= t)
+        if ids is not None:
+            stmt = stmt.where(sv.c.customer_id.in_(list(ids)))
+        return {
+            str(cid): (int(a or 0), int(tr or 0), None if e is None else _as_moment(e), True)
+            for cid, a, tr, e in conn.execute(stmt.group_by(sv.c.customer_id))
+        }
+
+    def _services_from_records(
+        self, conn: Connection, t: datetime, ids: Sequence[str] | None
+    ) -> dict[str, tuple[int, int, datetime | None, bool]]:
+        subs_t = self._schema.subscriptions
+        subs: list[Subscription] = []
+        if ids is None:
+            subs = self._load(conn, "subscription")
+        else:
+            for chunk in _chunks(sorted(set(ids))):
+                subs.extend(self._load(conn, "subscription", subs_t.c.customer_id.in_(chunk)))
+        named = sorted({st.plan_id for sub in subs for st in sub.states if st.plan_id})
+        plans: list[Plan] = []
+        for chunk in _chunks(named):
+            plans.extend(self._load(conn, "plan", self._schema.plans.c.id.in_(chunk)))
+        owners = tuple(sorted({sub.customer_id for sub in subs}))
+        book = Book(plans=tuple(plans), subscriptions=tuple(subs))
+        cols = service_columns(book, customer_ids=owners, horizon=t)
+        now = cols.at(moment_us(t))
+        out: dict[str, tuple[int, int, datetime | None, bool]] = {}
+        for i, cid in enumerate(owners):
+            if not now.started[i]:
+                continue
+            nxt = int(now.next_cancellation[i])
+            out[cid] = (
+                int(now.active[i]),
+                int(now.troubled[i]),
+                None if nxt == OPEN else moment_from_value(nxt),
+                True,
+            )
+        return out
+
+    def _all_segments(
+        self, conn: Connection, t: datetime, currency: str, config: SegmentConfig
+    ) -> Iterator[frozenset[Segment]]:
+        """The segments of every customer registered by ``t``."""
+        facts, baseline = self._segment_inputs(conn, t, currency)
+        for f in facts.values():
+            yield memberships(f, config, baseline)
 
     def _baseline(
         self, conn: Connection, t: datetime, currency: str, cash: _CashFacts
@@ -684,7 +563,6 @@ class SQLSegments(SQLServiceUpkeep):
         _check_baseline(ltv_baseline, currency)
 
         def run(conn: Connection) -> dict[str, frozenset[Segment]]:
-            c = self._schema.customers
             unique = sorted(set(wanted))
             known = self._existing_ids(conn, "customer", unique)
             for cid in wanted:
@@ -692,12 +570,9 @@ class SQLSegments(SQLServiceUpkeep):
                     raise NotFoundError("customer", cid)
             found: dict[str, frozenset[Segment]] = {}
             for chunk in _chunks(unique):
-                stmt = self._segment_flags(conn, t, currency, config, chunk, ltv_baseline)
-                for row in conn.execute(stmt):
-                    cid, *bits = tuple(row)
-                    segs = {seg for seg, bit in zip(_NAMED, bits, strict=True) if bit}
-                    found[cid] = frozenset(segs or {Segment.OTHER})
-            del c
+                facts, baseline = self._segment_inputs(conn, t, currency, chunk, ltv_baseline)
+                for cid, f in facts.items():
+                    found[cid] = memberships(f, config, baseline)
             return {cid: found.get(cid, frozenset()) for cid in wanted}
 
         return self._run(False, run)
