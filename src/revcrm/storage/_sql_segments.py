@@ -351,6 +351,10 @@ class SQLSegments(SQLServiceUpkeep):
                 )
             )
         }
+        if baseline is None and ids is not None:
+            baseline = self._ledger_baseline(conn, t, currency)
+        # The LTVs of the customers asked, or of every customer for the baseline (which
+        # also raises for a missing rate as the pure segmentation does).
         cash = self._cash_facts(conn, t, currency, ids if baseline is not None else None)
         subscribed = {
             cid: _as_moment(since)
@@ -369,8 +373,6 @@ class SQLSegments(SQLServiceUpkeep):
                 only(sa.select(c.c.id, c.c.registered_at).where(c.c.registered_at <= t), c.c.id)
             )
         }
-        if baseline is None:
-            baseline = self._ledger_baseline(conn, t, currency)
         if baseline is None:
             baseline = (
                 cash.baseline(registered, currency)
