@@ -58,7 +58,7 @@ def _reference(a: MrrAnalysis, a0: datetime, b0: datetime) -> tuple[int, int, in
     return len(new), kept, at_start + extra
 
 
-@settings(max_examples=30)
+@settings(max_examples=15, deadline=None)
 @given(book=books(latest=datetime(2024, 12, 31, tzinfo=UTC), max_customers=6), policy=PRESETS)
 def test_churn_series_from_arrays_equals_the_movement_definition(
     book: Book, policy: MetricsPolicy
