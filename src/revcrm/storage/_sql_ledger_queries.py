@@ -234,12 +234,7 @@ class LedgerReads:
         """:meth:`covers` on an open connection (``currency`` None: the ledger's own).
         ``missing_raises``: a customer lacking a rate raises MissingRateError, as the
         engine's analysis of the whole book would, instead of answering False."""
-        if not self._store._ledger_ready_cached(conn):
-            return False
-        if currency is not None and self._store._ledger_currency(conn) != currency:
-            return False
-        horizon = self._store._ledger_horizon(conn)
-        if horizon != NO_HORIZON and horizon < t:  # no records yet: nothing to miss
+        if not self._kept(conn, currency, t):
             return False
         if missing_raises:
             self._check_rates(conn, ids)
@@ -257,14 +252,17 @@ class LedgerReads:
 
     def mrr_if_covered(
         self, t: datetime, currency: str, customer_ids: Sequence[str] | None
-    ) -> Money | None:
-        """:meth:`mrr` at ``t``, or None when the ledger does not cover the read."""
+    ) -> tuple[Money, list[str]] | None:
+        """:meth:`mrr` at ``t`` of the customers in scope the ledger built, and those it
+        could not (lacking a rate: no rows, so the store adds their MRR from their own
+        records); None when the ledger does not cover the read (another currency, past
+        its horizon)."""
 
-        def run(conn: Connection) -> Money | None:
-            if not self._covered(conn, currency, t, customer_ids):
+        def run(conn: Connection) -> tuple[Money, list[str]] | None:
+            if not self._kept(conn, currency, t):
                 return None
             levels = self._levels(conn, currency, [t], inclusive=True, ids=customer_ids)
-            return Money(levels[0], currency)
+            return Money(levels[0], currency), self._lacking(conn, customer_ids)
 
         return self._store._run(False, run)
 
@@ -283,23 +281,26 @@ class LedgerReads:
 
         return self._store._run(False, run)
 
-    def paying_if_covered(self, t: datetime) -> int | None:
-        """:meth:`paying_customers` at ``t``, or None when the ledger does not cover it."""
+    def paying_if_covered(self, t: datetime) -> tuple[int, list[str]] | None:
+        """:meth:`paying_customers` at ``t`` among the customers the ledger built, and
+        those lacking a rate (counted by the store from their records); None when the
+        ledger does not reach ``t``."""
 
-        def run(conn: Connection) -> int | None:
-            if not self._covered(conn, None, t, None):
+        def run(conn: Connection) -> tuple[int, list[str]] | None:
+            if not self._kept(conn, None, t):
                 return None
-            return self._paying_count(conn, t)
+            return self._paying_count(conn, t), self._lacking(conn, None)
 
         return self._store._run(False, run)
 
-    def flow_if_covered(self, a: datetime, b: datetime) -> CustomerFlow | None:
-        """:meth:`customer_flow` over ``[a, b]`` (``a <= b``), or None when not covered."""
+    def flow_if_covered(self, a: datetime, b: datetime) -> tuple[CustomerFlow, list[str]] | None:
+        """:meth:`customer_flow` over ``[a, b]`` (``a <= b``) among the customers the
+        ledger built, and those lacking a rate; None when the ledger does not reach ``b``."""
 
-        def run(conn: Connection) -> CustomerFlow | None:
-            if not self._covered(conn, None, max(a, b), None):
+        def run(conn: Connection) -> tuple[CustomerFlow, list[str]] | None:
+            if not self._kept(conn, None, max(a, b)):
                 return None
-            return self._flow(conn, a, b)
+            return self._flow(conn, a, b), self._lacking(conn, None)
 
         return self._store._run(False, run)
 
@@ -421,6 +422,23 @@ class LedgerReads:
         return stmt.subquery(), sa.and_(scope, limbs[0].is_(None))
 
     # -- checks -----------------------------------------------------------------------------
+
+    def _kept(self, conn: Connection, currency: str | None, t: datetime) -> bool:
+        """Built, kept in ``currency`` (None: any) and reaching ``t`` (its horizon)."""
+        if not self._store._ledger_ready_cached(conn):
+            return False
+        if currency is not None and self._store._ledger_currency(conn) != currency:
+            return False
+        horizon = self._store._ledger_horizon(conn)
+        return horizon == NO_HORIZON or horizon >= t  # no records yet: nothing to miss
+
+    def _lacking(self, conn: Connection, ids: Sequence[str] | None) -> list[str]:
+        """The customers (in ``ids``) whose rows could not be built for a missing rate."""
+        t = self._s.ledger_customers
+        stmt = sa.select(t.c.customer_id).where(t.c.missing.is_not(None))
+        if ids is not None:
+            stmt = stmt.where(t.c.customer_id.in_(ids))
+        return sorted(str(c) for (c,) in conn.execute(stmt))
 
     def _currency(self, conn: Connection, currency: str | None) -> str:
         code = self._store._ledger_currency(conn)

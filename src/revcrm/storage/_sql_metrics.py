@@ -83,13 +83,15 @@ class SQLMetrics(SQLSegments):
         check_currency(currency)
         ids = None if customer_ids is None else sorted(set(_id_list(customer_ids)))
         from_ledger = self._ledger_reads().mrr_if_covered(t, currency, ids)
-        if from_ledger is not None:
-            return from_ledger
-        return self._engine_mrr(t, currency, ids)
+        if from_ledger is None:
+            return self._engine_mrr(t, currency, ids)
+        value, lacking = from_ledger
+        return value + self._engine_mrr(t, currency, lacking) if lacking else value
 
     def _engine_mrr(self, t: datetime, currency: str, ids: Sequence[str] | None) -> Money:
-        """MRR by the pure function over the stored subscriptions (the ledger does not
-        cover the read): it converts, and so needs, only the rates at ``t``."""
+        """MRR (of ``ids``) by the pure function over the stored subscriptions (the ledger
+        does not cover the read, or these customers lack a rate): it converts, and so
+        needs, only the rates at ``t``."""
 
         def run(conn: Connection) -> Money:
             book = self._subscription_book(conn, ids, [t])
@@ -210,15 +212,16 @@ class SQLMetrics(SQLSegments):
     def paying_customers(self, *, at: date | datetime) -> int:
         t = as_of_moment(at, "at")
         from_ledger = self._ledger_reads().paying_if_covered(t)
-        if from_ledger is not None:
-            return from_ledger
-        return self._engine_paying(t)
+        if from_ledger is None:
+            return self._engine_paying(t, None)
+        count, lacking = from_ledger
+        return count + self._engine_paying(t, lacking) if lacking else count
 
-    def _engine_paying(self, t: datetime) -> int:
-        """Paying customers by the pure MRR of the stored subscriptions (no rate needed)."""
+    def _engine_paying(self, t: datetime, ids: Sequence[str] | None) -> int:
+        """Paying customers (of ``ids``) by the pure MRR of the stored subscriptions."""
 
         def run(conn: Connection) -> int:
-            book = self._subscription_book(conn, None, [t])
+            book = self._subscription_book(conn, ids, [t])
             return len(_paying_ids(book.subscriptions, t, self._policy))
 
         return self._run(False, run)
@@ -228,15 +231,27 @@ class SQLMetrics(SQLSegments):
         if b < a:
             raise ValidationError("end", end, "is before start")
         from_ledger = self._ledger_reads().flow_if_covered(a, b)
-        if from_ledger is not None:
-            return from_ledger
-        return self._engine_flow(a, b)
+        if from_ledger is None:
+            return self._engine_flow(a, b, None)
+        flow, lacking = from_ledger
+        if not lacking:
+            return flow
+        more = self._engine_flow(a, b, lacking)  # other customers: the counts add up
+        return CustomerFlow(
+            start=a,
+            end=b,
+            at_start=flow.at_start + more.at_start,
+            at_end=flow.at_end + more.at_end,
+            retained=flow.retained + more.retained,
+            gained=flow.gained + more.gained,
+            lost=flow.lost + more.lost,
+        )
 
-    def _engine_flow(self, a: datetime, b: datetime) -> CustomerFlow:
-        """The flow by the pure MRR of the stored subscriptions at ``a`` and ``b``."""
+    def _engine_flow(self, a: datetime, b: datetime, ids: Sequence[str] | None) -> CustomerFlow:
+        """The flow (of ``ids``) by the pure MRR of the stored subscriptions at ``a``, ``b``."""
 
         def run(conn: Connection) -> CustomerFlow:
-            subs = self._subscription_book(conn, None, [a, b]).subscriptions
+            subs = self._subscription_book(conn, ids, [a, b]).subscriptions
             at_a, at_b = _paying_ids(subs, a, self._policy), _paying_ids(subs, b, self._policy)
             kept = len(at_a & at_b)
             return CustomerFlow(
