@@ -33,7 +33,15 @@ from revcrm._ledger._aggregate import Sweep, build_sweep, profile, stream_values
 from revcrm._ledger._classify import Classified, classify
 from revcrm._ledger._columns import EPOCH, LineColumns, book_cycles
 from revcrm._ledger._events import Events, build_events
-from revcrm._ledger._fixed import DIGITS, from_decimal, norm, places, rate_places, to_decimal
+from revcrm._ledger._fixed import (
+    DIGITS,
+    from_decimal,
+    norm,
+    places,
+    rate_places,
+    summable,
+    to_decimal,
+)
 from revcrm._ledger._renewals import billing_dates, period_index, renewals
 from revcrm._ledger._steps import DAY_US, NO_DAY, Steps, steps_from_lines
 from revcrm._ledger._walk import Rules, Services, states_of, walk
@@ -578,8 +586,10 @@ class MrrAnalysis:
     def _waterfalls(self, bounds: list[datetime]) -> list[Waterfall]:
         k = len(bounds) - 1
         m = self._classified(bounds)
-        totals = np.zeros((k, len(_KIND_OF)), dtype=object)
-        np.add.at(totals, (m.region, m.kind.astype(np.int64)), m.amount.astype(object))
+        # int64 when the magnitudes' sum bounds every cell's total (exact), else Python ints.
+        amount = summable(m.amount)
+        totals = np.zeros((k, len(_KIND_OF)), dtype=amount.dtype)
+        np.add.at(totals, (m.region, m.kind.astype(np.int64)), amount)
         counts = np.bincount(m.region, minlength=k).tolist() if m.region.size else [0] * k
         levels = self._units_before(bounds)
         money = self._money
