@@ -153,6 +153,7 @@ class Schema:
     ledger_services: sa.Table
     ledger_status: sa.Table
     ledger_renewals: sa.Table
+    ledger_overdue: sa.Table
 
     #: Whether summed money also has exact integer limbs (SQLite, see ``LIMBS``).
     limbs: bool
@@ -544,7 +545,19 @@ class Schema:
             sa.Column("end_at", Moment()),
             sa.Column("state", sa.Text, nullable=False),
         )
+        ledger_overdue = sa.Table(
+            f"{p}ledger_overdue",
+            m,
+            # Where an invoice is overdue (``invoice_overdue``), ``[start_at, end_at)``,
+            # computed by the rule at write time (``revcrm._ledger._status``).
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("invoice_id", Key(), nullable=False),
+            sa.Column("start_at", Moment(), nullable=False),
+            sa.Column("end_at", Moment()),
+        )
         return cls(
+            ledger_overdue=ledger_overdue,
             ledger_renewals=ledger_renewals,
             ledger_services=ledger_services,
             ledger_status=ledger_status,
@@ -615,7 +628,7 @@ class Schema:
     @property
     def service_tables(self) -> list[sa.Table]:
         """Version 8: the ledger's service states and status intervals, per customer."""
-        return [self.ledger_services, self.ledger_status, self.ledger_renewals]
+        return [self.ledger_services, self.ledger_status, self.ledger_renewals, self.ledger_overdue]
 
     @property
     def ledger_tables(self) -> list[sa.Table]:
@@ -721,7 +734,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
     ),
     (
         8,
-        "the ledger's service states, customer-status intervals and renewing states (backfilled)",
+        "the ledger's service states, status and overdue intervals, renewing states (backfilled)",
         _v8,
     ),
 )

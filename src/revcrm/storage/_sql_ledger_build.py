@@ -28,7 +28,7 @@ from revcrm._book import Book
 from revcrm._ledger._cash import cash_columns
 from revcrm._ledger._classify import KINDS
 from revcrm._ledger._services import service_columns
-from revcrm._ledger._status import status_intervals
+from revcrm._ledger._status import overdue_intervals, status_intervals
 from revcrm._money import EXACT_CONTEXT, FxRates
 from revcrm._records import CreditEntry, Invoice, Plan, Transaction
 from revcrm._subscription import Subscription, SubscriptionStatus
@@ -257,9 +257,9 @@ def build_service_rows(
     *,
     customer_ids: Sequence[str],
     horizon: datetime,
-) -> tuple[list[Row], list[Row], list[Row]]:
-    """The ``ledger_services``, ``ledger_status`` and ``ledger_renewals`` rows of these
-    customers (all their subscriptions and invoices given; ``plans``: at least those the
+) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
+    """The ``ledger_services``, ``ledger_status``, ``ledger_renewals`` and
+    ``ledger_overdue`` rows of these customers (all their subscriptions and invoices given; ``plans``: at least those the
     subscriptions name), scheduled cancellations cut up to ``horizon``."""
     ids = tuple(sorted(set(customer_ids)))
     book = Book(plans=tuple(plans), subscriptions=tuple(subscriptions))
@@ -305,7 +305,18 @@ def build_service_rows(
             }
             for k, p in enumerate(pieces)
         )
-    return services, status, _renewing_rows(subscriptions)
+    overdue: list[Row] = []
+    for cid in ids:
+        spans = [
+            (inv.id, lo, hi)
+            for inv in sorted(invs.get(cid, []), key=lambda i: i.id)
+            for lo, hi in overdue_intervals(inv)
+        ]
+        overdue.extend(
+            {"customer_id": cid, "seq": k, "invoice_id": iid, "start_at": lo, "end_at": hi}
+            for k, (iid, lo, hi) in enumerate(spans)
+        )
+    return services, status, _renewing_rows(subscriptions), overdue
 
 
 def _renewing_rows(subscriptions: Sequence[Subscription]) -> list[Row]:

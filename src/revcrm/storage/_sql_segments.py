@@ -332,21 +332,25 @@ class SQLSegments(SQLServiceUpkeep):
 
         services = self._services_at(conn, t, ids)
         service_facts = self._service_facts(conn, t, ids)
-        unpaid = sa.or_(
-            inv.c.status == "open",
-            sa.and_(inv.c.status == "paid", inv.c.paid_at.is_not(None), inv.c.paid_at > t),
-        )
-        invoices = {
-            cid: (int(overdue), int(issued))
-            for cid, overdue, issued in conn.execute(
+        od = s.ledger_overdue
+        overdue = {
+            str(cid): int(n)
+            for cid, n in conn.execute(
                 only(
-                    sa.select(
-                        inv.c.customer_id,
-                        flag(sa.and_(unpaid, inv.c.due_date < t.date())),
-                        flag(inv.c.status.not_in(("draft", "void"))),
-                    )
-                    .where(inv.c.issued_at <= t)
-                    .group_by(inv.c.customer_id),
+                    sa.select(od.c.customer_id, sa.func.count())
+                    .where(od.c.start_at <= t, sa.or_(od.c.end_at.is_(None), od.c.end_at > t))
+                    .group_by(od.c.customer_id),
+                    od.c.customer_id,
+                )
+            )
+        }
+        invoiced = {
+            str(cid)
+            for (cid,) in conn.execute(
+                only(
+                    sa.select(inv.c.customer_id)
+                    .where(inv.c.issued_at <= t, inv.c.status.not_in(("draft", "void")))
+                    .distinct(),
                     inv.c.customer_id,
                 )
             )
@@ -382,7 +386,6 @@ class SQLSegments(SQLServiceUpkeep):
         out: dict[str, SegmentInputs] = {}
         for cid, registered_at in registered.items():
             active, troubled, ends, started = services.get(cid, (0, 0, None, False))
-            overdue, issued = invoices.get(cid, (0, 0))
             last = cash.last_payment.get(cid)
             out[cid] = SegmentInputs(
                 as_of=t,
@@ -391,10 +394,10 @@ class SQLSegments(SQLServiceUpkeep):
                 last_payment_at=last,
                 active_services=active,
                 troubled_services=troubled,
-                overdue_invoices=overdue,
+                overdue_invoices=overdue.get(cid, 0),
                 next_cancellation_at=ends,
                 subscriber_since=subscribed.get(cid),
-                ordered=bool(started or issued or last is not None),
+                ordered=bool(started or cid in invoiced or last is not None),
                 services=tuple(service_facts.get(cid, ())),
             )
         return out, baseline
