@@ -76,22 +76,30 @@ def overdue_intervals(invoice: Invoice) -> list[tuple[datetime, datetime | None]
 
 
 def status_intervals(
-    customer_id: str, subscriptions: Sequence[Subscription], invoices: Sequence[Invoice]
+    customer_id: str,
+    subscriptions: Sequence[Subscription],
+    invoices: Sequence[Invoice],
+    overdue: Sequence[tuple[Invoice, datetime, datetime | None]] | None = None,
 ) -> list[StatusInterval]:
     """The customer's status pieces other than ``LEAD``, in time order (see the module
     docstring); ``subscriptions`` and ``invoices``: all of the customer's.
 
     The rule reads invoices only through ``invoice_overdue``, so at each moment it is
     given the invoices overdue then (from :func:`overdue_intervals`), not all of them:
-    the same answer, without asking every invoice at every moment."""
+    the same answer, without asking every invoice at every moment. ``overdue``: those
+    pieces as ``(invoice, start, end)``, when the caller has them already."""
     out: list[StatusInterval] = []
     moments = rule_moments(subscriptions, invoices)
-    spans = [(inv, lo, hi) for inv in invoices for lo, hi in overdue_intervals(inv)]
+    spans = (
+        [(inv, lo, hi) for inv in invoices for lo, hi in overdue_intervals(inv)]
+        if overdue is None
+        else overdue
+    )
     current: CustomerStatus = CustomerStatus.LEAD
     opened: datetime | None = None
     for at in moments:
-        overdue = [inv for inv, lo, hi in spans if lo <= at and (hi is None or at < hi)]
-        status = customer_status(subscriptions, overdue, at)
+        now = [inv for inv, lo, hi in spans if lo <= at and (hi is None or at < hi)]
+        status = customer_status(subscriptions, now, at)
         if status is current:
             continue
         if current is not CustomerStatus.LEAD and opened is not None:

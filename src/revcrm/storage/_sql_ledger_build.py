@@ -293,8 +293,11 @@ def build_service_rows(
     for inv in invoices:
         invs[inv.customer_id].append(inv)
     status: list[Row] = []
+    overdue: list[Row] = []
     for cid in ids:
-        pieces = status_intervals(cid, subs.get(cid, []), invs.get(cid, []))
+        own = sorted(invs.get(cid, []), key=lambda i: i.id)
+        spans = [(inv, lo, hi) for inv in own for lo, hi in overdue_intervals(inv)]
+        pieces = status_intervals(cid, subs.get(cid, []), own, spans)
         status.extend(
             {
                 "customer_id": cid,
@@ -305,16 +308,9 @@ def build_service_rows(
             }
             for k, p in enumerate(pieces)
         )
-    overdue: list[Row] = []
-    for cid in ids:
-        spans = [
-            (inv.id, lo, hi)
-            for inv in sorted(invs.get(cid, []), key=lambda i: i.id)
-            for lo, hi in overdue_intervals(inv)
-        ]
         overdue.extend(
-            {"customer_id": cid, "seq": k, "invoice_id": iid, "start_at": lo, "end_at": hi}
-            for k, (iid, lo, hi) in enumerate(spans)
+            {"customer_id": cid, "seq": k, "invoice_id": inv.id, "start_at": lo, "end_at": hi}
+            for k, (inv, lo, hi) in enumerate(spans)
         )
     return services, status, _renewing_rows(subscriptions), overdue
 
