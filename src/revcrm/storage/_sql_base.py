@@ -32,7 +32,7 @@ from revcrm.errors import (
 )
 from revcrm.metrics import MetricsPolicy
 from revcrm.segments._config import Segment
-from revcrm.storage import _reference as ref
+from revcrm.storage import _reads as ref
 from revcrm.storage._codec import (
     Row,
     decode_credit,

@@ -26,7 +26,7 @@ from revcrm.errors import (
 )
 from revcrm.metrics import FxDateRule
 from revcrm.metrics._customer_value import ledger_rows
-from revcrm.storage import _reference as ref
+from revcrm.storage import _reads as ref
 from revcrm.storage._memory import row_of, summary_from_records
 from revcrm.storage._query import (
     CustomerQuery,

@@ -29,7 +29,7 @@ from revcrm._time import as_of_moment
 from revcrm.errors import ValidationError
 from revcrm.metrics import MrrPoint, analyse, mrr, subscription_mrr
 from revcrm.metrics._dashboard import cash_by_period
-from revcrm.storage import _reference as ref
+from revcrm.storage import _reads as ref
 from revcrm.storage._memory import _id_list
 from revcrm.storage._query import CashMonth, CustomerFlow
 from revcrm.storage._sql_db import _chunks
