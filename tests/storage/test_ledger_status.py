@@ -5,6 +5,8 @@
   any book (pure, no store).
 * An invoice write alone (an invoice becoming overdue, then paid) changes the SQL
   store's status filter in the write's own transaction.
+* A plan write moving the plan to another product moves its services in the product
+  filter (the service rows name the plan's product).
 * The segments' service facts from the stored rows equal those built from the
   subscriptions for the moment (the path past the ledger's horizon).
 """
@@ -18,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Connection
 
-from revcrm import Book, InvoiceStatus
+from revcrm import BillingCycle, Book, InvoiceStatus, Plan, Product
 from revcrm._ledger._status import overdue_intervals, status_intervals
 from revcrm.crm import CustomerStatus, customer_status, invoice_overdue
 from revcrm.storage import SQLStore
@@ -95,3 +97,25 @@ def test_service_facts_past_the_horizon_are_the_rows_built_for_the_moment() -> N
             assert stored == store._services_from_records(conn, at, None), at
 
     store._run(False, both)
+
+
+def test_a_plan_moved_to_another_product_moves_its_services_in_the_product_filter() -> None:
+    store = SQLStore("sqlite://")
+    store.create_schema()
+    plan = Plan(id="pl", product_id="p1", name="Basic", price=usd(10), cycle=BillingCycle.MONTHLY)
+    store.import_book(
+        Book.of(
+            customers=[customer("c1")],
+            products=[Product(id="p1", name="One"), Product(id="p2", name="Two")],
+            plans=[plan],
+            subscriptions=[service("s1", "c1", usd(10), plan_id="pl")],
+        )
+    )
+
+    def ids(product: str) -> list[str]:
+        q = CustomerQuery(as_of=t(2024, 3, 1), currency="USD", product_id=product)
+        return [r.customer.id for r in store.customers.query(q)]
+
+    assert (ids("p1"), ids("p2")) == (["c1"], [])
+    store.plans.upsert(attrs.evolve(plan, product_id="p2"))
+    assert (ids("p1"), ids("p2")) == ([], ["c1"])

@@ -49,6 +49,12 @@ class SQLServiceUpkeep(SQLLedger):
         s = self._schema
         ids = sorted({p.record.id for p in batch})
         owners: set[str] = set()
+        products: dict[str, str | None] = {}
+        if kind == "plan":  # only a plan whose product changes changes service rows
+            pl = s.plans
+            for chunk in _chunks(ids):
+                stmt = sa.select(pl.c.id, pl.c.product_id).where(pl.c.id.in_(chunk))
+                products.update((str(i), p) for i, p in conn.execute(stmt))
         if kind == "invoice":
             owners = {p.record.customer_id for p in batch}
             if not self._empty(conn, s.invoices):
@@ -60,7 +66,12 @@ class SQLServiceUpkeep(SQLLedger):
             return result
         if kind == "plan":
             st = s.states
-            for chunk in _chunks(ids):
+            moved = sorted(
+                p.record.id
+                for p in batch
+                if p.record.id in products and products[p.record.id] != p.record.product_id
+            )
+            for chunk in _chunks(moved):
                 stmt = sa.select(st.c.customer_id).distinct().where(st.c.plan_id.in_(chunk))
                 owners.update(r[0] for r in conn.execute(stmt))
         if not owners:
