@@ -55,7 +55,7 @@ def _wipe(store: SQLStore) -> None:
 
 @settings(
     deadline=None,
-    max_examples=min(30, settings().max_examples),
+    max_examples=min(15, settings().max_examples),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
