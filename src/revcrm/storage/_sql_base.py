@@ -32,7 +32,6 @@ from revcrm.errors import (
 )
 from revcrm.metrics import MetricsPolicy
 from revcrm.segments._config import Segment
-from revcrm.storage import _reads as ref
 from revcrm.storage._codec import (
     Row,
     decode_credit,
@@ -74,11 +73,6 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 EPOCH_DATE: Final = date(1970, 1, 1)
 _DAY_US: Final = 86_400_000_000
-_ACTIVE: Final = tuple(sorted(s.value for s in ref.ACTIVE_STATUSES))
-# The service rules of revcrm.crm._services, as status values of the states table:
-_RUNNING: Final = ("active", "past_due", "trialing")
-_TROUBLED: Final = ("past_due", "suspended")
-_ENDED: Final = ("cancelled", "terminated")
 #: The six named segments (``OTHER`` is "none of them").
 _NAMED: Final[tuple[Segment, ...]] = tuple(s for s in Segment if s is not Segment.OTHER)
 _POLICY_KEY: Final = "mrr_policy"

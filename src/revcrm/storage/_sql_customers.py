@@ -83,10 +83,6 @@ def _carried(rows: Any) -> Any:
 class SQLCustomerList(SQLSegments):
     """The customer list and one customer's summary, over the segment conditions."""
 
-    def _running(self, t: datetime) -> ColumnElement[bool]:
-        st = self._schema.states
-        return sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
-
     def _sort_values(
         self, conn: Connection, q: CustomerQuery, rates: Mapping[str, Decimal]
     ) -> tuple[Any, ColumnElement[Any], str] | None:
@@ -121,11 +117,16 @@ class SQLCustomerList(SQLSegments):
                 )
                 return agg.group_by(cr.c.customer_id).subquery(), zero, "money"
             case CustomerSort.ACTIVE_SERVICES:
-                st = s.states
-                agg = sa.select(st.c.customer_id, sa.func.count().label("v")).where(
-                    self._running(t), self._active_state(t)
+                # The service-state rows: one per subscription at a moment, ``active``
+                # the rules' answer (is_active_service) computed when it was written.
+                sv = s.ledger_services
+                running = sa.and_(
+                    sv.c.start_at <= t, sa.or_(sv.c.end_at.is_(None), sv.c.end_at > t)
                 )
-                return agg.group_by(st.c.customer_id).subquery(), sa.literal(0), "int"
+                agg = sa.select(sv.c.customer_id, sa.func.count().label("v")).where(
+                    running, sv.c.active
+                )
+                return agg.group_by(sv.c.customer_id).subquery(), sa.literal(0), "int"
             case CustomerSort.LAST_PAYMENT:
                 agg = sa.select(tx.c.customer_id, sa.func.max(tx.c.at).label("v")).where(
                     tx.c.status == "succeeded", payment, tx.c.at <= t
@@ -164,7 +165,8 @@ class SQLCustomerList(SQLSegments):
             )
             conds.append(paying if q.paying else ~paying)
         if q.has_active_services is not None:
-            live = self._states_at(q.as_of, self._active_state(q.as_of))
+            sv = s.ledger_services
+            live = self._ledger_holds(sv, q.as_of, sv.c.active)
             conds.append(live if q.has_active_services else ~live)
         return conds
 

@@ -46,7 +46,6 @@ from revcrm.storage._schema import (
     Moment,
 )
 from revcrm.storage._sql_base import (
-    _RUNNING,
     _as_moment,
     _literal_ids,
 )
@@ -119,21 +118,6 @@ class SQLSegments(SQLServiceUpkeep):
         if ids is not None:
             owners = owners.where(table.c.customer_id.in_(list(ids)))
         return self._schema.customers.c.id.in_(owners)
-
-    def _states_at(
-        self, t: datetime, *conds: ColumnElement[bool], ids: Sequence[str] | None = None
-    ) -> ColumnElement[bool]:
-        """Whether the customer has a subscription whose state at ``t`` matches ``conds``."""
-        st = self._schema.states
-        running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
-        return self._owners(st, running, *conds, ids=ids)
-
-    def _active_state(self, t: datetime) -> ColumnElement[bool]:
-        """``is_active_service``: running, or cancelled with the paid period still going."""
-        st = self._schema.states
-        return sa.or_(
-            st.c.status.in_(_RUNNING), sa.and_(st.c.status == "cancelled", st.c.ended_at > t)
-        )
 
     def _ledger_holds(
         self, table: sa.Table, t: datetime, *conds: ColumnElement[bool]
@@ -234,19 +218,23 @@ class SQLSegments(SQLServiceUpkeep):
         how far its (paid) invoices reach (one grouped pass over the invoice lines). The
         rule itself is ``revcrm.segments._rules.service_paid_up``."""
         s = self._schema
-        st, inv, ln = s.states, s.invoices, s.lines
+        st, inv, ln, sv = s.states, s.invoices, s.lines, s.ledger_services
         running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
+        # The services active at ``t`` as the service rules decided when the ledger rows
+        # were written (is_active_service); the states only give their billing calendar.
+        active = sa.select(sv.c.subscription_id).where(
+            sv.c.start_at <= t, sa.or_(sv.c.end_at.is_(None), sv.c.end_at > t), sv.c.active
+        )
+        if ids is not None:
+            active = active.where(sv.c.customer_id.in_(list(ids)))
         stmt = sa.select(
             st.c.customer_id, st.c.subscription_id, st.c.anchor, st.c.cycle_count, st.c.cycle_unit
-        ).where(running, self._active_state(t))
+        ).where(running, st.c.subscription_id.in_(active))
         if ids is not None:
             stmt = stmt.where(st.c.customer_id.in_(list(ids)))
         rows = list(conn.execute(stmt))
         if not rows:
             return {}
-        active = sa.select(st.c.subscription_id).where(running, self._active_state(t))
-        if ids is not None:
-            active = active.where(st.c.customer_id.in_(list(ids)))
         paid = sa.and_(inv.c.status == "paid", sa.or_(inv.c.paid_at.is_(None), inv.c.paid_at <= t))
         reach: dict[str, tuple[datetime | None, datetime | None]] = {}
         for sub_id, billed, paid_end in conn.execute(
