@@ -493,6 +493,8 @@ class Schema:
             sa.Column("reporting", Exact()),
             *money_limbs("reporting"),
             sa.Column("invoice_id", Key()),
+            # Cash of a period (the dashboard's months) reads its range, not every entry.
+            sa.Index(f"{p}ledger_cash_at", "at"),
         )
         ledger_cash_missing = sa.Table(
             f"{p}ledger_cash_missing",
@@ -712,6 +714,8 @@ def _v7(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
 def _v8(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
     for t in s.service_tables:
         t.create(conn, checkfirst=True)
+    for index in s.ledger_cash.indexes:  # a ledger built at version 7 lacks it
+        index.create(conn, checkfirst=True)
     rebuild(conn, services_only=True)  # the service and status rows of every customer
 
 
@@ -734,7 +738,8 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
     ),
     (
         8,
-        "the ledger's service states, status and overdue intervals, renewing states (backfilled)",
+        "the ledger's service states, status and overdue intervals, renewing states"
+        " (backfilled); cash entries indexed by moment",
         _v8,
     ),
 )
