@@ -428,6 +428,22 @@ class MrrAnalysis:
             for i in np.flatnonzero(totals != 0).tolist()
         }
 
+    def _stream_mrrs(self, at: date | datetime) -> list[tuple[str, str, Money]]:
+        """Each stream with MRR at ``at``: its key (a subscription id, or an invoice line's
+        stream id), its customer and its MRR; per customer they add up to
+        :meth:`customers_with_mrr` (the breakdowns group them by product or cycle)."""
+        t = self._at(at, "at")
+        steps = self._steps
+        n = len(steps.stream_keys)
+        if n == 0:
+            return []
+        values = stream_values(steps, self._prefix, np.arange(n, dtype=np.int64), _us(t))
+        owner = steps.stream_customer.tolist()
+        return [
+            (steps.stream_keys[s], steps.customer_ids[owner[s]], self._money(int(values[s])))
+            for s in np.flatnonzero(values != 0).tolist()
+        ]
+
     def series(
         self, start: date | datetime, end: date | datetime, every: Frequency | str = Frequency.MONTH
     ) -> list[MrrPoint]:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
-from typing import Any, Final
+from typing import Final
 
 import attrs
+import numpy as np
 from dateutil.relativedelta import relativedelta
 
 from revcrm._book import Book
@@ -35,14 +36,20 @@ from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._ledger._cash import KIND_CODES, CashColumns, cash_columns, moment_us
 from revcrm._ledger._rows import CashKind
 from revcrm._money import EXACT_CONTEXT, Money, check_currency, money_sum
-from revcrm._records import Invoice, InvoiceLine, LineKind, Transaction, TransactionKind
-from revcrm._subscription import Subscription, SubscriptionState
+from revcrm._records import (
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    LineKind,
+    Transaction,
+    TransactionKind,
+)
+from revcrm._subscription import SubscriptionState
 from revcrm._time import as_moment
 from revcrm.errors import ValidationError
 from revcrm.metrics._economics import check_period, customer_mrrs, money_ratio, ratio, zone_of
-from revcrm.metrics._engine import MrrAnalysis, analyse
+from revcrm.metrics._engine import MrrAnalysis, _lines_of, analyse, analyse_lines
 from revcrm.metrics._inputs import book_args, check_analysis_args, invoice_source
-from revcrm.metrics._mrr import convert_mrr, subscription_mrr
 from revcrm.metrics._policy import MetricsPolicy
 
 __all__ = [
@@ -214,70 +221,82 @@ def _product_labels(book: Book) -> dict[str, str]:
 # -- MRR breakdowns -----------------------------------------------------------------------------
 
 
-def _mrr_parts(
-    book: Book,
-    at: datetime,
-    currency: str,
-    policy: MetricsPolicy,
-    key: Callable[[Subscription, SubscriptionState], str | None],
+def _grouped(
+    parts: Iterable[tuple[str | None, str, Money]], currency: str
 ) -> list[tuple[str | None, str, Money]]:
-    parts = []
-    for sub in book.subscriptions:
-        value = subscription_mrr(sub, at, policy=policy)
-        if value.is_zero():
-            continue
-        state = sub.state_at(at)
-        assert state is not None  # a subscription has MRR only once started
-        converted = convert_mrr(value, sub, at, currency, book.fx, policy)
-        parts.append((key(sub, state), sub.customer_id, converted))
-    return parts
+    """Stream parts added up per (key, customer), zero sums left out (a customer counts in
+    a key when its MRR there is not zero, as ``customers_with_mrr`` counts it)."""
+    sums: dict[tuple[str | None, str], Money] = {}
+    for key, customer_id, amount in parts:
+        sums[key, customer_id] = sums.get((key, customer_id), Money.zero(currency)) + amount
+    return [(k, c, m) for (k, c), m in sums.items() if not m.is_zero()]
 
 
-def _analysis_parts(
+def _split_lines(
+    book: Book, analysis: MrrAnalysis, by_line: Callable[[Invoice, InvoiceLine], str | None]
+) -> tuple[MrrAnalysis, dict[str, str | None]]:
+    """The invoice source's lines analysed once with each stream split by the lines' key
+    (a subscription's lines of two products are two streams), and each stream's key."""
+    columns = _lines_of(book)
+    keys = [
+        by_line(inv, ln)
+        for inv in book.invoices
+        if inv.status not in (InvoiceStatus.VOID, InvoiceStatus.DRAFT)
+        for ln in inv.lines
+        if ln.kind is LineKind.RECURRING
+    ]
+    pairs: dict[tuple[int, str | None], int] = {}
+    stream = [
+        pairs.setdefault((s, k), len(pairs))
+        for s, k in zip(columns.stream.tolist(), keys, strict=True)
+    ]
+    key_of = {str(i): k for (_, k), i in pairs.items()}
+    split = attrs.evolve(
+        columns,
+        stream_ids=tuple(key_of),
+        stream=np.array(stream, dtype=np.int32),
+    )
+    part = analyse_lines(
+        split,
+        currency=analysis.currency,
+        policy=analysis.policy,
+        fx=book.fx,
+        horizon=analysis.horizon,
+    )
+    return part, key_of
+
+
+def _mrr_parts(
     book: Book,
     analysis: MrrAnalysis,
     at: datetime,
-    by_state: Callable[[Subscription, SubscriptionState], str | None],
+    by_state: Callable[[SubscriptionState], str | None],
     by_line: Callable[[Invoice, InvoiceLine], str | None],
 ) -> list[tuple[str | None, str, Money]]:
-    """The analysis's MRR at ``at`` split along a dimension.
-
-    The records are grouped by key (a subscription by its state at ``at``; under the
-    invoice source each recurring line by itself) and each group is analysed on its own
-    with the analysis's settings, so every part is the engine's own figure (one
-    definition) and the parts add up to ``analysis.mrr(at)``.
-    """
-    groups: dict[str | None, list[Any]] = defaultdict(list)
+    """The analysis's MRR at ``at`` per stream, grouped by the stream's key: a
+    subscription's state at ``at``, or (invoice source) its lines' own key. The parts add
+    up to ``analysis.mrr(at)``: every part is the engine's own figure (one definition)."""
     if invoice_source(analysis):
-        for inv in book.invoices:
-            by_key: dict[str | None, list[InvoiceLine]] = defaultdict(list)
-            for ln in inv.lines:
-                if ln.kind is LineKind.RECURRING:
-                    by_key[by_line(inv, ln)].append(ln)
-            for key, lines in by_key.items():
-                groups[key].append(attrs.evolve(inv, lines=tuple(lines)))
-        field = "invoices"
-    else:
-        for sub in book.subscriptions:
-            state = sub.state_at(at)
-            if state is not None:
-                groups[by_state(sub, state)].append(sub)
-        field = "subscriptions"
+        part, key_of = _split_lines(book, analysis, by_line)
+        streams = part._stream_mrrs(at)
+        return _grouped(((key_of[s], c, m) for s, c, m in streams), analysis.currency)
+    subs = book.subscription_index
     parts = []
-    for key, records in groups.items():
-        if field == "invoices":
-            sub_book = attrs.evolve(book, invoices=tuple(records))
-        else:
-            sub_book = attrs.evolve(book, subscriptions=tuple(records))
-        part = analyse(
-            sub_book,
-            currency=analysis.currency,
-            policy=analysis.policy,
-            source=analysis.source,
-            horizon=analysis.horizon,
-        )
-        parts += [(key, cid, m) for cid, m in part.customers_with_mrr(at).items()]
-    return parts
+    for sid, customer_id, amount in analysis._stream_mrrs(at):
+        state = subs[sid].state_at(at)
+        assert state is not None  # a subscription has MRR only once started
+        parts.append((by_state(state), customer_id, amount))
+    return _grouped(parts, analysis.currency)
+
+
+def _analysis_of(
+    book: Book, analysis: MrrAnalysis | None, at: datetime, currency: str, policy: MetricsPolicy
+) -> MrrAnalysis:
+    """``analysis``, else the book's subscriptions analysed past ``at`` (so the renewals
+    of the service-period FX rule reach ``at``)."""
+    if analysis is not None:
+        return analysis
+    return analyse(book, currency=currency, policy=policy, horizon=at + timedelta(days=1))
 
 
 def _mrr_breakdown_args(
@@ -309,16 +328,13 @@ def mrr_by_product(
     t = as_moment(local_moment(at, zone_of(analysis, policy)), "at")
     cur, pol = _mrr_breakdown_args(book, analysis, currency, policy)
     plans = _plan_products(book)
-    if analysis is not None:
-        parts = _analysis_parts(
-            book,
-            analysis,
-            t,
-            lambda _s, st: _product_of_state(plans, st),
-            lambda inv, ln: _line_product(book, plans, inv, ln),
-        )
-    else:
-        parts = _mrr_parts(book, t, cur, pol, lambda _s, st: _product_of_state(plans, st))
+    parts = _mrr_parts(
+        book,
+        _analysis_of(book, analysis, t, cur, pol),
+        t,
+        lambda st: _product_of_state(plans, st),
+        lambda inv, ln: _line_product(book, plans, inv, ln),
+    )
     return _build("product", "mrr", cur, parts, _product_labels(book))
 
 
@@ -337,16 +353,13 @@ def mrr_by_billing_cycle(
     """
     t = as_moment(local_moment(at, zone_of(analysis, policy)), "at")
     cur, pol = _mrr_breakdown_args(book, analysis, currency, policy)
-    if analysis is not None:
-        parts = _analysis_parts(
-            book,
-            analysis,
-            t,
-            lambda _s, st: cycle_key(st.cycle),
-            lambda inv, ln: _line_cycle(book, inv, ln),
-        )
-    else:
-        parts = _mrr_parts(book, t, cur, pol, lambda _s, st: cycle_key(st.cycle))
+    parts = _mrr_parts(
+        book,
+        _analysis_of(book, analysis, t, cur, pol),
+        t,
+        lambda st: cycle_key(st.cycle),
+        lambda inv, ln: _line_cycle(book, inv, ln),
+    )
     return _build("billing_cycle", "mrr", cur, parts, {})
 
 
