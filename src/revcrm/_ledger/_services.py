@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from revcrm._crm_services import is_active_service, is_troubled_service, pending_cancellation
+from revcrm._cycles import BillingCycle
 from revcrm._ledger._cash import moment_us
 from revcrm._ledger._rows import ServiceState
 from revcrm._subscription import SubscriptionState, SubscriptionStatus
@@ -74,6 +75,10 @@ class ServiceColumns:
     troubled: npt.NDArray[np.bool_]
     cancellation_at: npt.NDArray[np.int64]
     ended: npt.NDArray[np.bool_]
+    #: Per row, its state's billing calendar (``billing_anchor``, ``cycle``): what the
+    #: service period at a moment of the row is computed from.
+    anchors: tuple[datetime, ...] = ()
+    cycles: tuple[BillingCycle, ...] = ()
 
     def __len__(self) -> int:
         return len(self.statuses)
@@ -157,6 +162,8 @@ def service_columns(
     troubled: list[bool] = []
     ended: list[bool] = []
     cancels: list[int] = []
+    anchors: list[datetime] = []
+    cycles: list[BillingCycle] = []
     for sub in sorted(book.subscriptions, key=lambda s: (index.get(s.customer_id, -1), s.id)):
         c = index.get(sub.customer_id)
         if c is None:
@@ -187,6 +194,8 @@ def service_columns(
                 troubled.append(is_troubled_service(state))
                 ended.append(state.status.is_ended)
                 cancels.append(OPEN if when is None else moment_us(when))
+                anchors.append(state.billing_anchor)
+                cycles.append(state.cycle)
     return ServiceColumns(
         customer_ids=customer_ids,
         subscription_ids=tuple(sub_ids),
@@ -201,4 +210,6 @@ def service_columns(
         troubled=np.array(troubled, dtype=bool),
         cancellation_at=np.array(cancels, dtype=np.int64),
         ended=np.array(ended, dtype=bool),
+        anchors=tuple(anchors),
+        cycles=tuple(cycles),
     )

@@ -8,7 +8,8 @@ always decided here, by :func:`memberships`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -26,12 +27,16 @@ __all__ = [
     "SegmentInputs",
     "SegmentMiss",
     "ServiceFacts",
+    "ServiceReach",
     "active_window_start",
     "is_active",
     "memberships",
     "misses",
+    "reach_at",
     "service_facts",
+    "service_facts_of",
     "service_paid_up",
+    "service_reach",
 ]
 
 
@@ -56,9 +61,80 @@ class ServiceFacts:
     paid_through: datetime | None = None
 
 
-def _invoice_paid(invoice: Invoice, at: datetime) -> bool:
-    return invoice.status is InvoiceStatus.PAID and (
-        invoice.paid_at is None or invoice.paid_at <= at
+@attrs.frozen(kw_only=True, slots=True)
+class ServiceReach:
+    """How far a service's invoices reach from ``start`` until the next step (see
+    :func:`service_reach`): ``billed_through`` and ``paid_through`` of
+    :class:`ServiceFacts` at every moment of the step."""
+
+    start: datetime
+    billed_through: datetime | None
+    paid_through: datetime | None
+
+
+def service_reach(subscription_id: str, invoices: Iterable[Invoice]) -> tuple[ServiceReach, ...]:
+    """The steps of ``billed_through`` / ``paid_through`` of the service over time, by
+    ``start``: a line counts from the moment its invoice is issued and its service
+    period has started (for ``paid_through``: and its invoice is paid, ``paid_at`` unknown
+    counting from then), so each reach only grows; before the first step both are None.
+    The invoices' statuses are their current ones (a paid invoice is paid from
+    ``paid_at``)."""
+    events: list[tuple[datetime, datetime, bool]] = []
+    for inv in invoices:
+        if inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+            continue
+        for line in inv.lines:
+            if (
+                line.subscription_id != subscription_id
+                or line.period_start is None
+                or line.period_end is None
+            ):
+                continue
+            billed_from = max(inv.issued_at, line.period_start)
+            events.append((billed_from, line.period_end, False))
+            if inv.status is InvoiceStatus.PAID:
+                paid_from = billed_from if inv.paid_at is None else max(billed_from, inv.paid_at)
+                events.append((paid_from, line.period_end, True))
+    events.sort(key=lambda e: e[0])
+    steps: list[ServiceReach] = []
+    billed: datetime | None = None
+    paid: datetime | None = None
+    for k, (at, end, is_paid) in enumerate(events):
+        if is_paid:
+            paid = end if paid is None else max(paid, end)
+        billed = end if billed is None else max(billed, end)
+        if k + 1 < len(events) and events[k + 1][0] == at:
+            continue  # every event of one moment holds from it together
+        last = steps[-1] if steps else None
+        if last is None or (last.billed_through, last.paid_through) != (billed, paid):
+            steps.append(ServiceReach(start=at, billed_through=billed, paid_through=paid))
+    return tuple(steps)
+
+
+def reach_at(steps: Sequence[ServiceReach], at: datetime) -> ServiceReach | None:
+    """The step of :func:`service_reach` holding at ``at`` (None: before the first)."""
+    k = bisect_right([s.start for s in steps], at)
+    return steps[k - 1] if k else None
+
+
+def service_facts_of(
+    subscription_id: str,
+    cycle: BillingCycle,
+    anchor: datetime,
+    at: datetime,
+    reach: ServiceReach | None,
+) -> ServiceFacts:
+    """The :class:`ServiceFacts` at ``at`` of a service billed on ``cycle`` from
+    ``anchor`` (its state's billing calendar, ``SubscriptionState.service_period``)
+    whose invoices reach as ``reach`` (its :func:`reach_at` ``at``) says."""
+    start, end = cycle.period_containing(anchor, at)
+    return ServiceFacts(
+        subscription_id=subscription_id,
+        cycle=cycle,
+        period_start=start,
+        period_end=end,
+        billed_through=None if reach is None else reach.billed_through,
+        paid_through=None if reach is None else reach.paid_through,
     )
 
 
@@ -67,33 +143,8 @@ def service_facts(
 ) -> ServiceFacts:
     """The :class:`ServiceFacts` of a service active at ``at``, reading the lines of
     ``invoices`` (the customer's) that belong to it."""
-    start, end = state.service_period(at)
-    billed: datetime | None = None
-    paid: datetime | None = None
-    for inv in invoices:
-        if inv.issued_at > at or inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
-            continue
-        is_paid = _invoice_paid(inv, at)
-        for line in inv.lines:
-            if (
-                line.subscription_id != subscription_id
-                or line.period_start is None
-                or line.period_end is None
-                or line.period_start > at
-            ):
-                continue
-            if billed is None or line.period_end > billed:
-                billed = line.period_end
-            if is_paid and (paid is None or line.period_end > paid):
-                paid = line.period_end
-    return ServiceFacts(
-        subscription_id=subscription_id,
-        cycle=state.cycle,
-        period_start=start,
-        period_end=end,
-        billed_through=billed,
-        paid_through=paid,
-    )
+    reach = reach_at(service_reach(subscription_id, invoices), at)
+    return service_facts_of(subscription_id, state.cycle, state.billing_anchor, at, reach)
 
 
 def active_window_start(cycle: BillingCycle, at: datetime, config: SegmentConfig) -> datetime:

@@ -151,6 +151,7 @@ class Schema:
     ledger_cash_missing: sa.Table
     #: Version 8: service states and customer-status intervals (``_sql_ledger_build``).
     ledger_services: sa.Table
+    ledger_reach: sa.Table
     ledger_status: sa.Table
     ledger_renewals: sa.Table
     ledger_overdue: sa.Table
@@ -521,6 +522,26 @@ class Schema:
             sa.Column("troubled", sa.Boolean, nullable=False),
             sa.Column("cancellation_at", Moment()),
             sa.Column("product_id", Key()),
+            # The state's billing calendar (``billing_anchor``, ``cycle``): the service
+            # period at a moment of the row (``segments._rules.service_facts_of``).
+            sa.Column("anchor", Moment(), nullable=False),
+            sa.Column("cycle_count", sa.Integer, nullable=False),
+            sa.Column("cycle_unit", sa.String(8), nullable=False),
+        )
+        ledger_reach = sa.Table(
+            f"{p}ledger_reach",
+            m,
+            # How far a service's invoices reach over ``[start_at, end_at)``: the steps of
+            # ``segments._rules.service_reach`` (``billed_through`` / ``paid_through`` of
+            # the Active rule's facts), computed by the rule at write time.
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("subscription_id", Key(), nullable=False),
+            sa.Column("start_at", Moment(), nullable=False),
+            sa.Column("end_at", Moment()),
+            sa.Column("billed_through", Moment()),
+            sa.Column("paid_through", Moment()),
+            sa.Index(f"{p}ledger_reach_sub", "subscription_id", "start_at"),
         )
         ledger_status = sa.Table(
             f"{p}ledger_status",
@@ -562,6 +583,7 @@ class Schema:
             ledger_overdue=ledger_overdue,
             ledger_renewals=ledger_renewals,
             ledger_services=ledger_services,
+            ledger_reach=ledger_reach,
             ledger_status=ledger_status,
             ledger_cash=ledger_cash,
             ledger_cash_missing=ledger_cash_missing,
@@ -630,7 +652,13 @@ class Schema:
     @property
     def service_tables(self) -> list[sa.Table]:
         """Version 8: the ledger's service states and status intervals, per customer."""
-        return [self.ledger_services, self.ledger_status, self.ledger_renewals, self.ledger_overdue]
+        return [
+            self.ledger_services,
+            self.ledger_reach,
+            self.ledger_status,
+            self.ledger_renewals,
+            self.ledger_overdue,
+        ]
 
     @property
     def ledger_tables(self) -> list[sa.Table]:

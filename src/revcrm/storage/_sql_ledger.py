@@ -339,7 +339,13 @@ class SQLLedger(SQLBase):
     @property
     def _ledger_service_tables(self) -> tuple[sa.Table, ...]:
         s = self._schema
-        return (s.ledger_overdue, s.ledger_renewals, s.ledger_status, s.ledger_services)
+        return (
+            s.ledger_overdue,
+            s.ledger_renewals,
+            s.ledger_status,
+            s.ledger_reach,
+            s.ledger_services,
+        )
 
     def _ledger_insert_services(
         self, conn: Connection, customer_ids: Sequence[str], source: _Owned | None = None
@@ -359,7 +365,7 @@ class SQLLedger(SQLBase):
                 plans.extend(self._load(conn, "plan", s.plans.c.id.in_(chunk)))
         if not subs and not invoices:
             return
-        services, status, renewing, overdue = build_service_rows(
+        services, status, renewing, overdue, reach = build_service_rows(
             subs,
             invoices,
             plans,
@@ -367,6 +373,7 @@ class SQLLedger(SQLBase):
             horizon=self._ledger_horizon(conn),
         )
         self._insert(conn, s.ledger_services, services)
+        self._insert(conn, s.ledger_reach, reach)
         self._insert(conn, s.ledger_status, status)
         self._insert(conn, s.ledger_renewals, renewing)
         self._insert(conn, s.ledger_overdue, overdue)

@@ -17,7 +17,7 @@ with the movement kinds of the natural grouping. Schema 8 adds the service-state
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Final
@@ -35,6 +35,7 @@ from revcrm._subscription import Subscription, SubscriptionStatus
 from revcrm.errors import MissingRateError
 from revcrm.metrics import MetricsPolicy, analyse
 from revcrm.metrics._engine import MrrAnalysis
+from revcrm.segments._rules import service_reach
 from revcrm.storage._codec import Row, encode_state, moment_from_value, to_limbs
 
 __all__ = [
@@ -257,15 +258,17 @@ def build_service_rows(
     *,
     customer_ids: Sequence[str],
     horizon: datetime,
-) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
-    """The ``ledger_services``, ``ledger_status``, ``ledger_renewals`` and
-    ``ledger_overdue`` rows of these customers (all their subscriptions and invoices given; ``plans``: at least those the
-    subscriptions name), scheduled cancellations cut up to ``horizon``."""
+) -> tuple[list[Row], list[Row], list[Row], list[Row], list[Row]]:
+    """The ``ledger_services``, ``ledger_status``, ``ledger_renewals``,
+    ``ledger_overdue`` and ``ledger_reach`` rows of these customers (all their
+    subscriptions and invoices given; ``plans``: at least those the subscriptions name),
+    scheduled cancellations cut up to ``horizon``."""
     ids = tuple(sorted(set(customer_ids)))
     book = Book(plans=tuple(plans), subscriptions=tuple(subscriptions))
     services: list[Row] = []
     seq: dict[str, int] = defaultdict(int)
-    for state in service_columns(book, customer_ids=ids, horizon=horizon).rows():
+    cols = service_columns(book, customer_ids=ids, horizon=horizon)
+    for i, state in enumerate(cols.rows()):
         cid = state.customer_id
         services.append(
             {
@@ -283,6 +286,9 @@ def build_service_rows(
                     else moment_from_value(state.cancellation_at)
                 ),
                 "product_id": state.product_id,
+                "anchor": cols.anchors[i],
+                "cycle_count": cols.cycles[i].count,
+                "cycle_unit": cols.cycles[i].unit.value,
             }
         )
         seq[cid] += 1
@@ -312,7 +318,34 @@ def build_service_rows(
             {"customer_id": cid, "seq": k, "invoice_id": inv.id, "start_at": lo, "end_at": hi}
             for k, (inv, lo, hi) in enumerate(spans)
         )
-    return services, status, _renewing_rows(subscriptions), overdue
+    return services, status, _renewing_rows(subscriptions), overdue, _reach_rows(subs, invs)
+
+
+def _reach_rows(
+    subs: Mapping[str, Sequence[Subscription]], invs: Mapping[str, Sequence[Invoice]]
+) -> list[Row]:
+    """Per subscription, the steps of how far its invoices reach (``service_reach``, the
+    Active rule's one definition), each up to the next."""
+    rows: list[Row] = []
+    for cid in sorted(subs):
+        own = sorted(invs.get(cid, ()), key=lambda i: i.id)
+        k = 0
+        for sub in sorted(subs[cid], key=lambda s: s.id):
+            steps = service_reach(sub.id, own)
+            for j, step in enumerate(steps):
+                rows.append(
+                    {
+                        "customer_id": cid,
+                        "seq": k,
+                        "subscription_id": sub.id,
+                        "start_at": step.start,
+                        "end_at": steps[j + 1].start if j + 1 < len(steps) else None,
+                        "billed_through": step.billed_through,
+                        "paid_through": step.paid_through,
+                    }
+                )
+                k += 1
+    return rows
 
 
 def _renewing_rows(subscriptions: Sequence[Subscription]) -> list[Row]:

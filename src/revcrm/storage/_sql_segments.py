@@ -31,7 +31,13 @@ from revcrm.errors import (
     NotFoundError,
 )
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
-from revcrm.segments._rules import SegmentInputs, ServiceFacts, memberships
+from revcrm.segments._rules import (
+    SegmentInputs,
+    ServiceFacts,
+    ServiceReach,
+    memberships,
+    service_facts_of,
+)
 from revcrm.segments._segments import LtvBaseline, SegmentCounts
 from revcrm.storage._codec import moment_from_value
 from revcrm.storage._memory import (
@@ -213,69 +219,51 @@ class SQLSegments(SQLServiceUpkeep):
     def _service_facts(
         self, conn: Connection, t: datetime, ids: Sequence[str] | None
     ) -> dict[str, list[ServiceFacts]]:
-        """The raw facts the cycle-aware Active rule reads, per customer: for each service
-        active at ``t`` its cycle and current period (computed here with BillingCycle) and
-        how far its (paid) invoices reach (one grouped pass over the invoice lines). The
-        rule itself is ``revcrm.segments._rules.service_paid_up``."""
+        """The facts the cycle-aware Active rule reads, per customer: for each service
+        active at ``t`` (its service-state row holding ``t``, with its billing calendar)
+        how far its invoices reach then (its ``ledger_reach`` step holding ``t``): rows
+        the rules computed at write time, read here; the facts are made of them by
+        ``revcrm.segments._rules.service_facts_of`` and judged by ``service_paid_up``."""
         s = self._schema
-        st, inv, ln, sv = s.states, s.invoices, s.lines, s.ledger_services
-        running = sa.and_(st.c.from_at <= t, sa.or_(st.c.to_at.is_(None), st.c.to_at > t))
-        # The services active at ``t`` as the service rules decided when the ledger rows
-        # were written (is_active_service); the states only give their billing calendar.
-        active = sa.select(sv.c.subscription_id).where(
-            sv.c.start_at <= t, sa.or_(sv.c.end_at.is_(None), sv.c.end_at > t), sv.c.active
+        sv, lr = s.ledger_services, s.ledger_reach
+        reach = (
+            sa.select(lr.c.subscription_id, lr.c.billed_through, lr.c.paid_through)
+            .where(lr.c.start_at <= t, sa.or_(lr.c.end_at.is_(None), lr.c.end_at > t))
+            .subquery()
+        )
+        stmt = (
+            sa.select(
+                sv.c.customer_id,
+                sv.c.subscription_id,
+                sv.c.anchor,
+                sv.c.cycle_count,
+                sv.c.cycle_unit,
+                reach.c.billed_through,
+                reach.c.paid_through,
+            )
+            .select_from(sv.outerjoin(reach, reach.c.subscription_id == sv.c.subscription_id))
+            .where(sv.c.start_at <= t, sa.or_(sv.c.end_at.is_(None), sv.c.end_at > t), sv.c.active)
         )
         if ids is not None:
-            active = active.where(sv.c.customer_id.in_(list(ids)))
-        stmt = sa.select(
-            st.c.customer_id, st.c.subscription_id, st.c.anchor, st.c.cycle_count, st.c.cycle_unit
-        ).where(running, st.c.subscription_id.in_(active))
-        if ids is not None:
-            stmt = stmt.where(st.c.customer_id.in_(list(ids)))
-        rows = list(conn.execute(stmt))
-        if not rows:
-            return {}
-        paid = sa.and_(inv.c.status == "paid", sa.or_(inv.c.paid_at.is_(None), inv.c.paid_at <= t))
-        reach: dict[str, tuple[datetime | None, datetime | None]] = {}
-        for sub_id, billed, paid_end in conn.execute(
-            sa.select(
-                ln.c.subscription_id,
-                sa.func.max(ln.c.period_end),
-                sa.func.max(sa.case((paid, ln.c.period_end), else_=None)),
-            )
-            .select_from(ln.join(inv, inv.c.id == ln.c.invoice_id))
-            .where(
-                ln.c.subscription_id.in_(active),
-                ln.c.period_start.is_not(None),
-                ln.c.period_start <= t,
-                inv.c.issued_at <= t,
-                inv.c.status.not_in(("draft", "void")),
-            )
-            .group_by(ln.c.subscription_id)
-        ):
-            reach[str(sub_id)] = (
-                None if billed is None else _as_moment(billed),
-                None if paid_end is None else _as_moment(paid_end),
-            )
+            stmt = stmt.where(sv.c.customer_id.in_(list(ids)))
         cycles: dict[tuple[int, str], BillingCycle] = {}
         out: dict[str, list[ServiceFacts]] = defaultdict(list)
-        for cid, sub_id, anchor, count, unit in sorted(rows, key=lambda r: (r[0], r[1])):
+        rows = sorted(conn.execute(stmt), key=lambda r: (str(r[0]), str(r[1])))
+        for cid, sub_id, anchor, count, unit, billed, paid in rows:
             key = (int(count), str(unit))
             cycle = cycles.get(key)
             if cycle is None:
                 cycle = cycles[key] = BillingCycle(key[0], CycleUnit(key[1]))
-            start, end = cycle.period_containing(_as_moment(anchor), t)
-            billed, paid_end = reach.get(sub_id, (None, None))
-            out[cid].append(
-                ServiceFacts(
-                    subscription_id=sub_id,
-                    cycle=cycle,
-                    period_start=start,
-                    period_end=end,
-                    billed_through=billed,
-                    paid_through=paid_end,
+            step = (
+                None
+                if billed is None
+                else ServiceReach(
+                    start=t,
+                    billed_through=_as_moment(billed),
+                    paid_through=None if paid is None else _as_moment(paid),
                 )
             )
+            out[str(cid)].append(service_facts_of(str(sub_id), cycle, _as_moment(anchor), t, step))
         return out
 
     def _service_filters(self, conn: Connection, q: CustomerQuery) -> list[ColumnElement[bool]]:
