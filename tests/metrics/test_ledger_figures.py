@@ -23,8 +23,9 @@ from revcrm import (
     Product,
     Subscription,
 )
-from revcrm._records import Invoice, InvoiceLine, LineKind
+from revcrm._records import Invoice, InvoiceLine, LineKind, TransactionKind
 from revcrm._subscription import SubscriptionState
+from revcrm.crm import IntakeQuestion, intake_breakdown
 from revcrm.metrics._engine import MrrAnalysis, MrrSource, analyse
 from revcrm.metrics._mrr import convert_mrr, subscription_mrr
 from revcrm.metrics._policy import (
@@ -204,3 +205,34 @@ def test_a_subscriptions_lines_of_two_products_are_two_parts() -> None:
     assert result.amounts() == {"web": Money.of("30", "USD"), "dns": Money.of("10", "USD")}
     assert result.row("dns") is not None
     assert result.total == analysis.mrr(t(2, 1))
+
+
+@settings(max_examples=30)
+@given(rs.books(currencies=["USD", "EUR"]), rs.moments(), st.booleans())
+def test_intake_net_payments_equal_the_transactions_net(
+    book: Book, at: datetime, by_source: bool
+) -> None:
+    # The old definition: each succeeded transaction up to ``at`` converted at its date.
+    question = IntakeQuestion(id="q", prompt="Found us?", kind="single_choice", options=("x", "y"))
+    answers = [
+        question.answer(customer_id=c.id, value="x", at=c.registered_at) for c in book.customers
+    ]
+    result = intake_breakdown(
+        book, [question], answers, at=at, currency="EUR", by_referral_source=by_source
+    )
+    for row in result.rows:
+        ids = {
+            c.id
+            for c in book.customers
+            if row.option == "x"
+            and c.registered_at <= at
+            and (not by_source or c.referral_source == row.referral_source)
+        }
+        expected = Money.zero("EUR")
+        for tx in book.transactions:
+            if tx.succeeded and tx.at <= at and tx.customer_id in ids:
+                amount = book.fx.convert(tx.amount, "EUR", on=tx.at.date())
+                expected += amount if tx.kind is TransactionKind.PAYMENT else -amount
+        assert row.net_payments == expected
+        assert row.net_payments is not None
+        assert row.net_payments.amount == expected.amount

@@ -32,7 +32,7 @@ from revcrm.errors import ValidationError
 from revcrm.metrics._economics import customer_mrrs, ratio
 from revcrm.metrics._mrr import DEFAULT_POLICY
 from revcrm.metrics._policy import MetricsPolicy
-from revcrm.metrics._revenue import _signed
+from revcrm.metrics._revenue import _money, _net_payments
 
 __all__ = [
     "MAX_ANSWER_LENGTH",
@@ -644,10 +644,9 @@ def intake_breakdown(
             chosen[(q.id, None)].add(customer_id)
     everyone = {cid for ids in chosen.values() for cid in ids}
     mrrs = customer_mrrs(book, t, currency, policy, sorted(everyone))
-    net: dict[str, Money] = defaultdict(lambda: Money.zero(currency))
-    for tx in book.transactions:
-        if tx.succeeded and tx.at <= t and tx.customer_id in everyone:
-            net[tx.customer_id] += _signed(book, tx, currency)
+    # The ledger's cash entries up to ``t``, each converted at its own date.
+    units, digits = _net_payments(book, t, currency)
+    net = {c: _money(u, digits, currency) for c, u in units.items() if c in everyone}
     sources: list[str | None] = sorted(
         {c.referral_source for c in registered.values()}, key=lambda s: (s is None, s or "")
     )

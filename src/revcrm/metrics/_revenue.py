@@ -41,8 +41,6 @@ from revcrm._records import (
     InvoiceLine,
     InvoiceStatus,
     LineKind,
-    Transaction,
-    TransactionKind,
 )
 from revcrm._subscription import SubscriptionState
 from revcrm._time import as_moment
@@ -388,13 +386,6 @@ def _signed_units(cash: CashColumns) -> list[int]:
     """Each entry's converted amount, refunds negative (units of ``10 ** -digits``)."""
     units: list[int] = cash.reporting.tolist()
     return [-u if k == _REFUND else u for u, k in zip(units, cash.kind.tolist(), strict=True)]
-
-
-def _signed(book: Book, t: Transaction, currency: str) -> Money:
-    """One transaction's signed cash at its own date (kept for ``crm._intake``, which
-    still sums transactions; the breakdowns here read the cash entries)."""
-    amount = book.fx.convert(t.amount, currency, on=t.at.date())
-    return amount if t.kind is TransactionKind.PAYMENT else -amount
 
 
 def _money(units: int, digits: int, currency: str) -> Money:
