@@ -151,3 +151,51 @@ def test_postgres_reads_the_active_facts_from_the_ledger_alone(postgres_url: str
     finally:
         store.drop_schema()
         store.close()
+
+
+def _check_ordered_reads_the_ledger_alone(store: SQLStore) -> None:
+    """Never Purchased by invoice: a draft or void invoice is no order, an open one is;
+    the SQL store reads when each customer first ordered by invoice from its ledger rows
+    (kept up by invoice writes), not the invoices' statuses."""
+    book = Book.of(
+        customers=[customer("d"), customer("o"), customer("l")],
+        invoices=[
+            invoice("d1", "d", usd(5), issued=t(2024, 2, 1), status=InvoiceStatus.DRAFT),
+            invoice("d2", "d", usd(5), issued=t(2024, 2, 1), status=InvoiceStatus.VOID),
+            invoice("o1", "o", usd(5), issued=t(2024, 2, 1), status=InvoiceStatus.OPEN),
+            invoice("l1", "l", usd(5), issued=t(2024, 2, 1), status=InvoiceStatus.DRAFT),
+        ],
+    )
+    store.import_book(book)
+    at = t(2024, 3, 1)
+    pure = segmentation(book, as_of=at, currency="USD", policy=store.policy)
+    assert Segment.NEVER_PURCHASED in pure.segments_of("d")
+    assert Segment.NEVER_PURCHASED not in pure.segments_of("o")
+    s = store._schema
+    with store.engine.begin() as conn:  # what the query must not read
+        conn.execute(s.invoices.update().values(status="paid").where(s.invoices.c.id.like("d%")))
+        conn.execute(s.invoices.update().values(status="void").where(s.invoices.c.id == "o1"))
+    got = store.segments_of(["d", "o"], as_of=at, currency="USD")
+    assert got == {"d": pure.segments_of("d"), "o": pure.segments_of("o")}
+    before = store.segments_of(["o"], as_of=t(2024, 1, 31), currency="USD")["o"]
+    assert Segment.NEVER_PURCHASED in before  # not issued yet
+    assert Segment.NEVER_PURCHASED in store.segments_of(["l"], as_of=at, currency="USD")["l"]
+    # An invoice write keeps the rows up in its transaction.
+    draft = next(inv for inv in book.invoices if inv.id == "l1")
+    store.invoices.upsert(attrs.evolve(draft, status=InvoiceStatus.OPEN))
+    assert Segment.NEVER_PURCHASED not in store.segments_of(["l"], as_of=at, currency="USD")["l"]
+
+
+def test_sqlite_reads_ordered_from_the_ledger_alone(sqlite_store: SQLStore) -> None:
+    _check_ordered_reads_the_ledger_alone(sqlite_store)
+
+
+@pytest.mark.postgres
+def test_postgres_reads_ordered_from_the_ledger_alone(postgres_url: str) -> None:
+    store = SQLStore(postgres_url, prefix=f"f{uuid.uuid4().hex[:10]}_")
+    store.create_schema()
+    try:
+        _check_ordered_reads_the_ledger_alone(store)
+    finally:
+        store.drop_schema()
+        store.close()

@@ -16,7 +16,7 @@ of the service period running at ``horizon``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
@@ -28,12 +28,13 @@ from revcrm._crm_services import is_active_service, is_troubled_service, pending
 from revcrm._cycles import BillingCycle
 from revcrm._ledger._cash import moment_us
 from revcrm._ledger._rows import ServiceState
+from revcrm._records import Invoice, InvoiceStatus
 from revcrm._subscription import SubscriptionState, SubscriptionStatus
 
 if TYPE_CHECKING:
     from revcrm._book import Book
 
-__all__ = ["OPEN", "ServiceColumns", "ServicesAt", "service_columns"]
+__all__ = ["OPEN", "ServiceColumns", "ServicesAt", "first_invoiced_at", "service_columns"]
 
 #: ``end`` / ``cancellation_at`` of an open interval / of no pending cancellation.
 OPEN: Final = np.iinfo(np.int64).max
@@ -119,6 +120,18 @@ class ServiceColumns:
             active_rows=np.flatnonzero(inside & self.active).astype(np.int64),
             ended=ended,
         )
+
+
+def first_invoiced_at(invoices: Iterable[Invoice]) -> datetime | None:
+    """When a customer first ordered by invoice: the earliest issue of its invoices that
+    are neither draft nor void (None: no such invoice). ``ordered`` at a moment holds by
+    invoice from then on."""
+    issued = [
+        inv.issued_at
+        for inv in invoices
+        if inv.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VOID)
+    ]
+    return min(issued) if issued else None
 
 
 def _cuts(

@@ -152,6 +152,7 @@ class Schema:
     #: Version 8: service states and customer-status intervals (``_sql_ledger_build``).
     ledger_services: sa.Table
     ledger_reach: sa.Table
+    ledger_invoiced: sa.Table
     ledger_status: sa.Table
     ledger_renewals: sa.Table
     ledger_overdue: sa.Table
@@ -543,6 +544,14 @@ class Schema:
             sa.Column("paid_through", Moment()),
             sa.Index(f"{p}ledger_reach_sub", "subscription_id", "start_at"),
         )
+        ledger_invoiced = sa.Table(
+            f"{p}ledger_invoiced",
+            m,
+            # When the customer first ordered by invoice (``_ledger._services.
+            # first_invoiced_at``: the first issue of an invoice neither draft nor void).
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("first_at", Moment(), nullable=False),
+        )
         ledger_status = sa.Table(
             f"{p}ledger_status",
             m,
@@ -584,6 +593,7 @@ class Schema:
             ledger_renewals=ledger_renewals,
             ledger_services=ledger_services,
             ledger_reach=ledger_reach,
+            ledger_invoiced=ledger_invoiced,
             ledger_status=ledger_status,
             ledger_cash=ledger_cash,
             ledger_cash_missing=ledger_cash_missing,
@@ -655,6 +665,7 @@ class Schema:
         return [
             self.ledger_services,
             self.ledger_reach,
+            self.ledger_invoiced,
             self.ledger_status,
             self.ledger_renewals,
             self.ledger_overdue,

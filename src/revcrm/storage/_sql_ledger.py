@@ -344,6 +344,7 @@ class SQLLedger(SQLBase):
             s.ledger_renewals,
             s.ledger_status,
             s.ledger_reach,
+            s.ledger_invoiced,
             s.ledger_services,
         )
 
@@ -365,7 +366,7 @@ class SQLLedger(SQLBase):
                 plans.extend(self._load(conn, "plan", s.plans.c.id.in_(chunk)))
         if not subs and not invoices:
             return
-        services, status, renewing, overdue, reach = build_service_rows(
+        services, status, renewing, overdue, reach, invoiced = build_service_rows(
             subs,
             invoices,
             plans,
@@ -374,6 +375,7 @@ class SQLLedger(SQLBase):
         )
         self._insert(conn, s.ledger_services, services)
         self._insert(conn, s.ledger_reach, reach)
+        self._insert(conn, s.ledger_invoiced, invoiced)
         self._insert(conn, s.ledger_status, status)
         self._insert(conn, s.ledger_renewals, renewing)
         self._insert(conn, s.ledger_overdue, overdue)

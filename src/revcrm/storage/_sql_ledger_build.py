@@ -27,7 +27,7 @@ import attrs
 from revcrm._book import Book
 from revcrm._ledger._cash import cash_columns
 from revcrm._ledger._classify import KINDS
-from revcrm._ledger._services import service_columns
+from revcrm._ledger._services import first_invoiced_at, service_columns
 from revcrm._ledger._status import overdue_intervals, status_intervals
 from revcrm._money import EXACT_CONTEXT, FxRates
 from revcrm._records import CreditEntry, Invoice, Plan, Transaction
@@ -258,9 +258,9 @@ def build_service_rows(
     *,
     customer_ids: Sequence[str],
     horizon: datetime,
-) -> tuple[list[Row], list[Row], list[Row], list[Row], list[Row]]:
+) -> tuple[list[Row], list[Row], list[Row], list[Row], list[Row], list[Row]]:
     """The ``ledger_services``, ``ledger_status``, ``ledger_renewals``,
-    ``ledger_overdue`` and ``ledger_reach`` rows of these customers (all their
+    ``ledger_overdue``, ``ledger_reach`` and ``ledger_invoiced`` rows of these customers (all their
     subscriptions and invoices given; ``plans``: at least those the subscriptions name),
     scheduled cancellations cut up to ``horizon``."""
     ids = tuple(sorted(set(customer_ids)))
@@ -300,8 +300,12 @@ def build_service_rows(
         invs[inv.customer_id].append(inv)
     status: list[Row] = []
     overdue: list[Row] = []
+    invoiced: list[Row] = []
     for cid in ids:
         own = sorted(invs.get(cid, []), key=lambda i: i.id)
+        first = first_invoiced_at(own)
+        if first is not None:
+            invoiced.append({"customer_id": cid, "first_at": first})
         spans = [(inv, lo, hi) for inv in own for lo, hi in overdue_intervals(inv)]
         pieces = status_intervals(cid, subs.get(cid, []), own, spans)
         status.extend(
@@ -318,7 +322,8 @@ def build_service_rows(
             {"customer_id": cid, "seq": k, "invoice_id": inv.id, "start_at": lo, "end_at": hi}
             for k, (inv, lo, hi) in enumerate(spans)
         )
-    return services, status, _renewing_rows(subscriptions), overdue, _reach_rows(subs, invs)
+    reach = _reach_rows(subs, invs)
+    return services, status, _renewing_rows(subscriptions), overdue, reach, invoiced
 
 
 def _reach_rows(

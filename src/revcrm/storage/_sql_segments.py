@@ -298,7 +298,7 @@ class SQLSegments(SQLServiceUpkeep):
         by the same rows' one definition), the cash from its cash entries. Membership is
         decided by ``revcrm.segments._rules.memberships`` (the one definition) alone."""
         s = self._schema
-        c, inv, sp = s.customers, s.invoices, s.spans
+        c, sp = s.customers, s.spans
 
         def only(stmt: Any, column: Any) -> Any:
             return stmt if ids is None else stmt.where(column.in_(list(ids)))
@@ -320,15 +320,11 @@ class SQLSegments(SQLServiceUpkeep):
                 )
             )
         }
+        li = s.ledger_invoiced
         invoiced = {
             str(cid)
             for (cid,) in conn.execute(
-                only(
-                    sa.select(inv.c.customer_id)
-                    .where(inv.c.issued_at <= t, inv.c.status.not_in(("draft", "void")))
-                    .distinct(),
-                    inv.c.customer_id,
-                )
+                only(sa.select(li.c.customer_id).where(li.c.first_at <= t), li.c.customer_id)
             )
         }
         if baseline is None and ids is not None:
