@@ -33,7 +33,7 @@ from revcrm._money import DIVISION_PRECISION, FxRates, Money, check_currency, mo
 from revcrm._subscription import Subscription, SubscriptionStatus
 from revcrm._time import as_moment, check_date
 from revcrm.errors import ValidationError
-from revcrm.metrics._engine import MovementKind, MrrAnalysis
+from revcrm.metrics._engine import MovementKind, MrrAnalysis, analyse
 from revcrm.metrics._inputs import (
     BookOrAnalysis,
     Rate,
@@ -41,7 +41,7 @@ from revcrm.metrics._inputs import (
     book_args,
     check_analysis_args,
 )
-from revcrm.metrics._mrr import DEFAULT_POLICY, convert_mrr, state_mrr, subscription_mrr
+from revcrm.metrics._mrr import DEFAULT_POLICY, state_mrr
 from revcrm.metrics._mrr import subscription_mrr_timeline as _timeline
 from revcrm.metrics._policy import MetricsPolicy
 
@@ -148,19 +148,16 @@ def customer_mrrs(
     """Each customer's MRR at ``at`` in ``currency``: every id of ``customer_ids`` (zero
     without subscriptions), or by default every customer holding a subscription.
 
-    Subscriptions are converted one by one with the same rule as
-    :func:`revcrm.metrics.mrr` (the policy's FX date), so the values add up to it.
+    An aggregation over the ledger: the book's subscriptions analysed once, past ``at``
+    (so the renewals of the service-period FX rule reach it), each customer's streams
+    added up (:meth:`MrrAnalysis.customers_with_mrr`), so the values add up to
+    :func:`revcrm.metrics.mrr`.
     """
     ids = book.subscriptions_by_customer.keys() if customer_ids is None else customer_ids
-    out: dict[str, Money] = {}
-    for cid in ids:
-        total = Money.zero(currency)
-        for sub in book.subscriptions_by_customer.get(cid, ()):
-            value = subscription_mrr(sub, at, policy=policy)
-            if not value.is_zero():
-                total += convert_mrr(value, sub, at, currency, book.fx, policy)
-        out[cid] = total
-    return out
+    analysis = analyse(book, currency=currency, policy=policy, horizon=at + timedelta(days=1))
+    paying = analysis.customers_with_mrr(at)
+    zero = Money.zero(currency)
+    return {cid: paying.get(cid, zero) for cid in ids}
 
 
 def first_paid_at(subscriptions: Iterable[Subscription], policy: MetricsPolicy) -> datetime | None:
