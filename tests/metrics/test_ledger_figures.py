@@ -27,6 +27,7 @@ from revcrm._records import Invoice, InvoiceLine, LineKind, TransactionKind
 from revcrm._subscription import SubscriptionState
 from revcrm.crm import IntakeQuestion, intake_breakdown
 from revcrm.errors import ValidationError
+from revcrm.metrics._customer_value import customer_value, customer_values
 from revcrm.metrics._economics import customer_mrrs
 from revcrm.metrics._engine import MrrAnalysis, MrrSource, analyse
 from revcrm.metrics._mrr import convert_mrr, subscription_mrr
@@ -261,3 +262,20 @@ def test_customer_mrrs_equal_the_per_subscription_definition(
         expected[cid] = total
     assert got == expected
     assert all(got[c].amount == expected[c].amount for c in got)
+
+
+@settings(max_examples=40)
+@given(rs.books(currencies=["USD", "EUR"]), rs.moments())
+def test_credit_balance_equals_the_credit_ledger_per_currency(book: Book, at: datetime) -> None:
+    # The old definition: each currency's balance of the book's credit ledger up to
+    # ``at``, converted at ``at``'s date.
+    values = {v.customer_id: v for v in customer_values(book, as_of=at, currency="EUR")}
+    for c in book.customers:
+        expected = Money.zero("EUR")
+        for cur in sorted({e.amount.currency for e in book.credits_by_customer.get(c.id, ())}):
+            balance = book.credit_balance(c.id, cur, at=at)
+            if not balance.is_zero():
+                expected += book.fx.convert(balance, "EUR", on=at.date())
+        one = customer_value(book, c.id, as_of=at, currency="EUR")
+        assert values[c.id].credit_balance == one.credit_balance == expected
+        assert one.credit_balance.amount == expected.amount

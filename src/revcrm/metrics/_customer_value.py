@@ -45,6 +45,7 @@ _TICK = timedelta(microseconds=1)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _PAYMENT: Final = KIND_CODES.index(CashKind.PAYMENT)
 _REFUND: Final = KIND_CODES.index(CashKind.REFUND)
+_CREDIT: Final = KIND_CODES.index(CashKind.CREDIT)
 
 
 @attrs.frozen(kw_only=True)
@@ -106,6 +107,18 @@ class _Cash:
         cur = c.reporting_currency
         return _money(paid, c.digits, cur), _money(refunded, c.digits, cur), count, last
 
+    def credit_balances(self) -> dict[str, Money]:
+        """The credit ledger's balance per currency (each in its own currency): sums of
+        the ledger's credit entries."""
+        c = self.columns
+        credit = c.kind[self.lo : self.hi] == _CREDIT
+        amounts = c.amount[self.lo : self.hi][credit].tolist()
+        codes = c.currency[self.lo : self.hi][credit].tolist()
+        units: dict[str, int] = {}
+        for u, k in zip(amounts, codes, strict=True):
+            units[c.currencies[k]] = units.get(c.currencies[k], 0) + int(u)
+        return {cur: _money(u, c.digits, cur) for cur, u in units.items()}
+
 
 def _money(units: int, digits: int, currency: str) -> Money:
     return Money(Decimal(units).scaleb(-digits, context=EXACT_CONTEXT), currency)
@@ -147,7 +160,10 @@ def _value(
     zero = Money.zero(currency)
     if cash is None:
         own = book.transactions_by_customer.get(customer_id, ())
-        columns = cash_entries(own, (), fx, currency, customer_ids=(customer_id,), through=_us(at))
+        credits = book.credits_by_customer.get(customer_id, ())
+        columns = cash_entries(
+            own, credits, fx, currency, customer_ids=(customer_id,), through=_us(at)
+        )
         cash = _Cash(columns, 0, len(columns))
     paid, refunded, payments, last = cash.totals()
     linked: dict[str, list[Transaction]] = defaultdict(list)
@@ -166,10 +182,9 @@ def _value(
         remainder = _outstanding(inv, linked.get(inv.id, []), at, book)
         if not remainder.is_zero():
             owed += fx.convert(remainder, currency, on=day)
+    # A balance is converted at ``as_of`` (what is held then), one per currency.
     credit = zero
-    currencies = {e.amount.currency for e in book.credits_by_customer.get(customer_id, ())}
-    for cur in sorted(currencies):
-        balance = book.credit_balance(customer_id, cur, at=at)
+    for _, balance in sorted(cash.credit_balances().items()):
         if not balance.is_zero():
             credit += fx.convert(balance, currency, on=day)
     if first_paid is not None:
@@ -242,7 +257,7 @@ def customer_values(
     currency, policy, firsts = _args(book, currency, policy, analysis)
     at = as_moment(as_of, "as_of")
     ids = tuple(c.id for c in book.customers)
-    columns = cash_columns(book, currency, customer_ids=ids, through=_us(at), credits=False)
+    columns = cash_columns(book, currency, customer_ids=ids, through=_us(at))
     # Entries are ordered by customer: each customer's are one slice.
     ptr = np.searchsorted(columns.customer, np.arange(len(ids) + 1)).tolist()
     return tuple(
