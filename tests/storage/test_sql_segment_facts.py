@@ -199,3 +199,36 @@ def test_postgres_reads_ordered_from_the_ledger_alone(postgres_url: str) -> None
     finally:
         store.drop_schema()
         store.close()
+
+
+def _check_subscriber_since_reads_the_ledger(store: SQLStore) -> None:
+    """Churned needs a first-paid moment: the SQL store reads it from the ledger's
+    first-paid rows (the engine's ``first_paid``), not the spans."""
+    gone = service("s", "c", usd(10), at=t(2024, 1, 10)).cancel(
+        t(2024, 2, 1), ends_at=t(2024, 2, 10)
+    )
+    book = Book.of(customers=[customer("c"), customer("n")], subscriptions=[gone])
+    store.import_book(book)
+    at = t(2024, 3, 1)
+    pure = segmentation(book, as_of=at, currency="USD", policy=store.policy)
+    assert Segment.CHURNED in pure.segments_of("c")
+    with store.engine.begin() as conn:  # what the query must not read
+        conn.execute(store._schema.spans.delete())
+    got = store.segments_of(["c", "n"], as_of=at, currency="USD")
+    assert got == {"c": pure.segments_of("c"), "n": pure.segments_of("n")}
+    assert Segment.CHURNED not in store.segments_of(["c"], as_of=t(2024, 1, 9), currency="USD")["c"]
+
+
+def test_sqlite_reads_subscriber_since_from_the_ledger(sqlite_store: SQLStore) -> None:
+    _check_subscriber_since_reads_the_ledger(sqlite_store)
+
+
+@pytest.mark.postgres
+def test_postgres_reads_subscriber_since_from_the_ledger(postgres_url: str) -> None:
+    store = SQLStore(postgres_url, prefix=f"f{uuid.uuid4().hex[:10]}_")
+    store.create_schema()
+    try:
+        _check_subscriber_since_reads_the_ledger(store)
+    finally:
+        store.drop_schema()
+        store.close()

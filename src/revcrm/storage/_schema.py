@@ -153,6 +153,7 @@ class Schema:
     ledger_services: sa.Table
     ledger_reach: sa.Table
     ledger_invoiced: sa.Table
+    ledger_first_paid: sa.Table
     ledger_status: sa.Table
     ledger_renewals: sa.Table
     ledger_overdue: sa.Table
@@ -552,6 +553,14 @@ class Schema:
             sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
             sa.Column("first_at", Moment(), nullable=False),
         )
+        ledger_first_paid = sa.Table(
+            f"{p}ledger_first_paid",
+            m,
+            # When the customer first had MRR (the engine's ``MrrAnalysis.first_paid``, up
+            # to the ledger's horizon): built with its MRR rows, not its service rows.
+            sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
+            sa.Column("at", Moment(), nullable=False),
+        )
         ledger_status = sa.Table(
             f"{p}ledger_status",
             m,
@@ -594,6 +603,7 @@ class Schema:
             ledger_services=ledger_services,
             ledger_reach=ledger_reach,
             ledger_invoiced=ledger_invoiced,
+            ledger_first_paid=ledger_first_paid,
             ledger_status=ledger_status,
             ledger_cash=ledger_cash,
             ledger_cash_missing=ledger_cash_missing,
@@ -666,6 +676,7 @@ class Schema:
             self.ledger_services,
             self.ledger_reach,
             self.ledger_invoiced,
+            self.ledger_first_paid,
             self.ledger_status,
             self.ledger_renewals,
             self.ledger_overdue,

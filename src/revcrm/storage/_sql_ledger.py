@@ -226,6 +226,11 @@ class SQLLedger(SQLBase):
         if not fresh:
             for t in self._ledger_service_tables:
                 conn.execute(t.delete())
+            # A ledger built at version 7 lacks the first-paid rows of its MRR rows.
+            conn.execute(s.ledger_first_paid.delete())
+            fx = self._ledger_rates(conn, None)
+            for chunk in _chunks(self._ledger_owners(conn, (s.subscriptions,)), _REBUILD_CHUNK):
+                self._ledger_insert(conn, chunk, fx, first_paid_only=True)
         owners = self._ledger_owners(conn, (s.subscriptions, s.invoices))
         for chunk in _chunks(owners, _REBUILD_CHUNK):
             self._ledger_insert_services(conn, chunk)
@@ -269,8 +274,9 @@ class SQLLedger(SQLBase):
         service_ids: list[str] = []
         if self._services_ready(conn):
             service_ids = sorted(set(ids) | set(services) | service_more)
+        first_paid = (self._schema.ledger_first_paid,) if self._services_ready(conn) else ()
         for tables, chosen in (
-            (self._ledger_mrr_tables, ids),
+            (self._ledger_mrr_tables + first_paid, ids),
             (self._ledger_cash_tables, cash_ids),
             (self._ledger_service_tables, service_ids),
         ):
@@ -386,7 +392,11 @@ class SQLLedger(SQLBase):
         customer_ids: Sequence[str],
         fx: FxRates | None,
         source: _Owned | None = None,
+        *,
+        first_paid_only: bool = False,
     ) -> None:
+        """The MRR rows of these customers (none stored yet); ``first_paid_only``: only
+        their first-paid rows (a migration to version 8 of a version-7 ledger)."""
         s = self._schema
         if source is not None:
             txs = [t for cid in customer_ids for t in source.transactions.get(cid, ())]
@@ -483,7 +493,11 @@ class SQLLedger(SQLBase):
         customer_ids: Sequence[str],
         fx: FxRates | None,
         source: _Owned | None = None,
+        *,
+        first_paid_only: bool = False,
     ) -> None:
+        """The MRR rows of these customers (none stored yet); ``first_paid_only``: only
+        their first-paid rows (a migration to version 8 of a version-7 ledger)."""
         s = self._schema
         if source is not None:
             subs = [sub for cid in customer_ids for sub in source.subscriptions.get(cid, ())]
@@ -502,9 +516,12 @@ class SQLLedger(SQLBase):
             horizon=self._ledger_horizon(conn),
             limbs=self._sqlite,
         )
-        self._insert(conn, s.ledger_customers, rows.customers)
-        self._insert(conn, s.ledger_steps, rows.steps)
-        self._insert(conn, s.ledger_intervals, rows.intervals)
+        if not first_paid_only:
+            self._insert(conn, s.ledger_customers, rows.customers)
+            self._insert(conn, s.ledger_steps, rows.steps)
+            self._insert(conn, s.ledger_intervals, rows.intervals)
+        if self._services_ready(conn):  # else a migration to version 7, before 8
+            self._insert(conn, s.ledger_first_paid, rows.first_paid)
 
     def _ledger_rates(self, conn: Connection, codes: set[str] | None) -> FxRates:
         """The stored rates (``codes``: only those between these currencies and the

@@ -68,11 +68,13 @@ def units_decimal(units: int, digits: int) -> Decimal:
 
 @attrs.frozen
 class LedgerRows:
-    """Rows of ``ledger_customers``, ``ledger_steps`` and ``ledger_intervals``."""
+    """Rows of ``ledger_customers``, ``ledger_steps``, ``ledger_intervals`` and
+    ``ledger_first_paid``."""
 
     customers: list[Row]
     steps: list[Row]
     intervals: list[Row]
+    first_paid: list[Row] = attrs.field(factory=list)
 
 
 def _money(row: Row, name: str, value: Decimal | None, limbs: bool) -> None:
@@ -137,6 +139,9 @@ def _analyse(
 def _rows_of(a: MrrAnalysis, policy: MetricsPolicy, limbs: bool, out: LedgerRows) -> None:
     # The analysis's columns (steps, the sweep's converted values, events): the same
     # arrays MrrAnalysis aggregates, read once here.
+    out.first_paid.extend(
+        {"customer_id": cid, "at": at} for cid, at in sorted(a.first_paid().items())
+    )
     steps, sweep, ev = a._steps, a._prefix, a._ledger
     digits = steps.digits
     ids = steps.customer_ids

@@ -298,7 +298,7 @@ class SQLSegments(SQLServiceUpkeep):
         by the same rows' one definition), the cash from its cash entries. Membership is
         decided by ``revcrm.segments._rules.memberships`` (the one definition) alone."""
         s = self._schema
-        c, sp = s.customers, s.spans
+        c = s.customers
 
         def only(stmt: Any, column: Any) -> Any:
             return stmt if ids is None else stmt.where(column.in_(list(ids)))
@@ -332,17 +332,7 @@ class SQLSegments(SQLServiceUpkeep):
         # The LTVs of the customers asked, or of every customer for the baseline (which
         # also raises for a missing rate as the pure segmentation does).
         cash = self._cash_facts(conn, t, currency, ids if baseline is not None else None)
-        subscribed = {
-            cid: _as_moment(since)
-            for cid, since in conn.execute(
-                only(
-                    sa.select(sp.c.customer_id, sa.func.min(sp.c.start_at))
-                    .where(sp.c.positive, sp.c.start_at <= t)
-                    .group_by(sp.c.customer_id),
-                    sp.c.customer_id,
-                )
-            )
-        }
+        subscribed = self._subscribed(conn, t, ids)
         registered = {
             cid: _as_moment(at)
             for cid, at in conn.execute(
@@ -373,6 +363,39 @@ class SQLSegments(SQLServiceUpkeep):
                 services=tuple(service_facts.get(cid, ())),
             )
         return out, baseline
+
+    def _subscribed(
+        self, conn: Connection, t: datetime, ids: Sequence[str] | None
+    ) -> dict[str, datetime]:
+        """Per customer (of ``ids``) who first had MRR by ``t``, that moment: the ledger's
+        first-paid rows (the engine's ``first_paid``, built with the MRR rows up to the
+        ledger's horizon). Past the horizon, and for a customer whose MRR rows could not be
+        built (a rate missing), the first span with MRR above zero by ``t``."""
+        s = self._schema
+        fp, lcu, sp = s.ledger_first_paid, s.ledger_customers, s.spans
+        horizon = self._ledger_horizon(conn)
+        from_spans: list[str] | None = None  # None: every customer (of ids)
+        out: dict[str, datetime] = {}
+        if horizon == NO_HORIZON or t <= horizon:
+            stmt = sa.select(fp.c.customer_id, fp.c.at).where(fp.c.at <= t)
+            lacking = sa.select(lcu.c.customer_id).where(lcu.c.missing.is_not(None))
+            if ids is not None:
+                stmt = stmt.where(fp.c.customer_id.in_(list(ids)))
+                lacking = lacking.where(lcu.c.customer_id.in_(list(ids)))
+            out = {str(cid): _as_moment(at) for cid, at in conn.execute(stmt)}
+            from_spans = [str(r[0]) for r in conn.execute(lacking)]
+            if not from_spans:
+                return out
+        stmt = (
+            sa.select(sp.c.customer_id, sa.func.min(sp.c.start_at))
+            .where(sp.c.positive, sp.c.start_at <= t)
+            .group_by(sp.c.customer_id)
+        )
+        chosen = ids if from_spans is None else from_spans
+        if chosen is not None:
+            stmt = stmt.where(sp.c.customer_id.in_(list(chosen)))
+        out.update((str(cid), _as_moment(since)) for cid, since in conn.execute(stmt))
+        return out
 
     def _services_at(
         self, conn: Connection, t: datetime, ids: Sequence[str] | None
