@@ -27,8 +27,7 @@ from revcrm._crm_services import CustomerStatus, invoice_overdue, status_from
 from revcrm._ledger._cash import CashColumns, moment_us
 from revcrm._ledger._fixed import Units, norm, summable
 from revcrm._ledger._rows import CustomerFacts
-from revcrm._ledger._services import OPEN, ServiceColumns, ServicesAt
-from revcrm._records import InvoiceStatus
+from revcrm._ledger._services import OPEN, ServiceColumns, ServicesAt, first_invoiced_at
 
 if TYPE_CHECKING:
     from revcrm._book import Book
@@ -223,11 +222,10 @@ def fact_columns(
         if i is None:
             continue
         for inv in invoices:
-            if inv.issued_at > as_of:
-                continue
-            overdue[i] += invoice_overdue(inv, as_of)
-            if inv.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
-                invoiced[i] = True
+            if inv.issued_at <= as_of:
+                overdue[i] += invoice_overdue(inv, as_of)
+        ordered_at = first_invoiced_at(invoices)  # the one "ordered by invoice" rule
+        invoiced[i] = ordered_at is not None and ordered_at <= as_of
     now = services.at(t)
     registered = np.array([moment_us(c.registered_at) for c in book.customers], dtype=np.int64)
     if tuple(c.id for c in book.customers) != ids:
