@@ -387,16 +387,7 @@ class InMemoryStore:
             raise ValidationError("end", end, "is before start")
         with self._lock:
             at_a, at_b = self._paying(a), self._paying(b)
-        kept = len(at_a & at_b)
-        return CustomerFlow(
-            start=a,
-            end=b,
-            at_start=len(at_a),
-            at_end=len(at_b),
-            retained=kept,
-            gained=len(at_b) - kept,
-            lost=len(at_a) - kept,
-        )
+        return CustomerFlow.of_sets(a, b, at_a, at_b)
 
     def _paying(self, t: datetime) -> set[str]:
         """Customers with MRR above zero at ``t``: the analysis' (in any currency: a rate

@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Generic, Required, TypedDict, TypeVar, Unpack
@@ -721,6 +722,40 @@ class CustomerFlow:
     retained: int
     gained: int
     lost: int
+
+    @classmethod
+    def of_counts(
+        cls, start: datetime, end: datetime, *, at_start: int, at_end: int, retained: int
+    ) -> CustomerFlow:
+        """The flow of ``at_start`` and ``at_end`` paying customers, ``retained`` in both."""
+        return cls(
+            start=start,
+            end=end,
+            at_start=at_start,
+            at_end=at_end,
+            retained=retained,
+            gained=at_end - retained,
+            lost=at_start - retained,
+        )
+
+    @classmethod
+    def of_sets(
+        cls, start: datetime, end: datetime, at_start: AbstractSet[str], at_end: AbstractSet[str]
+    ) -> CustomerFlow:
+        """The flow between the customers paying at ``start`` and those paying at ``end``."""
+        return cls.of_counts(
+            start, end, at_start=len(at_start), at_end=len(at_end), retained=len(at_start & at_end)
+        )
+
+    def plus(self, other: CustomerFlow) -> CustomerFlow:
+        """The flow of two disjoint sets of customers over the same period."""
+        return CustomerFlow.of_counts(
+            self.start,
+            self.end,
+            at_start=self.at_start + other.at_start,
+            at_end=self.at_end + other.at_end,
+            retained=self.retained + other.retained,
+        )
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -196,15 +196,7 @@ class LedgerReads:
             sa.func.coalesce(sa.func.sum(pc.a * pc.b), 0),
         )
         n_a, n_b, kept = (int(v) for v in conn.execute(counts).one())
-        return CustomerFlow(
-            start=a,
-            end=b,
-            at_start=n_a,
-            at_end=n_b,
-            retained=kept,
-            gained=n_b - kept,
-            lost=n_a - kept,
-        )
+        return CustomerFlow.of_counts(a, b, at_start=n_a, at_end=n_b, retained=kept)
 
     def covers(
         self,

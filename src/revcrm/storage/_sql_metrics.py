@@ -237,15 +237,7 @@ class SQLMetrics(SQLSegments):
         if not lacking:
             return flow
         more = self._engine_flow(a, b, lacking)  # other customers: the counts add up
-        return CustomerFlow(
-            start=a,
-            end=b,
-            at_start=flow.at_start + more.at_start,
-            at_end=flow.at_end + more.at_end,
-            retained=flow.retained + more.retained,
-            gained=flow.gained + more.gained,
-            lost=flow.lost + more.lost,
-        )
+        return flow.plus(more)
 
     def _engine_flow(self, a: datetime, b: datetime, ids: Sequence[str] | None) -> CustomerFlow:
         """The flow (of ``ids``) by the pure MRR of the stored subscriptions at ``a``, ``b``."""
@@ -253,15 +245,6 @@ class SQLMetrics(SQLSegments):
         def run(conn: Connection) -> CustomerFlow:
             subs = self._subscription_book(conn, ids, [a, b]).subscriptions
             at_a, at_b = _paying_ids(subs, a, self._policy), _paying_ids(subs, b, self._policy)
-            kept = len(at_a & at_b)
-            return CustomerFlow(
-                start=a,
-                end=b,
-                at_start=len(at_a),
-                at_end=len(at_b),
-                retained=kept,
-                gained=len(at_b) - kept,
-                lost=len(at_a) - kept,
-            )
+            return CustomerFlow.of_sets(a, b, at_a, at_b)
 
         return self._run(False, run)
