@@ -6,7 +6,8 @@ segments and the LTV baseline show: MRR (the analysis', so the policy's FX rule)
 paid, refunds and net payments (LTV; each entry converted at its own date), payments'
 first and last moments, credit balance (the reporting currency's own entries), active
 and troubled services and the next pending cancellation (the service-state rows),
-overdue invoices and whether the customer ordered.
+overdue invoices and whether the customer ordered (the invoice rows, with the services
+and the payments).
 
 The MRR comes in as plain values (per customer, units at some digits) so that this
 module needs no metrics import: :func:`revcrm.metrics._customer_value.ledger_rows` joins
@@ -23,11 +24,12 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from revcrm._crm_services import CustomerStatus, invoice_overdue, status_from
+from revcrm._crm_services import CustomerStatus, status_from
 from revcrm._ledger._cash import CashColumns, moment_us
 from revcrm._ledger._fixed import Units, norm, summable
+from revcrm._ledger._invoices import InvoiceColumns, invoice_columns
 from revcrm._ledger._rows import CustomerFacts
-from revcrm._ledger._services import OPEN, ServiceColumns, ServicesAt, first_invoiced_at
+from revcrm._ledger._services import OPEN, ServiceColumns, ServicesAt
 
 if TYPE_CHECKING:
     from revcrm._book import Book
@@ -110,13 +112,15 @@ class FactColumns:
 
 @attrs.frozen(kw_only=True, eq=False)
 class LedgerRows:
-    """The cash, service-state and customer-fact parts of the ledger, built together
-    (see :func:`revcrm.metrics._customer_value.ledger_rows`)."""
+    """The cash, service-state, invoice and customer-fact parts of the ledger, built
+    together (see :func:`revcrm.metrics._customer_value.ledger_rows`); ``invoices`` is
+    None only when the caller built the facts without handing their invoice rows on."""
 
     cash: CashColumns
     services: ServiceColumns
     services_at: ServicesAt
     facts: FactColumns
+    invoices: InvoiceColumns | None = None
 
 
 def customer_statuses(ledger: LedgerRows) -> list[CustomerStatus]:
@@ -176,13 +180,19 @@ def fact_columns(
     mrr: Mapping[str, int],
     mrr_digits: int,
     first_paid: Mapping[str, datetime],
+    invoices: InvoiceColumns | None = None,
 ) -> tuple[FactColumns, ServicesAt]:
-    """Every customer's facts at ``as_of`` from the cash entries, the service rows and the
-    MRR analysis' per-customer values (``mrr``: units of ``10 ** -mrr_digits``, customers
-    without MRR absent; ``first_paid``: each customer's first moment with MRR)."""
+    """Every customer's facts at ``as_of`` from the cash entries, the service rows, the
+    invoice rows (built here from ``book`` when not given) and the MRR analysis'
+    per-customer values (``mrr``: units of ``10 ** -mrr_digits``, customers without MRR
+    absent; ``first_paid``: each customer's first moment with MRR)."""
     t = moment_us(as_of)
     ids = cash.customer_ids
     n = len(ids)
+    if invoices is None:
+        invoices = invoice_columns(book, cash.reporting_currency, customer_ids=ids, through=t)
+    elif invoices.customer_ids != ids:
+        raise ValueError("the invoice rows and the cash entries index different customers")
     digits = max(cash.digits, mrr_digits)
     upto = cash.at <= t
     cust = cash.customer
@@ -215,17 +225,9 @@ def fact_columns(
         i = index.get(cid)
         if i is not None and moment <= as_of:
             since[i] = moment_us(moment)
-    overdue = np.zeros(n, dtype=np.int64)
-    invoiced = np.zeros(n, dtype=bool)
-    for cid, invoices in book.invoices_by_customer.items():
-        i = index.get(cid)
-        if i is None:
-            continue
-        for inv in invoices:
-            if inv.issued_at <= as_of:
-                overdue[i] += invoice_overdue(inv, as_of)
-        ordered_at = first_invoiced_at(invoices)  # the one "ordered by invoice" rule
-        invoiced[i] = ordered_at is not None and ordered_at <= as_of
+    # The rows hold the rules' answers (invoice_overdue's pieces, first_invoiced_at).
+    overdue = invoices.overdue_at(t)
+    invoiced = invoices.ordered_by(t)
     now = services.at(t)
     registered = np.array([moment_us(c.registered_at) for c in book.customers], dtype=np.int64)
     if tuple(c.id for c in book.customers) != ids:

@@ -28,12 +28,19 @@ import numpy as np
 from revcrm._book import Book
 from revcrm._ledger._cash import KIND_CODES, CashColumns, cash_columns, cash_entries, moment_us
 from revcrm._ledger._facts import LedgerRows, fact_columns
-from revcrm._ledger._fixed import places
+from revcrm._ledger._fixed import Units, norm, places, summable
+from revcrm._ledger._invoices import (
+    STATUS_CODES,
+    InvoiceColumns,
+    invoice_columns,
+    invoice_entries,
+)
 from revcrm._ledger._rows import CashKind
-from revcrm._ledger._services import ServiceColumns, service_columns
-from revcrm._money import EXACT_CONTEXT, Money, money_sum
-from revcrm._records import Invoice, InvoiceStatus, Transaction, TransactionKind
+from revcrm._ledger._services import OPEN, ServiceColumns, service_columns
+from revcrm._money import EXACT_CONTEXT, FxRates, Money, money_sum
+from revcrm._records import InvoiceStatus
 from revcrm._time import as_moment
+from revcrm.errors import MissingRateError
 from revcrm.metrics._economics import first_paid_at
 from revcrm.metrics._engine import MrrAnalysis, analyse
 from revcrm.metrics._inputs import book_args, check_analysis_args
@@ -46,6 +53,11 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _PAYMENT: Final = KIND_CODES.index(CashKind.PAYMENT)
 _REFUND: Final = KIND_CODES.index(CashKind.REFUND)
 _CREDIT: Final = KIND_CODES.index(CashKind.CREDIT)
+_DRAFT: Final = STATUS_CODES.index(InvoiceStatus.DRAFT)
+_OPEN: Final = STATUS_CODES.index(InvoiceStatus.OPEN)
+_PAID: Final = STATUS_CODES.index(InvoiceStatus.PAID)
+_VOID: Final = STATUS_CODES.index(InvoiceStatus.VOID)
+_DAY_US: Final = 86_400_000_000
 
 
 @attrs.frozen(kw_only=True)
@@ -128,22 +140,103 @@ def _us(t: datetime) -> int:
     return moment_us(t)
 
 
-def _outstanding(invoice: Invoice, payments: list[Transaction], at: datetime, book: Book) -> Money:
-    """The unpaid remainder of one invoice at ``at``, in the invoice's currency."""
-    # A paid invoice without ``paid_at`` is taken as paid before ``as_of``.
-    paid_later = (
-        invoice.status is InvoiceStatus.PAID
-        and invoice.paid_at is not None
-        and invoice.paid_at > at
-    )
-    if invoice.status is not InvoiceStatus.OPEN and not paid_later:
-        return Money.zero(invoice.currency)
-    paid = money_sum(
-        (book.fx.convert(t.amount, invoice.currency, on=t.at.date()) for t in payments),
-        invoice.currency,
-    )
-    remainder = invoice.total - paid
-    return remainder if remainder.amount > 0 else Money.zero(invoice.currency)
+@attrs.frozen
+class _Invoiced:
+    """One customer's invoice figures as of ``as_of``: how many invoices count, their
+    mean total and the outstanding balance (see :class:`CustomerValue`)."""
+
+    count: int
+    average: Money | None
+    owed: Money
+
+
+def _day(us: int) -> date:
+    return (_EPOCH + timedelta(microseconds=us)).date()
+
+
+def _decimal(units: int, digits: int) -> Decimal:
+    return Decimal(units).scaleb(-digits, context=EXACT_CONTEXT)
+
+
+def _sums(customer: np.ndarray, values: Units, n: int) -> list[int]:
+    v = summable(values)
+    out: Units = np.zeros(n, dtype=np.int64 if v.dtype == np.int64 else object)
+    np.add.at(out, customer, v)
+    return [int(u) for u in norm(out).tolist()]
+
+
+def _invoice_figures(
+    invoices: InvoiceColumns, cash: CashColumns, at: datetime, fx: FxRates
+) -> list[_Invoiced]:
+    """Every customer's invoice figures at ``at`` (in ``invoices.customer_ids`` order) from
+    the invoice rows and the cash entries linked to them.
+
+    Counted: invoices issued by ``at``, neither draft nor void, each total converted at its
+    issue day (the rows'). Outstanding: those open at ``at`` (open, or paid only later; a
+    paid invoice without ``paid_at`` is taken as paid before ``at``; uncollectible ones
+    are written off), each the remainder of its total after the customer's successful
+    payments linked to it up to ``at`` (each converted into the invoice's currency at its
+    own day), converted at ``at``'s day when positive.
+    """
+    if cash.customer_ids != invoices.customer_ids:
+        raise ValueError("the invoice rows and the cash entries index different customers")
+    t = _us(at)
+    n = len(invoices.customer_ids)
+    currency = invoices.reporting_currency
+    status, cust = invoices.status, invoices.customer
+    issued = invoices.issued_at <= t
+    counted = issued & (status != _DRAFT) & (status != _VOID)
+    missing = np.flatnonzero(counted & ~invoices.converted)
+    if missing.size:
+        row = int(missing[0])
+        source = invoices.currencies[int(invoices.currency[row])]
+        raise MissingRateError(source, currency, invoices.issue_day(row))
+    counts = np.bincount(cust[counted], minlength=n).tolist()
+    sums = _sums(cust[counted], invoices.reporting[counted], n)
+    paid_at = invoices.paid_at
+    unpaid = issued & ((status == _OPEN) | ((status == _PAID) & (paid_at != OPEN) & (paid_at > t)))
+    owed: dict[int, Money] = {}
+    rows = np.flatnonzero(unpaid).tolist()
+    if rows:
+        want = {invoices.invoice_ids[r]: r for r in rows}
+        linked: dict[int, list[int]] = defaultdict(list)
+        ids = cash.invoice_ids
+        for j in np.flatnonzero((cash.kind == _PAYMENT) & (cash.at <= t)).tolist():
+            key = ids[j]
+            r = None if key is None else want.get(key)
+            if r is not None and cash.customer[j] == cust[r]:
+                linked[r].append(j)
+        day = at.date()
+        for r in rows:
+            code = invoices.currencies[int(invoices.currency[r])]
+            paid = money_sum(
+                (
+                    fx.convert(
+                        Money(
+                            _decimal(int(cash.amount[j]), cash.digits),
+                            cash.currencies[int(cash.currency[j])],
+                        ),
+                        code,
+                        on=_day(int(cash.at[j])),
+                    )
+                    for j in linked.get(r, ())
+                ),
+                code,
+            )
+            remainder = Money(_decimal(int(invoices.total[r]), invoices.digits), code) - paid
+            if remainder.amount > 0:
+                c = int(cust[r])
+                converted = fx.convert(remainder, currency, on=day)
+                owed[c] = owed[c] + converted if c in owed else converted
+    zero = Money.zero(currency)
+    return [
+        _Invoiced(
+            count=k,
+            average=_money(u, invoices.digits, currency) / Decimal(k) if k else None,
+            owed=owed.get(i, zero),
+        )
+        for i, (k, u) in enumerate(zip(counts, sums, strict=True))
+    ]
 
 
 def _value(
@@ -154,6 +247,7 @@ def _value(
     policy: MetricsPolicy,
     first_paid: Mapping[str, datetime] | None = None,
     cash: _Cash | None = None,
+    invoiced: _Invoiced | None = None,
 ) -> CustomerValue:
     fx = book.fx
     day = at.date()
@@ -165,23 +259,16 @@ def _value(
             own, credits, fx, currency, customer_ids=(customer_id,), through=_us(at)
         )
         cash = _Cash(columns, 0, len(columns))
+    if invoiced is None:
+        rows = invoice_entries(
+            book.invoices_by_customer.get(customer_id, ()),
+            fx,
+            currency,
+            customer_ids=(customer_id,),
+            through=_us(at),
+        )
+        (invoiced,) = _invoice_figures(rows, cash.columns, at, fx)
     paid, refunded, payments, last = cash.totals()
-    linked: dict[str, list[Transaction]] = defaultdict(list)
-    for t in book.transactions_by_customer.get(customer_id, ()):
-        # The outstanding balance reads the payments linked to each invoice (in the
-        # invoice's currency), not the reporting-currency cash entries.
-        paying = t.succeeded and t.kind is TransactionKind.PAYMENT
-        if paying and t.at <= at and t.invoice_id is not None:
-            linked[t.invoice_id].append(t)
-    invoiced: list[Money] = []
-    owed = zero
-    for inv in book.invoices_by_customer.get(customer_id, ()):
-        if inv.issued_at > at or inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
-            continue
-        invoiced.append(fx.convert(inv.total, currency, on=inv.issued_at.date()))
-        remainder = _outstanding(inv, linked.get(inv.id, []), at, book)
-        if not remainder.is_zero():
-            owed += fx.convert(remainder, currency, on=day)
     # A balance is converted at ``as_of`` (what is held then), one per currency.
     credit = zero
     for _, balance in sorted(cash.credit_balances().items()):
@@ -198,11 +285,9 @@ def _value(
         total_paid=paid,
         refunded=refunded,
         payment_count=payments,
-        invoice_count=len(invoiced),
-        average_invoice_value=(
-            money_sum(invoiced, currency) / Decimal(len(invoiced)) if invoiced else None
-        ),
-        outstanding_balance=owed,
+        invoice_count=invoiced.count,
+        average_invoice_value=invoiced.average,
+        outstanding_balance=invoiced.owed,
         credit_balance=credit,
         last_payment_at=last,
         subscriber_since=since if since is not None and since <= at else None,
@@ -258,10 +343,21 @@ def customer_values(
     at = as_moment(as_of, "as_of")
     ids = tuple(c.id for c in book.customers)
     columns = cash_columns(book, currency, customer_ids=ids, through=_us(at))
+    invoices = invoice_columns(book, currency, customer_ids=ids, through=_us(at))
+    figures = _invoice_figures(invoices, columns, at, book.fx)
     # Entries are ordered by customer: each customer's are one slice.
     ptr = np.searchsorted(columns.customer, np.arange(len(ids) + 1)).tolist()
     return tuple(
-        _value(book, cid, at, currency, policy, firsts, _Cash(columns, ptr[i], ptr[i + 1]))
+        _value(
+            book,
+            cid,
+            at,
+            currency,
+            policy,
+            firsts,
+            _Cash(columns, ptr[i], ptr[i + 1]),
+            figures[i],
+        )
         for i, cid in enumerate(ids)
     )
 
@@ -275,15 +371,18 @@ def ledger_rows(
     analysis: MrrAnalysis | None = None,
     cash: CashColumns | None = None,
     services: ServiceColumns | None = None,
+    invoices: InvoiceColumns | None = None,
 ) -> LedgerRows:
-    """The cash entries, service-state rows and every customer's facts at ``as_of``: the
-    one definition the customer list, the customer summary, the segments and the LTV
-    baseline aggregate (see :mod:`revcrm._ledger._facts`).
+    """The cash entries, service-state rows, invoice rows and every customer's facts at
+    ``as_of``: the one definition the customer list, the customer summary, the segments
+    and the LTV baseline aggregate (see :mod:`revcrm._ledger._facts`).
 
     ``analysis`` (of this book, in ``currency``, under ``policy``) supplies the MRR;
     without it one is computed with its horizon just past ``as_of`` (so a renewal exactly
-    at ``as_of`` gets its own FX step). Cash is read up to ``as_of``; a payment or refund
-    without a rate on its own day is a :class:`~revcrm.errors.MissingRateError`.
+    at ``as_of`` gets its own FX step). Cash and invoices are read up to ``as_of``; a
+    payment or refund without a rate on its own day is a
+    :class:`~revcrm.errors.MissingRateError` (an invoice without one is left unconverted:
+    no fact reads its converted total).
     """
     if analysis is None:
         analysis = analyse(book, currency=currency, policy=policy, horizon=as_of + _TICK)
@@ -297,6 +396,8 @@ def ledger_rows(
         cash = cash_columns(book, currency, customer_ids=ids, through=moment_us(as_of))
     if services is None:
         services = service_columns(book, customer_ids=ids, horizon=as_of)
+    if invoices is None:
+        invoices = invoice_columns(book, currency, customer_ids=ids, through=moment_us(as_of))
     facts, now = fact_columns(
         book,
         as_of=as_of,
@@ -305,5 +406,6 @@ def ledger_rows(
         mrr=mrr,
         mrr_digits=mrr_digits,
         first_paid=analysis.first_paid(),
+        invoices=invoices,
     )
-    return LedgerRows(cash=cash, services=services, services_at=now, facts=facts)
+    return LedgerRows(cash=cash, services=services, services_at=now, facts=facts, invoices=invoices)
