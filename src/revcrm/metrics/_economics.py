@@ -18,7 +18,7 @@ from __future__ import annotations
 import decimal
 import enum
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Final
@@ -29,8 +29,10 @@ from revcrm._book import Book
 from revcrm._calendar import day_start as local_day_start
 from revcrm._calendar import local_moment
 from revcrm._calendar import reporting_zone as _zone_arg
+from revcrm._ledger._cash import moment_us
+from revcrm._ledger._trials import TrialColumns, trial_columns
 from revcrm._money import DIVISION_PRECISION, FxRates, Money, check_currency, money_sum, to_decimal
-from revcrm._subscription import Subscription, SubscriptionStatus
+from revcrm._subscription import Subscription
 from revcrm._time import as_moment, check_date
 from revcrm.errors import ValidationError
 from revcrm.metrics._engine import MovementKind, MrrAnalysis, analyse
@@ -67,6 +69,7 @@ __all__ = [
     "marketing_spend",
     "nps",
     "trial_conversion",
+    "trial_rows",
 ]
 
 # Module contexts, so results never depend on the caller's global decimal context.
@@ -768,32 +771,15 @@ class TrialConversion:
         return self.rate
 
 
-@attrs.frozen
-class _Trial:
-    subscription_id: str
-    started_at: datetime
-    ended_at: datetime | None  # first change leaving TRIALING; None: still trialing
-    converted: bool
-
-
-def _trials(sub: Subscription, policy: MetricsPolicy) -> Iterator[_Trial]:
-    """Each stretch of TRIALING status in a subscription's history.
-
-    A trial ends at the first change that leaves TRIALING; it converted when the
-    subscription then had MRR > 0 under the policy (ACTIVE or PAST_DUE on a paid price).
-    Cancelling, terminating or moving to a free price ends it unconverted.
-    """
-    began: datetime | None = None
-    for change, state in sub.replay():
-        trialing = state.status is SubscriptionStatus.TRIALING
-        if trialing and began is None:
-            began = change.at
-        elif not trialing and began is not None:
-            paying = not state_mrr(state, change.at, policy).is_zero()
-            yield _Trial(sub.id, began, change.at, paying)
-            began = None
-    if began is not None:
-        yield _Trial(sub.id, began, None, False)
+def trial_rows(book: Book, policy: MetricsPolicy = DEFAULT_POLICY) -> TrialColumns:
+    """The book's trials as ledger rows (:mod:`revcrm._ledger._trials`): each stretch of
+    TRIALING status of a subscription, converted when the subscription then had MRR > 0
+    under ``policy`` (ACTIVE or PAST_DUE on a paid price); cancelling, terminating or
+    moving to a free price ends it unconverted. Build once, pass to
+    :func:`trial_conversion` as ``trials=`` for any number of periods."""
+    return trial_columns(
+        book.subscriptions, lambda s, at: not state_mrr(s, at, policy).is_zero(), policy
+    )
 
 
 def trial_conversion(
@@ -804,6 +790,7 @@ def trial_conversion(
     basis: TrialBasis | str = TrialBasis.STARTED,
     as_of: date | datetime | None = None,
     policy: MetricsPolicy = DEFAULT_POLICY,
+    trials: TrialColumns | None = None,
 ) -> TrialConversion:
     """Trial-to-paid conversion over ``[start, end)``; each trial is one subscription's
     stretch of TRIALING status.
@@ -813,6 +800,9 @@ def trial_conversion(
       finish).
     * ``ENDED`` (Stripe): trials that ended in the interval (converted or not), of which
       those that converted; ``as_of`` is not used.
+
+    An aggregation over the book's trial rows: pass ``trials`` (:func:`trial_rows` of the
+    same book and policy) to build them once for several periods.
     """
     a, b = check_period(start, end, zone_of(None, policy))
     try:
@@ -820,25 +810,17 @@ def trial_conversion(
     except ValueError:
         raise ValidationError("basis", basis, "expected 'started' or 'ended'") from None
     cutoff = None if as_of is None else as_moment(local_moment(as_of, policy.timezone), "as_of")
-    trials = converted = 0
-    for sub in book.subscriptions:
-        for trial in _trials(sub, policy):
-            if kind is TrialBasis.STARTED:
-                if not a <= trial.started_at < b:
-                    continue
-                trials += 1
-                done = trial.ended_at
-                if (
-                    trial.converted
-                    and done is not None
-                    and (done < b if cutoff is None else done <= cutoff)
-                ):
-                    converted += 1
-            else:
-                if trial.ended_at is None or not a <= trial.ended_at < b:
-                    continue
-                trials += 1
-                converted += trial.converted
+    if trials is None:
+        trials = trial_rows(book, policy)
+    elif not isinstance(trials, TrialColumns) or trials.rule != policy:
+        raise ValidationError("trials", trials, "expected trial_rows(book, policy) of this policy")
+    lo, hi = moment_us(a), moment_us(b)
+    if kind is TrialBasis.STARTED:
+        # Datetimes have microsecond resolution: "before end" is "at or before end - 1".
+        by = hi - 1 if cutoff is None else moment_us(cutoff)
+        count, converted = trials.started(lo, hi, by)
+    else:
+        count, converted = trials.ended(lo, hi)
     return TrialConversion(
-        basis=kind, trials=trials, converted=converted, rate=ratio(converted, trials)
+        basis=kind, trials=count, converted=converted, rate=ratio(converted, count)
     )
