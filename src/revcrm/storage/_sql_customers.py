@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from revcrm._book import Book
-from revcrm._money import EXACT_CONTEXT, check_currency
+from revcrm._ledger._fixed import to_decimal
+from revcrm._money import EXACT_CONTEXT, Money, check_currency
 from revcrm._records import Customer
 from revcrm._time import as_of_moment
 from revcrm.errors import (
@@ -50,6 +51,15 @@ __all__ = ["SQLCustomerList"]
 
 _LIMB: Final = 10**12  # one limb of SQLite's money (see revcrm.storage._codec.to_limbs)
 _LIMB_SORTS: Final = frozenset({CustomerSort.MRR, CustomerSort.TOTAL_PAID, CustomerSort.LTV})
+
+
+def _shown(value: Decimal, places: int) -> Decimal:
+    """``value`` as the ledger facts show it (:func:`revcrm._ledger._fixed.to_decimal`:
+    trailing zeros stripped down to the currency's ``places``)."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    digits = max(-exponent, 0)
+    return to_decimal(int(value.scaleb(digits, context=EXACT_CONTEXT)), places, digits)
 
 
 def _carried(rows: Any) -> Any:
@@ -128,14 +138,17 @@ class SQLCustomerList(SQLSegments):
                 )
                 return agg.group_by(sv.c.customer_id).subquery(), sa.literal(0), "int"
             case CustomerSort.LAST_PAYMENT:
+                never = sa.literal(ref.NEVER, Moment())
+                if reads.cash_complete(conn):
+                    return reads.last_payments(t), never, "moment"
+                # Some customer's entries lack a rate (none of them in the cash entries).
                 agg = sa.select(tx.c.customer_id, sa.func.max(tx.c.at).label("v")).where(
                     tx.c.status == "succeeded", payment, tx.c.at <= t
                 )
-                never = sa.literal(ref.NEVER, Moment())
                 return agg.group_by(tx.c.customer_id).subquery(), never, "moment"
         raise AssertionError(q.sort)
 
-    def _filters(self, q: CustomerQuery) -> list[ColumnElement[bool]]:
+    def _filters(self, conn: Connection, q: CustomerQuery) -> list[ColumnElement[bool]]:
         s = self._schema
         c, sp = s.customers, s.spans
         conds: list[ColumnElement[bool]] = []
@@ -158,11 +171,14 @@ class SQLCustomerList(SQLSegments):
         if q.customer_ids is not None:
             conds.append(c.c.id.in_(sorted(q.customer_ids)))
         if q.paying is not None:
-            paying = (
-                sa.select(sp.c.subscription_id)
-                .where(sp.c.customer_id == c.c.id, sp.c.positive, self._contains(q.as_of))
-                .exists()
-            )
+            reads = LedgerReads(cast(SQLLedger, self))
+            paying = reads.paying_cond(conn, q.as_of, c.c.id)
+            if paying is None:  # the ledger does not cover it: the spans of MRR above zero
+                paying = (
+                    sa.select(sp.c.subscription_id)
+                    .where(sp.c.customer_id == c.c.id, sp.c.positive, self._contains(q.as_of))
+                    .exists()
+                )
             conds.append(paying if q.paying else ~paying)
         if q.has_active_services is not None:
             sv = s.ledger_services
@@ -178,7 +194,7 @@ class SQLCustomerList(SQLSegments):
                 self._currencies(conn), self._rates(conn), q.currency, q.as_of.date()
             )
             c = self._schema.customers
-            conds = self._filters(q) + self._service_filters(conn, q)
+            conds = self._filters(conn, q) + self._service_filters(conn, q)
             desc = q.direction is Direction.DESC
             plain = {
                 CustomerSort.ID: (c.c.id, "str"),
@@ -352,8 +368,49 @@ class SQLCustomerList(SQLSegments):
         currency: str,
         rates: Mapping[str, Decimal],
     ) -> list[CustomerRow]:
+        """The list rows of ``ids`` (in that order): the ledger's figures of just these
+        customers (:meth:`LedgerReads.page_values`) when it covers them, else (and for
+        those it could not build) the ledger facts of their own records."""
         if not ids:
             return []
+        found = LedgerReads(cast(SQLLedger, self)).page_values(conn, ids, at, currency)
+        if found is None:
+            return self._record_rows(conn, ids, at=at, currency=currency)
+        values, lacking = found
+        c = self._schema.customers
+        customers: dict[str, Customer] = {}
+        for chunk in _chunks(list(ids)):
+            customers.update((x.id, x) for x in self._load(conn, "customer", c.c.id.in_(chunk)))
+        rows = {}
+        if lacking:
+            rows = {r.id: r for r in self._record_rows(conn, lacking, at=at, currency=currency)}
+        places = Money.zero(currency).minor_units
+
+        def money(value: Decimal) -> Money:
+            return Money(_shown(value, places), currency)
+
+        out = []
+        for cid in ids:
+            row = rows.get(cid)
+            if row is None:
+                v = values[cid]
+                row = CustomerRow(
+                    customer=customers[cid],
+                    mrr=money(v.mrr),
+                    ltv=money(EXACT_CONTEXT.subtract(v.total_paid, v.refunded)),
+                    total_paid=money(v.total_paid),
+                    credit_balance=money(v.credit_balance),
+                    active_services=v.active_services,
+                    last_payment_at=v.last_payment_at,
+                )
+            out.append(row)
+        return out
+
+    def _record_rows(
+        self, conn: Connection, ids: Sequence[str], *, at: datetime, currency: str
+    ) -> list[CustomerRow]:
+        """The list rows of ``ids`` as the ledger facts of their own records (a small
+        book of them: the one definition, as the in-memory store computes them)."""
         wanted = list(ids)
 
         def owned(kind: str) -> list[Any]:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
+import attrs
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -37,13 +38,14 @@ from revcrm._money import EXACT_CONTEXT, Money
 from revcrm._time import as_moment
 from revcrm.errors import MissingRateError, ValidationError
 from revcrm.metrics._engine import MovementKind, MrrPoint, Waterfall
-from revcrm.storage._codec import moment_value
+from revcrm.storage._codec import moment_from_value, moment_value
 from revcrm.storage._query import CustomerFlow
 from revcrm.storage._schema import Exact
+from revcrm.storage._sql_db import _chunks
 from revcrm.storage._sql_decimal import _dec, _rate_case
 from revcrm.storage._sql_ledger import NO_HORIZON, SQLLedger
 
-__all__ = ["LedgerReads"]
+__all__ = ["LedgerReads", "PageValues"]
 
 _DAY_US: Final = 86_400_000_000
 _US: Final = timedelta(microseconds=1)
@@ -53,6 +55,27 @@ _ZERO: Final = Decimal(0)
 
 def _us(t: datetime) -> int:
     return moment_value(t)
+
+
+def _moment(value: object) -> datetime | None:
+    """A moment from a raw aggregate column (SQLite gives its stored microseconds)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return moment_from_value(int(str(value)))
+
+
+@attrs.define
+class PageValues:
+    """One customer's list-row figures at a moment (reporting currency, exact)."""
+
+    mrr: Decimal = _ZERO
+    total_paid: Decimal = _ZERO
+    refunded: Decimal = _ZERO
+    credit_balance: Decimal = _ZERO
+    active_services: int = 0
+    last_payment_at: datetime | None = None
 
 
 class LedgerReads:
@@ -412,6 +435,149 @@ class LedgerReads:
             sums = [sa.func.sum(x).label(f"s{k}") for k, x in enumerate(limbs)]
             stmt = sa.select(st.c.customer_id, *sums).where(scope).group_by(st.c.customer_id)
         return stmt.subquery(), sa.and_(scope, limbs[0].is_(None))
+
+    # -- per customer: the customer list's page rows ---------------------------------------
+
+    def page_values(
+        self, conn: Connection, ids: Sequence[str], t: datetime, currency: str
+    ) -> tuple[dict[str, PageValues], list[str]] | None:
+        """The list-row figures at ``t`` of the customers ``ids`` from the ledger tables:
+        one grouped query per table, restricted to those ids (MRR from the steps live at
+        ``t``, the measured ones converted at ``t``'s rate as :meth:`mrr` does; total
+        paid, refunds, last payment and the reporting currency's credit balance from the
+        cash entries; active services from the service-state rows). Customers without a
+        row have zero figures. Also those of ``ids`` the ledger could not build (lacking
+        a rate: their rows come from their records). None when the ledger does not cover
+        the read (another currency, past its horizon)."""
+        if not self._kept(conn, currency, t):
+            return None
+        out: dict[str, PageValues] = {}
+        lacking: list[str] = []
+        for chunk in _chunks(sorted(set(ids))):
+            lacking += self._page_chunk(conn, list(chunk), t, currency, out)
+        return out, sorted(set(lacking))
+
+    def _page_chunk(
+        self,
+        conn: Connection,
+        ids: list[str],
+        t: datetime,
+        currency: str,
+        out: dict[str, PageValues],
+    ) -> list[str]:
+        s, ops = self._s, self._store._ops
+        lcu, lm = s.ledger_customers, s.ledger_cash_missing
+        lacking = [
+            str(c)
+            for (c,) in conn.execute(
+                sa.union(
+                    sa.select(lcu.c.customer_id).where(
+                        lcu.c.customer_id.in_(ids), lcu.c.missing.is_not(None)
+                    ),
+                    sa.select(lm.c.customer_id).where(lm.c.customer_id.in_(ids)),
+                )
+            )
+        ]
+
+        def of(cid: object) -> PageValues:
+            key = str(cid)
+            found = out.get(key)
+            if found is None:
+                found = out[key] = PageValues()
+            return found
+
+        for cid in ids:
+            of(cid)
+        st = s.ledger_steps
+        native: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
+        steps = (
+            sa.select(st.c.customer_id, st.c.measured, st.c.currency, ops.dsum(st.c))
+            .where(self._live(t), st.c.customer_id.in_(ids))
+            .group_by(st.c.customer_id, st.c.measured, st.c.currency)
+        )
+        for cid, measured, cur, value in conn.execute(steps):
+            if measured:
+                native[str(cur)].append((str(cid), _dec(value)))
+            else:
+                v = of(cid)
+                v.mrr = EXACT_CONTEXT.add(v.mrr, _dec(value))
+        if native:
+            fx = self._store._ledger_rates(conn, set(native))
+            day = _EPOCH_DAY + timedelta(days=_us(t) // _DAY_US)
+            for cur, parts in sorted(native.items()):
+                rate = fx.rate(cur, currency, day)
+                for cid, level in parts:
+                    v = of(cid)
+                    v.mrr = EXACT_CONTEXT.add(v.mrr, EXACT_CONTEXT.multiply(level, rate))
+        lc = s.ledger_cash
+        own_credit = sa.and_(lc.c.kind == "credit", lc.c.currency == currency)
+        cash = (
+            sa.select(
+                lc.c.customer_id,
+                lc.c.kind,
+                ops.dsum(lc.c, "reporting"),
+                sa.func.max(lc.c.at),
+            )
+            .where(
+                lc.c.customer_id.in_(ids),
+                lc.c.at <= t,
+                sa.or_(lc.c.kind.in_(("payment", "refund")), own_credit),
+            )
+            .group_by(lc.c.customer_id, lc.c.kind)
+        )
+        for cid, kind, value, latest in conn.execute(cash):
+            v = of(cid)
+            if kind == "payment":
+                v.total_paid, v.last_payment_at = _dec(value), _moment(latest)
+            elif kind == "refund":
+                v.refunded = _dec(value)
+            else:
+                # A credit entry in the reporting currency: ``reporting`` is its amount.
+                v.credit_balance = _dec(value)
+        sv = s.ledger_services
+        services = (
+            sa.select(sv.c.customer_id, sa.func.count())
+            .where(
+                sv.c.customer_id.in_(ids),
+                sv.c.start_at <= t,
+                sa.or_(sv.c.end_at.is_(None), sv.c.end_at > t),
+                sv.c.active,
+            )
+            .group_by(sv.c.customer_id)
+        )
+        for cid, n in conn.execute(services):
+            of(cid).active_services = int(n)
+        return lacking
+
+    def last_payments(self, t: datetime) -> sa.Subquery:
+        """Per customer who paid by ``t`` (``customer_id``, ``v``): the latest successful
+        payment's moment, from the cash entries (see :meth:`cash_complete`)."""
+        lc = self._s.ledger_cash
+        stmt = sa.select(lc.c.customer_id, sa.func.max(lc.c.at).label("v")).where(
+            lc.c.kind == "payment", lc.c.at <= t
+        )
+        return stmt.group_by(lc.c.customer_id).subquery()
+
+    def cash_complete(self, conn: Connection) -> bool:
+        """Whether the cash entries hold every successful payment and refund (the ledger
+        built, no customer lacking a rate for one: such a customer has none in the
+        table), whatever the currency they were converted into."""
+        if not self._store._ledger_ready_cached(conn):
+            return False
+        lm = self._s.ledger_cash_missing
+        return conn.execute(sa.select(lm.c.customer_id).limit(1)).first() is None
+
+    def paying_cond(
+        self, conn: Connection, t: datetime, customer_id: ColumnElement[Any]
+    ) -> ColumnElement[bool] | None:
+        """Whether the customer (``customer_id`` of the enclosing query) has MRR above
+        zero at ``t``: a step live at ``t`` (as :meth:`paying_customers` counts), among
+        the customers the ledger built; None when the ledger does not reach ``t`` or
+        some customer lacks a rate (the store reads its spans then)."""
+        if not self._kept(conn, None, t) or self._lacking(conn, None):
+            return None
+        st = self._s.ledger_steps
+        return customer_id.in_(sa.select(st.c.customer_id).where(self._live(t)))
 
     # -- checks -----------------------------------------------------------------------------
 
