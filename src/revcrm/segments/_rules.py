@@ -3,36 +3,50 @@ the in-memory and the SQL stores) applies to a customer's facts.
 
 A store may compute the facts where the data lives (:class:`ServiceFacts` per active
 service, and the customer's last payment, overdue invoices...), but membership is
-always decided here, by :func:`memberships`.
+always decided here, by :func:`rule_masks` over :class:`RuleColumns` (many customers at
+once; :func:`memberships` is it for one customer).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import attrs
+import numpy as np
+import numpy.typing as npt
 
 from revcrm._cycles import BillingCycle
+from revcrm._ledger._cash import moment_us
+from revcrm._ledger._fixed import Units, norm
+from revcrm._ledger._reach import ServiceReach, service_reach
+from revcrm._ledger._services import OPEN
 from revcrm._money import Money
-from revcrm._records import Invoice, InvoiceStatus
+from revcrm._records import Invoice
 from revcrm._subscription import SubscriptionState
-from revcrm.segments._baseline import LtvBaseline
+from revcrm.errors import CurrencyMismatchError, ValidationError
+from revcrm.segments._baseline import LtvBaseline, decimal_units, places_of
 from revcrm.segments._config import Segment, SegmentConfig
 
 __all__ = [
+    "RuleColumns",
     "RuleFacts",
     "SegmentInputs",
     "SegmentMiss",
     "ServiceFacts",
     "ServiceReach",
+    "ServiceRuleColumns",
     "active_window_start",
     "is_active",
     "memberships",
     "misses",
+    "primary_of",
     "reach_at",
+    "rule_columns",
+    "rule_masks",
+    "segment_sets",
     "service_facts",
     "service_facts_of",
     "service_paid_up",
@@ -59,56 +73,6 @@ class ServiceFacts:
     period_end: datetime
     billed_through: datetime | None = None
     paid_through: datetime | None = None
-
-
-@attrs.frozen(kw_only=True, slots=True)
-class ServiceReach:
-    """How far a service's invoices reach from ``start`` until the next step (see
-    :func:`service_reach`): ``billed_through`` and ``paid_through`` of
-    :class:`ServiceFacts` at every moment of the step."""
-
-    start: datetime
-    billed_through: datetime | None
-    paid_through: datetime | None
-
-
-def service_reach(subscription_id: str, invoices: Iterable[Invoice]) -> tuple[ServiceReach, ...]:
-    """The steps of ``billed_through`` / ``paid_through`` of the service over time, by
-    ``start``: a line counts from the moment its invoice is issued and its service
-    period has started (for ``paid_through``: and its invoice is paid, ``paid_at`` unknown
-    counting from then), so each reach only grows; before the first step both are None.
-    The invoices' statuses are their current ones (a paid invoice is paid from
-    ``paid_at``)."""
-    events: list[tuple[datetime, datetime, bool]] = []
-    for inv in invoices:
-        if inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
-            continue
-        for line in inv.lines:
-            if (
-                line.subscription_id != subscription_id
-                or line.period_start is None
-                or line.period_end is None
-            ):
-                continue
-            billed_from = max(inv.issued_at, line.period_start)
-            events.append((billed_from, line.period_end, False))
-            if inv.status is InvoiceStatus.PAID:
-                paid_from = billed_from if inv.paid_at is None else max(billed_from, inv.paid_at)
-                events.append((paid_from, line.period_end, True))
-    events.sort(key=lambda e: e[0])
-    steps: list[ServiceReach] = []
-    billed: datetime | None = None
-    paid: datetime | None = None
-    for k, (at, end, is_paid) in enumerate(events):
-        if is_paid:
-            paid = end if paid is None else max(paid, end)
-        billed = end if billed is None else max(billed, end)
-        if k + 1 < len(events) and events[k + 1][0] == at:
-            continue  # every event of one moment holds from it together
-        last = steps[-1] if steps else None
-        if last is None or (last.billed_through, last.paid_through) != (billed, paid):
-            steps.append(ServiceReach(start=at, billed_through=billed, paid_through=paid))
-    return tuple(steps)
 
 
 def reach_at(steps: Sequence[ServiceReach], at: datetime) -> ServiceReach | None:
@@ -163,14 +127,35 @@ def service_paid_up(
     at - grace``), the invoices decide: paid up when a paid one reaches that far too (the
     current period's invoice is paid, or the previous period's still counts during the
     grace after a renewal). Without one, the customer's last successful payment decides:
-    paid up when it falls in :func:`active_window_start` ``..at``.
+    paid up when it falls in :func:`active_window_start` ``..at``. (:func:`_paid_up` of
+    one service.)
     """
-    since = at - timedelta(days=config.active_grace_days)
-    if service.billed_through is not None and service.billed_through > since:
-        return service.paid_through is not None and service.paid_through > since
-    return last_payment_at is not None and last_payment_at >= active_window_start(
-        service.cycle, at, config
+    window = np.array([moment_us(active_window_start(service.cycle, at, config))])
+    paid = _paid_up(
+        np.array([_us(service.billed_through)]),
+        np.array([_us(service.paid_through)]),
+        np.array([_us(last_payment_at)]),
+        window,
+        moment_us(at - timedelta(days=config.active_grace_days)),
     )
+    return bool(paid[0])
+
+
+def _paid_up(
+    billed: npt.NDArray[np.int64],
+    paid: npt.NDArray[np.int64],
+    last_payment: npt.NDArray[np.int64],
+    window: npt.NDArray[np.int64],
+    since: int,
+) -> npt.NDArray[np.bool_]:
+    """:func:`service_paid_up` per service: how far its invoices and paid invoices reach,
+    its customer's last payment and its cycle's :func:`active_window_start` (moments in
+    microseconds, :data:`OPEN` for None), ``since`` = ``at - active_grace_days``."""
+    by_invoice = (billed != OPEN) & (billed > since)
+    invoice_paid = (paid != OPEN) & (paid > since)
+    payment_recent = (last_payment != OPEN) & (last_payment >= window)
+    out: npt.NDArray[np.bool_] = np.where(by_invoice, invoice_paid, payment_recent)
+    return out
 
 
 class RuleFacts(Protocol):
@@ -219,50 +204,211 @@ class SegmentInputs:
     services: tuple[ServiceFacts, ...] = ()
 
 
-def is_active(f: RuleFacts, config: SegmentConfig) -> bool:
-    """Active: an active service whose current period is paid (:func:`service_paid_up`);
-    with ``config.active_payment_days`` set, an active service and a successful payment
-    in the last that many days instead."""
-    if f.active_services <= 0:
-        return False
-    if config.active_payment_days is not None:
-        return f.last_payment_at is not None and f.last_payment_at >= f.as_of - timedelta(
-            days=config.active_payment_days
-        )
-    return any(service_paid_up(s, f.last_payment_at, f.as_of, config) for s in f.services)
+def _us(t: datetime | None) -> int:
+    return OPEN if t is None else moment_us(t)
 
 
-def _at_risk(f: RuleFacts, config: SegmentConfig) -> bool:
-    return (
-        f.overdue_invoices > 0
-        or f.troubled_services > 0
-        or (
-            f.next_cancellation_at is not None
-            and f.next_cancellation_at <= f.as_of + timedelta(days=config.at_risk_cancellation_days)
-        )
+@attrs.frozen(kw_only=True, eq=False)
+class ServiceRuleColumns:
+    """The active services' :class:`ServiceFacts` the Active rule reads, as parallel
+    arrays: ``customer`` indexes the customers of :class:`RuleColumns`; ``cycle`` indexes
+    ``cycles`` (each distinct cycle once); ``billed_through`` / ``paid_through`` in
+    microseconds, :data:`OPEN` for None."""
+
+    customer: npt.NDArray[np.int64]
+    cycles: tuple[BillingCycle, ...]
+    cycle: npt.NDArray[np.int64]
+    billed_through: npt.NDArray[np.int64]
+    paid_through: npt.NDArray[np.int64]
+
+    @classmethod
+    def empty(cls) -> ServiceRuleColumns:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(customer=none, cycles=(), cycle=none, billed_through=none, paid_through=none)
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class RuleColumns:
+    """What the built-in rules read (:class:`RuleFacts`) of many customers at one
+    ``as_of``, as parallel arrays (index ``i`` is one customer): moments in microseconds
+    since 1970-01-01 UTC, :data:`OPEN` for None; ``ltv`` in exact units of
+    ``10 ** -digits`` of ``currency`` (int64, or Python ints: ``_ledger._fixed.Units``)."""
+
+    as_of: datetime
+    currency: str
+    digits: int
+    registered_at: npt.NDArray[np.int64]
+    ltv: Units
+    last_payment_at: npt.NDArray[np.int64]
+    active_services: npt.NDArray[np.int64]
+    troubled_services: npt.NDArray[np.int64]
+    overdue_invoices: npt.NDArray[np.int64]
+    next_cancellation_at: npt.NDArray[np.int64]
+    subscriber_since: npt.NDArray[np.int64]
+    ordered: npt.NDArray[np.bool_]
+    services: ServiceRuleColumns = attrs.field(factory=ServiceRuleColumns.empty)
+
+    def __len__(self) -> int:
+        return len(self.registered_at)
+
+
+def rule_columns(facts: Sequence[RuleFacts], *, as_of: datetime, currency: str) -> RuleColumns:
+    """:class:`RuleColumns` of ``facts`` (each at ``as_of``, LTV in ``currency``)."""
+    for f in facts:
+        if f.as_of != as_of:
+            raise ValidationError("as_of", f.as_of, f"the facts are not all at {as_of}")
+    digits = max((places_of(f.ltv.amount) for f in facts), default=0)
+    cycles: dict[BillingCycle, int] = {}
+    owner: list[int] = []
+    cycle: list[int] = []
+    billed: list[int] = []
+    paid: list[int] = []
+    ltv: list[int] = []
+    for i, f in enumerate(facts):
+        if f.ltv.currency != currency:
+            raise CurrencyMismatchError(f.ltv.currency, currency, "compare")
+        ltv.append(decimal_units(f.ltv.amount, digits))
+        for s in f.services:
+            owner.append(i)
+            cycle.append(cycles.setdefault(s.cycle, len(cycles)))
+            billed.append(_us(s.billed_through))
+            paid.append(_us(s.paid_through))
+
+    def moments(values: Iterable[datetime | None]) -> npt.NDArray[np.int64]:
+        return np.array([_us(v) for v in values], dtype=np.int64)
+
+    def counts(values: Iterable[int]) -> npt.NDArray[np.int64]:
+        return np.array(list(values), dtype=np.int64)
+
+    return RuleColumns(
+        as_of=as_of,
+        currency=currency,
+        digits=digits,
+        registered_at=moments(f.registered_at for f in facts),
+        ltv=norm(np.array(ltv, dtype=object)) if ltv else np.zeros(0, dtype=np.int64),
+        last_payment_at=moments(f.last_payment_at for f in facts),
+        active_services=counts(f.active_services for f in facts),
+        troubled_services=counts(f.troubled_services for f in facts),
+        overdue_invoices=counts(f.overdue_invoices for f in facts),
+        next_cancellation_at=moments(f.next_cancellation_at for f in facts),
+        subscriber_since=moments(f.subscriber_since for f in facts),
+        ordered=np.array([bool(f.ordered) for f in facts], dtype=bool),
+        services=ServiceRuleColumns(
+            customer=counts(owner),
+            cycles=tuple(cycles),
+            cycle=counts(cycle),
+            billed_through=counts(billed),
+            paid_through=counts(paid),
+        ),
     )
 
 
-def _new(f: RuleFacts, config: SegmentConfig) -> bool:
-    return f.as_of - timedelta(days=config.new_customer_days) <= f.registered_at <= f.as_of
+def _active(c: RuleColumns, config: SegmentConfig) -> npt.NDArray[np.bool_]:
+    """Active: an active service whose current period is paid (:func:`_paid_up`, each
+    cycle's :func:`active_window_start` computed once); with
+    ``config.active_payment_days`` set, an active service and a successful payment in
+    the last that many days instead."""
+    has_service = c.active_services > 0
+    last = c.last_payment_at
+    if config.active_payment_days is not None:
+        since = moment_us(c.as_of - timedelta(days=config.active_payment_days))
+        out: npt.NDArray[np.bool_] = has_service & (last != OPEN) & (last >= since)
+        return out
+    s = c.services
+    windows = np.array(
+        [moment_us(active_window_start(cy, c.as_of, config)) for cy in s.cycles], dtype=np.int64
+    )
+    paid = _paid_up(
+        s.billed_through,
+        s.paid_through,
+        last[s.customer],
+        windows[s.cycle] if len(windows) else np.zeros(0, dtype=np.int64),
+        moment_us(c.as_of - timedelta(days=config.active_grace_days)),
+    )
+    any_paid = np.zeros(len(c), dtype=bool)
+    any_paid[s.customer[paid]] = True
+    return has_service & any_paid
+
+
+def rule_masks(
+    c: RuleColumns, config: SegmentConfig, baseline: LtvBaseline
+) -> dict[Segment, npt.NDArray[np.bool_]]:
+    """The built-in rules, once: per :class:`Segment` (``OTHER`` included: in none of the
+    six) which customers of ``c`` are in it."""
+    at = c.as_of
+    at_risk = (
+        (c.overdue_invoices > 0)
+        | (c.troubled_services > 0)
+        | (
+            (c.next_cancellation_at != OPEN)
+            & (
+                c.next_cancellation_at
+                <= moment_us(at + timedelta(days=config.at_risk_cancellation_days))
+            )
+        )
+    )
+    has_service = c.active_services > 0
+    high_value = has_service.copy()
+    if high_value.any():
+        high_value[high_value] = baseline.exceeded_by_units(c.ltv[high_value], c.digits, c.currency)
+    new = (c.registered_at >= moment_us(at - timedelta(days=config.new_customer_days))) & (
+        c.registered_at <= moment_us(at)
+    )
+    churned = (c.subscriber_since != OPEN) & ~has_service
+    out = {
+        Segment.AT_RISK: at_risk,
+        Segment.HIGH_VALUE: high_value,
+        Segment.NEW: new,
+        Segment.ACTIVE: _active(c, config),
+        Segment.CHURNED: churned,
+        Segment.NEVER_PURCHASED: ~c.ordered,
+    }
+    named = np.zeros(len(c), dtype=bool)
+    for mask in out.values():
+        named |= mask
+    out[Segment.OTHER] = ~named
+    return out
+
+
+def primary_of(
+    masks: Mapping[Segment, npt.NDArray[np.bool_]], precedence: Sequence[Segment]
+) -> npt.NDArray[np.int64]:
+    """Per customer the index in ``precedence`` of its primary segment (the first of
+    ``precedence`` it is in: every customer is in one, ``OTHER`` at least)."""
+    n = len(masks[Segment.OTHER])
+    out = np.full(n, len(precedence), dtype=np.int64)
+    for k in range(len(precedence) - 1, -1, -1):
+        out[masks[precedence[k]]] = k
+    return out
+
+
+def segment_sets(masks: Mapping[Segment, npt.NDArray[np.bool_]]) -> list[frozenset[Segment]]:
+    """Per customer the set of segments ``masks`` (:func:`rule_masks`) puts it in."""
+    order = tuple(masks)
+    code = np.zeros(len(masks[Segment.OTHER]), dtype=np.int64)
+    for bit, seg in enumerate(order):
+        code |= masks[seg].astype(np.int64) << bit
+    # Few distinct combinations: one frozenset each.
+    sets = {
+        int(k): frozenset(seg for bit, seg in enumerate(order) if int(k) >> bit & 1)
+        for k in np.unique(code).tolist()
+    }
+    return [sets[k] for k in code.tolist()]
+
+
+def is_active(f: RuleFacts, config: SegmentConfig) -> bool:
+    """Active: an active service whose current period is paid (:func:`service_paid_up`);
+    with ``config.active_payment_days`` set, an active service and a successful payment
+    in the last that many days instead. (:func:`rule_masks` of one customer.)"""
+    c = rule_columns((f,), as_of=f.as_of, currency=f.ltv.currency)
+    return bool(_active(c, config)[0])
 
 
 def memberships(f: RuleFacts, config: SegmentConfig, baseline: LtvBaseline) -> frozenset[Segment]:
-    """The built-in segments of a customer (``OTHER`` alone when in none of the six)."""
-    out: set[Segment] = set()
-    if _at_risk(f, config):
-        out.add(Segment.AT_RISK)
-    if f.active_services > 0 and baseline.exceeded_by(f.ltv):
-        out.add(Segment.HIGH_VALUE)
-    if _new(f, config):
-        out.add(Segment.NEW)
-    if is_active(f, config):
-        out.add(Segment.ACTIVE)
-    if f.subscriber_since is not None and f.active_services == 0:
-        out.add(Segment.CHURNED)
-    if not f.ordered:
-        out.add(Segment.NEVER_PURCHASED)
-    return frozenset(out or {Segment.OTHER})
+    """The built-in segments of a customer (``OTHER`` alone when in none of the six):
+    :func:`rule_masks` of one customer."""
+    c = rule_columns((f,), as_of=f.as_of, currency=f.ltv.currency)
+    return frozenset(seg for seg, mask in rule_masks(c, config, baseline).items() if mask[0])
 
 
 @attrs.frozen(kw_only=True)
@@ -319,7 +465,9 @@ def misses(f: RuleFacts, config: SegmentConfig, baseline: LtvBaseline) -> tuple[
         if f.active_services <= 0
         else "LTV not above the average LTV of paying customers",
     )
-    miss(Segment.NEW, f"registered {_day(f.registered_at)}, over {config.new_customer_days} days ago")
+    miss(
+        Segment.NEW, f"registered {_day(f.registered_at)}, over {config.new_customer_days} days ago"
+    )
     miss(Segment.ACTIVE, _active_miss(f, config))
     miss(
         Segment.CHURNED,

@@ -13,7 +13,6 @@ import attrs
 from revcrm._book import Book
 from revcrm._checks import check_records
 from revcrm._ledger._facts import LedgerRows
-from revcrm._ledger._fixed import to_decimal
 from revcrm._money import Money, check_currency
 from revcrm._time import as_moment
 from revcrm.errors import NotFoundError, ValidationError
@@ -23,9 +22,14 @@ from revcrm.metrics._mrr import DEFAULT_POLICY
 from revcrm.metrics._policy import MetricsPolicy
 from revcrm.segments._baseline import LtvBaseline
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
-from revcrm.segments._facts import CustomerFacts, facts_of
+from revcrm.segments._facts import (
+    CustomerFacts,
+    active_services,
+    facts_of,
+    ledger_rule_columns,
+)
 from revcrm.segments._predicates import Predicate
-from revcrm.segments._rules import SegmentMiss, memberships, misses
+from revcrm.segments._rules import SegmentMiss, misses, rule_masks, segment_sets
 
 __all__ = [
     "CustomSegment",
@@ -253,13 +257,11 @@ def segmentation_of_ledger(
     """The segmentation from the ledger rows of ``book`` at ``at`` (checked arguments; see
     :func:`segmentation`): what a store that keeps the ledger calls."""
     currency = ledger.facts.currency
-    facts = facts_of(book, at, ledger, tags or {})
     if ltv_baseline is None:
         ltv_baseline = ledger_baseline(ledger)
-    done = {
-        cid: attrs.evolve(f, segments=memberships(f, config, ltv_baseline))
-        for cid, f in facts.items()
-    }
+    active = active_services(book, ledger)
+    masks = rule_masks(ledger_rule_columns(ledger, at, active), config, ltv_baseline)
+    done = facts_of(book, at, ledger, tags or {}, active=active, segments=segment_sets(masks))
     return Segmentation(
         as_of=at,
         currency=currency,
@@ -274,12 +276,8 @@ def ledger_baseline(ledger: LedgerRows) -> LtvBaseline:
     """The High Value threshold from the ledger's facts: the net payments of the
     customers registered by ``as_of`` with a payment, summed, and their count."""
     f = ledger.facts
-    paying = f.registered & (f.payment_count > 0)
-    total = sum(int(v) for v in f.net_payments[paying].tolist())
-    places = Money.zero(f.currency).minor_units
-    return LtvBaseline(
-        total=Money(to_decimal(total, places, f.digits), f.currency),
-        paying_customers=int(paying.sum()),
+    return LtvBaseline.of_units(
+        f.net_payments, f.registered & (f.payment_count > 0), f.digits, f.currency
     )
 
 
