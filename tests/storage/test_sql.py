@@ -45,16 +45,16 @@ def db(tmp_path: Path) -> str:
 def test_schema_version_and_idempotent_create(db: str) -> None:
     store = SQLStore(db)
     assert store.schema_version() == 0
-    assert store.create_schema() == LATEST_VERSION == 8
-    assert store.create_schema() == 8  # idempotent
-    assert store.migrate() == 8
+    assert store.create_schema() == LATEST_VERSION == 9
+    assert store.create_schema() == 9  # idempotent
+    assert store.migrate() == 9
     assert store.schema_version() == LATEST_VERSION
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT version, description FROM revcrm_schema_version ORDER BY version")
         ).all()
         mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert mode == "wal"
     store.close()
 

@@ -22,7 +22,16 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from revcrm.errors import ValidationError
 from revcrm.storage._codec import moment_from_value, moment_value
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Exact", "Key", "Moment", "Schema", "check_prefix"]
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "Exact",
+    "Key",
+    "Moment",
+    "Schema",
+    "check_prefix",
+    "drop_span_calendar",
+]
 
 _PREFIX: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,29}$")
 
@@ -141,7 +150,6 @@ class Schema:
     credits: sa.Table
     fx_rates: sa.Table
     spans: sa.Table
-    cash_daily: sa.Table
     states: sa.Table
     #: Version 7: the ledger of issue 14 (see ``_sql_ledger``), derived per customer.
     ledger_customers: sa.Table
@@ -374,36 +382,12 @@ class Schema:
             *money_limbs("amount"),
             sa.Column("positive", sa.Boolean, nullable=False),
             sa.Column("status", sa.String(16), nullable=False),
-            sa.Column("anchor", Moment(), nullable=False),
-            sa.Column("cycle_count", sa.Integer, nullable=False),
-            sa.Column("cycle_unit", sa.String(8), nullable=False),
-            # The billing calendar as integers, so the start of the billing period running
-            # at any moment is plain arithmetic in SQL (see ``_sql._period_start``):
-            sa.Column("start_day", sa.Integer, nullable=False),  # days since 1970-01-01
-            sa.Column("start_month", sa.Integer, nullable=False),  # year * 12 + month - 1
-            sa.Column("end_month", sa.Integer),
-            sa.Column("anchor_us", sa.BigInteger, nullable=False),  # microseconds since 1970
-            sa.Column("anchor_month", sa.Integer, nullable=False),  # year * 12 + month - 1
-            sa.Column("anchor_day", sa.Integer, nullable=False),  # day of the month
-            sa.Column("anchor_tod", sa.BigInteger, nullable=False),  # microseconds into the day
-            sa.Column("cycle_months", sa.Integer),  # month and year cycles
-            sa.Column("cycle_us", sa.BigInteger),  # week and day cycles
+            # Version 9: the billing calendar (anchor, cycle and their integer forms) and
+            # the month indexes are gone (no read used them: the ledger tables serve the
+            # renewals and the service facts).
             sa.Index(f"{p}span_start", "start_at"),
             sa.Index(f"{p}span_end", "end_at"),
-            sa.Index(f"{p}span_start_month", "start_month"),
-            sa.Index(f"{p}span_end_month", "end_month"),
             sa.Index(f"{p}span_customer", "customer_id", "start_at"),
-        )
-        cash_daily = sa.Table(
-            f"{p}cash_daily",
-            m,
-            # Successful payments and refunds per UTC day, currency and kind: what the
-            # monthly cash figures read instead of every transaction.
-            sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
-            sa.Column("currency", sa.String(3), primary_key=True),
-            sa.Column("kind", sa.String(16), primary_key=True),
-            sa.Column("amount", Exact(), nullable=False),
-            sa.Column("count", sa.Integer, nullable=False),
         )
         states = sa.Table(
             f"{p}service_states",
@@ -576,15 +560,24 @@ class Schema:
         ledger_renewals = sa.Table(
             f"{p}ledger_renewals",
             m,
-            # A subscription's state over ``[start_at, end_at)`` while it is active or past
-            # due (the states the renewals card reads), encoded as ``encode_state``: the
-            # card asks the state itself for its next renewal (``next_renewal``).
+            # A subscription's state over ``[start_at, end_at)`` while it may renew (active
+            # or past due, no cancellation scheduled: the states the renewals card reads),
+            # cut where its stream's MRR step changes. Version 9: the state's billing
+            # calendar (``anchor_us``, and the cycle as ``_ledger._renewals.cycle_code``),
+            # from which the card computes each next renewal with the one calendar rule,
+            # and the step's MRR over the row (``measured``: native, as ``ledger_steps``;
+            # ``amount`` NULL: none), instead of the encoded state.
             sa.Column("customer_id", Key(), fk("customers", "CASCADE"), primary_key=True),
             sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("subscription_id", Key(), nullable=False),
             sa.Column("start_at", Moment(), nullable=False),
             sa.Column("end_at", Moment()),
-            sa.Column("state", sa.Text, nullable=False),
+            sa.Column("anchor_us", sa.BigInteger, nullable=False),  # microseconds since 1970
+            sa.Column("months", sa.Integer, nullable=False),
+            sa.Column("length_us", sa.BigInteger, nullable=False),
+            sa.Column("measured", sa.Boolean, nullable=False),
+            sa.Column("currency", sa.String(3), nullable=False),
+            sa.Column("amount", Exact()),
         )
         ledger_overdue = sa.Table(
             f"{p}ledger_overdue",
@@ -612,7 +605,6 @@ class Schema:
             ledger_intervals=ledger_intervals,
             states=states,
             limbs=limbs,
-            cash_daily=cash_daily,
             prefix=p,
             meta=m,
             schema_version=schema_version,
@@ -650,8 +642,9 @@ class Schema:
 
     @property
     def derived_tables(self) -> list[sa.Table]:
-        """Version 2: what the store derives from the records (rebuilt on demand)."""
-        return [self.spans, self.cash_daily]
+        """Version 2: what the store derives from the records (rebuilt on demand); the
+        daily cash totals it also created are gone since version 9."""
+        return [self.spans]
 
     @property
     def state_tables(self) -> list[sa.Table]:
@@ -694,11 +687,17 @@ class Schema:
 
 class Rebuild(Protocol):
     """The store's rebuild of its derived tables under its policy (it owns that logic);
-    ``ledger_only``: only the ledger (version 7), not the spans, states and cash;
-    ``services_only``: only the ledger's service and status rows (version 8)."""
+    ``ledger_only``: only the ledger (version 7), not the spans and states;
+    ``services_only``: only the ledger's service and status rows (version 8);
+    ``renewals_only``: only its renewing states (version 9)."""
 
     def __call__(
-        self, conn: Connection, *, ledger_only: bool = False, services_only: bool = False
+        self,
+        conn: Connection,
+        *,
+        ledger_only: bool = False,
+        services_only: bool = False,
+        renewals_only: bool = False,
     ) -> None: ...
 
 
@@ -769,6 +768,69 @@ def _v8(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
     rebuild(conn, services_only=True)  # the service and status rows of every customer
 
 
+#: The spans' columns and indexes up to version 8: the billing calendar, read by no query.
+_SPAN_CALENDAR: Final = (
+    "anchor",
+    "cycle_count",
+    "cycle_unit",
+    "start_day",
+    "start_month",
+    "end_month",
+    "anchor_us",
+    "anchor_month",
+    "anchor_day",
+    "anchor_tod",
+    "cycle_months",
+    "cycle_us",
+)
+_SPAN_CALENDAR_INDEXES: Final = ("span_start_month", "span_end_month")
+
+
+def drop_span_calendar(conn: Connection, s: Schema, *, keep_rows: bool = True) -> None:
+    """Bring a spans table of version 8 or earlier to version 9's shape (nothing when it
+    has it already); ``keep_rows=False``: its rows are about to be rebuilt, so the table
+    is created afresh instead of copied."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(s.spans.name)}
+    if not columns & set(_SPAN_CALENDAR):
+        return
+    q = conn.dialect.identifier_preparer.quote
+    table = q(s.spans.name)
+    for name in _SPAN_CALENDAR_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {q(s.prefix + name)}")
+    if not keep_rows:
+        conn.exec_driver_sql(f"DROP TABLE {table}")
+        s.spans.create(conn)
+    elif conn.dialect.name == "postgresql":  # a catalog change, no rewrite
+        drops = ", ".join(f"DROP COLUMN {q(c)}" for c in _SPAN_CALENDAR if c in columns)
+        conn.exec_driver_sql(f"ALTER TABLE {table} {drops}")
+    else:
+        # SQLite rewrites the table for each dropped column: one copy instead.
+        old = q(f"{s.spans.name}_v8")
+        conn.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {old}")
+        for index in s.spans.indexes:  # they moved with the table, under their names
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {q(str(index.name))}")
+        s.spans.create(conn)
+        kept = ", ".join(q(c.name) for c in s.spans.columns)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({kept}) SELECT {kept} FROM {old}")
+        conn.exec_driver_sql(f"DROP TABLE {old}")
+
+
+def _v9(conn: Connection, s: Schema, rebuild: Rebuild) -> None:
+    # The daily cash totals and the spans' billing calendar were maintained on every
+    # write and read by nothing (cash comes from the ledger's cash entries); the renewing
+    # states carry their billing calendar instead of an encoded state.
+    q = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {q(s.prefix + 'cash_daily')}")
+    drop_span_calendar(conn, s)
+    # Renewing rows of version 8 (encoded states) are rebuilt; those version 8 built in
+    # this same migration (from version 7 or earlier) have this version's shape already.
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(s.ledger_renewals.name)}
+    if "anchor_us" not in columns:
+        s.ledger_renewals.drop(conn)
+        s.ledger_renewals.create(conn)
+        rebuild(conn, renewals_only=True)
+
+
 #: (version, description, step), applied in order; never edit a released step, add one.
 MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
     (
@@ -791,6 +853,12 @@ MIGRATIONS: Final[tuple[tuple[int, str, Migration], ...]] = (
         "the ledger's service states, status and overdue intervals, renewing states"
         " (backfilled); cash entries indexed by moment",
         _v8,
+    ),
+    (
+        9,
+        "no daily cash totals nor billing calendar on the spans (unread); the renewing"
+        " states' billing calendar and MRR (backfilled)",
+        _v9,
     ),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

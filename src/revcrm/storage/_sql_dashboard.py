@@ -13,10 +13,12 @@ When the ledger covers the dashboard (its currency, horizon, no rate missing):
   before the start); every other customer only adds to that count, and the denominator
   grows with it one for one under each rule.
 
-* renewals due in ``(t, h]``: the active and past-due states holding ``t`` (stored as
-  they are, ``ledger_renewals``), each asked for its ``next_renewal`` after ``t``; their
-  MRR is the sum of their streams' ledger steps live at ``t``, converted as the MRR card
-  converts (native amounts at ``t``'s day's rate under the transaction-date FX rule).
+* renewals due in ``(t, h]``: the active and past-due states without a scheduled
+  cancellation holding ``t`` (``ledger_renewals``, with their billing calendar), their
+  next renewals after ``t`` computed at once by the one calendar rule
+  (``_ledger._renewals``); their MRR is their streams' ledger steps live at ``t``
+  (stored on the same rows), converted as the MRR card converts (native amounts at
+  ``t``'s day's rate under the transaction-date FX rule).
 
 Otherwise the pure functions run over the subscriptions of every customer with a span
 left at the earliest moment the dashboard reads.
@@ -30,11 +32,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import attrs
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from revcrm._book import Book
 from revcrm._calendar import local_moment, month_start, shift
+from revcrm._ledger._walk import next_billing_after
 from revcrm._money import EXACT_CONTEXT, Money, check_currency
 from revcrm._subscription import Subscription
 from revcrm._time import ONE_DAY, as_of_moment
@@ -47,7 +51,7 @@ from revcrm.metrics._dashboard import (
     compose_dashboard,
     dashboard_inputs,
 )
-from revcrm.storage._codec import decode_state
+from revcrm.storage._codec import moment_value
 from revcrm.storage._sql_db import _chunks
 from revcrm.storage._sql_decimal import _ZERO, _dec
 from revcrm.storage._sql_ledger_queries import LedgerReads
@@ -112,24 +116,35 @@ class SQLDashboard(SQLMetrics):
         self, conn: Connection, t: datetime, horizon: datetime, currency: str
     ) -> tuple[int, Money]:
         """Services renewing in ``(t, horizon]`` and their MRR at ``t`` (see the module
-        docstring), from the ledger's renewing states and steps."""
-        rn, st = self._schema.ledger_renewals, self._schema.ledger_steps
+        docstring), from the ledger's renewing rows holding ``t`` (at most one per
+        subscription: its state then, within one step of its stream)."""
+        rn = self._schema.ledger_renewals
         holding = sa.and_(rn.c.start_at <= t, sa.or_(rn.c.end_at.is_(None), rn.c.end_at > t))
-        due: set[str] = set()
-        for sub_id, text in conn.execute(
-            sa.select(rn.c.subscription_id, rn.c.state).where(holding)
-        ):
-            nxt = decode_state(text).next_renewal(t)
-            if nxt is not None and nxt <= horizon:
-                due.add(str(sub_id))
-        if not due:
+        stmt = sa.select(
+            rn.c.anchor_us,
+            rn.c.months,
+            rn.c.length_us,
+            rn.c.measured,
+            rn.c.currency,
+            # Decoded only for the rows due (on SQLite the text; PostgreSQL's NUMERIC).
+            sa.type_coerce(rn.c.amount, sa.Text) if self._sqlite else rn.c.amount,
+        ).where(holding)
+        rows = conn.execute(stmt).all()
+        if not rows:
             return 0, Money.zero(currency)
-        live = sa.and_(st.c.start_at <= t, sa.or_(st.c.end_at.is_(None), st.c.end_at > t))
+        anchor, months, length_us = (
+            np.fromiter((r[k] for r in rows), dtype=np.int64, count=len(rows)) for k in range(3)
+        )
+        t_us = np.full(len(rows), moment_value(t), dtype=np.int64)
+        # ``SubscriptionState.next_renewal``: the anchor before it, else the first billing
+        # date after ``t`` (the engine's ``renewing`` reads it the same way).
+        nxt = np.where(t_us < anchor, anchor, next_billing_after(anchor, months, length_us, t_us))
+        due = np.flatnonzero(nxt <= moment_value(horizon)).tolist()
         fixed = _ZERO
         native: dict[str, Decimal] = defaultdict(lambda: _ZERO)
-        stmt = sa.select(st.c.stream_id, st.c.measured, st.c.currency, st.c.amount).where(live)
-        for stream, measured, code, amount in conn.execute(stmt):
-            if str(stream) not in due:
+        for i in due:
+            _, _, _, measured, code, amount = rows[i]
+            if amount is None:
                 continue
             if measured:
                 native[str(code)] = EXACT_CONTEXT.add(native[str(code)], _dec(amount))

@@ -1,12 +1,11 @@
 """Deleting a customer from the SQL store (the rules are in ``_delete``).
 
 One unit of work: the refusals are checked first, then the derived rows (spans, states,
-daily cash totals) change with the records, children before parents.
+the customer's ledger rows) go with the records, children before parents.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +14,6 @@ from sqlalchemy.engine import Connection
 from revcrm.errors import NotFoundError
 from revcrm.storage._delete import OWNED, blocked, check_delete, refuse
 from revcrm.storage._sql_base import SQLBase
-from revcrm.storage._sql_decimal import _dec
 
 __all__ = ["delete_customer_sql"]
 
@@ -77,36 +75,10 @@ def delete_customer_sql(store: SQLBase, customer_id: str, *, cascade: bool) -> i
             if hit is not None:
                 record, target = text.format(hit[0], hit[1]).split(" -> ")
                 raise blocked(cid, record, target)
-        # The deleted payments leave the daily cash totals.
-        gone: dict[tuple[int, str, str], list[Any]] = {}
-        for day, currency, kind, amount in conn.execute(
-            sa.select(tx.c.at_day, tx.c.currency, tx.c.kind, tx.c.amount).where(
-                tx.c.customer_id == cid, tx.c.status == "succeeded"
-            )
-        ):
-            entry = gone.setdefault((int(day), currency, kind), [Decimal(0), 0])
-            entry[0] += _dec(amount)
-            entry[1] += 1
-        daily = s.cash_daily
-        for (day, currency, kind), (amount, count) in sorted(gone.items()):
-            where = sa.and_(daily.c.day == day, daily.c.currency == currency, daily.c.kind == kind)
-            # The totals are shared by every customer: lock the row so a concurrent payment
-            # on that day is not overwritten by totals read before it (SQLite's write lock,
-            # taken at BEGIN IMMEDIATE, already serialises writers).
-            read = sa.select(daily.c.amount, daily.c.count).where(where)
-            if not store._sqlite:
-                read = read.with_for_update()
-            have = conn.execute(read).one()
-            if int(have[1]) == count:
-                conn.execute(daily.delete().where(where))
-            else:
-                conn.execute(
-                    daily.update()
-                    .where(where)
-                    .values(amount=_dec(have[0]) - amount, count=int(have[1]) - count)
-                )
         # Children first: a backend without ON DELETE CASCADE (or SQLite with foreign keys
         # off in a host's engine) must not be left with orphans.
+        for t in s.ledger_tables:  # the customer's ledger rows, which its records built
+            conn.execute(t.delete().where(t.c.customer_id == cid))
         conn.execute(cr.delete().where(cr.c.customer_id == cid))
         conn.execute(tx.delete().where(tx.c.customer_id == cid))
         conn.execute(ln.delete().where(ln.c.invoice_id.in_(invs)))

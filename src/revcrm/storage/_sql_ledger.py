@@ -39,7 +39,12 @@ from revcrm.metrics import FxDateRule
 from revcrm.storage._codec import moment_from_value, moment_value
 from revcrm.storage._sql_base import SQLBase, _day
 from revcrm.storage._sql_db import _chunks
-from revcrm.storage._sql_ledger_build import build_cash_rows, build_rows, build_service_rows
+from revcrm.storage._sql_ledger_build import (
+    build_cash_rows,
+    build_renewal_rows,
+    build_rows,
+    build_service_rows,
+)
 
 __all__ = [
     "LEDGER_CURRENCY_KEY",
@@ -226,8 +231,10 @@ class SQLLedger(SQLBase):
         if not fresh:
             for t in self._ledger_service_tables:
                 conn.execute(t.delete())
-            # A ledger built at version 7 lacks the first-paid rows of its MRR rows.
-            conn.execute(s.ledger_first_paid.delete())
+            # A ledger built at version 7 lacks the first-paid and renewing rows built
+            # with its MRR rows.
+            for t in self._ledger_mrr_later:
+                conn.execute(t.delete())
             fx = self._ledger_rates(conn, None)
             for chunk in _chunks(self._ledger_owners(conn, (s.subscriptions,)), _REBUILD_CHUNK):
                 self._ledger_insert(conn, chunk, fx, first_paid_only=True)
@@ -274,9 +281,9 @@ class SQLLedger(SQLBase):
         service_ids: list[str] = []
         if self._services_ready(conn):
             service_ids = sorted(set(ids) | set(services) | service_more)
-        first_paid = (self._schema.ledger_first_paid,) if self._services_ready(conn) else ()
+        later = self._ledger_mrr_later if self._services_ready(conn) else ()
         for tables, chosen in (
-            (self._ledger_mrr_tables + first_paid, ids),
+            (self._ledger_mrr_tables + later, ids),
             (self._ledger_cash_tables, cash_ids),
             (self._ledger_service_tables, service_ids),
         ):
@@ -338,6 +345,12 @@ class SQLLedger(SQLBase):
         return (s.ledger_intervals, s.ledger_steps, s.ledger_customers)
 
     @property
+    def _ledger_mrr_later(self) -> tuple[sa.Table, ...]:
+        """The tables of version 8 built with the MRR rows (from their steps)."""
+        s = self._schema
+        return (s.ledger_renewals, s.ledger_first_paid)
+
+    @property
     def _ledger_cash_tables(self) -> tuple[sa.Table, ...]:
         s = self._schema
         return (s.ledger_cash_missing, s.ledger_cash)
@@ -347,7 +360,6 @@ class SQLLedger(SQLBase):
         s = self._schema
         return (
             s.ledger_overdue,
-            s.ledger_renewals,
             s.ledger_status,
             s.ledger_reach,
             s.ledger_invoiced,
@@ -372,7 +384,7 @@ class SQLLedger(SQLBase):
                 plans.extend(self._load(conn, "plan", s.plans.c.id.in_(chunk)))
         if not subs and not invoices:
             return
-        services, status, renewing, overdue, reach, invoiced = build_service_rows(
+        services, status, overdue, reach, invoiced = build_service_rows(
             subs,
             invoices,
             plans,
@@ -383,7 +395,6 @@ class SQLLedger(SQLBase):
         self._insert(conn, s.ledger_reach, reach)
         self._insert(conn, s.ledger_invoiced, invoiced)
         self._insert(conn, s.ledger_status, status)
-        self._insert(conn, s.ledger_renewals, renewing)
         self._insert(conn, s.ledger_overdue, overdue)
 
     def _ledger_insert_cash(
@@ -496,8 +507,9 @@ class SQLLedger(SQLBase):
         *,
         first_paid_only: bool = False,
     ) -> None:
-        """The MRR rows of these customers (none stored yet); ``first_paid_only``: only
-        their first-paid rows (a migration to version 8 of a version-7 ledger)."""
+        """The MRR rows of these customers (none stored yet), with their first-paid and
+        renewing rows; ``first_paid_only``: only those two (a migration to version 8 of a
+        version-7 ledger)."""
         s = self._schema
         if source is not None:
             subs = [sub for cid in customer_ids for sub in source.subscriptions.get(cid, ())]
@@ -522,6 +534,24 @@ class SQLLedger(SQLBase):
             self._insert(conn, s.ledger_intervals, rows.intervals)
         if self._services_ready(conn):  # else a migration to version 7, before 8
             self._insert(conn, s.ledger_first_paid, rows.first_paid)
+            self._insert(conn, s.ledger_renewals, build_renewal_rows(subs, rows.steps))
+
+    def _ledger_rebuild_renewals(self, conn: Connection, progress: Progress | None = None) -> None:
+        """Every customer's renewing rows, from its subscriptions and its stored steps (a
+        migration to version 9: the steps are as they were)."""
+        s = self._schema
+        st = s.ledger_steps
+        report = progress if progress is not None else self._ledger_progress
+        conn.execute(s.ledger_renewals.delete())
+        owners = self._ledger_owners(conn, (s.subscriptions,))
+        cols = [st.c.stream_id, st.c.start_at, st.c.end_at, st.c.measured, st.c.currency]
+        for chunk in _chunks(owners, _REBUILD_CHUNK):
+            subs = self._load(conn, "subscription", s.subscriptions.c.customer_id.in_(chunk))
+            stmt = sa.select(*cols, st.c.amount).where(st.c.customer_id.in_(chunk))
+            steps = [dict(r._mapping) for r in conn.execute(stmt)]
+            self._insert(conn, s.ledger_renewals, build_renewal_rows(subs, steps))
+        if report is not None and owners:
+            report("renewals", len(owners), len(owners))
 
     def _ledger_rates(self, conn: Connection, codes: set[str] | None) -> FxRates:
         """The stored rates (``codes``: only those between these currencies and the

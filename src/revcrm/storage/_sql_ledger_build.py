@@ -11,7 +11,8 @@ Three row kinds, one table each (``_schema``): the customer (``missing`` when a 
 classifier needs is absent), its streams' steps as intervals, and its events as intervals
 with the movement kinds of the natural grouping. Schema 8 adds the service-state rows of
 :func:`revcrm._ledger._services.service_columns` and the status intervals of
-:func:`revcrm._ledger._status.status_intervals` (:func:`build_service_rows`).
+:func:`revcrm._ledger._status.status_intervals` (:func:`build_service_rows`); schema 9
+the renewing states with their billing calendar and MRR (:func:`build_renewal_rows`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import attrs
 from revcrm._book import Book
 from revcrm._ledger._cash import cash_columns
 from revcrm._ledger._classify import KINDS
+from revcrm._ledger._renewals import cycle_code
 from revcrm._ledger._services import first_invoiced_at, service_columns
 from revcrm._ledger._status import overdue_intervals, status_intervals
 from revcrm._money import EXACT_CONTEXT, FxRates
@@ -36,11 +38,12 @@ from revcrm.errors import MissingRateError
 from revcrm.metrics import MetricsPolicy, analyse
 from revcrm.metrics._engine import MrrAnalysis
 from revcrm.segments._rules import service_reach
-from revcrm.storage._codec import Row, encode_state, moment_from_value, to_limbs
+from revcrm.storage._codec import Row, moment_from_value, moment_value, to_limbs
 
 __all__ = [
     "LedgerRows",
     "build_cash_rows",
+    "build_renewal_rows",
     "build_rows",
     "build_service_rows",
     "units_decimal",
@@ -263,9 +266,9 @@ def build_service_rows(
     *,
     customer_ids: Sequence[str],
     horizon: datetime,
-) -> tuple[list[Row], list[Row], list[Row], list[Row], list[Row], list[Row]]:
-    """The ``ledger_services``, ``ledger_status``, ``ledger_renewals``,
-    ``ledger_overdue``, ``ledger_reach`` and ``ledger_invoiced`` rows of these customers (all their
+) -> tuple[list[Row], list[Row], list[Row], list[Row], list[Row]]:
+    """The ``ledger_services``, ``ledger_status``, ``ledger_overdue``, ``ledger_reach``
+    and ``ledger_invoiced`` rows of these customers (all their
     subscriptions and invoices given; ``plans``: at least those the subscriptions name),
     scheduled cancellations cut up to ``horizon``."""
     ids = tuple(sorted(set(customer_ids)))
@@ -328,7 +331,7 @@ def build_service_rows(
             for k, (inv, lo, hi) in enumerate(spans)
         )
     reach = _reach_rows(subs, invs)
-    return services, status, _renewing_rows(subscriptions), overdue, reach, invoiced
+    return services, status, overdue, reach, invoiced
 
 
 def _reach_rows(
@@ -358,27 +361,72 @@ def _reach_rows(
     return rows
 
 
-def _renewing_rows(subscriptions: Sequence[Subscription]) -> list[Row]:
-    """Each active or past-due state over its interval (a state superseded at the moment
-    it begins is never the state at a moment: left out, as ``state_at`` does)."""
+def build_renewal_rows(subscriptions: Sequence[Subscription], steps: Sequence[Row]) -> list[Row]:
+    """The ``ledger_renewals`` rows of the owners of ``subscriptions`` (all of each one's
+    given; ``steps``: their ``ledger_steps`` rows): each state that may renew (active or
+    past due with no cancellation scheduled, else ``next_renewal`` is None) over its
+    interval, cut where its stream's step changes, with its billing calendar and the
+    step's MRR. A state superseded at the moment it begins is never the state at a
+    moment: left out, as ``state_at`` does."""
+    by_stream: dict[str, list[Row]] = defaultdict(list)
+    for step in steps:
+        by_stream[step["stream_id"]].append(step)
     rows: list[Row] = []
     seq: dict[str, int] = defaultdict(int)
     for sub in sorted(subscriptions, key=lambda s: (s.customer_id, s.id)):
         history = sub.history
+        own = sorted(by_stream.get(sub.id, ()), key=lambda r: r["start_at"])
+        cid = sub.customer_id
         for i, state in enumerate(sub.states):
-            until = history[i + 1].at if i + 1 < len(history) else None
-            if (until is not None and until <= history[i].at) or state.status not in _RENEWING:
+            lo = history[i].at
+            hi = history[i + 1].at if i + 1 < len(history) else None
+            if (hi is not None and hi <= lo) or state.status not in _RENEWING:
                 continue
-            cid = sub.customer_id
-            rows.append(
-                {
-                    "customer_id": cid,
-                    "seq": seq[cid],
-                    "subscription_id": sub.id,
-                    "start_at": history[i].at,
-                    "end_at": until,
-                    "state": encode_state(state),
-                }
-            )
-            seq[cid] += 1
+            if state.cancel_at_period_end:
+                continue
+            months, length_us = cycle_code(state.cycle)
+            calendar: Row = {
+                "anchor_us": moment_value(state.billing_anchor),
+                "months": months,
+                "length_us": length_us,
+            }
+            for start, end, live in _cut(lo, hi, own):
+                rows.append(
+                    {
+                        "customer_id": cid,
+                        "seq": seq[cid],
+                        "subscription_id": sub.id,
+                        "start_at": start,
+                        "end_at": end,
+                        **calendar,
+                        "measured": False if live is None else live["measured"],
+                        "currency": sub.currency if live is None else live["currency"],
+                        "amount": None if live is None else live["amount"],
+                    }
+                )
+                seq[cid] += 1
     return rows
+
+
+def _cut(
+    lo: datetime, hi: datetime | None, steps: Sequence[Row]
+) -> list[tuple[datetime, datetime | None, Row | None]]:
+    """``[lo, hi)`` (``hi`` None: open) in pieces, each within one of ``steps`` (disjoint,
+    by start) or within none of them (no MRR)."""
+    out: list[tuple[datetime, datetime | None, Row | None]] = []
+    cursor: datetime | None = lo
+    for step in steps:
+        if cursor is None or (hi is not None and step["start_at"] >= hi):
+            break
+        end = step["end_at"]
+        if end is not None and end <= cursor:
+            continue
+        if step["start_at"] > cursor:
+            out.append((cursor, step["start_at"], None))
+            cursor = step["start_at"]
+        stop = end if hi is None or (end is not None and end < hi) else hi
+        out.append((cursor, stop, step))
+        cursor = stop
+    if cursor is not None and (hi is None or cursor < hi):
+        out.append((cursor, hi, None))
+    return out

@@ -1,7 +1,7 @@
 """The SQL store's schema changes: forward migrations and the derived tables they rebuild.
 
-The spans (MRR pushdown), the states (each subscription's state history) and the daily
-cash totals are derived from the records; a migration or a policy change rebuilds them.
+The spans (MRR pushdown), the states (each subscription's state history) and the ledger
+tables are derived from the records; a migration or a policy change rebuilds them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from revcrm._cycles import CycleUnit
 from revcrm._subscription import Subscription
 from revcrm.errors import (
     StorageError,
@@ -22,23 +21,20 @@ from revcrm.errors import (
 from revcrm.storage._codec import (
     Row,
     encode_state,
-    moment_value,
     to_limbs,
 )
 from revcrm.storage._schema import (
     LATEST_VERSION,
     MIGRATIONS,
+    drop_span_calendar,
 )
 from revcrm.storage._spans import policy_fingerprint, subscription_spans
 from revcrm.storage._sql_base import (
-    _DAY_US,
     _POLICY_KEY,
-    _month_index,
 )
 from revcrm.storage._sql_db import _chunks
 from revcrm.storage._sql_decimal import (
     _LIMB_COLUMNS,
-    _dec,
 )
 from revcrm.storage._sql_ledger import Progress, SQLLedger
 
@@ -81,7 +77,11 @@ class SQLMigrations(SQLLedger):
         fresh = False
 
         def rebuild(
-            conn: Connection, *, ledger_only: bool = False, services_only: bool = False
+            conn: Connection,
+            *,
+            ledger_only: bool = False,
+            services_only: bool = False,
+            renewals_only: bool = False,
         ) -> None:
             if fresh:
                 return
@@ -89,6 +89,9 @@ class SQLMigrations(SQLLedger):
             stale = self._setting(conn, _POLICY_KEY) != policy_fingerprint(self._policy)
             if services_only and not stale:
                 self._ledger_rebuild_services(conn, progress)
+                return
+            if renewals_only and not stale:
+                self._ledger_rebuild_renewals(conn, progress)
                 return
             self._rebuild_derived(conn, ledger_only=ledger_only and not stale, progress=progress)
 
@@ -139,18 +142,9 @@ class SQLMigrations(SQLLedger):
 
     def _rebuild_records_derived(self, conn: Connection) -> None:
         s = self._schema
-        conn.execute(s.cash_daily.delete())
-        tx = s.transactions
-        stmt = (
-            sa.select(tx.c.at_day, tx.c.currency, tx.c.kind, self._ops.dsum(tx.c), sa.func.count())
-            .where(tx.c.status == "succeeded")
-            .group_by(tx.c.at_day, tx.c.currency, tx.c.kind)
-        )
-        daily = [
-            {"day": int(d), "currency": c, "kind": k, "amount": _dec(v), "count": int(n)}
-            for d, c, k, v, n in conn.execute(stmt)
-        ]
-        self._insert(conn, s.cash_daily, daily)
+        # Spans written before version 9 have its calendar columns: the table is made
+        # afresh (its rows are rebuilt here anyway).
+        drop_span_calendar(conn, s, keep_rows=False)
         conn.execute(s.spans.delete())
         # Migrations before version 3 rebuild without the states table, which comes later.
         states = sa.inspect(conn).has_table(s.states.name)
@@ -183,12 +177,6 @@ class SQLMigrations(SQLLedger):
     def _span_rows(self, sub: Subscription) -> list[Row]:
         rows = []
         for sp in subscription_spans(sub, self._policy):
-            a = sp.anchor
-            unit = CycleUnit(sp.cycle_unit)
-            months = {CycleUnit.MONTH: sp.cycle_count, CycleUnit.YEAR: 12 * sp.cycle_count}.get(
-                unit
-            )
-            days = {CycleUnit.WEEK: 7 * sp.cycle_count, CycleUnit.DAY: sp.cycle_count}.get(unit)
             row: Row = {
                 "subscription_id": sub.id,
                 "seq": sp.seq,
@@ -199,18 +187,6 @@ class SQLMigrations(SQLLedger):
                 "amount": sp.amount,
                 "positive": sp.amount != 0,
                 "status": sp.status,
-                "anchor": a,
-                "cycle_count": sp.cycle_count,
-                "cycle_unit": sp.cycle_unit,
-                "start_day": moment_value(sp.start) // _DAY_US,
-                "start_month": _month_index(sp.start),
-                "end_month": None if sp.end is None else _month_index(sp.end),
-                "anchor_us": moment_value(a),
-                "anchor_month": _month_index(a),
-                "anchor_day": a.day,
-                "anchor_tod": moment_value(a) % _DAY_US,
-                "cycle_months": months,
-                "cycle_us": None if days is None else days * _DAY_US,
             }
             if self._sqlite:
                 row.update(zip(_LIMB_COLUMNS, to_limbs(sp.amount), strict=True))

@@ -2,7 +2,7 @@
 
 References, external ids, versions and fingerprints are checked before anything is
 written, so a batch either fails before writing or writes everything; each write keeps
-the derived rows (spans, states, daily cash) in step.
+the derived rows (spans, states, the ledger tables) in step.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
@@ -54,8 +53,6 @@ from revcrm.storage._sql_base import (
 from revcrm.storage._sql_db import _chunks
 from revcrm.storage._sql_decimal import (
     _LIMB_COLUMNS,
-    _ZERO,
-    _dec,
 )
 from revcrm.storage._sql_ledger import LedgerTouch
 from revcrm.storage._sql_migrate import SQLMigrations
@@ -110,34 +107,27 @@ class SQLWrites(SQLMigrations):
         has_ext = "external_id" in head.c
         existing: dict[str, tuple[int, str, str | None]] = {}
         owners: dict[str, str] = {}
-        old_cash: dict[str, tuple[int, str, str, Decimal] | None] = {}
         owned = kind in _LEDGER_KINDS
         old_owner: dict[str, str] = {}
+        old_product: dict[str, str | None] = {}  # a plan's product before the write
         if not self._empty(conn, head):
             ids = sorted({p.record.id for p in batch})
             for chunk in _chunks(ids):
                 cols: list[Any] = [head.c.id, head.c.version, head.c.digest]
                 cols.append(head.c.external_id if has_ext else sa.null())
-                if kind == "transaction":
-                    cols += [
-                        head.c.status,
-                        head.c.at_day,
-                        head.c.currency,
-                        head.c.kind,
-                        head.c.amount,
-                    ]
                 if owned:
                     cols.append(head.c.customer_id)
+                elif kind == "plan":
+                    cols.append(head.c.product_id)
                 stmt = sa.select(*cols).where(head.c.id.in_(chunk))
                 if not self._sqlite:
                     stmt = stmt.with_for_update()
                 for r in conn.execute(stmt):
                     existing[r[0]] = (int(r[1]), str(r[2]), r[3])
-                    if kind == "transaction":
-                        counted = r[4] == "succeeded"
-                        old_cash[r[0]] = (int(r[5]), r[6], r[7], _dec(r[8])) if counted else None
                     if owned:
                         old_owner[r[0]] = r[-1]
+                    elif kind == "plan":
+                        old_product[r[0]] = r[-1]
             exts = sorted({p.external_id for p in batch if p.external_id is not None})
             for chunk in _chunks(exts):
                 stmt = sa.select(head.c.external_id, head.c.id).where(head.c.external_id.in_(chunk))
@@ -265,17 +255,20 @@ class SQLWrites(SQLMigrations):
             self._executemany(conn, self._insert_sql(child[0], child_columns), children)
         self._insert(conn, self._schema.spans, span_rows)
         self._insert(conn, self._schema.states, state_rows)
-        if kind == "transaction":
-            self._update_cash(conn, [p for p, _ in writes.values()], old_cash)
+        if kind == "plan" and writes:
+            self._plan_services(conn, writes, old_product, touched)
         if owned and writes:
             # The ledger rows the write changes, of every customer whose records changed (a
             # record moved to another customer changes both), in this transaction: MRR rows
-            # from subscriptions, cash rows from transactions and credits; the horizon
-            # follows every record (see ``_sql_ledger``).
+            # (with their service and status rows) from subscriptions, cash rows from
+            # transactions and credits, service and status rows from invoices (an overdue
+            # invoice changes the status); the horizon follows every record (see
+            # ``_sql_ledger``).
             owners_now = {p.record.customer_id for p, _ in writes.values()}
             owners_now |= {old_owner[k] for k in writes if k in old_owner}
             mrr = owners_now if kind == "subscription" else set()
             cash = owners_now if kind in ("transaction", "credit") else set()
+            services = owners_now if kind == "invoice" else set()
             rehomed = {
                 who
                 for k, (p, _) in writes.items()
@@ -287,9 +280,9 @@ class SQLWrites(SQLMigrations):
                 default=None,
             )
             if touched is not None:
-                touched.add(mrr, latest, cash)
+                touched.add(mrr, latest, cash, services)
             else:
-                self._ledger_refresh(conn, mrr, latest=latest)
+                self._ledger_refresh(conn, mrr, latest=latest, services=services)
                 if cash:
                     records = [p.record for p, _ in writes.values()]
                     self._ledger_cash_entries(conn, kind, records, rehomed)
@@ -310,60 +303,34 @@ class SQLWrites(SQLMigrations):
             if r.invoice_id is not None and r.invoice_id in currency:
                 _check_invoice_currency(r, currency[r.invoice_id])
 
-    def _update_cash(
+    def _plan_services(
         self,
         conn: Connection,
-        written: Sequence[Prepared],
-        old: Mapping[str, tuple[int, str, str, Decimal] | None],
+        writes: Mapping[str, tuple[Prepared, int]],
+        old_product: Mapping[str, str | None],
+        touched: LedgerTouch | None,
     ) -> None:
-        """Apply written transactions to the daily cash totals (new minus old contribution)."""
-        change: dict[tuple[int, str, str], list[Any]] = defaultdict(lambda: [_ZERO, 0])
-        for p in written:
-            t: Transaction = p.record
-            if t.succeeded:
-                key = (moment_value(t.at) // _DAY_US, t.amount.currency, t.kind._value_)
-                change[key][0] += t.amount.amount
-                change[key][1] += 1
-            before = old.get(t.id)
-            if before is not None:
-                key = before[:3]
-                change[key][0] -= before[3]
-                change[key][1] -= 1
-        if not change:
+        """A plan's product is its services' product: the service and status rows of the
+        customers with a state on a written plan whose product changed are rebuilt (a new
+        plan has no states yet; any other change of a plan changes no service row)."""
+        moved = sorted(
+            k
+            for k, (p, _) in writes.items()
+            if k in old_product and old_product[k] != p.record.product_id
+        )
+        if not moved or not self._services_ready(conn):
             return
-        daily = self._schema.cash_daily
-        keys = sorted(change)
-        current: dict[tuple[int, str, str], tuple[Decimal, int]] = {}
-        for chunk in _chunks(keys):
-            stmt = sa.select(
-                daily.c.day, daily.c.currency, daily.c.kind, daily.c.amount, daily.c.count
-            ).where(sa.tuple_(daily.c.day, daily.c.currency, daily.c.kind).in_(chunk))
-            if not self._sqlite:
-                stmt = stmt.with_for_update()
-            for d, c, k, amount, count in conn.execute(stmt):
-                current[(int(d), c, k)] = (_dec(amount), int(count))
-        inserts: list[Row] = []
-        for key in keys:
-            delta, n = change[key]
-            if key not in current:
-                inserts.append(
-                    {"day": key[0], "currency": key[1], "kind": key[2], "amount": delta, "count": n}
-                )
-                continue
-            amount, count = current[key]
-            where = sa.and_(
-                daily.c.day == key[0], daily.c.currency == key[1], daily.c.kind == key[2]
-            )
-            if count + n == 0:
-                conn.execute(daily.delete().where(where))
-            else:
-                conn.execute(
-                    daily.update().where(where).values(amount=amount + delta, count=count + n)
-                )
-        try:
-            self._insert(conn, daily, inserts)
-        except sa_exc.IntegrityError as e:  # another writer added the same day meanwhile
-            raise ConflictError("cash_daily", inserts[0]["day"], 0, None) from e
+        st = self._schema.states
+        owners: set[str] = set()
+        for chunk in _chunks(moved):
+            stmt = sa.select(st.c.customer_id).distinct().where(st.c.plan_id.in_(chunk))
+            owners.update(str(r[0]) for r in conn.execute(stmt))
+        if not owners:
+            return
+        if touched is not None:
+            touched.add((), None, services=owners)
+        else:
+            self._ledger_refresh(conn, (), services=owners)
 
     def _upsert(self, kind: str, record: Any, expected_version: int | None) -> int:
         p = prepare(kind, record)
