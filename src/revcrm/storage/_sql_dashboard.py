@@ -42,7 +42,7 @@ from revcrm._ledger._walk import next_billing_after
 from revcrm._money import EXACT_CONTEXT, Money, check_currency
 from revcrm._subscription import Subscription
 from revcrm._time import ONE_DAY, as_of_moment
-from revcrm.metrics import ChurnRate, Dashboard, analyse, customer_churn_rate
+from revcrm.metrics import ChurnDenominator, ChurnRate, Dashboard, analyse, customer_churn_rate
 from revcrm.metrics._churn import _rate
 from revcrm.metrics._dashboard import (
     CashRevenue,
@@ -60,8 +60,8 @@ from revcrm.storage._sql_metrics import SQLMetrics
 __all__ = ["SQLDashboard"]
 
 _THIRTY_DAYS = timedelta(days=30)
-#: How far before a period's end a churn rule may start it (thirty days of the reporting
-#: zone under ``START_30_DAY``, an hour more across a DST change): the events read.
+#: How far before a period's end ``START_30_DAY`` starts it (thirty days of the reporting
+#: zone, an hour more across a DST change): the events read.
 _CHURN_REACH = timedelta(days=31)
 
 
@@ -247,8 +247,12 @@ class _SQLInputs:
             return self._book_inputs(end).churn(start, end)
         s = self._store
 
+        # The period the rule reads: ``[start, end)``, or the thirty days before ``end``.
+        thirty = s.policy.churn_denominator is ChurnDenominator.START_30_DAY
+        lo = end - _CHURN_REACH if thirty else start
+
         def run(conn: Connection) -> ChurnRate:
-            ids = s._churn_candidates(conn, min(start, end - _CHURN_REACH), end)
+            ids = s._churn_candidates(conn, lo, end)
             book = s._subscriptions_of(conn, ids)
             a = analyse(book, currency=self._currency, policy=s.policy, horizon=end)
             part = customer_churn_rate(a, start, end)
