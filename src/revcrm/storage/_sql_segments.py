@@ -1,19 +1,23 @@
 """The SQL store's segment queries and the customer-list filters they share.
 
-Status, product and segment membership at a moment as SQL conditions over the states,
-spans and payments tables; segment counts, members and the LTV baseline.
+Status, product and segment membership at a moment as SQL conditions over the ledger
+tables; segment counts, members and the LTV baseline. The segment facts are read as
+columns (one grouped query per ledger table, moments as SQLite's stored microseconds,
+money as exact integer units) and judged by the columnar rule,
+``revcrm.segments._rules.rule_masks``: no per-customer facts object.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Final
 
 import attrs
+import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,13 +34,14 @@ from revcrm.crm._services import CustomerStatus
 from revcrm.errors import (
     NotFoundError,
 )
+from revcrm.segments._baseline import decimal_units, places_of
 from revcrm.segments._config import DEFAULT_CONFIG, Segment, SegmentConfig
 from revcrm.segments._rules import (
-    SegmentInputs,
-    ServiceFacts,
-    ServiceReach,
-    memberships,
-    service_facts_of,
+    RuleColumns,
+    ServiceRuleColumns,
+    primary_of,
+    rule_masks,
+    segment_sets,
 )
 from revcrm.segments._segments import LtvBaseline, SegmentCounts
 from revcrm.storage._codec import moment_from_value
@@ -56,43 +61,75 @@ from revcrm.storage._sql_base import (
     _literal_ids,
 )
 from revcrm.storage._sql_db import _chunks
-from revcrm.storage._sql_decimal import (
-    _ZERO,
-    _dec,
-)
+from revcrm.storage._sql_decimal import _LIMB_WEIGHTS, _ZERO, _dec
 from revcrm.storage._sql_ledger import NO_HORIZON
 from revcrm.storage._sql_ledger_build import units_decimal
 from revcrm.storage._sql_service_upkeep import SQLServiceUpkeep
 
 __all__ = ["SQLSegments"]
 
-_T = TypeVar("_T")
+#: The units of SQLite's packed limb sums (``_sql_decimal``): ``10 ** -48``.
+_LIMB_DIGITS: Final = 48
 
 
-@attrs.define
-class _CashFacts:
-    """Per customer: net payments (LTV) and, for those who paid, the last payment."""
+def _us(value: object) -> int:
+    """A raw moment result (SQLite's microseconds, else a datetime) in microseconds,
+    :data:`OPEN` for None."""
+    if value is None:
+        return OPEN
+    if isinstance(value, int):
+        return value
+    return moment_us(_as_moment(value))
 
-    ltv: dict[str, Decimal] = attrs.field(factory=dict)
-    last_payment: dict[str, datetime] = attrs.field(factory=dict)
 
-    def add(self, customer_id: str, payment: bool, amount: Decimal, at: datetime) -> None:
-        """A sum of payments (``payment``) or refunds, the latest of them ``at``."""
-        held = self.ltv.get(customer_id, _ZERO)
-        self.ltv[customer_id] = held + amount if payment else held - amount
-        if payment:
-            last = self.last_payment.get(customer_id)
-            if last is None or at > last:
-                self.last_payment[customer_id] = at
+class _Sums:
+    """Exact per-customer sums of money results, as units of one common ``10 ** -digits``:
+    SQLite's packed limb sums are read as integers (no Decimal per customer); anything
+    else (PostgreSQL's NUMERIC, an exact rest, a record's amount) as a Decimal."""
 
-    def baseline(self, registered: Iterable[str], currency: str) -> LtvBaseline:
-        """The High Value baseline: net payments of the registered customers who paid."""
-        payers = [self.ltv[cid] for cid in registered if cid in self.last_payment]
-        return LtvBaseline(total=Money(sum(payers, _ZERO), currency), paying_customers=len(payers))
+    def __init__(self) -> None:
+        self.limbs: list[tuple[int, int]] = []  # (customer index, units of 1e-48)
+        self.exact: list[tuple[int, Decimal]] = []
 
-    def above(self, baseline: LtvBaseline, currency: str) -> list[str]:
-        """The customers with cash whose LTV exceeds ``baseline`` (``exceeded_by``)."""
-        return sorted(c for c, v in self.ltv.items() if baseline.exceeded_by(Money(v, currency)))
+    def add(self, i: int, value: object, *, negate: bool = False) -> None:
+        if isinstance(value, str) and " " in value:
+            *parts, rest = value.split(" ")
+            whole = sum(int(p) * w for p, w in zip(parts, _LIMB_WEIGHTS, strict=True))
+            self.limbs.append((i, -whole if negate else whole))
+            if rest != "0":
+                self.exact.append((i, -Decimal(rest) if negate else Decimal(rest)))
+            return
+        self.exact.append((i, -_dec(value) if negate else _dec(value)))
+
+    def add_decimal(self, i: int, value: Decimal) -> None:
+        self.exact.append((i, value))
+
+    def columns(self, n: int) -> tuple[npt.NDArray[Any], int]:
+        """The sums (zero where none) and their digits."""
+        digits = max((places_of(v) for _, v in self.exact), default=0)
+        if self.limbs:
+            digits = max(digits, _LIMB_DIGITS)
+        out: npt.NDArray[Any] = np.zeros(n, dtype=object)
+        out[:] = 0
+        if self.limbs:
+            scale = 10 ** (digits - _LIMB_DIGITS)
+            idx = np.array([i for i, _ in self.limbs], dtype=np.int64)
+            np.add.at(out, idx, np.array([u * scale for _, u in self.limbs], dtype=object))
+        if self.exact:
+            idx = np.array([i for i, _ in self.exact], dtype=np.int64)
+            vals = np.array([decimal_units(v, digits) for _, v in self.exact], dtype=object)
+            np.add.at(out, idx, vals)
+        return out, digits
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class _SegmentFacts:
+    """The customers registered by a moment (id order), what the rules read of them, and
+    the LTV baseline."""
+
+    ids: tuple[str, ...]
+    columns: RuleColumns
+    baseline: LtvBaseline
 
 
 class SQLSegments(SQLServiceUpkeep):
@@ -149,16 +186,29 @@ class SQLSegments(SQLServiceUpkeep):
         sv = self._schema.ledger_services
         return self._ledger_holds(sv, t, sv.c.active, sv.c.product_id == product_id)
 
-    def _cash_facts(
-        self, conn: Connection, t: datetime, currency: str, ids: Sequence[str] | None = None
-    ) -> _CashFacts:
-        """Per customer (of ``ids``), the net payments up to ``t`` (LTV, each payment and
-        refund converted at its own date) and the last payment, from the ledger's cash
+    def _raw(self, expr: Any) -> Any:
+        """A moment expression as its stored value: SQLite's microseconds as they are (no
+        datetime per row); PostgreSQL's timestamps (read by :func:`_us`)."""
+        return sa.type_coerce(expr, sa.BigInteger()) if self._sqlite else expr
+
+    def _cash_columns(
+        self,
+        conn: Connection,
+        t: datetime,
+        currency: str,
+        index: dict[str, int],
+        ids: Sequence[str] | None = None,
+    ) -> tuple[npt.NDArray[Any], int, npt.NDArray[np.int64]]:
+        """Per customer of ``index`` (of ``ids``): the net payments up to ``t`` (LTV, each
+        payment and refund converted at its own date; exact units and their digits) and
+        the last payment (microseconds, :data:`OPEN`: none), from the ledger's cash
         entries when it keeps them in ``currency``; the customers lacking a rate there
         (or every customer, in another currency) from their transactions by the cash
         entries' one definition (``cash_columns``), which raises MissingRateError for a
         payment by ``t`` without a rate as the pure functions do."""
-        out = _CashFacts()
+        n = len(index)
+        sums = _Sums()
+        last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
         lacking: list[str] | None = None  # None: every customer (of ids) from records
         if self._ledger_ready_cached(conn) and self._ledger_currency(conn) == currency:
             lc, lm, ops = self._schema.ledger_cash, self._schema.ledger_cash_missing, self._ops
@@ -168,12 +218,14 @@ class SQLSegments(SQLServiceUpkeep):
             )
             for part in parts:
                 missing = sa.select(lm.c.customer_id)
+                # Grouped by kind too: SQLite sums the limbs of each kind faster than
+                # their signed products.
                 stmt = (
                     sa.select(
                         lc.c.customer_id,
                         lc.c.kind,
                         ops.dsum(lc.c, "reporting"),
-                        sa.func.max(lc.c.at),
+                        self._raw(sa.func.max(lc.c.at)),
                     )
                     .where(lc.c.kind.in_(("payment", "refund")), lc.c.at <= t)
                     .group_by(lc.c.customer_id, lc.c.kind)
@@ -183,19 +235,32 @@ class SQLSegments(SQLServiceUpkeep):
                     stmt = stmt.where(lc.c.customer_id.in_(part))
                 lacking.extend(str(r[0]) for r in conn.execute(missing))
                 for cid, kind, value, latest in conn.execute(stmt):
-                    out.add(str(cid), kind == "payment", _dec(value), _as_moment(latest))
+                    i = index.get(str(cid))
+                    if i is None:
+                        continue  # not registered by t
+                    payment = kind == "payment"
+                    sums.add(i, value, negate=not payment)
+                    if payment:
+                        last[i] = max(last[i], _us(latest))
         if lacking is None or lacking:
-            self._cash_from_records(conn, t, currency, ids if lacking is None else lacking, out)
-        return out
+            chosen = ids if lacking is None else lacking
+            for cid, payment, value, at in self._cash_from_records(conn, t, currency, chosen):
+                i = index.get(cid)
+                if i is None:
+                    continue
+                sums.add_decimal(i, value if payment else -value)
+                if payment:
+                    last[i] = max(last[i], moment_us(at))
+        ltv, digits = sums.columns(n)
+        last[last == np.iinfo(np.int64).min] = OPEN
+        return ltv, digits, last
 
     def _cash_from_records(
-        self,
-        conn: Connection,
-        t: datetime,
-        currency: str,
-        ids: Sequence[str] | None,
-        out: _CashFacts,
-    ) -> None:
+        self, conn: Connection, t: datetime, currency: str, ids: Sequence[str] | None
+    ) -> list[tuple[str, bool, Decimal, datetime]]:
+        """The payments and refunds (``True``: a payment) up to ``t`` of the customers of
+        ``ids`` (None: every one) from their transactions, converted by the cash entries'
+        one definition."""
         tx = self._schema.transactions
         txs: list[Transaction] = []
         if ids is None:
@@ -205,66 +270,71 @@ class SQLSegments(SQLServiceUpkeep):
                 txs.extend(self._load(conn, "transaction", tx.c.customer_id.in_(chunk)))
         owners = tuple(sorted({x.customer_id for x in txs}))
         if not owners:
-            return
+            return []
         book = Book(transactions=tuple(txs), fx=self._rates(conn))
         cols = cash_columns(
             book, currency, customer_ids=owners, through=moment_us(t), credits=False
         )
+        out: list[tuple[str, bool, Decimal, datetime]] = []
         for e in cols.rows():
             if e.amount_reporting is None or e.kind not in ("payment", "refund"):
                 continue
             value = units_decimal(e.amount_reporting, e.digits)
-            out.add(e.customer_id, e.kind == "payment", value, moment_from_value(e.at))
+            out.append((e.customer_id, e.kind == "payment", value, moment_from_value(e.at)))
+        return out
 
-    def _service_facts(
-        self, conn: Connection, t: datetime, ids: Sequence[str] | None
-    ) -> dict[str, list[ServiceFacts]]:
-        """The facts the cycle-aware Active rule reads, per customer: for each service
-        active at ``t`` (its service-state row holding ``t``, with its billing calendar)
-        how far its invoices reach then (its ``ledger_reach`` step holding ``t``): rows
-        the rules computed at write time, read here; the facts are made of them by
-        ``revcrm.segments._rules.service_facts_of`` and judged by ``service_paid_up``."""
+    def _service_rule_columns(
+        self, conn: Connection, t: datetime, index: dict[str, int], ids: Sequence[str] | None
+    ) -> ServiceRuleColumns:
+        """The facts the cycle-aware Active rule reads of each service active at ``t`` (its
+        service-state row holding ``t``): its cycle and how far its invoices reach then
+        (its ``ledger_reach`` step holding ``t``): rows the rules computed at write time,
+        read here and judged by ``revcrm.segments._rules.rule_masks``. (The service
+        period itself is not read: the rule does not need it.)"""
         s = self._schema
         sv, lr = s.ledger_services, s.ledger_reach
         reach = (
-            sa.select(lr.c.subscription_id, lr.c.billed_through, lr.c.paid_through)
+            sa.select(
+                lr.c.subscription_id,
+                self._raw(lr.c.billed_through).label("billed"),
+                self._raw(lr.c.paid_through).label("paid"),
+            )
             .where(lr.c.start_at <= t, sa.or_(lr.c.end_at.is_(None), lr.c.end_at > t))
             .subquery()
         )
         stmt = (
             sa.select(
                 sv.c.customer_id,
-                sv.c.subscription_id,
-                sv.c.anchor,
                 sv.c.cycle_count,
                 sv.c.cycle_unit,
-                reach.c.billed_through,
-                reach.c.paid_through,
+                reach.c.billed,
+                reach.c.paid,
             )
             .select_from(sv.outerjoin(reach, reach.c.subscription_id == sv.c.subscription_id))
             .where(sv.c.start_at <= t, sa.or_(sv.c.end_at.is_(None), sv.c.end_at > t), sv.c.active)
         )
         if ids is not None:
             stmt = stmt.where(sv.c.customer_id.in_(list(ids)))
-        cycles: dict[tuple[int, str], BillingCycle] = {}
-        out: dict[str, list[ServiceFacts]] = defaultdict(list)
-        rows = sorted(conn.execute(stmt), key=lambda r: (str(r[0]), str(r[1])))
-        for cid, sub_id, anchor, count, unit, billed, paid in rows:
-            key = (int(count), str(unit))
-            cycle = cycles.get(key)
-            if cycle is None:
-                cycle = cycles[key] = BillingCycle(key[0], CycleUnit(key[1]))
-            step = (
-                None
-                if billed is None
-                else ServiceReach(
-                    start=t,
-                    billed_through=_as_moment(billed),
-                    paid_through=None if paid is None else _as_moment(paid),
-                )
-            )
-            out[str(cid)].append(service_facts_of(str(sub_id), cycle, _as_moment(anchor), t, step))
-        return out
+        keys: dict[tuple[int, str], int] = {}
+        owner: list[int] = []
+        cycle: list[int] = []
+        billed: list[int] = []
+        paid: list[int] = []
+        for cid, count, unit, b, p in conn.execute(stmt):
+            i = index.get(str(cid))
+            if i is None:
+                continue
+            owner.append(i)
+            cycle.append(keys.setdefault((int(count), str(unit)), len(keys)))
+            billed.append(_us(b))
+            paid.append(OPEN if b is None else _us(p))
+        return ServiceRuleColumns(
+            customer=np.array(owner, dtype=np.int64),
+            cycles=tuple(BillingCycle(k, CycleUnit(u)) for k, u in keys),
+            cycle=np.array(cycle, dtype=np.int64),
+            billed_through=np.array(billed, dtype=np.int64),
+            paid_through=np.array(paid, dtype=np.int64),
+        )
 
     def _service_filters(self, conn: Connection, q: CustomerQuery) -> list[ColumnElement[bool]]:
         conds: list[ColumnElement[bool]] = []
@@ -273,129 +343,162 @@ class SQLSegments(SQLServiceUpkeep):
         if q.product_id is not None:
             conds.append(self._product_cond(q.as_of, q.product_id))
         if q.segment is not None:
-            facts, baseline = self._segment_inputs(conn, q.as_of, q.currency)
-            members = [
-                cid
-                for cid, f in facts.items()
-                if q.segment in memberships(f, q.segment_config, baseline)
-            ]
+            found = self._segment_facts(conn, q.as_of, q.currency)
+            mask = rule_masks(found.columns, q.segment_config, found.baseline)[q.segment]
+            members = [found.ids[i] for i in np.flatnonzero(mask).tolist()]
             c = self._schema.customers
             conds.append(c.c.id.in_(_literal_ids(members)) if members else sa.false())
         return conds
 
-    def _segment_inputs(
+    def _segment_facts(
         self,
         conn: Connection,
         t: datetime,
         currency: str,
         ids: Sequence[str] | None = None,
         baseline: LtvBaseline | None = None,
-    ) -> tuple[dict[str, SegmentInputs], LtvBaseline]:
+    ) -> _SegmentFacts:
         """The facts the built-in rules read of every customer registered by ``t`` (of
-        ``ids``), and the LTV baseline (``baseline`` when given, else the whole book's):
-        one grouped pass over each table, the services from the ledger's service-state
-        rows (while ``t`` is within the ledger's horizon; past it from the subscriptions
-        by the same rows' one definition), the cash from its cash entries. Membership is
-        decided by ``revcrm.segments._rules.memberships`` (the one definition) alone."""
+        ``ids``), as columns, and the LTV baseline (``baseline`` when given, else the
+        whole book's): one grouped pass over each table, the services from the ledger's
+        service-state rows (while ``t`` is within the ledger's horizon; past it from the
+        subscriptions by the same rows' one definition), the cash from its cash entries.
+        Membership is decided by ``revcrm.segments._rules.rule_masks`` (the one
+        definition) alone."""
         s = self._schema
         c = s.customers
 
         def only(stmt: Any, column: Any) -> Any:
             return stmt if ids is None else stmt.where(column.in_(list(ids)))
 
-        def flag(cond: ColumnElement[bool]) -> ColumnElement[Any]:
-            return sa.func.max(sa.case((cond, 1), else_=0))
+        registered = conn.execute(
+            only(
+                sa.select(c.c.id, self._raw(c.c.registered_at))
+                .where(c.c.registered_at <= t)
+                .order_by(c.c.id),
+                c.c.id,
+            )
+        ).all()
+        customer_ids = tuple(str(r[0]) for r in registered)
+        index = {cid: i for i, cid in enumerate(customer_ids)}
+        n = len(customer_ids)
 
-        services = self._services_at(conn, t, ids)
-        service_facts = self._service_facts(conn, t, ids)
+        def rows_of(stmt: Any) -> tuple[npt.NDArray[np.int64], list[Any]]:
+            """The customer indexes of the rows of ``stmt`` (of registered customers) and
+            the rows' other values."""
+            at: list[int] = []
+            rest: list[Any] = []
+            for row in conn.execute(stmt):
+                i = index.get(str(row[0]))
+                if i is not None:
+                    at.append(i)
+                    rest.append(row[1:])
+            return np.array(at, dtype=np.int64), rest
+
+        active, troubled, ends, started = self._service_counts(conn, t, index, ids)
+        services = self._service_rule_columns(conn, t, index, ids)
         od = s.ledger_overdue
-        overdue = {
-            str(cid): int(n)
-            for cid, n in conn.execute(
-                only(
-                    sa.select(od.c.customer_id, sa.func.count())
-                    .where(od.c.start_at <= t, sa.or_(od.c.end_at.is_(None), od.c.end_at > t))
-                    .group_by(od.c.customer_id),
-                    od.c.customer_id,
-                )
+        overdue = np.zeros(n, dtype=np.int64)
+        at, rest = rows_of(
+            only(
+                sa.select(od.c.customer_id, sa.func.count())
+                .where(od.c.start_at <= t, sa.or_(od.c.end_at.is_(None), od.c.end_at > t))
+                .group_by(od.c.customer_id),
+                od.c.customer_id,
             )
-        }
+        )
+        overdue[at] = [int(r[0]) for r in rest]
         li = s.ledger_invoiced
-        invoiced = {
-            str(cid)
-            for (cid,) in conn.execute(
-                only(sa.select(li.c.customer_id).where(li.c.first_at <= t), li.c.customer_id)
-            )
-        }
+        invoiced = np.zeros(n, dtype=bool)
+        at, _ = rows_of(
+            only(sa.select(li.c.customer_id).where(li.c.first_at <= t), li.c.customer_id)
+        )
+        invoiced[at] = True
         if baseline is None and ids is not None:
             baseline = self._ledger_baseline(conn, t, currency)
-        # The LTVs of the customers asked, or of every customer for the baseline (which
-        # also raises for a missing rate as the pure segmentation does).
-        cash = self._cash_facts(conn, t, currency, ids if baseline is not None else None)
-        subscribed = self._subscribed(conn, t, ids)
-        registered = {
-            cid: _as_moment(at)
-            for cid, at in conn.execute(
-                only(sa.select(c.c.id, c.c.registered_at).where(c.c.registered_at <= t), c.c.id)
-            )
-        }
+        if baseline is None and ids is not None:
+            # The whole book's (which also raises for a missing rate as the pure
+            # segmentation does).
+            baseline = self._segment_facts(conn, t, currency).baseline
+        ltv, digits, last = self._cash_columns(conn, t, currency, index, ids)
+        since = np.full(n, OPEN, dtype=np.int64)
+        for cid, moment in self._subscribed(conn, t, ids).items():
+            i = index.get(cid)
+            if i is not None:
+                since[i] = moment
         if baseline is None:
-            baseline = (
-                cash.baseline(registered, currency)
-                if ids is None
-                else self._baseline(conn, t, currency, cash)
-            )
-        out: dict[str, SegmentInputs] = {}
-        for cid, registered_at in registered.items():
-            active, troubled, ends, started = services.get(cid, (0, 0, None, False))
-            last = cash.last_payment.get(cid)
-            out[cid] = SegmentInputs(
-                as_of=t,
-                registered_at=registered_at,
-                ltv=Money(cash.ltv.get(cid, _ZERO), currency),
-                last_payment_at=last,
-                active_services=active,
-                troubled_services=troubled,
-                overdue_invoices=overdue.get(cid, 0),
-                next_cancellation_at=ends,
-                subscriber_since=subscribed.get(cid),
-                ordered=bool(started or cid in invoiced or last is not None),
-                services=tuple(service_facts.get(cid, ())),
-            )
-        return out, baseline
+            baseline = LtvBaseline.of_units(ltv, last != OPEN, digits, currency)
+        columns = RuleColumns(
+            as_of=t,
+            currency=currency,
+            digits=digits,
+            registered_at=np.array([_us(r[1]) for r in registered], dtype=np.int64),
+            ltv=ltv,
+            last_payment_at=last,
+            active_services=active,
+            troubled_services=troubled,
+            overdue_invoices=overdue,
+            next_cancellation_at=ends,
+            subscriber_since=since,
+            ordered=started | invoiced | (last != OPEN),
+            services=services,
+        )
+        return _SegmentFacts(ids=customer_ids, columns=columns, baseline=baseline)
 
     def _subscribed(
         self, conn: Connection, t: datetime, ids: Sequence[str] | None
-    ) -> dict[str, datetime]:
-        """Per customer (of ``ids``) who first had MRR by ``t``, that moment: the ledger's
-        first-paid rows (the engine's ``first_paid``, built with the MRR rows up to the
-        ledger's horizon). Past the horizon, and for a customer whose MRR rows could not be
-        built (a rate missing), the first span with MRR above zero by ``t``."""
+    ) -> dict[str, int]:
+        """Per customer (of ``ids``) who first had MRR by ``t``, that moment
+        (microseconds): the ledger's first-paid rows (the engine's ``first_paid``, built
+        with the MRR rows up to the ledger's horizon). Past the horizon, and for a customer
+        whose MRR rows could not be built (a rate missing), the first span with MRR above
+        zero by ``t``."""
         s = self._schema
         fp, lcu, sp = s.ledger_first_paid, s.ledger_customers, s.spans
         horizon = self._ledger_horizon(conn)
         from_spans: list[str] | None = None  # None: every customer (of ids)
-        out: dict[str, datetime] = {}
+        out: dict[str, int] = {}
         if horizon == NO_HORIZON or t <= horizon:
-            stmt = sa.select(fp.c.customer_id, fp.c.at).where(fp.c.at <= t)
+            stmt = sa.select(fp.c.customer_id, self._raw(fp.c.at)).where(fp.c.at <= t)
             lacking = sa.select(lcu.c.customer_id).where(lcu.c.missing.is_not(None))
             if ids is not None:
                 stmt = stmt.where(fp.c.customer_id.in_(list(ids)))
                 lacking = lacking.where(lcu.c.customer_id.in_(list(ids)))
-            out = {str(cid): _as_moment(at) for cid, at in conn.execute(stmt)}
+            out = {str(cid): _us(at) for cid, at in conn.execute(stmt)}
             from_spans = [str(r[0]) for r in conn.execute(lacking)]
             if not from_spans:
                 return out
         stmt = (
-            sa.select(sp.c.customer_id, sa.func.min(sp.c.start_at))
+            sa.select(sp.c.customer_id, self._raw(sa.func.min(sp.c.start_at)))
             .where(sp.c.positive, sp.c.start_at <= t)
             .group_by(sp.c.customer_id)
         )
         chosen = ids if from_spans is None else from_spans
         if chosen is not None:
             stmt = stmt.where(sp.c.customer_id.in_(list(chosen)))
-        out.update((str(cid), _as_moment(since)) for cid, since in conn.execute(stmt))
+        out.update((str(cid), _us(since)) for cid, since in conn.execute(stmt))
         return out
+
+    def _services_stmt(self, t: datetime, ids: Sequence[str] | None) -> Any:
+        """Per customer with a service started by ``t``: services active and troubled at
+        ``t`` and the earliest cancellation pending then (raw moment), from the ledger's
+        service-state rows holding ``t``."""
+        sv = self._schema.ledger_services
+        holds = sa.and_(sv.c.start_at <= t, sa.or_(sv.c.end_at.is_(None), sv.c.end_at > t))
+        one = sa.literal(1)
+        stmt = sa.select(
+            sv.c.customer_id,
+            sa.func.sum(sa.case((sa.and_(holds, sv.c.active), one), else_=0)),
+            sa.func.sum(sa.case((sa.and_(holds, sv.c.troubled), one), else_=0)),
+            self._raw(
+                sa.func.min(
+                    sa.case((sa.and_(holds, sv.c.cancellation_at > t), sv.c.cancellation_at))
+                )
+            ),
+        ).where(sv.c.start_at <= t)
+        if ids is not None:
+            stmt = stmt.where(sv.c.customer_id.in_(list(ids)))
+        return stmt.group_by(sv.c.customer_id)
 
     def _services_at(
         self, conn: Connection, t: datetime, ids: Sequence[str] | None
@@ -408,21 +511,41 @@ class SQLSegments(SQLServiceUpkeep):
         horizon = self._ledger_horizon(conn)
         if horizon != NO_HORIZON and t > horizon:
             return self._services_from_records(conn, t, ids)
-        sv = self._schema.ledger_services
-        holds = sa.and_(sv.c.start_at <= t, sa.or_(sv.c.end_at.is_(None), sv.c.end_at > t))
-        one = sa.literal(1)
-        stmt = sa.select(
-            sv.c.customer_id,
-            sa.func.sum(sa.case((sa.and_(holds, sv.c.active), one), else_=0)),
-            sa.func.sum(sa.case((sa.and_(holds, sv.c.troubled), one), else_=0)),
-            sa.func.min(sa.case((sa.and_(holds, sv.c.cancellation_at > t), sv.c.cancellation_at))),
-        ).where(sv.c.start_at <= t)
-        if ids is not None:
-            stmt = stmt.where(sv.c.customer_id.in_(list(ids)))
         return {
             str(cid): (int(a or 0), int(tr or 0), None if e is None else _as_moment(e), True)
-            for cid, a, tr, e in conn.execute(stmt.group_by(sv.c.customer_id))
+            for cid, a, tr, e in conn.execute(self._services_stmt(t, ids))
         }
+
+    def _service_counts(
+        self, conn: Connection, t: datetime, index: dict[str, int], ids: Sequence[str] | None
+    ) -> tuple[
+        npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]
+    ]:
+        """:meth:`_services_at` as columns over ``index``: active, troubled, the next
+        cancellation (microseconds, :data:`OPEN`: none), started."""
+        n = len(index)
+        active = np.zeros(n, dtype=np.int64)
+        troubled = np.zeros(n, dtype=np.int64)
+        ends = np.full(n, OPEN, dtype=np.int64)
+        started = np.zeros(n, dtype=bool)
+        horizon = self._ledger_horizon(conn)
+        rows: Iterable[tuple[Any, Any, Any, Any]]
+        if horizon != NO_HORIZON and t > horizon:
+            rows = [
+                (cid, a, tr, e)
+                for cid, (a, tr, e, _) in self._services_from_records(conn, t, ids).items()
+            ]
+        else:
+            rows = conn.execute(self._services_stmt(t, ids))
+        for cid, a, tr, e in rows:
+            i = index.get(str(cid))
+            if i is None:
+                continue
+            active[i] = int(a or 0)
+            troubled[i] = int(tr or 0)
+            ends[i] = _us(e)
+            started[i] = True
+        return active, troubled, ends, started
 
     def _services_from_records(
         self, conn: Connection, t: datetime, ids: Sequence[str] | None
@@ -454,24 +577,6 @@ class SQLSegments(SQLServiceUpkeep):
                 True,
             )
         return out
-
-    def _all_segments(
-        self, conn: Connection, t: datetime, currency: str, config: SegmentConfig
-    ) -> Iterator[frozenset[Segment]]:
-        """The segments of every customer registered by ``t``."""
-        facts, baseline = self._segment_inputs(conn, t, currency)
-        for f in facts.values():
-            yield memberships(f, config, baseline)
-
-    def _baseline(
-        self, conn: Connection, t: datetime, currency: str, cash: _CashFacts
-    ) -> LtvBaseline:
-        """The LTV baseline from every customer's cash facts (``_cash_facts``)."""
-        c = self._schema.customers
-        registered = {
-            str(r[0]) for r in conn.execute(sa.select(c.c.id).where(c.c.registered_at <= t))
-        }
-        return cash.baseline(registered, currency)
 
     def _ledger_baseline(self, conn: Connection, t: datetime, currency: str) -> LtvBaseline | None:
         """The LTV baseline from the ledger's cash entries (each converted at its own
@@ -518,7 +623,7 @@ class SQLSegments(SQLServiceUpkeep):
             from_ledger = self._ledger_baseline(conn, t, currency)
             if from_ledger is not None:
                 return from_ledger
-            return self._baseline(conn, t, currency, self._cash_facts(conn, t, currency))
+            return self._segment_facts(conn, t, currency).baseline
 
         return self._run(False, run)
 
@@ -530,18 +635,16 @@ class SQLSegments(SQLServiceUpkeep):
         _check_config(config)
 
         def run(conn: Connection) -> SegmentCounts:
-            members: Counter[Segment] = Counter()
-            primary: Counter[Segment] = Counter()
-            customers = 0
-            for segs, n in Counter(self._all_segments(conn, t, currency, config)).items():
-                for seg in segs:
-                    members[seg] += n
-                primary[next(p for p in config.precedence if p in segs)] += n
-                customers += n
+            found = self._segment_facts(conn, t, currency)
+            masks = rule_masks(found.columns, config, found.baseline)
+            precedence = config.precedence
+            primary = np.bincount(primary_of(masks, precedence), minlength=len(precedence))
             return SegmentCounts(
-                customers=customers,
-                members=MappingProxyType({seg: members[seg] for seg in Segment}),
-                primary=MappingProxyType({seg: primary[seg] for seg in Segment}),
+                customers=len(found.ids),
+                members=MappingProxyType({seg: int(masks[seg].sum()) for seg in Segment}),
+                primary=MappingProxyType(
+                    {seg: int(primary[precedence.index(seg)]) for seg in Segment}
+                ),
                 custom=MappingProxyType({}),
             )
 
@@ -569,10 +672,16 @@ class SQLSegments(SQLServiceUpkeep):
                 if cid not in known:
                     raise NotFoundError("customer", cid)
             found: dict[str, frozenset[Segment]] = {}
+            baseline = ltv_baseline
+            if baseline is None and unique:
+                # Once for every chunk: the ledger's, else the whole book's.
+                baseline = self._ledger_baseline(conn, t, currency)
+                if baseline is None:
+                    baseline = self._segment_facts(conn, t, currency).baseline
             for chunk in _chunks(unique):
-                facts, baseline = self._segment_inputs(conn, t, currency, chunk, ltv_baseline)
-                for cid, f in facts.items():
-                    found[cid] = memberships(f, config, baseline)
+                part = self._segment_facts(conn, t, currency, chunk, baseline)
+                sets = segment_sets(rule_masks(part.columns, config, part.baseline))
+                found.update(zip(part.ids, sets, strict=True))
             return {cid: found.get(cid, frozenset()) for cid in wanted}
 
         return self._run(False, run)
