@@ -53,7 +53,8 @@ __all__ = [
 #: The status column's integer codes (index into this tuple).
 STATUS_CODES: Final = tuple(InvoiceStatus)
 _DAY_US: Final = 86_400_000_000
-_EPOCH_ORDINAL: Final = datetime(1970, 1, 1, tzinfo=UTC).date().toordinal()
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL: Final = _EPOCH.date().toordinal()
 
 
 @attrs.frozen(kw_only=True)
@@ -234,16 +235,20 @@ def invoice_entries(
     """:func:`invoice_columns` of any invoices, converted with ``fx``."""
     index = {c: i for i, c in enumerate(customer_ids)}
     hi = 2**63 if through is None else through
-    raw: list[tuple[int, int, str, Invoice]] = []
-    for inv in invoices:
+    epoch = _EPOCH
+    picked: list[tuple[int, int, str, int]] = []
+    listed = invoices if isinstance(invoices, list | tuple) else list(invoices)
+    for k, inv in enumerate(listed):
         c = index.get(inv.customer_id)
         if c is None:
             continue
-        at = moment_us(inv.issued_at)
+        d = inv.issued_at - epoch  # moment_us, inlined: one per invoice of the book
+        at = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
         if at <= hi:
-            raw.append((c, at, inv.id, inv))
-    # (customer, issued_at, id) is unique (ids are), so the tuple order never reaches inv.
-    raw.sort(key=lambda r: r[:3])
+            picked.append((c, at, inv.id, k))
+    # (customer, issued_at, id) is unique (ids are), so the plain tuple order is the documented one.
+    picked.sort()
+    raw = [(r[0], r[1], r[2], listed[r[3]]) for r in picked]
     totals = [invoice_total(r[3]) for r in raw]
     currencies = tuple(sorted({r[3].currency for r in raw} | {currency}))
     code = {c: i for i, c in enumerate(currencies)}
@@ -255,10 +260,13 @@ def invoice_entries(
                 rates[key] = fx.rate(key[0], currency, date.fromordinal(_EPOCH_ORDINAL + key[1]))
             except MissingRateError:
                 rates[key] = None
-    amount_places = max((places(v) for v in totals), default=0)
+    # Totals repeat (prices): each distinct one is scaled once.
+    distinct = set(totals)
+    amount_places = max((places(v) for v in distinct), default=0)
     rate_places = max((places(r) for r in rates.values() if r is not None), default=0)
     ctx = EXACT_CONTEXT
-    units = [int(v.scaleb(amount_places, context=ctx)) for v in totals]
+    units_of = {v: int(v.scaleb(amount_places, context=ctx)) for v in distinct}
+    units = [units_of[v] for v in totals]
     rate_of = {
         k: 0 if r is None else int(r.scaleb(rate_places, context=ctx)) for k, r in rates.items()
     }
@@ -267,11 +275,12 @@ def invoice_entries(
     o_row: list[int] = []
     o_start: list[int] = []
     o_end: list[int] = []
-    for i, r in enumerate(raw):
-        inv = r[3]
+    for i, (_, at, _, inv) in enumerate(raw):
         paid.append(OPEN if inv.paid_at is None else moment_us(inv.paid_at))
         first = first_invoiced_at((inv,))
-        ordered.append(OPEN if first is None else moment_us(first))
+        ordered.append(
+            OPEN if first is None else at if first == inv.issued_at else moment_us(first)
+        )
         for lo, end in overdue_intervals(inv):
             o_row.append(i)
             o_start.append(moment_us(lo))
