@@ -17,6 +17,8 @@ write's own transaction by the engine's classifier (see ``_sql_ledger_build``).
   subscriptions, invoices and the plans they name) are rebuilt with its MRR rows, on an
   invoice write, on a plan write (its customers), and, for the customers with an open
   scheduled cancellation (cut up to the horizon), when the horizon moves.
+* Schema 9: the renewing rows (a state that may renew, with its billing calendar and its
+  stream's MRR) are built with the MRR rows, from their steps.
 """
 
 from __future__ import annotations
