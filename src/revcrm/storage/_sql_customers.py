@@ -80,7 +80,8 @@ def _carried(rows: Any) -> Any:
                 *(cur.c[f"s{i}"] for i in range(j)),
                 *(cur.c[f"k{i}"] for i in range(j + 1, 7)),
                 low.label(f"k{j}"),
-                ((total - low) / limb).label("carry"),
+                # Floor division: an exact multiple of the limb (``/`` would be real).
+                ((total - low) // limb).label("carry"),
             )
             .cte(f"carry{j}")
             .prefix_with("MATERIALIZED")

@@ -59,8 +59,10 @@ def _us(t: datetime) -> int:
 
 def _moment(value: object) -> datetime | None:
     """A moment from a raw aggregate column (SQLite gives its stored microseconds)."""
-    if value is None:
-        return None
+    return None if value is None else _as_moment(value)
+
+
+def _as_moment(value: object) -> datetime:
     if isinstance(value, datetime):
         return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return moment_from_value(int(str(value)))
@@ -191,6 +193,36 @@ class LedgerReads:
     def _live(self, t: datetime) -> ColumnElement[bool]:
         st = self._s.ledger_steps
         return sa.and_(st.c.start_at <= t, sa.or_(st.c.end_at.is_(None), st.c.end_at > t))
+
+    def _cash_upto(self, t: datetime) -> ColumnElement[bool]:
+        """Cash entries at or before ``t``. SQLite is kept off the moment index: a read up
+        to a moment covers most entries, and its plan through the index (a row lookup
+        per entry) was several times slower than a scan (450 ms against 30 ms for the
+        entries of 20k customers)."""
+        lc = self._s.ledger_cash
+        if not self._store._ops.sqlite:
+            return lc.c.at <= t
+        at = sa.type_coerce(sa.literal_column(f"+{lc.name}.at"), lc.c.at.type)
+        return at <= t
+
+    def _cash_moment(self, conn: Connection, a: datetime, b: datetime) -> ColumnElement[Any]:
+        """The cash entries' moment column for a read of ``[a, b)``: on SQLite kept off
+        its index when the range spans over a quarter of the entries' time (the first
+        and last moments, two index probes, bound it): the index serves a few months of
+        many years (the dashboard's two), a scan the rest (36 months of three years: 150
+        ms against 415 for 20k customers' entries)."""
+        lc = self._s.ledger_cash
+        if not self._store._ops.sqlite:
+            return lc.c.at
+        first = conn.execute(sa.select(sa.func.min(lc.c.at))).scalar()
+        last = conn.execute(sa.select(sa.func.max(lc.c.at))).scalar()
+        if first is None or last is None:
+            return lc.c.at
+        lo, hi = _us(max(a, _as_moment(first))), _us(min(b, _as_moment(last)))
+        span = _us(_as_moment(last)) - _us(_as_moment(first))
+        if 4 * (hi - lo) <= span:
+            return lc.c.at
+        return sa.type_coerce(sa.literal_column(f"+{lc.name}.at"), lc.c.at.type)
 
     def _paying_count(self, conn: Connection, t: datetime) -> int:
         """Customers with a step live at ``t``, counted in SQL."""
@@ -339,10 +371,11 @@ class LedgerReads:
         gross, refunds, counts = [_ZERO] * k, [_ZERO] * k, [0] * k
         if k <= 0:
             return gross, refunds, counts, []
-        region = _region(lc.c.at, bounds).label("region")
+        at = self._cash_moment(conn, bounds[0], bounds[-1])
+        region = _region(at, bounds).label("region")
         inner = (
             sa.select(region, lc.c.kind, *_amount_cols(lc, ops, "reporting"))
-            .where(lc.c.kind.in_(("payment", "refund")), lc.c.at >= bounds[0], lc.c.at < bounds[-1])
+            .where(lc.c.kind.in_(("payment", "refund")), at >= bounds[0], at < bounds[-1])
             .subquery()
         )
         stmt = sa.select(
@@ -409,7 +442,7 @@ class LedgerReads:
             sign = sa.case((payment, 1), else_=-1)
             kinds = lc.c.kind.in_(("payment", "refund"))
         value = ops.dsum(lc.c, "reporting", sign=sign).label("v")
-        stmt = sa.select(lc.c.customer_id, value).where(kinds, lc.c.at <= t)
+        stmt = sa.select(lc.c.customer_id, value).where(kinds, self._cash_upto(t))
         return stmt.group_by(lc.c.customer_id).subquery()
 
     def customer_limb_sums(
@@ -423,7 +456,7 @@ class LedgerReads:
             lc = self._s.ledger_cash
             payment = lc.c.kind == "payment"
             kinds: ColumnElement[bool] = lc.c.kind.in_(("payment", "refund")) if net else payment
-            scope = sa.and_(kinds, lc.c.at <= t)
+            scope = sa.and_(kinds, self._cash_upto(t))
             limbs = [lc.c[f"reporting_l{k}"] for k in range(7)]
             sign: ColumnElement[Any] = sa.case((payment, 1), else_=-1) if net else sa.literal(1)
             sums = [sa.func.sum(x * sign).label(f"s{k}") for k, x in enumerate(limbs)]
@@ -554,7 +587,7 @@ class LedgerReads:
         payment's moment, from the cash entries (see :meth:`cash_complete`)."""
         lc = self._s.ledger_cash
         stmt = sa.select(lc.c.customer_id, sa.func.max(lc.c.at).label("v")).where(
-            lc.c.kind == "payment", lc.c.at <= t
+            lc.c.kind == "payment", self._cash_upto(t)
         )
         return stmt.group_by(lc.c.customer_id).subquery()
 
