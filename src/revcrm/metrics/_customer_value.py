@@ -24,6 +24,7 @@ from typing import Final
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 
 from revcrm._book import Book
 from revcrm._ledger._cash import KIND_CODES, CashColumns, cash_columns, cash_entries, moment_us
@@ -158,7 +159,7 @@ def _decimal(units: int, digits: int) -> Decimal:
     return Decimal(units).scaleb(-digits, context=EXACT_CONTEXT)
 
 
-def _sums(customer: np.ndarray, values: Units, n: int) -> list[int]:
+def _sums(customer: npt.NDArray[np.int64], values: Units, n: int) -> list[int]:
     v = summable(values)
     out: Units = np.zeros(n, dtype=np.int64 if v.dtype == np.int64 else object)
     np.add.at(out, customer, v)
