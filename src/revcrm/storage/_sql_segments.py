@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any
 
 import attrs
 import numpy as np
@@ -25,6 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from revcrm._book import Book
 from revcrm._cycles import BillingCycle, CycleUnit
 from revcrm._ledger._cash import cash_columns, moment_us
+from revcrm._ledger._fixed import Units, norm
 from revcrm._ledger._services import OPEN, service_columns
 from revcrm._money import Money, check_currency
 from revcrm._records import Plan, Transaction
@@ -53,23 +54,18 @@ from revcrm.storage._memory import (
 from revcrm.storage._query import (
     CustomerQuery,
 )
-from revcrm.storage._schema import (
-    Moment,
-)
+from revcrm.storage._schema import LIMBS, Moment
 from revcrm.storage._sql_base import (
     _as_moment,
     _literal_ids,
 )
 from revcrm.storage._sql_db import _chunks
-from revcrm.storage._sql_decimal import _LIMB_WEIGHTS, _ZERO, _dec
+from revcrm.storage._sql_decimal import _ZERO, _dec
 from revcrm.storage._sql_ledger import NO_HORIZON
 from revcrm.storage._sql_ledger_build import units_decimal
 from revcrm.storage._sql_service_upkeep import SQLServiceUpkeep
 
 __all__ = ["SQLSegments"]
-
-#: The units of SQLite's packed limb sums (``_sql_decimal``): ``10 ** -48``.
-_LIMB_DIGITS: Final = 48
 
 
 def _us(value: object) -> int:
@@ -83,43 +79,91 @@ def _us(value: object) -> int:
 
 
 class _Sums:
-    """Exact per-customer sums of money results, as units of one common ``10 ** -digits``:
-    SQLite's packed limb sums are read as integers (no Decimal per customer); anything
-    else (PostgreSQL's NUMERIC, an exact rest, a record's amount) as a Decimal."""
+    """Exact per-customer sums of money, as integer units of one common ``10 ** -digits``:
+    SQLite's limb sums as integer columns (combined in numpy, no Decimal per customer);
+    anything else (PostgreSQL's NUMERIC, an amount without limbs, a record's amount) as
+    Decimals."""
 
-    def __init__(self) -> None:
-        self.limbs: list[tuple[int, int]] = []  # (customer index, units of 1e-48)
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.limbs: list[tuple[npt.NDArray[np.int64], list[npt.NDArray[np.int64]]]] = []
         self.exact: list[tuple[int, Decimal]] = []
 
-    def add(self, i: int, value: object, *, negate: bool = False) -> None:
-        if isinstance(value, str) and " " in value:
-            *parts, rest = value.split(" ")
-            whole = sum(int(p) * w for p, w in zip(parts, _LIMB_WEIGHTS, strict=True))
-            self.limbs.append((i, -whole if negate else whole))
-            if rest != "0":
-                self.exact.append((i, -Decimal(rest) if negate else Decimal(rest)))
-            return
-        self.exact.append((i, -_dec(value) if negate else _dec(value)))
+    def add_limbs(self, at: npt.NDArray[np.int64], limbs: list[npt.NDArray[np.int64]]) -> None:
+        """Per row (customer index ``at``) the sums of each of the seven limbs."""
+        self.limbs.append((at, limbs))
 
-    def add_decimal(self, i: int, value: Decimal) -> None:
+    def add(self, i: int, value: Decimal) -> None:
         self.exact.append((i, value))
 
-    def columns(self, n: int) -> tuple[npt.NDArray[Any], int]:
+    def columns(self) -> tuple[Units, int]:
         """The sums (zero where none) and their digits."""
-        digits = max((places_of(v) for _, v in self.exact), default=0)
-        if self.limbs:
-            digits = max(digits, _LIMB_DIGITS)
-        out: npt.NDArray[Any] = np.zeros(n, dtype=object)
+        used = [k for k in range(LIMBS) if any(bool(ls[k].any()) for _, ls in self.limbs)]
+        # Limb k counts 10 ** (24 - 12k) units: the last limb used sets the digits.
+        limb_digits = max(0, 12 * (max(used) - 2)) if used else 0
+        digits = max([limb_digits, *(places_of(v) for _, v in self.exact)])
+        out: npt.NDArray[Any] = np.zeros(self.n, dtype=object)
         out[:] = 0
-        if self.limbs:
-            scale = 10 ** (digits - _LIMB_DIGITS)
-            idx = np.array([i for i, _ in self.limbs], dtype=np.int64)
-            np.add.at(out, idx, np.array([u * scale for _, u in self.limbs], dtype=object))
+        for at, ls in self.limbs:
+            value: npt.NDArray[Any] = np.zeros(len(at), dtype=object)
+            value[:] = 0
+            for k in used:
+                value = value + ls[k].astype(object) * 10 ** (24 - 12 * k + digits)
+            np.add.at(out, at, value)
         if self.exact:
             idx = np.array([i for i, _ in self.exact], dtype=np.int64)
             vals = np.array([decimal_units(v, digits) for _, v in self.exact], dtype=object)
             np.add.at(out, idx, vals)
-        return out, digits
+        return norm(out), digits
+
+
+class _Index:
+    """The customers registered by a moment, sorted by id (code point order, as Python
+    and the ``Key`` columns compare), located by binary search in numpy: no dictionary
+    lookup per result row."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self.ids = tuple(sorted(ids))
+        self._keys = np.array(self.ids, dtype=str) if self.ids else np.zeros(0, dtype="<U1")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def locate(self, keys: Sequence[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Each key's index, and whether it is one of the customers."""
+        if not keys or not self.ids:
+            return np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=bool)
+        k = np.array([str(x) for x in keys], dtype=str)
+        pos = np.minimum(np.searchsorted(self._keys, k), len(self.ids) - 1).astype(np.int64)
+        return pos, self._keys[pos] == k
+
+    def rows(
+        self, conn: Connection, stmt: Any
+    ) -> tuple[npt.NDArray[np.int64], list[npt.NDArray[Any]]]:
+        """The rows of ``stmt`` (customer id first) of these customers: their indexes and
+        the other columns (object arrays)."""
+        rows = conn.execute(stmt).all()
+        width = len(stmt.selected_columns)
+        if not rows:
+            return np.zeros(0, dtype=np.int64), [np.zeros(0, dtype=object)] * (width - 1)
+        columns = list(zip(*rows, strict=True))
+        pos, found = self.locate(columns[0])
+        rest = []
+        for col in columns[1:]:
+            a = np.empty(len(col), dtype=object)
+            a[:] = col
+            rest.append(a[found])
+        return pos[found], rest
+
+
+def _ints(values: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """Integer results (None: zero, an empty sum) as int64."""
+    return np.array([0 if v is None else v for v in values.tolist()], dtype=np.int64)
+
+
+def _moments(values: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """Raw moment results (:func:`_us`) as microseconds, :data:`OPEN` for None."""
+    return np.array([_us(v) for v in values.tolist()], dtype=np.int64)
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -196,9 +240,9 @@ class SQLSegments(SQLServiceUpkeep):
         conn: Connection,
         t: datetime,
         currency: str,
-        index: dict[str, int],
+        index: _Index,
         ids: Sequence[str] | None = None,
-    ) -> tuple[npt.NDArray[Any], int, npt.NDArray[np.int64]]:
+    ) -> tuple[Units, int, npt.NDArray[np.int64]]:
         """Per customer of ``index`` (of ``ids``): the net payments up to ``t`` (LTV, each
         payment and refund converted at its own date; exact units and their digits) and
         the last payment (microseconds, :data:`OPEN`: none), from the ledger's cash
@@ -207,8 +251,9 @@ class SQLSegments(SQLServiceUpkeep):
         entries' one definition (``cash_columns``), which raises MissingRateError for a
         payment by ``t`` without a rate as the pure functions do."""
         n = len(index)
-        sums = _Sums()
-        last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        sums = _Sums(n)
+        low = np.iinfo(np.int64).min
+        last = np.full(n, low, dtype=np.int64)
         lacking: list[str] | None = None  # None: every customer (of ids) from records
         if self._ledger_ready_cached(conn) and self._ledger_currency(conn) == currency:
             lc, lm, ops = self._schema.ledger_cash, self._schema.ledger_cash_missing, self._ops
@@ -216,17 +261,19 @@ class SQLSegments(SQLServiceUpkeep):
             parts: list[list[str] | None] = (
                 [None] if ids is None else [list(chunk) for chunk in _chunks(ids)]
             )
+            if self._sqlite:
+                # The limb sums as integer columns (``ops.dsum`` packs them into a text
+                # to parse per row); amounts without limbs through the exact aggregate.
+                limbs = [lc.c[f"reporting_l{k}"] for k in range(LIMBS)]
+                money: list[Any] = [sa.func.sum(limb) for limb in limbs]
+                money.append(sa.func.rc_dsum(lc.c.reporting).filter(limbs[0].is_(None)))
+            else:
+                money = [ops.dsum(lc.c, "reporting")]
             for part in parts:
                 missing = sa.select(lm.c.customer_id)
-                # Grouped by kind too: SQLite sums the limbs of each kind faster than
-                # their signed products.
+                # Grouped by kind: SQLite sums each kind's limbs faster than signed ones.
                 stmt = (
-                    sa.select(
-                        lc.c.customer_id,
-                        lc.c.kind,
-                        ops.dsum(lc.c, "reporting"),
-                        self._raw(sa.func.max(lc.c.at)),
-                    )
+                    sa.select(lc.c.customer_id, lc.c.kind, self._raw(sa.func.max(lc.c.at)), *money)
                     .where(lc.c.kind.in_(("payment", "refund")), lc.c.at <= t)
                     .group_by(lc.c.customer_id, lc.c.kind)
                 )
@@ -234,25 +281,32 @@ class SQLSegments(SQLServiceUpkeep):
                     missing = missing.where(lm.c.customer_id.in_(part))
                     stmt = stmt.where(lc.c.customer_id.in_(part))
                 lacking.extend(str(r[0]) for r in conn.execute(missing))
-                for cid, kind, value, latest in conn.execute(stmt):
-                    i = index.get(str(cid))
-                    if i is None:
-                        continue  # not registered by t
-                    payment = kind == "payment"
-                    sums.add(i, value, negate=not payment)
-                    if payment:
-                        last[i] = max(last[i], _us(latest))
+                at, (kind, latest, *values) = index.rows(conn, stmt)
+                payment = kind == "payment"
+                sign = np.where(payment, 1, -1).astype(np.int64)
+                if self._sqlite:
+                    sums.add_limbs(at, [_ints(col) * sign for col in values[:LIMBS]])
+                    rest = values[LIMBS]
+                else:
+                    rest = values[0]
+                for k in np.flatnonzero(rest != None).tolist():  # noqa: E711
+                    value = _dec(rest[k])
+                    if value:
+                        sums.add(int(at[k]), value if payment[k] else -value)
+                paid_at = at[payment]
+                np.maximum.at(last, paid_at, _moments(latest[payment]))
         if lacking is None or lacking:
             chosen = ids if lacking is None else lacking
-            for cid, payment, value, at in self._cash_from_records(conn, t, currency, chosen):
-                i = index.get(cid)
-                if i is None:
-                    continue
-                sums.add_decimal(i, value if payment else -value)
-                if payment:
-                    last[i] = max(last[i], moment_us(at))
-        ltv, digits = sums.columns(n)
-        last[last == np.iinfo(np.int64).min] = OPEN
+            rows = self._cash_from_records(conn, t, currency, chosen)
+            pos, found = index.locate([r[0] for r in rows])
+            for k, (_, payment, value, moment) in enumerate(rows):
+                if found[k]:
+                    i = int(pos[k])
+                    sums.add(i, value if payment else -value)
+                    if payment:
+                        last[i] = max(last[i], moment_us(moment))
+        ltv, digits = sums.columns()
+        last[last == low] = OPEN
         return ltv, digits, last
 
     def _cash_from_records(
@@ -284,7 +338,7 @@ class SQLSegments(SQLServiceUpkeep):
         return out
 
     def _service_rule_columns(
-        self, conn: Connection, t: datetime, index: dict[str, int], ids: Sequence[str] | None
+        self, conn: Connection, t: datetime, index: _Index, ids: Sequence[str] | None
     ) -> ServiceRuleColumns:
         """The facts the cycle-aware Active rule reads of each service active at ``t`` (its
         service-state row holding ``t``): its cycle and how far its invoices reach then
@@ -315,25 +369,20 @@ class SQLSegments(SQLServiceUpkeep):
         )
         if ids is not None:
             stmt = stmt.where(sv.c.customer_id.in_(list(ids)))
+        at, (count, unit, billed, paid) = index.rows(conn, stmt)
         keys: dict[tuple[int, str], int] = {}
-        owner: list[int] = []
-        cycle: list[int] = []
-        billed: list[int] = []
-        paid: list[int] = []
-        for cid, count, unit, b, p in conn.execute(stmt):
-            i = index.get(str(cid))
-            if i is None:
-                continue
-            owner.append(i)
-            cycle.append(keys.setdefault((int(count), str(unit)), len(keys)))
-            billed.append(_us(b))
-            paid.append(OPEN if b is None else _us(p))
+        cycle = [
+            keys.setdefault((int(k), str(u)), len(keys))
+            for k, u in zip(count.tolist(), unit.tolist(), strict=True)
+        ]
+        billed_us = _moments(billed)
         return ServiceRuleColumns(
-            customer=np.array(owner, dtype=np.int64),
+            customer=at,
             cycles=tuple(BillingCycle(k, CycleUnit(u)) for k, u in keys),
             cycle=np.array(cycle, dtype=np.int64),
-            billed_through=np.array(billed, dtype=np.int64),
-            paid_through=np.array(paid, dtype=np.int64),
+            billed_through=billed_us,
+            # No step holding t: neither reach (paid_through is None with billed_through).
+            paid_through=np.where(billed_us == OPEN, OPEN, _moments(paid)),
         )
 
     def _service_filters(self, conn: Connection, q: CustomerQuery) -> list[ColumnElement[bool]]:
@@ -379,39 +428,28 @@ class SQLSegments(SQLServiceUpkeep):
                 c.c.id,
             )
         ).all()
-        customer_ids = tuple(str(r[0]) for r in registered)
-        index = {cid: i for i, cid in enumerate(customer_ids)}
-        n = len(customer_ids)
-
-        def rows_of(stmt: Any) -> tuple[npt.NDArray[np.int64], list[Any]]:
-            """The customer indexes of the rows of ``stmt`` (of registered customers) and
-            the rows' other values."""
-            at: list[int] = []
-            rest: list[Any] = []
-            for row in conn.execute(stmt):
-                i = index.get(str(row[0]))
-                if i is not None:
-                    at.append(i)
-                    rest.append(row[1:])
-            return np.array(at, dtype=np.int64), rest
+        index = _Index([str(r[0]) for r in registered])
+        n = len(index)
+        moment_of = {str(r[0]): r[1] for r in registered}
 
         active, troubled, ends, started = self._service_counts(conn, t, index, ids)
         services = self._service_rule_columns(conn, t, index, ids)
         od = s.ledger_overdue
         overdue = np.zeros(n, dtype=np.int64)
-        at, rest = rows_of(
+        at, (count,) = index.rows(
+            conn,
             only(
                 sa.select(od.c.customer_id, sa.func.count())
                 .where(od.c.start_at <= t, sa.or_(od.c.end_at.is_(None), od.c.end_at > t))
                 .group_by(od.c.customer_id),
                 od.c.customer_id,
-            )
+            ),
         )
-        overdue[at] = [int(r[0]) for r in rest]
+        overdue[at] = count.astype(np.int64)
         li = s.ledger_invoiced
         invoiced = np.zeros(n, dtype=bool)
-        at, _ = rows_of(
-            only(sa.select(li.c.customer_id).where(li.c.first_at <= t), li.c.customer_id)
+        at, _ = index.rows(
+            conn, only(sa.select(li.c.customer_id).where(li.c.first_at <= t), li.c.customer_id)
         )
         invoiced[at] = True
         if baseline is None and ids is not None:
@@ -422,17 +460,16 @@ class SQLSegments(SQLServiceUpkeep):
             baseline = self._segment_facts(conn, t, currency).baseline
         ltv, digits, last = self._cash_columns(conn, t, currency, index, ids)
         since = np.full(n, OPEN, dtype=np.int64)
-        for cid, moment in self._subscribed(conn, t, ids).items():
-            i = index.get(cid)
-            if i is not None:
-                since[i] = moment
+        subscribed = self._subscribed(conn, t, ids)
+        pos, found = index.locate(list(subscribed))
+        since[pos[found]] = np.array(list(subscribed.values()), dtype=np.int64)[found]
         if baseline is None:
             baseline = LtvBaseline.of_units(ltv, last != OPEN, digits, currency)
         columns = RuleColumns(
             as_of=t,
             currency=currency,
             digits=digits,
-            registered_at=np.array([_us(r[1]) for r in registered], dtype=np.int64),
+            registered_at=np.array([_us(moment_of[c]) for c in index.ids], dtype=np.int64),
             ltv=ltv,
             last_payment_at=last,
             active_services=active,
@@ -443,7 +480,7 @@ class SQLSegments(SQLServiceUpkeep):
             ordered=started | invoiced | (last != OPEN),
             services=services,
         )
-        return _SegmentFacts(ids=customer_ids, columns=columns, baseline=baseline)
+        return _SegmentFacts(ids=index.ids, columns=columns, baseline=baseline)
 
     def _subscribed(
         self, conn: Connection, t: datetime, ids: Sequence[str] | None
@@ -517,7 +554,7 @@ class SQLSegments(SQLServiceUpkeep):
         }
 
     def _service_counts(
-        self, conn: Connection, t: datetime, index: dict[str, int], ids: Sequence[str] | None
+        self, conn: Connection, t: datetime, index: _Index, ids: Sequence[str] | None
     ) -> tuple[
         npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]
     ]:
@@ -529,22 +566,20 @@ class SQLSegments(SQLServiceUpkeep):
         ends = np.full(n, OPEN, dtype=np.int64)
         started = np.zeros(n, dtype=bool)
         horizon = self._ledger_horizon(conn)
-        rows: Iterable[tuple[Any, Any, Any, Any]]
         if horizon != NO_HORIZON and t > horizon:
-            rows = [
-                (cid, a, tr, e)
-                for cid, (a, tr, e, _) in self._services_from_records(conn, t, ids).items()
-            ]
-        else:
-            rows = conn.execute(self._services_stmt(t, ids))
-        for cid, a, tr, e in rows:
-            i = index.get(str(cid))
-            if i is None:
-                continue
-            active[i] = int(a or 0)
-            troubled[i] = int(tr or 0)
-            ends[i] = _us(e)
-            started[i] = True
+            past = self._services_from_records(conn, t, ids)
+            pos, found = index.locate(list(past))
+            for k, (n_active, n_troubled, end, _) in enumerate(past.values()):
+                if found[k]:
+                    i = int(pos[k])
+                    active[i], troubled[i], ends[i] = n_active, n_troubled, _us(end)
+                    started[i] = True
+            return active, troubled, ends, started
+        at, (a_col, tr_col, e_col) = index.rows(conn, self._services_stmt(t, ids))
+        active[at] = _ints(a_col)
+        troubled[at] = _ints(tr_col)
+        ends[at] = _moments(e_col)
+        started[at] = True
         return active, troubled, ends, started
 
     def _services_from_records(
