@@ -110,8 +110,11 @@ def _scaled(values: list[int], factor: list[int]) -> Units:
     """``values[i] * factor[i]`` exactly: int64 when every product fits, else Python ints."""
     if not values:
         return np.zeros(0, dtype=np.int64)
-    bound = max(max(values), -min(values)) * max(max(factor), -min(factor))
-    if bound < LIMIT:
+    big_value = max(max(values), -min(values))
+    big_factor = max(max(factor), -min(factor))
+    # Each operand must fit int64 too: all-zero values times a huge factor have a zero
+    # product bound, but the factor alone would overflow the int64 array.
+    if big_value * big_factor < LIMIT and big_value < LIMIT and big_factor < LIMIT:
         return np.array(values, dtype=np.int64) * np.array(factor, dtype=np.int64)
     return norm(np.array(values, dtype=object) * np.array(factor, dtype=object))
 

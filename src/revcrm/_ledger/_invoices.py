@@ -29,8 +29,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from revcrm._ledger._cash import moment_us
-from revcrm._ledger._fixed import LIMIT, Units, norm, places
+from revcrm._ledger._cash import _scaled, moment_us
+from revcrm._ledger._fixed import Units, places
 from revcrm._ledger._services import OPEN, first_invoiced_at
 from revcrm._ledger._status import overdue_intervals
 from revcrm._money import EXACT_CONTEXT, FxRates
@@ -196,18 +196,6 @@ def invoice_total(invoice: Invoice) -> Decimal:
         if line.tax is not None:
             total = add(total, line.tax.amount)
     return total
-
-
-def _scaled(values: list[int], factor: list[int]) -> Units:
-    """``values[i] * factor[i]`` exactly: int64 when every product fits, else Python ints."""
-    if not values:
-        return np.zeros(0, dtype=np.int64)
-    big_value = max(max(values), -min(values))
-    big_factor = max(max(factor), -min(factor))
-    # Each operand must fit int64 too (zero totals times a huge scale: a zero bound).
-    if big_value * big_factor < LIMIT and big_value < LIMIT and big_factor < LIMIT:
-        return np.array(values, dtype=np.int64) * np.array(factor, dtype=np.int64)
-    return norm(np.array(values, dtype=object) * np.array(factor, dtype=object))
 
 
 def _moments(values: list[int]) -> npt.NDArray[np.int64]:
