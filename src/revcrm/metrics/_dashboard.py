@@ -23,16 +23,17 @@ from revcrm._calendar import (
 )
 from revcrm._checks import check_instance
 from revcrm._ledger._cash import CashColumns, cash_entries, moment_us, period_cash
+from revcrm._ledger._renewing import renewing, renewing_mrr
+from revcrm._ledger._walk import states_of
 from revcrm._money import EXACT_CONTEXT, Money, format_money
 from revcrm._records import Transaction
-from revcrm._subscription import SubscriptionStatus
-from revcrm._time import as_moment, as_of_moment
+from revcrm._time import as_moment, as_of_moment, utc
 from revcrm.errors import ValidationError
 from revcrm.metrics._churn import ChurnRate, customer_churn_rate, customers_at
-from revcrm.metrics._engine import MrrAnalysis, MrrSource, analyse
+from revcrm.metrics._engine import MrrAnalysis, MrrSource, analyse, walk_rules
 from revcrm.metrics._inputs import book_args, check_analysis_args
-from revcrm.metrics._mrr import convert_mrr, state_mrr
-from revcrm.metrics._policy import MetricsPolicy
+from revcrm.metrics._mrr import state_prices
+from revcrm.metrics._policy import FxDateRule, MetricsPolicy
 
 __all__ = [
     "CashRevenue",
@@ -234,19 +235,34 @@ def renewals_due(
     policy: MetricsPolicy,
 ) -> tuple[int, Money]:
     """Active or past-due services whose next renewal after ``at`` falls by ``horizon``:
-    their count and MRR at ``at`` (converted under the policy's FX rule)."""
-    count, upcoming = 0, Money.zero(currency)
-    for sub in book.subscriptions:
-        s = sub.state_at(at)
-        if s is None or s.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE):
-            continue
-        nxt = s.next_renewal(at)
-        if nxt is not None and nxt <= horizon:
-            count += 1
-            value = state_mrr(s, at, policy)
-            if not value.is_zero():
-                upcoming += convert_mrr(value, sub, at, currency, book.fx, policy)
-    return count, upcoming
+    their count and MRR at ``at`` (each subscription's state's, converted under the
+    policy's FX rule).
+
+    An aggregation over the subscriptions' states as arrays (:mod:`revcrm._ledger._renewing`,
+    the rules of ``next_renewal``, ``state_mrr`` and the billing calendar vectorised): the
+    invoice source's renewals card, whose MRR is not the states'."""
+    zero = Money.zero(currency)
+    t = utc(at, "at")
+    h = moment_us(as_moment(horizon, "horizon"))
+    subs = book.subscriptions
+    if not subs:
+        return 0, zero
+    st = states_of(subs, state_prices)
+    rows = renewing(st, len(subs), moment_us(t), h)
+    if not len(rows):
+        return 0, zero
+    total = renewing_mrr(
+        st,
+        rows,
+        moment_us(t),
+        walk_rules(policy),
+        currency=currency,
+        fx=book.fx,
+        service_period=policy.fx_date is FxDateRule.SERVICE_PERIOD_START,
+        # The transaction-date rule's date: the moment's own calendar date (``fx_date``).
+        on=at.date(),
+    )
+    return len(rows), Money(total, currency)
 
 
 def compose_dashboard(
