@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Final
 
 from revcrm._book import Book
@@ -29,17 +29,23 @@ from revcrm._subscription import Subscription, SubscriptionState, SubscriptionSt
 
 __all__ = [
     "CustomerStatus",
+    "Span",
     "customer_book",
     "customer_status",
+    "in_span",
     "invoice_overdue",
+    "invoice_overdue_span",
     "invoice_unpaid",
+    "invoice_unpaid_span",
     "is_active_service",
     "is_troubled_service",
+    "overdue_from",
     "pending_cancellation",
     "status_from",
 ]
 
 _S = SubscriptionStatus
+_ONE_DAY: Final = timedelta(days=1)
 _RUNNING: Final = frozenset({_S.ACTIVE, _S.TRIALING, _S.PAST_DUE})
 _TROUBLED: Final = frozenset({_S.PAST_DUE, _S.SUSPENDED})
 
@@ -68,22 +74,76 @@ def pending_cancellation(state: SubscriptionState | None, at: datetime) -> datet
     return None
 
 
+#: ``[start, end)``: from ``start`` until ``end`` (None: open, no end).
+Span = tuple[datetime, datetime | None]
+
+
+def invoice_unpaid_span(invoice: Invoice) -> Span | None:
+    """Where the invoice is unpaid, ``[issued_at, paid_at)``: THE definition of the rule
+    (:func:`invoice_unpaid` is membership of this span).
+
+    An open invoice is unpaid from its issue on (``end`` None); a paid one until it was
+    paid (``paid_at``). Drafts, void and uncollectible invoices, a paid invoice without
+    ``paid_at`` (taken as paid before anything) and one paid at or before its issue are
+    never unpaid (None)."""
+    if invoice.status is InvoiceStatus.OPEN:
+        return (invoice.issued_at, None)
+    paid_at = invoice.paid_at
+    if invoice.status is InvoiceStatus.PAID and paid_at is not None and paid_at > invoice.issued_at:
+        return (invoice.issued_at, paid_at)
+    return None
+
+
+def overdue_from(invoice: Invoice, tz: tzinfo = UTC) -> datetime:
+    """The first moment whose date in ``tz`` is after the invoice's due date (the start
+    of the next day there; in a gap at midnight, the moment the clock jumps), in UTC."""
+    start = datetime.combine(invoice.due_date + _ONE_DAY, time(0), tzinfo=tz)
+    return start.astimezone(UTC)
+
+
+def invoice_overdue_span(invoice: Invoice, tz: tzinfo = UTC) -> Span | None:
+    """Where the invoice is overdue: its unpaid span (:func:`invoice_unpaid_span`) from the
+    first moment whose date in ``tz`` is after its due date (:func:`overdue_from`); None
+    where it never is. THE definition of the rule (:func:`invoice_overdue` is membership
+    of this span).
+
+    The due date is a calendar day, so when the day after it begins depends on a time
+    zone: the ledger and the stores read it in UTC (the default); :func:`invoice_overdue`
+    in ``at``'s own zone (``at.date()``, its historical behaviour). The one span equals
+    "``at``'s date is after the due date" exactly wherever the zone's date never steps
+    back (a clock set back across midnight into the previous day would make the date
+    go back, which no zone's rules since 1970 in the tests do)."""
+    unpaid = invoice_unpaid_span(invoice)
+    if unpaid is None:
+        return None
+    start, end = max(unpaid[0], overdue_from(invoice, tz)), unpaid[1]
+    if end is not None and end <= start:
+        return None
+    return (start, end)
+
+
+def in_span(span: Span | None, at: datetime) -> bool:
+    """Whether ``at`` lies in ``span`` (``[start, end)``; None: nowhere)."""
+    return span is not None and span[0] <= at and (span[1] is None or at < span[1])
+
+
 def invoice_unpaid(invoice: Invoice, at: datetime) -> bool:
     """Issued by ``at`` and not paid at ``at`` (open, or paid only later); drafts, void and
-    uncollectible invoices are never unpaid."""
-    if invoice.issued_at > at:
-        return False
-    if invoice.status is InvoiceStatus.OPEN:
-        return True
-    return (
-        invoice.status is InvoiceStatus.PAID
-        and invoice.paid_at is not None
-        and invoice.paid_at > at
-    )
+    uncollectible invoices are never unpaid (membership of :func:`invoice_unpaid_span`)."""
+    return in_span(invoice_unpaid_span(invoice), at)
 
 
 def invoice_overdue(invoice: Invoice, at: datetime) -> bool:
-    return invoice_unpaid(invoice, at) and at.date() > invoice.due_date
+    """Unpaid at ``at`` and ``at``'s date (in ``at``'s own time zone) after the due date
+    (membership of :func:`invoice_overdue_span` in that zone)."""
+    return in_span(invoice_overdue_span(invoice, _zone(at)), at)
+
+
+def _zone(at: datetime) -> tzinfo:
+    tz = at.tzinfo
+    if tz is None or tz.utcoffset(at) is None:
+        raise TypeError("can't compare offset-naive and offset-aware datetimes")
+    return tz
 
 
 class CustomerStatus(enum.StrEnum):

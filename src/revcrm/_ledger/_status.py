@@ -17,11 +17,11 @@ a customer who ordered.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 
 import attrs
 
-from revcrm._crm_services import CustomerStatus, customer_status, invoice_overdue
+from revcrm._crm_services import CustomerStatus, customer_status, invoice_overdue_span, overdue_from
 from revcrm._records import Invoice
 from revcrm._subscription import Subscription, SubscriptionStatus
 
@@ -51,28 +51,18 @@ def rule_moments(
     for inv in invoices:
         out.add(inv.issued_at)
         # ``at.date() > due_date`` (``at`` in UTC) from the start of the next day on.
-        out.add(datetime.combine(inv.due_date + timedelta(days=1), time(0), tzinfo=UTC))
+        out.add(overdue_from(inv))
         if inv.paid_at is not None:
             out.add(inv.paid_at)
     return sorted(out)
 
 
 def overdue_intervals(invoice: Invoice) -> list[tuple[datetime, datetime | None]]:
-    """Where ``invoice_overdue`` holds for the invoice, as ``[start, end)`` pieces (``end``
-    None: open): the rule evaluated at each moment its answer can change."""
-    out: list[tuple[datetime, datetime | None]] = []
-    moments = rule_moments((), (invoice,))
-    opened: datetime | None = None
-    for at in moments:
-        overdue = invoice_overdue(invoice, at)
-        if overdue and opened is None:
-            opened = at
-        elif not overdue and opened is not None:
-            out.append((opened, at))
-            opened = None
-    if opened is not None:
-        out.append((opened, None))
-    return out
+    """Where ``invoice_overdue`` holds for the invoice (in UTC, as the ledger reads it), as
+    ``[start, end)`` pieces (``end`` None: open): its one
+    :func:`~revcrm._crm_services.invoice_overdue_span`, or none."""
+    span = invoice_overdue_span(invoice)
+    return [] if span is None else [span]
 
 
 def status_intervals(
