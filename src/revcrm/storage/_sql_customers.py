@@ -7,6 +7,7 @@ the credit entries. A page's rows are the ledger facts of its customers' own rec
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -60,35 +61,6 @@ def _shown(value: Decimal, places: int) -> Decimal:
     assert isinstance(exponent, int)
     digits = max(-exponent, 0)
     return to_decimal(int(value.scaleb(digits, context=EXACT_CONTEXT)), places, digits)
-
-
-def _carried(rows: Any) -> Any:
-    """``rows`` (``id`` and limb sums ``s0`` .. ``s6``, most significant first, value
-    ``sum(s_k * 10**(24 - 12k))``) with their carries as ``k0`` .. ``k6``: every limb but
-    the first floored into ``[0, 10**12)`` (SQLite's ``%`` and ``/`` truncate, so the
-    floor is spelled out), the first taking the carry and the sign; lexicographic order
-    of the keys is the numeric order of the values. One materialised step per limb, so
-    no step repeats the expressions of the ones before it."""
-    limb: ColumnElement[int] = sa.literal_column(str(_LIMB), sa.BigInteger())
-    cur = rows
-    for j in range(6, 0, -1):
-        total = cur.c[f"s{j}"] if j == 6 else cur.c[f"s{j}"] + cur.c.carry
-        low = ((total % limb) + limb) % limb
-        cur = (
-            sa.select(
-                cur.c.id,
-                *(cur.c[f"s{i}"] for i in range(j)),
-                *(cur.c[f"k{i}"] for i in range(j + 1, 7)),
-                low.label(f"k{j}"),
-                # Floor division: an exact multiple of the limb (``/`` would be real).
-                ((total - low) // limb).label("carry"),
-            )
-            .cte(f"carry{j}")
-            .prefix_with("MATERIALIZED")
-        )
-    return sa.select(
-        cur.c.id, (cur.c.s0 + cur.c.carry).label("k0"), *(cur.c[f"k{i}"] for i in range(1, 7))
-    ).subquery()
 
 
 class SQLCustomerList(SQLSegments):
@@ -264,9 +236,11 @@ class SQLCustomerList(SQLSegments):
     ) -> Page[CustomerRow] | None:
         """SQLite: a page sorted by MRR, total paid or LTV on integers alone, when the
         ledger covers the list, the figure is a plain sum (no measured step to convert)
-        and every amount in scope has limbs. Each customer's limb sums, normalised with
-        their carries (every limb but the first in ``[0, 10**12)``), order exactly as the
-        values do: no Python aggregate or sort key per customer. None: the exact path."""
+        and every amount in scope has limbs. Each customer's limb sums (integers summed
+        in C) weighted into one Python integer, the value exactly; the page is the top
+        keys (a heap, no full sort). Normalising the carries in SQL instead (a
+        materialised step per limb) took longer than the sums themselves. None: the
+        exact path."""
         reads = LedgerReads(cast(SQLLedger, self))
         t = q.as_of
         if q.sort is CustomerSort.MRR:
@@ -283,22 +257,8 @@ class SQLCustomerList(SQLSegments):
             sums, limbless = reads.customer_limb_sums(t, cash=True, net=net)
         if conn.execute(sa.select(sa.literal(1)).where(limbless).limit(1)).first() is not None:
             return None
-        c = self._schema.customers
-        zero = sa.literal_column("0", sa.BigInteger())
-        limbs = (
-            sa.select(
-                c.c.id.label("id"),
-                *(sa.func.coalesce(sums.c[f"s{k}"], zero).label(f"s{k}") for k in range(7)),
-            )
-            .select_from(c.outerjoin(sums, sums.c.customer_id == c.c.id))
-            .where(*conds)
-            .cte("limb_sums")
-            .prefix_with("MATERIALIZED")
-        )
-        base = _carried(limbs)
-        cols = [*(base.c[f"k{j}"] for j in range(7)), base.c.id]
         desc = q.direction is Direction.DESC
-        stmt = sa.select(base.c.id)
+        mark: tuple[int, str] | None = None
         after = q.after()
         if after is not None:
             av, aid = after
@@ -307,17 +267,25 @@ class SQLCustomerList(SQLSegments):
             units = av.scaleb(48, context=EXACT_CONTEXT)
             if units != units.to_integral_value():
                 return None  # no value of limbs: the exact path answers
-            rest, low = int(units), []
-            for _ in range(6):
-                rest, digit = divmod(rest, _LIMB)
-                low.append(digit)
-            if not -(2**63) <= rest < 2**63:
-                return None
-            literals = [sa.literal(v, sa.BigInteger()) for v in [rest, *low[::-1]]]
-            pair, other = sa.tuple_(*cols), sa.tuple_(*literals, sa.literal(aid, Key()))
-            stmt = stmt.where(pair < other if desc else pair > other)
-        order = [col.desc() for col in cols] if desc else cols
-        ids = [str(r[0]) for r in conn.execute(stmt.order_by(*order).limit(q.limit + 1))]
+            mark = (int(units), aid)
+        c = self._schema.customers
+        stmt = (
+            sa.select(c.c.id, *(sums.c[f"s{k}"] for k in range(7)))
+            .select_from(c.outerjoin(sums, sums.c.customer_id == c.c.id))
+            .where(*conds)
+        )
+        # Each customer's value in units of 10**-48 as one exact integer, the limb sums
+        # (most significant first; None: no row) by Horner's rule: no carry to normalise.
+        b = _LIMB
+        keyed: list[tuple[int, str]] = []
+        for cid, s0, s1, s2, s3, s4, s5, s6 in conn.execute(stmt):
+            v = ((s0 or 0) * b + (s1 or 0)) * b + (s2 or 0)
+            v = ((v * b + (s3 or 0)) * b + (s4 or 0)) * b + (s5 or 0)
+            keyed.append((v * b + (s6 or 0), str(cid)))
+        if mark is not None:
+            keyed = [k for k in keyed if (k < mark if desc else k > mark)]
+        pick = heapq.nlargest if desc else heapq.nsmallest
+        ids = [cid for _, cid in pick(q.limit + 1, keyed)]
         rows = self._rows(conn, ids[: q.limit], at=t, currency=q.currency, rates=rates)
         cursor = None
         if len(ids) > q.limit and rows:
