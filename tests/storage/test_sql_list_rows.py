@@ -196,3 +196,24 @@ def test_a_customer_lacking_a_rate_reads_its_records(
         with pytest.raises(MissingRateError):
             store.customers.page(as_of=AS_OF, currency="USD", customer_ids=["z", "a"])
         assert reads.kinds["transaction"] > 0
+
+
+def test_an_amount_without_limbs_sorts_by_the_exact_sums(backend: str) -> None:
+    # 50 decimal places: no money limbs on SQLite, so the limb sort gives way to the
+    # exact sums (the page of the in-memory store either way).
+    fine = Money("1." + "0" * 49 + "1", "USD")
+    book = _book()
+    book = Book.of(
+        customers=book.customers,
+        subscriptions=book.subscriptions,
+        transactions=(*book.transactions, payment("px", "c", fine, t(2024, 3, 3))),
+        credits=book.credits,
+        fx=book.fx,
+    )
+    memory = InMemoryStore(cursor_secret=SHARED_SECRET)
+    memory.import_book(book)
+    for store in _store(backend, book):
+        for sort in (CustomerSort.LTV, CustomerSort.TOTAL_PAID):
+            for direction in Direction:
+                options = {"sort": sort, "direction": direction}
+                assert _rows(store, **options) == _rows(memory, **options)

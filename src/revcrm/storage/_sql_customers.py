@@ -249,14 +249,12 @@ class SQLCustomerList(SQLSegments):
                 return None
             if not by_rule and not set(rates) <= {q.currency}:
                 return None  # measured steps to convert at the moment's rates
-            sums, limbless = reads.customer_limb_sums(t, cash=False)
+            sums = reads.customer_limb_sums(t, cash=False)
         else:
             if not reads.cash_covered(conn, q.currency):
                 return None
             net = q.sort is CustomerSort.LTV
-            sums, limbless = reads.customer_limb_sums(t, cash=True, net=net)
-        if conn.execute(sa.select(sa.literal(1)).where(limbless).limit(1)).first() is not None:
-            return None
+            sums = reads.customer_limb_sums(t, cash=True, net=net)
         desc = q.direction is Direction.DESC
         mark: tuple[int, str] | None = None
         after = q.after()
@@ -270,18 +268,24 @@ class SQLCustomerList(SQLSegments):
             mark = (int(units), aid)
         c = self._schema.customers
         stmt = (
-            sa.select(c.c.id, *(sums.c[f"s{k}"] for k in range(7)))
+            sa.select(c.c.id, sums.c.neg, *(sums.c[f"s{k}"] for k in range(7)), sums.c.bare)
             .select_from(c.outerjoin(sums, sums.c.customer_id == c.c.id))
             .where(*conds)
         )
         # Each customer's value in units of 10**-48 as one exact integer, the limb sums
-        # (most significant first; None: no row) by Horner's rule: no carry to normalise.
+        # (most significant first; None: no row) by Horner's rule: no carry to normalise;
+        # the refunds' taken off.
         b = _LIMB
-        keyed: list[tuple[int, str]] = []
-        for cid, s0, s1, s2, s3, s4, s5, s6 in conn.execute(stmt):
+        values: dict[str, int] = {}
+        for cid, neg, s0, s1, s2, s3, s4, s5, s6, bare in conn.execute(stmt).all():
+            if bare:
+                return None  # an amount without limbs: the exact path answers
             v = ((s0 or 0) * b + (s1 or 0)) * b + (s2 or 0)
             v = ((v * b + (s3 or 0)) * b + (s4 or 0)) * b + (s5 or 0)
-            keyed.append((v * b + (s6 or 0), str(cid)))
+            v = v * b + (s6 or 0)
+            key = str(cid)
+            values[key] = values.get(key, 0) + (-v if neg else v)
+        keyed = [(v, cid) for cid, v in values.items()]
         if mark is not None:
             keyed = [k for k in keyed if (k < mark if desc else k > mark)]
         pick = heapq.nlargest if desc else heapq.nsmallest

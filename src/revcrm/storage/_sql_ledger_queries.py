@@ -445,29 +445,27 @@ class LedgerReads:
         stmt = sa.select(lc.c.customer_id, value).where(kinds, self._cash_upto(t))
         return stmt.group_by(lc.c.customer_id).subquery()
 
-    def customer_limb_sums(
-        self, t: datetime, *, cash: bool, net: bool = False
-    ) -> tuple[sa.Subquery, ColumnElement[bool]]:
-        """SQLite: per customer (``customer_id``, ``s0`` .. ``s6``) the sums of the money
-        limbs of :meth:`customer_mrr_values` without measured steps (``cash`` False) or
-        of :meth:`customer_cash_values` (``cash``), integers summed in C; and the rows in
-        scope whose amounts have no limbs (when any exists, the exact sums must answer)."""
+    def customer_limb_sums(self, t: datetime, *, cash: bool, net: bool = False) -> sa.Subquery:
+        """SQLite: the sums of the money limbs of :meth:`customer_mrr_values` without
+        measured steps (``cash`` False) or of :meth:`customer_cash_values` (``cash``),
+        integers summed in C, per customer and sign: ``customer_id``, ``neg`` (1: the
+        refunds, to take off), ``s0`` .. ``s6`` and ``bare``, the rows in scope whose
+        amounts have no limbs (when one has any, the exact sums must answer)."""
         if cash:
             lc = self._s.ledger_cash
-            payment = lc.c.kind == "payment"
-            kinds: ColumnElement[bool] = lc.c.kind.in_(("payment", "refund")) if net else payment
-            scope = sa.and_(kinds, self._cash_upto(t))
+            kinds = ("payment", "refund") if net else ("payment",)
             limbs = [lc.c[f"reporting_l{k}"] for k in range(7)]
-            sign: ColumnElement[Any] = sa.case((payment, 1), else_=-1) if net else sa.literal(1)
-            sums = [sa.func.sum(x * sign).label(f"s{k}") for k, x in enumerate(limbs)]
-            stmt = sa.select(lc.c.customer_id, *sums).where(scope).group_by(lc.c.customer_id)
+            neg: ColumnElement[Any] = sa.case((lc.c.kind == "refund", 1), else_=0)
+            scope = sa.and_(lc.c.kind.in_(kinds), self._cash_upto(t))
+            group = [lc.c.customer_id, lc.c.kind]
         else:
             st = self._s.ledger_steps
-            scope = self._live(t)
             limbs = [st.c[f"amount_l{k}"] for k in range(7)]
-            sums = [sa.func.sum(x).label(f"s{k}") for k, x in enumerate(limbs)]
-            stmt = sa.select(st.c.customer_id, *sums).where(scope).group_by(st.c.customer_id)
-        return stmt.subquery(), sa.and_(scope, limbs[0].is_(None))
+            neg, scope, group = sa.literal(0), self._live(t), [st.c.customer_id]
+        sums = [sa.func.sum(x).label(f"s{k}") for k, x in enumerate(limbs)]
+        bare = (sa.func.count() - sa.func.count(limbs[0])).label("bare")
+        stmt = sa.select(group[0], neg.label("neg"), *sums, bare).where(scope).group_by(*group)
+        return stmt.subquery()
 
     # -- per customer: the customer list's page rows ---------------------------------------
 
