@@ -242,3 +242,26 @@ def test_services_paying_before_their_anchor(
     horizon = at + timedelta(days=days)
     want = _oracle(book, at, horizon, "USD", policy)
     assert renewals_due(book, at, horizon, currency="USD", policy=policy) == want
+
+
+def test_equal_amounts_each_count() -> None:
+    """Services of one price, currency and conversion date add up, one each."""
+    subs = [
+        Subscription.start(
+            id=f"s{i}",
+            customer_id="c1",
+            at=T0 + timedelta(hours=i),
+            price=Money(price, code),
+            cycle=BillingCycle.MONTHLY,
+        )
+        for i, (price, code) in enumerate(
+            [("10", "USD"), ("10", "USD"), ("10", "EUR"), ("10.00", "EUR")]
+        )
+    ]
+    book = _book(*subs)
+    at = T0 + timedelta(days=3)
+    policy = MetricsPolicy()
+    got = renewals_due(book, at, at + timedelta(days=30), currency="USD", policy=policy)
+    # The EUR services convert at the rate of their period's start (Jan 1: 1.3).
+    assert got == (4, Money("46", "USD"))
+    assert got == _oracle(book, at, at + timedelta(days=30), "USD", policy)

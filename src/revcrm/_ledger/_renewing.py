@@ -1,112 +1,152 @@
-"""The services renewing in a window and their MRR, from the subscriptions' states as
-arrays (:func:`revcrm._ledger._walk.states_of`): the renewals card of an analysis whose
-MRR is not read from those states (the invoice source), with no object per subscription.
+"""The services renewing in a window and their MRR, from the subscriptions' states in force
+as arrays: the renewals card of an analysis whose MRR is not read from those states (the
+invoice source).
 
-The rules are the ones the walk already vectorises, one definition each: the state in
-force at a moment (the last change at or before it), ``next_renewal``
-(:meth:`Services.renewing`), the state's MRR (:func:`~revcrm._ledger._walk.amount_codes`,
-``state_amount`` over arrays) and the billing calendar (:mod:`revcrm._ledger._renewals`).
-A foreign amount converts at the rate of one date (the policy's FX rule): the start of
-the service period holding the moment, or a date the caller gives; amounts sharing a
-currency, a date and a value are multiplied once. Times are microseconds since 1970-01-01
-UTC.
+The rules are the ones the walk already vectorises, one definition each: ``next_renewal``
+(:meth:`revcrm._ledger._walk.Services.renewing`, over one state per subscription) and the
+billing calendar (:mod:`revcrm._ledger._renewals`). A state's MRR is the caller's rule
+(``state_amount`` under its policy: this package sits below ``revcrm.metrics``), asked
+only of the services renewing. A foreign amount converts at the rate of one date (the
+policy's FX rule): the start of the service period holding the moment, or a date the
+caller gives; amounts sharing a currency, a date and a value are multiplied once. Times
+are microseconds since 1970-01-01 UTC.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Final
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
-from revcrm._ledger._renewals import billing_dates, period_index
-from revcrm._ledger._walk import Rules, Services, States, amount_codes
+from revcrm._cycles import BillingCycle
+from revcrm._ledger._cash import moment_us
+from revcrm._ledger._renewals import billing_dates, cycle_code, period_index
+from revcrm._ledger._walk import STATUSES, Services
 from revcrm._money import EXACT_CONTEXT, FxRates
+from revcrm._subscription import Subscription, SubscriptionState
 
-__all__ = ["Renewing", "renewing", "renewing_mrr"]
+__all__ = ["InForce", "in_force", "renewing_mrr"]
 
 I64 = npt.NDArray[np.int64]
 
+#: A state's MRR at a moment, in its own currency (``state_amount`` under a policy).
+Amount = Callable[[SubscriptionState, datetime], Decimal]
+
 _DAY_US: Final = 86_400_000_000
 _EPOCH_DAY: Final = date(1970, 1, 1)
+_CODE: Final = {s: i for i, s in enumerate(STATUSES)}
 
 
 @attrs.frozen(kw_only=True, eq=False)
-class Renewing:
-    """The services renewing: per service its subscription (an index of the states'
-    subscriptions) and the state in force (an index of the states)."""
+class InForce:
+    """The state in force at one moment of each subscription started by then, and of
+    each such state its billing calendar as arrays; ``due``: the positions of those whose
+    service renews by the horizon (see :func:`in_force`)."""
 
-    subscription: I64
-    state: I64
+    states: tuple[SubscriptionState, ...]
+    currencies: tuple[str, ...]
+    anchor: I64
+    months: I64
+    length_us: I64
+    due: I64
 
     def __len__(self) -> int:
-        return int(self.subscription.size)
+        return int(self.due.size)
 
 
-def renewing(st: States, subscriptions: int, at_us: int, horizon_us: int) -> Renewing:
-    """The subscriptions (of ``subscriptions``, every one with a state) whose service is
-    active or past due at ``at_us`` (changes at it included), with no cancellation
-    scheduled, and next renews after ``at_us`` at or before ``horizon_us``."""
-    empty = np.zeros(0, dtype=np.int64)
-    if subscriptions == 0:
-        return Renewing(subscription=empty, state=empty)
-    svc = Services.of(st, subscriptions, np.full(subscriptions, -1, dtype=np.int64))
-    due = np.flatnonzero(svc.renewing(at_us, horizon_us)).astype(np.int64)
-    # The state in force: the last of the subscription's states at or before the moment.
-    lo, hi = svc.ptr[due], svc.ptr[due + 1]
-    seen = np.zeros(st.at.size + 1, dtype=np.int64)
-    np.cumsum(st.at <= at_us, out=seen[1:])
-    state = lo + (seen[hi] - seen[lo]) - 1
-    return Renewing(subscription=due, state=state)
+def in_force(subscriptions: Sequence[Subscription], at: datetime, horizon_us: int) -> InForce:
+    """The subscriptions' states in force at ``at`` (changes at it included), and which
+    are active or past due with no cancellation scheduled and renew after ``at`` at or
+    before ``horizon_us``."""
+    found = [s for s in (sub.state_at(at) for sub in subscriptions) if s is not None]
+    m = len(found)
+    codes: dict[int, tuple[int, int]] = {}
+
+    def code(cycle: BillingCycle) -> tuple[int, int]:
+        key = id(cycle)
+        out = codes.get(key)
+        if out is None:
+            out = codes[key] = cycle_code(cycle)
+        return out
+
+    cycles = np.array([code(c) for c in map(attrgetter("cycle"), found)], dtype=np.int64)
+    cycles = cycles.reshape(m, 2)
+    anchor = np.array([moment_us(a) for a in map(attrgetter("billing_anchor"), found)])
+    anchor = anchor.astype(np.int64)
+    at_us = moment_us(at)
+    services = Services(
+        ptr=np.arange(m + 1, dtype=np.int64),
+        at=np.full(m, at_us, dtype=np.int64),
+        status=np.fromiter(map(_CODE.__getitem__, map(attrgetter("status"), found)), np.int64, m),
+        cap=np.fromiter(map(attrgetter("cancel_at_period_end"), found), dtype=bool, count=m),
+        anchor=anchor,
+        months=cycles[:, 0].copy(),
+        length_us=cycles[:, 1].copy(),
+        stream=np.full(m, -1, dtype=np.int64),
+    )
+    return InForce(
+        states=tuple(found),
+        currencies=tuple(map(attrgetter("currency"), found)),
+        anchor=services.anchor,
+        months=services.months,
+        length_us=services.length_us,
+        due=np.flatnonzero(services.renewing(at_us, horizon_us)).astype(np.int64),
+    )
 
 
 def renewing_mrr(
-    st: States,
-    rows: Renewing,
-    at_us: int,
-    rules: Rules,
+    rows: InForce,
+    at: datetime,
+    amount: Amount,
     *,
     currency: str,
     fx: FxRates,
     service_period: bool,
     on: date,
 ) -> Decimal:
-    """The MRR of the services ``rows`` at ``at_us`` in ``currency``, exactly: each
-    state's amount under ``rules``; a foreign one converted at the rate of the start of
-    its service period holding ``at_us`` (``service_period``), else of ``on``. Amounts of
-    zero convert at no rate."""
-    k = rows.state
-    codes, _ = amount_codes(st, k, np.full(k.size, at_us, dtype=np.int64), rules)
-    paying = codes != 0
-    k, codes, subs = k[paying], codes[paying], rows.subscription[paying]
+    """The MRR at ``at`` of the services renewing, in ``currency``, exactly: each one's
+    ``amount``; a foreign one converted at the rate of the start of its service period
+    holding ``at`` (``service_period``), else of ``on``. Zero converts at no rate."""
+    due = rows.due.tolist()
+    values = [amount(rows.states[i], at) for i in due]
+    keep = [j for j, v in enumerate(values) if v != 0]
     total = Decimal(0)
-    if k.size == 0:
+    if not keep:
         return total
-    names = tuple(dict.fromkeys(st.currencies))
+    k = rows.due[keep]
+    names = tuple(dict.fromkeys(rows.currencies[i] for i in k.tolist()))
     index = {c: i for i, c in enumerate(names)}
-    cur = np.array([index[st.currencies[s]] for s in subs.tolist()], dtype=np.int64)
+    cur = np.array([index[rows.currencies[i]] for i in k.tolist()], dtype=np.int64)
     day = np.full(k.size, (on - _EPOCH_DAY).days, dtype=np.int64)
     foreign = cur != index.get(currency, -1)
     if service_period and foreign.any():
-        f = np.flatnonzero(foreign)
-        anchor, months, length = st.anchor[k[f]], st.months[k[f]], st.length_us[k[f]]
-        t = np.full(f.size, at_us, dtype=np.int64)
+        f = k[foreign]
+        anchor, months, length = rows.anchor[f], rows.months[f], rows.length_us[f]
+        t = np.full(f.size, moment_us(at), dtype=np.int64)
         start = billing_dates(anchor, months, length, period_index(anchor, months, length, t))
-        day[f] = start // _DAY_US
+        day[foreign] = start // _DAY_US
     day[~foreign] = 0
-    groups, counts = np.unique(np.stack([cur, day, codes]), axis=1, return_counts=True)
+    # One product per currency, date and value: sum(v_i x r) == r x sum(v_i), exactly.
+    kept = [values[j] for j in keep]
+    uniq = {v: i for i, v in enumerate(dict.fromkeys(kept))}
+    code = np.array([uniq[v] for v in kept], dtype=np.int64)
+    distinct = list(uniq)
+    groups, counts = np.unique(np.stack([cur, day, code]), axis=1, return_counts=True)
     exact = EXACT_CONTEXT
     rates: dict[tuple[int, int], Decimal] = {}
-    for (c, d, code), n in zip(groups.T.tolist(), counts.tolist(), strict=True):
-        amount = exact.multiply(st.values[code], n)
+    for (c, d, v), n in zip(groups.T.tolist(), counts.tolist(), strict=True):
+        part = exact.multiply(distinct[v], n)
         if names[c] != currency:
             rate = rates.get((c, d))
             if rate is None:
                 on_day = _EPOCH_DAY + timedelta(days=d)
                 rate = rates[(c, d)] = fx.rate(names[c], currency, on_day)
-            amount = exact.multiply(amount, rate)
-        total = exact.add(total, amount)
+            part = exact.multiply(part, rate)
+        total = exact.add(total, part)
     return total

@@ -23,16 +23,15 @@ from revcrm._calendar import (
 )
 from revcrm._checks import check_instance
 from revcrm._ledger._cash import CashColumns, cash_entries, moment_us, period_cash
-from revcrm._ledger._renewing import renewing, renewing_mrr
-from revcrm._ledger._walk import states_of
+from revcrm._ledger._renewing import in_force, renewing_mrr
 from revcrm._money import EXACT_CONTEXT, Money, format_money
 from revcrm._records import Transaction
 from revcrm._time import as_moment, as_of_moment, utc
 from revcrm.errors import ValidationError
 from revcrm.metrics._churn import ChurnRate, customer_churn_rate, customers_at
-from revcrm.metrics._engine import MrrAnalysis, MrrSource, analyse, walk_rules
+from revcrm.metrics._engine import MrrAnalysis, MrrSource, analyse
 from revcrm.metrics._inputs import book_args, check_analysis_args
-from revcrm.metrics._mrr import state_prices
+from revcrm.metrics._mrr import state_amount
 from revcrm.metrics._policy import FxDateRule, MetricsPolicy
 
 __all__ = [
@@ -238,24 +237,20 @@ def renewals_due(
     their count and MRR at ``at`` (each subscription's state's, converted under the
     policy's FX rule).
 
-    An aggregation over the subscriptions' states as arrays (:mod:`revcrm._ledger._renewing`,
-    the rules of ``next_renewal``, ``state_mrr`` and the billing calendar vectorised): the
-    invoice source's renewals card, whose MRR is not the states'."""
+    An aggregation over the subscriptions' states in force as arrays
+    (:mod:`revcrm._ledger._renewing`: ``next_renewal`` and the billing calendar
+    vectorised, ``state_amount`` asked of the services due only, one conversion per
+    currency, date and amount): the invoice source's renewals card, whose MRR is not the
+    states'."""
     zero = Money.zero(currency)
     t = utc(at, "at")
-    h = moment_us(as_moment(horizon, "horizon"))
-    subs = book.subscriptions
-    if not subs:
-        return 0, zero
-    st = states_of(subs, state_prices)
-    rows = renewing(st, len(subs), moment_us(t), h)
+    rows = in_force(book.subscriptions, t, moment_us(as_moment(horizon, "horizon")))
     if not len(rows):
         return 0, zero
     total = renewing_mrr(
-        st,
         rows,
-        moment_us(t),
-        walk_rules(policy),
+        t,
+        lambda s, moment: state_amount(s, moment, policy),
         currency=currency,
         fx=book.fx,
         service_period=policy.fx_date is FxDateRule.SERVICE_PERIOD_START,
