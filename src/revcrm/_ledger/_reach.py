@@ -8,9 +8,9 @@ goes to its own subscription), then each subscription's events are folded into s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import numpy as np
@@ -25,8 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = ["ReachColumns", "ServiceReach", "reach_columns", "service_reach", "service_reaches"]
 
-#: (from when it counts, the line's period end, whether it counts as paid)
-_Event = tuple[datetime, datetime, bool]
+#: (from when it counts, the line's period end, whether it counts as paid), microseconds
+_Event = tuple[int, int, bool]
+#: (start, billed_through, paid_through) in microseconds, :data:`OPEN` for None
+_Step = tuple[int, int, int]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -40,12 +44,31 @@ class ServiceReach:
     paid_through: datetime | None
 
 
-def _events(invoices: Iterable[Invoice], wanted: Mapping[str, list[_Event]]) -> None:
+def _memo_us() -> Callable[[datetime], int]:
+    """:func:`moment_us` remembering its answers: a service's period bounds repeat (one
+    line's end is the next one's start), and a lookup is cheaper than the arithmetic."""
+    seen: dict[datetime, int] = {}
+
+    def us(t: datetime) -> int:
+        found = seen.get(t)
+        if found is None:
+            found = seen[t] = moment_us(t)
+        return found
+
+    return us
+
+
+def _events(
+    invoices: Iterable[Invoice], wanted: Mapping[str, list[_Event]], us: Callable[[datetime], int]
+) -> None:
     """Append the events of every line of ``invoices`` to its subscription's list in
     ``wanted`` (lines of other subscriptions are skipped)."""
     for inv in invoices:
         if inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
             continue
+        paid = inv.status is InvoiceStatus.PAID
+        issued = us(inv.issued_at)
+        paid_at = None if inv.paid_at is None else us(inv.paid_at)
         for line in inv.lines:
             sid = line.subscription_id
             if sid is None or line.period_start is None or line.period_end is None:
@@ -53,28 +76,43 @@ def _events(invoices: Iterable[Invoice], wanted: Mapping[str, list[_Event]]) -> 
             events = wanted.get(sid)
             if events is None:
                 continue
-            billed_from = max(inv.issued_at, line.period_start)
-            events.append((billed_from, line.period_end, False))
-            if inv.status is InvoiceStatus.PAID:
-                paid_from = billed_from if inv.paid_at is None else max(billed_from, inv.paid_at)
-                events.append((paid_from, line.period_end, True))
+            start = us(line.period_start)
+            billed_from = issued if issued > start else start
+            end = us(line.period_end)
+            events.append((billed_from, end, False))
+            if paid:
+                paid_from = billed_from if paid_at is None or paid_at < billed_from else paid_at
+                events.append((paid_from, end, True))
 
 
-def _steps(events: list[_Event]) -> tuple[ServiceReach, ...]:
+def _steps(events: list[_Event]) -> list[_Step]:
+    """The steps of ``events`` (the fold of :func:`service_reach`)."""
     events.sort(key=lambda e: e[0])
-    steps: list[ServiceReach] = []
-    billed: datetime | None = None
-    paid: datetime | None = None
+    steps: list[_Step] = []
+    billed = paid = OPEN
     for k, (at, end, is_paid) in enumerate(events):
         if is_paid:
-            paid = end if paid is None else max(paid, end)
-        billed = end if billed is None else max(billed, end)
+            paid = end if paid == OPEN else max(paid, end)
+        billed = end if billed == OPEN else max(billed, end)
         if k + 1 < len(events) and events[k + 1][0] == at:
             continue  # every event of one moment holds from it together
-        last = steps[-1] if steps else None
-        if last is None or (last.billed_through, last.paid_through) != (billed, paid):
-            steps.append(ServiceReach(start=at, billed_through=billed, paid_through=paid))
-    return tuple(steps)
+        if not steps or (steps[-1][1], steps[-1][2]) != (billed, paid):
+            steps.append((at, billed, paid))
+    return steps
+
+
+def _step_lists(
+    subscription_ids: Iterable[str],
+    invoices: Iterable[Invoice],
+    us: Callable[[datetime], int] = moment_us,
+) -> dict[str, list[_Step]]:
+    wanted: dict[str, list[_Event]] = {sid: [] for sid in subscription_ids}
+    _events(invoices, wanted, us)
+    return {sid: _steps(events) for sid, events in wanted.items()}
+
+
+def _moment(us: int) -> datetime | None:
+    return None if us == OPEN else _EPOCH + timedelta(microseconds=us)
 
 
 def service_reaches(
@@ -82,9 +120,17 @@ def service_reaches(
 ) -> dict[str, tuple[ServiceReach, ...]]:
     """:func:`service_reach` of each of ``subscription_ids`` over one customer's
     ``invoices``, walking them once."""
-    wanted: dict[str, list[_Event]] = {sid: [] for sid in subscription_ids}
-    _events(invoices, wanted)
-    return {sid: _steps(events) for sid, events in wanted.items()}
+    return {
+        sid: tuple(
+            ServiceReach(
+                start=_EPOCH + timedelta(microseconds=start),
+                billed_through=_moment(billed),
+                paid_through=_moment(paid),
+            )
+            for start, billed, paid in steps
+        )
+        for sid, steps in _step_lists(subscription_ids, invoices).items()
+    }
 
 
 def service_reach(subscription_id: str, invoices: Iterable[Invoice]) -> tuple[ServiceReach, ...]:
@@ -128,10 +174,6 @@ class ReachColumns:
         return billed, paid
 
 
-def _us(t: datetime | None) -> int:
-    return OPEN if t is None else moment_us(t)
-
-
 def reach_columns(book: Book, subscription_ids: Sequence[str]) -> ReachColumns:
     """The :func:`service_reach` steps of each of ``subscription_ids`` (subscriptions of
     ``book``), each customer's invoices walked once."""
@@ -140,23 +182,20 @@ def reach_columns(book: Book, subscription_ids: Sequence[str]) -> ReachColumns:
     for sid in subscription_ids:
         per_customer.setdefault(by_id[sid].customer_id, []).append(sid)
     index = {sid: k for k, sid in enumerate(subscription_ids)}
-    found: dict[str, tuple[ServiceReach, ...]] = {}
-    for cid, subs in per_customer.items():
-        found.update(service_reaches(subs, book.invoices_by_customer.get(cid, ())))
     sub: list[int] = []
-    start: list[int] = []
-    billed: list[int] = []
-    paid: list[int] = []
-    for sid in subscription_ids:
-        for step in found[sid]:
-            sub.append(index[sid])
-            start.append(moment_us(step.start))
-            billed.append(_us(step.billed_through))
-            paid.append(_us(step.paid_through))
+    steps: list[_Step] = []
+    us = _memo_us()
+    for cid, subs in per_customer.items():
+        invoices = book.invoices_by_customer.get(cid, ())
+        for sid, found in _step_lists(subs, invoices, us).items():
+            sub.extend([index[sid]] * len(found))
+            steps.extend(found)
+    order = np.argsort(np.array(sub, dtype=np.int64), kind="stable")
+    table = np.array(steps, dtype=np.int64).reshape(-1, 3)[order]
     return ReachColumns(
         subscription_ids=tuple(subscription_ids),
-        subscription=np.array(sub, dtype=np.int64),
-        start=np.array(start, dtype=np.int64),
-        billed_through=np.array(billed, dtype=np.int64),
-        paid_through=np.array(paid, dtype=np.int64),
+        subscription=np.array(sub, dtype=np.int64)[order],
+        start=np.ascontiguousarray(table[:, 0]),
+        billed_through=np.ascontiguousarray(table[:, 1]),
+        paid_through=np.ascontiguousarray(table[:, 2]),
     )
