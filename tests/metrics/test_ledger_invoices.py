@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from revcrm import Book, FxRates, InvoiceStatus, Money, Transaction
-from revcrm._crm_services import invoice_overdue
+from revcrm._crm_services import invoice_overdue, invoice_unpaid
 from revcrm._ledger._cash import cash_columns, moment_us
 from revcrm._ledger._facts import fact_columns
 from revcrm._ledger._invoices import InvoiceEntry, invoice_columns
@@ -179,6 +179,11 @@ def test_facts_overdue_and_ordered_equal_the_rules_over_the_records(
     for i, cid in enumerate(ids):
         first = first_invoiced_at(by_customer.get(cid, ()))
         assert bool(ordered_by_invoice[i]) == (first is not None and first <= at)
+    # The rows' unpaid spans answer invoice_unpaid at every moment.
+    unpaid = invoices.unpaid_at(moment_us(at))
+    by_id = {inv.id: inv for inv in book.invoices}
+    for row, invoice_id in enumerate(invoices.invoice_ids):
+        assert bool(unpaid[row]) is invoice_unpaid(by_id[invoice_id], at), invoice_id
 
 
 # -- a worked example -------------------------------------------------------------------------

@@ -1,14 +1,16 @@
 """The ledger's invoice rows as columns: every invoice issued (by a moment), its status,
 when it was paid, its total (native, and converted into the reporting currency at the
 UTC day of its issue, in exact integer units) and the rules' answers the facts read
-(when it ordered, where it was overdue).
+(when it ordered, where it was unpaid, where it was overdue).
 
 The rules are evaluated here, never restated: ``ordered_at`` is
 :func:`~revcrm._ledger._services.first_invoiced_at` of the invoice alone (the customer's
-"ordered by invoice" moment is the least of its invoices'), and the overdue table holds
-the pieces of :func:`~revcrm._ledger._status.overdue_intervals` (where
-:func:`~revcrm._crm_services.invoice_overdue` holds), so the number of a customer's
-invoices overdue at a moment is the number of its pieces containing it.
+"ordered by invoice" moment is the least of its invoices'); ``unpaid_start``/``unpaid_end``
+is the invoice's :func:`~revcrm._crm_services.invoice_unpaid_span` (where
+:func:`~revcrm._crm_services.invoice_unpaid` holds), and the overdue table holds the
+pieces of :func:`~revcrm._ledger._status.overdue_intervals` (its
+:func:`~revcrm._crm_services.invoice_overdue_span` in UTC), so the number of a
+customer's invoices overdue at a moment is the number of its pieces containing it.
 
 The conversion follows :mod:`revcrm._ledger._cash`: one rate per distinct (currency,
 day), ``digits`` = the most decimal places among the totals plus the most among the
@@ -29,6 +31,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from revcrm._crm_services import invoice_unpaid_span
 from revcrm._ledger._cash import _scaled, moment_us
 from revcrm._ledger._fixed import Units, places
 from revcrm._ledger._services import OPEN, first_invoiced_at
@@ -99,6 +102,9 @@ class InvoiceColumns:
     of ``10 ** -digits``; ``converted`` is False for an invoice without a rate on its
     issue day, whose ``reporting`` is 0.
 
+    ``unpaid_start``/``unpaid_end``: the invoice is unpaid over ``[unpaid_start,
+    unpaid_end)`` (``unpaid_end`` ``OPEN``: no end); both ``OPEN`` when it never is.
+
     The overdue table: ``overdue_row[k]`` (a row of these columns) is overdue over
     ``[overdue_start[k], overdue_end[k])`` (``OPEN``: no end), ordered by row then start.
     """
@@ -117,6 +123,8 @@ class InvoiceColumns:
     reporting: Units
     converted: npt.NDArray[np.bool_]
     ordered_at: npt.NDArray[np.int64]
+    unpaid_start: npt.NDArray[np.int64]
+    unpaid_end: npt.NDArray[np.int64]
     overdue_row: npt.NDArray[np.int64]
     overdue_start: npt.NDArray[np.int64]
     overdue_end: npt.NDArray[np.int64]
@@ -134,6 +142,11 @@ class InvoiceColumns:
     def issue_day(self, row: int) -> date:
         """The UTC day of the invoice's issue (its conversion date)."""
         return date.fromordinal(_EPOCH_ORDINAL + int(self.issued_at[row]) // _DAY_US)
+
+    def unpaid_at(self, t: int) -> npt.NDArray[np.bool_]:
+        """Per row, whether the invoice is unpaid at ``t`` (microseconds)."""
+        out: npt.NDArray[np.bool_] = (self.unpaid_start <= t) & (t < self.unpaid_end)
+        return out
 
     def overdue_at(self, t: int) -> npt.NDArray[np.int64]:
         """Per customer, how many of its invoices are overdue at ``t`` (microseconds)."""
@@ -259,7 +272,7 @@ def invoice_entries(
         k: 0 if r is None else int(r.scaleb(rate_places, context=ctx)) for k, r in rates.items()
     }
     status_code = {s: i for i, s in enumerate(STATUS_CODES)}
-    paid, ordered = [], []
+    paid, ordered, u_start, u_end = [], [], [], []
     o_row: list[int] = []
     o_start: list[int] = []
     o_end: list[int] = []
@@ -269,6 +282,11 @@ def invoice_entries(
         ordered.append(
             OPEN if first is None else at if first == inv.issued_at else moment_us(first)
         )
+        unpaid = invoice_unpaid_span(inv)
+        u_start.append(
+            OPEN if unpaid is None else at if unpaid[0] == inv.issued_at else moment_us(unpaid[0])
+        )
+        u_end.append(OPEN if unpaid is None or unpaid[1] is None else moment_us(unpaid[1]))
         for lo, end in overdue_intervals(inv):
             o_row.append(i)
             o_start.append(moment_us(lo))
@@ -288,6 +306,8 @@ def invoice_entries(
         reporting=_scaled(units, [rate_of[k] for k in keys]),
         converted=np.array([rates[k] is not None for k in keys], dtype=bool),
         ordered_at=_moments(ordered),
+        unpaid_start=_moments(u_start),
+        unpaid_end=_moments(u_end),
         overdue_row=_moments(o_row),
         overdue_start=_moments(o_start),
         overdue_end=_moments(o_end),

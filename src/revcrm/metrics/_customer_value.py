@@ -37,7 +37,7 @@ from revcrm._ledger._invoices import (
     invoice_entries,
 )
 from revcrm._ledger._rows import CashKind
-from revcrm._ledger._services import OPEN, ServiceColumns, service_columns
+from revcrm._ledger._services import ServiceColumns, service_columns
 from revcrm._money import EXACT_CONTEXT, FxRates, Money, money_sum
 from revcrm._records import InvoiceStatus
 from revcrm._time import as_moment
@@ -55,8 +55,6 @@ _PAYMENT: Final = KIND_CODES.index(CashKind.PAYMENT)
 _REFUND: Final = KIND_CODES.index(CashKind.REFUND)
 _CREDIT: Final = KIND_CODES.index(CashKind.CREDIT)
 _DRAFT: Final = STATUS_CODES.index(InvoiceStatus.DRAFT)
-_OPEN: Final = STATUS_CODES.index(InvoiceStatus.OPEN)
-_PAID: Final = STATUS_CODES.index(InvoiceStatus.PAID)
 _VOID: Final = STATUS_CODES.index(InvoiceStatus.VOID)
 _DAY_US: Final = 86_400_000_000
 
@@ -173,9 +171,10 @@ def _invoice_figures(
     the invoice rows and the cash entries linked to them.
 
     Counted: invoices issued by ``at``, neither draft nor void, each total converted at its
-    issue day (the rows'). Outstanding: those open at ``at`` (open, or paid only later; a
-    paid invoice without ``paid_at`` is taken as paid before ``at``; uncollectible ones
-    are written off), each the remainder of its total after the customer's successful
+    issue day (the rows'). Outstanding: those unpaid at ``at`` (the rows' unpaid spans,
+    :func:`~revcrm._crm_services.invoice_unpaid_span`: open, or paid only later; a paid
+    invoice without ``paid_at`` is taken as paid before ``at``; uncollectible ones are
+    written off), each the remainder of its total after the customer's successful
     payments linked to it up to ``at`` (each converted into the invoice's currency at its
     own day), converted at ``at``'s day when positive.
     """
@@ -194,8 +193,7 @@ def _invoice_figures(
         raise MissingRateError(source, currency, invoices.issue_day(row))
     counts = np.bincount(cust[counted], minlength=n).tolist()
     sums = _sums(cust[counted], invoices.reporting[counted], n)
-    paid_at = invoices.paid_at
-    unpaid = issued & ((status == _OPEN) | ((status == _PAID) & (paid_at != OPEN) & (paid_at > t)))
+    unpaid = invoices.unpaid_at(t)  # the rows' invoice_unpaid_span
     owed: dict[int, Money] = {}
     rows = np.flatnonzero(unpaid).tolist()
     if rows:
