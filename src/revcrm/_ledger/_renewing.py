@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from itertools import repeat
 from operator import attrgetter
 from typing import Final
 
@@ -64,7 +65,7 @@ def in_force(subscriptions: Sequence[Subscription], at: datetime, horizon_us: in
     """The subscriptions' states in force at ``at`` (changes at it included), and which
     are active or past due with no cancellation scheduled and renew after ``at`` at or
     before ``horizon_us``."""
-    found = [s for s in (sub.state_at(at) for sub in subscriptions) if s is not None]
+    found = [s for s in map(_state_at, subscriptions, repeat(at)) if s is not None]
     m = len(found)
     codes: dict[int, tuple[int, int]] = {}
 
@@ -98,6 +99,13 @@ def in_force(subscriptions: Sequence[Subscription], at: datetime, horizon_us: in
         length_us=services.length_us,
         due=np.flatnonzero(services.renewing(at_us, horizon_us)).astype(np.int64),
     )
+
+
+def _state_at(sub: Subscription, at: datetime) -> SubscriptionState | None:
+    """``sub.state_at(at)``: the last state when its change is at or before ``at`` (a
+    dashboard's moment is mostly after every change), else the one in force then."""
+    last = sub.current
+    return last if last.as_of <= at else sub.state_at(at)
 
 
 def renewing_mrr(

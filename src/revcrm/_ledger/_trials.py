@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from itertools import chain
-from operator import attrgetter
+from itertools import chain, repeat
+from operator import attrgetter, is_
 from typing import Final
 
 import attrs
@@ -87,7 +87,7 @@ def trial_columns(
     flat: list[SubscriptionState] = list(chain.from_iterable(per_sub))
     n = len(flat)
     trialing = np.fromiter(
-        (s is _TRIALING for s in map(attrgetter("status"), flat)), dtype=bool, count=n
+        map(is_, map(attrgetter("status"), flat), repeat(_TRIALING)), dtype=bool, count=n
     )
     owner = np.repeat(np.arange(len(subscriptions), dtype=np.int64), sizes)
     first = np.zeros(n, dtype=bool)
