@@ -51,7 +51,6 @@ class InForce:
     service renews by the horizon (see :func:`in_force`)."""
 
     states: tuple[SubscriptionState, ...]
-    currencies: tuple[str, ...]
     anchor: I64
     months: I64
     length_us: I64
@@ -93,7 +92,6 @@ def in_force(subscriptions: Sequence[Subscription], at: datetime, horizon_us: in
     )
     return InForce(
         states=tuple(found),
-        currencies=tuple(map(attrgetter("currency"), found)),
         anchor=services.anchor,
         months=services.months,
         length_us=services.length_us,
@@ -128,9 +126,10 @@ def renewing_mrr(
     if not keep:
         return total
     k = rows.due[keep]
-    names = tuple(dict.fromkeys(rows.currencies[i] for i in k.tolist()))
+    codes = [rows.states[i].currency for i in k.tolist()]
+    names = tuple(dict.fromkeys(codes))
     index = {c: i for i, c in enumerate(names)}
-    cur = np.array([index[rows.currencies[i]] for i in k.tolist()], dtype=np.int64)
+    cur = np.array([index[c] for c in codes], dtype=np.int64)
     day = np.full(k.size, (on - _EPOCH_DAY).days, dtype=np.int64)
     foreign = cur != index.get(currency, -1)
     if service_period and foreign.any():
