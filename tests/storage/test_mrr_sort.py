@@ -1,6 +1,6 @@
 """The SQL customer list sorted by MRR, total paid and LTV from the ledger tables when
-the ledger covers the list: on SQLite by integer keys, the sums of the money limbs with
-their carries (``customer_limb_sums``), else by exact sums (``customer_mrr_values``,
+the ledger covers the list: on SQLite by integer keys, each customer's sums of the money
+limbs made one exact integer (``customer_limb_sums``), else by exact sums (``customer_mrr_values``,
 ``customer_cash_values``: PostgreSQL, measured steps to convert); when the ledger does
 not cover the list, the customers' own ledger facts sorted (``_facts_page``). Every way
 gives the same pages and cursors as the in-memory store."""

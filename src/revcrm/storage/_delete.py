@@ -16,8 +16,8 @@ which import these checks, never the other way round:
 * Other customers whose ``referrer_id`` names the deleted customer keep it: a store never
   checks that field, and it records where they came from.
 * All or nothing: the delete runs as one unit of work (inside an open
-  ``store.transaction()`` it joins it). Derived rows (the SQL store's MRR spans and daily
-  cash totals) change with it.
+  ``store.transaction()`` it joins it). Derived rows (the SQL store's MRR spans and ledger
+  rows) change with it.
 """
 
 from __future__ import annotations
