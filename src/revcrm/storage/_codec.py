@@ -7,6 +7,7 @@ every backend. Rows hold str, int, bool, Decimal, aware UTC datetime, date or No
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -757,6 +758,15 @@ def to_limbs(amount: Decimal) -> tuple[int | None, ...]:
     All None when the amount needs more than 48 decimal places or is 10**36 or more: the
     store then sums it exactly in Python instead.
     """
+    # Amounts repeat (prices, the ledger's levels): a bulk import splits each distinct
+    # value once. Equal Decimals (1.5, 1.50) have equal limbs, so the cache is exact; a
+    # value that cannot be hashed (a signalling NaN) is split directly.
+    if amount.is_snan():
+        return _split_limbs(amount)
+    return _cached_limbs(amount)
+
+
+def _split_limbs(amount: Decimal) -> tuple[int | None, ...]:
     sign, digits, exponent = amount.as_tuple()
     if not isinstance(exponent, int) or exponent < -48:
         return (None,) * 7
@@ -768,6 +778,9 @@ def to_limbs(amount: Decimal) -> tuple[int | None, ...]:
         q, units = divmod(units, weight)
         out.append(-q if sign else q)
     return tuple(out)
+
+
+_cached_limbs: Final = functools.lru_cache(maxsize=1 << 16)(_split_limbs)
 
 
 def from_limbs(sums: Sequence[int]) -> Decimal:

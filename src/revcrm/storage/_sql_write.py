@@ -64,6 +64,8 @@ __all__ = ["SQLWrites"]
 _LEDGER_KINDS: Final = frozenset({"subscription", "invoice", "transaction", "credit"})
 
 _T = TypeVar("_T")
+#: Records encoded and written at a time by an import (bounds the encoded rows held).
+_IMPORT_CHUNK: Final = 20_000
 
 
 def _moment_of(record: Any) -> datetime | None:
@@ -349,7 +351,7 @@ class SQLWrites(SQLMigrations):
     def import_book(self, book: Book) -> ImportResult:
         if not isinstance(book, Book):
             raise ValidationError("book", book, "expected a revcrm.Book")
-        groups = [[prepare(kind, r) for r in records] for kind, records in _book_groups(book)]
+        groups = _book_groups(book)
 
         def run(conn: Connection) -> ImportResult:
             total = ImportResult()
@@ -360,12 +362,18 @@ class SQLWrites(SQLMigrations):
             s = self._schema
             fresh = all(self._empty(conn, t) for t in (s.subscriptions, s.transactions, s.credits))
             fresh = fresh and self._empty(conn, s.fx_rates)
-            for batch in groups:
-                total += self._write(
-                    conn, batch, [None] * len(batch), present=present, touched=touched
-                )
-                if batch:
-                    present[batch[0].kind] = {p.record.id for p in batch}
+            for kind, records in groups:
+                # Encoded and written a chunk at a time, in the import's one transaction:
+                # the encoded rows of a 100k book at once took gigabytes. A book's ids are
+                # unique per kind (``Book`` checks), so a chunk never meets an earlier one's
+                # record; its references to them are known from ``present``.
+                ids = present.setdefault(kind, set())
+                for part in _chunks(records, _IMPORT_CHUNK):
+                    batch = [prepare(kind, r) for r in part]
+                    total += self._write(
+                        conn, batch, [None] * len(batch), present=present, touched=touched
+                    )
+                    ids.update(p.record.id for p in batch)
             pairs: set[tuple[str, str]] = set()
             total += self._put_rates(conn, book.fx, pairs=pairs)
             # One rebuild per customer: those written, and those the new rates convert.
