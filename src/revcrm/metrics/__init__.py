@@ -64,6 +64,7 @@ from revcrm.metrics._economics import (
     marketing_spend,
     nps,
     trial_conversion,
+    trial_rows,
 )
 from revcrm.metrics._engine import (
     Movement,
@@ -193,4 +194,5 @@ __all__ = [
     "top_products_by_customers",
     "top_products_by_revenue",
     "trial_conversion",
+    "trial_rows",
 ]
