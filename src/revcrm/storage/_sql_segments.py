@@ -394,9 +394,20 @@ class SQLSegments(SQLServiceUpkeep):
         if q.segment is not None:
             found = self._segment_facts(conn, q.as_of, q.currency)
             mask = rule_masks(found.columns, q.segment_config, found.baseline)[q.segment]
-            members = [found.ids[i] for i in np.flatnonzero(mask).tolist()]
             c = self._schema.customers
-            conds.append(c.c.id.in_(_literal_ids(members)) if members else sa.false())
+            if 2 * int(mask.sum()) <= len(mask):
+                members = [found.ids[i] for i in np.flatnonzero(mask).tolist()]
+                conds.append(c.c.id.in_(_literal_ids(members)) if members else sa.false())
+            else:
+                # Most customers are members: the statement names the others (the members
+                # are the customers registered by as_of but those).
+                others = [found.ids[i] for i in np.flatnonzero(~mask).tolist()]
+                registered = c.c.registered_at <= q.as_of
+                conds.append(
+                    sa.and_(registered, c.c.id.not_in(_literal_ids(others)))
+                    if others
+                    else registered
+                )
         return conds
 
     def _segment_facts(
