@@ -17,6 +17,7 @@ the renewing states with their billing calendar and MRR (:func:`build_renewal_ro
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -57,8 +58,12 @@ _US: Final = timedelta(microseconds=1)
 _RENEWING: Final = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def units_decimal(units: int, digits: int) -> Decimal:
-    """Ledger units as the exact Decimal they stand for (trailing zeros dropped)."""
+    """Ledger units as the exact Decimal they stand for (trailing zeros dropped).
+
+    Cached: a rebuild meets the same levels and prices again and again (Decimals are
+    immutable, so sharing one is safe)."""
     if units == 0:
         return Decimal(0)
     c = EXACT_CONTEXT
@@ -80,11 +85,19 @@ class LedgerRows:
     first_paid: list[Row] = attrs.field(factory=list)
 
 
+_NO_LIMBS: Final = (None,) * 7
+
+
+@functools.cache
+def _limb_names(name: str) -> tuple[str, ...]:
+    return tuple(f"{name}_l{k}" for k in range(7))
+
+
 def _money(row: Row, name: str, value: Decimal | None, limbs: bool) -> None:
     row[name] = value
     if limbs:
-        parts = (None,) * 7 if value is None else to_limbs(value)
-        row.update({f"{name}_l{k}": v for k, v in enumerate(parts)})
+        parts = _NO_LIMBS if value is None else to_limbs(value)
+        row.update(zip(_limb_names(name), parts, strict=True))
 
 
 def _missing(e: MissingRateError) -> str:

@@ -7,8 +7,10 @@ the derived rows (spans, states, the ledger tables) in step.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -77,6 +79,22 @@ def _moment_of(record: Any) -> datetime | None:
     if isinstance(record, Transaction):
         return record.at
     return None
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic collector off for a bulk import: the import allocates millions of
+    short-lived rows next to the caller's book, and each full collection walks all of
+    them again (5k customers: 11% of the import's CPU, more as the book grows). The few
+    cycles it makes are collected once it ends, when the collector is on again."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 class SQLWrites(SQLMigrations):
@@ -380,7 +398,8 @@ class SQLWrites(SQLMigrations):
             self._ledger_refresh_rates(conn, pairs, touched, source=book if fresh else None)
             return total
 
-        return self._run(True, run)
+        with _collector_paused():
+            return self._run(True, run)
 
     # -- reads -------------------------------------------------------------------------------
 
