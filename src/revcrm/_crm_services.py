@@ -109,10 +109,12 @@ def invoice_overdue_span(invoice: Invoice, tz: tzinfo = UTC) -> Span | None:
 
     The due date is a calendar day, so when the day after it begins depends on a time
     zone: the ledger and the stores read it in UTC (the default); :func:`invoice_overdue`
-    in ``at``'s own zone (``at.date()``, its historical behaviour). The one span equals
+    in ``at``'s own zone (``at.date()``, its historical behaviour). The span equals
     "``at``'s date is after the due date" exactly wherever the zone's date never steps
-    back (a clock set back across midnight into the previous day would make the date
-    go back, which no zone's rules since 1970 in the tests do)."""
+    back. It did step back where a clock was set back across midnight into the previous
+    day (tzdata since 1970: Newfoundland, Goose Bay and Moncton at 00:01 to 23:01 in
+    1987-2010, Antarctica/Casey in 2010, none since): there the span is overdue from the
+    first midnight on, through the repeated hour of the due day."""
     unpaid = invoice_unpaid_span(invoice)
     if unpaid is None:
         return None

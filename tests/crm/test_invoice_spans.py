@@ -176,3 +176,25 @@ def test_point_rules_equal_the_former_definitions(inv: Invoice, at: datetime, ne
     assert invoice_unpaid(inv, at) is _old_unpaid(inv, at)
     assert invoice_overdue(inv, at) is _old_overdue(inv, at)
     assert overdue_intervals(inv) == _old_overdue_intervals(inv)
+
+
+def test_where_a_zone_sets_its_clock_back_across_midnight_the_span_starts_at_the_first_midnight() -> (
+    None
+):
+    # The one documented difference from the former point rule: Newfoundland set its
+    # clocks back at 00:01 to 23:01 the day before (1987-2010), so its date went back
+    # for an hour. The span is overdue from the first moment of the day after the due
+    # date on (02:30 UTC); the former rule, reading at.date(), said "not overdue" again
+    # for that repeated hour.
+    zone = ZoneInfo("America/St_Johns")
+    due = date(2010, 11, 6)
+    inv = _invoice(datetime(2010, 11, 1, tzinfo=UTC), due, InvoiceStatus.OPEN, None)
+    first_midnight = datetime(2010, 11, 7, 2, 30, tzinfo=UTC)
+    assert overdue_from(inv, zone) == first_midnight
+    repeated = datetime(2010, 11, 7, 2, 45, tzinfo=UTC).astimezone(zone)
+    assert repeated.date() == due  # 23:15 on the due day, the second time
+    assert invoice_overdue(inv, repeated)
+    assert not _old_overdue(inv, repeated)
+    after = datetime(2010, 11, 7, 3, 30, tzinfo=UTC).astimezone(zone)
+    assert invoice_overdue(inv, after)
+    assert _old_overdue(inv, after)
