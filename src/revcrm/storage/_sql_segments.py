@@ -61,9 +61,8 @@ from revcrm.storage._sql_base import (
 )
 from revcrm.storage._sql_db import _chunks
 from revcrm.storage._sql_decimal import _ZERO, _dec
-from revcrm.storage._sql_ledger import NO_HORIZON
+from revcrm.storage._sql_ledger import NO_HORIZON, SQLLedger
 from revcrm.storage._sql_ledger_build import units_decimal
-from revcrm.storage._sql_service_upkeep import SQLServiceUpkeep
 
 __all__ = ["SQLSegments"]
 
@@ -176,7 +175,7 @@ class _SegmentFacts:
     baseline: LtvBaseline
 
 
-class SQLSegments(SQLServiceUpkeep):
+class SQLSegments(SQLLedger):
     """Status, product and segment conditions at a moment; segment counts and members."""
 
     def _contains(self, t: datetime, *, scan: bool = False) -> ColumnElement[bool]:
