@@ -31,7 +31,18 @@ from revcrm._ledger._fixed import places
 from revcrm._ledger._renewals import billing_dates, cycle_code, period_index
 from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 
-__all__ = ["Prices", "Rules", "Services", "States", "Walk", "amount_codes", "states_of", "walk"]
+__all__ = [
+    "Prices",
+    "Rules",
+    "Services",
+    "States",
+    "Walk",
+    "amount_codes",
+    "next_billing_after",
+    "next_renewal_after",
+    "states_of",
+    "walk",
+]
 
 I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
@@ -289,6 +300,13 @@ def next_billing_after(anchor: I64, months: I64, length_us: I64, t: I64) -> I64:
     return billing_dates(anchor, months, length_us, period_index(anchor, months, length_us, t) + 1)
 
 
+def next_renewal_after(anchor: I64, months: I64, length_us: I64, t: I64) -> I64:
+    """The next renewal after ``t`` (``SubscriptionState.next_renewal``'s rule): the
+    anchor while ``t`` is before it, else the first billing date after ``t``."""
+    out: I64 = np.where(t < anchor, anchor, next_billing_after(anchor, months, length_us, t))
+    return out
+
+
 def amount_codes(st: States, i: I64, t: I64, rules: Rules) -> tuple[I64, I64]:
     """``state_amount(state i, t)`` as a value code, and the code of the price the policy
     counts at ``t`` whatever the status (``discounted_price``'s: zero means a free plan)."""
@@ -478,7 +496,6 @@ class Services:
             k = i[j]
             t = np.full(j.size, at_us, dtype=np.int64)
             anchor = self.anchor[k]
-            nxt = next_billing_after(anchor, self.months[k], self.length_us[k], t)
-            nxt = np.where(t < anchor, anchor, nxt)
+            nxt = next_renewal_after(anchor, self.months[k], self.length_us[k], t)
             out[j] = nxt <= horizon_us
         return out

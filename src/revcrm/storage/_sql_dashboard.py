@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from revcrm._book import Book
 from revcrm._calendar import local_moment, month_start, shift
-from revcrm._ledger._walk import next_billing_after
+from revcrm._ledger._walk import next_renewal_after
 from revcrm._money import EXACT_CONTEXT, Money, check_currency
 from revcrm._subscription import Subscription
 from revcrm._time import ONE_DAY, as_of_moment
@@ -136,9 +136,8 @@ class SQLDashboard(SQLMetrics):
             np.fromiter((r[k] for r in rows), dtype=np.int64, count=len(rows)) for k in range(3)
         )
         t_us = np.full(len(rows), moment_value(t), dtype=np.int64)
-        # ``SubscriptionState.next_renewal``: the anchor before it, else the first billing
-        # date after ``t`` (the engine's ``renewing`` reads it the same way).
-        nxt = np.where(t_us < anchor, anchor, next_billing_after(anchor, months, length_us, t_us))
+        # ``SubscriptionState.next_renewal``'s rule, as the engine's ``renewing`` reads it.
+        nxt = next_renewal_after(anchor, months, length_us, t_us)
         due = np.flatnonzero(nxt <= moment_value(horizon)).tolist()
         fixed = _ZERO
         native: dict[str, Decimal] = defaultdict(lambda: _ZERO)
