@@ -44,7 +44,6 @@ from revcrm.metrics._inputs import (
     check_analysis_args,
 )
 from revcrm.metrics._mrr import DEFAULT_POLICY, state_mrr
-from revcrm.metrics._mrr import subscription_mrr_timeline as _timeline
 from revcrm.metrics._policy import MetricsPolicy
 
 __all__ = [
@@ -164,17 +163,35 @@ def customer_mrrs(
 
 
 def first_paid_at(subscriptions: Iterable[Subscription], policy: MetricsPolicy) -> datetime | None:
-    """The first moment any of the subscriptions had MRR > 0 ("subscriber since")."""
-    firsts = [steps[0][0] for sub in subscriptions if (steps := _timeline(sub, policy=policy))]
-    return min(firsts) if firsts else None
+    """The first moment any of the subscriptions had MRR > 0 ("subscriber since"), as
+    :func:`first_paid_by_customer` finds it (``None``: never)."""
+    return min(_first_paid(tuple(subscriptions), policy).values(), default=None)
 
 
 def first_paid_by_customer(book: Book, policy: MetricsPolicy) -> dict[str, datetime]:
+    """When each customer of the book first had MRR > 0: :meth:`MrrAnalysis.first_paid`
+    of the book's subscriptions, without an analysis in one currency (and its rates)."""
+    return _first_paid(book.subscriptions, policy)
+
+
+def _first_paid(
+    subscriptions: Sequence[Subscription], policy: MetricsPolicy
+) -> dict[str, datetime]:
+    # The engine's definition (the customer's first ledger event with MRR above zero),
+    # each currency's subscriptions analysed in their own currency: amounts are never
+    # negative and rates are positive, so the first moment the converted total is above
+    # zero is the earliest of the currencies' own first moments, and no rate is needed
+    # (a customer in two currencies without rates answers as before, never
+    # MissingRateError).
+    by_currency: dict[str, list[Subscription]] = defaultdict(list)
+    for sub in subscriptions:
+        by_currency[sub.currency].append(sub)
     out: dict[str, datetime] = {}
-    for cid, subs in book.subscriptions_by_customer.items():
-        first = first_paid_at(subs, policy)
-        if first is not None:
-            out[cid] = first
+    for code, subs in sorted(by_currency.items()):
+        own = analyse(Book(subscriptions=tuple(subs)), currency=code, policy=policy)
+        for cid, first in own.first_paid().items():
+            if cid not in out or first < out[cid]:
+                out[cid] = first
     return out
 
 
