@@ -1,5 +1,6 @@
 """The ledger's customer-status intervals: over which ``[start, end)`` a customer has each
-status of :func:`revcrm._crm_services.customer_status` (evaluated here, never restated).
+status of :func:`revcrm._crm_services.customer_status` (its rule,
+:func:`~revcrm._crm_services.status_from`, fed here with what it reads; never restated).
 
 The rule reads the subscriptions' states at a moment (a state is constant between two of
 its changes; a cancelled service stops being active at its ``ended_at``) and whether an
@@ -21,9 +22,16 @@ from datetime import datetime
 
 import attrs
 
-from revcrm._crm_services import CustomerStatus, customer_status, invoice_overdue_span, overdue_from
+from revcrm._crm_services import (
+    CustomerStatus,
+    invoice_overdue_span,
+    is_active_service,
+    is_troubled_service,
+    overdue_from,
+    status_from,
+)
 from revcrm._records import Invoice
-from revcrm._subscription import Subscription, SubscriptionStatus
+from revcrm._subscription import Subscription, SubscriptionState, SubscriptionStatus
 
 __all__ = ["StatusInterval", "overdue_intervals", "rule_moments", "status_intervals"]
 
@@ -74,22 +82,63 @@ def status_intervals(
     """The customer's status pieces other than ``LEAD``, in time order (see the module
     docstring); ``subscriptions`` and ``invoices``: all of the customer's.
 
-    The rule reads invoices only through ``invoice_overdue``, so at each moment it is
-    given the invoices overdue then (from :func:`overdue_intervals`), not all of them:
-    the same answer, without asking every invoice at every moment. ``overdue``: those
-    pieces as ``(invoice, start, end)``, when the caller has them already."""
-    out: list[StatusInterval] = []
-    moments = rule_moments(subscriptions, invoices)
+    The moments are walked in order, so each subscription's state is found by moving a
+    pointer along its history (not by a search per moment), and "an invoice is overdue"
+    is a count of the overdue pieces (:func:`overdue_intervals`) opened and not yet
+    closed; what they say is fed to :func:`~revcrm._crm_services.status_from`, the rule
+    :func:`~revcrm._crm_services.customer_status` also feeds (every record moment is in
+    UTC, the zone the pieces are read in). The invoices change the rule's input only
+    where an overdue piece starts or ends, so of :func:`rule_moments` only those and the
+    services' moments are walked (the others would only repeat the status before them).
+    ``overdue``: the pieces as ``(invoice, start, end)``, when the caller has them."""
     spans = (
-        [(inv, lo, hi) for inv in invoices for lo, hi in overdue_intervals(inv)]
+        [(lo, hi) for inv in invoices for lo, hi in overdue_intervals(inv)]
         if overdue is None
-        else overdue
+        else [(lo, hi) for _, lo, hi in overdue if hi is None or lo < hi]
     )
+    # Every piece has start < end, so the pieces open at ``at`` are those started by
+    # ``at`` less those ended by ``at``.
+    opens = sorted(lo for lo, _ in spans)
+    closes = sorted(hi for _, hi in spans if hi is not None)
+    moments = {*opens, *closes}
+    # Per subscription: its change times, and per state what the rule reads of it
+    # (troubled, ended: fixed; active: at the moment, the state itself).
+    walks: list[tuple[list[datetime], list[tuple[bool, bool, SubscriptionState]]]] = []
+    for sub in subscriptions:
+        times = [c.at for c in sub.history]
+        moments.update(times)
+        reads = []
+        for state in sub.states:
+            reads.append((is_troubled_service(state), state.status.is_ended, state))
+            if state.status is SubscriptionStatus.CANCELLED and state.ended_at is not None:
+                moments.add(state.ended_at)
+        walks.append((times, reads))
+    pointers = [0] * len(walks)
+    n_opens, n_closes = len(opens), len(closes)
+    opened_by = closed_by = 0
+    out: list[StatusInterval] = []
     current: CustomerStatus = CustomerStatus.LEAD
     opened: datetime | None = None
-    for at in moments:
-        now = [inv for inv, lo, hi in spans if lo <= at and (hi is None or at < hi)]
-        status = customer_status(subscriptions, now, at)
+    for at in sorted(moments):
+        while opened_by < n_opens and opens[opened_by] <= at:
+            opened_by += 1
+        while closed_by < n_closes and closes[closed_by] <= at:
+            closed_by += 1
+        troubled = active = ended = False
+        for k, (times, reads) in enumerate(walks):
+            i = pointers[k]
+            n = len(times)
+            while i < n and times[i] <= at:
+                i += 1
+            pointers[k] = i
+            if i:
+                is_troubled, is_ended, state = reads[i - 1]
+                troubled = troubled or is_troubled
+                ended = ended or is_ended
+                active = active or is_active_service(state, at)
+        status = status_from(
+            troubled=troubled, overdue=opened_by > closed_by, active=active, ended=ended
+        )
         if status is current:
             continue
         if current is not CustomerStatus.LEAD and opened is not None:
