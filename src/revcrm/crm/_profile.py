@@ -450,7 +450,8 @@ def customer_profile(
             customer_book(book, customer_id), currency=currency, policy=pol, horizon=at + _TICK
         )
     if value is None:
-        value = customer_value(book, customer_id, as_of=at, currency=currency, policy=pol)
+        # The analysis the MRR comes from also gives "subscriber since" (one analysis).
+        value = customer_value(book, customer_id, as_of=at, currency=currency, analysis=analysis)
     elif value.customer_id != customer_id or value.as_of != at or value.currency != currency:
         raise ValidationError("value", value, "computed for another customer, moment or currency")
     subs = book.subscriptions_by_customer.get(customer_id, ())
