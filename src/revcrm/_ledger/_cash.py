@@ -91,18 +91,45 @@ class CashColumns:
 
     def rows(self) -> Iterator[CashEntry]:
         """The entries as :class:`CashEntry` rows (what a store keeps as a table)."""
-        for i in range(len(self)):
+        # Python lists, not one numpy scalar per element: an import builds every row.
+        kinds = [k.value for k in KIND_CODES]
+        customers, currencies, methods = self.customer_ids, self.currencies, self.methods
+        columns = zip(
+            self.entry_ids,
+            self.customer.tolist(),
+            self.at.tolist(),
+            self.kind.tolist(),
+            self.currency.tolist(),
+            self.amount.tolist(),
+            self.reporting.tolist(),
+            self.converted.tolist(),
+            self.invoice_ids,
+            self.method.tolist(),
+            strict=True,
+        )
+        for (
+            entry,
+            customer,
+            at,
+            kind,
+            currency,
+            amount,
+            reporting,
+            converted,
+            invoice,
+            m,
+        ) in columns:
             yield CashEntry(
-                entry_id=self.entry_ids[i],
-                customer_id=self.customer_ids[int(self.customer[i])],
-                at=int(self.at[i]),
-                kind=KIND_CODES[int(self.kind[i])].value,
-                currency=self.currencies[int(self.currency[i])],
-                amount=int(self.amount[i]),
-                amount_reporting=int(self.reporting[i]) if self.converted[i] else None,
+                entry_id=entry,
+                customer_id=customers[customer],
+                at=at,
+                kind=kinds[kind],
+                currency=currencies[currency],
+                amount=int(amount),
+                amount_reporting=int(reporting) if converted else None,
                 digits=self.digits,
-                invoice_id=self.invoice_ids[i],
-                method=None if self.method[i] == NO_METHOD else self.methods[int(self.method[i])],
+                invoice_id=invoice,
+                method=None if m == NO_METHOD else methods[m],
             )
 
 

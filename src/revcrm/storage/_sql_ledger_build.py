@@ -235,7 +235,11 @@ def build_cash_rows(
     limbs: bool,
 ) -> tuple[list[Row], list[Row]]:
     """The ``ledger_cash`` rows of these customers (all their transactions and credit
-    entries given), and the ``ledger_cash_missing`` rows of those lacking a rate."""
+    entries given), and the ``ledger_cash_missing`` rows of those lacking a rate.
+
+    ``limbs`` (SQLite): the rows hold the values as SQLite stores them (moments in
+    microseconds, amounts as decimal text, which :func:`~revcrm.storage._codec.flat`
+    passes on unchanged), for the driver only; else typed values (PostgreSQL)."""
     rows: list[Row] = []
     missing: list[Row] = []
     ids = tuple(sorted(set(customer_ids)))
@@ -250,23 +254,24 @@ def build_cash_rows(
                 cols.append(cash_columns(book, currency, customer_ids=(cid,)))
             except MissingRateError as e:
                 missing.append({"customer_id": cid, "missing": _missing(e)})
+    # SQLite's rows carry the stored values themselves (microseconds, decimal text): the
+    # entries' moments are microseconds already, so no datetime is made to be undone.
     for c in cols:
         for entry in c.rows():
+            amount = units_decimal(entry.amount, entry.digits)
+            reporting = entry.amount_reporting
+            value = None if reporting is None else units_decimal(reporting, entry.digits)
             row: Row = {
                 "customer_id": entry.customer_id,
                 "kind": entry.kind,
                 "entry_id": entry.entry_id,
-                "at": moment_from_value(entry.at),
+                "at": entry.at if limbs else moment_from_value(entry.at),
                 "currency": entry.currency,
-                "amount": units_decimal(entry.amount, entry.digits),
+                "amount": str(amount) if limbs else amount,
             }
-            reporting = entry.amount_reporting
-            _money(
-                row,
-                "reporting",
-                None if reporting is None else units_decimal(reporting, entry.digits),
-                limbs,
-            )
+            _money(row, "reporting", value, limbs)
+            if limbs and value is not None:
+                row["reporting"] = str(value)
             row["invoice_id"] = entry.invoice_id
             rows.append(row)
     return rows, missing
