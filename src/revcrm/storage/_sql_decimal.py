@@ -4,8 +4,8 @@ the few expressions that differ between SQLite and PostgreSQL.
 PostgreSQL sums ``NUMERIC`` natively. On SQLite money is decimal text plus seven integer
 limbs (see :func:`revcrm.storage._codec.to_limbs`): the limbs are summed in C and only the
 amounts without limbs go through the exact Python aggregates registered on each
-connection (``rc_dsum``, ``rc_dsumx``, the sortable key ``rc_dkey`` and the High Value
-test ``rc_dover``). Nothing passes through a float.
+connection (``rc_dsum``, ``rc_dsumx`` and the sortable key ``rc_dkey``): decimal
+arithmetic only, no metric or segment rule. Nothing passes through a float.
 """
 
 from __future__ import annotations
@@ -128,17 +128,10 @@ def _dkey(value: object) -> str | None:
     return None if value is None else decimal_key(_exact(value))
 
 
-def _dover(own: object, foreign: object, count: object, total: object) -> int:
-    """Whether ``(own + foreign) * count > total``, exactly (the High Value test)."""
-    ltv = EXACT_CONTEXT.add(_exact(own), _exact(foreign))
-    return int(EXACT_CONTEXT.multiply(ltv, _exact(count)) > _exact(total))
-
-
 def _register_sqlite(dbapi_connection: Any) -> None:
     dbapi_connection.create_aggregate("rc_dsum", 1, _DSum)
     dbapi_connection.create_aggregate("rc_dsumx", 2, _DSumX)
     dbapi_connection.create_function("rc_dkey", 1, _dkey, deterministic=True)
-    dbapi_connection.create_function("rc_dover", 4, _dover, deterministic=True)
 
 
 # -- dialect differences ----------------------------------------------------------------------
