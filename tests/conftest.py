@@ -9,11 +9,12 @@ from typing import Final
 import pytest
 from hypothesis import HealthCheck, settings
 
-# The default profile is what the test command runs: 25 examples a property keeps the
-# whole suite within its 8 minutes on 2 cores (40 took it to 9); "thorough" (500) is for
-# a deeper run: HYPOTHESIS_PROFILE=thorough bash scripts/test.sh.
+# The default profile is what the test command runs: 20 examples a property keeps the
+# whole suite within its 8 minutes on 2 cores (25 took it to 9 min 37 s on a fresh clone
+# once the ledger's invoice, trial and reach rows came in); "thorough" (500) is for a
+# deeper run: HYPOTHESIS_PROFILE=thorough bash scripts/test.sh.
 settings.register_profile(
-    "default", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "default", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("fast", max_examples=15, deadline=None)
 settings.register_profile(
@@ -85,6 +86,19 @@ NO_COVER: Final = (
     # Equalities across the stores: the contract and example tests cover the same paths.
     "tests/storage/test_one_definition.py",
     "tests/metrics/test_dashboard_stores.py",
+    "tests/storage/test_sql_ledger.py",
+    "tests/sync/test_host_panel.py",
+    "tests/reliability/test_races.py",
+    # Differential properties against a copied oracle: the figures' code they run is the
+    # example tests' too; traced, their many examples cost about twice (the 8 minutes).
+    "tests/metrics/test_ledger_figures.py",
+    "tests/metrics/test_cash_entries.py",
+    "tests/metrics/test_status_ledger.py",
+    "tests/storage/test_ledger_status.py",
+    "tests/metrics/test_ledger_invoices.py::test_invoice_figures_equal_the_decimal_oracle",
+    "tests/metrics/test_renewals_ledger.py::test_renewals_due_is_the_per_subscription_definition",
+    "tests/ledger/test_trial_rows.py::test_trial_conversion_is_the_per_subscription_definition",
+    "tests/segments/test_rule_columns.py::test_the_columnar_rules_equal_the_per_customer_rules",
 )
 
 
